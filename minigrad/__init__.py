@@ -1,0 +1,9 @@
+"""minigrad: a small, fast, readable autograd framework for convolutional networks."""
+from . import nn  # noqa: F401
+from .function import Function, enable_grad, is_grad_enabled, no_grad  # noqa: F401
+from .gradcheck import gradcheck  # noqa: F401
+from .ops.shape import cat, split, stack  # noqa: F401
+from .tensor import Tensor, tensor  # noqa: F401
+from .threads import get_num_threads, set_num_threads  # noqa: F401
+
+__version__ = "0.1.0"

@@ -1,0 +1,121 @@
+"""The op base class: one ``Function`` subclass per differentiable operation.
+
+A subclass implements
+
+* ``forward(self, *arrays)``: numpy arrays in, a numpy array (or a tuple of them) out; it keeps
+  what the backward pass needs with ``self.save_for_backward(...)`` or plain attributes;
+* ``backward(self, *grad_outputs)``: one gradient array per output in, one gradient per input
+  out (``None`` for an input that needs none; ``self.needs_input_grad[i]`` says which do).
+
+Hyper-parameters (stride, axis, ...) go to ``__init__``. Calling the instance on tensors runs the
+forward pass and, when gradients are enabled and some input requires them, records the node in
+the graph:
+
+    class Exp(Function):
+        def forward(self, x):
+            y = np.exp(x)
+            self.save_for_backward(y)
+            return y
+
+        def backward(self, gy):
+            (y,) = self.saved_tensors
+            return gy * y
+
+    y = Exp()(x)
+"""
+import contextlib
+import threading
+
+import numpy as np
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    return getattr(_state, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def _grad_mode(enabled):
+    previous = is_grad_enabled()
+    _state.grad_enabled = enabled
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+def no_grad():
+    """Context manager: ops inside build no graph and save nothing for backward."""
+    return _grad_mode(False)
+
+
+def enable_grad():
+    return _grad_mode(True)
+
+
+class Function:
+    """Base class of every op (see the module docstring)."""
+
+    #: filled in by ``__call__``: which inputs need a gradient
+    needs_input_grad = ()
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, *grad_outputs):
+        raise NotImplementedError
+
+    # -- saved buffers ---------------------------------------------------------------------------
+    def save_for_backward(self, *arrays):
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self):
+        saved = getattr(self, "_saved", None)
+        if saved is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: its saved buffers were already freed by a previous "
+                "backward(); call backward(retain_graph=True) the first time to backpropagate "
+                "through the graph twice")
+        return saved
+
+    def release(self):
+        """Drop the buffers kept for backward (called after backward unless retain_graph)."""
+        self._saved = None
+        self._released = True
+
+    # -- graph recording -------------------------------------------------------------------------
+    def __call__(self, *inputs):
+        from .tensor import Tensor, as_tensor
+
+        inputs = tuple(x if isinstance(x, Tensor) else as_tensor(x) for x in inputs)
+        record = is_grad_enabled() and any(x.requires_grad for x in inputs)
+        self.needs_input_grad = tuple(x.requires_grad for x in inputs)
+        if not record:
+            # Ops may test this to skip saving; nothing will call backward.
+            self.needs_input_grad = (False,) * len(inputs)
+        outputs = self.forward(*(x.data for x in inputs))
+        single = not isinstance(outputs, tuple)
+        if single:
+            outputs = (outputs,)
+        results = tuple(Tensor._from_op(np.asarray(y), self if record else None, i)
+                        for i, y in enumerate(outputs))
+        if record:
+            self.inputs = inputs
+            self.output_meta = tuple((y.shape, y.dtype) for y in results)
+            self._released = False
+        else:
+            self._saved = None
+        _check_anomaly_forward(self, results)
+        return results[0] if single else results
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+
+# Anomaly detection hooks; replaced by minigrad.anomaly when it is active.
+def _check_anomaly_forward(fn, outputs):
+    hook = getattr(_state, "anomaly_forward", None)
+    if hook is not None:
+        hook(fn, outputs)

@@ -1,0 +1,4 @@
+"""Layers (``minigrad.nn``) and the functional API (``minigrad.nn.functional``)."""
+from . import functional  # noqa: F401
+from .activation import ReLU  # noqa: F401
+from .module import Module, Parameter, Sequential  # noqa: F401

@@ -1,0 +1,5 @@
+"""The functional API (``import minigrad.nn.functional as F``), PyTorch's names and arguments.
+
+Each function validates its arguments and applies the op class from ``minigrad.ops``.
+"""
+from ..ops.activation import relu  # noqa: F401

@@ -1,0 +1,308 @@
+"""The Tensor: a numpy array plus the link to the op that made it, and the backward graph walk."""
+import numbers
+
+import numpy as np
+
+from .function import is_grad_enabled
+
+_FLOAT_TYPES = (np.float32, np.float64)
+
+
+def _as_array(data, dtype=None):
+    """numpy array for ``data``: Python floats and lists become float32 (the default), numpy
+    float32/float64 arrays keep their dtype, other floats become float32, integers stay integers."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.ascontiguousarray(data, dtype=np.dtype(dtype))
+    array = np.asarray(data)
+    if array.dtype.kind == "f" and array.dtype not in _FLOAT_TYPES:
+        array = array.astype(np.float32)
+    elif array.dtype.kind == "f" and not isinstance(data, np.ndarray) and not isinstance(
+            data, np.generic):
+        array = array.astype(np.float32)   # Python floats / lists of floats: float32 default
+    elif array.dtype.kind == "O":
+        raise TypeError(f"cannot make a tensor from data of type {type(data).__name__}")
+    return np.ascontiguousarray(array)
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    ``data`` is a C-contiguous numpy array (float32 by default, float64 for gradient checks);
+    ``grad`` is filled by ``backward()`` on tensors that require it.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_creator", "_output_index", "__weakref__")
+    __array_priority__ = 1000   # make ``ndarray op Tensor`` call Tensor's reflected operator
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        self.data = _as_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require grad, got dtype {self.data.dtype}")
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._creator = None
+        self._output_index = 0
+
+    @classmethod
+    def _from_op(cls, data, creator, index):
+        out = cls.__new__(cls)
+        out.data = data if data.flags.c_contiguous else np.ascontiguousarray(data)
+        out.grad = None
+        out.requires_grad = creator is not None
+        out._creator = creator
+        out._output_index = index
+        return out
+
+    # -- basic attributes --------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self._creator is None)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        return f"tensor({body}, dtype={self.dtype}{grad})"
+
+    def numpy(self):
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def detach(self):
+        """A new leaf sharing this tensor's data, outside the graph."""
+        return Tensor._from_op(self.data, None, 0)
+
+    def requires_grad_(self, flag=True):
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad, got {self.dtype}")
+        self.requires_grad = bool(flag)
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    def astype(self, dtype):
+        from .ops.math import Cast
+        return Cast(np.dtype(dtype))(self)
+
+    # -- backward ----------------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) · grad into the ``.grad`` of every leaf that requires it.
+
+        The graph is walked in reverse topological order without recursion. Unless
+        ``retain_graph`` is true, each op's saved buffers are freed once it has run backward.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad "
+                               "(no input of the computation had requires_grad=True)")
+        grad = self._initial_grad(grad)
+        if self._creator is None:
+            self._accumulate(grad)
+            return
+        order = _topological_order(self._creator)
+        pending = {self._creator: [None] * len(self._creator.output_meta)}
+        pending[self._creator][self._output_index] = grad
+        from .function import _state
+        backward_hook = getattr(_state, "anomaly_backward", None)
+        for fn in order:
+            grad_outputs = [g if g is not None else np.zeros(shape, dtype)
+                            for g, (shape, dtype) in zip(pending.pop(fn), fn.output_meta)]
+            grad_inputs = fn.backward(*grad_outputs)
+            if not isinstance(grad_inputs, tuple):
+                grad_inputs = (grad_inputs,)
+            if len(grad_inputs) != len(fn.inputs):
+                raise RuntimeError(f"{type(fn).__name__}.backward returned {len(grad_inputs)} "
+                                   f"gradients for {len(fn.inputs)} inputs")
+            if backward_hook is not None:
+                backward_hook(fn, grad_inputs)
+            for x, gx, needed in zip(fn.inputs, grad_inputs, fn.needs_input_grad):
+                if not needed or gx is None:
+                    continue
+                gx = np.asarray(gx)
+                if gx.shape != x.shape:
+                    raise RuntimeError(f"{type(fn).__name__}.backward returned a gradient of "
+                                       f"shape {gx.shape} for an input of shape {x.shape}")
+                if x._creator is None:
+                    x._accumulate(gx)
+                else:
+                    slots = pending.setdefault(x._creator, [None] * len(x._creator.output_meta))
+                    i = x._output_index
+                    slots[i] = gx if slots[i] is None else slots[i] + gx
+            if not retain_graph:
+                fn.release()
+                fn.inputs = ()
+
+    def _initial_grad(self, grad):
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a single-element "
+                                   f"output, got shape {self.shape}; pass grad=")
+            return np.ones_like(self.data)
+        grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+        if grad.dtype.kind != "f":
+            raise TypeError(f"grad must be a floating-point array, got dtype {grad.dtype}")
+        if grad.shape != self.shape:
+            raise ValueError(f"grad has shape {grad.shape} but the tensor has shape {self.shape}")
+        return grad.astype(self.dtype, copy=False)
+
+    def _accumulate(self, gx):
+        if not self.requires_grad:
+            return
+        gx = gx.astype(self.dtype, copy=False)
+        # Out of place: gx may alias another tensor's gradient.
+        self.grad = np.array(gx, copy=True) if self.grad is None else self.grad + gx
+
+    # -- operators (each is an op class in minigrad.ops) -----------------------------------
+    def __add__(self, other):
+        return arithmetic.add(self, other)
+
+    def __radd__(self, other):
+        return arithmetic.add(other, self)
+
+    def __sub__(self, other):
+        return arithmetic.sub(self, other)
+
+    def __rsub__(self, other):
+        return arithmetic.sub(other, self)
+
+    def __mul__(self, other):
+        return arithmetic.mul(self, other)
+
+    def __rmul__(self, other):
+        return arithmetic.mul(other, self)
+
+    def __truediv__(self, other):
+        return arithmetic.div(self, other)
+
+    def __rtruediv__(self, other):
+        return arithmetic.div(other, self)
+
+    def __neg__(self):
+        return arithmetic.neg(self)
+
+    def __pow__(self, exponent):
+        return arithmetic.pow(self, exponent)
+
+    def __matmul__(self, other):
+        return arithmetic.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return arithmetic.matmul(other, self)
+
+    def __getitem__(self, index):
+        return shape_ops.getitem(self, index)
+
+    # Comparisons give plain boolean tensors, outside the graph.
+    def __lt__(self, other):
+        return Tensor(self.data < _raw(other))
+
+    def __le__(self, other):
+        return Tensor(self.data <= _raw(other))
+
+    def __gt__(self, other):
+        return Tensor(self.data > _raw(other))
+
+    def __ge__(self, other):
+        return Tensor(self.data >= _raw(other))
+
+    __hash__ = object.__hash__
+
+    # -- methods -----------------------------------------------------------------------------
+    def exp(self):
+        return math_ops.exp(self)
+
+    def log(self):
+        return math_ops.log(self)
+
+    def sqrt(self):
+        return math_ops.sqrt(self)
+
+    def abs(self):
+        return math_ops.abs(self)
+
+    def clip(self, min=None, max=None):
+        return math_ops.clip(self, min, max)
+
+    def sum(self, axis=None, keepdims=False):
+        return reduction.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return reduction.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return reduction.max(self, axis, keepdims)
+
+    def reshape(self, *shape):
+        return shape_ops.reshape(self, *shape)
+
+    def transpose(self, *axes):
+        return shape_ops.transpose(self, *axes)
+
+    def permute(self, *axes):
+        return shape_ops.transpose(self, *axes)
+
+    def flatten(self, start_axis=0, end_axis=-1):
+        return shape_ops.flatten(self, start_axis, end_axis)
+
+    @property
+    def T(self):
+        return shape_ops.transpose(self)
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def tensor(data, requires_grad=False, dtype=None):
+    """Make a tensor (float32 by default; numpy float64 data stays float64)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def as_tensor(x, like=None):
+    """``x`` itself if it is a Tensor, else a constant tensor; a Python number takes the dtype of
+    ``like`` so that ``float32_tensor * 2`` stays float32."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, numbers.Number) and like is not None and like.dtype.kind == "f":
+        return Tensor(np.asarray(x, dtype=like.dtype))
+    return Tensor(x)
+
+
+def _topological_order(root):
+    """Ops reachable from ``root``, each after every op that consumes its outputs (iterative)."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        fn, expanded = stack.pop()
+        if expanded:
+            order.append(fn)
+            continue
+        if fn in visited:
+            continue
+        if getattr(fn, "_released", False):
+            raise RuntimeError(
+                f"trying to backward through the graph a second time ({type(fn).__name__}'s "
+                "saved buffers were freed by the first backward); pass retain_graph=True to "
+                "the first backward() to keep them")
+        visited.add(fn)
+        stack.append((fn, True))
+        for x in fn.inputs:
+            if x._creator is not None and x._creator not in visited:
+                stack.append((x._creator, False))
+    order.reverse()
+    return order
+
+
+# Imported last: the op modules use Tensor lazily through Function.__call__.
+from .ops import arithmetic, reduction  # noqa: E402
+from .ops import math as math_ops  # noqa: E402
+from .ops import shape as shape_ops  # noqa: E402
