@@ -104,11 +104,8 @@ class MatMul(Function):
         # Promote 1-D operands to matrices so one formula covers every case.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        g2 = gy
-        if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
-        if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
+        g2 = gy.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+                        + (a2.shape[-2], b2.shape[-1]))
         ga = gb = None
         if self.needs_input_grad[0]:
             ga = g2 @ np.swapaxes(b2, -1, -2)
