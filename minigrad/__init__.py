@@ -1,5 +1,6 @@
 """minigrad: a small, fast, readable autograd framework for convolutional networks."""
 from . import nn  # noqa: F401
+from .anomaly import AnomalyError, detect_anomaly  # noqa: F401
 from .function import Function, enable_grad, is_grad_enabled, no_grad  # noqa: F401
 from .gradcheck import gradcheck  # noqa: F401
 from .ops.shape import cat, split, stack  # noqa: F401
