@@ -1,5 +1,11 @@
-"""Modules: objects that own parameters and buffers and compute ``forward``, as in PyTorch."""
-from collections import OrderedDict
+"""Modules: objects that own parameters and buffers and compute ``forward``, as in PyTorch.
+
+Assigning a ``Parameter`` or a ``Module`` to an attribute registers it (in assignment order);
+``register_buffer`` registers non-learnable state (BatchNorm's running statistics). The
+``state_dict`` names every parameter and buffer by its dotted path (``"block.0.weight"``).
+"""
+from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -15,9 +21,27 @@ class Parameter(Tensor):
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
 
+#: what ``load_state_dict`` returns (PyTorch's field names)
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _join(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _as_buffer(value, name):
+    """A buffer is a numpy array (a Tensor contributes its data) or None."""
+    if value is None:
+        return None
+    array = value.data if isinstance(value, Tensor) else np.asarray(value)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"buffer {name!r} must be a numeric array, got dtype {array.dtype}")
+    return array
+
+
 class Module:
-    """Base class of layers. Assigning a Parameter, a Module or (via ``register_buffer``) a
-    buffer array to an attribute registers it, in assignment order."""
+    """Base class of layers (see the module docstring). Subclasses call ``super().__init__()``
+    first, then assign their parameters, sub-modules and buffers, and define ``forward``."""
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -25,35 +49,69 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
 
+    # -- registration ---------------------------------------------------------------------------
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call Module.__init__() before assigning "
                                "attributes")
-        for registry in (self._parameters, self._modules, self._buffers):
-            registry.pop(name, None)
         if isinstance(value, Parameter):
+            self._unregister(name)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._unregister(name)
             self._modules[name] = value
+        elif name in self._buffers:
+            # Assigning to a buffer updates it (as PyTorch does) instead of unregistering it.
+            value = self._buffers[name] = _as_buffer(value, name)
+        elif name in self._parameters and isinstance(value, Tensor):
+            raise TypeError(f"cannot assign a plain Tensor to parameter {name!r} of "
+                            f"{type(self).__name__}: wrap it in Parameter (or assign None)")
+        else:
+            self._unregister(name)
         object.__setattr__(self, name, value)
 
-    def register_buffer(self, name, array):
-        """Non-learnable state saved in the state_dict (e.g. BatchNorm running statistics)."""
-        self._buffers[name] = None if array is None else np.asarray(array)
-        object.__setattr__(self, name, self._buffers[name])
+    def __delattr__(self, name):
+        self._unregister(name)
+        object.__delattr__(self, name)
 
-    def _set_buffer(self, name, array):
-        self._buffers[name] = array
-        object.__setattr__(self, name, array)
+    def _unregister(self, name):
+        for registry in (self._parameters, self._modules, self._buffers):
+            registry.pop(name, None)
+
+    def register_parameter(self, name, param):
+        """Register ``param`` (a Parameter, or None for "no such parameter") under ``name``."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got "
+                            f"{type(param).__name__}")
+        setattr(self, name, param)
+
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module or None, got "
+                            f"{type(module).__name__}")
+        setattr(self, name, module)
+
+    def register_buffer(self, name, array):
+        """Non-learnable state saved in the state_dict (e.g. BatchNorm running statistics).
+        ``None`` registers the name without state (left out of the state_dict)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"register_buffer: name must be a non-empty string without '.', got "
+                             f"{name!r}")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"register_buffer: {name!r} is already a parameter or sub-module of "
+                           f"{type(self).__name__}")
+        self._buffers[name] = _as_buffer(array, name)
+        object.__setattr__(self, name, self._buffers[name])
 
     # -- running ------------------------------------------------------------------------------
     def forward(self, *args, **kwargs):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
     def train(self, mode=True):
+        """Training mode (``mode=True``) or evaluation mode for this module and all below it."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
@@ -61,86 +119,161 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def apply(self, fn):
+        """Call ``fn(m)`` on every sub-module, children before parents (as PyTorch), e.g. for
+        custom initialisation."""
+        for m in reversed(list(self.modules())):
+            fn(m)
+        return self
+
+    def to(self, dtype):
+        """Cast floating-point parameters (and their gradients) and buffers to ``dtype``
+        (e.g. float64 for a gradient check); Parameter objects stay the same."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"to: dtype must be float32 or float64, got {dtype}")
+        for m in self.modules():
+            for p in m._parameters.values():
+                p.data = np.ascontiguousarray(p.data, dtype=dtype)
+                if p.grad is not None:
+                    p.grad = p.grad.astype(dtype)
+            for name, b in m._buffers.items():
+                if b is not None and b.dtype.kind == "f":
+                    m._buffers[name] = b.astype(dtype)
+                    object.__setattr__(m, name, m._buffers[name])
+        return self
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
     # -- traversal ----------------------------------------------------------------------------
     def children(self):
-        return iter(self._modules.values())
+        return (m for _, m in self.named_children())
 
     def named_children(self):
-        return iter(self._modules.items())
+        return ((n, m) for n, m in self._modules.items() if m is not None)
 
     def named_modules(self, prefix=""):
+        """(dotted name, module) for this module and every module below it, depth first in
+        registration order; a module reachable twice is listed once."""
+        seen = set()
         stack = [(prefix, self)]
         while stack:
-            name, module = stack.pop(0)
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
             yield name, module
-            stack[0:0] = [((f"{name}.{n}" if name else n), m) for n, m in module._modules.items()]
+            stack.extend(reversed([(_join(name, n), m) for n, m in module.named_children()]))
 
     def modules(self):
         return (m for _, m in self.named_modules())
 
-    def named_parameters(self):
+    def named_parameters(self, prefix=""):
+        """(dotted name, parameter) pairs; a parameter shared by several modules is listed
+        once."""
         seen = set()
-        for prefix, module in self.named_modules():
+        for module_prefix, module in self.named_modules(prefix):
             for name, p in module._parameters.items():
                 if id(p) not in seen:
                     seen.add(id(p))
-                    yield (f"{prefix}.{name}" if prefix else name), p
+                    yield _join(module_prefix, name), p
 
     def parameters(self):
         return (p for _, p in self.named_parameters())
 
-    def named_buffers(self):
-        for prefix, module in self.named_modules():
+    def named_buffers(self, prefix=""):
+        for module_prefix, module in self.named_modules(prefix):
             for name, b in module._buffers.items():
                 if b is not None:
-                    yield (f"{prefix}.{name}" if prefix else name), b
+                    yield _join(module_prefix, name), b
+
+    def buffers(self):
+        return (b for _, b in self.named_buffers())
 
     def zero_grad(self):
+        """Forget every parameter's gradient (set it to None, PyTorch's default)."""
         for p in self.parameters():
             p.grad = None
 
-    # -- state ------------------------------------------------------------------------------
-    def state_dict(self):
-        """Name → numpy array (a copy) for every parameter and buffer."""
-        state = OrderedDict((n, p.data.copy()) for n, p in self.named_parameters())
-        state.update((n, np.array(b, copy=True)) for n, b in self.named_buffers())
-        return state
-
-    def load_state_dict(self, state_dict, strict=True):
-        """Copy arrays into parameters and buffers by name. With ``strict`` a missing or
-        unexpected entry raises KeyError naming it; a wrongly shaped entry always raises
-        ValueError naming it. Returns (missing_keys, unexpected_keys)."""
-        targets = OrderedDict()
-        for prefix, module in self.named_modules():
+    # -- state ----------------------------------------------------------------------------------
+    def _state_entries(self, prefix=""):
+        """(key, module, name, is_parameter) for every state_dict entry: per module its
+        parameters then its non-None buffers, depth first. Like PyTorch, a shared parameter or
+        module appears under each of its names."""
+        stack = [(prefix, self)]
+        while stack:
+            module_prefix, module = stack.pop()
             for name in module._parameters:
-                targets[f"{prefix}.{name}" if prefix else name] = (module, name, "param")
+                yield _join(module_prefix, name), module, name, True
             for name, b in module._buffers.items():
                 if b is not None:
-                    targets[f"{prefix}.{name}" if prefix else name] = (module, name, "buffer")
-        missing = [k for k in targets if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in targets]
+                    yield _join(module_prefix, name), module, name, False
+            stack.extend(reversed([(_join(module_prefix, n), m)
+                                   for n, m in module.named_children()]))
+
+    @staticmethod
+    def _entry_array(module, name, is_parameter):
+        return module._parameters[name].data if is_parameter else module._buffers[name]
+
+    def state_dict(self):
+        """Ordered name → numpy array for every parameter and buffer. The arrays are copies, so
+        the dict is a snapshot that later training steps do not change."""
+        return OrderedDict((key, np.array(self._entry_array(m, n, is_p), copy=True))
+                           for key, m, n, is_p in self._state_entries())
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy the arrays of ``state_dict`` into the parameters and buffers of the same name.
+
+        Everything is checked before anything is copied, so a refused checkpoint leaves the
+        model unchanged. A missing or unexpected key raises KeyError naming it when ``strict``;
+        with ``strict=False`` they are skipped and reported. A wrongly shaped (ValueError) or
+        wrongly typed (TypeError) entry always raises, naming the key. Returns
+        ``IncompatibleKeys(missing_keys, unexpected_keys)``.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict: expected a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
+        entries = list(self._state_entries())
+        known = {key for key, *_ in entries}
+        missing = [key for key, *_ in entries if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in known]
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys "
-                           f"{unexpected}")
-        for key, (module, name, kind) in targets.items():
+            raise KeyError(f"load_state_dict into {type(self).__name__}: missing keys {missing}, "
+                           f"unexpected keys {unexpected}")
+        copies, mismatched = [], []
+        for key, module, name, is_parameter in entries:
             if key not in state_dict:
                 continue
-            value = np.asarray(state_dict[key].data if isinstance(state_dict[key], Tensor)
-                               else state_dict[key])
-            current = (module._parameters[name].data if kind == "param"
-                       else module._buffers[name])
-            if value.shape != current.shape:
-                raise ValueError(f"load_state_dict: {key} has shape {value.shape} in the "
-                                 f"checkpoint but {current.shape} in the model")
-            if kind == "param":
-                module._parameters[name].data = np.ascontiguousarray(value, dtype=current.dtype)
-            else:
-                module._set_buffer(name, np.array(value, dtype=current.dtype, copy=True))
-        return missing, unexpected
+            value = state_dict[key]
+            value = np.asarray(value.data if isinstance(value, Tensor) else value)
+            target = self._entry_array(module, name, is_parameter)
+            if value.dtype.kind not in "fiub" or not np.can_cast(value.dtype, target.dtype,
+                                                                 "same_kind"):
+                raise TypeError(f"load_state_dict: entry {key!r} has dtype {value.dtype}, which "
+                                f"cannot be loaded into the model's {target.dtype}")
+            if value.shape != target.shape:
+                mismatched.append(f"{key!r}: checkpoint shape {value.shape}, model shape "
+                                  f"{target.shape}")
+            copies.append((target, value))
+        if mismatched:
+            raise ValueError("load_state_dict: shape mismatch for " + "; ".join(mismatched))
+        for target, value in copies:
+            np.copyto(target, value, casting="same_kind")
+        return IncompatibleKeys(missing, unexpected)
 
     def __repr__(self):
         lines = [f"{type(self).__name__}({self.extra_repr()}"]
-        for name, m in self._modules.items():
+        for name, m in self.named_children():
             child = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {child}")
         return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
@@ -150,20 +283,30 @@ class Module:
 
 
 class Sequential(Module):
-    """Modules applied one after another."""
+    """Modules applied one after another; indexable (a slice gives a Sequential)."""
 
     def __init__(self, *modules):
         super().__init__()
         for i, m in enumerate(modules):
-            setattr(self, str(i), m)
+            self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
+        for m in self.children():
             x = m(x)
         return x
 
-    def __getitem__(self, i):
-        return list(self._modules.values())[i]
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def __getitem__(self, index):
+        modules = list(self.children())
+        if isinstance(index, slice):
+            return Sequential(*modules[index])
+        return modules[index]
 
     def __len__(self):
         return len(self._modules)
+
+    def __iter__(self):
+        return self.children()
