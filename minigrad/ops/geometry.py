@@ -6,6 +6,8 @@ output sizes.
 """
 import numbers
 
+import numpy as np
+
 
 def pair(value, name, op_name):
     """(h, w) from an int or a pair of ints; TypeError/ValueError naming ``name`` otherwise."""
@@ -23,15 +25,20 @@ def check_min(values, minimum, name, op_name):
         raise ValueError(f"{op_name}: {name} must be {relation}, got {values}")
 
 
-def window_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False):
+def window_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False,
+                       padding_end=None):
     """Number of window positions along one axis, PyTorch's rule:
 
         out = floor((size + 2·padding − dilation·(kernel − 1) − 1) / stride) + 1
 
     (ceil instead of floor with ``ceil_mode``, dropping a last window that would start in the
-    right padding, i.e. beyond ``size + padding``).
+    right padding, i.e. beyond ``size + padding``). With ``padding_end`` the padding is
+    asymmetric: ``padding`` before the data, ``padding_end`` after it (``2·padding`` becomes
+    ``padding + padding_end``).
     """
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if padding_end is None:
+        padding_end = padding
+    span = size + padding + padding_end - dilation * (kernel - 1) - 1
     if span < 0:
         return 0
     if ceil_mode:
@@ -48,3 +55,63 @@ def check_input_4d(x, op_name, name="input"):
         raise ValueError(f"{op_name}: {name} must be 4-D (N, C, H, W), got shape {x.shape}")
     if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8):
         raise TypeError(f"{op_name}: {name} must be float32 or float64, got dtype {x.dtype}")
+
+
+def same_padding(kernel, dilation=1):
+    """(before, after) padding that keeps the size of a stride-1 window op along one axis:
+    the total ``dilation·(kernel − 1)`` split as PyTorch's ``padding='same'`` does it, the odd
+    extra element going after the data."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def resolve_padding(padding, kernel, stride, dilation, op_name):
+    """((top, bottom), (left, right)) from an int, a pair of ints, ``'valid'`` (no padding) or
+    ``'same'`` (output size = input size; stride 1 only, as in PyTorch). ``kernel``, ``stride``
+    and ``dilation`` are (h, w) pairs already validated."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{op_name}: padding='same' is not supported for strided "
+                                 f"convolutions (stride {stride}); use stride 1 or an explicit "
+                                 "padding")
+            return same_padding(kernel[0], dilation[0]), same_padding(kernel[1], dilation[1])
+        raise ValueError(f"{op_name}: padding must be 'valid', 'same', an int or a pair of "
+                         f"ints, got {padding!r}")
+    padding = pair(padding, "padding", op_name)
+    check_min(padding, 0, "padding", op_name)
+    return (padding[0], padding[0]), (padding[1], padding[1])
+
+
+def fractional_intervals(samples, size, out, kernel, overlapping=True):
+    """Pseudo-random pooling regions of fractional max pooling (Graham, 2014) along one axis.
+
+    ``samples``: array (P,) of u in [0, 1), one per plane; its dtype (the input's) is the
+    arithmetic precision, as in PyTorch. Region starts, PyTorch's sequence:
+
+        alpha = (size − kernel) / (out − 1)
+        start_i = int((i + u)·alpha) − int(u·alpha)   for i < out − 1,   start_(out−1) = size − kernel
+
+    so start_0 = 0 and every start lies in [0, size − kernel]. Returns int64 arrays
+    (start, end), each (P, out): ``end = start + kernel`` when ``overlapping`` (PyTorch's
+    regions), else the next region's start (the last ends at ``size``): disjoint regions that
+    tile the axis, non-empty because ``out ≤ size − kernel + 1`` makes alpha ≥ 1.
+    """
+    samples = np.asarray(samples)
+    dtype = samples.dtype.type
+    start = np.empty((samples.shape[0], out), dtype=np.int64)
+    if out > 1:
+        alpha = dtype(size - kernel) / dtype(out - 1)
+        steps = np.arange(out - 1, dtype=dtype)[None, :] + samples[:, None]
+        start[:, :-1] = ((steps * alpha).astype(np.int64)
+                         - (samples * alpha).astype(np.int64)[:, None])
+    start[:, -1] = size - kernel
+    if overlapping:
+        end = start + kernel
+    else:
+        end = np.empty_like(start)
+        end[:, :-1] = start[:, 1:]
+        end[:, -1] = size
+    return start, end

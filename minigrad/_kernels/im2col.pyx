@@ -1,0 +1,171 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""im2col / col2im for 2-D convolution (strided, padded, dilated), and the per-channel bias add.
+
+Layout (one chunk of ``B`` images, ``C`` channels, a ``kh × kw`` kernel, an ``Ho × Wo`` output):
+
+    cols[b, (c·kh + i)·kw + j, oh·Wo + ow] = x[b, c, oh·sh − pad_top + i·dh, ow·sw − pad_left + j·dw]
+
+(0 where the index falls in the padding). Row ``(c·kh + i)·kw + j`` matches the weight layout
+``(O, C, kh, kw)`` flattened to ``(O, C·kh·kw)``, so ``weight @ cols[b]`` is the output of image
+``b`` in NCHW order, and the channels of group ``g`` are a contiguous block of rows.
+
+The padding is given as (top, left) only: the bottom/right padding is implied by ``Ho``/``Wo``,
+which lets the caller use PyTorch's asymmetric split for ``padding='same'``.
+
+Work is split over (image, channel) pairs with ``prange``: both cores stay busy even for a chunk
+of one image, and in col2im each pair owns its own input plane, so there are no write races.
+"""
+from cython.parallel cimport prange
+from cython cimport floating
+from libc.string cimport memcpy, memset
+
+
+cdef inline Py_ssize_t _first_inside(Py_ssize_t offset, Py_ssize_t stride,
+                                     Py_ssize_t out_size) noexcept nogil:
+    """Smallest o >= 0 with o·stride + offset >= 0 (capped at out_size)."""
+    cdef Py_ssize_t o
+    if offset >= 0:
+        return 0
+    o = (-offset + stride - 1) // stride
+    return o if o < out_size else out_size
+
+
+cdef inline Py_ssize_t _end_inside(Py_ssize_t offset, Py_ssize_t stride, Py_ssize_t size,
+                                   Py_ssize_t out_size) noexcept nogil:
+    """Smallest o with o·stride + offset >= size (capped to [0, out_size])."""
+    cdef Py_ssize_t o
+    if offset >= size:
+        return 0
+    o = (size - offset + stride - 1) // stride
+    return o if o < out_size else out_size
+
+
+def _check_shapes(x_shape, cols_shape, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                  Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t out_h,
+                  Py_ssize_t out_w):
+    """Guard the unchecked loops: the buffers must have exactly the sizes the geometry implies."""
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(out_h, out_w) < 0:
+        raise ValueError(f"im2col: kernel, stride and dilation must be positive and the output "
+                         f"size non-negative, got kernel ({kh}, {kw}), stride ({sh}, {sw}), "
+                         f"dilation ({dh}, {dw}), output ({out_h}, {out_w})")
+    expected = (x_shape[0], x_shape[1] * kh * kw, out_h * out_w)
+    if tuple(cols_shape[:3]) != expected:
+        raise ValueError(f"im2col: cols must have shape {expected} for an input of shape "
+                         f"{tuple(x_shape[:4])}, got {tuple(cols_shape[:3])}")
+
+
+def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
+           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+           Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t dh, Py_ssize_t dw,
+           Py_ssize_t out_h, Py_ssize_t out_w):
+    """Unroll the windows of ``x`` (B, C, H, W) into ``cols`` (B, C·kh·kw, out_h·out_w)."""
+    _check_shapes(x.shape, cols.shape, kh, kw, sh, sw, dh, dw, out_h, out_w)
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1]
+    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t plane = out_h * out_w
+    cdef Py_ssize_t pair, b, c, i, j, oh, ow, ih, w_off, ow_lo, ow_hi, oh_lo, oh_hi
+    cdef const floating* src
+    cdef const floating* src_row
+    cdef floating* dst
+    cdef floating* dst_row
+    if n_images == 0 or channels == 0 or plane == 0:
+        return
+    with nogil:
+        for pair in prange(n_images * channels, schedule='static'):
+            b = pair // channels
+            c = pair % channels
+            src = &x[b, c, 0, 0]
+            for i in range(kh):
+                # output rows whose input row oh·sh − pad_top + i·dh lies inside [0, H)
+                oh_lo = _first_inside(i * dh - pad_top, sh, out_h)
+                oh_hi = _end_inside(i * dh - pad_top, sh, height, out_h)
+                if oh_hi < oh_lo:
+                    oh_hi = oh_lo
+                for j in range(kw):
+                    dst = &cols[b, (c * kh + i) * kw + j, 0]
+                    w_off = j * dw - pad_left
+                    ow_lo = _first_inside(w_off, sw, out_w)
+                    ow_hi = _end_inside(w_off, sw, width, out_w)
+                    if ow_hi < ow_lo:
+                        ow_hi = ow_lo
+                    if oh_lo > 0:
+                        memset(dst, 0, oh_lo * out_w * sizeof(floating))
+                    for oh in range(oh_lo, oh_hi):
+                        ih = oh * sh - pad_top + i * dh
+                        src_row = src + ih * width
+                        dst_row = dst + oh * out_w
+                        if ow_lo > 0:
+                            memset(dst_row, 0, ow_lo * sizeof(floating))
+                        if sw == 1:
+                            if ow_hi > ow_lo:
+                                memcpy(dst_row + ow_lo, src_row + ow_lo + w_off,
+                                       (ow_hi - ow_lo) * sizeof(floating))
+                        else:
+                            for ow in range(ow_lo, ow_hi):
+                                dst_row[ow] = src_row[ow * sw + w_off]
+                        if ow_hi < out_w:
+                            memset(dst_row + ow_hi, 0, (out_w - ow_hi) * sizeof(floating))
+                    if oh_hi < out_h:
+                        memset(dst + oh_hi * out_w, 0, (out_h - oh_hi) * out_w * sizeof(floating))
+
+
+def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
+           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+           Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t dh, Py_ssize_t dw,
+           Py_ssize_t out_h, Py_ssize_t out_w):
+    """The adjoint of ``im2col``: ``x`` (B, C, H, W) is overwritten with the sum, over every
+    window position, of the ``cols`` entries that im2col would have read from that pixel
+    (entries that fall in the padding are dropped)."""
+    _check_shapes(x.shape, cols.shape, kh, kw, sh, sw, dh, dw, out_h, out_w)
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1]
+    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t pair, b, c, i, j, oh, ow, ih, w_off, ow_lo, ow_hi, oh_lo, oh_hi
+    cdef floating* dst
+    cdef floating* dst_row
+    cdef const floating* src
+    cdef const floating* src_row
+    if n_images == 0 or channels == 0 or height * width == 0:
+        return
+    with nogil:
+        for pair in prange(n_images * channels, schedule='static'):
+            b = pair // channels
+            c = pair % channels
+            dst = &x[b, c, 0, 0]
+            memset(dst, 0, height * width * sizeof(floating))
+            if out_h * out_w == 0:
+                continue
+            for i in range(kh):
+                oh_lo = _first_inside(i * dh - pad_top, sh, out_h)
+                oh_hi = _end_inside(i * dh - pad_top, sh, height, out_h)
+                for j in range(kw):
+                    src = &cols[b, (c * kh + i) * kw + j, 0]
+                    w_off = j * dw - pad_left
+                    ow_lo = _first_inside(w_off, sw, out_w)
+                    ow_hi = _end_inside(w_off, sw, width, out_w)
+                    for oh in range(oh_lo, oh_hi):
+                        ih = oh * sh - pad_top + i * dh
+                        dst_row = dst + ih * width + w_off
+                        src_row = src + oh * out_w
+                        if sw == 1:
+                            for ow in range(ow_lo, ow_hi):
+                                dst_row[ow] += src_row[ow]
+                        else:
+                            for ow in range(ow_lo, ow_hi):
+                                dst_row[ow * sw] += src_row[ow]
+
+
+def add_channel_bias(floating[:, :, ::1] y, const floating[::1] bias):
+    """y[b, o, :] += bias[o] for y of shape (B, O, P)."""
+    if y.shape[1] != bias.shape[0]:
+        raise ValueError(f"add_channel_bias: bias has {bias.shape[0]} entries for "
+                         f"{y.shape[1]} channels")
+    cdef Py_ssize_t n_images = y.shape[0], channels = y.shape[1], plane = y.shape[2]
+    cdef Py_ssize_t pair, p
+    cdef floating value
+    cdef floating* row
+    with nogil:
+        for pair in prange(n_images * channels, schedule='static'):
+            row = &y[pair // channels, pair % channels, 0]
+            value = bias[pair % channels]
+            for p in range(plane):
+                row[p] += value

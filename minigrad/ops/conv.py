@@ -1,0 +1,227 @@
+"""2-D convolution (strided, padded, dilated, grouped), PyTorch's ``conv2d`` semantics.
+
+The windows are unrolled by the Cython kernels in ``minigrad/_kernels/im2col.pyx`` and the
+products go to numpy's BLAS; the 1×1, stride-1, unpadded case is a plain matrix product.
+"""
+import threading
+
+import numpy as np
+
+from .._kernels import im2col as _kernels
+from ..function import Function
+from ..tensor import as_tensor
+from .geometry import check_input_4d, check_min, pair, resolve_padding, window_output_size
+
+#: Upper bound for the unrolled-window (im2col) buffer: a batch is processed in chunks of as
+#: many images as fit (at least one image). A few MB keeps a chunk's columns cache-resident
+#: between the im2col kernel and the matrix product that reads them.
+CHUNK_BYTES = 4 << 20
+
+
+class _Workspace(threading.local):
+    """Scratch buffers reused across calls (one set per thread).
+
+    A fresh multi-MB ``np.empty`` is backed by new pages that the kernel zero-fills on first
+    touch, costing as much as the im2col itself; reusing the buffer avoids that. Each named slot
+    only grows, to the largest chunk seen."""
+
+    def __init__(self):
+        self.buffers = {}
+
+    def get(self, name, shape, dtype):
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.size < nbytes:
+            buffer = self.buffers[name] = np.empty(nbytes, np.uint8)
+        return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+_workspace = _Workspace()
+
+
+def release_workspace():
+    """Free this thread's convolution scratch buffers (they are re-created on the next call)."""
+    _workspace.buffers.clear()
+
+
+class Conv2d(Function):
+    """y[n, o] = bias[o] + Σ_{c in group(o), i, j} weight[o, c, i, j] ·
+    x_padded[n, c, oh·sh + i·dh, ow·sw + j·dw]
+
+    for x (N, C, H, W), weight (O, C/groups, kh, kw), optional bias (O,); output
+    (N, O, Ho, Wo) with ``Ho = floor((H + pad_top + pad_bottom − dh·(kh − 1) − 1) / sh) + 1``
+    (likewise Wo).
+
+    Per chunk of B images, ``cols`` (B, C·kh·kw, Ho·Wo) holds the unrolled windows and, per
+    image and group, ``weight_g (O/G, C/G·kh·kw) @ cols_g (C/G·kh·kw, Ho·Wo)`` writes the NCHW
+    output directly (no transpose). Backward recomputes the columns chunk by chunk instead of
+    keeping the whole unrolled batch: ``grad_weight_g = Σ_b gy_g @ cols_gᵀ``,
+    ``grad_x = col2im(weight_gᵀ @ gy_g)`` (the same buffer holds both in turn),
+    ``grad_bias = Σ_{n,h,w} gy``.
+
+    Peak extra memory (besides the inputs, the output and the gradients themselves): one
+    ``cols`` chunk, at most ``max(CHUNK_BYTES, C·kh·kw·Ho·Wo·itemsize)``, plus in backward the
+    per-chunk weight-gradient partials ``B·O·C/G·kh·kw·itemsize``; both are kept per thread and
+    reused by later calls (``release_workspace()`` frees them). The 1×1, stride-1, unpadded
+    case uses no columns at all.
+    """
+
+    def __init__(self, stride, padding, dilation, groups):
+        self.stride = stride            # (sh, sw)
+        self.padding = padding          # ((top, bottom), (left, right))
+        self.dilation = dilation        # (dh, dw)
+        self.groups = groups
+
+    # -- geometry ------------------------------------------------------------------------------
+    def _setup(self, x, weight):
+        n, channels, height, width = x.shape
+        out_channels, _, kh, kw = weight.shape
+        (top, bottom), (left, right) = self.padding
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        self.out_h = window_output_size(height, kh, sh, top, dh, padding_end=bottom)
+        self.out_w = window_output_size(width, kw, sw, left, dw, padding_end=right)
+        self.kernel_args = (kh, kw, sh, sw, top, left, dh, dw, self.out_h, self.out_w)
+        self.pointwise = (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0)
+        # weight as (G, O/G, C/G·kh·kw): one matrix per group
+        self.weight_matrices = weight.reshape(self.groups, out_channels // self.groups, -1)
+        self.col_rows = channels * kh * kw
+        per_image = self.col_rows * self.out_h * self.out_w * x.itemsize
+        self.chunk = max(1, min(n, CHUNK_BYTES // max(per_image, 1)))
+
+    def _chunks(self, n):
+        for start in range(0, n, self.chunk):
+            yield start, min(n, start + self.chunk)
+
+    def _grouped(self, a, rows):
+        """View (B, R·G, P...) as (B, G, R, P) for the per-group products."""
+        return a.reshape(a.shape[0], self.groups, rows // self.groups, -1)
+
+    def _columns(self, x_chunk):
+        cols = _workspace.get("cols", (x_chunk.shape[0], self.col_rows,
+                                       self.out_h * self.out_w), x_chunk.dtype)
+        _kernels.im2col(x_chunk, cols, *self.kernel_args)
+        return cols
+
+    # -- passes --------------------------------------------------------------------------------
+    def forward(self, x, weight, bias=None):
+        x = np.ascontiguousarray(x)
+        self._setup(x, weight)
+        n, out_channels = x.shape[0], weight.shape[0]
+        y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
+        if self.pointwise:
+            np.matmul(self.weight_matrices, self._grouped(x, x.shape[1]),
+                      out=self._grouped(y, out_channels))
+            if bias is not None:
+                _kernels.add_channel_bias(y.reshape(n, out_channels, -1), bias)
+        else:
+            for start, stop in self._chunks(n):
+                cols = self._columns(x[start:stop])
+                y_chunk = y[start:stop]
+                np.matmul(self.weight_matrices, self._grouped(cols, self.col_rows),
+                          out=self._grouped(y_chunk, out_channels))
+                if bias is not None:    # while the chunk is still in cache
+                    _kernels.add_channel_bias(y_chunk.reshape(stop - start, out_channels, -1),
+                                              bias)
+        if any(self.needs_input_grad):
+            self.save_for_backward(x, weight)
+        return y
+
+    def backward(self, gy):
+        x, weight = self.saved_tensors
+        need_x, need_weight = self.needs_input_grad[:2]
+        need_bias = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        gy = np.ascontiguousarray(gy, dtype=x.dtype)
+        n, out_channels = gy.shape[:2]
+        gx = np.empty_like(x) if need_x else None
+        gw = np.zeros(self.weight_matrices.shape, x.dtype) if need_weight else None
+        weight_t = self.weight_matrices.transpose(0, 2, 1)
+        if self.pointwise:
+            gy_g = self._grouped(gy, out_channels)
+            x_g = self._grouped(x, x.shape[1])
+            if need_x:
+                np.matmul(weight_t, gy_g, out=self._grouped(gx, x.shape[1]))
+            if need_weight:
+                for start, stop in self._chunks(n):
+                    gw += self._weight_partials(gy_g[start:stop], x_g[start:stop]).sum(axis=0)
+        elif need_x or need_weight:
+            for start, stop in self._chunks(n):
+                gy_g = self._grouped(gy[start:stop], out_channels)
+                cols = _workspace.get("cols", (stop - start, self.col_rows,
+                                               self.out_h * self.out_w), x.dtype)
+                cols_g = self._grouped(cols, self.col_rows)
+                if need_weight:
+                    _kernels.im2col(x[start:stop], cols, *self.kernel_args)
+                    gw += self._weight_partials(gy_g, cols_g).sum(axis=0)
+                if need_x:     # reuse the columns buffer for the input-gradient columns
+                    np.matmul(weight_t, gy_g, out=cols_g)
+                    _kernels.col2im(cols, gx[start:stop], *self.kernel_args)
+        grads = (gx, None if gw is None else gw.reshape(weight.shape))
+        if len(self.needs_input_grad) > 2:
+            grads += (gy.sum(axis=(0, 2, 3)) if need_bias else None,)
+        return grads
+
+    def _weight_partials(self, gy_g, cols_g):
+        """gy_g (B, G, O/G, P) @ cols_gᵀ (B, G, P, K) per image: (B, G, O/G, K)."""
+        shape = gy_g.shape[:3] + (cols_g.shape[2],)
+        partials = _workspace.get("weight_partials", shape, gy_g.dtype)
+        return np.matmul(gy_g, cols_g.transpose(0, 1, 3, 2), out=partials)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution over x (N, C, H, W) with weight (O, C/groups, kH, kW) and optional bias
+    (O,), as ``torch.nn.functional.conv2d``.
+
+    ``stride``, ``dilation``: an int or an (h, w) pair, positive. ``padding``: an int or a pair
+    (zeros added on both sides), ``'valid'`` (none) or ``'same'`` (output size = input size;
+    stride 1 only; an odd total padding puts the extra row/column at the bottom/right, as
+    PyTorch does). Output (N, O, Ho, Wo) with
+    ``Ho = floor((H + 2·padding − dilation·(kH − 1) − 1) / stride) + 1`` (likewise Wo).
+    See ``Conv2d`` for the algorithm and the extra memory it uses.
+    """
+    op = "conv2d"
+    x, weight = as_tensor(x), as_tensor(weight)
+    check_input_4d(x, op, "x")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be 4-D (out_channels, in_channels/groups, kH, kW), "
+                         f"got shape {weight.shape}")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"{op}: weight dtype {weight.dtype} differs from x dtype {x.dtype}")
+    if 0 in weight.shape:
+        raise ValueError(f"{op}: weight must have no zero-sized dimension, got shape "
+                         f"{weight.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    channels, out_channels = x.shape[1], weight.shape[0]
+    if channels % groups or out_channels % groups:
+        raise ValueError(f"{op}: groups={groups} must divide both the input channels "
+                         f"(x shape {x.shape}) and the output channels (weight shape "
+                         f"{weight.shape})")
+    if weight.shape[1] * groups != channels:
+        raise ValueError(f"{op}: channel mismatch: x shape {x.shape} has {channels} channels but "
+                         f"weight shape {weight.shape} with groups={groups} expects "
+                         f"{weight.shape[1] * groups}")
+    if bias is not None:
+        bias = as_tensor(bias)
+        if bias.shape != (out_channels,):
+            raise ValueError(f"{op}: bias must have shape ({out_channels},) for weight shape "
+                             f"{weight.shape}, got {bias.shape}")
+        if bias.dtype != x.dtype:
+            raise TypeError(f"{op}: bias dtype {bias.dtype} differs from x dtype {x.dtype}")
+    stride = pair(stride, "stride", op)
+    check_min(stride, 1, "stride", op)
+    dilation = pair(dilation, "dilation", op)
+    check_min(dilation, 1, "dilation", op)
+    kernel = weight.shape[2:]
+    padding = resolve_padding(padding, kernel, stride, dilation, op)
+    for axis, size, k, d, (before, after) in zip(("height", "width"), x.shape[2:], kernel,
+                                                  dilation, padding):
+        if d * (k - 1) + 1 > size + before + after:
+            raise ValueError(
+                f"{op}: kernel {tuple(kernel)} with dilation {dilation} spans "
+                f"{d * (k - 1) + 1} along the {axis}, more than the padded input "
+                f"({size} + padding {before + after}); x shape {x.shape}, weight shape "
+                f"{weight.shape}")
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d(stride, padding, dilation, groups)(*inputs)
