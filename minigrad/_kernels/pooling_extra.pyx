@@ -1,0 +1,289 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Kernels of the alternative pooling kinds: Lp, stochastic (training and evaluation) and
+fractional max pooling, forward and backward.
+
+Conventions (the same as pooling.pyx, so these can be appended there):
+
+* Arrays are C-contiguous stacks of planes: input (P, H, W), output (P, OH, OW), P = N·C.
+* Every kernel runs ``prange`` over the planes with the GIL released; one iteration owns one
+  whole plane. A forward writes only that plane's outputs and a backward accumulates only into
+  that plane's input gradient, so there are no atomics and the result does not depend on the
+  number of threads.
+* Window geometry is computed and validated in Python (``minigrad.ops.geometry``); the kernels
+  trust it (boundscheck is off). Regular windows start at ``o·stride`` and are clipped at the
+  bottom/right edge (the last window of ``ceil_mode``); there is no padding.
+* Max-type outputs store the flat index ``h·W + w`` of the chosen cell in its plane; it is always
+  a cell of the window (never −1).
+* Sums are accumulated in double for float32 input too.
+* Backward kernels accumulate into ``gx``, which the caller zero-fills.
+"""
+from cython.parallel cimport prange
+from cython cimport floating
+from libc.math cimport pow, fabs, isnan, INFINITY
+from libc.stdint cimport int64_t
+
+
+cdef inline Py_ssize_t _min(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a < b else b
+
+
+# ---------------------------------------------------------------------------------------------
+# Lp pooling: y = (Σ|x|^p)^(1/p) over each window
+# ---------------------------------------------------------------------------------------------
+
+cdef inline double _lp_term(double ratio, double p) noexcept nogil:
+    if p == 1.0:
+        return ratio
+    if p == 2.0:
+        return ratio * ratio
+    return pow(ratio, p)
+
+
+cdef double _lp_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
+                       Py_ssize_t w0, Py_ssize_t w1, double p) noexcept nogil:
+    """(Σ|x|^p)^(1/p) computed as m·(Σ(|x|/m)^p)^(1/p), m = max|x|, so that a large p neither
+    overflows nor underflows. NaN propagates; an all-zero window gives 0."""
+    cdef Py_ssize_t h, w
+    cdef double a, m = 0.0, s = 0.0
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            a = fabs(x[h * W + w])
+            if a > m or isnan(a):
+                m = a
+                if isnan(a):
+                    return a
+    if m == 0.0 or m == INFINITY:
+        return m
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            s += _lp_term(fabs(x[h * W + w]) / m, p)
+    return m * pow(s, 1.0 / p)
+
+
+cdef void _lp_forward_plane(const floating* x, floating* y, Py_ssize_t H, Py_ssize_t W,
+                            Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
+                            Py_ssize_t sh, Py_ssize_t sw, double p) noexcept nogil:
+    cdef Py_ssize_t oh, ow, h0, w0
+    for oh in range(OH):
+        h0 = oh * sh
+        for ow in range(OW):
+            w0 = ow * sw
+            y[oh * OW + ow] = <floating>_lp_window(x, W, h0, _min(h0 + kh, H), w0,
+                                                   _min(w0 + kw, W), p)
+
+
+cdef void _lp_backward_plane(const floating* x, const floating* y, const floating* gy,
+                             floating* gx, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH,
+                             Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                             Py_ssize_t sw, double p) noexcept nogil:
+    """dy/dx_i = sign(x_i)·(|x_i|/y)^(p−1); 0 where x_i = 0 or the window is all zero."""
+    cdef Py_ssize_t oh, ow, h, w, h0, w0
+    cdef double out, g, v
+    for oh in range(OH):
+        h0 = oh * sh
+        for ow in range(OW):
+            w0 = ow * sw
+            out = y[oh * OW + ow]
+            g = gy[oh * OW + ow]
+            if out == 0.0:
+                continue
+            for h in range(h0, _min(h0 + kh, H)):
+                for w in range(w0, _min(w0 + kw, W)):
+                    v = x[h * W + w]
+                    if v > 0.0:
+                        gx[h * W + w] += <floating>(g * pow(v / out, p - 1.0))
+                    elif v < 0.0:
+                        gx[h * W + w] -= <floating>(g * pow(-v / out, p - 1.0))
+                    elif isnan(v):
+                        gx[h * W + w] += <floating>v
+
+
+def lp_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                    Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, double p):
+    cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    with nogil:
+        for i in prange(P, schedule='static'):
+            _lp_forward_plane(&x[i, 0, 0], &y[i, 0, 0], H, W, OH, OW, kh, kw, sh, sw, p)
+
+
+def lp_pool_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] y,
+                     const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
+                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, double p):
+    cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    with nogil:
+        for i in prange(P, schedule='static'):
+            _lp_backward_plane(&x[i, 0, 0], &y[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0],
+                               H, W, OH, OW, kh, kw, sh, sw, p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stochastic pooling (non-negative input; the wrapper checks it)
+# ---------------------------------------------------------------------------------------------
+
+cdef Py_ssize_t _sample_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
+                               Py_ssize_t w0, Py_ssize_t w1, double u) noexcept nogil:
+    """Flat index of the cell picked with probability a_i/Σa by inverting the cumulative sum
+    at u·Σa (u uniform in [0, 1)): the first cell whose cumulative sum exceeds it. A zero cell
+    never exceeds it, so it is never picked unless the whole window is zero (then the first
+    cell is returned; the caller outputs 0)."""
+    cdef Py_ssize_t h, w, last_positive = h0 * W + w0
+    cdef double a, total = 0.0, cumulative = 0.0, target
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            total += x[h * W + w]
+    target = u * total
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            a = x[h * W + w]
+            if a > 0.0:
+                cumulative += a
+                last_positive = h * W + w
+                if target < cumulative:
+                    return last_positive
+    # Reached only if u·Σa rounded up to Σa (u within an ulp of 1), or the window is all zero.
+    return last_positive
+
+
+def stochastic_pool_train_forward(const floating[:, :, ::1] x, const double[:, :, ::1] u,
+                                  floating[:, :, ::1] y, int64_t[:, :, ::1] index,
+                                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw):
+    """y = the sampled cell's value (0 for an all-zero window); index = its flat position."""
+    cdef Py_ssize_t i, oh, ow, h0, w0, k
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    with nogil:
+        for i in prange(P, schedule='static'):
+            for oh in range(OH):
+                h0 = oh * sh
+                for ow in range(OW):
+                    w0 = ow * sw
+                    k = _sample_window(&x[i, 0, 0], W, h0, _min(h0 + kh, H), w0,
+                                       _min(w0 + kw, W), u[i, oh, ow])
+                    index[i, oh, ow] = k
+                    y[i, oh, ow] = x[i, k // W, k % W]
+
+
+def stochastic_pool_train_backward(const floating[:, :, ::1] y, const int64_t[:, :, ::1] index,
+                                   const floating[:, :, ::1] gy, floating[:, :, ::1] gx):
+    """The gradient goes to the sampled cell; none from an all-zero window (y = 0)."""
+    cdef Py_ssize_t i, oh, ow, k
+    cdef Py_ssize_t P = gy.shape[0], OH = gy.shape[1], OW = gy.shape[2], W = gx.shape[2]
+    with nogil:
+        for i in prange(P, schedule='static'):
+            for oh in range(OH):
+                for ow in range(OW):
+                    if y[i, oh, ow] != 0:
+                        k = index[i, oh, ow]
+                        gx[i, k // W, k % W] += gy[i, oh, ow]
+
+
+cdef void _weighted_forward_plane(const floating* x, floating* y, Py_ssize_t H, Py_ssize_t W,
+                                  Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
+                                  Py_ssize_t sh, Py_ssize_t sw) noexcept nogil:
+    cdef Py_ssize_t oh, ow, h, w, h0, w0
+    cdef double a, total, squares
+    for oh in range(OH):
+        h0 = oh * sh
+        for ow in range(OW):
+            w0 = ow * sw
+            total = 0.0
+            squares = 0.0
+            for h in range(h0, _min(h0 + kh, H)):
+                for w in range(w0, _min(w0 + kw, W)):
+                    a = x[h * W + w]
+                    total += a
+                    squares += a * a
+            y[oh * OW + ow] = <floating>(squares / total) if total != 0.0 else 0
+
+
+cdef void _weighted_backward_plane(const floating* x, const floating* y, const floating* gy,
+                                   floating* gx, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH,
+                                   Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                                   Py_ssize_t sw) noexcept nogil:
+    """d(Σa²/Σa)/da_j = (2·a_j − y)/Σa; 0 for an all-zero window."""
+    cdef Py_ssize_t oh, ow, h, w, h0, w0, h1, w1
+    cdef double total, scale, out
+    for oh in range(OH):
+        h0 = oh * sh
+        h1 = _min(h0 + kh, H)
+        for ow in range(OW):
+            w0 = ow * sw
+            w1 = _min(w0 + kw, W)
+            total = 0.0
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    total += x[h * W + w]
+            if total == 0.0:
+                continue
+            scale = gy[oh * OW + ow] / total
+            out = y[oh * OW + ow]
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    gx[h * W + w] += <floating>(scale * (2.0 * x[h * W + w] - out))
+
+
+def stochastic_pool_eval_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                                 Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw):
+    """y = Σa²/Σa (the probability-weighted average), 0 for an all-zero window."""
+    cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    with nogil:
+        for i in prange(P, schedule='static'):
+            _weighted_forward_plane(&x[i, 0, 0], &y[i, 0, 0], H, W, OH, OW, kh, kw, sh, sw)
+
+
+def stochastic_pool_eval_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] y,
+                                  const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
+                                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw):
+    cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    with nogil:
+        for i in prange(P, schedule='static'):
+            _weighted_backward_plane(&x[i, 0, 0], &y[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0],
+                                     H, W, OH, OW, kh, kw, sh, sw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Max over per-plane rectangular regions (fractional max pooling)
+# ---------------------------------------------------------------------------------------------
+
+def region_max_forward(const floating[:, :, ::1] x,
+                       const int64_t[:, ::1] row_start, const int64_t[:, ::1] row_end,
+                       const int64_t[:, ::1] col_start, const int64_t[:, ::1] col_end,
+                       floating[:, :, ::1] y, int64_t[:, :, ::1] index):
+    """y[i, oh, ow] = max of x[i] over rows [row_start[i, oh], row_end[i, oh]) and columns
+    [col_start[i, ow], col_end[i, ow]) (non-empty, inside the plane). The first maximum in
+    row-major order wins ties; a NaN wins over numbers (the last NaN, as in PyTorch); an all −∞
+    region reports its first cell."""
+    cdef Py_ssize_t i, oh, ow, h, w, best_index
+    cdef Py_ssize_t P = x.shape[0], W = x.shape[2], OH = y.shape[1], OW = y.shape[2]
+    cdef floating v, best
+    with nogil:
+        for i in prange(P, schedule='static'):
+            for oh in range(OH):
+                for ow in range(OW):
+                    best = -INFINITY
+                    best_index = row_start[i, oh] * W + col_start[i, ow]
+                    for h in range(row_start[i, oh], row_end[i, oh]):
+                        for w in range(col_start[i, ow], col_end[i, ow]):
+                            v = x[i, h, w]
+                            if v > best or isnan(v):
+                                best = v
+                                best_index = h * W + w
+                    y[i, oh, ow] = best
+                    index[i, oh, ow] = best_index
+
+
+def index_backward(const int64_t[:, :, ::1] index, const floating[:, :, ::1] gy,
+                   floating[:, :, ::1] gx):
+    """Winner takes all: gx[i].flat[index[i, o]] += gy[i, o], summed where regions overlap."""
+    cdef Py_ssize_t i, oh, ow, k
+    cdef Py_ssize_t P = gy.shape[0], OH = gy.shape[1], OW = gy.shape[2], W = gx.shape[2]
+    with nogil:
+        for i in prange(P, schedule='static'):
+            for oh in range(OH):
+                for ow in range(OW):
+                    k = index[i, oh, ow]
+                    gx[i, k // W, k % W] += gy[i, oh, ow]

@@ -1,0 +1,288 @@
+"""Alternative pooling kinds (NCHW): Lp, stochastic, fractional max, spatial pyramid, and the
+generalized (mixed and gated) pooling of Lee, Gallagher & Tu (2016).
+
+Lp, stochastic and fractional max pooling are ops with Cython kernels of their own
+(minigrad/_kernels/pooling_extra.pyx); spatial pyramid, mixed and gated pooling are compositions
+of kernel-backed ops (adaptive/max/average pooling, convolution, sigmoid, cat).
+"""
+import math
+import numbers
+
+import numpy as np
+
+from .._kernels import pooling_extra as _kernels
+from ..function import Function
+from ..random import resolve_rng
+from ..tensor import Tensor, as_tensor
+from .geometry import check_input_4d, check_min, fractional_intervals, pair, window_output_size
+
+
+def _planes(a):
+    """(N, C, H, W) → (N·C, H, W), a view of a contiguous array."""
+    return a.reshape((-1,) + a.shape[2:])
+
+
+def _grad(gy, like):
+    return np.ascontiguousarray(gy, dtype=like.dtype)
+
+
+# -- validation helpers --------------------------------------------------------------------------
+
+def _input(x, op_name):
+    x = as_tensor(x)
+    check_input_4d(x, op_name)
+    return x
+
+
+def _window(x, kernel_size, stride, op_name, ceil_mode=False):
+    """(kernel, stride, (OH, OW)) for windows without padding; ValueError naming the argument."""
+    kernel = pair(kernel_size, "kernel_size", op_name)
+    check_min(kernel, 1, "kernel_size", op_name)
+    stride = kernel if stride is None else pair(stride, "stride", op_name)
+    check_min(stride, 1, "stride", op_name)
+    out = tuple(window_output_size(n, k, s, 0, 1, ceil_mode)
+                for n, k, s in zip(x.shape[2:], kernel, stride))
+    if min(out) <= 0:
+        raise ValueError(f"{op_name}: kernel_size {kernel} is larger than the input's spatial "
+                         f"size {x.shape[2:]} (input shape {x.shape}): output size {out}")
+    return kernel, stride, out
+
+
+def _flag(value, name, op_name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op_name}: {name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _generator(seed, op_name):
+    """numpy Generator for ``seed``: None (minigrad's global generator), a non-negative int or a
+    numpy.random.Generator (drawn from, so successive calls differ)."""
+    if not (seed is None or isinstance(seed, np.random.Generator) or (
+            isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0)):
+        raise TypeError(f"{op_name}: seed must be None, a non-negative int or a "
+                        f"numpy.random.Generator, got {seed!r}")
+    return resolve_rng(seed, op_name)
+
+
+# -- Lp pooling ----------------------------------------------------------------------------------
+
+class LPPool2d(Function):
+    """y = (Σ_window |x|^p)^(1/p); dy/dx = sign(x)·(|x|/y)^(p−1), 0 where x = 0 or y = 0."""
+
+    def __init__(self, p, kernel, stride, out_size):
+        self.p, self.kernel, self.stride, self.out_size = p, kernel, stride, out_size
+
+    def forward(self, x):
+        y = np.empty(x.shape[:2] + self.out_size, dtype=x.dtype)
+        _kernels.lp_pool_forward(_planes(x), _planes(y), *self.kernel, *self.stride, self.p)
+        self.save_for_backward(x, y)
+        return y
+
+    def backward(self, gy):
+        x, y = self.saved_tensors
+        gx = np.zeros_like(x)
+        _kernels.lp_pool_backward(_planes(x), _planes(y), _planes(_grad(gy, x)), _planes(gx),
+                                  *self.kernel, *self.stride, self.p)
+        return gx
+
+
+def lp_pool2d(x, p, kernel_size, stride=None, ceil_mode=False):
+    """Power-average pooling: y = (Σ |x|^p)^(1/p) over each kernel_size window (no padding).
+
+    p = 1 is sum pooling, p = 2 the Euclidean norm, and large p tends to max pooling of |x|.
+    Equals PyTorch's ``lp_pool2d`` (whose argument is called ``norm_type``) for non-negative
+    input, except on the clipped last windows of ``ceil_mode``: they sum only the cells inside
+    the input, whereas PyTorch (computing it through avg_pool2d) scales them up by
+    kernel area / window area. An all-zero window outputs 0 with gradient 0.
+
+    Output size per axis: floor((in − kernel) / stride) + 1 (ceil with ``ceil_mode``, as
+    max_pool2d); ``stride`` defaults to ``kernel_size``.
+    """
+    op = "lp_pool2d"
+    x = _input(x, op)
+    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not (
+            0 < float(p) < math.inf):
+        raise ValueError(f"{op}: p must be a positive finite number, got {p!r}")
+    ceil_mode = _flag(ceil_mode, "ceil_mode", op)
+    kernel, stride, out = _window(x, kernel_size, stride, op, ceil_mode)
+    return LPPool2d(float(p), kernel, stride, out)(x)
+
+
+# -- stochastic pooling --------------------------------------------------------------------------
+
+class StochasticPool2dSample(Function):
+    """Training mode: each window outputs one of its cells, drawn with probability a_i/Σa from
+    the uniform ``draws`` (one per window); the gradient goes to that cell."""
+
+    def __init__(self, kernel, stride, draws):
+        self.kernel, self.stride, self.draws = kernel, stride, draws
+
+    def forward(self, x):
+        y = np.empty(self.draws.shape, dtype=x.dtype)
+        index = np.empty(self.draws.shape, dtype=np.int64)
+        _kernels.stochastic_pool_train_forward(_planes(x), _planes(self.draws), _planes(y),
+                                               _planes(index), *self.kernel, *self.stride)
+        self.input_meta = x.shape, x.dtype
+        self.save_for_backward(y, index)
+        return y
+
+    def backward(self, gy):
+        y, index = self.saved_tensors
+        gx = np.zeros(*self.input_meta)
+        _kernels.stochastic_pool_train_backward(_planes(y), _planes(index),
+                                                _planes(_grad(gy, y)), _planes(gx))
+        return gx
+
+
+class StochasticPool2dAverage(Function):
+    """Evaluation mode: y = Σa²/Σa, the probability-weighted average of the window;
+    dy/da_j = (2·a_j − y)/Σa (0 for an all-zero window)."""
+
+    def __init__(self, kernel, stride, out_size):
+        self.kernel, self.stride, self.out_size = kernel, stride, out_size
+
+    def forward(self, x):
+        y = np.empty(x.shape[:2] + self.out_size, dtype=x.dtype)
+        _kernels.stochastic_pool_eval_forward(_planes(x), _planes(y), *self.kernel,
+                                              *self.stride)
+        self.save_for_backward(x, y)
+        return y
+
+    def backward(self, gy):
+        x, y = self.saved_tensors
+        gx = np.zeros_like(x)
+        _kernels.stochastic_pool_eval_backward(_planes(x), _planes(y), _planes(_grad(gy, x)),
+                                               _planes(gx), *self.kernel, *self.stride)
+        return gx
+
+
+def stochastic_pool2d(x, kernel_size, stride=None, training=True, seed=None):
+    """Stochastic pooling (Zeiler & Fergus, 2013) of a non-negative input (e.g. after ReLU).
+
+    Each window's cells a_i get probabilities a_i/Σa. In training one cell is sampled per
+    window and output (the gradient goes to it); in evaluation the output is the
+    probability-weighted average Σa_i²/Σa_i. An all-zero window outputs 0 with gradient 0.
+    The uniform draws (one per window) come from numpy's Generator: ``seed`` is None (minigrad's
+    global generator), an int (the same draws on every call) or a numpy.random.Generator; the
+    result does not depend on the number of threads.
+
+    Output size per axis: floor((in − kernel) / stride) + 1; ``stride`` defaults to
+    ``kernel_size``. Negative or NaN/inf input raises ValueError.
+    """
+    op = "stochastic_pool2d"
+    x = _input(x, op)
+    training = _flag(training, "training", op)
+    kernel, stride, out = _window(x, kernel_size, stride, op)
+    rng = _generator(seed, op)
+    # One pass each: min catches negatives and NaN (NaN fails >= 0), max catches +inf.
+    if x.size and not (x.data.min() >= 0 and np.isfinite(x.data.max())):
+        raise ValueError(f"{op}: input must be non-negative and finite (probabilities are "
+                         f"a_i / sum(a)), got values in [{x.data.min()}, {x.data.max()}]")
+    if not training:
+        return StochasticPool2dAverage(kernel, stride, out)(x)
+    draws = rng.random(x.shape[:2] + out)
+    return StochasticPool2dSample(kernel, stride, draws)(x)
+
+
+# -- fractional max pooling ----------------------------------------------------------------------
+
+class FractionalMaxPool2d(Function):
+    """Max over per-plane regions rows [row_start, row_end) × columns [col_start, col_end);
+    the gradient goes to the (first) maximum of each region."""
+
+    def __init__(self, rows, cols):
+        self.rows, self.cols = rows, cols
+
+    def forward(self, x):
+        n, c = x.shape[:2]
+        shape = (n, c, self.rows[0].shape[1], self.cols[0].shape[1])
+        y = np.empty(shape, dtype=x.dtype)
+        index = np.empty(shape, dtype=np.int64)
+        _kernels.region_max_forward(_planes(x), *self.rows, *self.cols, _planes(y),
+                                    _planes(index))
+        self.input_meta = x.shape, x.dtype
+        self.save_for_backward(index)
+        return y
+
+    def backward(self, gy):
+        (index,) = self.saved_tensors
+        gx = np.zeros(*self.input_meta)
+        _kernels.index_backward(_planes(index), _planes(_grad(gy, gx)), _planes(gx))
+        return gx
+
+
+def _fractional_output_size(x, kernel, output_size, output_ratio, op):
+    if (output_size is None) == (output_ratio is None):
+        raise ValueError(f"{op}: give exactly one of output_size and output_ratio, got "
+                         f"output_size={output_size!r}, output_ratio={output_ratio!r}")
+    if output_size is not None:
+        out = pair(output_size, "output_size", op)
+        name = "output_size"
+    else:
+        ratio = (output_ratio, output_ratio) if isinstance(output_ratio, numbers.Real) \
+            else tuple(output_ratio) if isinstance(output_ratio, (tuple, list)) else None
+        if ratio is None or len(ratio) != 2 or not all(
+                isinstance(r, numbers.Real) and 0 < r < 1 for r in ratio):
+            raise ValueError(f"{op}: output_ratio must be a number or a pair of numbers in "
+                             f"(0, 1), got {output_ratio!r}")
+        out = tuple(int(n * r) for n, r in zip(x.shape[2:], ratio))   # PyTorch's rounding
+        name = f"output_ratio {output_ratio!r} (output size {out})"
+    for axis, n, k, o in zip(("height", "width"), x.shape[2:], kernel, out):
+        if not 1 <= o <= n - k + 1:
+            raise ValueError(
+                f"{op}: {name} gives {o} rows/columns along the {axis} but must be between 1 "
+                f"and input size − kernel_size + 1 = {n} − {k} + 1 for input shape {x.shape} "
+                f"and kernel_size {kernel}")
+    return out
+
+
+def _fractional_samples(x, random_samples, seed, op):
+    """(N, C, 2) samples u in [0, 1) in the input's dtype: [..., 0] for the width, [..., 1] for
+    the height (PyTorch's order)."""
+    shape = x.shape[:2] + (2,)
+    if random_samples is None:
+        return _generator(seed, op).random(shape, dtype=x.dtype)
+    if seed is not None:
+        raise ValueError(f"{op}: give random_samples or seed, not both")
+    samples = random_samples.data if isinstance(random_samples, Tensor) else random_samples
+    samples = np.asarray(samples)
+    if samples.shape != shape or samples.dtype.kind != "f":
+        raise ValueError(f"{op}: random_samples must be a float array of shape (N, C, 2) = "
+                         f"{shape} for input shape {x.shape}, got shape {samples.shape} and "
+                         f"dtype {samples.dtype}")
+    samples = samples.astype(x.dtype)
+    if samples.size and not (samples.min() >= 0 and samples.max() < 1):
+        raise ValueError(f"{op}: random_samples must lie in [0, 1), got values in "
+                         f"[{samples.min()}, {samples.max()}]")
+    return samples
+
+
+def fractional_max_pool2d(x, kernel_size, output_size=None, output_ratio=None,
+                          overlapping=True, random_samples=None, seed=None):
+    """Fractional max pooling (Graham, 2014): max over pseudo-random regions, a different
+    sequence for each plane, which shrinks the map by a non-integer factor.
+
+    Per plane and axis the region starts follow PyTorch's sequence (see
+    ``geometry.fractional_intervals``), driven by ``random_samples`` (N, C, 2) in [0, 1):
+    sample 0 drives the width, sample 1 the height. ``overlapping=True`` (PyTorch's op) pools
+    kernel_size windows at those starts, and with the same samples returns exactly what
+    ``torch.nn.functional.fractional_max_pool2d(..., _random_samples=...)`` returns;
+    the windows cover the input when (in − kernel)/(out − 1) ≤ kernel.
+    ``overlapping=False`` is Graham's disjoint variant: each region runs from its start to the
+    next region's start (the last to the input's edge), so the regions tile the input.
+    Without ``random_samples`` they are drawn from ``seed`` (None: minigrad's global generator,
+    an int, or a numpy.random.Generator).
+
+    Output size: ``output_size``, or int(in · output_ratio) per axis; it must satisfy
+    1 ≤ out ≤ in − kernel + 1.
+    """
+    op = "fractional_max_pool2d"
+    x = _input(x, op)
+    kernel = pair(kernel_size, "kernel_size", op)
+    check_min(kernel, 1, "kernel_size", op)
+    overlapping = _flag(overlapping, "overlapping", op)
+    out = _fractional_output_size(x, kernel, output_size, output_ratio, op)
+    samples = _fractional_samples(x, random_samples, seed, op).reshape(-1, 2)
+    rows = fractional_intervals(samples[:, 1], x.shape[2], out[0], kernel[0], overlapping)
+    cols = fractional_intervals(samples[:, 0], x.shape[3], out[1], kernel[1], overlapping)
+    return FractionalMaxPool2d(rows, cols)(x)
