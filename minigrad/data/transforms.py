@@ -1,0 +1,139 @@
+"""Batch transforms for float images, vectorised over the batch (no per-image Python).
+
+A transform takes ``x`` -- a float array N×C×H×W, or one image C×H×W -- and returns a new
+array (the input is never modified). Random transforms draw from the generator ``rng`` passed
+by the caller (``DataLoader`` passes its seeded augmentation generator), else from their own
+generator seeded by ``seed``: the same seed gives the same augmentations.
+"""
+import numbers
+
+import numpy as np
+
+from ..ops.geometry import check_min, pair
+
+
+class Transform:
+    """Base class: ``transform(x, rng=None)``; subclasses implement ``apply(x, rng)`` on a
+    4-D batch."""
+
+    def __init__(self, seed=None):
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, x, rng=None):
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}: x must be a floating-point array, got "
+                            f"dtype {x.dtype}")
+        if x.ndim not in (3, 4):
+            raise ValueError(f"{type(self).__name__}: x must be N×C×H×W or C×H×W, got shape "
+                             f"{x.shape}")
+        out = self.apply(x if x.ndim == 4 else x[None], self.rng if rng is None else rng)
+        return out if x.ndim == 4 else out[0]
+
+    def apply(self, x, rng):
+        raise NotImplementedError
+
+    def __repr__(self):
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "rng")
+        return f"{type(self).__name__}({fields})"
+
+
+class Compose(Transform):
+    """Apply ``transforms`` in order, all drawing from the same generator."""
+
+    def __init__(self, transforms):
+        super().__init__()
+        self.transforms = list(transforms)
+        for t in self.transforms:
+            if not isinstance(t, Transform):
+                raise TypeError(f"Compose: transforms must be Transform instances, got "
+                                f"{type(t).__name__}")
+
+    def apply(self, x, rng):
+        for t in self.transforms:
+            x = t.apply(x, rng)
+        return x
+
+
+class Normalize(Transform):
+    """``out[:, c] = (x[:, c] - mean[c]) / std[c]`` for each channel c (one value applies to
+    every channel). Output dtype: that of ``x``."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.mean = _channel_values("mean", mean)
+        self.std = _channel_values("std", std)
+        if np.any(self.std <= 0):
+            raise ValueError(f"Normalize: std must be > 0, got {self.std.tolist()}")
+        if self.mean.size != self.std.size and 1 not in (self.mean.size, self.std.size):
+            raise ValueError(f"Normalize: mean has {self.mean.size} values, std {self.std.size}")
+
+    def apply(self, x, rng):
+        channels = x.shape[1]
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if values.size not in (1, channels):
+                raise ValueError(f"Normalize: {name} has {values.size} values but x has "
+                                 f"{channels} channels (shape {x.shape})")
+        mean = self.mean.astype(x.dtype).reshape(-1, 1, 1)
+        inv_std = (1.0 / self.std).astype(x.dtype).reshape(-1, 1, 1)
+        return (x - mean) * inv_std
+
+
+def _channel_values(name, values):
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if array.size == 0 or not np.all(np.isfinite(array)):
+        raise ValueError(f"Normalize: {name} must be finite numbers, got {values!r}")
+    return array
+
+
+class RandomCrop(Transform):
+    """Pad each image by ``padding`` pixels (int, or (top and bottom, left and right)) with
+    ``padding_mode`` ``"constant"`` (zeros), ``"reflect"`` or ``"edge"``, then cut a ``size``
+    window (int or (h, w)) at a random offset per image. Output: N×C×h×w.
+
+    Offsets are drawn as ``rng.integers(0, H + 2*pad_h - h + 1, N)`` for the rows, then
+    ``rng.integers(0, W + 2*pad_w - w + 1, N)`` for the columns.
+    """
+
+    _MODES = ("constant", "reflect", "edge")
+
+    def __init__(self, size, padding=0, padding_mode="constant", seed=None):
+        super().__init__(seed)
+        self.size = pair(size, "size", "RandomCrop")
+        check_min(self.size, 1, "size", "RandomCrop")
+        padding = pair(padding, "padding", "RandomCrop")
+        check_min(padding, 0, "padding", "RandomCrop")
+        if padding_mode not in self._MODES:
+            raise ValueError(f"RandomCrop: padding_mode must be one of {self._MODES}, got "
+                             f"{padding_mode!r}")
+        self.padding, self.padding_mode = padding, padding_mode
+
+    def apply(self, x, rng):
+        (pad_h, pad_w), (h, w) = self.padding, self.size
+        if pad_h or pad_w:
+            x = np.pad(x, ((0, 0), (0, 0), (pad_h, pad_h), (pad_w, pad_w)),
+                       mode=self.padding_mode)
+        n, _, padded_h, padded_w = x.shape
+        if h > padded_h or w > padded_w:
+            raise ValueError(f"RandomCrop: size {self.size} is larger than the padded image "
+                             f"{(padded_h, padded_w)} (x shape {x.shape}, "
+                             f"padding {self.padding})")
+        rows = rng.integers(0, padded_h - h + 1, n)
+        cols = rng.integers(0, padded_w - w + 1, n)
+        # windows[i, c, r, s] is the h×w window of image i, channel c at offset (r, s)
+        windows = np.lib.stride_tricks.sliding_window_view(x, (h, w), axis=(2, 3))
+        return windows[np.arange(n), :, rows, cols]
+
+
+class RandomHorizontalFlip(Transform):
+    """Mirror each image left-right with probability ``p`` (drawn as ``rng.random(N) < p``)."""
+
+    def __init__(self, p=0.5, seed=None):
+        super().__init__(seed)
+        if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p!r}")
+        self.p = float(p)
+
+    def apply(self, x, rng):
+        flip = rng.random(x.shape[0]) < self.p
+        return np.where(flip[:, None, None, None], x[..., ::-1], x)
