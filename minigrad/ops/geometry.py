@@ -115,3 +115,47 @@ def fractional_intervals(samples, size, out, kernel, overlapping=True):
         end[:, :-1] = start[:, 1:]
         end[:, -1] = size
     return start, end
+
+
+def check_pool_padding(padding, kernel, op_name):
+    """PyTorch's pooling rule: ``padding ≤ kernel_size // 2`` on each axis (the kernel size itself,
+    not its dilated extent), so every window holds at least one input cell."""
+    if any(p > k // 2 for p, k in zip(padding, kernel)):
+        raise ValueError(f"{op_name}: padding {padding} must be at most half of kernel_size "
+                         f"{kernel}")
+
+
+def sliding_output_shape(input_shape, kernel, stride, padding, dilation, ceil_mode, op_name):
+    """(OH, OW) of a sliding-window op on an (N, C, H, W) input (``window_output_size`` per
+    axis); ValueError naming the input when a window does not fit."""
+    out = tuple(window_output_size(n, k, s, p, d, ceil_mode)
+                for n, k, s, p, d in zip(input_shape[2:], kernel, stride, padding, dilation))
+    if min(out) < 1:
+        raise ValueError(f"{op_name}: input of shape {tuple(input_shape)} is too small for "
+                         f"kernel_size {kernel} with padding {padding} and dilation {dilation}: "
+                         f"output size would be {out}")
+    return out
+
+
+def adaptive_output_shape(output_size, input_shape, op_name):
+    """(OH, OW) from an int or a pair whose entries may be None (keep the input's size)."""
+    if output_size is None or isinstance(output_size, numbers.Integral):
+        output_size = (output_size, output_size)
+    if not isinstance(output_size, (tuple, list)) or len(output_size) != 2:
+        raise TypeError(f"{op_name}: output_size must be an int, None or a pair, got "
+                        f"{output_size!r}")
+    out = tuple(n if o is None else o for o, n in zip(output_size, input_shape[2:]))
+    out = pair(out, "output_size", op_name)
+    check_min(out, 1, "output_size", op_name)
+    return out
+
+
+def adaptive_bins(size, out):
+    """Bins of adaptive pooling along one axis (PyTorch's): bin i covers
+    [floor(i·size / out), ceil((i + 1)·size / out)), so bins cover the axis, each is non-empty,
+    and neighbours overlap by at most one cell when ``out`` does not divide ``size``.
+    Returns (start, end) as intp arrays of length ``out``."""
+    i = np.arange(out, dtype=np.intp)
+    start = (i * size) // out
+    end = -((-(i + 1) * size) // out)
+    return start, end

@@ -1,0 +1,264 @@
+"""Max, average, global and adaptive pooling (NCHW), PyTorch's semantics.
+
+The loops are Cython kernels (minigrad/_kernels/pooling.pyx) running without the GIL, parallel
+over the N·C planes. Max-type pools keep the flat argmax ``h·W + w`` of every output (int32)
+for the backward pass, which sends each output's gradient to that one cell (winner takes all,
+summed where windows overlap). The indices are only computed when a gradient or
+``return_indices`` needs them.
+"""
+import numpy as np
+
+from .._kernels import pooling as _kernels
+from ..function import Function
+from ..tensor import Tensor, as_tensor
+from .geometry import (adaptive_bins, adaptive_output_shape, check_input_4d, check_min,
+                       check_pool_padding, pair, sliding_output_shape)
+
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def _planes(a):
+    """(N, C, H, W) → (N·C, H, W), a view of a contiguous array."""
+    return a.reshape((-1,) + a.shape[-2:])
+
+
+def _grad(gy, like):
+    return np.ascontiguousarray(gy, dtype=like)
+
+
+class _ArgmaxPool(Function):
+    """Base of the max-type pools: the forward fills values and (when needed) the argmax, the
+    backward scatters the output gradient to the argmax cells."""
+
+    return_indices = False
+
+    def forward(self, x):
+        out_hw = self.output_hw(x.shape)
+        y = np.empty(x.shape[:2] + out_hw, x.dtype)
+        keep_index = self.needs_input_grad[0] or self.return_indices
+        idx = np.empty(y.shape, np.int32) if keep_index else None
+        self.kernel(_planes(x), _planes(y), None if idx is None else _planes(idx))
+        self.input_shape, self.dtype = x.shape, x.dtype
+        if self.return_indices:
+            self.indices = idx
+        if self.needs_input_grad[0]:
+            self.save_for_backward(idx)
+        return self.shape_output(y)
+
+    def shape_output(self, y):
+        return y
+
+    def backward(self, gy):
+        (idx,) = self.saved_tensors
+        gx = np.empty(self.input_shape, self.dtype)
+        _kernels.max_pool_backward(_planes(_grad(gy, self.dtype).reshape(idx.shape)),
+                                   _planes(idx), _planes(gx))
+        return gx
+
+
+class MaxPool2d(_ArgmaxPool):
+    """y[n, c, oh, ow] = max over i < kh, j < kw of x[n, c, oh·sh − ph + i·dh, ow·sw − pw + j·dw]
+    (cells outside the input count as −∞); output (N, C, OH, OW) with
+    OH = floor((H + 2·ph − dh·(kh − 1) − 1) / sh) + 1 (ceil with ``ceil_mode``, dropping a last
+    window that would start in the right padding), likewise OW."""
+
+    def __init__(self, kernel, stride, padding, dilation, out_hw, return_indices):
+        self.params = kernel + stride + padding + dilation
+        self.out_hw, self.return_indices = out_hw, return_indices
+
+    def output_hw(self, shape):
+        return self.out_hw
+
+    def kernel(self, x, y, idx):
+        _kernels.max_pool_forward(x, y, idx, *self.params)
+
+
+class AdaptiveMaxPool2d(_ArgmaxPool):
+    """y[n, c, i, j] = max of x[n, c, h_start[i]:h_end[i], w_start[j]:w_end[j]] with the bins of
+    ``geometry.adaptive_bins``; output (N, C, OH, OW) = ``output_size``."""
+
+    def __init__(self, out_hw, return_indices):
+        self.out_hw, self.return_indices = out_hw, return_indices
+
+    def output_hw(self, shape):
+        return self.out_hw
+
+    def kernel(self, x, y, idx):
+        if idx is None:  # this kernel always records the argmax
+            idx = np.empty(y.shape, np.int32)
+        _kernels.adaptive_max_forward(x, y, idx, *_bins(x.shape, y.shape))
+
+
+class GlobalMaxPool2d(AdaptiveMaxPool2d):
+    """y[n, c] = max over h, w of x[n, c, h, w]; output (N, C), or (N, C, 1, 1) with keepdims."""
+
+    def __init__(self, keepdims):
+        super().__init__((1, 1), False)
+        self.keepdims = keepdims
+
+    def shape_output(self, y):
+        return y if self.keepdims else y.reshape(y.shape[:2])
+
+
+class AvgPool2d(Function):
+    """y[n, c, oh, ow] = Σ_{i<kh, j<kw} x[n, c, oh·sh − ph + i, ow·sw − pw + j] / divisor
+    (padding cells add 0). The divisor is ``divisor_override`` if given; else the window's cells
+    inside the padded input (``count_include_pad``: a ceil_mode window hanging over the right
+    padding does not count the overhang) or inside the input (``count_include_pad=False``).
+    Output size as for max pooling with dilation 1."""
+
+    def __init__(self, kernel, stride, padding, out_hw, count_include_pad, divisor_override):
+        self.params = kernel + stride + padding + (count_include_pad, divisor_override or 0)
+        self.out_hw = out_hw
+
+    def forward(self, x):
+        y = np.empty(x.shape[:2] + self.out_hw, x.dtype)
+        _kernels.avg_pool_forward(_planes(x), _planes(y), *self.params)
+        self.input_shape, self.dtype = x.shape, x.dtype
+        return y
+
+    def backward(self, gy):
+        gy = _grad(gy, self.dtype)
+        gx = np.empty(self.input_shape, self.dtype)
+        _kernels.avg_pool_backward(_planes(gy), _planes(gx), *self.params)
+        return gx
+
+
+def _bins(input_shape, output_shape):
+    return adaptive_bins(input_shape[-2], output_shape[-2]) + adaptive_bins(input_shape[-1],
+                                                                            output_shape[-1])
+
+
+class AdaptiveAvgPool2d(Function):
+    """y[n, c, i, j] = mean of x[n, c, h_start[i]:h_end[i], w_start[j]:w_end[j]] with the bins
+    of ``geometry.adaptive_bins``; output (N, C, OH, OW) = ``output_size``."""
+
+    def __init__(self, out_hw):
+        self.out_hw = out_hw
+
+    def forward(self, x):
+        y = np.empty(x.shape[:2] + self.out_hw, x.dtype)
+        self.bins = _bins(x.shape, y.shape)
+        _kernels.adaptive_avg_forward(_planes(x), _planes(y), *self.bins)
+        self.input_shape, self.dtype = x.shape, x.dtype
+        return y
+
+    def backward(self, gy):
+        gy = _grad(gy, self.dtype)
+        gx = np.empty(self.input_shape, self.dtype)
+        _kernels.adaptive_avg_backward(_planes(gy), _planes(gx), *self.bins)
+        return gx
+
+
+class GlobalAvgPool2d(Function):
+    """y[n, c] = mean over h, w of x[n, c, h, w]; output (N, C), or (N, C, 1, 1) with keepdims."""
+
+    def __init__(self, keepdims):
+        self.keepdims = keepdims
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        y = np.empty((n, c, 1, 1) if self.keepdims else (n, c), x.dtype)
+        _kernels.global_avg_forward(x.reshape(n * c, h * w), y.reshape(-1))
+        self.input_shape, self.dtype = x.shape, x.dtype
+        return y
+
+    def backward(self, gy):
+        n, c, h, w = self.input_shape
+        gx = np.empty(self.input_shape, self.dtype)
+        _kernels.global_avg_backward(_grad(gy, self.dtype).reshape(-1), gx.reshape(n * c, h * w))
+        return gx
+
+
+# -- functional wrappers: validate everything before a kernel runs ----------------------------------
+
+def _input(x, op_name, max_type=False):
+    x = as_tensor(x)
+    check_input_4d(x, op_name)
+    if min(x.shape[2:]) < 1:
+        raise ValueError(f"{op_name}: input must have a non-empty spatial size, got shape "
+                         f"{x.shape}")
+    if max_type and x.shape[2] * x.shape[3] > _INT32_MAX:
+        raise ValueError(f"{op_name}: input planes of {x.shape[2]}×{x.shape[3]} cells exceed the "
+                         "int32 argmax range")
+    return x
+
+
+def _window(x, kernel_size, stride, padding, dilation, ceil_mode, op_name):
+    """Validated (kernel, stride, padding, dilation, (OH, OW)) pairs."""
+    kernel = pair(kernel_size, "kernel_size", op_name)
+    check_min(kernel, 1, "kernel_size", op_name)
+    stride = kernel if stride is None else pair(stride, "stride", op_name)
+    check_min(stride, 1, "stride", op_name)
+    padding = pair(padding, "padding", op_name)
+    check_min(padding, 0, "padding", op_name)
+    check_pool_padding(padding, kernel, op_name)
+    dilation = pair(dilation, "dilation", op_name)
+    check_min(dilation, 1, "dilation", op_name)
+    out_hw = sliding_output_shape(x.shape, kernel, stride, padding, dilation, ceil_mode, op_name)
+    return kernel, stride, padding, dilation, out_hw
+
+
+def _with_indices(fn, y):
+    """(y, indices) where indices is a plain int64 tensor of flat h·W + w positions per plane."""
+    indices = Tensor(fn.indices.astype(np.int64))
+    fn.indices = None
+    return y, indices
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling (see ``MaxPool2d`` for the formula); ``stride`` defaults to
+    ``kernel_size``; ``padding ≤ kernel_size // 2``. With ``return_indices`` also returns the
+    flat index h·W + w of each maximum within its plane (int64), as PyTorch does."""
+    x = _input(x, "max_pool2d", max_type=True)
+    kernel, stride, padding, dilation, out_hw = _window(x, kernel_size, stride, padding, dilation,
+                                                        bool(ceil_mode), "max_pool2d")
+    fn = MaxPool2d(kernel, stride, padding, dilation, out_hw, bool(return_indices))
+    y = fn(x)
+    return _with_indices(fn, y) if return_indices else y
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """2-D average pooling (see ``AvgPool2d`` for the formula and the divisor rules)."""
+    x = _input(x, "avg_pool2d")
+    kernel, stride, padding, _, out_hw = _window(x, kernel_size, stride, padding, 1,
+                                                 bool(ceil_mode), "avg_pool2d")
+    if divisor_override is not None:
+        if not isinstance(divisor_override, (int, np.integer)) or isinstance(divisor_override,
+                                                                             bool):
+            raise TypeError(f"avg_pool2d: divisor_override must be an int or None, got "
+                            f"{divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError("avg_pool2d: divisor_override must not be zero")
+    return AvgPool2d(kernel, stride, padding, out_hw, bool(count_include_pad),
+                     None if divisor_override is None else int(divisor_override))(x)
+
+
+def global_avg_pool2d(x, keepdims=False):
+    """Mean over H and W: (N, C, H, W) → (N, C), or (N, C, 1, 1) with ``keepdims``."""
+    return GlobalAvgPool2d(bool(keepdims))(_input(x, "global_avg_pool2d"))
+
+
+def global_max_pool2d(x, keepdims=False):
+    """Max over H and W: (N, C, H, W) → (N, C), or (N, C, 1, 1) with ``keepdims``."""
+    return GlobalMaxPool2d(bool(keepdims))(_input(x, "global_max_pool2d", max_type=True))
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average over PyTorch's adaptive bins (``geometry.adaptive_bins``); output
+    (N, C, *output_size), a None entry keeping the input's size."""
+    x = _input(x, "adaptive_avg_pool2d")
+    return AdaptiveAvgPool2d(adaptive_output_shape(output_size, x.shape,
+                                                   "adaptive_avg_pool2d"))(x)
+
+
+def adaptive_max_pool2d(x, output_size, return_indices=False):
+    """Max over PyTorch's adaptive bins; output (N, C, *output_size), a None entry keeping the
+    input's size; ``return_indices`` as in ``max_pool2d``."""
+    x = _input(x, "adaptive_max_pool2d", max_type=True)
+    fn = AdaptiveMaxPool2d(adaptive_output_shape(output_size, x.shape, "adaptive_max_pool2d"),
+                           bool(return_indices))
+    y = fn(x)
+    return _with_indices(fn, y) if return_indices else y
