@@ -1,7 +1,9 @@
 """Layers (``minigrad.nn``) and the functional API (``minigrad.nn.functional``)."""
 from . import functional  # noqa: F401
-from .activation import ReLU  # noqa: F401
+from .activation import (ELU, GELU, SELU, LeakyReLU, LogSoftmax, Maxout, PReLU,  # noqa: F401
+                         ReLU, Sigmoid, SiLU, Softmax, Swish, Tanh)
 from .conv import Conv2d  # noqa: F401
 from . import init  # noqa: F401
 from .layers import BatchNorm2d, Dropout, Flatten, Identity, Linear  # noqa: F401
+from .loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
 from .module import Module, Parameter, Sequential  # noqa: F401

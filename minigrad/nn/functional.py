@@ -2,7 +2,9 @@
 
 Each function validates its arguments and applies the op class from ``minigrad.ops``.
 """
-from ..ops.activation import relu  # noqa: F401
+from ..ops.activation import (elu, gelu, leaky_relu, log_softmax, maxout,  # noqa: F401
+                              prelu, relu, selu, sigmoid, silu, softmax, swish, tanh)
 from ..ops.conv import conv2d  # noqa: F401
 from ..ops.layers import dropout, linear  # noqa: F401
+from ..ops.loss import cross_entropy, mse_loss, nll_loss  # noqa: F401
 from ..ops.normalization import batch_norm  # noqa: F401
