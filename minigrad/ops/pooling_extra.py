@@ -267,7 +267,8 @@ def fractional_max_pool2d(x, kernel_size, output_size=None, output_ratio=None,
     sample 0 drives the width, sample 1 the height. ``overlapping=True`` (PyTorch's op) pools
     kernel_size windows at those starts, and with the same samples returns exactly what
     ``torch.nn.functional.fractional_max_pool2d(..., _random_samples=...)`` returns;
-    the windows cover the input when (in − kernel)/(out − 1) ≤ kernel.
+    the windows cover the input when ceil((in − kernel)/(out − 1)) ≤ kernel (the starts are
+    at most that far apart).
     ``overlapping=False`` is Graham's disjoint variant: each region runs from its start to the
     next region's start (the last to the input's edge), so the regions tile the input.
     Without ``random_samples`` they are drawn from ``seed`` (None: minigrad's global generator,

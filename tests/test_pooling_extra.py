@@ -1,0 +1,392 @@
+"""Alternative pooling: Lp, stochastic, fractional max, spatial pyramid, mixed and gated.
+
+Each kind is checked against a plain numpy loop over its windows (forward and backward), with
+gradcheck in float64, and on bad arguments (ValueError naming the argument).
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+import minigrad
+import minigrad.nn.functional as F
+from minigrad import nn
+
+RNG = np.random.default_rng(1234)
+
+
+def t64(a, grad=True):
+    return minigrad.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+
+
+def distinct(shape, low=0.1, high=2.0, sign=False):
+    """Values with no ties (max-type gradchecks) and away from 0 (Lp with p < 1)."""
+    values = np.linspace(low, high, int(np.prod(shape)))
+    RNG.shuffle(values)
+    if sign:
+        values *= RNG.choice([-1.0, 1.0], size=values.shape)
+    return values.reshape(shape)
+
+
+def windows(size, kernel, stride, ceil_mode=False):
+    """[start, end) of every window along one axis, enumerated by brute force: windows start
+    at multiples of the stride inside the input and (ceil_mode) may be clipped at the end."""
+    starts = range(0, size, stride)
+    full = [(s, s + kernel) for s in starts if s + kernel <= size]
+    if ceil_mode:
+        partial = [(s, size) for s in starts if s + kernel > size]
+        full += partial[:1] if full and full[-1][1] < size else []
+    return full
+
+
+def window_loop(x, kernel, stride, ceil_mode, reduce_window):
+    """out[n, c, i, j] = reduce_window(window array), a plain loop."""
+    kh, kw = kernel
+    sh, sw = stride
+    rows = windows(x.shape[2], kh, sh, ceil_mode)
+    cols = windows(x.shape[3], kw, sw, ceil_mode)
+    out = np.zeros(x.shape[:2] + (len(rows), len(cols)))
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for i, (h0, h1) in enumerate(rows):
+                for j, (w0, w1) in enumerate(cols):
+                    out[n, c, i, j] = reduce_window(x[n, c, h0:h1, w0:w1])
+    return out, rows, cols
+
+
+def grad_loop(x, gy, rows, cols, window_grad):
+    """gx accumulated from window_grad(window, gy_value) → gradient of that window."""
+    gx = np.zeros_like(x)
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for i, (h0, h1) in enumerate(rows):
+                for j, (w0, w1) in enumerate(cols):
+                    gx[n, c, h0:h1, w0:w1] += window_grad(x[n, c, h0:h1, w0:w1], gy[n, c, i, j])
+    return gx
+
+
+# -- Lp pooling ----------------------------------------------------------------------------------
+
+def lp_reference(x, p, kernel, stride, ceil_mode, gy):
+    def value(w):
+        return np.sum(np.abs(w) ** p) ** (1 / p)
+
+    def grad(w, g):
+        y = value(w)
+        if y == 0:
+            return np.zeros_like(w)
+        return g * np.sign(w) * (np.abs(w) / y) ** (p - 1)
+
+    out, rows, cols = window_loop(x, kernel, stride, ceil_mode, value)
+    return out, grad_loop(x, gy, rows, cols, grad)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3.5, 0.7])
+@pytest.mark.parametrize("kernel,stride,ceil_mode", [
+    (1, None, False), (2, None, False), (3, 1, False), (3, 2, True), ((2, 3), (1, 2), True)])
+def test_lp_pool_matches_reference_and_gradcheck(p, kernel, stride, ceil_mode):
+    x = distinct((2, 2, 7, 6), sign=True)
+    y = F.lp_pool2d(t64(x, grad=False), p, kernel, stride, ceil_mode)
+    k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    s = k if stride is None else (stride if isinstance(stride, tuple) else (stride, stride))
+    gy = RNG.standard_normal(y.shape)
+    expected, expected_grad = lp_reference(x, p, k, s, ceil_mode, gy)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-12)
+    xt = t64(x)
+    F.lp_pool2d(xt, p, kernel, stride, ceil_mode).backward(gy)
+    np.testing.assert_allclose(xt.grad, expected_grad, rtol=1e-10, atol=1e-12)
+    minigrad.gradcheck(lambda a: F.lp_pool2d(a, p, kernel, stride, ceil_mode),
+                       [t64(x[:1, :1, :5, :5])])
+
+
+def test_lp_pool_zero_window_gradient_is_zero_and_float32_stays():
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, :2, :2] = [[3, 0], [-4, 0]]
+    xt = minigrad.tensor(x, requires_grad=True)
+    y = F.lp_pool2d(xt, 2, 2)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.data[0, 0], [[5, 0], [0, 0]])
+    y.sum().backward()
+    assert np.isfinite(xt.grad).all()
+    np.testing.assert_allclose(xt.grad[0, 0, :2, :2], [[0.6, 0], [-0.8, 0]], rtol=1e-6)
+    assert not xt.grad[0, 0, 2:].any() and not xt.grad[0, 0, :, 2:].any()
+
+
+def test_lp_pool_large_p_tends_to_max_without_overflow():
+    x = distinct((1, 2, 4, 4), low=1.0, high=50.0)
+    y = F.lp_pool2d(t64(x, grad=False), 500, 2)
+    expected, _, _ = window_loop(x, (2, 2), (2, 2), False, np.max)
+    assert np.isfinite(y.data).all()
+    np.testing.assert_allclose(y.data, expected, rtol=1e-2)
+
+
+def test_lp_pool_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = np.abs(RNG.standard_normal((2, 3, 7, 8)))
+    for p, kernel, stride in [(1, 2, None), (2, 3, 1), (3.5, (2, 3), (2, 1))]:
+        ours = F.lp_pool2d(t64(x, grad=False), p, kernel, stride).data
+        theirs = torch.nn.functional.lp_pool2d(torch.from_numpy(x), p, kernel, stride).numpy()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+# -- stochastic pooling --------------------------------------------------------------------------
+
+def stochastic_sample_reference(x, draws, kernel, stride):
+    """Sampled output and flat index per window by inverting the cumulative sum, a plain loop."""
+    out, rows, cols = window_loop(x, kernel, stride, False, np.sum)
+    index = np.zeros(out.shape, np.int64)
+    for n, c, i, j in np.ndindex(out.shape):
+        (h0, h1), (w0, w1) = rows[i], cols[j]
+        window = x[n, c, h0:h1, w0:w1]
+        cumulative = np.cumsum(window.ravel())
+        chosen = np.flatnonzero(draws[n, c, i, j] * cumulative[-1] < cumulative)
+        k = chosen[0] if chosen.size else 0   # an all-zero window: the first cell, output 0
+        dh, dw = divmod(k, w1 - w0)
+        index[n, c, i, j] = (h0 + dh) * x.shape[3] + w0 + dw
+        out[n, c, i, j] = window.ravel()[k] if cumulative[-1] > 0 else 0
+    return out, index
+
+
+@pytest.mark.parametrize("kernel,stride", [(1, None), (2, None), (3, 1), ((2, 3), (2, 1))])
+def test_stochastic_training_matches_reference(kernel, stride):
+    x = distinct((2, 3, 6, 7), low=0.0)
+    x[0, 0, :3, :3] = 0   # all-zero windows
+    k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    s = k if stride is None else (stride if isinstance(stride, tuple) else (stride, stride))
+    xt = t64(x)
+    y = F.stochastic_pool2d(xt, kernel, stride, training=True, seed=7)
+    draws = np.random.default_rng(7).random(y.shape)   # the op draws one uniform per window
+    expected, index = stochastic_sample_reference(x, draws, k, s)
+    np.testing.assert_array_equal(y.data, expected)
+    gy = RNG.standard_normal(y.shape)
+    y.backward(gy)
+    expected_grad = np.zeros_like(x)
+    for n, c, i, j in np.ndindex(y.shape):
+        if expected[n, c, i, j] != 0:
+            expected_grad[n, c].flat[index[n, c, i, j]] += gy[n, c, i, j]
+    np.testing.assert_allclose(xt.grad, expected_grad, rtol=1e-12)
+    minigrad.gradcheck(lambda a: F.stochastic_pool2d(a, kernel, stride, seed=3),
+                       [t64(x[:1, :1] + 0.1)])
+
+
+def test_stochastic_training_output_is_a_window_value_and_zero_window_gives_zero():
+    x = np.abs(RNG.standard_normal((2, 2, 6, 6))).astype(np.float32)
+    x[1, 1, 2:4, 2:4] = 0
+    xt = minigrad.tensor(x, requires_grad=True)
+    y = F.stochastic_pool2d(xt, 2, seed=0)
+    assert y.dtype == np.float32 and y.shape == (2, 2, 3, 3)
+    for n, c, i, j in np.ndindex(y.shape):
+        window = x[n, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
+        assert y.data[n, c, i, j] in window
+        assert y.data[n, c, i, j] > 0 or not window.any()
+    assert y.data[1, 1, 1, 1] == 0
+    y.sum().backward()
+    assert not xt.grad[1, 1, 2:4, 2:4].any()
+
+
+def test_stochastic_sampling_follows_probabilities_chi_square():
+    weights = np.array([[1.0, 2.0], [3.0, 4.0]])
+    draws = 20000
+    x = np.broadcast_to(weights, (1, draws, 2, 2)).copy()
+    xt = t64(x)
+    y = F.stochastic_pool2d(xt, 2, seed=2024)
+    y.sum().backward()   # the gradient marks the sampled cell of every plane
+    counts = xt.grad.reshape(draws, 4).sum(axis=0)
+    expected = draws * weights.ravel() / weights.sum()
+    chi_square = np.sum((counts - expected) ** 2 / expected)
+    assert counts.sum() == draws
+    assert chi_square < 16.27   # 3 degrees of freedom, p = 0.001
+    np.testing.assert_array_equal(np.sort(np.unique(y.data)), [1, 2, 3, 4])
+
+
+def test_stochastic_eval_is_weighted_average_with_exact_gradient():
+    x = distinct((2, 2, 5, 7), low=0.0)
+    x[0, 1, :2, :2] = 0
+
+    def value(w):
+        return np.sum(w * w) / np.sum(w) if np.sum(w) > 0 else 0.0
+
+    def grad(w, g):
+        total = np.sum(w)
+        return np.zeros_like(w) if total == 0 else g * (2 * w - value(w)) / total
+
+    for kernel, stride in [(2, None), (3, 1), ((1, 2), (1, 3))]:
+        k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+        s = k if stride is None else (stride if isinstance(stride, tuple) else (stride, stride))
+        xt = t64(x)
+        y = F.stochastic_pool2d(xt, kernel, stride, training=False)
+        expected, rows, cols = window_loop(x, k, s, False, value)
+        np.testing.assert_allclose(y.data, expected, rtol=1e-12)
+        gy = RNG.standard_normal(y.shape)
+        y.backward(gy)
+        np.testing.assert_allclose(xt.grad, grad_loop(x, gy, rows, cols, grad), rtol=1e-10,
+                                   atol=1e-14)
+        minigrad.gradcheck(lambda a: F.stochastic_pool2d(a, kernel, stride, training=False),
+                           [t64(x[:1, 1:] + 0.1)])
+
+
+def test_stochastic_seed_reproducible_and_thread_independent():
+    x = np.abs(RNG.standard_normal((3, 4, 8, 8)))
+    first = F.stochastic_pool2d(t64(x, False), 2, seed=11).data
+    threads = minigrad.get_num_threads()
+    try:
+        minigrad.set_num_threads(1)
+        again = F.stochastic_pool2d(t64(x, False), 2, seed=11).data
+    finally:
+        minigrad.set_num_threads(threads)
+    np.testing.assert_array_equal(first, again)
+    generator = np.random.default_rng(11)
+    draws = [F.stochastic_pool2d(t64(x, False), 2, seed=generator).data for _ in range(2)]
+    np.testing.assert_array_equal(draws[0], first)
+    assert not np.array_equal(draws[0], draws[1])
+
+
+# -- fractional max pooling ----------------------------------------------------------------------
+
+def fractional_starts_reference(u, size, out, kernel, dtype):
+    """PyTorch's interval sequence element by element in the input's precision."""
+    starts = []
+    alpha = dtype(size - kernel) / dtype(out - 1) if out > 1 else None
+    for i in range(out - 1):
+        starts.append(int(dtype((dtype(i) + u) * alpha)) - int(dtype(u * alpha)))
+    return starts + [size - kernel]
+
+
+def fractional_reference(x, kernel, out, samples, overlapping):
+    y = np.zeros(x.shape[:2] + out, x.dtype)
+    index = np.zeros(y.shape, np.int64)
+    for n, c in np.ndindex(x.shape[:2]):
+        regions = []
+        for axis, u in ((0, samples[n, c, 1]), (1, samples[n, c, 0])):
+            size = x.shape[2 + axis]
+            starts = fractional_starts_reference(u, size, out[axis], kernel[axis],
+                                                 x.dtype.type)
+            ends = ([s + kernel[axis] for s in starts] if overlapping
+                    else starts[1:] + [size])
+            regions.append(list(zip(starts, ends)))
+        for (i, (h0, h1)), (j, (w0, w1)) in itertools.product(enumerate(regions[0]),
+                                                              enumerate(regions[1])):
+            window = x[n, c, h0:h1, w0:w1]
+            k = int(np.argmax(window))   # the first maximum in row-major order
+            dh, dw = divmod(k, w1 - w0)
+            y[n, c, i, j] = window.ravel()[k]
+            index[n, c, i, j] = (h0 + dh) * x.shape[3] + w0 + dw
+    return y, index
+
+
+@pytest.mark.parametrize("overlapping", [True, False])
+@pytest.mark.parametrize("kernel,out", [(1, (4, 5)), (2, (5, 4)), (3, (4, 6)), ((2, 3), (1, 3))])
+def test_fractional_matches_reference_and_gradcheck(kernel, out, overlapping):
+    x = distinct((2, 3, 9, 10))
+    k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    samples = RNG.random((2, 3, 2))
+    xt = t64(x)
+    y = F.fractional_max_pool2d(xt, kernel, output_size=out, overlapping=overlapping,
+                                random_samples=samples)
+    expected, index = fractional_reference(x, k, out, samples, overlapping)
+    np.testing.assert_array_equal(y.data, expected)
+    gy = RNG.standard_normal(y.shape)
+    y.backward(gy)
+    expected_grad = np.zeros_like(x)
+    for n, c, i, j in np.ndindex(y.shape):
+        expected_grad[n, c].flat[index[n, c, i, j]] += gy[n, c, i, j]
+    np.testing.assert_allclose(xt.grad, expected_grad, rtol=1e-12)
+    minigrad.gradcheck(
+        lambda a: F.fractional_max_pool2d(a, kernel, output_size=out, overlapping=overlapping,
+                                          random_samples=samples[:1, :1]), [t64(x[:1, :1])])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fractional_matches_torch_given_samples(dtype):
+    torch = pytest.importorskip("torch")
+    x = RNG.standard_normal((3, 4, 17, 13)).astype(dtype)
+    samples = RNG.random((3, 4, 2)).astype(dtype)
+    for kernel, out in [(2, (8, 6)), (3, (15, 11)), ((2, 3), (9, 4)), (2, (1, 1)), (1, (17, 13))]:
+        ours = F.fractional_max_pool2d(minigrad.tensor(x), kernel, output_size=out,
+                                       random_samples=samples)
+        theirs = torch.nn.functional.fractional_max_pool2d(
+            torch.from_numpy(x), kernel, output_size=out,
+            _random_samples=torch.from_numpy(samples))
+        assert ours.dtype == dtype
+        np.testing.assert_array_equal(ours.data, theirs.numpy())
+    # output_ratio rounds like PyTorch's
+    ours = F.fractional_max_pool2d(minigrad.tensor(x), 2, output_ratio=(0.5, 0.7),
+                                   random_samples=samples)
+    theirs = torch.nn.functional.fractional_max_pool2d(
+        torch.from_numpy(x), 2, output_ratio=(0.5, 0.7),
+        _random_samples=torch.from_numpy(samples))
+    np.testing.assert_array_equal(ours.data, theirs.numpy())
+
+
+def test_fractional_output_size_from_ratio():
+    x = minigrad.tensor(RNG.standard_normal((2, 3, 25, 16)))
+    assert F.fractional_max_pool2d(x, 2, output_ratio=0.5, seed=0).shape == (2, 3, 12, 8)
+    assert F.fractional_max_pool2d(x, 3, output_ratio=(0.7, 0.3), seed=0).shape == (2, 3, 17, 4)
+
+
+@pytest.mark.parametrize("overlapping", [True, False])
+def test_fractional_regions_cover_the_input(overlapping):
+    from minigrad.ops.geometry import fractional_intervals
+    samples = np.random.default_rng(5).random(500)
+    # (in, out, kernel) with ceil((in − kernel)/(out − 1)) ≤ kernel: overlapping regions cover too
+    for size, out, kernel in [(10, 5, 2), (25, 13, 2), (32, 12, 3), (7, 7, 1), (9, 2, 5)]:
+        start, end = fractional_intervals(samples, size, out, kernel, overlapping)
+        assert start.shape == end.shape == (500, out)
+        assert (start[:, 0] == 0).all() and (end[:, -1] == size).all()
+        assert (start >= 0).all() and (end <= size).all() and (end > start).all()
+        assert (np.diff(start, axis=1) >= 1).all()
+        if overlapping:
+            assert (end - start == kernel).all()
+            assert (start[:, 1:] <= end[:, :-1]).all()       # no gap between neighbours
+        else:
+            np.testing.assert_array_equal(start[:, 1:], end[:, :-1])   # tiles: no overlap
+
+
+def test_fractional_seed_reproducible():
+    x = minigrad.tensor(RNG.standard_normal((2, 3, 12, 12)))
+    a = F.fractional_max_pool2d(x, 2, output_size=7, seed=3).data
+    b = F.fractional_max_pool2d(x, 2, output_size=7, seed=3).data
+    np.testing.assert_array_equal(a, b)
+
+
+# -- bad arguments -------------------------------------------------------------------------------
+
+X4 = np.abs(RNG.standard_normal((1, 2, 6, 6))).astype(np.float32)
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda: F.lp_pool2d(X4, 0, 2), "p"),
+    (lambda: F.lp_pool2d(X4, -1.5, 2), "p"),
+    (lambda: F.lp_pool2d(X4, float("nan"), 2), "p"),
+    (lambda: F.lp_pool2d(X4, 2, 0), "kernel_size"),
+    (lambda: F.lp_pool2d(X4, 2, 7), "kernel_size"),
+    (lambda: F.lp_pool2d(X4, 2, 2, stride=0), "stride"),
+    (lambda: F.lp_pool2d(X4[0], 2, 2), "input"),
+    (lambda: F.stochastic_pool2d(-X4, 2), "non-negative"),
+    (lambda: F.stochastic_pool2d(X4 * np.nan, 2), "non-negative"),
+    (lambda: F.stochastic_pool2d(X4[0], 2), "input"),
+    (lambda: F.stochastic_pool2d(X4, 7), "kernel_size"),
+    (lambda: F.fractional_max_pool2d(X4, 2, output_size=0), "output_size"),
+    (lambda: F.fractional_max_pool2d(X4, 2, output_size=6), "output_size"),
+    (lambda: F.fractional_max_pool2d(X4, 2, output_size=(3, 6)), "output_size"),
+    (lambda: F.fractional_max_pool2d(X4, 2, output_ratio=1.0), "output_ratio"),
+    (lambda: F.fractional_max_pool2d(X4, 2, output_ratio=0.1), "output_ratio"),
+    (lambda: F.fractional_max_pool2d(X4, 2), "output_size"),
+    (lambda: F.fractional_max_pool2d(X4, 2, output_size=3, output_ratio=0.5), "output_ratio"),
+    (lambda: F.fractional_max_pool2d(X4, 2, 3, random_samples=np.zeros((1, 2))), "random_samples"),
+    (lambda: F.fractional_max_pool2d(X4, 2, 3, random_samples=np.ones((1, 2, 2))),
+     "random_samples"),
+    (lambda: F.fractional_max_pool2d(X4[0], 2, 3), "input"),
+])
+def test_bad_arguments_raise_value_error_naming_them(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_bad_types_raise_type_error():
+    with pytest.raises(TypeError, match="seed"):
+        F.stochastic_pool2d(X4, 2, seed="x")
+    with pytest.raises(TypeError, match="training"):
+        F.stochastic_pool2d(X4, 2, training=None)
+    with pytest.raises(TypeError, match="kernel_size"):
+        F.lp_pool2d(X4, 2, 1.5)
