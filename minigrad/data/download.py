@@ -77,14 +77,13 @@ def mirror_urls(dataset):
 
 def missing_files_message(title, dataset, folder, filenames, alternatives=""):
     """The text telling a user exactly which files to put where."""
-    urls = ", ".join(MIRRORS.get(dataset, [])) or "its website"
+    urls = ", ".join(MIRRORS.get(dataset, []))
     text = (f"{title}: missing file(s) {', '.join(filenames)} in folder {folder}. "
-            f"Put them there by hand (official source: {urls})")
+            f"Put them there by hand" + (f" (official source: {urls})" if urls else ""))
     if alternatives:
         text += f"; {alternatives}"
-    return text + (". Or point the environment variable MINIGRAD_DATA at a data root holding "
-                   f"{dataset}/, or pass download=True "
-                   "on a machine that is online.")
+    return text + (f". Or set the environment variable MINIGRAD_DATA to a data root holding "
+                   f"{dataset}/, or retry with download=True while online.")
 
 
 def download_resources(resources, folder, dataset, title, progress=True, alternatives=""):
@@ -95,7 +94,7 @@ def download_resources(resources, folder, dataset, title, progress=True, alterna
     """
     os.makedirs(folder, exist_ok=True)
     bases = mirror_urls(dataset)
-    for resource in resources:
+    for position, resource in enumerate(resources):
         failures = []
         for base in bases:
             url = base + resource.filename
@@ -108,8 +107,8 @@ def download_resources(resources, folder, dataset, title, progress=True, alterna
             tried = "\n  ".join(failures) if failures else "(no mirror configured)"
             raise DownloadError(
                 f"could not download {resource.filename}; tried:\n  {tried}\n"
-                + missing_files_message(title, dataset, folder, [r.filename for r in resources],
-                                        alternatives))
+                + missing_files_message(title, dataset, folder,
+                                        [r.filename for r in resources[position:]], alternatives))
 
 
 def _describe(exc):
