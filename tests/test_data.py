@@ -132,7 +132,8 @@ def test_idx_size_mismatch(tmp_path, cut, fault):
     path = tmp_path / "mnist" / "train-images-idx3-ubyte"
     data = path.read_bytes()
     path.write_bytes(data[:cut] if cut < 0 else data + bytes(cut))
-    with pytest.raises(DatasetError, match=f"train-images-idx3-ubyte: {fault}.*shape \\(7, 5, 4\\)"):
+    expected = f"train-images-idx3-ubyte: {fault}.*shape \\(7, 5, 4\\)"
+    with pytest.raises(DatasetError, match=expected):
         MNIST(tmp_path, download=False)
     with pytest.raises(DatasetError, match="truncated IDX header"):
         parse_idx(bytes([0, 0, 8, 3, 0, 0]))
@@ -207,6 +208,7 @@ def test_cifar_reads_batch_files(tmp_path, compress, subfolder):
         write(folder / name, cifar_batch_bytes(images, labels), compress)
     check_cifar(TinyCIFAR10(tmp_path, download=False), batches, TRAIN_BATCHES)
     check_cifar(TinyCIFAR10(tmp_path, train=False, download=False), batches, ["test_batch.bin"])
+    assert not TinyCIFAR10(tmp_path, download=False).images.flags.writeable
 
 
 def write_cifar_tarball(path, batches, skip=()):

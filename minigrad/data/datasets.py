@@ -13,7 +13,8 @@ Layout under the data root ``root`` (default ``$MINIGRAD_DATA``, else ``~/.cache
 Missing files are downloaded (``download=True``, see ``minigrad.data.download``). Every file is
 validated on load -- IDX magic numbers, dimensions and sizes, CIFAR record size and count, label
 range -- and a malformed one raises ``DatasetError`` naming the file and the fault. Parsing is
-``np.frombuffer`` on the decompressed bytes, without any per-image Python.
+``np.frombuffer`` on the decompressed bytes, without any per-image Python. The datasets' image
+arrays are read-only (MNIST's share the decompressed bytes without a copy).
 """
 import gzip
 import math
@@ -270,6 +271,7 @@ class CIFAR10(ArrayDataset):
                                                           progress)]
         super().__init__(np.concatenate([images for images, _ in batches]),
                          np.concatenate([labels for _, labels in batches]), self.classes)
+        self.images.flags.writeable = False     # like MNIST's, which view read-only bytes
 
     def _read_batches(self, names, download, progress):
         """(source, bytes) of each batch ``names``: from files in the folder, else from the
