@@ -12,15 +12,26 @@ Conventions (the same as pooling.pyx, so these can be appended there):
 * Window geometry is computed and validated in Python (``minigrad.ops.geometry``); the kernels
   trust it (boundscheck is off). Regular windows start at ``o·stride`` and are clipped at the
   bottom/right edge (the last window of ``ceil_mode``); there is no padding.
-* Max-type outputs store the flat index ``h·W + w`` of the chosen cell in its plane; it is always
-  a cell of the window (never −1).
+* Max-type outputs store the flat index ``h·W + w`` (int32; the wrapper checks that H·W fits)
+  of the chosen cell in its plane; it is always a cell of the window (never −1). Their backward
+  is pooling.pyx's ``max_pool_backward``.
 * Sums are accumulated in double for float32 input too.
-* Backward kernels accumulate into ``gx``, which the caller zero-fills.
+* A backward kernel zeroes its gradient plane itself, right before accumulating into it.
 """
 from cython.parallel cimport prange
 from cython cimport floating
 from libc.math cimport pow, fabs, isnan, INFINITY
 from libc.stdint cimport int64_t
+from libc.string cimport memset
+cimport openmp
+
+# Below this many input elements the OpenMP start-up costs more than the work (the same rule as
+# pooling.pyx; drop this copy when the two files are merged).
+cdef Py_ssize_t PARALLEL_MIN = 1 << 14
+
+
+cdef inline int _num_threads(Py_ssize_t work) noexcept nogil:
+    return 1 if work < PARALLEL_MIN else openmp.omp_get_max_threads()
 
 
 cdef inline Py_ssize_t _min(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -79,6 +90,7 @@ cdef void _lp_backward_plane(const floating* x, const floating* y, const floatin
     """dy/dx_i = sign(x_i)·(|x_i|/y)^(p−1); 0 where x_i = 0 or the window is all zero."""
     cdef Py_ssize_t oh, ow, h, w, h0, w0
     cdef double out, g, v
+    memset(gx, 0, H * W * sizeof(floating))
     for oh in range(OH):
         h0 = oh * sh
         for ow in range(OW):
@@ -102,8 +114,9 @@ def lp_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, double p):
     cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef int nt = _num_threads(P * H * W)
     with nogil:
-        for i in prange(P, schedule='static'):
+        for i in prange(P, schedule='static', num_threads=nt):
             _lp_forward_plane(&x[i, 0, 0], &y[i, 0, 0], H, W, OH, OW, kh, kw, sh, sw, p)
 
 
@@ -112,8 +125,9 @@ def lp_pool_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] y,
                      Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, double p):
     cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef int nt = _num_threads(P * H * W)
     with nogil:
-        for i in prange(P, schedule='static'):
+        for i in prange(P, schedule='static', num_threads=nt):
             _lp_backward_plane(&x[i, 0, 0], &y[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0],
                                H, W, OH, OW, kh, kw, sh, sw, p)
 
@@ -147,14 +161,15 @@ cdef Py_ssize_t _sample_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, P
 
 
 def stochastic_pool_train_forward(const floating[:, :, ::1] x, const double[:, :, ::1] u,
-                                  floating[:, :, ::1] y, int64_t[:, :, ::1] index,
+                                  floating[:, :, ::1] y, int[:, :, ::1] index,
                                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw):
     """y = the sampled cell's value (0 for an all-zero window); index = its flat position."""
     cdef Py_ssize_t i, oh, ow, h0, w0, k
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef int nt = _num_threads(P * H * W)
     with nogil:
-        for i in prange(P, schedule='static'):
+        for i in prange(P, schedule='static', num_threads=nt):
             for oh in range(OH):
                 h0 = oh * sh
                 for ow in range(OW):
@@ -165,18 +180,25 @@ def stochastic_pool_train_forward(const floating[:, :, ::1] x, const double[:, :
                     y[i, oh, ow] = x[i, k // W, k % W]
 
 
-def stochastic_pool_train_backward(const floating[:, :, ::1] y, const int64_t[:, :, ::1] index,
+cdef void _sampled_backward_plane(const floating* y, const int* index, const floating* gy,
+                                  floating* gx, Py_ssize_t n_out, Py_ssize_t HW) noexcept nogil:
+    cdef Py_ssize_t o
+    memset(gx, 0, HW * sizeof(floating))
+    for o in range(n_out):
+        if y[o] != 0:
+            gx[index[o]] += gy[o]
+
+
+def stochastic_pool_train_backward(const floating[:, :, ::1] y, const int[:, :, ::1] index,
                                    const floating[:, :, ::1] gy, floating[:, :, ::1] gx):
     """The gradient goes to the sampled cell; none from an all-zero window (y = 0)."""
-    cdef Py_ssize_t i, oh, ow, k
-    cdef Py_ssize_t P = gy.shape[0], OH = gy.shape[1], OW = gy.shape[2], W = gx.shape[2]
+    cdef Py_ssize_t i, P = gx.shape[0], HW = gx.shape[1] * gx.shape[2]
+    cdef Py_ssize_t n_out = gy.shape[1] * gy.shape[2]
+    cdef int nt = _num_threads(P * HW)
     with nogil:
-        for i in prange(P, schedule='static'):
-            for oh in range(OH):
-                for ow in range(OW):
-                    if y[i, oh, ow] != 0:
-                        k = index[i, oh, ow]
-                        gx[i, k // W, k % W] += gy[i, oh, ow]
+        for i in prange(P, schedule='static', num_threads=nt):
+            _sampled_backward_plane(&y[i, 0, 0], &index[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0],
+                                    n_out, HW)
 
 
 cdef void _weighted_forward_plane(const floating* x, floating* y, Py_ssize_t H, Py_ssize_t W,
@@ -205,6 +227,7 @@ cdef void _weighted_backward_plane(const floating* x, const floating* y, const f
     """d(Σa²/Σa)/da_j = (2·a_j − y)/Σa; 0 for an all-zero window."""
     cdef Py_ssize_t oh, ow, h, w, h0, w0, h1, w1
     cdef double total, scale, out
+    memset(gx, 0, H * W * sizeof(floating))
     for oh in range(OH):
         h0 = oh * sh
         h1 = _min(h0 + kh, H)
@@ -229,8 +252,9 @@ def stochastic_pool_eval_forward(const floating[:, :, ::1] x, floating[:, :, ::1
     """y = Σa²/Σa (the probability-weighted average), 0 for an all-zero window."""
     cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef int nt = _num_threads(P * H * W)
     with nogil:
-        for i in prange(P, schedule='static'):
+        for i in prange(P, schedule='static', num_threads=nt):
             _weighted_forward_plane(&x[i, 0, 0], &y[i, 0, 0], H, W, OH, OW, kh, kw, sh, sw)
 
 
@@ -239,8 +263,9 @@ def stochastic_pool_eval_backward(const floating[:, :, ::1] x, const floating[:,
                                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw):
     cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef int nt = _num_threads(P * H * W)
     with nogil:
-        for i in prange(P, schedule='static'):
+        for i in prange(P, schedule='static', num_threads=nt):
             _weighted_backward_plane(&x[i, 0, 0], &y[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0],
                                      H, W, OH, OW, kh, kw, sh, sw)
 
@@ -252,16 +277,18 @@ def stochastic_pool_eval_backward(const floating[:, :, ::1] x, const floating[:,
 def region_max_forward(const floating[:, :, ::1] x,
                        const int64_t[:, ::1] row_start, const int64_t[:, ::1] row_end,
                        const int64_t[:, ::1] col_start, const int64_t[:, ::1] col_end,
-                       floating[:, :, ::1] y, int64_t[:, :, ::1] index):
+                       floating[:, :, ::1] y, int[:, :, ::1] index):
     """y[i, oh, ow] = max of x[i] over rows [row_start[i, oh], row_end[i, oh]) and columns
     [col_start[i, ow], col_end[i, ow]) (non-empty, inside the plane). The first maximum in
     row-major order wins ties; a NaN wins over numbers (the last NaN, as in PyTorch); an all −∞
     region reports its first cell."""
     cdef Py_ssize_t i, oh, ow, h, w, best_index
-    cdef Py_ssize_t P = x.shape[0], W = x.shape[2], OH = y.shape[1], OW = y.shape[2]
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
     cdef floating v, best
+    cdef int nt = _num_threads(P * H * W)
     with nogil:
-        for i in prange(P, schedule='static'):
+        for i in prange(P, schedule='static', num_threads=nt):
             for oh in range(OH):
                 for ow in range(OW):
                     best = -INFINITY
@@ -275,15 +302,3 @@ def region_max_forward(const floating[:, :, ::1] x,
                     y[i, oh, ow] = best
                     index[i, oh, ow] = best_index
 
-
-def index_backward(const int64_t[:, :, ::1] index, const floating[:, :, ::1] gy,
-                   floating[:, :, ::1] gx):
-    """Winner takes all: gx[i].flat[index[i, o]] += gy[i, o], summed where regions overlap."""
-    cdef Py_ssize_t i, oh, ow, k
-    cdef Py_ssize_t P = gy.shape[0], OH = gy.shape[1], OW = gy.shape[2], W = gx.shape[2]
-    with nogil:
-        for i in prange(P, schedule='static'):
-            for oh in range(OH):
-                for ow in range(OW):
-                    k = index[i, oh, ow]
-                    gx[i, k // W, k % W] += gy[i, oh, ow]

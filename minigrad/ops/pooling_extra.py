@@ -10,41 +10,19 @@ import numbers
 
 import numpy as np
 
+from .._kernels import pooling as _pooling_kernels
 from .._kernels import pooling_extra as _kernels
 from ..function import Function
 from ..random import resolve_rng
-from ..tensor import Tensor, as_tensor
-from .geometry import check_input_4d, check_min, fractional_intervals, pair, window_output_size
-
-
-def _planes(a):
-    """(N, C, H, W) → (N·C, H, W), a view of a contiguous array."""
-    return a.reshape((-1,) + a.shape[2:])
-
-
-def _grad(gy, like):
-    return np.ascontiguousarray(gy, dtype=like.dtype)
-
-
-# -- validation helpers --------------------------------------------------------------------------
-
-def _input(x, op_name):
-    x = as_tensor(x)
-    check_input_4d(x, op_name)
-    return x
+from ..tensor import Tensor
+from .geometry import check_min, fractional_intervals, pair
+from .pooling import _grad, _input, _planes
+from .pooling import _window as _pool_window
 
 
 def _window(x, kernel_size, stride, op_name, ceil_mode=False):
-    """(kernel, stride, (OH, OW)) for windows without padding; ValueError naming the argument."""
-    kernel = pair(kernel_size, "kernel_size", op_name)
-    check_min(kernel, 1, "kernel_size", op_name)
-    stride = kernel if stride is None else pair(stride, "stride", op_name)
-    check_min(stride, 1, "stride", op_name)
-    out = tuple(window_output_size(n, k, s, 0, 1, ceil_mode)
-                for n, k, s in zip(x.shape[2:], kernel, stride))
-    if min(out) <= 0:
-        raise ValueError(f"{op_name}: kernel_size {kernel} is larger than the input's spatial "
-                         f"size {x.shape[2:]} (input shape {x.shape}): output size {out}")
+    """(kernel, stride, (OH, OW)) of unpadded windows; ValueError naming the argument."""
+    kernel, stride, _, _, out = _pool_window(x, kernel_size, stride, 0, 1, ceil_mode, op_name)
     return kernel, stride, out
 
 
@@ -80,8 +58,8 @@ class LPPool2d(Function):
 
     def backward(self, gy):
         x, y = self.saved_tensors
-        gx = np.zeros_like(x)
-        _kernels.lp_pool_backward(_planes(x), _planes(y), _planes(_grad(gy, x)), _planes(gx),
+        gx = np.empty_like(x)
+        _kernels.lp_pool_backward(_planes(x), _planes(y), _planes(_grad(gy, x.dtype)), _planes(gx),
                                   *self.kernel, *self.stride, self.p)
         return gx
 
@@ -119,7 +97,7 @@ class StochasticPool2dSample(Function):
 
     def forward(self, x):
         y = np.empty(self.draws.shape, dtype=x.dtype)
-        index = np.empty(self.draws.shape, dtype=np.int64)
+        index = np.empty(self.draws.shape, dtype=np.int32)
         _kernels.stochastic_pool_train_forward(_planes(x), _planes(self.draws), _planes(y),
                                                _planes(index), *self.kernel, *self.stride)
         self.input_meta = x.shape, x.dtype
@@ -128,9 +106,9 @@ class StochasticPool2dSample(Function):
 
     def backward(self, gy):
         y, index = self.saved_tensors
-        gx = np.zeros(*self.input_meta)
+        gx = np.empty(*self.input_meta)
         _kernels.stochastic_pool_train_backward(_planes(y), _planes(index),
-                                                _planes(_grad(gy, y)), _planes(gx))
+                                                _planes(_grad(gy, y.dtype)), _planes(gx))
         return gx
 
 
@@ -150,8 +128,8 @@ class StochasticPool2dAverage(Function):
 
     def backward(self, gy):
         x, y = self.saved_tensors
-        gx = np.zeros_like(x)
-        _kernels.stochastic_pool_eval_backward(_planes(x), _planes(y), _planes(_grad(gy, x)),
+        gx = np.empty_like(x)
+        _kernels.stochastic_pool_eval_backward(_planes(x), _planes(y), _planes(_grad(gy, x.dtype)),
                                                _planes(gx), *self.kernel, *self.stride)
         return gx
 
@@ -170,7 +148,7 @@ def stochastic_pool2d(x, kernel_size, stride=None, training=True, seed=None):
     ``kernel_size``. Negative or NaN/inf input raises ValueError.
     """
     op = "stochastic_pool2d"
-    x = _input(x, op)
+    x = _input(x, op, max_type=True)
     training = _flag(training, "training", op)
     kernel, stride, out = _window(x, kernel_size, stride, op)
     rng = _generator(seed, op)
@@ -197,7 +175,7 @@ class FractionalMaxPool2d(Function):
         n, c = x.shape[:2]
         shape = (n, c, self.rows[0].shape[1], self.cols[0].shape[1])
         y = np.empty(shape, dtype=x.dtype)
-        index = np.empty(shape, dtype=np.int64)
+        index = np.empty(shape, dtype=np.int32)
         _kernels.region_max_forward(_planes(x), *self.rows, *self.cols, _planes(y),
                                     _planes(index))
         self.input_meta = x.shape, x.dtype
@@ -206,8 +184,9 @@ class FractionalMaxPool2d(Function):
 
     def backward(self, gy):
         (index,) = self.saved_tensors
-        gx = np.zeros(*self.input_meta)
-        _kernels.index_backward(_planes(index), _planes(_grad(gy, gx)), _planes(gx))
+        gx = np.empty(*self.input_meta)
+        _pooling_kernels.max_pool_backward(_planes(_grad(gy, gx.dtype)), _planes(index),
+                                           _planes(gx))
         return gx
 
 
@@ -278,7 +257,7 @@ def fractional_max_pool2d(x, kernel_size, output_size=None, output_ratio=None,
     1 ≤ out ≤ in − kernel + 1.
     """
     op = "fractional_max_pool2d"
-    x = _input(x, op)
+    x = _input(x, op, max_type=True)
     kernel = pair(kernel_size, "kernel_size", op)
     check_min(kernel, 1, "kernel_size", op)
     overlapping = _flag(overlapping, "overlapping", op)
