@@ -109,28 +109,23 @@ class Tanh(Module):
         return A.tanh(x)
 
 
-class Softmax(Module):
+class _AlongAxis(Module):
     def __init__(self, axis):
         super().__init__()
         self.axis = axis
 
+    def extra_repr(self):
+        return f"axis={self.axis}"
+
+
+class Softmax(_AlongAxis):
     def forward(self, x):
         return A.softmax(x, self.axis)
 
-    def extra_repr(self):
-        return f"axis={self.axis}"
 
-
-class LogSoftmax(Module):
-    def __init__(self, axis):
-        super().__init__()
-        self.axis = axis
-
+class LogSoftmax(_AlongAxis):
     def forward(self, x):
         return A.log_softmax(x, self.axis)
-
-    def extra_repr(self):
-        return f"axis={self.axis}"
 
 
 class Maxout(Module):

@@ -15,25 +15,20 @@ class CrossEntropyLoss(Module):
         return f"label_smoothing={self.label_smoothing}, reduction={self.reduction!r}"
 
 
-class NLLLoss(Module):
+class _Reduced(Module):
     def __init__(self, reduction="mean"):
         super().__init__()
         self.reduction = reduction
 
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"
+
+
+class NLLLoss(_Reduced):
     def forward(self, log_probs, target):
         return L.nll_loss(log_probs, target, self.reduction)
 
-    def extra_repr(self):
-        return f"reduction={self.reduction!r}"
 
-
-class MSELoss(Module):
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
-
+class MSELoss(_Reduced):
     def forward(self, input, target):
         return L.mse_loss(input, target, self.reduction)
-
-    def extra_repr(self):
-        return f"reduction={self.reduction!r}"

@@ -309,7 +309,8 @@ class Maxout(Function):
 
 # -- functional wrappers: validate, then apply -----------------------------------------------
 
-def _float_input(x, op_name, name="input"):
+def float_input(x, op_name, name="input"):
+    """``x`` as a tensor; TypeError naming ``name`` unless it is float32 or float64."""
     x = as_tensor(x)
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"{op_name}: {name} must be float32 or float64, got dtype {x.dtype}")
@@ -327,7 +328,7 @@ def _real(value, name, op_name):
 def _channel_parameter(x, param, name, op_name):
     """Validate a parameter holding one value or one per channel (axis 1) of ``x``; it takes
     ``x``'s dtype when it is a constant (a trainable one must already match)."""
-    param = _float_input(as_tensor(param, like=x), op_name, name)
+    param = float_input(as_tensor(param, like=x), op_name, name)
     channels = x.shape[1] if x.ndim >= 2 else 1
     if param.ndim > 1 or param.size not in (1, channels):
         raise ValueError(f"{op_name}: {name} must hold 1 value or one per channel "
@@ -350,68 +351,68 @@ def _single_axis(axis, x, op_name):
 
 
 def relu(x):
-    return ReLU()(_float_input(x, "relu"))
+    return ReLU()(float_input(x, "relu"))
 
 
 def leaky_relu(x, negative_slope=0.01):
     return LeakyReLU(_real(negative_slope, "negative_slope", "leaky_relu"))(
-        _float_input(x, "leaky_relu"))
+        float_input(x, "leaky_relu"))
 
 
 def prelu(x, weight):
     """Leaky relu with a learned slope ``weight``: one value, or one per channel (axis 1)."""
-    x = _float_input(x, "prelu")
+    x = float_input(x, "prelu")
     return PReLU()(x, _channel_parameter(x, weight, "weight", "prelu"))
 
 
 def elu(x, alpha=1.0):
-    return ELU(_real(alpha, "alpha", "elu"))(_float_input(x, "elu"))
+    return ELU(_real(alpha, "alpha", "elu"))(float_input(x, "elu"))
 
 
 def selu(x):
     """elu with Klambauer et al.'s (2017) self-normalising alpha and scale."""
-    return ELU(SELU_ALPHA, SELU_SCALE)(_float_input(x, "selu"))
+    return ELU(SELU_ALPHA, SELU_SCALE)(float_input(x, "selu"))
 
 
 def gelu(x, approximate="none"):
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELU(approximate)(_float_input(x, "gelu"))
+    return GELU(approximate)(float_input(x, "gelu"))
 
 
 def silu(x):
     """y = x·sigmoid(x)."""
-    return SiLU()(_float_input(x, "silu"))
+    return SiLU()(float_input(x, "silu"))
 
 
 def swish(x, beta):
     """y = x·sigmoid(β·x); ``beta`` one value or one per channel (axis 1), differentiable."""
-    x = _float_input(x, "swish")
+    x = float_input(x, "swish")
     return Swish()(x, _channel_parameter(x, beta, "beta", "swish"))
 
 
 def sigmoid(x):
-    return Sigmoid()(_float_input(x, "sigmoid"))
+    return Sigmoid()(float_input(x, "sigmoid"))
 
 
 def tanh(x):
-    return Tanh()(_float_input(x, "tanh"))
+    return Tanh()(float_input(x, "tanh"))
 
 
 def softmax(x, axis):
-    x = _float_input(x, "softmax")
+    x = float_input(x, "softmax")
     return Softmax(_single_axis(axis, x, "softmax"))(x)
 
 
 def log_softmax(x, axis):
-    x = _float_input(x, "log_softmax")
+    x = float_input(x, "log_softmax")
     return LogSoftmax(_single_axis(axis, x, "log_softmax"))(x)
 
 
 def maxout(x, pieces, axis=1):
     """Max over groups of ``pieces`` consecutive channels along ``axis``: the output has
     ``x.shape[axis] // pieces`` channels there, other sizes unchanged."""
-    x = _float_input(x, "maxout")
+    x = float_input(x, "maxout")
     if not isinstance(pieces, (int, np.integer)) or isinstance(pieces, bool):
         raise TypeError(f"maxout: pieces must be an int, got {pieces!r}")
     if pieces < 1:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..function import Function
 from ..tensor import as_tensor
-from .activation import log_softmax_array
+from .activation import float_input, log_softmax_array
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -118,13 +118,6 @@ def _check_reduction(reduction, op_name):
         raise ValueError(f"{op_name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
-def _float_tensor(x, name, op_name):
-    x = as_tensor(x)
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{op_name}: {name} must be float32 or float64, got dtype {x.dtype}")
-    return x
-
-
 def _class_target(scores, target, op_name):
     """Validate integer class targets of shape (N, d1, ...) against scores (N, C, d1, ...)."""
     scores_name = "input" if op_name == "nll_loss" else "logits"
@@ -150,7 +143,7 @@ def _class_target(scores, target, op_name):
 def cross_entropy(logits, target, label_smoothing=0.0, reduction="mean"):
     """Softmax cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against integer class
     indices ``target`` (N,) or (N, d1, ...), computed stably through log-sum-exp."""
-    logits = _float_tensor(logits, "logits", "cross_entropy")
+    logits = float_input(logits, "logits", "cross_entropy")
     target = _class_target(logits, target, "cross_entropy")
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
             or not 0.0 <= label_smoothing <= 1.0:
@@ -163,7 +156,7 @@ def cross_entropy(logits, target, label_smoothing=0.0, reduction="mean"):
 def nll_loss(input, target, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` (N, C) or (N, C, d1, ...) at the
     integer classes ``target`` (N,) or (N, d1, ...)."""
-    input = _float_tensor(input, "input", "nll_loss")
+    input = float_input(input, "input", "nll_loss")
     target = _class_target(input, target, "nll_loss")
     _check_reduction(reduction, "nll_loss")
     return NLLLoss(reduction)(input, target)
@@ -171,8 +164,8 @@ def nll_loss(input, target, reduction="mean"):
 
 def mse_loss(input, target, reduction="mean"):
     """Squared error (input − target)², both of the same shape."""
-    input = _float_tensor(input, "input", "mse_loss")
-    target = _float_tensor(as_tensor(target, like=input), "target", "mse_loss")
+    input = float_input(input, "input", "mse_loss")
+    target = float_input(as_tensor(target, like=input), "target", "mse_loss")
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} "
                          "must be equal")
