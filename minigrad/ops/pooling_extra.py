@@ -14,10 +14,14 @@ from .._kernels import pooling as _pooling_kernels
 from .._kernels import pooling_extra as _kernels
 from ..function import Function
 from ..random import resolve_rng
-from ..tensor import Tensor
+from ..tensor import Tensor, as_tensor
+from .activation import sigmoid
+from .conv import conv2d
 from .geometry import check_min, fractional_intervals, pair
-from .pooling import _grad, _input, _planes
+from .pooling import (_grad, _input, _planes, adaptive_avg_pool2d, adaptive_max_pool2d,
+                      avg_pool2d, max_pool2d)
 from .pooling import _window as _pool_window
+from .shape import cat
 
 
 def _window(x, kernel_size, stride, op_name, ceil_mode=False):
@@ -266,3 +270,81 @@ def fractional_max_pool2d(x, kernel_size, output_size=None, output_ratio=None,
     rows = fractional_intervals(samples[:, 1], x.shape[2], out[0], kernel[0], overlapping)
     cols = fractional_intervals(samples[:, 0], x.shape[3], out[1], kernel[1], overlapping)
     return FractionalMaxPool2d(rows, cols)(x)
+
+
+# -- compositions: spatial pyramid, mixed and gated pooling --------------------------------------
+
+def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max"):
+    """Spatial pyramid pooling (He et al., 2014): for each level l, adaptive max (or average,
+    ``mode='avg'``) pooling to an l × l grid, flattened per sample and concatenated in level
+    order: (N, C, H, W) → (N, C·Σ l²), the same length for every input size ≥ the largest level.
+    """
+    op = "spatial_pyramid_pool2d"
+    x = _input(x, op, max_type=True)
+    if isinstance(levels, numbers.Integral):
+        levels = (levels,)
+    if not isinstance(levels, (tuple, list)) or not levels or not all(
+            isinstance(l, numbers.Integral) and not isinstance(l, bool) for l in levels):
+        raise TypeError(f"{op}: levels must be a non-empty sequence of ints, got {levels!r}")
+    check_min(tuple(levels), 1, "levels", op)
+    if max(levels) > min(x.shape[2:]):
+        raise ValueError(f"{op}: pyramid level {max(levels)} in levels {tuple(levels)} is "
+                         f"larger than the input's spatial size {x.shape[2:]} (shape {x.shape})")
+    pools = {"max": adaptive_max_pool2d, "avg": adaptive_avg_pool2d}
+    if mode not in pools:
+        raise ValueError(f"{op}: mode must be 'max' or 'avg', got {mode!r}")
+    return cat([pools[mode](x, int(l)).flatten(1) for l in levels], axis=1)
+
+
+def _mix(x, coefficient, kernel, stride, padding):
+    """coefficient·max_pool + (1 − coefficient)·avg_pool, written avg + c·(max − avg)."""
+    average = avg_pool2d(x, kernel, stride, padding)
+    return average + coefficient * (max_pool2d(x, kernel, stride, padding) - average)
+
+
+def _learned(value, x, name, op):
+    value = as_tensor(value, like=x)
+    if value.dtype.kind != "f":
+        raise TypeError(f"{op}: {name} must be a floating-point tensor, got dtype {value.dtype}")
+    return value if value.dtype == x.dtype else value.astype(x.dtype)
+
+
+def mixed_pool2d(x, alpha, kernel_size, stride=None, padding=0):
+    """Mixed max-average pooling (Lee, Gallagher & Tu, 2016):
+    y = α·max_pool2d(x) + (1 − α)·avg_pool2d(x), with the windows of max_pool2d/avg_pool2d
+    (padding counted in the average, as avg_pool2d's default).
+
+    ``alpha``: a tensor holding one mixing proportion (shape () or (1,)) or one per channel
+    (shape (C,)); its gradient is computed (it is meant to be learned; the paper's range is
+    [0, 1], not enforced). Output size: max_pool2d's.
+    """
+    op = "mixed_pool2d"
+    x = _input(x, op, max_type=True)
+    kernel, stride, padding, _, _ = _pool_window(x, kernel_size, stride, padding, 1, False, op)
+    alpha = _learned(alpha, x, "alpha", op)
+    if alpha.shape not in ((), (1,), (x.shape[1],)):
+        raise ValueError(f"{op}: alpha must have shape () or (1,) (one proportion) or (C,) = "
+                         f"({x.shape[1]},) (one per channel) for input shape {x.shape}, got "
+                         f"shape {alpha.shape}")
+    return _mix(x, alpha.reshape(1, -1, 1, 1), kernel, stride, padding)
+
+
+def gated_pool2d(x, gate_weight, kernel_size, stride=None):
+    """Gated max-average pooling (Lee, Gallagher & Tu, 2016), the "responsive" variant: each
+    window R gets its own mixing proportion g = sigmoid(⟨w, x_R⟩) and outputs
+    g·max(x_R) + (1 − g)·mean(x_R).
+
+    ``gate_weight`` w: (kH, kW), the kernel's shape, shared by all channels (one gating mask
+    per layer, as in the paper); the gate is a stride-``stride`` convolution of every channel
+    with w. No padding. Output size per axis: floor((in − kernel) / stride) + 1.
+    """
+    op = "gated_pool2d"
+    x = _input(x, op, max_type=True)
+    kernel, stride, out = _window(x, kernel_size, stride, op)
+    gate_weight = _learned(gate_weight, x, "gate_weight", op)
+    if gate_weight.shape != kernel:
+        raise ValueError(f"{op}: gate_weight must have the kernel's shape {kernel}, got shape "
+                         f"{gate_weight.shape}")
+    n, c, h, w = x.shape
+    gate = conv2d(x.reshape(n * c, 1, h, w), gate_weight.reshape(1, 1, *kernel), stride=stride)
+    return _mix(x, sigmoid(gate.reshape(n, c, *out)), kernel, stride, 0)
