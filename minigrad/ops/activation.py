@@ -21,7 +21,9 @@ in particular is noisy):
     silu fwd          5.3        39              19               numpy
     gelu fwd/bwd       --        34 / 52         17 / 26          kernel (numpy has no erf)
 
-(* best of several runs; single runs were disturbed by other processes.) The forward passes
+(* best of several runs; single runs were disturbed by other processes. A second run at load
+average 5 gave the same 1-thread verdicts but ~10 ms for every 2-thread kernel, threads
+waiting for a descheduled peer: re-measure on an idle machine.) The forward passes
 built on exp/tanh stay in numpy: its vectorised exp/tanh loops beat a scalar libm call per
 element by 5-40x, more than threads recover. gelu's tanh approximation follows the same rule
 (numpy forward, kernel backward).
