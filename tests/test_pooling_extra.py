@@ -349,6 +349,125 @@ def test_fractional_seed_reproducible():
     np.testing.assert_array_equal(a, b)
 
 
+# -- spatial pyramid, mixed and gated pooling ----------------------------------------------------
+
+def sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def spp_reference(x, levels, reduce_window):
+    pieces = []
+    for level in levels:
+        out = np.zeros(x.shape[:2] + (level, level))
+        for i, j in np.ndindex(level, level):
+            h0, h1 = i * x.shape[2] // level, -(-(i + 1) * x.shape[2] // level)
+            w0, w1 = j * x.shape[3] // level, -(-(j + 1) * x.shape[3] // level)
+            out[:, :, i, j] = reduce_window(x[:, :, h0:h1, w0:w1], axis=(2, 3))
+        pieces.append(out.reshape(x.shape[0], -1))
+    return np.concatenate(pieces, axis=1)
+
+
+@pytest.mark.parametrize("mode,reduce_window", [("max", np.max), ("avg", np.mean)])
+def test_spatial_pyramid_matches_reference_and_gradcheck(mode, reduce_window):
+    x = distinct((2, 3, 7, 5))
+    y = F.spatial_pyramid_pool2d(t64(x, False), (1, 2, 3), mode)
+    np.testing.assert_allclose(y.data, spp_reference(x, (1, 2, 3), reduce_window), rtol=1e-12)
+    minigrad.gradcheck(lambda a: F.spatial_pyramid_pool2d(a, (1, 2, 3), mode),
+                       [t64(x[:1, :2])])
+
+
+def test_spatial_pyramid_length_does_not_depend_on_input_size():
+    spp = nn.SpatialPyramidPool2d((1, 2, 4))
+    for size in [(4, 4), (9, 7), (16, 13), (33, 40)]:
+        x = minigrad.tensor(RNG.standard_normal((2, 5) + size).astype(np.float32))
+        y = spp(x)
+        assert y.shape == (2, 5 * 21) and y.dtype == np.float32
+
+
+def mixed_reference(x, alpha, kernel, stride):
+    maxima, _, _ = window_loop(x, kernel, stride, False, np.max)
+    means, _, _ = window_loop(x, kernel, stride, False, np.mean)
+    return alpha * maxima + (1 - alpha) * means, maxima - means
+
+
+@pytest.mark.parametrize("alpha_shape", [(), (1,), (3,)])
+@pytest.mark.parametrize("kernel,stride", [(1, None), (2, None), (3, 1), ((2, 3), (1, 2))])
+def test_mixed_pool_matches_reference_and_gradcheck(alpha_shape, kernel, stride):
+    x = distinct((2, 3, 6, 7), sign=True)
+    alpha = RNG.random(alpha_shape)
+    k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    s = k if stride is None else (stride if isinstance(stride, tuple) else (stride, stride))
+    alpha_t = t64(alpha)
+    y = F.mixed_pool2d(t64(x, False), alpha_t, kernel, stride)
+    broadcast = np.reshape(alpha, (1, -1, 1, 1))
+    expected, difference = mixed_reference(x, broadcast, k, s)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-12)
+    gy = RNG.standard_normal(y.shape)
+    y.backward(gy)
+    alpha_grad = (gy * difference).sum(axis=(0, 2, 3))
+    expected_alpha_grad = alpha_grad.sum() if alpha.size == 1 else alpha_grad
+    np.testing.assert_allclose(alpha_t.grad, np.reshape(expected_alpha_grad, alpha_shape),
+                               rtol=1e-10)
+    minigrad.gradcheck(lambda a, b: F.mixed_pool2d(a, b, kernel, stride),
+                       [t64(x[:1]), t64(alpha)])
+
+
+def test_mixed_pool_with_padding_gradcheck():
+    x = distinct((1, 2, 5, 5), sign=True)
+    minigrad.gradcheck(lambda a, b: F.mixed_pool2d(a, b, 3, 2, padding=1),
+                       [t64(x), t64([0.3, 0.8])])
+
+
+def gated_reference(x, weight, kernel, stride):
+    def value(window):
+        gate = sigmoid(np.sum(weight * window))
+        return gate * window.max() + (1 - gate) * window.mean()
+
+    return window_loop(x, kernel, stride, False, value)[0]
+
+
+@pytest.mark.parametrize("kernel,stride", [(1, None), (2, None), (3, 1), ((2, 3), (2, 1))])
+def test_gated_pool_matches_reference_and_gradcheck(kernel, stride):
+    x = distinct((2, 3, 6, 7), sign=True)
+    k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    s = k if stride is None else (stride if isinstance(stride, tuple) else (stride, stride))
+    weight = RNG.standard_normal(k)
+    y = F.gated_pool2d(t64(x, False), t64(weight, False), kernel, stride)
+    np.testing.assert_allclose(y.data, gated_reference(x, weight, k, s), rtol=1e-12)
+    minigrad.gradcheck(lambda a, b: F.gated_pool2d(a, b, kernel, stride),
+                       [t64(x[:1, :2]), t64(weight)])
+
+
+def test_mixed_and_gated_modules_own_their_parameters():
+    x = minigrad.tensor(distinct((2, 3, 6, 6)).astype(np.float32))
+    mixed, gated = nn.MixedPool2d(2, num_channels=3), nn.GatedPool2d(2)
+    assert [name for name, _ in mixed.named_parameters()] == ["alpha"]
+    assert [name for name, _ in gated.named_parameters()] == ["gate_weight"]
+    np.testing.assert_array_equal(mixed.alpha.data, [0.5, 0.5, 0.5])
+    # a zero gate weight gives every gate sigmoid(0) = 0.5: the same as α = 0.5
+    np.testing.assert_allclose(gated(x).data, mixed(x).data, rtol=1e-6)
+    for module, parameter in [(mixed, mixed.alpha), (gated, gated.gate_weight)]:
+        module(x).sum().backward()
+        assert parameter.grad is not None and parameter.grad.dtype == np.float32
+        assert np.abs(parameter.grad).sum() > 0
+
+
+def test_stochastic_and_fractional_modules_train_and_eval():
+    x = minigrad.tensor(np.abs(RNG.standard_normal((2, 3, 12, 12))).astype(np.float32))
+    stochastic = nn.StochasticPool2d(2, seed=0)
+    first, second = stochastic(x).data, stochastic(x).data
+    assert not np.array_equal(first, second)          # the stream continues between forwards
+    np.testing.assert_array_equal(first, nn.StochasticPool2d(2, seed=0)(x).data)
+    stochastic.eval()
+    np.testing.assert_array_equal(stochastic(x).data,
+                                  F.stochastic_pool2d(x, 2, training=False).data)
+    fractional = nn.FractionalMaxPool2d(2, output_ratio=0.6, seed=1)
+    assert fractional(x).shape == (2, 3, 7, 7)
+    assert not np.array_equal(fractional(x).data, fractional(x).data)
+    fractional.eval()
+    np.testing.assert_array_equal(fractional(x).data, fractional(x).data)
+
+
 # -- bad arguments -------------------------------------------------------------------------------
 
 X4 = np.abs(RNG.standard_normal((1, 2, 6, 6))).astype(np.float32)
@@ -377,6 +496,18 @@ X4 = np.abs(RNG.standard_normal((1, 2, 6, 6))).astype(np.float32)
     (lambda: F.fractional_max_pool2d(X4, 2, 3, random_samples=np.ones((1, 2, 2))),
      "random_samples"),
     (lambda: F.fractional_max_pool2d(X4[0], 2, 3), "input"),
+    (lambda: F.spatial_pyramid_pool2d(X4, (1, 2, 7)), "levels"),
+    (lambda: F.spatial_pyramid_pool2d(X4, (0, 2)), "levels"),
+    (lambda: F.spatial_pyramid_pool2d(X4, mode="min"), "mode"),
+    (lambda: F.spatial_pyramid_pool2d(X4[0]), "input"),
+    (lambda: F.mixed_pool2d(X4, np.ones(3, np.float32), 2), "alpha"),
+    (lambda: F.mixed_pool2d(X4, np.ones((1, 2), np.float32), 2), "alpha"),
+    (lambda: F.mixed_pool2d(X4, 0.5, 2, padding=2), "padding"),
+    (lambda: F.mixed_pool2d(X4[0], 0.5, 2), "input"),
+    (lambda: F.gated_pool2d(X4, np.zeros((2, 2), np.float32), 3), "gate_weight"),
+    (lambda: F.gated_pool2d(X4, np.zeros((3, 3), np.float32), 7), "kernel_size"),
+    (lambda: F.gated_pool2d(X4[0], np.zeros((2, 2), np.float32), 2), "input"),
+    (lambda: nn.MixedPool2d(2, num_channels=0), "num_channels"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(call, name):
     with pytest.raises(ValueError, match=name):
