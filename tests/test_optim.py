@@ -254,9 +254,9 @@ def test_optimizer_load_state_dict_refuses_mismatches():
 
 
 # -- schedulers ------------------------------------------------------------------------------------
-def _lrs(make_scheduler, steps, make_opt=lambda ps: optim.SGD(ps, lr=1.0, momentum=0.9)):
-    opt = make_opt([_param()])
-    scheduler = make_scheduler(opt)
+def _record(opt, scheduler, steps):
+    """The lr and momentum (or β₁) of the first group before each of ``steps`` steps; works on
+    minigrad's and on PyTorch's optimisers alike."""
     lrs, momenta = [], []
     for _ in range(steps):
         group = opt.param_groups[0]
@@ -266,6 +266,11 @@ def _lrs(make_scheduler, steps, make_opt=lambda ps: optim.SGD(ps, lr=1.0, moment
         scheduler.step()
         assert scheduler.get_last_lr() == [opt.param_groups[0]["lr"]]
     return lrs, momenta
+
+
+def _lrs(make_scheduler, steps, make_opt=lambda ps: optim.SGD(ps, lr=1.0, momentum=0.9)):
+    opt = make_opt([_param()])
+    return _record(opt, make_scheduler(opt), steps)
 
 
 def test_step_lr_by_hand():
@@ -324,14 +329,7 @@ def test_schedules_match_torch(name, kwargs, steps, optimizer):
                 lambda ps: getattr(optim, optimizer)(ps, **opt_kwargs))
     topt = getattr(torch.optim, optimizer)([torch.zeros(1, requires_grad=True)], **opt_kwargs)
     tsched = getattr(torch.optim.lr_scheduler, name)(topt, **kwargs)
-    lrs, momenta = [], []
-    for _ in range(steps):
-        group = topt.param_groups[0]
-        lrs.append(group["lr"])
-        momenta.append(group["betas"][0] if "betas" in group else group["momentum"])
-        topt.step()
-        tsched.step()
-    assert mine == (lrs, momenta)          # the very same floating-point sequence
+    assert mine == _record(topt, tsched, steps)     # the very same floating-point sequence
 
 
 def test_scheduler_state_dict_resumes_the_sequence():

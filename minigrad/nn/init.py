@@ -104,42 +104,49 @@ def ones_(tensor):
     return constant_(tensor, 1.0)
 
 
+def _kaiming_std(tensor, a, mode, nonlinearity, fn_name):
+    """gain / √fan, or None for an empty tensor (nothing to fill)."""
+    array = _array(tensor, fn_name)
+    fan = _fan(array, mode, fn_name)
+    return None if array.size == 0 else calculate_gain(nonlinearity, a) / math.sqrt(fan)
+
+
+def _xavier_std(tensor, gain, fn_name):
+    """gain · √(2 / (fan_in + fan_out)), or None for an empty tensor."""
+    array = _array(tensor, fn_name)
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(array, fn_name)
+    return None if array.size == 0 else gain * math.sqrt(2.0 / (fan_in + fan_out))
+
+
+def _fill_with_std(tensor, std, uniform, rng, fn_name):
+    """N(0, std²), or U(−√3·std, √3·std), which has the same standard deviation."""
+    if std is None:
+        return tensor
+    if uniform:
+        return _fill_uniform(tensor, -math.sqrt(3.0) * std, math.sqrt(3.0) * std, rng, fn_name)
+    return _fill_normal(tensor, 0.0, std, rng, fn_name)
+
+
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", rng=None):
     """He et al. (2015) uniform: U(−bound, bound) with bound = gain · √(3 / fan), gain from
     ``calculate_gain(nonlinearity, a)``."""
-    array = _array(tensor, "kaiming_uniform_")
-    fan = _fan(array, mode, "kaiming_uniform_")
-    if array.size == 0:
-        return tensor
-    bound = math.sqrt(3.0) * calculate_gain(nonlinearity, a) / math.sqrt(fan)
-    return _fill_uniform(tensor, -bound, bound, rng, "kaiming_uniform_")
+    std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
+    return _fill_with_std(tensor, std, True, rng, "kaiming_uniform_")
 
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", rng=None):
     """He et al. (2015) normal: N(0, std²) with std = gain / √fan."""
-    array = _array(tensor, "kaiming_normal_")
-    fan = _fan(array, mode, "kaiming_normal_")
-    if array.size == 0:
-        return tensor
-    std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
-    return _fill_normal(tensor, 0.0, std, rng, "kaiming_normal_")
+    std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
+    return _fill_with_std(tensor, std, False, rng, "kaiming_normal_")
 
 
 def xavier_uniform_(tensor, gain=1.0, rng=None):
     """Glorot & Bengio (2010) uniform: U(−a, a) with a = gain · √(6 / (fan_in + fan_out))."""
-    array = _array(tensor, "xavier_uniform_")
-    fan_in, fan_out = _calculate_fan_in_and_fan_out(array, "xavier_uniform_")
-    if array.size == 0:
-        return tensor
-    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return _fill_uniform(tensor, -bound, bound, rng, "xavier_uniform_")
+    std = _xavier_std(tensor, gain, "xavier_uniform_")
+    return _fill_with_std(tensor, std, True, rng, "xavier_uniform_")
 
 
 def xavier_normal_(tensor, gain=1.0, rng=None):
     """Glorot & Bengio (2010) normal: N(0, std²) with std = gain · √(2 / (fan_in + fan_out))."""
-    array = _array(tensor, "xavier_normal_")
-    fan_in, fan_out = _calculate_fan_in_and_fan_out(array, "xavier_normal_")
-    if array.size == 0:
-        return tensor
-    std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-    return _fill_normal(tensor, 0.0, std, rng, "xavier_normal_")
+    std = _xavier_std(tensor, gain, "xavier_normal_")
+    return _fill_with_std(tensor, std, False, rng, "xavier_normal_")

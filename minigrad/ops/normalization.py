@@ -78,13 +78,16 @@ class BatchNorm(Function):
         return gx, gw, gb
 
 
-def _stat_array(value, name, channels):
-    if value is None:
-        return None
+def _channel_vector(value, name, channels, dtype=None):
+    """The (C,) numpy array of a per-channel argument (a Tensor or an array); ``dtype``, when
+    given, is required."""
     array = value.data if isinstance(value, Tensor) else value
     if not isinstance(array, np.ndarray) or array.dtype not in _FLOATS:
         raise TypeError(f"batch_norm: {name} must be a float32/float64 array or tensor, got "
                         f"{type(value).__name__}")
+    if dtype is not None and array.dtype != dtype:
+        raise TypeError(f"batch_norm: {name} must have the input's dtype {dtype}, got "
+                        f"{array.dtype}")
     if array.shape != (channels,):
         raise ValueError(f"batch_norm: {name} must have shape ({channels},) for an input with "
                          f"{channels} channels, got {array.shape}")
@@ -92,16 +95,11 @@ def _stat_array(value, name, channels):
 
 
 def _affine_tensor(value, name, channels, dtype, fill):
+    """γ or β as a tensor (the constant ``fill`` when None)."""
     if value is None:
         return Tensor(np.full(channels, fill, dtype=dtype))
-    value = as_tensor(value)
-    if value.dtype != dtype:
-        raise TypeError(f"batch_norm: {name} must have the input's dtype {dtype}, got "
-                        f"{value.dtype}")
-    if value.shape != (channels,):
-        raise ValueError(f"batch_norm: {name} must have shape ({channels},) for an input with "
-                         f"{channels} channels, got {value.shape}")
-    return value
+    _channel_vector(value, name, channels, dtype)
+    return as_tensor(value)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -116,8 +114,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if input.ndim < 2:
         raise ValueError(f"batch_norm: input must have shape (N, C, *), got {input.shape}")
     channels = input.shape[1]
-    running_mean = _stat_array(running_mean, "running_mean", channels)
-    running_var = _stat_array(running_var, "running_var", channels)
+    if running_mean is not None:
+        running_mean = _channel_vector(running_mean, "running_mean", channels)
+    if running_var is not None:
+        running_var = _channel_vector(running_var, "running_var", channels)
     if (running_mean is None) != (running_var is None):
         raise ValueError("batch_norm: running_mean and running_var must both be given or both "
                          "be None")
