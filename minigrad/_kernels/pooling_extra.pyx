@@ -39,8 +39,18 @@ cdef inline Py_ssize_t _min(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------------------------
-# Lp pooling: y = (Σ|x|^p)^(1/p) over each window
+# Sliding-window reductions without an index: Lp pooling and stochastic pooling's evaluation
+# (the probability-weighted average). One plane loop serves both; ``kind`` picks the formula.
 # ---------------------------------------------------------------------------------------------
+
+cdef enum:
+    _LP_POOL = 0            # y = (Σ|x|^p)^(1/p)
+    _WEIGHTED_AVERAGE = 1   # y = Σa²/Σa (non-negative input)
+
+# the ``kind`` argument of window_pool_forward / window_pool_backward
+LP_POOL = _LP_POOL
+WEIGHTED_AVERAGE = _WEIGHTED_AVERAGE
+
 
 cdef inline double _lp_term(double ratio, double p) noexcept nogil:
     if p == 1.0:
@@ -71,69 +81,129 @@ cdef double _lp_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_
     return m * pow(s, 1.0 / p)
 
 
-cdef void _lp_forward_plane(const floating* x, floating* y, Py_ssize_t H, Py_ssize_t W,
-                            Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                            Py_ssize_t sh, Py_ssize_t sw, double p) noexcept nogil:
-    cdef Py_ssize_t oh, ow, h0, w0
+cdef void _lp_window_backward(const floating* x, floating* gx, Py_ssize_t W, Py_ssize_t h0,
+                              Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1, double out,
+                              double g, double p) noexcept nogil:
+    """dy/dx_i = sign(x_i)·(|x_i|/y)^(p−1); 0 where x_i = 0 or the window is all zero."""
+    cdef Py_ssize_t h, w
+    cdef double v
+    if out == 0.0:
+        return
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            v = x[h * W + w]
+            if v > 0.0:
+                gx[h * W + w] += <floating>(g * pow(v / out, p - 1.0))
+            elif v < 0.0:
+                gx[h * W + w] -= <floating>(g * pow(-v / out, p - 1.0))
+            elif isnan(v):
+                gx[h * W + w] += <floating>v
+
+
+cdef double _window_sum(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
+                        Py_ssize_t w0, Py_ssize_t w1) noexcept nogil:
+    cdef Py_ssize_t h, w
+    cdef double total = 0.0
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            total += x[h * W + w]
+    return total
+
+
+cdef double _weighted_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
+                             Py_ssize_t w0, Py_ssize_t w1) noexcept nogil:
+    """Σa²/Σa, 0 for an all-zero window."""
+    cdef Py_ssize_t h, w
+    cdef double a, squares = 0.0, total = _window_sum(x, W, h0, h1, w0, w1)
+    if total == 0.0:
+        return 0.0
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            a = x[h * W + w]
+            squares += a * a
+    return squares / total
+
+
+cdef void _weighted_window_backward(const floating* x, floating* gx, Py_ssize_t W,
+                                    Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1,
+                                    double out, double g) noexcept nogil:
+    """d(Σa²/Σa)/da_j = (2·a_j − y)/Σa; 0 for an all-zero window."""
+    cdef Py_ssize_t h, w
+    cdef double scale, total = _window_sum(x, W, h0, h1, w0, w1)
+    if total == 0.0:
+        return
+    scale = g / total
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            gx[h * W + w] += <floating>(scale * (2.0 * x[h * W + w] - out))
+
+
+cdef void _window_forward_plane(int kind, const floating* x, floating* y, Py_ssize_t H,
+                                Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh,
+                                Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                                double p) noexcept nogil:
+    cdef Py_ssize_t oh, ow, h0, h1, w0, w1
     for oh in range(OH):
         h0 = oh * sh
+        h1 = _min(h0 + kh, H)
         for ow in range(OW):
             w0 = ow * sw
-            y[oh * OW + ow] = <floating>_lp_window(x, W, h0, _min(h0 + kh, H), w0,
-                                                   _min(w0 + kw, W), p)
+            w1 = _min(w0 + kw, W)
+            if kind == _LP_POOL:
+                y[oh * OW + ow] = <floating>_lp_window(x, W, h0, h1, w0, w1, p)
+            else:
+                y[oh * OW + ow] = <floating>_weighted_window(x, W, h0, h1, w0, w1)
 
 
-cdef void _lp_backward_plane(const floating* x, const floating* y, const floating* gy,
-                             floating* gx, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH,
-                             Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
-                             Py_ssize_t sw, double p) noexcept nogil:
-    """dy/dx_i = sign(x_i)·(|x_i|/y)^(p−1); 0 where x_i = 0 or the window is all zero."""
-    cdef Py_ssize_t oh, ow, h, w, h0, w0
-    cdef double out, g, v
+cdef void _window_backward_plane(int kind, const floating* x, const floating* y,
+                                 const floating* gy, floating* gx, Py_ssize_t H, Py_ssize_t W,
+                                 Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
+                                 Py_ssize_t sh, Py_ssize_t sw, double p) noexcept nogil:
+    cdef Py_ssize_t oh, ow, h0, h1, w0, w1, o
     memset(gx, 0, H * W * sizeof(floating))
     for oh in range(OH):
         h0 = oh * sh
+        h1 = _min(h0 + kh, H)
         for ow in range(OW):
             w0 = ow * sw
-            out = y[oh * OW + ow]
-            g = gy[oh * OW + ow]
-            if out == 0.0:
-                continue
-            for h in range(h0, _min(h0 + kh, H)):
-                for w in range(w0, _min(w0 + kw, W)):
-                    v = x[h * W + w]
-                    if v > 0.0:
-                        gx[h * W + w] += <floating>(g * pow(v / out, p - 1.0))
-                    elif v < 0.0:
-                        gx[h * W + w] -= <floating>(g * pow(-v / out, p - 1.0))
-                    elif isnan(v):
-                        gx[h * W + w] += <floating>v
+            w1 = _min(w0 + kw, W)
+            o = oh * OW + ow
+            if kind == _LP_POOL:
+                _lp_window_backward(x, gx, W, h0, h1, w0, w1, y[o], gy[o], p)
+            else:
+                _weighted_window_backward(x, gx, W, h0, h1, w0, w1, y[o], gy[o])
 
 
-def lp_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
-                    Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, double p):
+def window_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int kind,
+                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                        double p=1.0):
+    """y[i, oh, ow] = the ``kind`` reduction (LP_POOL with exponent p, or WEIGHTED_AVERAGE) of
+    x[i] over rows [oh·sh, oh·sh + kh) and columns [ow·sw, ow·sw + kw), clipped to the plane."""
     cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
     cdef int nt = _num_threads(P * H * W)
     with nogil:
         for i in prange(P, schedule='static', num_threads=nt):
-            _lp_forward_plane(&x[i, 0, 0], &y[i, 0, 0], H, W, OH, OW, kh, kw, sh, sw, p)
+            _window_forward_plane(kind, &x[i, 0, 0], &y[i, 0, 0], H, W, OH, OW, kh, kw, sh, sw,
+                                  p)
 
 
-def lp_pool_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] y,
-                     const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
-                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, double p):
+def window_pool_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] y,
+                         const floating[:, :, ::1] gy, floating[:, :, ::1] gx, int kind,
+                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                         double p=1.0):
+    """gx = the gradient of window_pool_forward (the same arguments) for the output gradient gy."""
     cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
     cdef int nt = _num_threads(P * H * W)
     with nogil:
         for i in prange(P, schedule='static', num_threads=nt):
-            _lp_backward_plane(&x[i, 0, 0], &y[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0],
-                               H, W, OH, OW, kh, kw, sh, sw, p)
+            _window_backward_plane(kind, &x[i, 0, 0], &y[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0],
+                                   H, W, OH, OW, kh, kw, sh, sw, p)
 
 
 # ---------------------------------------------------------------------------------------------
-# Stochastic pooling (non-negative input; the wrapper checks it)
+# Stochastic pooling's training mode: one sampled cell per window (non-negative input)
 # ---------------------------------------------------------------------------------------------
 
 cdef Py_ssize_t _sample_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
@@ -200,74 +270,6 @@ def stochastic_pool_train_backward(const floating[:, :, ::1] y, const int[:, :, 
             _sampled_backward_plane(&y[i, 0, 0], &index[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0],
                                     n_out, HW)
 
-
-cdef void _weighted_forward_plane(const floating* x, floating* y, Py_ssize_t H, Py_ssize_t W,
-                                  Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                                  Py_ssize_t sh, Py_ssize_t sw) noexcept nogil:
-    cdef Py_ssize_t oh, ow, h, w, h0, w0
-    cdef double a, total, squares
-    for oh in range(OH):
-        h0 = oh * sh
-        for ow in range(OW):
-            w0 = ow * sw
-            total = 0.0
-            squares = 0.0
-            for h in range(h0, _min(h0 + kh, H)):
-                for w in range(w0, _min(w0 + kw, W)):
-                    a = x[h * W + w]
-                    total += a
-                    squares += a * a
-            y[oh * OW + ow] = <floating>(squares / total) if total != 0.0 else 0
-
-
-cdef void _weighted_backward_plane(const floating* x, const floating* y, const floating* gy,
-                                   floating* gx, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH,
-                                   Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
-                                   Py_ssize_t sw) noexcept nogil:
-    """d(Σa²/Σa)/da_j = (2·a_j − y)/Σa; 0 for an all-zero window."""
-    cdef Py_ssize_t oh, ow, h, w, h0, w0, h1, w1
-    cdef double total, scale, out
-    memset(gx, 0, H * W * sizeof(floating))
-    for oh in range(OH):
-        h0 = oh * sh
-        h1 = _min(h0 + kh, H)
-        for ow in range(OW):
-            w0 = ow * sw
-            w1 = _min(w0 + kw, W)
-            total = 0.0
-            for h in range(h0, h1):
-                for w in range(w0, w1):
-                    total += x[h * W + w]
-            if total == 0.0:
-                continue
-            scale = gy[oh * OW + ow] / total
-            out = y[oh * OW + ow]
-            for h in range(h0, h1):
-                for w in range(w0, w1):
-                    gx[h * W + w] += <floating>(scale * (2.0 * x[h * W + w] - out))
-
-
-def stochastic_pool_eval_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
-                                 Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw):
-    """y = Σa²/Σa (the probability-weighted average), 0 for an all-zero window."""
-    cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
-    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
-    cdef int nt = _num_threads(P * H * W)
-    with nogil:
-        for i in prange(P, schedule='static', num_threads=nt):
-            _weighted_forward_plane(&x[i, 0, 0], &y[i, 0, 0], H, W, OH, OW, kh, kw, sh, sw)
-
-
-def stochastic_pool_eval_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] y,
-                                  const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
-                                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw):
-    cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
-    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
-    cdef int nt = _num_threads(P * H * W)
-    with nogil:
-        for i in prange(P, schedule='static', num_threads=nt):
-            _weighted_backward_plane(&x[i, 0, 0], &y[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0],
-                                     H, W, OH, OW, kh, kw, sh, sw)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,23 +48,32 @@ def _generator(seed, op_name):
 
 # -- Lp pooling ----------------------------------------------------------------------------------
 
-class LPPool2d(Function):
-    """y = (Σ_window |x|^p)^(1/p); dy/dx = sign(x)·(|x|/y)^(p−1), 0 where x = 0 or y = 0."""
+class WindowPool2d(Function):
+    """A reduction over each unpadded sliding window (clipped at the edge by ceil_mode) with a
+    kernel of its own, no index kept:
 
-    def __init__(self, p, kernel, stride, out_size):
-        self.p, self.kernel, self.stride, self.out_size = p, kernel, stride, out_size
+    * ``kind = LP_POOL``: y = (Σ|x|^p)^(1/p); dy/dx = sign(x)·(|x|/y)^(p−1), 0 where x = 0 or
+      y = 0;
+    * ``kind = WEIGHTED_AVERAGE`` (stochastic pooling's evaluation): y = Σa²/Σa;
+      dy/da_j = (2·a_j − y)/Σa, 0 for an all-zero window.
+    """
+
+    def __init__(self, kind, kernel, stride, out_size, p=1.0):
+        self.kind, self.kernel, self.stride, self.out_size, self.p = (kind, kernel, stride,
+                                                                      out_size, p)
 
     def forward(self, x):
         y = np.empty(x.shape[:2] + self.out_size, dtype=x.dtype)
-        _kernels.lp_pool_forward(_planes(x), _planes(y), *self.kernel, *self.stride, self.p)
+        _kernels.window_pool_forward(_planes(x), _planes(y), self.kind, *self.kernel,
+                                     *self.stride, self.p)
         self.save_for_backward(x, y)
         return y
 
     def backward(self, gy):
         x, y = self.saved_tensors
         gx = np.empty_like(x)
-        _kernels.lp_pool_backward(_planes(x), _planes(y), _planes(_grad(gy, x.dtype)), _planes(gx),
-                                  *self.kernel, *self.stride, self.p)
+        _kernels.window_pool_backward(_planes(x), _planes(y), _planes(_grad(gy, x.dtype)),
+                                      _planes(gx), self.kind, *self.kernel, *self.stride, self.p)
         return gx
 
 
@@ -87,7 +96,7 @@ def lp_pool2d(x, p, kernel_size, stride=None, ceil_mode=False):
         raise ValueError(f"{op}: p must be a positive finite number, got {p!r}")
     ceil_mode = _flag(ceil_mode, "ceil_mode", op)
     kernel, stride, out = _window(x, kernel_size, stride, op, ceil_mode)
-    return LPPool2d(float(p), kernel, stride, out)(x)
+    return WindowPool2d(_kernels.LP_POOL, kernel, stride, out, float(p))(x)
 
 
 # -- stochastic pooling --------------------------------------------------------------------------
@@ -116,28 +125,6 @@ class StochasticPool2dSample(Function):
         return gx
 
 
-class StochasticPool2dAverage(Function):
-    """Evaluation mode: y = Σa²/Σa, the probability-weighted average of the window;
-    dy/da_j = (2·a_j − y)/Σa (0 for an all-zero window)."""
-
-    def __init__(self, kernel, stride, out_size):
-        self.kernel, self.stride, self.out_size = kernel, stride, out_size
-
-    def forward(self, x):
-        y = np.empty(x.shape[:2] + self.out_size, dtype=x.dtype)
-        _kernels.stochastic_pool_eval_forward(_planes(x), _planes(y), *self.kernel,
-                                              *self.stride)
-        self.save_for_backward(x, y)
-        return y
-
-    def backward(self, gy):
-        x, y = self.saved_tensors
-        gx = np.empty_like(x)
-        _kernels.stochastic_pool_eval_backward(_planes(x), _planes(y), _planes(_grad(gy, x.dtype)),
-                                               _planes(gx), *self.kernel, *self.stride)
-        return gx
-
-
 def stochastic_pool2d(x, kernel_size, stride=None, training=True, seed=None):
     """Stochastic pooling (Zeiler & Fergus, 2013) of a non-negative input (e.g. after ReLU).
 
@@ -161,7 +148,7 @@ def stochastic_pool2d(x, kernel_size, stride=None, training=True, seed=None):
         raise ValueError(f"{op}: input must be non-negative and finite (probabilities are "
                          f"a_i / sum(a)), got values in [{x.data.min()}, {x.data.max()}]")
     if not training:
-        return StochasticPool2dAverage(kernel, stride, out)(x)
+        return WindowPool2d(_kernels.WEIGHTED_AVERAGE, kernel, stride, out)(x)
     draws = rng.random(x.shape[:2] + out)
     return StochasticPool2dSample(kernel, stride, draws)(x)
 
