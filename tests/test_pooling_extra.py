@@ -113,11 +113,12 @@ def test_lp_pool_zero_window_gradient_is_zero_and_float32_stays():
 
 
 def test_lp_pool_large_p_tends_to_max_without_overflow():
-    x = distinct((1, 2, 4, 4), low=1.0, high=50.0)
-    y = F.lp_pool2d(t64(x, grad=False), 500, 2)
-    expected, _, _ = window_loop(x, (2, 2), (2, 2), False, np.max)
-    assert np.isfinite(y.data).all()
-    np.testing.assert_allclose(y.data, expected, rtol=1e-2)
+    for low, high in [(1.0, 50.0), (1e-3, 1e-1)]:   # Σx^p overflows, then underflows
+        x = distinct((1, 2, 4, 4), low=low, high=high)
+        y = F.lp_pool2d(t64(x, grad=False), 500, 2)
+        expected, _, _ = window_loop(x, (2, 2), (2, 2), False, np.max)
+        assert np.isfinite(y.data).all()
+        np.testing.assert_allclose(y.data, expected, rtol=1e-2)
 
 
 def test_lp_pool_matches_torch():

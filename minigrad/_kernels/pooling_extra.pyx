@@ -20,7 +20,7 @@ Conventions (the same as pooling.pyx, so these can be appended there):
 """
 from cython.parallel cimport prange
 from cython cimport floating
-from libc.math cimport pow, fabs, isnan, INFINITY
+from libc.math cimport pow, fabs, isnan, sqrt, INFINITY
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 cimport openmp
@@ -52,7 +52,14 @@ LP_POOL = _LP_POOL
 WEIGHTED_AVERAGE = _WEIGHTED_AVERAGE
 
 
+# Below this a sum of powers may have lost precision to underflow (DBL_MIN is ~2.2e-308).
+cdef double LP_SAFE_MIN = 1e-280
+
+
 cdef inline double _lp_term(double ratio, double p) noexcept nogil:
+    """ratio^p with the common exponents (0 in the gradient of p = 1, 1 and 2) done exactly."""
+    if p == 0.0:
+        return 1.0
     if p == 1.0:
         return ratio
     if p == 2.0:
@@ -60,25 +67,38 @@ cdef inline double _lp_term(double ratio, double p) noexcept nogil:
     return pow(ratio, p)
 
 
+cdef inline double _lp_root(double s, double p) noexcept nogil:
+    if p == 1.0:
+        return s
+    if p == 2.0:
+        return sqrt(s)
+    return pow(s, 1.0 / p)
+
+
 cdef double _lp_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
                        Py_ssize_t w0, Py_ssize_t w1, double p) noexcept nogil:
-    """(Σ|x|^p)^(1/p) computed as m·(Σ(|x|/m)^p)^(1/p), m = max|x|, so that a large p neither
-    overflows nor underflows. NaN propagates; an all-zero window gives 0."""
+    """(Σ|x|^p)^(1/p), summed in double. When the plain sum overflows or underflows (a large p)
+    it is recomputed as m·(Σ(|x|/m)^p)^(1/p), m = max|x|. NaN propagates; an all-zero window
+    gives 0."""
     cdef Py_ssize_t h, w
     cdef double a, m = 0.0, s = 0.0
     for h in range(h0, h1):
         for w in range(w0, w1):
             a = fabs(x[h * W + w])
-            if a > m or isnan(a):
+            if isnan(a):
+                return a
+            if a > m:
                 m = a
-                if isnan(a):
-                    return a
+            s += _lp_term(a, p)
     if m == 0.0 or m == INFINITY:
         return m
+    if s < INFINITY and s > LP_SAFE_MIN:
+        return _lp_root(s, p)
+    s = 0.0
     for h in range(h0, h1):
         for w in range(w0, w1):
             s += _lp_term(fabs(x[h * W + w]) / m, p)
-    return m * pow(s, 1.0 / p)
+    return m * _lp_root(s, p)
 
 
 cdef void _lp_window_backward(const floating* x, floating* gx, Py_ssize_t W, Py_ssize_t h0,
@@ -93,9 +113,9 @@ cdef void _lp_window_backward(const floating* x, floating* gx, Py_ssize_t W, Py_
         for w in range(w0, w1):
             v = x[h * W + w]
             if v > 0.0:
-                gx[h * W + w] += <floating>(g * pow(v / out, p - 1.0))
+                gx[h * W + w] += <floating>(g * _lp_term(v / out, p - 1.0))
             elif v < 0.0:
-                gx[h * W + w] -= <floating>(g * pow(-v / out, p - 1.0))
+                gx[h * W + w] -= <floating>(g * _lp_term(-v / out, p - 1.0))
             elif isnan(v):
                 gx[h * W + w] += <floating>v
 
