@@ -1,0 +1,101 @@
+"""Run the benchmark suites: ``python benchmarks/run.py [--suite conv,pool] [--repeat N]``.
+
+Each suite is a module ``benchmarks/cases_<suite>.py`` with ``cases(torch) -> list[dict]``
+(``torch`` is the torch module or None); each case dict has
+
+    name            str
+    mg_forward      callable: minigrad forward (under minigrad.no_grad())
+    mg_train        callable: minigrad forward + backward
+    torch_forward   callable or None: the same in torch (under torch.no_grad())
+    torch_train     callable or None
+    flops           forward FLOPs (2·MACs) or None
+    bytes           forward bytes moved (input read + output written) or None
+    train_flops     optional: FLOPs of forward + backward, for the train row's GFLOP/s
+
+Everything runs float32 on all cores; minigrad and torch are timed interleaved (median of
+``--repeat`` runs after ``--warmup``; ``--stat min`` on a busy machine). The header gives the
+machine, the thread pools and two roofs measured in this process: numpy's float32 GEMM and
+numpy's memory copy.
+"""
+import argparse
+import glob
+import importlib
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.dirname(HERE))   # run from a checkout without installing
+
+import harness  # noqa: E402
+
+import minigrad  # noqa: E402
+
+
+def available_suites():
+    return sorted(os.path.basename(p)[len("cases_"):-len(".py")]
+                  for p in glob.glob(os.path.join(HERE, "cases_*.py")))
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--suite", default=",".join(available_suites()),
+                        help="comma-separated suites (default: every benchmarks/cases_*.py: "
+                             "%(default)s)")
+    parser.add_argument("--repeat", type=int, default=10, help="timed runs per measurement")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first")
+    parser.add_argument("--stat", choices=("median", "min"), default="median",
+                        help="statistic over the timed runs (min: for a busy machine)")
+    args = parser.parse_args()
+    args.suite = [s.strip() for s in args.suite.split(",") if s.strip()]
+    unknown = sorted(set(args.suite) - set(available_suites()))
+    if unknown:
+        parser.error(f"unknown suite(s) {unknown}; available: {available_suites()}")
+    if args.repeat < 1 or args.warmup < 0:
+        parser.error("--repeat must be >= 1 and --warmup >= 0")
+    return args
+
+
+def import_torch(cores):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(cores)
+    return torch
+
+
+def main():
+    args = parse_args()
+    cores = os.cpu_count() or 1
+    minigrad.set_num_threads(cores)
+    torch = import_torch(cores)
+    roof = harness.gemm_roof(stat=args.stat)
+    print(f"CPU: {harness.cpu_name()}, {cores} cores")
+    print(f"minigrad {minigrad.__version__}: {minigrad.get_num_threads()} OpenMP threads; "
+          + (f"torch {torch.__version__}: {torch.get_num_threads()} threads" if torch
+             else "torch not installed: minigrad only"))
+    for line in harness.blas_info():
+        print(f"thread pool: {line}")
+    print(f"GEMM roof (numpy float32 matmul): {roof:.1f} GFLOP/s; "
+          f"copy bandwidth (numpy, read+write): {harness.copy_bandwidth(stat=args.stat):.1f} GB/s")
+    print(f"timing: {args.stat} of {args.repeat} runs after {args.warmup} warm-up runs, "
+          "minigrad and torch interleaved; ratio = minigrad / torch")
+
+    for suite in args.suite:
+        module = importlib.import_module(f"cases_{suite}")
+        rows = []
+        for case in module.cases(torch):
+            for pass_name, mg_key, torch_key, flops in (
+                    ("forward", "mg_forward", "torch_forward", case.get("flops")),
+                    ("fwd+bwd", "mg_train", "torch_train", case.get("train_flops"))):
+                mg, pt = harness.time_interleaved([case[mg_key], case.get(torch_key)],
+                                                  args.repeat, args.warmup, args.stat)
+                rows.append({"name": case["name"], "pass": pass_name, "mg": mg, "torch": pt,
+                             "flops": flops,
+                             "bytes": case.get("bytes") if pass_name == "forward" else None})
+        harness.print_table(suite, rows, roof)
+
+
+if __name__ == "__main__":
+    main()

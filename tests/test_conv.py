@@ -1,0 +1,329 @@
+"""conv2d / nn.Conv2d: gradients, a plain-loop reference (forward and backward), chunking and
+workspace reuse, argument validation, and PyTorch (when installed)."""
+import math
+
+import numpy as np
+import pytest
+
+import minigrad
+import minigrad.nn.functional as F
+from minigrad.ops import conv as conv_module
+
+RNG = np.random.default_rng(1234)
+
+
+# -- plain reference ------------------------------------------------------------------------------
+def _reference_padding(padding, kernel, dilation):
+    """((top, bottom), (left, right)), written out independently of minigrad.ops.geometry."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        result = []
+        for k, d in zip(kernel, dilation):
+            total = d * (k - 1)
+            result.append((total // 2, total - total // 2))
+        return tuple(result)
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    return (ph, ph), (pw, pw)
+
+
+def _as_pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _windows(x, weight, stride, padding, dilation):
+    """Padded input and, for each output position, the (row, column) index arrays of its window."""
+    (sh, sw), (dh, dw) = _as_pair(stride), _as_pair(dilation)
+    kh, kw = weight.shape[2:]
+    (top, bottom), (left, right) = _reference_padding(padding, (kh, kw), (dh, dw))
+    x_pad = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    out_h = (x_pad.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    out_w = (x_pad.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    positions = {}
+    for oh in range(out_h):
+        for ow in range(out_w):
+            rows = oh * sh + dh * np.arange(kh)
+            cols = ow * sw + dw * np.arange(kw)
+            positions[oh, ow] = np.ix_(rows, cols)
+    return x_pad, (top, left), (out_h, out_w), positions
+
+
+def reference_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    n, channels = x.shape[:2]
+    out_channels, group_channels = weight.shape[:2]
+    x_pad, _, (out_h, out_w), positions = _windows(x, weight, stride, padding, dilation)
+    y = np.zeros((n, out_channels, out_h, out_w), x.dtype)
+    per_group = out_channels // groups
+    for b in range(n):
+        for o in range(out_channels):
+            first = (o // per_group) * group_channels
+            for (oh, ow), (rows, cols) in positions.items():
+                window = x_pad[b, first:first + group_channels][:, rows, cols]
+                y[b, o, oh, ow] = np.sum(window * weight[o]) + (0 if bias is None else bias[o])
+    return y
+
+
+def reference_conv2d_backward(x, weight, gy, stride=1, padding=0, dilation=1, groups=1):
+    """(grad_x, grad_weight, grad_bias) by scattering each output gradient over its window."""
+    out_channels, group_channels = weight.shape[:2]
+    x_pad, (top, left), _, positions = _windows(x, weight, stride, padding, dilation)
+    gx_pad = np.zeros_like(x_pad)
+    gw = np.zeros_like(weight)
+    per_group = out_channels // groups
+    for b in range(x.shape[0]):
+        for o in range(out_channels):
+            first = (o // per_group) * group_channels
+            for (oh, ow), (rows, cols) in positions.items():
+                g = gy[b, o, oh, ow]
+                gx_pad[b, first:first + group_channels][:, rows, cols] += g * weight[o]
+                gw[o] += g * x_pad[b, first:first + group_channels][:, rows, cols]
+    gx = gx_pad[:, :, top:top + x.shape[2], left:left + x.shape[3]]
+    return gx, gw, gy.sum(axis=(0, 2, 3))
+
+
+# -- the configuration grid -----------------------------------------------------------------------
+# (x shape, weight shape, stride, padding, dilation, groups, bias)
+GRID = [
+    ((2, 3, 5, 6), (4, 3, 3, 3), 1, 0, 1, 1, True),            # plain, 'valid' by number
+    ((1, 2, 6, 5), (3, 2, 3, 3), 1, 1, 1, 1, False),           # pad 1, no bias
+    ((2, 2, 7, 7), (2, 2, 3, 3), 2, 1, 1, 1, True),            # stride 2
+    ((1, 2, 8, 7), (2, 2, 3, 2), 3, 2, 1, 1, True),            # stride 3, pad 2, last window cut
+    ((1, 2, 7, 8), (3, 2, 2, 3), (2, 1), (1, 2), 1, 1, True),  # non-square kernel/stride/pad
+    ((1, 2, 9, 9), (2, 2, 3, 3), 1, 2, 2, 1, True),            # dilation 2
+    ((1, 2, 10, 9), (2, 2, 3, 2), (1, 2), 0, (3, 2), 1, False),  # dilation 3, mixed
+    ((1, 2, 6, 7), (2, 2, 3, 3), 1, "same", 1, 1, True),       # 'same'
+    ((1, 2, 6, 7), (2, 2, 2, 4), 1, "same", 1, 1, True),       # 'same', even kernel: odd split
+    ((1, 2, 8, 7), (2, 2, 3, 2), 1, "same", (2, 3), 1, False),  # 'same' with dilation
+    ((1, 2, 5, 6), (2, 2, 2, 3), 1, "valid", 1, 1, True),      # 'valid'
+    ((2, 4, 5, 5), (4, 2, 3, 3), 1, 1, 1, 2, True),            # groups 2
+    ((1, 4, 7, 6), (6, 2, 3, 2), 2, (1, 0), 2, 2, False),      # groups 2, strided, dilated
+    ((2, 3, 5, 6), (3, 1, 3, 3), 1, 1, 1, 3, True),            # depthwise
+    ((1, 3, 6, 6), (6, 1, 3, 3), 2, 1, 1, 3, True),            # depthwise, multiplier 2
+    ((2, 3, 4, 5), (4, 3, 1, 1), 1, 0, 1, 1, True),            # 1x1: the matmul path
+    ((2, 4, 3, 4), (6, 2, 1, 1), 1, 0, 1, 2, False),           # grouped 1x1
+    ((1, 3, 7, 6), (2, 3, 1, 1), 2, 1, 1, 1, True),            # 1x1 strided and padded
+    ((1, 1, 4, 4), (1, 1, 4, 4), 1, 0, 1, 1, True),            # kernel = input: one window
+    ((1, 1, 2, 3), (2, 1, 3, 3), 1, 1, 1, 1, True),            # padding larger than the data
+]
+GRID_IDS = [f"x{c[0]}-w{c[1]}-s{c[2]}-p{c[3]}-d{c[4]}-g{c[5]}-b{int(c[6])}" for c in GRID]
+
+
+def _arrays(config, dtype):
+    x_shape, w_shape, *_, with_bias = config
+    x = RNG.standard_normal(x_shape).astype(dtype)
+    w = RNG.standard_normal(w_shape).astype(dtype)
+    b = RNG.standard_normal(w_shape[0]).astype(dtype) if with_bias else None
+    return x, w, b
+
+
+def _hyper(config):
+    return dict(zip(("stride", "padding", "dilation", "groups"), config[2:6]))
+
+
+@pytest.mark.parametrize("config", GRID, ids=GRID_IDS)
+def test_gradcheck(config):
+    x, w, b = _arrays(config, np.float64)
+    inputs = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b) if a is not None]
+    hyper = _hyper(config)
+
+    assert minigrad.gradcheck(lambda *tensors: F.conv2d(*tensors, **hyper), inputs)
+
+
+@pytest.mark.parametrize("config", GRID, ids=GRID_IDS)
+def test_forward_and_backward_match_reference_float64(config):
+    x, w, b = _arrays(config, np.float64)
+    hyper = _hyper(config)
+    tx, tw = minigrad.tensor(x, requires_grad=True), minigrad.tensor(w, requires_grad=True)
+    tb = None if b is None else minigrad.tensor(b, requires_grad=True)
+    y = F.conv2d(tx, tw, tb, **hyper)
+    expected = reference_conv2d(x, w, b, **hyper)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y.data, expected, rtol=0, atol=1e-10)
+    gy = RNG.standard_normal(y.shape)
+    y.backward(gy)
+    gx, gw, gb = reference_conv2d_backward(x, w, gy, **hyper)
+    np.testing.assert_allclose(tx.grad, gx, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(tw.grad, gw, rtol=0, atol=1e-10)
+    if b is not None:
+        np.testing.assert_allclose(tb.grad, gb, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("config", GRID[::3], ids=GRID_IDS[::3])
+def test_float32_matches_reference(config):
+    x, w, b = _arrays(config, np.float32)
+    hyper = _hyper(config)
+    tx = minigrad.tensor(x, requires_grad=True)
+    y = F.conv2d(tx, w, b, **hyper)
+    assert y.dtype == np.float32
+    expected = reference_conv2d(x.astype(np.float64), w.astype(np.float64),
+                                None if b is None else b.astype(np.float64), **hyper)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    gy = RNG.standard_normal(y.shape).astype(np.float32)
+    y.backward(gy)
+    assert tx.grad.dtype == np.float32
+    gx, _, _ = reference_conv2d_backward(x.astype(np.float64), w.astype(np.float64),
+                                         gy.astype(np.float64), **hyper)
+    np.testing.assert_allclose(tx.grad, gx, rtol=1e-4, atol=1e-4 * np.abs(gx).max())
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 700])
+@pytest.mark.parametrize("config", [GRID[3], GRID[12], GRID[15]], ids=["s3", "g2", "1x1"])
+def test_chunked_batches_match_reference(monkeypatch, chunk_bytes, config):
+    """A tiny CHUNK_BYTES forces one image (or a few) per chunk, as a large batch would."""
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk_bytes)
+    x_shape = (5,) + config[0][1:]
+    x = RNG.standard_normal(x_shape)
+    w = RNG.standard_normal(config[1])
+    b = RNG.standard_normal(config[1][0])
+    hyper = _hyper(config)
+    tx, tw, tb = (minigrad.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(tx, tw, tb, **hyper)
+    np.testing.assert_allclose(y.data, reference_conv2d(x, w, b, **hyper), atol=1e-10)
+    gy = RNG.standard_normal(y.shape)
+    y.backward(gy)
+    for got, expected in zip((tx.grad, tw.grad, tb.grad),
+                             reference_conv2d_backward(x, w, gy, **hyper)):
+        np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
+def test_workspace_reused_across_shapes_and_dtypes():
+    """Scratch buffers survive calls: a smaller call after a larger one, and a dtype change,
+    must still give exact results (no stale columns)."""
+    conv_module.release_workspace()
+    for x_shape, w_shape, dtype in [((2, 3, 9, 9), (4, 3, 3, 3), np.float64),
+                                    ((1, 2, 4, 5), (3, 2, 2, 2), np.float64),
+                                    ((2, 3, 6, 6), (2, 3, 3, 3), np.float32),
+                                    ((2, 3, 9, 9), (4, 3, 3, 3), np.float64)]:
+        x = RNG.standard_normal(x_shape).astype(dtype)
+        w = RNG.standard_normal(w_shape).astype(dtype)
+        y = F.conv2d(x, w, padding=1)
+        expected = reference_conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
+        tol = 1e-10 if dtype == np.float64 else 1e-4
+        np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
+
+
+def test_only_needed_gradients_are_computed():
+    x, w, b = (RNG.standard_normal(s) for s in ((2, 2, 5, 5), (3, 2, 3, 3), (3,)))
+    op = conv_module.Conv2d((1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    tx = minigrad.tensor(x)
+    tw, tb = minigrad.tensor(w, requires_grad=True), minigrad.tensor(b)
+    y = op(tx, tw, tb)
+    assert op.needs_input_grad == (False, True, False)
+    gx, gw, gb = op.backward(np.ones(y.shape))
+    assert gx is None and gb is None
+    np.testing.assert_allclose(gw, reference_conv2d_backward(x, w, np.ones(y.shape),
+                                                             padding=1)[1], atol=1e-10)
+
+
+def test_no_grad_saves_nothing():
+    with minigrad.no_grad():
+        y = F.conv2d(minigrad.tensor(RNG.standard_normal((1, 2, 4, 4)), requires_grad=True),
+                     RNG.standard_normal((2, 2, 3, 3)))
+    assert not y.requires_grad and y._creator is None
+
+
+def test_same_padding_keeps_size_and_empty_batch():
+    for kernel, dilation in [((3, 3), 1), ((2, 4), 1), ((5, 2), (2, 3))]:
+        y = F.conv2d(np.zeros((1, 2, 7, 6)), np.zeros((3, 2) + kernel), padding="same",
+                     dilation=dilation)
+        assert y.shape == (1, 3, 7, 6)
+    y = F.conv2d(np.zeros((0, 2, 5, 5), np.float32), np.zeros((3, 2, 3, 3), np.float32))
+    assert y.shape == (0, 3, 3, 3) and y.dtype == np.float32
+
+
+# -- bad input ------------------------------------------------------------------------------------
+X = np.zeros((2, 4, 6, 6))
+W = np.zeros((6, 4, 3, 3))
+
+
+@pytest.mark.parametrize("kwargs, exception, words", [
+    (dict(x=np.zeros((4, 6, 6))), ValueError, ["x", "(4, 6, 6)"]),
+    (dict(weight=np.zeros((6, 4, 3))), ValueError, ["weight", "(6, 4, 3)"]),
+    (dict(weight=np.zeros((6, 3, 3, 3))), ValueError, ["channel", "(2, 4, 6, 6)", "(6, 3, 3, 3)"]),
+    (dict(weight=np.zeros((6, 2, 3, 3)), groups=3), ValueError, ["groups", "(2, 4, 6, 6)"]),
+    (dict(weight=np.zeros((5, 2, 3, 3)), groups=2), ValueError, ["groups", "(5, 2, 3, 3)"]),
+    (dict(groups=0), ValueError, ["groups"]),
+    (dict(weight=np.zeros((6, 4, 7, 3))), ValueError, ["kernel", "(2, 4, 6, 6)", "(6, 4, 7, 3)"]),
+    (dict(dilation=3), ValueError, ["kernel", "dilation", "(2, 4, 6, 6)"]),
+    (dict(stride=0), ValueError, ["stride"]),
+    (dict(stride=(1, -2)), ValueError, ["stride"]),
+    (dict(dilation=(0, 1)), ValueError, ["dilation"]),
+    (dict(padding=-1), ValueError, ["padding"]),
+    (dict(padding="full"), ValueError, ["padding"]),
+    (dict(padding="same", stride=2), ValueError, ["same", "stride"]),
+    (dict(padding=1.5), TypeError, ["padding"]),
+    (dict(stride=(1, 2, 3)), TypeError, ["stride"]),
+    (dict(bias=np.zeros(5)), ValueError, ["bias", "(5,)"]),
+    (dict(bias=np.zeros(6, np.float32)), TypeError, ["bias", "float32"]),
+    (dict(weight=np.zeros((6, 4, 3, 3), np.float32)), TypeError, ["weight", "float32"]),
+    (dict(x=np.zeros((2, 4, 6, 6), np.int64)), TypeError, ["x", "int64"]),
+    (dict(weight=np.zeros((0, 4, 3, 3))), ValueError, ["weight", "(0, 4, 3, 3)"]),
+])
+def test_bad_input_raises_naming_the_argument(kwargs, exception, words):
+    args = dict(x=X, weight=W, bias=None)
+    args.update(kwargs)
+    with pytest.raises(exception) as info:
+        F.conv2d(**args)
+    for word in words:
+        assert word in str(info.value)
+
+
+# -- the layer ------------------------------------------------------------------------------------
+def test_conv2d_layer_initialisation_and_forward():
+    layer = minigrad.nn.Conv2d(4, 6, (3, 2), stride=2, padding=1, groups=2)
+    assert layer.weight.shape == (6, 2, 3, 2) and layer.bias.shape == (6,)
+    assert layer.weight.dtype == np.float32 and layer.weight.requires_grad
+    assert isinstance(layer.weight, minigrad.nn.Parameter)
+    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
+    bound = 1 / math.sqrt(2 * 3 * 2)          # 1/√fan_in for both, as PyTorch
+    for p in (layer.weight, layer.bias):
+        assert np.abs(p.data).max() <= bound and np.abs(p.data).max() > 0.5 * bound
+    x = RNG.standard_normal((2, 4, 7, 5)).astype(np.float32)
+    y = layer(minigrad.tensor(x))
+    expected = reference_conv2d(x, layer.weight.data, layer.bias.data, 2, 1, 1, 2)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-5, atol=1e-5)
+    y.sum().backward()
+    assert layer.weight.grad.shape == layer.weight.shape and layer.bias.grad.shape == (6,)
+    assert "groups=2" in repr(layer)
+
+
+def test_conv2d_layer_without_bias_and_same_padding():
+    layer = minigrad.nn.Conv2d(3, 2, 4, padding="same", dilation=2, bias=False)
+    assert layer.bias is None and [n for n, _ in layer.named_parameters()] == ["weight"]
+    assert layer(minigrad.tensor(np.zeros((1, 3, 9, 8), np.float32))).shape == (1, 2, 9, 8)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(in_channels=0), ["in_channels"]),
+    (dict(groups=4), ["groups"]),
+    (dict(kernel_size=0), ["kernel_size"]),
+    (dict(stride=0), ["stride"]),
+    (dict(padding="same", stride=2), ["same"]),
+    (dict(padding=-1), ["padding"]),
+])
+def test_conv2d_layer_rejects_bad_arguments(kwargs, words):
+    args = dict(in_channels=6, out_channels=3, kernel_size=3)
+    args.update(kwargs)
+    with pytest.raises(ValueError) as info:
+        minigrad.nn.Conv2d(**args)
+    for word in words:
+        assert word in str(info.value)
+
+
+# -- PyTorch --------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("config", GRID, ids=GRID_IDS)
+def test_matches_torch(config):
+    torch = pytest.importorskip("torch")
+    x, w, b = _arrays(config, np.float64)
+    hyper = _hyper(config)
+    tensors = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b) if a is not None]
+    y = F.conv2d(*tensors, **hyper)
+    torch_tensors = [torch.tensor(a, requires_grad=True) for a in (x, w, b) if a is not None]
+    y_torch = torch.nn.functional.conv2d(*torch_tensors, **hyper)
+    np.testing.assert_allclose(y.data, y_torch.detach().numpy(), rtol=0, atol=1e-10)
+    gy = RNG.standard_normal(y.shape)
+    y.backward(gy)
+    y_torch.backward(torch.tensor(gy))
+    for mine, theirs in zip(tensors, torch_tensors):
+        np.testing.assert_allclose(mine.grad, theirs.grad.numpy(), rtol=0, atol=1e-10)
