@@ -14,7 +14,7 @@ def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        return np.ascontiguousarray(data, dtype=np.dtype(dtype))
+        return np.asarray(data, dtype=np.dtype(dtype), order="C")   # keeps 0-d arrays 0-d
     array = np.asarray(data)
     if array.dtype.kind == "f" and array.dtype not in _FLOAT_TYPES:
         array = array.astype(np.float32)
@@ -23,7 +23,7 @@ def _as_array(data, dtype=None):
         array = array.astype(np.float32)   # Python floats / lists of floats: float32 default
     elif array.dtype.kind == "O":
         raise TypeError(f"cannot make a tensor from data of type {type(data).__name__}")
-    return np.ascontiguousarray(array)
+    return np.asarray(array, order="C")
 
 
 class Tensor:
