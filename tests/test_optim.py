@@ -239,6 +239,30 @@ def test_optimizer_state_dict_layout_is_a_copy():
         pytest.approx(0.1)
 
 
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.1),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
+])
+def test_state_of_a_zero_dimensional_parameter_survives_a_round_trip(make, tmp_path):
+    def steps(opt, p, grads):
+        for g in grads:
+            p.grad = np.array(g)
+            opt.step()
+        return float(p.data)
+
+    p = nn.Parameter(np.array(2.0))
+    assert p.shape == ()
+    opt = make([p])
+    steps(opt, p, [1.0, -0.5])
+    minigrad.save(opt.state_dict(), tmp_path / "o.npz")
+    twin = nn.Parameter(p.data.copy())
+    opt2 = make([twin])
+    opt2.load_state_dict(minigrad.load(tmp_path / "o.npz"))
+    assert all(isinstance(v, np.ndarray) and v.shape == () for k, v in opt2.state[twin].items()
+               if k != "step")
+    assert steps(opt, p, [0.3]) == steps(opt2, twin, [0.3])
+
+
 def test_optimizer_load_state_dict_refuses_mismatches():
     p, q = _param(), _param()
     opt = optim.SGD([p], lr=0.1, momentum=0.9)

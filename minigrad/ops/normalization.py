@@ -40,16 +40,14 @@ class BatchNorm(Function):
     def forward(self, x, weight, bias):
         n, c = x.shape[:2]
         xr = x.reshape(n, c, int(np.prod(x.shape[2:])))
+        if not self.use_batch_stats:
+            return self._forward_fixed_stats(xr, weight, bias).reshape(x.shape)
         count = xr.shape[0] * xr.shape[2]
-        if self.use_batch_stats:
-            mean = xr.sum(axis=(0, 2)) / count
-            x_hat = xr - _per_channel(mean)
-            var = np.einsum("ncl,ncl->c", x_hat, x_hat) / count
-            self.batch_mean, self.batch_var = mean, var
-        else:
-            mean, var = self.mean.astype(x.dtype), self.var.astype(x.dtype)
-            x_hat = xr - _per_channel(mean)
-        inv_std = (1.0 / np.sqrt(var + x.dtype.type(self.eps))).astype(x.dtype, copy=False)
+        mean = xr.sum(axis=(0, 2)) / count
+        x_hat = xr - _per_channel(mean)
+        var = np.einsum("ncl,ncl->c", x_hat, x_hat) / count
+        self.batch_mean, self.batch_var = mean, var
+        inv_std = self._inv_std(var, x.dtype)
         x_hat *= _per_channel(inv_std)
         y = x_hat * _per_channel(weight)
         y += _per_channel(bias)
@@ -57,25 +55,44 @@ class BatchNorm(Function):
             self.save_for_backward(x_hat, inv_std, weight)
         return y.reshape(x.shape)
 
+    def _inv_std(self, var, dtype):
+        return (1.0 / np.sqrt(var + dtype.type(self.eps))).astype(dtype, copy=False)
+
+    def _forward_fixed_stats(self, xr, weight, bias):
+        """y = x · s + (β − μ · s) with s = γ / √(σ² + eps): one multiply and one add."""
+        mean = self.mean.astype(xr.dtype)
+        inv_std = self._inv_std(self.var.astype(xr.dtype), xr.dtype)
+        scale = weight * inv_std
+        y = xr * _per_channel(scale)
+        y += _per_channel(bias - mean * scale)
+        if any(self.needs_input_grad):
+            # x̂ only serves γ's gradient: backward recomputes it from x and μ.
+            self.save_for_backward(xr, inv_std, weight, mean)
+        return y
+
     def backward(self, gy):
-        x_hat, inv_std, weight = self.saved_tensors
+        saved = self.saved_tensors
+        inv_std, weight = saved[1], saved[2]
         shape = gy.shape
-        gy = gy.reshape(x_hat.shape)
-        count = x_hat.shape[0] * x_hat.shape[2]
+        gy = gy.reshape(saved[0].shape)
         sum_gy = gy.sum(axis=(0, 2))
-        sum_gy_xhat = np.einsum("ncl,ncl->c", gy, x_hat)
+        need_gx, need_gw, need_gb = self.needs_input_grad
+        x_hat = sum_gy_xhat = None
+        if self.use_batch_stats or need_gw:
+            x_hat = (saved[0] if self.use_batch_stats
+                     else (saved[0] - _per_channel(saved[3])) * _per_channel(inv_std))
+            sum_gy_xhat = np.einsum("ncl,ncl->c", gy, x_hat)
         gx = None
-        if self.needs_input_grad[0]:
+        if need_gx:
             if self.use_batch_stats:
+                count = gy.shape[0] * gy.shape[2]
                 gx = gy - _per_channel(sum_gy / count)
                 gx -= x_hat * _per_channel(sum_gy_xhat / count)
                 gx *= _per_channel(weight * inv_std)
             else:
                 gx = gy * _per_channel(weight * inv_std)
             gx = gx.reshape(shape)
-        gw = sum_gy_xhat if self.needs_input_grad[1] else None
-        gb = sum_gy if self.needs_input_grad[2] else None
-        return gx, gw, gb
+        return gx, sum_gy_xhat if need_gw else None, sum_gy if need_gb else None
 
 
 def _channel_vector(value, name, channels, dtype=None):

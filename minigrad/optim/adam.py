@@ -51,9 +51,9 @@ class Adam(Optimizer):
                 if self._decoupled_weight_decay:
                     p.data *= 1 - lr * weight_decay
                 else:
-                    grad = np.multiply(p.data, weight_decay, dtype=p.dtype)
+                    grad = np.multiply(p.data, weight_decay, out=np.empty_like(p.data))
                     grad += p.grad
-            scratch = np.subtract(grad, m, dtype=p.dtype)      # m ← m + (1 − β₁)(g − m)
+            scratch = np.subtract(grad, m, out=np.empty_like(m))   # m ← m + (1 − β₁)(g − m)
             scratch *= 1 - beta1
             m += scratch
             np.multiply(grad, grad, out=scratch)                # v ← β₂ v + (1 − β₂) g²

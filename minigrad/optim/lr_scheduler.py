@@ -55,8 +55,7 @@ class LRScheduler:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict):
-        self.__dict__.update({k: (list(v) if isinstance(v, tuple) else v)
-                              for k, v in state_dict.items() if k != "optimizer"})
+        self.__dict__.update({k: v for k, v in state_dict.items() if k != "optimizer"})
 
 
 def _check_positive_int(value, name, scheduler):

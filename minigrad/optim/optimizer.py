@@ -135,14 +135,15 @@ class Optimizer:
                                  f"parameter index {key}")
             new_state[p] = {}
             for name, value in entries.items():
-                if isinstance(value, np.ndarray) and value.ndim > 0:
-                    if value.shape != p.shape:
+                if isinstance(value, np.ndarray):
+                    if value.shape == p.shape:          # a buffer like the momentum
+                        value = np.array(value, dtype=p.dtype, copy=True)
+                    elif value.ndim == 0:               # a step count stored as an array
+                        value = value.item()
+                    else:
                         raise ValueError(f"{type(self).__name__}.load_state_dict: state "
                                          f"{name!r} of parameter {key} has shape {value.shape}, "
                                          f"the parameter {p.shape}")
-                    value = np.array(value, dtype=p.dtype, copy=True)
-                elif isinstance(value, np.ndarray):
-                    value = value.item()     # a 0-d array: a step count or a scalar
                 new_state[p][name] = value
         for saved, group in zip(saved_groups, self.param_groups):
             for name, value in saved.items():

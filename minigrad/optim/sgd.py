@@ -34,7 +34,7 @@ class SGD(Optimizer):
             direction = p.grad
             owned = False           # may `direction` be overwritten (is it our temporary)?
             if weight_decay != 0:
-                direction = np.multiply(p.data, weight_decay, dtype=p.dtype)
+                direction = np.multiply(p.data, weight_decay, out=np.empty_like(p.data))
                 direction += p.grad
                 owned = True
             if momentum != 0:
