@@ -12,16 +12,19 @@ in-bounds cell of the window, then visit the window in row-major order and take 
 greater than the current maximum (so the first of equal values wins) or when it is NaN (so NaN wins
 and propagates). Indices are therefore never −1.
 
-The sliding-window kernels are written "tap by tap": for one output row, each kernel offset
-(i, j) updates the whole output row in a loop over ``ow`` whose valid range is computed once, so
-the inner loops are branch-free over contiguous (or strided) memory and the compiler vectorises
-them; the row-major tap order keeps PyTorch's tie rule and summation order.
+Sliding windows (max and average pooling) are computed "tap by tap": for one output row, each
+kernel offset (i, j) updates the whole row, ``y[o] = max(y[o], row[o·sw + j·dw])``. Unless the
+windows lie inside the input with stride 1 (or a 2×2/stride-2 fast path applies), each plane is
+first copied into a per-thread buffer whose border holds the padding value (−∞ for max, 0 for
+sums; filled once per call) and whose rows are split into ``sw`` phases (columns c ≡ r mod sw
+stored together), so every tap reads ``row[o·sw + c]`` as a contiguous run: branch-free loops of
+fixed trip count that the compiler vectorises without bounds checks or strided loads. The
+row-major tap order keeps PyTorch's tie rule and summation order.
 """
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
 from libc.math cimport INFINITY
-from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 cimport openmp
 
 # Below this many input elements the OpenMP start-up costs more than the work.
@@ -32,134 +35,208 @@ cdef inline int _num_threads(Py_ssize_t work) noexcept nogil:
     return 1 if work < PARALLEL_MIN else openmp.omp_get_max_threads()
 
 
-cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    """ceil(a / b) for b > 0 and any sign of a."""
-    if a >= 0:
-        return (a + b - 1) // b
-    return -((-a) // b)
+def max_threads():
+    """The most threads a kernel uses: how many scratch planes to allocate."""
+    return openmp.omp_get_max_threads()
 
 
-cdef inline void _tap_range(Py_ssize_t offset, Py_ssize_t stride, Py_ssize_t size,
-                            Py_ssize_t n_out, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
-    """Outputs o in [lo, hi) whose tap o·stride + offset lies inside [0, size)."""
-    cdef Py_ssize_t a = _ceil_div(-offset, stride), b
-    if a < 0:
-        a = 0
-    if size - 1 - offset < 0:
-        b = 0
-    else:
-        b = (size - 1 - offset) // stride + 1
-    if b > n_out:
-        b = n_out
-    lo[0] = a
-    hi[0] = b if b > a else a
+cdef struct Window:
+    # kernel, stride, padding (top / left), dilation; the plane as read: Hp rows of ``pitch``
+    # cells, each row ``sw`` phases of ``Lq`` cells (one phase of W cells when unbuffered)
+    Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw, Hp, Lq, pitch
+
+
+cdef inline Window _window(int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                           Py_ssize_t Hp, Py_ssize_t Lq, bint buffered) noexcept nogil:
+    cdef Window w
+    w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw, w.Hp = kh, kw, sh, sw, ph, pw, dh, dw, Hp
+    w.Lq = Lq
+    w.pitch = sw * Lq if buffered else Lq
+    return w
+
+
+cdef inline Py_ssize_t _col(Window* w, Py_ssize_t c) noexcept nogil:
+    """Position in a buffered row of padded column c (phase c mod sw, slot c div sw)."""
+    return (c % w.sw) * w.Lq + c // w.sw
+
+
+def _check_layout(bint buffered, int sw, bint fast_2x2):
+    if not (buffered or sw == 1 or fast_2x2):
+        raise ValueError("pooling kernel: a stride > 1 needs the phase-split scratch plane")
+
+
+cdef inline floating* _thread_plane(floating[:, ::1] scratch, floating fill) noexcept nogil:
+    """This thread's padded-plane buffer with every cell set to ``fill`` (NULL when the caller
+    passed no scratch: the windows never leave the input)."""
+    cdef floating* buf
+    cdef Py_ssize_t k
+    if scratch.shape[1] == 0:
+        return NULL
+    buf = &scratch[threadid(), 0]
+    for k in range(scratch.shape[1]):
+        buf[k] = fill
+    return buf
+
+
+cdef inline void _copy_plane(floating* plane, floating* buf, Py_ssize_t H, Py_ssize_t W,
+                             Window* w, bint into_buffer) noexcept nogil:
+    """Copy the H×W plane into the interior of the phase-split buffer (or back out of it).
+    Only the interior is ever written, so the border keeps its padding value."""
+    cdef Py_ssize_t ih, r, q, q0, q1, sw = w.sw
+    cdef floating* row
+    cdef floating* cell
+    for ih in range(H):
+        row = buf + (ih + w.ph) * w.pitch
+        if sw == 1:
+            if into_buffer:
+                memcpy(row + w.pw, plane + ih * W, W * sizeof(floating))
+            else:
+                memcpy(plane + ih * W, row + w.pw, W * sizeof(floating))
+            continue
+        for r in range(sw):
+            # this phase's padded columns q·sw + r that fall inside [pw, pw + W)
+            q0 = (w.pw - r + sw - 1) // sw if w.pw > r else 0
+            q1 = (w.pw + W - 1 - r) // sw + 1 if w.pw + W - 1 >= r else 0
+            cell = plane + ih * W + r - w.pw
+            if into_buffer:
+                for q in range(q0, q1):
+                    row[r * w.Lq + q] = cell[q * sw]
+            else:
+                for q in range(q0, q1):
+                    cell[q * sw] = row[r * w.Lq + q]
+
+
+cdef inline const floating* _read_plane(const floating* x, floating* buf, Py_ssize_t H,
+                                        Py_ssize_t W, Window* w) noexcept nogil:
+    """The plane as the window loops read it: ``x`` itself, or its copy into the buffer."""
+    if buf == NULL:
+        return x
+    _copy_plane(<floating*>x, buf, H, W, w, True)
+    return buf
 
 
 # ----------------------------------------------------------------------------------------------
 # max pooling
 # ----------------------------------------------------------------------------------------------
 
-cdef inline void _max_row(const floating* x, floating* y, int* idx,
-                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t OW, Py_ssize_t oh,
-                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                          Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
-    """One output row of max pooling over the plane ``x`` (idx may be NULL: values only)."""
-    cdef Py_ssize_t ih0 = oh * sh - ph, ih_first, ih, i, j, ow, off, lo, hi, iw0, base
+cdef inline void _max_tap(const floating* xr, floating* y, int* idx, int base,
+                          Py_ssize_t n, Py_ssize_t sw) noexcept nogil:
+    """One kernel tap over an output row: y[o] = max(y[o], xr[o]) for o < n, that cell being
+    the plane's flat cell base + o·sw (idx NULL: values only).
+
+    The stores are unconditional stores of a selected value, so the loop is branch-free and
+    vectorises (a data-dependent branch would mispredict on every other element)."""
+    cdef Py_ssize_t o
+    cdef floating v, m
+    cdef bint take
+    if idx == NULL:
+        for o in range(n):
+            v = xr[o]
+            m = y[o]
+            y[o] = v if (v > m) | (v != v) else m
+    else:
+        for o in range(n):
+            v = xr[o]
+            m = y[o]
+            take = (v > m) | (v != v)
+            y[o] = v if take else m
+            idx[o] = <int>(base + o * sw) if take else idx[o]
+
+
+cdef inline void _max_row(const floating* plane, floating* y, int* idx, Py_ssize_t H,
+                          Py_ssize_t W, Py_ssize_t OW, Py_ssize_t oh, Window* w,
+                          Py_ssize_t first_row, const Py_ssize_t* first_col) noexcept nogil:
+    """One output row of max pooling over the (padded) plane."""
+    cdef Py_ssize_t i, j, ow, ih, iw0
     cdef const floating* xr
-    cdef floating v
-    ih_first = ih0 + _ceil_div(-ih0, dh) * dh if ih0 < 0 else ih0
     for ow in range(OW):
         y[ow] = -INFINITY
     if idx != NULL:
-        # the index starts at the first in-bounds cell, as in PyTorch (never -1)
+        # the index starts at the window's first in-bounds cell, as in PyTorch (never -1)
         for ow in range(OW):
-            iw0 = ow * sw - pw
-            if iw0 < 0:
-                iw0 = iw0 + _ceil_div(-iw0, dw) * dw
-            idx[ow] = <int>(ih_first * W + iw0)
-    for i in range(kh):
-        ih = ih0 + i * dh
-        if ih < 0 or ih >= H:
+            idx[ow] = <int>(first_row * W + first_col[ow])
+    for i in range(w.kh):
+        ih = oh * w.sh + i * w.dh - w.ph
+        if ih < 0 or ih >= H:       # a padding row: all −∞, changes nothing
             continue
-        xr = x + ih * W
-        for j in range(kw):
-            off = j * dw - pw
-            _tap_range(off, sw, W, OW, &lo, &hi)
-            if idx == NULL:
-                for ow in range(lo, hi):
-                    v = xr[ow * sw + off]
-                    if v > y[ow] or v != v:
-                        y[ow] = v
-            else:
-                base = ih * W + off
-                for ow in range(lo, hi):
-                    v = xr[ow * sw + off]
-                    if v > y[ow] or v != v:
-                        y[ow] = v
-                        idx[ow] = <int>(base + ow * sw)
+        for j in range(w.kw):
+            xr = plane + (ih + w.ph) * w.pitch + _col(w, j * w.dw)
+            iw0 = j * w.dw - w.pw   # input column of output 0's tap (a padding cell is never taken)
+            _max_tap(xr, y, idx, <int>(ih * W + iw0), OW, w.sw)
 
 
 cdef inline void _max_2x2_row(const floating* r0, floating* y, int* idx,
                               Py_ssize_t W, Py_ssize_t OW, Py_ssize_t ih) noexcept nogil:
-    """Fast path: kernel 2, stride 2, no padding or dilation; every window fully inside."""
+    """Fast path: kernel 2, stride 2, no padding or dilation, windows inside the input."""
     cdef const floating* r1 = r0 + W
-    cdef Py_ssize_t ow, w
+    cdef Py_ssize_t ow, c
     cdef floating m, v
     cdef int k
+    cdef bint take
     if idx == NULL:
         for ow in range(OW):
-            w = 2 * ow
-            m = r0[w]
-            v = r0[w + 1]
-            if v > m or v != v:
-                m = v
-            v = r1[w]
-            if v > m or v != v:
-                m = v
-            v = r1[w + 1]
-            if v > m or v != v:
-                m = v
+            c = 2 * ow
+            m = r0[c]
+            v = r0[c + 1]
+            m = v if (v > m) | (v != v) else m
+            v = r1[c]
+            m = v if (v > m) | (v != v) else m
+            v = r1[c + 1]
+            m = v if (v > m) | (v != v) else m
             y[ow] = m
     else:
         for ow in range(OW):
-            w = 2 * ow
-            m = r0[w]
-            k = <int>(ih * W + w)
-            v = r0[w + 1]
-            if v > m or v != v:
-                m = v
-                k = <int>(ih * W + w + 1)
-            v = r1[w]
-            if v > m or v != v:
-                m = v
-                k = <int>((ih + 1) * W + w)
-            v = r1[w + 1]
-            if v > m or v != v:
-                m = v
-                k = <int>((ih + 1) * W + w + 1)
+            c = 2 * ow
+            m = r0[c]
+            k = <int>(ih * W + c)
+            v = r0[c + 1]
+            take = (v > m) | (v != v)
+            m = v if take else m
+            k = <int>(ih * W + c + 1) if take else k
+            v = r1[c]
+            take = (v > m) | (v != v)
+            m = v if take else m
+            k = <int>((ih + 1) * W + c) if take else k
+            v = r1[c + 1]
+            take = (v > m) | (v != v)
+            m = v if take else m
+            k = <int>((ih + 1) * W + c + 1) if take else k
             y[ow] = m
             idx[ow] = k
 
 
 def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] idx,
-                     int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw):
-    """y[p, oh, ow] = max over the window (−∞ padding); idx (or None) gets the flat argmax."""
+                     int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                     Py_ssize_t Hp, Py_ssize_t Lq, floating[:, ::1] scratch,
+                     const Py_ssize_t[::1] first_row, const Py_ssize_t[::1] first_col):
+    """y[p, oh, ow] = max over the window (−∞ padding); idx (or None) gets the flat argmax.
+
+    The padded plane holds every window: Hp rows of sw phases of Lq cells; scratch is
+    (max_threads(), Hp·sw·Lq), or (max_threads(), 0) to read the input directly (windows inside
+    it, stride 1 or the 2×2 fast path; then Hp, Lq = H, W).
+    first_row[oh] / first_col[ow]: the window's first in-bounds row / column."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], p, oh
     cdef bint with_index = idx is not None
-    cdef bint fast_2x2 = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
-                          and 2 * OH <= H and 2 * OW <= W)
+    cdef bint fast_2x2 = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and dh == 1 and dw == 1
+                          and scratch.shape[1] == 0)
+    cdef Window w = _window(kh, kw, sh, sw, ph, pw, dh, dw, Hp, Lq, scratch.shape[1] > 0)
+    cdef const floating* plane
+    cdef floating* buf
     cdef int* ip
     cdef int nt = _num_threads(P * H * W)
-    with nogil:
-        for p in prange(P, schedule='static', num_threads=nt):
+    _check_layout(scratch.shape[1] > 0, sw, fast_2x2)
+    with nogil, parallel(num_threads=nt):
+        buf = _thread_plane(scratch, -INFINITY)
+        for p in prange(P, schedule='static'):
+            plane = _read_plane(&x[p, 0, 0], buf, H, W, &w)
             for oh in range(OH):
                 ip = &idx[p, oh, 0] if with_index else NULL
                 if fast_2x2:
-                    _max_2x2_row(&x[p, 2 * oh, 0], &y[p, oh, 0], ip, W, OW, 2 * oh)
+                    _max_2x2_row(plane + 2 * oh * W, &y[p, oh, 0], ip, W, OW, 2 * oh)
                 else:
-                    _max_row(&x[p, 0, 0], &y[p, oh, 0], ip, H, W, OW, oh,
-                             kh, kw, sh, sw, ph, pw, dh, dw)
+                    _max_row(plane, &y[p, oh, 0], ip, H, W, OW, oh, &w, first_row[oh],
+                             &first_col[0])
 
 
 def adaptive_max_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] idx,
@@ -170,6 +247,7 @@ def adaptive_max_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], p, oh, ow, ih, iw, k
     cdef const floating* xp
     cdef floating m, v
+    cdef bint take
     cdef int nt = _num_threads(P * x.shape[1] * W)
     with nogil:
         for p in prange(P, schedule='static', num_threads=nt):
@@ -181,9 +259,9 @@ def adaptive_max_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int
                     for ih in range(h_start[oh], h_end[oh]):
                         for iw in range(w_start[ow], w_end[ow]):
                             v = xp[ih * W + iw]
-                            if v > m or v != v:
-                                m = v
-                                k = ih * W + iw
+                            take = (v > m) | (v != v)
+                            m = v if take else m
+                            k = ih * W + iw if take else k
                     y[p, oh, ow] = m
                     idx[p, oh, ow] = <int>k
 
@@ -213,108 +291,104 @@ def max_pool_backward(const floating[:, :, ::1] gy, const int[:, :, ::1] idx,
 # average pooling
 # ----------------------------------------------------------------------------------------------
 
-cdef inline Py_ssize_t _avg_count(Py_ssize_t start, Py_ssize_t k, Py_ssize_t size,
-                                  Py_ssize_t pad, bint count_include_pad) noexcept nogil:
-    """Cells counted along one axis for the window starting at ``start`` (PyTorch's rule: with
-    count_include_pad the padding counts but the ceil_mode overhang beyond it does not)."""
-    cdef Py_ssize_t end = start + k
-    if end > size + pad:
-        end = size + pad
-    if not count_include_pad:
-        if start < 0:
-            start = 0
-        if end > size:
-            end = size
-    return end - start
-
-
-cdef inline void _avg_divisors(floating* div, Py_ssize_t OW, Py_ssize_t oh,
-                               Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
-                               Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
-                               bint count_include_pad, Py_ssize_t divisor_override) noexcept nogil:
-    """div[ow] = the divisor of output (oh, ow)."""
-    cdef Py_ssize_t ow, rows
-    if divisor_override != 0:
-        for ow in range(OW):
-            div[ow] = <floating>divisor_override
-        return
-    rows = _avg_count(oh * sh - ph, kh, H, ph, count_include_pad)
-    for ow in range(OW):
-        div[ow] = <floating>(rows * _avg_count(ow * sw - pw, kw, W, pw, count_include_pad))
-
-
-cdef inline void _avg_row(const floating* x, floating* y, floating* div,
-                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t OW, Py_ssize_t oh,
-                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                          Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad,
-                          Py_ssize_t divisor_override) noexcept nogil:
-    cdef Py_ssize_t ih0 = oh * sh - ph, ih, i, j, ow, off, lo, hi
-    cdef const floating* xr
-    for ow in range(OW):
-        y[ow] = 0
-    for i in range(kh):
-        ih = ih0 + i
-        if ih < 0 or ih >= H:
-            continue
-        xr = x + ih * W
-        for j in range(kw):
-            off = j - pw
-            _tap_range(off, sw, W, OW, &lo, &hi)
-            for ow in range(lo, hi):
-                y[ow] += xr[ow * sw + off]
-    _avg_divisors(div, OW, oh, H, W, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override)
-    for ow in range(OW):
-        y[ow] = y[ow] / div[ow]
-
-
 def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                      int kh, int kw, int sh, int sw, int ph, int pw,
-                     bint count_include_pad, Py_ssize_t divisor_override):
-    """y = window sum / divisor (divisor_override if non-zero, else the counted cells)."""
+                     Py_ssize_t Hp, Py_ssize_t Lq, floating[:, ::1] scratch,
+                     const floating[:, ::1] divisor):
+    """y[p, oh, ow] = (Σ of the window's cells, padding 0) / divisor[oh, ow], summed in
+    row-major window order (PyTorch's). Hp, Lq, scratch as in max_pool_forward."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
-    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], p, oh
-    cdef floating* div
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], p, oh, ow, i, j, ih, c
+    cdef bint fast_2x2 = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and scratch.shape[1] == 0)
+    cdef Window w = _window(kh, kw, sh, sw, ph, pw, 1, 1, Hp, Lq, scratch.shape[1] > 0)
+    cdef floating* yr
+    cdef const floating* xr
+    cdef const floating* r1
+    cdef const floating* dr
+    cdef const floating* plane
+    cdef floating* buf
     cdef int nt = _num_threads(P * H * W)
+    _check_layout(scratch.shape[1] > 0, sw, fast_2x2)
     with nogil, parallel(num_threads=nt):
-        div = <floating*>malloc(OW * sizeof(floating))
+        buf = _thread_plane(scratch, 0)
         for p in prange(P, schedule='static'):
+            plane = _read_plane(&x[p, 0, 0], buf, H, W, &w)
             for oh in range(OH):
-                _avg_row(&x[p, 0, 0], &y[p, oh, 0], div, H, W, OW, oh, kh, kw, sh, sw, ph, pw,
-                         count_include_pad, divisor_override)
-        free(div)
+                yr = &y[p, oh, 0]
+                dr = &divisor[oh, 0]
+                if fast_2x2:
+                    xr = plane + 2 * oh * W
+                    r1 = xr + W
+                    for ow in range(OW):
+                        c = 2 * ow
+                        yr[ow] = (xr[c] + xr[c + 1] + r1[c] + r1[c + 1]) / dr[ow]
+                    continue
+                for ow in range(OW):
+                    yr[ow] = 0
+                for i in range(kh):
+                    ih = oh * sh + i - ph
+                    if ih < 0 or ih >= H:
+                        continue
+                    for j in range(kw):
+                        xr = plane + (ih + ph) * w.pitch + _col(&w, j)
+                        for ow in range(OW):
+                            yr[ow] += xr[ow]
+                for ow in range(OW):
+                    yr[ow] = yr[ow] / dr[ow]
 
 
 def avg_pool_backward(const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
                       int kh, int kw, int sh, int sw, int ph, int pw,
-                      bint count_include_pad, Py_ssize_t divisor_override):
-    """gx[cell] = Σ over the windows containing the cell of gy / divisor."""
+                      Py_ssize_t Hp, Py_ssize_t Lq, floating[:, ::1] scratch,
+                      const floating[:, ::1] divisor):
+    """gx[cell] = Σ over the windows containing the cell of gy / divisor. The shares go to a
+    zeroed plane (the phase-split buffer, then copied out, or gx itself), scratch as in the
+    forward."""
     cdef Py_ssize_t P = gx.shape[0], H = gx.shape[1], W = gx.shape[2]
-    cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], p, oh, ow, i, j, ih, off, lo, hi
-    cdef floating* share
+    cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], p, oh, ow, i, j, ih, c
+    cdef bint fast_2x2 = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and scratch.shape[1] == 0)
+    cdef Window w = _window(kh, kw, sh, sw, ph, pw, 1, 1, Hp, Lq, scratch.shape[1] > 0)
     cdef floating* gr
+    cdef floating* r1
+    cdef floating* plane
+    cdef floating* buf
+    cdef floating share
     cdef const floating* gyr
+    cdef const floating* dr
     cdef int nt = _num_threads(P * H * W)
+    _check_layout(scratch.shape[1] > 0, sw, fast_2x2)
     with nogil, parallel(num_threads=nt):
-        share = <floating*>malloc(OW * sizeof(floating))
+        buf = _thread_plane(scratch, 0)
         for p in prange(P, schedule='static'):
-            memset(&gx[p, 0, 0], 0, H * W * sizeof(floating))
+            plane = buf if buf != NULL else &gx[p, 0, 0]
+            # zeroed right before the scatter, the plane stays in cache: no separate pass
+            # (the 2×2 fast path writes every cell unless H or W is odd)
+            if not (fast_2x2 and 2 * OH == H and 2 * OW == W):
+                memset(plane, 0, w.Hp * w.pitch * sizeof(floating))
             for oh in range(OH):
-                _avg_divisors(share, OW, oh, H, W, kh, kw, sh, sw, ph, pw, count_include_pad,
-                              divisor_override)
                 gyr = &gy[p, oh, 0]
-                for ow in range(OW):
-                    share[ow] = gyr[ow] / share[ow]
+                dr = &divisor[oh, 0]
+                if fast_2x2:
+                    gr = plane + 2 * oh * W
+                    r1 = gr + W
+                    for ow in range(OW):
+                        c = 2 * ow
+                        share = gyr[ow] / dr[ow]
+                        gr[c] = share
+                        gr[c + 1] = share
+                        r1[c] = share
+                        r1[c + 1] = share
+                    continue
                 for i in range(kh):
-                    ih = oh * sh - ph + i
+                    ih = oh * sh + i - ph
                     if ih < 0 or ih >= H:
                         continue
-                    gr = &gx[p, ih, 0]
                     for j in range(kw):
-                        off = j - pw
-                        _tap_range(off, sw, W, OW, &lo, &hi)
-                        for ow in range(lo, hi):
-                            gr[ow * sw + off] += share[ow]
-        free(share)
+                        gr = plane + (ih + ph) * w.pitch + _col(&w, j)
+                        for ow in range(OW):
+                            gr[ow] += gyr[ow] / dr[ow]
+            if buf != NULL:
+                _copy_plane(&gx[p, 0, 0], buf, H, W, &w, False)
 
 
 def adaptive_avg_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
@@ -377,8 +451,13 @@ cdef inline floating _plane_sum(const floating* x, Py_ssize_t n) noexcept nogil:
     for i in range(n_main // LANES):
         for k in range(LANES):
             acc[k] += x[i * LANES + k]
-    for k in range(LANES):
-        s += acc[k]
+    # pairwise (tree) reduction of the lanes: log2(LANES) short vector steps
+    k = LANES // 2
+    while k > 0:
+        for i in range(k):
+            acc[i] += acc[i + k]
+        k //= 2
+    s = acc[0]
     for i in range(n_main, n):
         s += x[i]
     return s

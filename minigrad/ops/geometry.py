@@ -159,3 +159,12 @@ def adaptive_bins(size, out):
     start = (i * size) // out
     end = -((-(i + 1) * size) // out)
     return start, end
+
+
+def first_in_bounds(size, out, stride, padding, dilation=1):
+    """Per output o, the first cell of its window inside [0, size) along one axis: the window
+    starts at o·stride − padding and steps by ``dilation``. intp array of length ``out``."""
+    start = np.arange(out, dtype=np.intp) * stride - padding
+    skipped = np.where(start < 0, (-start + dilation - 1) // dilation, 0)
+    return start + skipped * dilation
+

@@ -12,7 +12,7 @@ from .._kernels import pooling as _kernels
 from ..function import Function
 from ..tensor import Tensor, as_tensor
 from .geometry import (adaptive_bins, adaptive_output_shape, check_input_4d, check_min,
-                       check_pool_padding, pair, sliding_output_shape)
+                       check_pool_padding, first_in_bounds, pair, sliding_output_shape)
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -63,14 +63,19 @@ class MaxPool2d(_ArgmaxPool):
     window that would start in the right padding), likewise OW."""
 
     def __init__(self, kernel, stride, padding, dilation, out_hw, return_indices):
-        self.params = kernel + stride + padding + dilation
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
         self.out_hw, self.return_indices = out_hw, return_indices
 
     def output_hw(self, shape):
         return self.out_hw
 
     def kernel(self, x, y, idx):
-        _kernels.max_pool_forward(x, y, idx, *self.params)
+        (H, W), (OH, OW) = x.shape[1:], y.shape[1:]
+        window = (self.kernel_size, self.stride, self.padding, self.dilation)
+        _kernels.max_pool_forward(
+            x, y, idx, *sum(window, ()), *_padded_plane(x, (OH, OW), *window),
+            first_in_bounds(H, OH, self.stride[0], self.padding[0], self.dilation[0]),
+            first_in_bounds(W, OW, self.stride[1], self.padding[1], self.dilation[1]))
 
 
 class AdaptiveMaxPool2d(_ArgmaxPool):
@@ -108,20 +113,58 @@ class AvgPool2d(Function):
     Output size as for max pooling with dilation 1."""
 
     def __init__(self, kernel, stride, padding, out_hw, count_include_pad, divisor_override):
-        self.params = kernel + stride + padding + (count_include_pad, divisor_override or 0)
+        self.kernel_size, self.stride, self.padding = kernel, stride, padding
         self.out_hw = out_hw
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x):
+        window = (self.kernel_size, self.stride, self.padding)
+        if self.divisor_override is not None:
+            divisor = np.full(self.out_hw, self.divisor_override, x.dtype)
+        else:
+            divisor = np.outer(*(_avg_counts(*axis, self.count_include_pad)
+                                 for axis in zip(x.shape[2:], self.out_hw, *window)))
+            divisor = divisor.astype(x.dtype)
+        self.params = (sum(window, ()) + _padded_plane(x, self.out_hw, *window, (1, 1))
+                       + (divisor,))
         y = np.empty(x.shape[:2] + self.out_hw, x.dtype)
         _kernels.avg_pool_forward(_planes(x), _planes(y), *self.params)
         self.input_shape, self.dtype = x.shape, x.dtype
         return y
 
     def backward(self, gy):
-        gy = _grad(gy, self.dtype)
         gx = np.empty(self.input_shape, self.dtype)
-        _kernels.avg_pool_backward(_planes(gy), _planes(gx), *self.params)
+        _kernels.avg_pool_backward(_planes(_grad(gy, self.dtype)), _planes(gx), *self.params)
         return gx
+
+
+def _padded_plane(x, out_hw, kernel, stride, padding, dilation):
+    """(Hp, Lq, scratch) for the sliding-window kernels. The padded plane holds every window
+    (top/left padding, the input, the bottom/right padding and any ceil_mode overhang): Hp rows,
+    each split into ``stride_w`` phases of Lq cells; scratch has one such plane per thread. The
+    kernels read the input in place (scratch of width 0, Hp, Lq = H, W) when every window lies
+    inside it and the stride is 1 along W or the 2×2/stride-2 fast path applies."""
+    H, W = x.shape[-2:]
+    extent = [(o - 1) * s + (k - 1) * d + 1
+              for o, k, s, d in zip(out_hw, kernel, stride, dilation)]
+    fast_2x2 = kernel == (2, 2) and stride == (2, 2) and dilation == (1, 1)
+    inside = padding == (0, 0) and extent[0] <= H and extent[1] <= W
+    if inside and (stride[1] == 1 or fast_2x2):
+        return H, W, np.empty((_kernels.max_threads(), 0), x.dtype)
+    Hp, Wp = max(H + padding[0], extent[0]), max(W + padding[1], extent[1])
+    Lq = -(-Wp // stride[1])
+    return Hp, Lq, np.empty((_kernels.max_threads(), Hp * stride[1] * Lq), x.dtype)
+
+
+def _avg_counts(size, out, kernel, stride, padding, count_include_pad):
+    """Cells each window counts along one axis, PyTorch's rule: the window clipped to the padded
+    input (a ceil_mode overhang beyond the padding never counts), and to the input itself
+    without ``count_include_pad``."""
+    start = np.arange(out) * stride - padding
+    end = np.minimum(start + kernel, size + padding)
+    if not count_include_pad:
+        start, end = np.maximum(start, 0), np.minimum(end, size)
+    return end - start
 
 
 def _bins(input_shape, output_shape):
