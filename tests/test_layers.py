@@ -136,10 +136,11 @@ def _bn_reference(x, gamma, beta, mean=None, var=None, eps=1e-5):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_gradcheck_all_inputs(training):
+@pytest.mark.parametrize("affine_grad", [True, False])
+def test_batch_norm_gradcheck_all_inputs(training, affine_grad):
     x = _t(_rand(3, 2, 3, 2) * 2 + 1, True)
-    gamma = _t(_rand(2, seed=1), True)
-    beta = _t(_rand(2, seed=2), True)
+    gamma = _t(_rand(2, seed=1), affine_grad)
+    beta = _t(_rand(2, seed=2), affine_grad)
     running_mean, running_var = np.array([0.3, -0.2]), np.array([1.5, 0.7])
 
     def fn(x, g, b):   # copies: the training-mode update must not drift between evaluations
