@@ -95,7 +95,9 @@ class Function:
         if not record:
             # Ops may test this to skip saving; nothing will call backward.
             self.needs_input_grad = (False,) * len(inputs)
-        outputs = self.forward(*(x.data for x in inputs))
+        # ``Tensor.data`` is C-contiguous unless a user assigned a view to it; kernels need it.
+        outputs = self.forward(*(x.data if x.data.flags.c_contiguous else np.ascontiguousarray(
+            x.data).reshape(x.data.shape) for x in inputs))
         single = not isinstance(outputs, tuple)
         if single:
             outputs = (outputs,)
