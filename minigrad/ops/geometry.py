@@ -39,15 +39,15 @@ def window_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=Fals
     if padding_end is None:
         padding_end = padding
     span = size + padding + padding_end - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
     if ceil_mode:
-        out = -(-span // stride) + 1
-        if (out - 1) * stride >= size + padding:
+        # ceil(span / stride), floored like PyTorch's div_rtn: with ceil_mode a window may
+        # overhang the padded input by less than one stride, even when span < 0
+        out = (span + stride - 1) // stride + 1
+        if out > 0 and (out - 1) * stride >= size + padding:
             out -= 1
     else:
         out = span // stride + 1
-    return out
+    return max(out, 0)
 
 
 def check_input_4d(x, op_name, name="input"):
@@ -168,3 +168,16 @@ def first_in_bounds(size, out, stride, padding, dilation=1):
     skipped = np.where(start < 0, (-start + dilation - 1) // dilation, 0)
     return start + skipped * dilation
 
+
+
+def flag(value, name, op_name):
+    """``value`` as a bool; TypeError naming ``name`` unless it is a bool (or numpy bool)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op_name}: {name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def check_max(values, maximum, name, op_name):
+    """ValueError naming ``name`` when a value exceeds ``maximum`` (e.g. the kernels' C int)."""
+    if any(v > maximum for v in values):
+        raise ValueError(f"{op_name}: {name} must be at most {maximum}, got {values}")

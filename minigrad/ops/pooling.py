@@ -11,8 +11,9 @@ import numpy as np
 from .._kernels import pooling as _kernels
 from ..function import Function
 from ..tensor import Tensor, as_tensor
-from .geometry import (adaptive_bins, adaptive_output_shape, check_input_4d, check_min,
-                       check_pool_padding, first_in_bounds, pair, sliding_output_shape)
+from .geometry import (adaptive_bins, adaptive_output_shape, check_input_4d, check_max,
+                       check_min, check_pool_padding, first_in_bounds, flag, pair,
+                       sliding_output_shape)
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -62,20 +63,18 @@ class MaxPool2d(_ArgmaxPool):
     OH = floor((H + 2·ph − dh·(kh − 1) − 1) / sh) + 1 (ceil with ``ceil_mode``, dropping a last
     window that would start in the right padding), likewise OW."""
 
-    def __init__(self, kernel, stride, padding, dilation, out_hw, return_indices):
+    def __init__(self, kernel, stride, padding, dilation, out_hw, return_indices, first_cells):
         self.kernel_size, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
         self.out_hw, self.return_indices = out_hw, return_indices
+        self.first_cells = first_cells   # per axis, each window's first input cell
 
     def output_hw(self, shape):
         return self.out_hw
 
     def kernel(self, x, y, idx):
-        (H, W), (OH, OW) = x.shape[1:], y.shape[1:]
         window = (self.kernel_size, self.stride, self.padding, self.dilation)
-        _kernels.max_pool_forward(
-            x, y, idx, *sum(window, ()), *_padded_plane(x, (OH, OW), *window),
-            first_in_bounds(H, OH, self.stride[0], self.padding[0], self.dilation[0]),
-            first_in_bounds(W, OW, self.stride[1], self.padding[1], self.dilation[1]))
+        _kernels.max_pool_forward(x, y, idx, *sum(window, ()),
+                                  *_padded_plane(x, self.out_hw, *window), *self.first_cells)
 
 
 class AdaptiveMaxPool2d(_ArgmaxPool):
@@ -238,8 +237,17 @@ def _window(x, kernel_size, stride, padding, dilation, ceil_mode, op_name):
     check_pool_padding(padding, kernel, op_name)
     dilation = pair(dilation, "dilation", op_name)
     check_min(dilation, 1, "dilation", op_name)
+    for name, values in (("kernel_size", kernel), ("stride", stride), ("dilation", dilation)):
+        check_max(values, _INT32_MAX, name, op_name)     # the kernels take C ints
     out_hw = sliding_output_shape(x.shape, kernel, stride, padding, dilation, ceil_mode, op_name)
     return kernel, stride, padding, dilation, out_hw
+
+
+def _adaptive_output(output_size, x, op_name):
+    out_hw = adaptive_output_shape(output_size, x.shape, op_name)
+    if out_hw[0] * out_hw[1] > _INT32_MAX:
+        raise ValueError(f"{op_name}: output_size {out_hw} exceeds {_INT32_MAX} cells per plane")
+    return out_hw
 
 
 def _with_indices(fn, y):
@@ -256,8 +264,14 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     flat index h·W + w of each maximum within its plane (int64), as PyTorch does."""
     x = _input(x, "max_pool2d", max_type=True)
     kernel, stride, padding, dilation, out_hw = _window(x, kernel_size, stride, padding, dilation,
-                                                        bool(ceil_mode), "max_pool2d")
-    fn = MaxPool2d(kernel, stride, padding, dilation, out_hw, bool(return_indices))
+                                                        flag(ceil_mode, "ceil_mode", "max_pool2d"),
+                                                        "max_pool2d")
+    # A dilated window can step over the whole input: its output is −∞ (as in PyTorch) and its
+    # index is clamped to the last cell, so that backward never writes outside the plane.
+    first_cells = [np.minimum(first_in_bounds(n, o, s, p, d), n - 1)
+                   for n, o, s, p, d in zip(x.shape[2:], out_hw, stride, padding, dilation)]
+    return_indices = flag(return_indices, "return_indices", "max_pool2d")
+    fn = MaxPool2d(kernel, stride, padding, dilation, out_hw, return_indices, first_cells)
     y = fn(x)
     return _with_indices(fn, y) if return_indices else y
 
@@ -266,8 +280,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
                divisor_override=None):
     """2-D average pooling (see ``AvgPool2d`` for the formula and the divisor rules)."""
     x = _input(x, "avg_pool2d")
-    kernel, stride, padding, _, out_hw = _window(x, kernel_size, stride, padding, 1,
-                                                 bool(ceil_mode), "avg_pool2d")
+    kernel, stride, padding, _, out_hw = _window(
+        x, kernel_size, stride, padding, 1, flag(ceil_mode, "ceil_mode", "avg_pool2d"),
+        "avg_pool2d")
     if divisor_override is not None:
         if not isinstance(divisor_override, (int, np.integer)) or isinstance(divisor_override,
                                                                              bool):
@@ -275,33 +290,35 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
                             f"{divisor_override!r}")
         if divisor_override == 0:
             raise ValueError("avg_pool2d: divisor_override must not be zero")
-    return AvgPool2d(kernel, stride, padding, out_hw, bool(count_include_pad),
+    count_include_pad = flag(count_include_pad, "count_include_pad", "avg_pool2d")
+    return AvgPool2d(kernel, stride, padding, out_hw, count_include_pad,
                      None if divisor_override is None else int(divisor_override))(x)
 
 
 def global_avg_pool2d(x, keepdims=False):
     """Mean over H and W: (N, C, H, W) → (N, C), or (N, C, 1, 1) with ``keepdims``."""
-    return GlobalAvgPool2d(bool(keepdims))(_input(x, "global_avg_pool2d"))
+    return GlobalAvgPool2d(flag(keepdims, "keepdims", "global_avg_pool2d"))(
+        _input(x, "global_avg_pool2d"))
 
 
 def global_max_pool2d(x, keepdims=False):
     """Max over H and W: (N, C, H, W) → (N, C), or (N, C, 1, 1) with ``keepdims``."""
-    return GlobalMaxPool2d(bool(keepdims))(_input(x, "global_max_pool2d", max_type=True))
+    return GlobalMaxPool2d(flag(keepdims, "keepdims", "global_max_pool2d"))(
+        _input(x, "global_max_pool2d", max_type=True))
 
 
 def adaptive_avg_pool2d(x, output_size):
     """Average over PyTorch's adaptive bins (``geometry.adaptive_bins``); output
     (N, C, *output_size), a None entry keeping the input's size."""
     x = _input(x, "adaptive_avg_pool2d")
-    return AdaptiveAvgPool2d(adaptive_output_shape(output_size, x.shape,
-                                                   "adaptive_avg_pool2d"))(x)
+    return AdaptiveAvgPool2d(_adaptive_output(output_size, x, "adaptive_avg_pool2d"))(x)
 
 
 def adaptive_max_pool2d(x, output_size, return_indices=False):
     """Max over PyTorch's adaptive bins; output (N, C, *output_size), a None entry keeping the
     input's size; ``return_indices`` as in ``max_pool2d``."""
     x = _input(x, "adaptive_max_pool2d", max_type=True)
-    fn = AdaptiveMaxPool2d(adaptive_output_shape(output_size, x.shape, "adaptive_max_pool2d"),
-                           bool(return_indices))
+    fn = AdaptiveMaxPool2d(_adaptive_output(output_size, x, "adaptive_max_pool2d"),
+                           flag(return_indices, "return_indices", "adaptive_max_pool2d"))
     y = fn(x)
     return _with_indices(fn, y) if return_indices else y

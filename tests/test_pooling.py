@@ -1,0 +1,486 @@
+"""Max, average, global and adaptive pooling: window geometry against brute-force enumeration,
+forward and backward against plain numpy loops, gradcheck, the tie and NaN rules, PyTorch
+parity, thread determinism and argument validation."""
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import minigrad
+import minigrad.nn as nn
+import minigrad.nn.functional as F
+from minigrad.ops.geometry import adaptive_bins, first_in_bounds, window_output_size
+
+rng = np.random.default_rng(0)
+
+
+def tensor64(a, requires_grad=True):
+    return minigrad.tensor(np.asarray(a, np.float64), requires_grad=requires_grad)
+
+
+def tie_free(*shape):
+    """Distinct values (a shuffled range) so finite differences never cross a tie."""
+    return np.random.default_rng(1).permutation(int(np.prod(shape))).reshape(shape) * 0.1
+
+
+# -- geometry against brute-force enumeration ------------------------------------------------------
+
+def brute_windows(size, kernel, stride, padding, dilation, ceil_mode):
+    """Window starts (in input coordinates) by enumeration: a window is kept while its last tap
+    lies inside the padded input, or with ceil_mode while it overhangs the padded input by less
+    than one stride and starts inside the input or its left padding."""
+    starts = []
+    for o in itertools.count():
+        start = o * stride - padding
+        overhang = start + dilation * (kernel - 1) - (size + padding - 1)
+        if overhang <= 0 or (ceil_mode and overhang < stride and start < size):
+            starts.append(start)
+        else:
+            return starts
+
+
+GEOMETRY_CASES = [(size, k, s, p, d, c)
+                  for size in range(1, 10) for k in range(1, 5) for s in range(1, 4)
+                  for p in range(0, k // 2 + 1) for d in (1, 2) for c in (False, True)]
+
+
+def test_window_output_size_matches_enumeration():
+    for size, k, s, p, d, c in GEOMETRY_CASES:
+        assert window_output_size(size, k, s, p, d, c) == len(
+            brute_windows(size, k, s, p, d, c)), (size, k, s, p, d, c)
+
+
+def test_first_in_bounds_finds_each_window_s_first_input_cell():
+    """Without dilation every window holds an input cell; a dilated window can step over the
+    whole input, which first_in_bounds reports as a position >= size."""
+    for size, k, s, p, d, c in GEOMETRY_CASES:
+        starts = brute_windows(size, k, s, p, d, c)
+        first = first_in_bounds(size, len(starts), s, p, d)
+        for o, start in enumerate(starts):
+            inside = [start + t * d for t in range(k) if 0 <= start + t * d < size]
+            assert inside or d > 1, (size, k, s, p, d, c, o)
+            assert first[o] == (inside[0] if inside else first[o]) and (
+                bool(inside) == (first[o] < size)), (size, k, s, p, d, c, o)
+
+
+@pytest.mark.parametrize("size", range(1, 12))
+def test_adaptive_bins_match_definition_and_cover_the_axis(size):
+    for out in range(1, 14):
+        start, end = adaptive_bins(size, out)
+        for i in range(out):
+            assert start[i] == int(Fraction(i * size, out).__floor__())
+            assert end[i] == int(Fraction((i + 1) * size, out).__ceil__())
+            assert end[i] > start[i]
+        covered = set().union(*(range(a, b) for a, b in zip(start, end)))
+        assert covered == set(range(size))
+
+
+# -- plain numpy references ------------------------------------------------------------------------
+
+def window_cells(size, start, kernel, dilation):
+    return [start + t * dilation for t in range(kernel)]
+
+
+def ref_max_pool(x, kernel, stride, padding, dilation, ceil_mode):
+    """Values and flat argmax by PyTorch's rule: start at −∞ on the first in-bounds cell, scan the
+    window row-major, take a value that is greater or NaN."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    N, C, H, W = x.shape
+    rows = brute_windows(H, kh, sh, ph, dh, ceil_mode)
+    cols = brute_windows(W, kw, sw, pw, dw, ceil_mode)
+    y = np.empty((N, C, len(rows), len(cols)), x.dtype)
+    idx = np.empty(y.shape, np.int64)
+    for n, c, (i, r0), (j, c0) in itertools.product(range(N), range(C), enumerate(rows),
+                                                   enumerate(cols)):
+        cells = [(h, w) for h in window_cells(H, r0, kh, dh) for w in window_cells(W, c0, kw, dw)
+                 if 0 <= h < H and 0 <= w < W]
+        best, arg = -np.inf, cells[0][0] * W + cells[0][1]
+        for h, w in cells:
+            v = x[n, c, h, w]
+            if v > best or np.isnan(v):
+                best, arg = v, h * W + w
+        y[n, c, i, j], idx[n, c, i, j] = best, arg
+    return y, idx
+
+
+def ref_scatter(gy, idx, input_shape):
+    gx = np.zeros(input_shape, gy.dtype)
+    N, C, H, W = input_shape
+    for n, c, o in itertools.product(range(N), range(C), range(gy[0, 0].size)):
+        k = idx[n, c].flat[o]
+        gx[n, c, k // W, k % W] += gy[n, c].flat[o]
+    return gx
+
+
+def ref_avg_pool(x, gy, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    """(forward, backward) with the divisor by counting cells: inside the padded input (without
+    the ceil_mode overhang) or inside the input."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    N, C, H, W = x.shape
+    rows = brute_windows(H, kh, sh, ph, 1, ceil_mode)
+    cols = brute_windows(W, kw, sw, pw, 1, ceil_mode)
+    y = np.zeros((N, C, len(rows), len(cols)), x.dtype)
+    gx = np.zeros_like(x)
+    for (i, r0), (j, c0) in itertools.product(enumerate(rows), enumerate(cols)):
+        cells = [(h, w) for h in range(r0, r0 + kh) for w in range(c0, c0 + kw)]
+        padded = [(h, w) for h, w in cells if -ph <= h < H + ph and -pw <= w < W + pw]
+        inside = [(h, w) for h, w in cells if 0 <= h < H and 0 <= w < W]
+        divisor = divisor_override or len(padded if count_include_pad else inside)
+        for h, w in inside:
+            y[:, :, i, j] += x[:, :, h, w]
+            gx[:, :, h, w] += gy[:, :, i, j] / divisor
+        y[:, :, i, j] /= divisor
+    return y, gx
+
+
+def ref_adaptive(x, gy, out_hw, reduce):
+    N, C, H, W = x.shape
+    y = np.empty((N, C) + out_hw, x.dtype)
+    gx = np.zeros_like(x)
+    for i, j in itertools.product(range(out_hw[0]), range(out_hw[1])):
+        h0, h1 = (i * H) // out_hw[0], -(-((i + 1) * H) // out_hw[0])
+        w0, w1 = (j * W) // out_hw[1], -(-((j + 1) * W) // out_hw[1])
+        window = x[:, :, h0:h1, w0:w1].reshape(N, C, -1)
+        if reduce == "avg":
+            y[:, :, i, j] = window.mean(axis=2)
+            gx[:, :, h0:h1, w0:w1] += gy[:, :, i, j][:, :, None, None] / window.shape[2]
+        else:
+            k = window.argmax(axis=2)            # first maximum (inputs here have no NaN)
+            y[:, :, i, j] = window.max(axis=2)
+            for n, c in itertools.product(range(N), range(C)):
+                gx[n, c, h0 + k[n, c] // (w1 - w0), w0 + k[n, c] % (w1 - w0)] += gy[n, c, i, j]
+    return y, gx
+
+
+def run(fn, x, gy=None):
+    """(output, input gradient for upstream gy) through minigrad."""
+    t = minigrad.tensor(x, requires_grad=True)
+    y = fn(t)
+    y = y[0] if isinstance(y, tuple) else y
+    gy = rng.standard_normal(y.shape).astype(x.dtype) if gy is None else gy
+    y.backward(gy)
+    return y.data, t.grad, gy
+
+
+MAX_CASES = [  # kernel, stride, padding, dilation, ceil_mode, input HxW
+    ((1, 1), (1, 1), (0, 0), (1, 1), False, (5, 4)),
+    ((2, 2), (2, 2), (0, 0), (1, 1), False, (6, 8)),
+    ((2, 2), (2, 2), (0, 0), (1, 1), False, (7, 5)),     # odd sizes: last row/column unused
+    ((2, 2), (2, 2), (1, 1), (1, 1), True, (7, 5)),
+    ((3, 3), (2, 2), (1, 1), (1, 1), False, (9, 7)),
+    ((3, 3), (1, 1), (1, 1), (1, 1), False, (6, 5)),     # overlapping windows
+    ((3, 3), (2, 2), (0, 0), (1, 1), True, (8, 6)),      # ceil_mode overhang
+    ((5, 5), (1, 1), (2, 2), (1, 1), False, (7, 6)),
+    ((5, 5), (3, 3), (2, 2), (1, 1), True, (8, 10)),
+    ((3, 3), (1, 1), (1, 1), (2, 2), False, (7, 7)),     # dilation
+    ((2, 3), (1, 2), (1, 1), (2, 1), True, (6, 7)),      # non-square everything
+]
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode,hw", MAX_CASES)
+def test_max_pool_matches_reference_loops(kernel, stride, padding, dilation, ceil_mode, hw):
+    x = rng.standard_normal((2, 3) + hw)
+    x[0, 0, :2, :2] = 0.5                                  # some ties
+    y, gx, gy = run(lambda t: F.max_pool2d(t, kernel, stride, padding, dilation, ceil_mode), x)
+    y_ref, idx_ref = ref_max_pool(x, kernel, stride, padding, dilation, ceil_mode)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_allclose(gx, ref_scatter(gy, idx_ref, x.shape), rtol=1e-12, atol=1e-12)
+    _, idx = F.max_pool2d(minigrad.tensor(x), kernel, stride, padding, dilation, ceil_mode,
+                          return_indices=True)
+    np.testing.assert_array_equal(idx.data, idx_ref)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode,hw", MAX_CASES)
+def test_max_pool_gradcheck(kernel, stride, padding, dilation, ceil_mode, hw):
+    x = tensor64(tie_free(1, 2, *hw))
+    assert minigrad.gradcheck(
+        lambda t: F.max_pool2d(t, kernel, stride, padding, dilation, ceil_mode), [x])
+
+
+AVG_CASES = [  # kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, HxW
+    ((1, 1), None, (0, 0), False, True, None, (4, 5)),
+    ((2, 2), None, (0, 0), False, True, None, (6, 8)),
+    ((2, 2), (2, 2), (0, 0), False, True, None, (7, 5)),
+    ((2, 2), (2, 2), (1, 1), True, True, None, (7, 5)),
+    ((3, 3), (2, 2), (1, 1), True, True, None, (8, 6)),    # overhang beyond the padding
+    ((3, 3), (2, 2), (1, 1), True, False, None, (8, 6)),
+    ((3, 3), (1, 1), (1, 1), False, False, None, (5, 6)),
+    ((3, 3), (1, 1), (1, 1), False, True, None, (5, 6)),
+    ((5, 5), (3, 3), (2, 2), True, True, None, (9, 7)),
+    ((5, 5), (2, 2), (2, 2), False, False, None, (7, 8)),
+    ((3, 2), (2, 3), (1, 1), True, True, None, (7, 8)),
+    ((3, 3), (2, 2), (1, 1), True, True, 5, (7, 6)),       # divisor_override
+    ((2, 2), (2, 2), (0, 0), False, False, -3, (4, 4)),
+]
+
+
+@pytest.mark.parametrize("kernel,stride,padding,ceil_mode,count_pad,divisor,hw", AVG_CASES)
+def test_avg_pool_matches_reference_loops(kernel, stride, padding, ceil_mode, count_pad,
+                                          divisor, hw):
+    x = rng.standard_normal((2, 3) + hw)
+    y, gx, gy = run(lambda t: F.avg_pool2d(t, kernel, stride, padding, ceil_mode, count_pad,
+                                           divisor), x)
+    y_ref, gx_ref = ref_avg_pool(x, gy, kernel, stride or kernel, padding, ceil_mode, count_pad,
+                                 divisor)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx, gx_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,ceil_mode,count_pad,divisor,hw", AVG_CASES)
+def test_avg_pool_gradcheck(kernel, stride, padding, ceil_mode, count_pad, divisor, hw):
+    x = tensor64(rng.standard_normal((1, 2) + hw))
+    assert minigrad.gradcheck(
+        lambda t: F.avg_pool2d(t, kernel, stride, padding, ceil_mode, count_pad, divisor), [x])
+
+
+ADAPTIVE_SIZES = [((7, 5), (3, 2)), ((10, 7), (4, 3)), ((5, 5), (5, 5)), ((4, 6), (1, 1)),
+                  ((3, 4), (5, 7)), ((6, 9), (None, 4))]
+
+
+@pytest.mark.parametrize("hw,out", ADAPTIVE_SIZES)
+@pytest.mark.parametrize("reduce", ["avg", "max"])
+def test_adaptive_pool_matches_reference_and_gradcheck(hw, out, reduce):
+    fn = F.adaptive_avg_pool2d if reduce == "avg" else F.adaptive_max_pool2d
+    out_hw = tuple(n if o is None else o for o, n in zip(out, hw))
+    x = tie_free(2, 3, *hw)
+    y, gx, gy = run(lambda t: fn(t, out), x)
+    y_ref, gx_ref = ref_adaptive(x, gy, out_hw, reduce)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx, gx_ref, rtol=1e-12, atol=1e-12)
+    assert minigrad.gradcheck(lambda t: fn(t, out), [tensor64(x[:1])])
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (7, 5), (1, 9)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_pools(hw, keepdims):
+    x = tie_free(2, 3, *hw)
+    shape = (2, 3, 1, 1) if keepdims else (2, 3)
+    y, gx, gy = run(lambda t: F.global_avg_pool2d(t, keepdims), x)
+    assert y.shape == shape
+    np.testing.assert_allclose(y.reshape(2, 3), x.mean(axis=(2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(gx, np.broadcast_to(gy.reshape(2, 3, 1, 1) / (hw[0] * hw[1]),
+                                                   x.shape), rtol=1e-12)
+    y, gx, gy = run(lambda t: F.global_max_pool2d(t, keepdims), x)
+    assert y.shape == shape
+    np.testing.assert_array_equal(y.reshape(2, 3), x.max(axis=(2, 3)))
+    np.testing.assert_array_equal(gx, (x == x.max(axis=(2, 3), keepdims=True))
+                                  * gy.reshape(2, 3, 1, 1))
+    for fn in (F.global_avg_pool2d, F.global_max_pool2d):
+        assert minigrad.gradcheck(lambda t: fn(t, keepdims), [tensor64(x)])
+
+
+def test_global_avg_pool_large_planes_float32():
+    x = rng.standard_normal((2, 3, 37, 29)).astype(np.float32)   # not a multiple of the lanes
+    y = F.global_avg_pool2d(minigrad.tensor(x))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.data, x.astype(np.float64).mean(axis=(2, 3)), rtol=1e-5,
+                               atol=1e-6)
+
+
+# -- exact tie and NaN rules ------------------------------------------------------------------------
+
+def test_max_pool_ties_go_to_first_cell_in_row_major_order_and_add_up():
+    x = minigrad.tensor(np.zeros((1, 1, 3, 3)), requires_grad=True)
+    y, idx = F.max_pool2d(x, 2, stride=1, return_indices=True)
+    np.testing.assert_array_equal(idx.data[0, 0], [[0, 1], [3, 4]])
+    y.backward(np.ones(y.shape))
+    np.testing.assert_array_equal(x.grad[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    # with padding, −∞ padding never wins: the first in-bounds cell does
+    x = minigrad.tensor(np.full((1, 1, 2, 2), -np.inf), requires_grad=True)
+    y, idx = F.max_pool2d(x, 3, stride=1, padding=1, return_indices=True)
+    assert np.all(np.isneginf(y.data))
+    np.testing.assert_array_equal(idx.data[0, 0], [[0, 0], [0, 0]])
+    # a later equal value does not win; a later greater one does
+    x = minigrad.tensor(np.array([[[[2.0, 2.0], [3.0, 3.0]]]]), requires_grad=True)
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    assert idx.data.item() == 2
+    assert idx.dtype == np.int64 and not idx.requires_grad
+
+
+def test_max_pool_dilated_window_without_input_cell_gives_minus_inf_and_a_valid_index():
+    x = minigrad.tensor(np.array([[[[0.05, 0.55]], [[0.3, 0.2]]]]), requires_grad=True)
+    # taps at columns −1 and 2 of a 2-wide input: only padding
+    y, idx = F.max_pool2d(x, (1, 2), 1, (0, 1), (1, 3), return_indices=True)
+    np.testing.assert_array_equal(y.data.ravel(), [-np.inf, -np.inf])
+    np.testing.assert_array_equal(idx.data.ravel(), [1, 1])     # clamped into the plane
+    y.backward(np.ones(y.shape))        # no write outside the plane
+    np.testing.assert_array_equal(x.grad.ravel(), [0, 1, 0, 1])
+
+
+def test_max_pool_nan_wins_and_propagates():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = np.nan
+    x[0, 0, 1, 0] = np.nan
+    t = minigrad.tensor(x, requires_grad=True)
+    y, idx = F.max_pool2d(t, 2, return_indices=True)
+    assert np.isnan(y.data[0, 0, 0, 0]) and idx.data[0, 0, 0, 0] == 4   # the last NaN
+    np.testing.assert_array_equal(y.data[0, 0].ravel()[1:], [7, 13, 15])
+    y.backward(np.ones(y.shape))
+    assert t.grad[0, 0, 1, 0] == 1 and t.grad[0, 0, 0, 1] == 0
+
+
+# -- PyTorch parity -----------------------------------------------------------------------------------
+
+PARITY_MAX = [(k, s, p, d, c, hw)
+              for k, s, p, d, c, hw in [(2, 2, 0, 1, False, (8, 8)), (2, 2, 0, 1, True, (7, 7)),
+                                        (3, 2, 1, 1, True, (6, 6)), (3, 2, 1, 1, True, (7, 7)),
+                                        (3, 3, 1, 1, True, (5, 8)), (3, 2, 0, 1, True, (5, 4)),
+                                        (2, 3, 1, 1, True, (4, 4)), (3, 1, 1, 1, False, (5, 6)),
+                                        (3, 2, 1, 2, True, (9, 9)), (4, 3, 2, 1, True, (6, 5)),
+                                        ((2, 4), (3, 1), (1, 2), (2, 1), True, (7, 9))]]
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode,hw", PARITY_MAX)
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_max_pool_matches_torch(kernel, stride, padding, dilation, ceil_mode, hw, with_nan):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3) + hw).astype(np.float32)
+    x[0, 1, 1:3, 1:3] = 0.25
+    if with_nan:
+        x[rng.random(x.shape) < 0.1] = np.nan
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = torch.nn.functional.max_pool2d(xt, kernel, stride, padding, dilation, ceil_mode,
+                                            return_indices=True)
+    gy = rng.standard_normal(yt.shape).astype(np.float32)
+    yt.backward(torch.tensor(gy))
+    xm = minigrad.tensor(x, requires_grad=True)
+    ym, im = F.max_pool2d(xm, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    ym.backward(gy)
+    np.testing.assert_array_equal(ym.data, yt.detach().numpy())
+    np.testing.assert_array_equal(im.data, it.numpy())
+    np.testing.assert_allclose(xm.grad, xt.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+PARITY_AVG = [(2, 2, 0, False, True, None, (8, 8)), (3, 2, 1, True, True, None, (6, 6)),
+              (3, 2, 1, True, False, None, (6, 6)), (3, 2, 1, True, True, None, (7, 8)),
+              (3, 3, 1, True, True, None, (5, 8)), (2, 3, 1, True, False, None, (4, 4)),
+              (5, 2, 2, True, True, None, (8, 7)), (3, 1, 1, False, False, 4, (5, 6)),
+              ((3, 2), (1, 3), (1, 1), True, True, None, (6, 7))]
+
+
+@pytest.mark.parametrize("kernel,stride,padding,ceil_mode,count_pad,divisor,hw", PARITY_AVG)
+def test_avg_pool_matches_torch(kernel, stride, padding, ceil_mode, count_pad, divisor, hw):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3) + hw).astype(np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.avg_pool2d(xt, kernel, stride, padding, ceil_mode, count_pad,
+                                        divisor)
+    gy = rng.standard_normal(yt.shape).astype(np.float32)
+    yt.backward(torch.tensor(gy))
+    ym, gx, _ = run(lambda t: F.avg_pool2d(t, kernel, stride, padding, ceil_mode, count_pad,
+                                           divisor), x, gy)
+    np.testing.assert_allclose(ym, yt.detach().numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("hw,out", [((7, 5), (3, 2)), ((10, 7), (4, 3)), ((3, 4), (5, 7)),
+                                    ((6, 9), (None, 4)), ((8, 8), 1)])
+def test_adaptive_pools_match_torch(hw, out):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3) + hw).astype(np.float32)
+    x[0, 0, 0, :] = np.nan
+    for ours, theirs in [(F.adaptive_avg_pool2d, torch.nn.functional.adaptive_avg_pool2d),
+                         (lambda t, o: F.adaptive_max_pool2d(t, o, True),
+                          lambda t, o: torch.nn.functional.adaptive_max_pool2d(t, o, True))]:
+        xt = torch.tensor(x, requires_grad=True)
+        yt = theirs(xt, out)
+        ym = ours(minigrad.tensor(x), out)
+        if isinstance(yt, tuple):
+            np.testing.assert_array_equal(ym[1].data, yt[1].numpy())
+            yt, ym = yt[0], ym[0]
+        np.testing.assert_allclose(ym.data, yt.detach().numpy(), rtol=1e-6, atol=1e-6)
+        gy = rng.standard_normal(yt.shape).astype(np.float32)
+        yt.backward(torch.tensor(gy))
+        ym, gx, _ = run(lambda t: ours(t, out), x, gy)
+        np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+# -- threads, dtypes, modules ---------------------------------------------------------------------------
+
+POOLS = [lambda t: F.max_pool2d(t, 3, 2, 1), lambda t: F.max_pool2d(t, 3, 1, 1),
+         lambda t: F.max_pool2d(t, 2), lambda t: F.avg_pool2d(t, 3, 2, 1, ceil_mode=True),
+         lambda t: F.avg_pool2d(t, 2), lambda t: F.adaptive_avg_pool2d(t, (5, 3)),
+         lambda t: F.adaptive_max_pool2d(t, (5, 3)), lambda t: F.global_avg_pool2d(t),
+         lambda t: F.global_max_pool2d(t)]
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_bitwise_identical_for_one_and_two_threads(pool):
+    x = rng.standard_normal((4, 8, 31, 33)).astype(np.float32)   # above the parallel threshold
+    previous = minigrad.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            minigrad.set_num_threads(threads)
+            y, gx, _ = run(pool, x, np.ones(pool(minigrad.tensor(x)).shape, np.float32))
+            results.append((y, gx))
+    finally:
+        minigrad.set_num_threads(previous)
+    for a, b in zip(*results):
+        assert a.dtype == np.float32 and a.tobytes() == b.tobytes()
+
+
+def test_modules_match_functional():
+    x = minigrad.tensor(rng.standard_normal((2, 3, 9, 8)).astype(np.float32))
+    pairs = [(nn.MaxPool2d(3, 2, 1, ceil_mode=True), F.max_pool2d(x, 3, 2, 1, ceil_mode=True)),
+             (nn.AvgPool2d(3, 2, 1, count_include_pad=False),
+              F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)),
+             (nn.GlobalAvgPool2d(keepdims=True), F.global_avg_pool2d(x, True)),
+             (nn.GlobalMaxPool2d(), F.global_max_pool2d(x)),
+             (nn.AdaptiveAvgPool2d((4, None)), F.adaptive_avg_pool2d(x, (4, None))),
+             (nn.AdaptiveMaxPool2d(3), F.adaptive_max_pool2d(x, 3))]
+    for module, expected in pairs:
+        np.testing.assert_array_equal(module(x).data, expected.data)
+    y, idx = nn.MaxPool2d(2, return_indices=True)(x)
+    assert idx.shape == y.shape == (2, 3, 4, 4)
+
+
+# -- bad input -----------------------------------------------------------------------------------------
+
+X = minigrad.tensor(np.zeros((1, 2, 6, 6), np.float32))
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda: F.max_pool2d(X, 0), "kernel_size"),
+    (lambda: F.max_pool2d(X, (2, -1)), "kernel_size"),
+    (lambda: F.max_pool2d(X, 2, stride=0), "stride"),
+    (lambda: F.avg_pool2d(X, 2, stride=(1, 0)), "stride"),
+    (lambda: F.max_pool2d(X, 3, padding=2), "padding"),
+    (lambda: F.avg_pool2d(X, 2, padding=(0, 2)), "padding"),
+    (lambda: F.max_pool2d(X, 2, padding=-1), "padding"),
+    (lambda: F.max_pool2d(X, 2, dilation=0), "dilation"),
+    (lambda: F.max_pool2d(X, 7), "input"),
+    (lambda: F.max_pool2d(X, 3, dilation=3), "input"),
+    (lambda: F.avg_pool2d(X, 2, divisor_override=0), "divisor_override"),
+    (lambda: F.adaptive_avg_pool2d(X, 0), "output_size"),
+    (lambda: F.adaptive_max_pool2d(X, (2, -3)), "output_size"),
+    (lambda: F.max_pool2d(minigrad.tensor(np.zeros((2, 6, 6), np.float32)), 2), "input"),
+    (lambda: F.avg_pool2d(minigrad.tensor(np.zeros((1, 1, 2, 6, 6), np.float32)), 2), "input"),
+    (lambda: F.global_avg_pool2d(minigrad.tensor(np.zeros((2, 6), np.float32))), "input"),
+    (lambda: F.global_max_pool2d(minigrad.tensor(np.zeros((1, 1, 0, 3), np.float32))), "input"),
+    (lambda: F.adaptive_avg_pool2d(minigrad.tensor(np.zeros((2, 6, 6), np.float32)), 2), "input"),
+    (lambda: F.max_pool2d(X, 2, stride=2 ** 31), "stride"),
+    (lambda: F.avg_pool2d(X, 2 ** 40, padding=3), "kernel_size"),
+    (lambda: F.adaptive_avg_pool2d(X, (2 ** 40, 1)), "output_size"),
+])
+def test_bad_arguments_raise_value_error_naming_them(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda: F.max_pool2d(minigrad.tensor(np.zeros((1, 1, 4, 4), np.int32)), 2), "input"),
+    (lambda: F.avg_pool2d(np.zeros((1, 1, 4, 4), np.complex64), 2), "input"),
+    (lambda: F.global_avg_pool2d(minigrad.tensor(np.zeros((1, 1, 4, 4), np.int64))), "input"),
+    (lambda: F.max_pool2d(X, 2.5), "kernel_size"),
+    (lambda: F.avg_pool2d(X, 2, divisor_override=2.0), "divisor_override"),
+    (lambda: F.adaptive_max_pool2d(X, "big"), "output_size"),
+    (lambda: F.max_pool2d(X, 2, ceil_mode=np.array([True, False])), "ceil_mode"),
+    (lambda: F.max_pool2d(X, 2, return_indices="yes"), "return_indices"),
+    (lambda: F.avg_pool2d(X, 2, count_include_pad=None), "count_include_pad"),
+    (lambda: F.global_max_pool2d(X, keepdims=1.0), "keepdims"),
+])
+def test_bad_types_raise_type_error_naming_them(call, name):
+    with pytest.raises(TypeError, match=name):
+        call()
