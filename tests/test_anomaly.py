@@ -35,3 +35,18 @@ def test_finite_computation_passes_under_anomaly_mode():
         (x.exp() * x).sum().backward()
     np.testing.assert_allclose(x.grad, np.exp([1.0, 2.0]) * (1 + np.array([1.0, 2.0])),
                                rtol=1e-6)
+
+
+def test_conv_and_pool_ops_are_named_forward_and_backward():
+    import minigrad.nn.functional as F
+    from minigrad.ops import pooling as P
+    x = mg.tensor(np.ones((1, 1, 4, 4)), requires_grad=True)
+    w = mg.tensor(np.full((1, 1, 3, 3), np.inf), requires_grad=True)
+    with mg.detect_anomaly():
+        with pytest.raises(mg.AnomalyError, match=r"Conv2d produced NaN or Inf.*F.conv2d"):
+            F.conv2d(x, w)
+    x2 = mg.tensor(np.arange(16.0).reshape(1, 1, 4, 4), requires_grad=True)
+    with mg.detect_anomaly():
+        y = P.max_pool2d(x2, 2)                    # finite forward
+        with pytest.raises(mg.AnomalyError, match=r"MaxPool2d\.backward.*P\.max_pool2d"):
+            y.backward(np.full(y.shape, np.inf))   # an infinite upstream gradient
