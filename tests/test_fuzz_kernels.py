@@ -29,7 +29,7 @@ TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10
 
 def _pool(name, *args, **kwargs):
     """The functional pooling op: from minigrad.nn.functional once exported there."""
-    return getattr(F, name, getattr(P, name))(*args, **kwargs)
+    return (getattr(F, name, None) or getattr(P, name))(*args, **kwargs)
 
 
 @st.composite
@@ -296,3 +296,16 @@ def test_a_tensor_whose_data_was_replaced_by_a_view_still_works():
     np.testing.assert_array_equal(x.grad, 1 + R.scatter_to_argmax(
         x.shape, R.max_pool2d(x.data, (2, 2), (2, 2), (0, 0), (1, 1), False)[1],
         np.ones(pooled.shape)))
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "selu", "elu", "silu", "gelu", "tanh"])
+def test_activations_accept_zero_dimensional_input(name):
+    """Regression (found by tests/fuzz_bad_input.py): sigmoid/silu/selu/elu of a 0-d tensor
+    raised "return arrays must be of ArrayType" (a ufunc out= given a numpy scalar)."""
+    x = minigrad.tensor(np.float64(-0.5), requires_grad=True)
+    y = getattr(F, name)(x)
+    assert y.shape == ()
+    y.backward()
+    batch = minigrad.tensor(np.array([-0.5]), requires_grad=True)
+    getattr(F, name)(batch).backward(np.ones(1))
+    np.testing.assert_allclose(x.grad, batch.grad[0], rtol=1e-12)

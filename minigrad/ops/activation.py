@@ -62,7 +62,7 @@ def _sigmoid(x):
     """1 / (1 + e^-x) in numpy; e^-x may overflow to inf for very negative x, giving the
     correct limit 0."""
     with np.errstate(over="ignore"):
-        y = np.negative(x)
+        y = np.negative(x, out=np.empty_like(x))    # out=: an array even for 0-d x
         np.exp(y, out=y)
         y += 1
         return np.reciprocal(y, out=y)
@@ -132,7 +132,7 @@ class ELU(Function):
         self.alpha, self.scale = float(alpha), float(scale)
 
     def forward(self, x):
-        negative_part = np.minimum(x, 0)
+        negative_part = np.minimum(x, 0, out=np.empty_like(x))   # an array even for 0-d x
         np.expm1(negative_part, out=negative_part)
         negative_part *= self.alpha
         y = np.maximum(x, 0)
