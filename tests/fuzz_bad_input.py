@@ -455,6 +455,7 @@ def summarize(results):
 
 
 def main():
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # the repo
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=3, type=int, metavar=("SEED", "START", "STOP"))
     parser.add_argument("--replay", nargs=2, type=int, metavar=("SEED", "INDEX"))
