@@ -1,0 +1,123 @@
+"""Training-step cases (issue 6): one forward + backward + SGD step of each example network at
+batch 64, float32, against the identical architecture in PyTorch (built by translating the
+minigrad model module by module, so both run the same layers with the same shapes).
+
+The ``mg_forward``/``torch_forward`` rows time inference (eval mode, no graph); ``mg_train`` /
+``torch_train`` time the whole training step. images/s = 64 / time.
+"""
+import os
+import sys
+
+import numpy as np
+
+import minigrad
+import minigrad.nn.functional as F
+from minigrad import nn, optim
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "examples"))
+import fcn_mnist  # noqa: E402
+import inception_cifar  # noqa: E402
+from training import forward_flops  # noqa: E402
+
+BATCH = 64
+
+
+def to_torch(module, torch):
+    """The PyTorch module computing what the minigrad ``module`` computes, weights copied."""
+    tnn = torch.nn
+    if isinstance(module, nn.Sequential):
+        return tnn.Sequential(*(to_torch(m, torch) for m in module.children()))
+    if isinstance(module, nn.Conv2d):
+        t = tnn.Conv2d(module.in_channels, module.out_channels, module.kernel_size,
+                       stride=module.stride, padding=module.padding, dilation=module.dilation,
+                       groups=module.groups, bias=module.bias is not None)
+    elif isinstance(module, nn.BatchNorm2d):
+        t = tnn.BatchNorm2d(module.num_features, eps=module.eps, momentum=module.momentum)
+    elif isinstance(module, nn.Linear):
+        t = tnn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
+    elif isinstance(module, nn.ReLU):
+        return tnn.ReLU()
+    elif isinstance(module, nn.MaxPool2d):
+        return tnn.MaxPool2d(module.kernel_size, module.stride, module.padding)
+    elif isinstance(module, nn.GlobalAvgPool2d):
+        return tnn.Sequential(tnn.AdaptiveAvgPool2d(1), tnn.Flatten())
+    elif isinstance(module, nn.Inception):
+        return _TorchInception(module, torch)
+    elif type(module).__name__ == "ConvNormReLU":
+        layers = [to_torch(module.conv, torch)]
+        if module.bn is not None:
+            layers.append(to_torch(module.bn, torch))
+        return tnn.Sequential(*layers, tnn.ReLU())
+    else:
+        raise TypeError(f"no PyTorch translation for {type(module).__name__}")
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            getattr(t, name).copy_(torch.from_numpy(p.data))
+    return t
+
+
+def _TorchInception(module, torch):
+    class Inception(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b1, self.b2, self.b3, self.b4 = (to_torch(getattr(module, f"branch{i}"), torch)
+                                                  for i in range(1, 5))
+            self.pool = torch.nn.MaxPool2d(3, stride=1, padding=1)
+
+        def forward(self, x):
+            return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(self.pool(x))], 1)
+
+    return Inception()
+
+
+def _case(torch, name, model, input_shape, rng):
+    x = rng.standard_normal((BATCH,) + input_shape, dtype=np.float32)
+    labels = rng.integers(0, 10, BATCH)
+    flops = forward_flops(model, (1,) + input_shape) * BATCH
+    sgd = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    mx, mlabels = minigrad.tensor(x), minigrad.tensor(labels)
+
+    def mg_forward():
+        model.eval()
+        with minigrad.no_grad():
+            model(mx)
+        model.train()
+
+    def mg_train():
+        loss = F.cross_entropy(model(mx), mlabels)
+        sgd.zero_grad()
+        loss.backward()
+        sgd.step()
+
+    case = {"name": name, "mg_forward": mg_forward, "mg_train": mg_train,
+            "torch_forward": None, "torch_train": None, "flops": flops,
+            "train_flops": 3 * flops, "bytes": None, "images": BATCH}
+    if torch is not None:
+        tmodel = to_torch(model, torch)
+        tsgd = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
+        tx, tlabels = torch.from_numpy(x), torch.from_numpy(labels)
+
+        def torch_forward():
+            tmodel.eval()
+            with torch.no_grad():
+                tmodel(tx)
+            tmodel.train()
+
+        def torch_train():
+            loss = torch.nn.functional.cross_entropy(tmodel(tx), tlabels)
+            tsgd.zero_grad()
+            loss.backward()
+            tsgd.step()
+
+        case.update(torch_forward=torch_forward, torch_train=torch_train)
+    return case
+
+
+def cases(torch):
+    rng = np.random.default_rng(0)
+    minigrad.manual_seed(0)
+    return [
+        _case(torch, "fcn_mnist_step", fcn_mnist.build_model(), (1, 28, 28), rng),
+        _case(torch, "inception_cifar_step", inception_cifar.build_model(), (3, 32, 32), rng),
+    ]

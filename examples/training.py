@@ -1,0 +1,256 @@
+"""The training loop both example networks share: options, epochs with a progress bar, evaluation,
+checkpoints with --resume, and a PNG of the training curves.
+
+An example supplies a ``build`` function (model, and the train/test datasets and transforms) and
+calls :func:`main`.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from minigrad import optim
+from minigrad.data import ArrayDataset, DataLoader
+
+try:                                   # optional extra: a progress bar
+    from tqdm import tqdm
+except ImportError:                    # pragma: no cover - depends on the environment
+    tqdm = None
+
+
+def parse_args(description, defaults, extra=None, argv=None):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=defaults["epochs"])
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    parser.add_argument("--lr", type=float, default=defaults["lr"],
+                        help="peak learning rate of the one-cycle schedule")
+    parser.add_argument("--weight-decay", type=float, default=defaults["weight_decay"])
+    parser.add_argument("--limit", type=int, default=None,
+                        help="train on the first N training images only")
+    parser.add_argument("--test-limit", type=int, default=None,
+                        help="evaluate on the first N test images only")
+    parser.add_argument("--data-dir", default=None,
+                        help="dataset root (default: $MINIGRAD_DATA, else ~/.cache/minigrad)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OpenMP threads for the kernels (default: all cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=defaults["out"], help="folder for checkpoint and plot")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the checkpoint in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if extra is not None:
+        extra(parser)
+    return parser.parse_args(argv)
+
+
+def count_parameters(model):
+    return sum(p.size for p in model.parameters())
+
+
+def forward_flops(model, input_shape):
+    """Forward FLOPs (2 × multiply-adds) of the convolutions and linear layers for one input of
+    ``input_shape``, counted by running it once."""
+    total = 0
+    conv_forward, linear_forward = mg.nn.Conv2d.forward, mg.nn.Linear.forward
+
+    def counting_conv(self, x):
+        y = conv_forward(self, x)
+        nonlocal total
+        total += 2 * y.size * (self.weight.size // self.weight.shape[0])
+        return y
+
+    def counting_linear(self, x):
+        y = linear_forward(self, x)
+        nonlocal total
+        total += 2 * y.size * self.weight.shape[1]
+        return y
+
+    mg.nn.Conv2d.forward, mg.nn.Linear.forward = counting_conv, counting_linear
+    try:
+        model.eval()
+        with mg.no_grad():
+            model(mg.tensor(np.zeros(input_shape, np.float32)))
+    finally:
+        mg.nn.Conv2d.forward, mg.nn.Linear.forward = conv_forward, linear_forward
+        model.train()
+    return total // input_shape[0]
+
+
+def evaluate(model, loader):
+    """Accuracy (and mean loss) of ``model`` in eval mode, without building a graph."""
+    model.eval()
+    correct = total = 0
+    loss_sum = 0.0
+    with mg.no_grad():
+        for images, labels in loader:
+            logits = model(mg.tensor(images))
+            loss_sum += F.cross_entropy(logits, mg.tensor(labels), reduction="sum").item()
+            correct += int((logits.data.argmax(axis=1) == labels).sum())
+            total += len(labels)
+    model.train()
+    return correct / total, loss_sum / total
+
+
+class Progress:
+    """A progress bar per epoch (tqdm when installed, else a line every ~10 %)."""
+
+    def __init__(self, total, epoch, epochs, enabled):
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+        self.label = f"epoch {epoch}/{epochs}"
+        self.bar = tqdm(total=total, desc=self.label, unit="img", leave=True,
+                        file=sys.stdout) if (tqdm and enabled) else None
+        self.next_print = total / 10
+
+    def update(self, count, loss, accuracy):
+        self.done += count
+        rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+        if self.bar is not None:
+            self.bar.update(count)
+            self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.4f}",
+                                 img_s=f"{rate:.0f}")
+        elif self.done >= self.next_print or self.done == self.total:
+            self.next_print += self.total / 10
+            print(f"{self.label} {self.done}/{self.total} loss {loss:.4f} acc {accuracy:.4f} "
+                  f"{rate:.0f} img/s", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def plot_curves(history, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install 'minigrad[examples]'): no plot written")
+        return None
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax_loss.plot(epochs, [h["test_loss"] for h in history], "o-", label="test")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("cross-entropy")
+    ax_loss.legend()
+    ax_acc.plot(epochs, [h["train_acc"] for h in history], "o-", label="train")
+    ax_acc.plot(epochs, [h["test_acc"] for h in history], "o-", label="test")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def subset(dataset, limit):
+    """The first ``limit`` images of ``dataset`` (all of it when limit is None)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    return ArrayDataset(dataset.images[:limit], dataset.labels[:limit], dataset.classes)
+
+
+def main(args, build_model, train_set, test_set, train_transform, test_transform, name,
+         after_training=None):
+    """Train ``build_model()`` on ``train_set``; evaluate on ``test_set`` after every epoch.
+
+    Uses SGD with Nesterov momentum and a one-cycle schedule stepped per batch. Writes
+    ``<name>.npz`` (checkpoint: model, optimiser, scheduler, epoch, history),
+    ``<name>_curves.png`` and ``<name>_results.json`` into ``args.out``. Returns the results.
+    """
+    if args.threads:
+        mg.set_num_threads(args.threads)
+    mg.manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    train_set = subset(train_set, args.limit)
+    test_set = subset(test_set, args.test_limit)
+
+    model = build_model()
+
+    def train_loader_for(epoch):
+        # Seeded per epoch, so a resumed run draws the same batches and augmentations.
+        return DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True,
+                          seed=[args.seed, epoch], transform=train_transform)
+
+    steps_per_epoch = len(train_loader_for(1))
+    test_loader = DataLoader(test_set, 500, transform=test_transform)
+    decay, no_decay = [], []
+    for pname, p in model.named_parameters():
+        # No weight decay on BatchNorm scales and shifts or on biases, the usual practice.
+        (no_decay if p.ndim == 1 else decay).append(p)
+    optimizer = optim.SGD([{"params": decay, "weight_decay": args.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}],
+                          lr=args.lr, momentum=0.9, nesterov=True)
+    scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr,
+                                              epochs=args.epochs,
+                                              steps_per_epoch=steps_per_epoch,
+                                              pct_start=0.25, cycle_momentum=False)
+    checkpoint_path = os.path.join(args.out, f"{name}.npz")
+    history, first_epoch, trained_seconds = [], 1, 0.0
+    if args.resume:
+        state = mg.load(checkpoint_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = json.loads(str(state["history"]))
+        first_epoch = int(state["epoch"]) + 1
+        trained_seconds = float(state["seconds"])
+        print(f"resumed from {checkpoint_path} after epoch {first_epoch - 1}")
+
+    print(f"{name}: {count_parameters(model):,} parameters, "
+          f"{len(train_set):,} training and {len(test_set):,} test images, "
+          f"{mg.get_num_threads()} threads")
+    for epoch in range(first_epoch, args.epochs + 1):
+        start = time.perf_counter()
+        train_loader = train_loader_for(epoch)
+        progress = Progress(steps_per_epoch * args.batch_size, epoch, args.epochs,
+                            not args.no_progress)
+        loss_sum = correct = seen = 0
+        for images, labels in train_loader:
+            logits = model(mg.tensor(images))
+            loss = F.cross_entropy(logits, mg.tensor(labels))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(labels)
+            correct += int((logits.data.argmax(axis=1) == labels).sum())
+            seen += len(labels)
+            progress.update(len(labels), loss_sum / seen, correct / seen)
+        progress.close()
+        seconds = time.perf_counter() - start
+        trained_seconds += seconds
+        test_acc, test_loss = evaluate(model, test_loader)
+        history.append({"epoch": epoch, "train_loss": loss_sum / seen,
+                        "train_acc": correct / seen, "test_loss": test_loss,
+                        "test_acc": test_acc, "seconds": seconds,
+                        "images_per_second": seen / seconds})
+        print(f"epoch {epoch}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
+              f"test loss {test_loss:.4f} acc {test_acc:.4f} | {seconds:.1f} s, "
+              f"{seen / seconds:.0f} img/s", flush=True)
+        mg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "epoch": epoch,
+                 "seconds": trained_seconds, "history": json.dumps(history)},
+                checkpoint_path)
+
+    results = {"name": name, "test_accuracy": history[-1]["test_acc"] if history else None,
+               "training_seconds": trained_seconds, "epochs": len(history),
+               "images_per_second": float(np.mean([h["images_per_second"] for h in history]))
+               if history else None,
+               "parameters": count_parameters(model), "history": history}
+    if after_training is not None:
+        results.update(after_training(model))
+    plot = plot_curves(history, os.path.join(args.out, f"{name}_curves.png"))
+    with open(os.path.join(args.out, f"{name}_results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"{name}: test accuracy {results['test_accuracy']:.4f} after {len(history)} epochs, "
+          f"{trained_seconds / 60:.1f} min of training, "
+          f"{results['images_per_second']:.0f} img/s; checkpoint {checkpoint_path}"
+          + (f", curves {plot}" if plot else ""))
+    return results
