@@ -77,6 +77,8 @@ def main():
              else "torch not installed: minigrad only"))
     for line in harness.blas_info():
         print(f"thread pool: {line}")
+    print("OpenMP wait policy: " + ", ".join(f"{name}={os.environ.get(name, 'unset')}"
+                                             for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")))
     print(f"GEMM roof (numpy float32 matmul): {roof:.1f} GFLOP/s; "
           f"copy bandwidth (numpy, read+write): {harness.copy_bandwidth(stat=args.stat):.1f} GB/s")
     print(f"timing: {args.stat} of {args.repeat} runs after {args.warmup} warm-up runs, "

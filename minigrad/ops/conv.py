@@ -21,8 +21,10 @@ CHUNK_BYTES = 4 << 20
 class _Workspace(threading.local):
     """Scratch buffers reused across calls (one set per thread).
 
-    A fresh multi-MB ``np.empty`` is backed by new pages that the kernel zero-fills on first
-    touch, costing as much as the im2col itself; reusing the buffer avoids that. Each named slot
+    A fresh large ``np.empty`` is backed by new pages that the OS zero-fills on first touch
+    (measured here: im2col of 64 images into a fresh 75 MB buffer 10.7 ms, into a reused one
+    4.3 ms); below glibc's adaptive mmap threshold the allocator often hands back warm memory,
+    but only by luck of the allocation pattern. Reuse makes it deterministic. Each named slot
     only grows, to the largest chunk seen."""
 
     def __init__(self):
