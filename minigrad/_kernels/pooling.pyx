@@ -1,16 +1,19 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Pooling kernels: max, average, adaptive average/max and global average, forward and backward.
+"""Pooling kernels, forward and backward: max, average, adaptive average/max and global average
+pooling, and the alternative kinds: Lp, stochastic (training and evaluation) and fractional max.
 
 Every array is viewed as planes: input ``x[P, H, W]`` and output ``y[P, OH, OW]`` with
 P = N·C, C-contiguous. Each kernel runs without the GIL and splits the planes over the OpenMP
 threads (``prange``), so one thread owns whole planes: the backward passes scatter into their own
-planes without atomics, and every result is bitwise the same for any number of threads.
+planes without atomics, and every result is bitwise the same for any number of threads. Window
+geometry is computed and validated in Python (``minigrad.ops.geometry``); the kernels trust it
+(boundscheck is off).
 
 Max-type forwards store, per output, the flat index ``h·W + w`` of the winning input cell
 (int32; the wrapper checks that H·W fits). The rule is PyTorch's: start from −∞ at the first
 in-bounds cell of the window, then visit the window in row-major order and take a value when it is
 greater than the current maximum (so the first of equal values wins) or when it is NaN (so NaN wins
-and propagates). Indices are therefore never −1.
+and propagates). Indices are therefore never −1. Every max-type backward is ``max_pool_backward``.
 
 Sliding windows (max and average pooling) are computed "tap by tap": for one output row, each
 kernel offset (i, j) updates the whole row, ``y[o] = max(y[o], row[o·sw + j·dw])``. Unless the
@@ -20,10 +23,14 @@ sums; filled once per call) and whose rows are split into ``sw`` phases (columns
 stored together), so every tap reads ``row[o·sw + c]`` as a contiguous run: branch-free loops of
 fixed trip count that the compiler vectorises without bounds checks or strided loads. The
 row-major tap order keeps PyTorch's tie rule and summation order.
+
+The alternative kinds visit each window directly (unpadded windows starting at ``o·stride``,
+clipped at the bottom/right edge by ceil_mode) and sum in double for float32 input too.
 """
 from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, fabs, isnan, pow, sqrt
+from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 cimport openmp
 
@@ -33,6 +40,10 @@ cdef Py_ssize_t PARALLEL_MIN = 1 << 14
 
 cdef inline int _num_threads(Py_ssize_t work) noexcept nogil:
     return 1 if work < PARALLEL_MIN else openmp.omp_get_max_threads()
+
+
+cdef inline Py_ssize_t _min(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a < b else b
 
 
 def max_threads():
@@ -60,9 +71,25 @@ cdef inline Py_ssize_t _col(Window* w, Py_ssize_t c) noexcept nogil:
     return (c % w.sw) * w.Lq + c // w.sw
 
 
-def _check_layout(bint buffered, int sw, bint fast_2x2):
-    if not (buffered or sw == 1 or fast_2x2):
+cdef bint _fast_2x2(int kh, int kw, int sh, int sw, int dh, int dw,
+                    Py_ssize_t scratch_width) except -1:
+    """Whether the 2×2/stride-2 fast path reads the input in place; ValueError for any other
+    stride > 1 without the phase-split scratch plane."""
+    cdef bint fast = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and dh == 1 and dw == 1
+                      and scratch_width == 0)
+    if not (scratch_width > 0 or sw == 1 or fast):
         raise ValueError("pooling kernel: a stride > 1 needs the phase-split scratch plane")
+    return fast
+
+
+cdef inline floating* _window_row(const floating* plane, Window* w, Py_ssize_t H,
+                                  Py_ssize_t oh, Py_ssize_t i) noexcept nogil:
+    """The (padded) row that kernel row i of output row oh reads; NULL for a padding row, which
+    changes no sum or maximum."""
+    cdef Py_ssize_t ih = oh * w.sh + i * w.dh - w.ph
+    if ih < 0 or ih >= H:
+        return NULL
+    return <floating*>plane + (ih + w.ph) * w.pitch
 
 
 cdef inline floating* _thread_plane(floating[:, ::1] scratch, floating fill) noexcept nogil:
@@ -148,7 +175,7 @@ cdef inline void _max_row(const floating* plane, floating* y, int* idx, Py_ssize
                           Py_ssize_t first_row, const Py_ssize_t* first_col) noexcept nogil:
     """One output row of max pooling over the (padded) plane."""
     cdef Py_ssize_t i, j, ow, ih, iw0
-    cdef const floating* xr
+    cdef const floating* row
     for ow in range(OW):
         y[ow] = -INFINITY
     if idx != NULL:
@@ -156,13 +183,13 @@ cdef inline void _max_row(const floating* plane, floating* y, int* idx, Py_ssize
         for ow in range(OW):
             idx[ow] = <int>(first_row * W + first_col[ow])
     for i in range(w.kh):
-        ih = oh * w.sh + i * w.dh - w.ph
-        if ih < 0 or ih >= H:       # a padding row: all −∞, changes nothing
+        row = _window_row(plane, w, H, oh, i)
+        if row == NULL:
             continue
+        ih = oh * w.sh + i * w.dh - w.ph
         for j in range(w.kw):
-            xr = plane + (ih + w.ph) * w.pitch + _col(w, j * w.dw)
             iw0 = j * w.dw - w.pw   # input column of output 0's tap (a padding cell is never taken)
-            _max_tap(xr, y, idx, <int>(ih * W + iw0), OW, w.sw)
+            _max_tap(row + _col(w, j * w.dw), y, idx, <int>(ih * W + iw0), OW, w.sw)
 
 
 cdef inline void _max_2x2_row(const floating* r0, floating* y, int* idx,
@@ -218,14 +245,12 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, 
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], p, oh
     cdef bint with_index = idx is not None
-    cdef bint fast_2x2 = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and dh == 1 and dw == 1
-                          and scratch.shape[1] == 0)
+    cdef bint fast_2x2 = _fast_2x2(kh, kw, sh, sw, dh, dw, scratch.shape[1])
     cdef Window w = _window(kh, kw, sh, sw, ph, pw, dh, dw, Hp, Lq, scratch.shape[1] > 0)
     cdef const floating* plane
     cdef floating* buf
     cdef int* ip
     cdef int nt = _num_threads(P * H * W)
-    _check_layout(scratch.shape[1] > 0, sw, fast_2x2)
     with nogil, parallel(num_threads=nt):
         buf = _thread_plane(scratch, -INFINITY)
         for p in prange(P, schedule='static'):
@@ -291,6 +316,31 @@ def max_pool_backward(const floating[:, :, ::1] gy, const int[:, :, ::1] idx,
 # average pooling
 # ----------------------------------------------------------------------------------------------
 
+cdef inline void _avg_2x2_row(const floating* r0, floating* y, const floating* divisor,
+                              Py_ssize_t W, Py_ssize_t OW) noexcept nogil:
+    """Fast path: kernel 2, stride 2, no padding, windows inside the input (rows r0, r0 + W)."""
+    cdef const floating* r1 = r0 + W
+    cdef Py_ssize_t ow, c
+    for ow in range(OW):
+        c = 2 * ow
+        y[ow] = (r0[c] + r0[c + 1] + r1[c] + r1[c + 1]) / divisor[ow]
+
+
+cdef inline void _avg_2x2_row_backward(const floating* gy, const floating* divisor, floating* g0,
+                                       Py_ssize_t W, Py_ssize_t OW) noexcept nogil:
+    """The fast path's backward: each output's share written to its 2×2 cells (rows g0, g0 + W)."""
+    cdef floating* g1 = g0 + W
+    cdef Py_ssize_t ow, c
+    cdef floating share
+    for ow in range(OW):
+        c = 2 * ow
+        share = gy[ow] / divisor[ow]
+        g0[c] = share
+        g0[c + 1] = share
+        g1[c] = share
+        g1[c + 1] = share
+
+
 def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                      int kh, int kw, int sh, int sw, int ph, int pw,
                      Py_ssize_t Hp, Py_ssize_t Lq, floating[:, ::1] scratch,
@@ -298,17 +348,16 @@ def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     """y[p, oh, ow] = (Σ of the window's cells, padding 0) / divisor[oh, ow], summed in
     row-major window order (PyTorch's). Hp, Lq, scratch as in max_pool_forward."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
-    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], p, oh, ow, i, j, ih, c
-    cdef bint fast_2x2 = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and scratch.shape[1] == 0)
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], p, oh, ow, i, j
+    cdef bint fast_2x2 = _fast_2x2(kh, kw, sh, sw, 1, 1, scratch.shape[1])
     cdef Window w = _window(kh, kw, sh, sw, ph, pw, 1, 1, Hp, Lq, scratch.shape[1] > 0)
     cdef floating* yr
     cdef const floating* xr
-    cdef const floating* r1
+    cdef const floating* tap
     cdef const floating* dr
     cdef const floating* plane
     cdef floating* buf
     cdef int nt = _num_threads(P * H * W)
-    _check_layout(scratch.shape[1] > 0, sw, fast_2x2)
     with nogil, parallel(num_threads=nt):
         buf = _thread_plane(scratch, 0)
         for p in prange(P, schedule='static'):
@@ -317,22 +366,16 @@ def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                 yr = &y[p, oh, 0]
                 dr = &divisor[oh, 0]
                 if fast_2x2:
-                    xr = plane + 2 * oh * W
-                    r1 = xr + W
-                    for ow in range(OW):
-                        c = 2 * ow
-                        yr[ow] = (xr[c] + xr[c + 1] + r1[c] + r1[c + 1]) / dr[ow]
+                    _avg_2x2_row(plane + 2 * oh * W, yr, dr, W, OW)
                     continue
                 for ow in range(OW):
                     yr[ow] = 0
                 for i in range(kh):
-                    ih = oh * sh + i - ph
-                    if ih < 0 or ih >= H:
-                        continue
-                    for j in range(kw):
-                        xr = plane + (ih + ph) * w.pitch + _col(&w, j)
+                    xr = _window_row(plane, &w, H, oh, i)
+                    for j in range(kw if xr != NULL else 0):
+                        tap = xr + _col(&w, j)
                         for ow in range(OW):
-                            yr[ow] += xr[ow]
+                            yr[ow] += tap[ow]
                 for ow in range(OW):
                     yr[ow] = yr[ow] / dr[ow]
 
@@ -345,18 +388,16 @@ def avg_pool_backward(const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
     zeroed plane (the phase-split buffer, then copied out, or gx itself), scratch as in the
     forward."""
     cdef Py_ssize_t P = gx.shape[0], H = gx.shape[1], W = gx.shape[2]
-    cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], p, oh, ow, i, j, ih, c
-    cdef bint fast_2x2 = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and scratch.shape[1] == 0)
+    cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], p, oh, ow, i, j
+    cdef bint fast_2x2 = _fast_2x2(kh, kw, sh, sw, 1, 1, scratch.shape[1])
     cdef Window w = _window(kh, kw, sh, sw, ph, pw, 1, 1, Hp, Lq, scratch.shape[1] > 0)
     cdef floating* gr
-    cdef floating* r1
+    cdef floating* shares
     cdef floating* plane
     cdef floating* buf
-    cdef floating share
     cdef const floating* gyr
     cdef const floating* dr
     cdef int nt = _num_threads(P * H * W)
-    _check_layout(scratch.shape[1] > 0, sw, fast_2x2)
     with nogil, parallel(num_threads=nt):
         buf = _thread_plane(scratch, 0)
         for p in prange(P, schedule='static'):
@@ -369,24 +410,14 @@ def avg_pool_backward(const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
                 gyr = &gy[p, oh, 0]
                 dr = &divisor[oh, 0]
                 if fast_2x2:
-                    gr = plane + 2 * oh * W
-                    r1 = gr + W
-                    for ow in range(OW):
-                        c = 2 * ow
-                        share = gyr[ow] / dr[ow]
-                        gr[c] = share
-                        gr[c + 1] = share
-                        r1[c] = share
-                        r1[c + 1] = share
+                    _avg_2x2_row_backward(gyr, dr, plane + 2 * oh * W, W, OW)
                     continue
                 for i in range(kh):
-                    ih = oh * sh + i - ph
-                    if ih < 0 or ih >= H:
-                        continue
-                    for j in range(kw):
-                        gr = plane + (ih + ph) * w.pitch + _col(&w, j)
+                    gr = _window_row(plane, &w, H, oh, i)
+                    for j in range(kw if gr != NULL else 0):
+                        shares = gr + _col(&w, j)
                         for ow in range(OW):
-                            gr[ow] += gyr[ow] / dr[ow]
+                            shares[ow] += gyr[ow] / dr[ow]
             if buf != NULL:
                 _copy_plane(&gx[p, 0, 0], buf, H, W, &w, False)
 
@@ -484,3 +515,281 @@ def global_avg_backward(const floating[::1] gy, floating[:, ::1] gx):
             gp = &gx[p, 0]
             for i in range(n):
                 gp[i] = g
+
+
+# ----------------------------------------------------------------------------------------------
+# Sliding-window reductions without an index: Lp pooling and stochastic pooling's evaluation
+# (the probability-weighted average). One plane loop serves both; ``kind`` picks the formula.
+# ----------------------------------------------------------------------------------------------
+
+cdef enum:
+    _LP_POOL = 0            # y = (Σ|x|^p)^(1/p)
+    _WEIGHTED_AVERAGE = 1   # y = Σa²/Σa (non-negative input)
+
+# the ``kind`` argument of window_pool_forward / window_pool_backward
+LP_POOL = _LP_POOL
+WEIGHTED_AVERAGE = _WEIGHTED_AVERAGE
+
+
+# Below this a sum of powers may have lost precision to underflow (DBL_MIN is ~2.2e-308).
+cdef double LP_SAFE_MIN = 1e-280
+
+
+cdef inline double _lp_term(double ratio, double p) noexcept nogil:
+    """ratio^p with the common exponents (0 in the gradient of p = 1, 1 and 2) done exactly."""
+    if p == 0.0:
+        return 1.0
+    if p == 1.0:
+        return ratio
+    if p == 2.0:
+        return ratio * ratio
+    return pow(ratio, p)
+
+
+cdef inline double _lp_root(double s, double p) noexcept nogil:
+    if p == 1.0:
+        return s
+    if p == 2.0:
+        return sqrt(s)
+    return pow(s, 1.0 / p)
+
+
+cdef double _lp_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
+                       Py_ssize_t w0, Py_ssize_t w1, double p) noexcept nogil:
+    """(Σ|x|^p)^(1/p), summed in double. When the plain sum overflows or underflows (a large p)
+    it is recomputed as m·(Σ(|x|/m)^p)^(1/p), m = max|x|. NaN propagates; an all-zero window
+    gives 0."""
+    cdef Py_ssize_t h, w
+    cdef double a, m = 0.0, s = 0.0
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            a = fabs(x[h * W + w])
+            if isnan(a):
+                return a
+            if a > m:
+                m = a
+            s += _lp_term(a, p)
+    if m == 0.0 or m == INFINITY:
+        return m
+    if s < INFINITY and s > LP_SAFE_MIN:
+        return _lp_root(s, p)
+    s = 0.0
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            s += _lp_term(fabs(x[h * W + w]) / m, p)
+    return m * _lp_root(s, p)
+
+
+cdef void _lp_window_backward(const floating* x, floating* gx, Py_ssize_t W, Py_ssize_t h0,
+                              Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1, double out,
+                              double g, double p) noexcept nogil:
+    """dy/dx_i = sign(x_i)·(|x_i|/y)^(p−1); 0 where x_i = 0 or the window is all zero."""
+    cdef Py_ssize_t h, w
+    cdef double v
+    if out == 0.0:
+        return
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            v = x[h * W + w]
+            if v > 0.0:
+                gx[h * W + w] += <floating>(g * _lp_term(v / out, p - 1.0))
+            elif v < 0.0:
+                gx[h * W + w] -= <floating>(g * _lp_term(-v / out, p - 1.0))
+            elif isnan(v):
+                gx[h * W + w] += <floating>v
+
+
+cdef double _window_sum(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
+                        Py_ssize_t w0, Py_ssize_t w1) noexcept nogil:
+    cdef Py_ssize_t h, w
+    cdef double total = 0.0
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            total += x[h * W + w]
+    return total
+
+
+cdef double _weighted_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
+                             Py_ssize_t w0, Py_ssize_t w1) noexcept nogil:
+    """Σa²/Σa, 0 for an all-zero window."""
+    cdef Py_ssize_t h, w
+    cdef double a, squares = 0.0, total = _window_sum(x, W, h0, h1, w0, w1)
+    if total == 0.0:
+        return 0.0
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            a = x[h * W + w]
+            squares += a * a
+    return squares / total
+
+
+cdef void _weighted_window_backward(const floating* x, floating* gx, Py_ssize_t W,
+                                    Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1,
+                                    double out, double g) noexcept nogil:
+    """d(Σa²/Σa)/da_j = (2·a_j − y)/Σa; 0 for an all-zero window."""
+    cdef Py_ssize_t h, w
+    cdef double scale, total = _window_sum(x, W, h0, h1, w0, w1)
+    if total == 0.0:
+        return
+    scale = g / total
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            gx[h * W + w] += <floating>(scale * (2.0 * x[h * W + w] - out))
+
+
+cdef void _window_plane(int kind, bint backward, const floating* x, const floating* y,
+                       const floating* gy, floating* gx, floating* y_out, Py_ssize_t H,
+                       Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
+                       Py_ssize_t sh, Py_ssize_t sw, double p) noexcept nogil:
+    """One plane of window_pool_forward (writes y_out) or, with ``backward``, of
+    window_pool_backward (zeroes gx, then accumulates every window's gradient into it)."""
+    cdef Py_ssize_t oh, ow, h0, h1, w0, w1, o
+    if backward:
+        memset(gx, 0, H * W * sizeof(floating))
+    for oh in range(OH):
+        h0 = oh * sh
+        h1 = _min(h0 + kh, H)
+        for ow in range(OW):
+            w0 = ow * sw
+            w1 = _min(w0 + kw, W)
+            o = oh * OW + ow
+            if backward and kind == _LP_POOL:
+                _lp_window_backward(x, gx, W, h0, h1, w0, w1, y[o], gy[o], p)
+            elif backward:
+                _weighted_window_backward(x, gx, W, h0, h1, w0, w1, y[o], gy[o])
+            elif kind == _LP_POOL:
+                y_out[o] = <floating>_lp_window(x, W, h0, h1, w0, w1, p)
+            else:
+                y_out[o] = <floating>_weighted_window(x, W, h0, h1, w0, w1)
+
+
+def window_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int kind,
+                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                        double p=1.0):
+    """y[i, oh, ow] = the ``kind`` reduction (LP_POOL with exponent p, or WEIGHTED_AVERAGE) of
+    x[i] over rows [oh·sh, oh·sh + kh) and columns [ow·sw, ow·sw + kw), clipped to the plane."""
+    cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef int nt = _num_threads(P * H * W)
+    with nogil:
+        for i in prange(P, schedule='static', num_threads=nt):
+            _window_plane(kind, False, &x[i, 0, 0], NULL, NULL, NULL, &y[i, 0, 0], H, W, OH, OW,
+                          kh, kw, sh, sw, p)
+
+
+def window_pool_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] y,
+                         const floating[:, :, ::1] gy, floating[:, :, ::1] gx, int kind,
+                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                         double p=1.0):
+    """gx = the gradient of window_pool_forward (the same arguments) for the output gradient gy."""
+    cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef int nt = _num_threads(P * H * W)
+    with nogil:
+        for i in prange(P, schedule='static', num_threads=nt):
+            _window_plane(kind, True, &x[i, 0, 0], &y[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0], NULL,
+                          H, W, OH, OW, kh, kw, sh, sw, p)
+
+
+# ----------------------------------------------------------------------------------------------
+# Stochastic pooling's training mode: one sampled cell per window (non-negative input)
+# ----------------------------------------------------------------------------------------------
+
+cdef Py_ssize_t _sample_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
+                               Py_ssize_t w0, Py_ssize_t w1, double u) noexcept nogil:
+    """Flat index of the cell picked with probability a_i/Σa by inverting the cumulative sum
+    at u·Σa (u uniform in [0, 1)): the first cell whose cumulative sum exceeds it. A zero cell
+    never exceeds it, so it is never picked unless the whole window is zero (then the first
+    cell is returned; the caller outputs 0)."""
+    cdef Py_ssize_t h, w, last_positive = h0 * W + w0
+    cdef double a, total = 0.0, cumulative = 0.0, target
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            total += x[h * W + w]
+    target = u * total
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            a = x[h * W + w]
+            if a > 0.0:
+                cumulative += a
+                last_positive = h * W + w
+                if target < cumulative:
+                    return last_positive
+    # Reached only if u·Σa rounded up to Σa (u within an ulp of 1), or the window is all zero.
+    return last_positive
+
+
+def stochastic_pool_train_forward(const floating[:, :, ::1] x, const double[:, :, ::1] u,
+                                  floating[:, :, ::1] y, int[:, :, ::1] index,
+                                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw):
+    """y = the sampled cell's value (0 for an all-zero window); index = its flat position."""
+    cdef Py_ssize_t i, oh, ow, h0, w0, k
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef int nt = _num_threads(P * H * W)
+    with nogil:
+        for i in prange(P, schedule='static', num_threads=nt):
+            for oh in range(OH):
+                h0 = oh * sh
+                for ow in range(OW):
+                    w0 = ow * sw
+                    k = _sample_window(&x[i, 0, 0], W, h0, _min(h0 + kh, H), w0,
+                                       _min(w0 + kw, W), u[i, oh, ow])
+                    index[i, oh, ow] = k
+                    y[i, oh, ow] = x[i, k // W, k % W]
+
+
+cdef void _sampled_backward_plane(const floating* y, const int* index, const floating* gy,
+                                  floating* gx, Py_ssize_t n_out, Py_ssize_t HW) noexcept nogil:
+    cdef Py_ssize_t o
+    memset(gx, 0, HW * sizeof(floating))
+    for o in range(n_out):
+        if y[o] != 0:
+            gx[index[o]] += gy[o]
+
+
+def stochastic_pool_train_backward(const floating[:, :, ::1] y, const int[:, :, ::1] index,
+                                   const floating[:, :, ::1] gy, floating[:, :, ::1] gx):
+    """The gradient goes to the sampled cell; none from an all-zero window (y = 0)."""
+    cdef Py_ssize_t i, P = gx.shape[0], HW = gx.shape[1] * gx.shape[2]
+    cdef Py_ssize_t n_out = gy.shape[1] * gy.shape[2]
+    cdef int nt = _num_threads(P * HW)
+    with nogil:
+        for i in prange(P, schedule='static', num_threads=nt):
+            _sampled_backward_plane(&y[i, 0, 0], &index[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0],
+                                    n_out, HW)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Max over per-plane rectangular regions (fractional max pooling)
+# ----------------------------------------------------------------------------------------------
+
+def region_max_forward(const floating[:, :, ::1] x,
+                       const int64_t[:, ::1] row_start, const int64_t[:, ::1] row_end,
+                       const int64_t[:, ::1] col_start, const int64_t[:, ::1] col_end,
+                       floating[:, :, ::1] y, int[:, :, ::1] index):
+    """y[i, oh, ow] = max of x[i] over rows [row_start[i, oh], row_end[i, oh]) and columns
+    [col_start[i, ow], col_end[i, ow]) (non-empty, inside the plane). The first maximum in
+    row-major order wins ties; a NaN wins over numbers (the last NaN, as in PyTorch); an all −∞
+    region reports its first cell."""
+    cdef Py_ssize_t i, oh, ow, h, w, best_index
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef floating v, best
+    cdef int nt = _num_threads(P * H * W)
+    with nogil:
+        for i in prange(P, schedule='static', num_threads=nt):
+            for oh in range(OH):
+                for ow in range(OW):
+                    best = -INFINITY
+                    best_index = row_start[i, oh] * W + col_start[i, ow]
+                    for h in range(row_start[i, oh], row_end[i, oh]):
+                        for w in range(col_start[i, ow], col_end[i, ow]):
+                            v = x[i, h, w]
+                            if v > best or isnan(v):
+                                best = v
+                                best_index = h * W + w
+                    y[i, oh, ow] = best
+                    index[i, oh, ow] = best_index
+

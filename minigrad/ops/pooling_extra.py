@@ -2,7 +2,7 @@
 generalized (mixed and gated) pooling of Lee, Gallagher & Tu (2016).
 
 Lp, stochastic and fractional max pooling are ops with Cython kernels of their own
-(minigrad/_kernels/pooling_extra.pyx); spatial pyramid, mixed and gated pooling are compositions
+(minigrad/_kernels/pooling.pyx); spatial pyramid, mixed and gated pooling are compositions
 of kernel-backed ops (adaptive/max/average pooling, convolution, sigmoid, cat).
 """
 import math
@@ -10,14 +10,13 @@ import numbers
 
 import numpy as np
 
-from .._kernels import pooling as _pooling_kernels
-from .._kernels import pooling_extra as _kernels
+from .._kernels import pooling as _kernels
 from ..function import Function
 from ..random import resolve_rng
 from ..tensor import Tensor, as_tensor
 from .activation import sigmoid
 from .conv import conv2d
-from .geometry import check_min, fractional_intervals, pair
+from .geometry import check_min, flag, fractional_intervals, pair
 from .pooling import (_grad, _input, _planes, adaptive_avg_pool2d, adaptive_max_pool2d,
                       avg_pool2d, max_pool2d)
 from .pooling import _window as _pool_window
@@ -28,12 +27,6 @@ def _window(x, kernel_size, stride, op_name, ceil_mode=False):
     """(kernel, stride, (OH, OW)) of unpadded windows; ValueError naming the argument."""
     kernel, stride, _, _, out = _pool_window(x, kernel_size, stride, 0, 1, ceil_mode, op_name)
     return kernel, stride, out
-
-
-def _flag(value, name, op_name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op_name}: {name} must be a bool, got {value!r}")
-    return bool(value)
 
 
 def _generator(seed, op_name):
@@ -94,7 +87,7 @@ def lp_pool2d(x, p, kernel_size, stride=None, ceil_mode=False):
     if not isinstance(p, numbers.Real) or isinstance(p, bool) or not (
             0 < float(p) < math.inf):
         raise ValueError(f"{op}: p must be a positive finite number, got {p!r}")
-    ceil_mode = _flag(ceil_mode, "ceil_mode", op)
+    ceil_mode = flag(ceil_mode, "ceil_mode", op)
     kernel, stride, out = _window(x, kernel_size, stride, op, ceil_mode)
     return WindowPool2d(_kernels.LP_POOL, kernel, stride, out, float(p))(x)
 
@@ -140,7 +133,7 @@ def stochastic_pool2d(x, kernel_size, stride=None, training=True, seed=None):
     """
     op = "stochastic_pool2d"
     x = _input(x, op, max_type=True)
-    training = _flag(training, "training", op)
+    training = flag(training, "training", op)
     kernel, stride, out = _window(x, kernel_size, stride, op)
     rng = _generator(seed, op)
     # One pass each: min catches negatives and NaN (NaN fails >= 0), max catches +inf.
@@ -176,8 +169,7 @@ class FractionalMaxPool2d(Function):
     def backward(self, gy):
         (index,) = self.saved_tensors
         gx = np.empty(*self.input_meta)
-        _pooling_kernels.max_pool_backward(_planes(_grad(gy, gx.dtype)), _planes(index),
-                                           _planes(gx))
+        _kernels.max_pool_backward(_planes(_grad(gy, gx.dtype)), _planes(index), _planes(gx))
         return gx
 
 
@@ -251,7 +243,7 @@ def fractional_max_pool2d(x, kernel_size, output_size=None, output_ratio=None,
     x = _input(x, op, max_type=True)
     kernel = pair(kernel_size, "kernel_size", op)
     check_min(kernel, 1, "kernel_size", op)
-    overlapping = _flag(overlapping, "overlapping", op)
+    overlapping = flag(overlapping, "overlapping", op)
     out = _fractional_output_size(x, kernel, output_size, output_ratio, op)
     samples = _fractional_samples(x, random_samples, seed, op).reshape(-1, 2)
     rows = fractional_intervals(samples[:, 1], x.shape[2], out[0], kernel[0], overlapping)
