@@ -6,24 +6,51 @@ import numpy as np
 from .function import is_grad_enabled
 
 _FLOAT_TYPES = (np.float32, np.float64)
+_NUMERIC_KINDS = "biufc"   # bool, signed/unsigned int, float, complex
 
 
 def _as_array(data, dtype=None):
     """numpy array for ``data``: Python floats and lists become float32 (the default), numpy
-    float32/float64 arrays keep their dtype, other floats become float32, integers stay integers."""
+    float32/float64 arrays keep their dtype, other floats become float32, integers stay integers.
+    TypeError/ValueError for data that is not numeric (None, strings, objects, ragged lists)."""
     if isinstance(data, Tensor):
         data = data.data
+    if data is None:                   # np.asarray(None, float32) would be NaN
+        raise TypeError("cannot make a tensor from None")
     if dtype is not None:
-        return np.asarray(data, dtype=np.dtype(dtype), order="C")   # keeps 0-d arrays 0-d
-    array = np.asarray(data)
-    if array.dtype.kind == "f" and array.dtype not in _FLOAT_TYPES:
+        dtype = as_dtype(dtype, "tensor")
+    try:
+        array = np.asarray(data, dtype=dtype)   # keeps 0-d arrays 0-d
+    except (ValueError, OverflowError) as e:   # ragged lists, text, numbers too large for dtype
+        raise ValueError(f"cannot make a tensor from {_short_repr(data)}: {e}") from None
+    except TypeError as e:             # e.g. None or an object with dtype=
+        raise TypeError(f"cannot make a tensor from data of type {type(data).__name__}: "
+                        f"{e}") from None
+    if array.dtype.kind == "O" and isinstance(data, numbers.Number):
+        raise ValueError(f"cannot make a tensor from {_short_repr(data)}: too large for a 64-bit "
+                         "number")
+    if array.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(f"cannot make a tensor from data of type {type(data).__name__} "
+                        f"(dtype {array.dtype}): a tensor holds numbers or bools")
+    if dtype is None and array.dtype.kind == "f" and (
+            array.dtype not in _FLOAT_TYPES or not isinstance(data, (np.ndarray, np.generic))):
+        # float16/longdouble, and Python floats / lists of floats: the float32 default
         array = array.astype(np.float32)
-    elif array.dtype.kind == "f" and not isinstance(data, np.ndarray) and not isinstance(
-            data, np.generic):
-        array = array.astype(np.float32)   # Python floats / lists of floats: float32 default
-    elif array.dtype.kind == "O":
-        raise TypeError(f"cannot make a tensor from data of type {type(data).__name__}")
     return np.asarray(array, order="C")
+
+
+def _short_repr(value):
+    text = repr(value) if not isinstance(value, np.ndarray) else f"an array of shape {value.shape}"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def as_dtype(dtype, op_name, name="dtype"):
+    """``np.dtype(dtype)``; TypeError naming the argument when numpy does not know it."""
+    try:
+        return np.dtype(dtype)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{op_name}: {name} must be a numpy dtype such as np.float32, got "
+                        f"{dtype!r} ({e})") from None
 
 
 class Tensor:
@@ -38,11 +65,8 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _as_array(data, dtype)
-        if requires_grad and self.data.dtype.kind != "f":
-            raise TypeError(
-                f"only floating-point tensors can require grad, got dtype {self.data.dtype}")
         self.grad = None
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = self._grad_flag(requires_grad, "requires_grad", "tensor")
         self._creator = None
         self._output_index = 0
 
@@ -75,6 +99,9 @@ class Tensor:
         return self.data
 
     def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item: only a one-element tensor converts to a Python scalar, got "
+                             f"a tensor of shape {self.shape}")
         return self.data.item()
 
     def detach(self):
@@ -82,17 +109,23 @@ class Tensor:
         return Tensor._from_op(self.data, None, 0)
 
     def requires_grad_(self, flag=True):
-        if flag and self.data.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require grad, got {self.dtype}")
-        self.requires_grad = bool(flag)
+        self.requires_grad = self._grad_flag(flag, "flag", "requires_grad_")
         return self
+
+    def _grad_flag(self, value, name, op_name):
+        """``value`` (the argument ``name``) as a bool; only a float tensor may require grad."""
+        value = check_flag(value, name, op_name)
+        if value and self.data.dtype.kind != "f":
+            raise TypeError(f"{op_name}: only a floating-point tensor can require grad, got a "
+                            f"tensor of dtype {self.data.dtype}")
+        return value
 
     def zero_grad(self):
         self.grad = None
 
     def astype(self, dtype):
         from .ops.math import Cast
-        return Cast(np.dtype(dtype))(self)
+        return Cast(as_dtype(dtype, "astype"))(self)
 
     # -- backward ----------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
@@ -147,11 +180,13 @@ class Tensor:
                 raise RuntimeError(f"backward() without a gradient needs a single-element "
                                    f"output, got shape {self.shape}; pass grad=")
             return np.ones_like(self.data)
-        grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+        grad = as_tensor(grad, name="grad", op_name="backward").data
         if grad.dtype.kind != "f":
-            raise TypeError(f"grad must be a floating-point array, got dtype {grad.dtype}")
+            raise TypeError(f"backward: grad must be a floating-point array, got dtype "
+                            f"{grad.dtype}")
         if grad.shape != self.shape:
-            raise ValueError(f"grad has shape {grad.shape} but the tensor has shape {self.shape}")
+            raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape "
+                             f"{self.shape}")
         return grad.astype(self.dtype, copy=False)
 
     def _accumulate(self, gx):
@@ -163,28 +198,28 @@ class Tensor:
 
     # -- operators (each is an op class in minigrad.ops) -----------------------------------
     def __add__(self, other):
-        return arithmetic.add(self, other)
+        return arithmetic.add(self, self._operand(other, "add"))
 
     def __radd__(self, other):
-        return arithmetic.add(other, self)
+        return arithmetic.add(self._operand(other, "add"), self)
 
     def __sub__(self, other):
-        return arithmetic.sub(self, other)
+        return arithmetic.sub(self, self._operand(other, "sub"))
 
     def __rsub__(self, other):
-        return arithmetic.sub(other, self)
+        return arithmetic.sub(self._operand(other, "sub"), self)
 
     def __mul__(self, other):
-        return arithmetic.mul(self, other)
+        return arithmetic.mul(self, self._operand(other, "mul"))
 
     def __rmul__(self, other):
-        return arithmetic.mul(other, self)
+        return arithmetic.mul(self._operand(other, "mul"), self)
 
     def __truediv__(self, other):
-        return arithmetic.div(self, other)
+        return arithmetic.div(self, self._operand(other, "div"))
 
     def __rtruediv__(self, other):
-        return arithmetic.div(other, self)
+        return arithmetic.div(self._operand(other, "div"), self)
 
     def __neg__(self):
         return arithmetic.neg(self)
@@ -193,26 +228,39 @@ class Tensor:
         return arithmetic.pow(self, exponent)
 
     def __matmul__(self, other):
-        return arithmetic.matmul(self, other)
+        return arithmetic.matmul(self, self._operand(other, "matmul"))
 
     def __rmatmul__(self, other):
-        return arithmetic.matmul(other, self)
+        return arithmetic.matmul(self._operand(other, "matmul"), self)
+
+    def _operand(self, other, op_name):
+        """The other operand of a binary operator as a tensor (a Python number takes this
+        tensor's float dtype); errors name it ``other``."""
+        return as_tensor(other, like=self, name="other", op_name=op_name)
 
     def __getitem__(self, index):
         return shape_ops.getitem(self, index)
 
     # Comparisons give plain boolean tensors, outside the graph.
     def __lt__(self, other):
-        return Tensor(self.data < _raw(other))
+        return self._compare(np.less, other, "lt")
 
     def __le__(self, other):
-        return Tensor(self.data <= _raw(other))
+        return self._compare(np.less_equal, other, "le")
 
     def __gt__(self, other):
-        return Tensor(self.data > _raw(other))
+        return self._compare(np.greater, other, "gt")
 
     def __ge__(self, other):
-        return Tensor(self.data >= _raw(other))
+        return self._compare(np.greater_equal, other, "ge")
+
+    def _compare(self, ufunc, other, op_name):
+        other = self._operand(other, op_name)
+        arithmetic.broadcast_shape(op_name, self, other)
+        if self.dtype.kind == "c" or other.dtype.kind == "c":
+            raise TypeError(f"{op_name}: complex tensors are not ordered (tensor dtype "
+                            f"{self.dtype}, other dtype {other.dtype})")
+        return Tensor(ufunc(self.data, other.data))
 
     __hash__ = object.__hash__
 
@@ -258,23 +306,29 @@ class Tensor:
         return shape_ops.transpose(self)
 
 
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
-
-
 def tensor(data, requires_grad=False, dtype=None):
     """Make a tensor (float32 by default; numpy float64 data stays float64)."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def as_tensor(x, like=None):
+def as_tensor(x, like=None, name=None, op_name=None):
     """``x`` itself if it is a Tensor, else a constant tensor; a Python number takes the dtype of
-    ``like`` so that ``float32_tensor * 2`` stays float32."""
+    ``like`` so that ``float32_tensor * 2`` stays float32.
+
+    ``name`` and ``op_name`` (the argument's name in the signature of the op being called) make
+    a failed conversion say which argument it was: "conv2d: weight must be array-like ...".
+    """
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, numbers.Number) and like is not None and like.dtype.kind == "f":
-        return Tensor(np.asarray(x, dtype=like.dtype))
-    return Tensor(x)
+    try:
+        if isinstance(x, numbers.Number) and like is not None and like.dtype.kind == "f":
+            return Tensor(x, dtype=like.dtype)
+        return Tensor(x)
+    except (TypeError, ValueError) as e:
+        if name is None:
+            raise
+        raise type(e)(f"{op_name}: {name} must be array-like (a tensor, a numpy array, a number "
+                      f"or a nested list of numbers): {e}") from None
 
 
 def _topological_order(root):
@@ -306,3 +360,4 @@ def _topological_order(root):
 from .ops import arithmetic, reduction  # noqa: E402
 from .ops import math as math_ops  # noqa: E402
 from .ops import shape as shape_ops  # noqa: E402
+from .ops.geometry import flag as check_flag  # noqa: E402

@@ -28,15 +28,14 @@ built on exp/tanh stay in numpy: its vectorised exp/tanh loops beat a scalar lib
 element by 5-40x, more than threads recover. gelu's tanh approximation follows the same rule
 (numpy forward, kernel backward).
 """
-import numbers
-
 import numpy as np
 
 from .._kernels import activation as _kernels
 from ..function import Function
 from ..tensor import as_tensor
 from .arithmetic import unbroadcast
-from .reduction import normalize_axes
+from .geometry import real_number
+from .reduction import check_axis
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -158,7 +157,7 @@ class GELU(Function):
         if self.approximate == "none":
             self.save_for_backward(x)
             return _kernel(_kernels.gelu_forward, (x,))
-        t = x * x
+        t = np.multiply(x, x, out=np.empty_like(x))   # out=: an array even for 0-d x
         t *= GELU_TANH_CUBIC
         t += 1
         t *= x
@@ -311,44 +310,35 @@ class Maxout(Function):
 
 # -- functional wrappers: validate, then apply -----------------------------------------------
 
-def float_input(x, op_name, name="input"):
-    """``x`` as a tensor; TypeError naming ``name`` unless it is float32 or float64."""
-    x = as_tensor(x)
+def float_input(x, op_name, name="x", like=None):
+    """``x`` as a tensor (a Python number takes ``like``'s dtype); TypeError/ValueError naming
+    ``name`` unless it converts to a float32 or float64 tensor."""
+    x = as_tensor(x, like=like, name=name, op_name=op_name)
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"{op_name}: {name} must be float32 or float64, got dtype {x.dtype}")
     return x
 
 
-def _real(value, name, op_name):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{op_name}: {name} must be a real number, got {value!r}")
-    if not np.isfinite(value):
-        raise ValueError(f"{op_name}: {name} must be finite, got {value!r}")
-    return float(value)
-
-
 def _channel_parameter(x, param, name, op_name):
     """Validate a parameter holding one value or one per channel (axis 1) of ``x``; it takes
     ``x``'s dtype when it is a constant (a trainable one must already match)."""
-    param = float_input(as_tensor(param, like=x), op_name, name)
+    param = float_input(param, op_name, name, like=x)
     channels = x.shape[1] if x.ndim >= 2 else 1
     if param.ndim > 1 or param.size not in (1, channels):
         raise ValueError(f"{op_name}: {name} must hold 1 value or one per channel "
-                         f"({channels} for input shape {x.shape}), got shape {param.shape}")
+                         f"({channels} for x of shape {x.shape}), got shape {param.shape}")
     if param.dtype != x.dtype:
-        raise TypeError(f"{op_name}: {name} has dtype {param.dtype} but input has dtype "
+        raise TypeError(f"{op_name}: {name} has dtype {param.dtype} but x has dtype "
                         f"{x.dtype}")
     return param
 
 
 def _single_axis(axis, x, op_name):
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-        raise TypeError(f"{op_name}: axis must be an int, got {axis!r}")
     if x.ndim == 0:
-        raise ValueError(f"{op_name}: input must be at least 1-D, got shape {x.shape}")
-    ax = normalize_axes(axis, x.ndim, op_name)[0]
+        raise ValueError(f"{op_name}: x must be at least 1-D, got shape {x.shape}")
+    ax = check_axis(axis, x.ndim, op_name, of=f"x of shape {x.shape}")
     if x.shape[ax] == 0:
-        raise ValueError(f"{op_name}: axis {axis} of input shape {x.shape} is empty")
+        raise ValueError(f"{op_name}: axis {axis} of x of shape {x.shape} is empty")
     return ax
 
 
@@ -357,7 +347,7 @@ def relu(x):
 
 
 def leaky_relu(x, negative_slope=0.01):
-    return LeakyReLU(_real(negative_slope, "negative_slope", "leaky_relu"))(
+    return LeakyReLU(real_number(negative_slope, "negative_slope", "leaky_relu"))(
         float_input(x, "leaky_relu"))
 
 
@@ -368,7 +358,7 @@ def prelu(x, weight):
 
 
 def elu(x, alpha=1.0):
-    return ELU(_real(alpha, "alpha", "elu"))(float_input(x, "elu"))
+    return ELU(real_number(alpha, "alpha", "elu"))(float_input(x, "elu"))
 
 
 def selu(x):
@@ -421,6 +411,6 @@ def maxout(x, pieces, axis=1):
         raise ValueError(f"maxout: pieces must be positive, got {pieces}")
     ax = _single_axis(axis, x, "maxout")
     if x.shape[ax] % pieces:
-        raise ValueError(f"maxout: the {x.shape[ax]} channels along axis {axis} of input shape "
+        raise ValueError(f"maxout: the {x.shape[ax]} channels along axis {axis} of x of shape "
                          f"{x.shape} are not divisible by pieces={pieces}")
     return Maxout(int(pieces), ax)(x)

@@ -1,10 +1,9 @@
 """Broadcasting arithmetic: + - * / unary minus, ** with a scalar exponent, and @."""
-import numbers
-
 import numpy as np
 
 from ..function import Function
 from ..tensor import as_tensor
+from .geometry import real_number
 
 
 def unbroadcast(grad, shape):
@@ -116,9 +115,14 @@ class MatMul(Function):
         return ga, gb
 
 
+def _operands(a, b, op_name):
+    """Both operands as tensors; a Python number takes the other operand's float dtype."""
+    a = as_tensor(a, like=b if hasattr(b, "dtype") else None, name="a", op_name=op_name)
+    return a, as_tensor(b, like=a, name="b", op_name=op_name)
+
+
 def _binary(op_cls, name, a, b):
-    a = as_tensor(a, like=b if hasattr(b, "dtype") else None)
-    b = as_tensor(b, like=a)
+    a, b = _operands(a, b, name)
     broadcast_shape(name, a, b)
     return op_cls()(a, b)
 
@@ -140,18 +144,20 @@ def div(a, b):
 
 
 def neg(x):
+    x = as_tensor(x, name="x", op_name="neg")
+    if x.dtype == np.bool_:
+        raise TypeError("neg: cannot negate a bool tensor (x); use logical not (~ on its numpy "
+                        "data) instead")
     return Neg()(x)
 
 
 def pow(x, exponent):
-    if not isinstance(exponent, numbers.Real):
-        raise TypeError(f"pow: the exponent must be a real scalar, got {type(exponent).__name__}")
+    real_number(exponent, "exponent", "pow", finite=False)
     return Pow(exponent)(x)
 
 
 def matmul(a, b):
-    a = as_tensor(a, like=b if hasattr(b, "dtype") else None)
-    b = as_tensor(b, like=a)
+    a, b = _operands(a, b, "matmul")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and "
                          f"{b.shape}")

@@ -181,3 +181,18 @@ def check_max(values, maximum, name, op_name):
     """ValueError naming ``name`` when a value exceeds ``maximum`` (e.g. the kernels' C int)."""
     if any(v > maximum for v in values):
         raise ValueError(f"{op_name}: {name} must be at most {maximum}, got {values}")
+
+
+def real_number(value, name, op_name, finite=True):
+    """``value`` as a Python float; TypeError naming ``name`` unless it is a real number (bools
+    excluded), ValueError when it is too large for a float or, with ``finite``, inf or NaN."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op_name}: {name} must be a real number, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{op_name}: {name} is too large for a float, got "
+                         f"{str(value)[:20]}... ({len(str(value))} digits)") from None
+    if finite and not np.isfinite(number):
+        raise ValueError(f"{op_name}: {name} must be finite, got {value!r}")
+    return number

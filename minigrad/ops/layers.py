@@ -5,9 +5,9 @@ import numpy as np
 
 from ..function import Function
 from ..random import resolve_rng
-from ..tensor import Tensor, as_tensor
-
-_FLOATS = (np.float32, np.float64)
+from ..tensor import as_tensor
+from .activation import float_input
+from .geometry import flag
 
 
 class Linear(Function):
@@ -46,18 +46,10 @@ class Dropout(Function):
         return gy * self.scaled_mask
 
 
-def _float_tensor(x, name, op_name):
-    if not isinstance(x, Tensor):
-        x = as_tensor(x)
-    if x.dtype not in _FLOATS:
-        raise TypeError(f"{op_name}: {name} must be float32 or float64, got dtype {x.dtype}")
-    return x
-
-
 def linear(input, weight, bias=None):
     """y = input · weightᵀ + bias; input (*, in), weight (out, in), bias (out,) → (*, out)."""
-    input = _float_tensor(input, "input", "linear")
-    weight = _float_tensor(weight, "weight", "linear")
+    input = float_input(input, "linear", "input")
+    weight = float_input(weight, "linear", "weight")
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape "
                          f"{weight.shape}")
@@ -67,7 +59,7 @@ def linear(input, weight, bias=None):
                          f"{weight.shape[1]})")
     tensors = [input, weight]
     if bias is not None:
-        bias = _float_tensor(bias, "bias", "linear")
+        bias = float_input(bias, "linear", "bias")
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},) to match weight "
                              f"of shape {weight.shape}, got {bias.shape}")
@@ -86,13 +78,13 @@ def dropout(input, p=0.5, training=True, rng=None, mask=None):
     on every call, which gradcheck needs), else the global generator (``minigrad.manual_seed``).
     ``mask``: an explicit boolean array of the kept elements, shape of ``input`` (overrides rng).
     """
-    input = _float_tensor(input, "input", "dropout")
+    input = float_input(input, "dropout", "input")
     if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
-    if not training or p == 0.0:
+    if not flag(training, "training", "dropout") or p == 0.0:
         return input
     if mask is not None:
-        keep = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        keep = as_tensor(mask, name="mask", op_name="dropout").data
         if keep.dtype != np.bool_ or keep.shape != input.shape:
             raise ValueError(f"dropout: mask must be a boolean array of the input's shape "
                              f"{input.shape}, got dtype {keep.dtype} and shape {keep.shape}")

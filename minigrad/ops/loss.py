@@ -124,7 +124,7 @@ def _class_target(scores, target, op_name):
     if scores.ndim < 2:
         raise ValueError(f"{op_name}: {scores_name} must be (N, C) or (N, C, d1, ...), got shape "
                          f"{scores.shape}")
-    target = as_tensor(target)
+    target = as_tensor(target, name="target", op_name=op_name)
     if target.dtype.kind not in "iu":
         raise TypeError(f"{op_name}: target must hold integer class indices, got dtype "
                         f"{target.dtype}")
@@ -136,14 +136,14 @@ def _class_target(scores, target, op_name):
     if target.size and (target.data.min() < 0 or target.data.max() >= classes):
         bad = target.data[(target.data < 0) | (target.data >= classes)].flat[0]
         raise ValueError(f"{op_name}: target holds class index {bad}, outside [0, {classes}) for "
-                         f"{classes} classes")
+                         f"the {classes} classes of {scores_name} of shape {scores.shape}")
     return target
 
 
 def cross_entropy(logits, target, label_smoothing=0.0, reduction="mean"):
     """Softmax cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against integer class
     indices ``target`` (N,) or (N, d1, ...), computed stably through log-sum-exp."""
-    logits = float_input(logits, "logits", "cross_entropy")
+    logits = float_input(logits, "cross_entropy", "logits")
     target = _class_target(logits, target, "cross_entropy")
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
             or not 0.0 <= label_smoothing <= 1.0:
@@ -156,7 +156,7 @@ def cross_entropy(logits, target, label_smoothing=0.0, reduction="mean"):
 def nll_loss(input, target, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` (N, C) or (N, C, d1, ...) at the
     integer classes ``target`` (N,) or (N, d1, ...)."""
-    input = float_input(input, "input", "nll_loss")
+    input = float_input(input, "nll_loss", "input")
     target = _class_target(input, target, "nll_loss")
     _check_reduction(reduction, "nll_loss")
     return NLLLoss(reduction)(input, target)
@@ -164,8 +164,8 @@ def nll_loss(input, target, reduction="mean"):
 
 def mse_loss(input, target, reduction="mean"):
     """Squared error (input − target)², both of the same shape."""
-    input = float_input(input, "input", "mse_loss")
-    target = float_input(as_tensor(target, like=input), "target", "mse_loss")
+    input = float_input(input, "mse_loss", "input")
+    target = float_input(target, "mse_loss", "target", like=input)
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} "
                          "must be equal")

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..function import Function
+from .geometry import real_number
 
 
 class Exp(Function):
@@ -97,8 +98,12 @@ def abs(x):
 
 
 def clip(x, min=None, max=None):
+    """Clamp ``x`` to [min, max] (either bound may be None, not both; ±inf allowed)."""
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
+    for bound, name in ((min, "min"), (max, "max")):
+        if bound is not None:
+            real_number(bound, name, "clip", finite=False)
     if min is not None and max is not None and min > max:
         raise ValueError(f"clip: min ({min}) must not exceed max ({max})")
     return Clip(min, max)(x)

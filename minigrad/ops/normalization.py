@@ -15,6 +15,8 @@ import numpy as np
 
 from ..function import Function
 from ..tensor import Tensor, as_tensor
+from .activation import float_input
+from .geometry import flag, real_number
 
 _FLOATS = (np.float32, np.float64)
 
@@ -116,7 +118,7 @@ def _affine_tensor(value, name, channels, dtype, fill):
     if value is None:
         return Tensor(np.full(channels, fill, dtype=dtype))
     _channel_vector(value, name, channels, dtype)
-    return as_tensor(value)
+    return as_tensor(value, name=name, op_name="batch_norm")
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -125,9 +127,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     then ``running_mean``/``running_var``, if given, are updated in place with ``momentum``),
     else the running statistics. ``weight``/``bias`` (C,) are γ and β (1 and 0 when None).
     Output shape = input shape."""
-    input = as_tensor(input)
-    if input.dtype not in _FLOATS:
-        raise TypeError(f"batch_norm: input must be float32 or float64, got dtype {input.dtype}")
+    input = float_input(input, "batch_norm", "input")
     if input.ndim < 2:
         raise ValueError(f"batch_norm: input must have shape (N, C, *), got {input.shape}")
     channels = input.shape[1]
@@ -138,10 +138,19 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if (running_mean is None) != (running_var is None):
         raise ValueError("batch_norm: running_mean and running_var must both be given or both "
                          "be None")
+    training = flag(training, "training", "batch_norm")
     if not training and running_mean is None:
         raise ValueError("batch_norm: running_mean and running_var are needed when not "
                          "training")
-    if not isinstance(eps, numbers.Real) or not eps > 0:
+    if training:
+        # the running statistics are updated in place: fail before computing anything
+        for buffer, name in ((running_mean, "running_mean"), (running_var, "running_var")):
+            if buffer is not None and not buffer.flags.writeable:
+                raise ValueError(f"batch_norm: {name} is read-only, but training updates it in "
+                                 "place; pass a writeable array (or running_mean=running_var="
+                                 "None to use batch statistics only)")
+    eps = real_number(eps, "eps", "batch_norm")
+    if not eps > 0:
         raise ValueError(f"batch_norm: eps must be a positive number, got {eps!r}")
     if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
         raise ValueError(f"batch_norm: momentum must be a number in [0, 1], got {momentum!r}")
@@ -151,7 +160,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                          f"input of shape {input.shape}")
     weight = _affine_tensor(weight, "weight", channels, input.dtype, 1.0)
     bias = _affine_tensor(bias, "bias", channels, input.dtype, 0.0)
-    op = BatchNorm(training, float(eps), running_mean, running_var)
+    op = BatchNorm(training, eps, running_mean, running_var)
     y = op(input, weight, bias)
     if training and running_mean is not None:
         running_mean *= 1.0 - momentum

@@ -4,22 +4,33 @@ import builtins
 import numpy as np
 
 from ..function import Function
+from .geometry import flag
 
 
-def normalize_axes(axis, ndim, op_name):
-    """Tuple of non-negative axes for ``axis`` (None = all); ValueError when out of range."""
+def check_axis(axis, ndim, op_name, name="axis", of="a tensor"):
+    """``axis`` in [-ndim, ndim) as a non-negative int; TypeError/ValueError naming ``name`` and
+    describing the tensor it indexes (``of``) otherwise."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"{op_name}: {name} must be an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{op_name}: {name} {axis} is out of range for {of} with {ndim} "
+                         "dimensions")
+    return int(axis) % ndim
+
+
+def normalize_axes(axis, ndim, op_name, of="a tensor"):
+    """Sorted tuple of non-negative axes for ``axis``: an int, a sequence of ints, or None
+    (all). As in PyTorch, a 0-d tensor accepts axis 0 or -1 (there is nothing to reduce)."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
-    for a in axes:
-        if not isinstance(a, (int, np.integer)) or not -ndim <= a < builtins.max(ndim, 1):
-            raise ValueError(f"{op_name}: axis {axis} is out of range for a tensor with "
-                             f"{ndim} dimensions")
-        out.append(int(a) % builtins.max(ndim, 1))
-    if len(set(out)) != len(out):
+    single = isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.bool_))
+    if not single and not isinstance(axis, (tuple, list)):
+        raise TypeError(f"{op_name}: axis must be an int, a tuple of ints or None, got {axis!r}")
+    axes = [check_axis(a, builtins.max(ndim, 1), op_name, "axis", of)
+            for a in ((axis,) if single else axis)]
+    if len(set(axes)) != len(axes):
         raise ValueError(f"{op_name}: repeated axis in {axis}")
-    return tuple(sorted(out))
+    return tuple(sorted(axes)) if ndim else ()
 
 
 def _expand(gy, shape, axes, keepdims):
@@ -80,7 +91,7 @@ def _reduce(op_cls, name, x, axis, keepdims):
     axes = normalize_axes(axis, x.ndim, name)
     if op_cls is Max and any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"max: cannot reduce an empty axis of a tensor of shape {x.shape}")
-    return op_cls(axes, bool(keepdims))(x)
+    return op_cls(axes, flag(keepdims, "keepdims", name))(x)
 
 
 def sum(x, axis=None, keepdims=False):
