@@ -46,9 +46,6 @@ def test_no_call_crashes_or_hangs(fuzz_results):
     assert not report, "calls that killed or hung the process:\n" + report
 
 
-@pytest.mark.xfail(strict=True, reason="OverflowError/MemoryError from unbounded ints: "
-                   "geometry.pair strides/kernels > C int, adaptive output_size, lp_pool2d p, "
-                   "Tensor.__pow__/clip/__getitem__ (see /work/notes/bugs.md)")
 def test_bad_input_raises_only_value_type_index_or_runtime_errors(fuzz_results):
     report = _failures(fuzz_results, lambda o: o.startswith("wrong-exception"))
     assert not report, "calls that raised another exception type:\n" + report

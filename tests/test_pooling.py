@@ -438,6 +438,39 @@ def test_modules_match_functional():
 
 # -- bad input -----------------------------------------------------------------------------------------
 
+def _rows_of_windows(x, reduce, rows):
+    """reduce over x[..., r:r + 3, :] for each r < rows: (N, C, rows, 1)."""
+    return np.stack([reduce(x[:, :, r:r + 3, :], axis=(2, 3)) for r in range(rows)], 2)[..., None]
+
+
+@pytest.mark.parametrize("pool,reduce", [("max", np.max), ("avg", np.mean)])
+@pytest.mark.parametrize("huge,expected", [
+    # one window per axis, rows and columns [-1, 2): 4 input cells of 9 (count_include_pad)
+    (dict(kernel_size=3, stride=2 ** 31 - 1, padding=1),
+     lambda x, reduce: reduce(np.pad(x, ((0, 0), (0, 0), (1, 0), (1, 0)))[:, :, :3, :3]
+                              if reduce is np.mean else x[:, :, :2, :2], axis=(2, 3),
+                              keepdims=True)),
+    # one window far wider than the input: the whole plane
+    (dict(kernel_size=2 ** 30, stride=2 ** 31 - 1),
+     lambda x, reduce: reduce(x, axis=(2, 3), keepdims=True)),
+    # a (3, huge) kernel: 4 windows of 3 rows × all the columns
+    (dict(kernel_size=(3, 2 ** 30), stride=(1, 2 ** 31 - 1)),
+     lambda x, reduce: _rows_of_windows(x, reduce, 4)),
+    # taps 0, 2^30, 2^31 apart: only the first tap is in the input
+    (dict(kernel_size=3, stride=2 ** 31 - 1, dilation=2 ** 30),
+     lambda x, reduce: x[:, :, :1, :1]),
+])
+def test_huge_window_arguments_cost_no_memory(pool, reduce, huge, expected):
+    """A huge stride, kernel or dilation that passes validation (ceil_mode keeps one window) runs
+    as the window trimmed to the input, not with a padded plane sized by the arguments (that
+    used to allocate ~112 GiB), and gives PyTorch's result (here by hand)."""
+    if pool == "avg" and "dilation" in huge:
+        return
+    x = rng.standard_normal((2, 3, 6, 5))
+    y = getattr(F, f"{pool}_pool2d")(tensor64(x, False), ceil_mode=True, **huge)
+    np.testing.assert_allclose(y.data, expected(x, reduce), rtol=1e-12)
+
+
 X = minigrad.tensor(np.zeros((1, 2, 6, 6), np.float32))
 
 
@@ -463,6 +496,9 @@ X = minigrad.tensor(np.zeros((1, 2, 6, 6), np.float32))
     (lambda: F.max_pool2d(X, 2, stride=2 ** 31), "stride"),
     (lambda: F.avg_pool2d(X, 2 ** 40, padding=3), "kernel_size"),
     (lambda: F.adaptive_avg_pool2d(X, (2 ** 40, 1)), "output_size"),
+    # a padding far beyond the input would need an absurd padded plane
+    (lambda: F.avg_pool2d(X, 2 ** 28, stride=1, padding=2 ** 27), "padding"),
+    (lambda: F.max_pool2d(X, 2 ** 28, stride=2 ** 20, padding=2 ** 27), "padding"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(call, name):
     with pytest.raises(ValueError, match=name):

@@ -478,6 +478,7 @@ X4 = np.abs(RNG.standard_normal((1, 2, 6, 6))).astype(np.float32)
     (lambda: F.lp_pool2d(X4, 0, 2), "p"),
     (lambda: F.lp_pool2d(X4, -1.5, 2), "p"),
     (lambda: F.lp_pool2d(X4, float("nan"), 2), "p"),
+    (lambda: F.lp_pool2d(X4, 10 ** 400, 2), "p"),   # beyond a double: not an OverflowError
     (lambda: F.lp_pool2d(X4, 2, 0), "kernel_size"),
     (lambda: F.lp_pool2d(X4, 2, 7), "kernel_size"),
     (lambda: F.lp_pool2d(X4, 2, 2, stride=0), "stride"),

@@ -63,8 +63,8 @@ class MaxPool2d(_ArgmaxPool):
     OH = floor((H + 2·ph − dh·(kh − 1) − 1) / sh) + 1 (ceil with ``ceil_mode``, dropping a last
     window that would start in the right padding), likewise OW."""
 
-    def __init__(self, kernel, stride, padding, dilation, out_hw, return_indices, first_cells):
-        self.kernel_size, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+    def __init__(self, plan, out_hw, return_indices, first_cells):
+        self.plan = plan                 # the window as the kernel runs it: see _sliding_plan
         self.out_hw, self.return_indices = out_hw, return_indices
         self.first_cells = first_cells   # per axis, each window's first input cell
 
@@ -72,9 +72,7 @@ class MaxPool2d(_ArgmaxPool):
         return self.out_hw
 
     def kernel(self, x, y, idx):
-        window = (self.kernel_size, self.stride, self.padding, self.dilation)
-        _kernels.max_pool_forward(x, y, idx, *sum(window, ()),
-                                  *_padded_plane(x, self.out_hw, *window), *self.first_cells)
+        _kernels.max_pool_forward(x, y, idx, *_plan_args(self.plan, x.dtype), *self.first_cells)
 
 
 class AdaptiveMaxPool2d(_ArgmaxPool):
@@ -111,9 +109,10 @@ class AvgPool2d(Function):
     padding does not count the overhang) or inside the input (``count_include_pad=False``).
     Output size as for max pooling with dilation 1."""
 
-    def __init__(self, kernel, stride, padding, out_hw, count_include_pad, divisor_override):
+    def __init__(self, kernel, stride, padding, plan, out_hw, count_include_pad,
+                 divisor_override):
         self.kernel_size, self.stride, self.padding = kernel, stride, padding
-        self.out_hw = out_hw
+        self.plan, self.out_hw = plan, out_hw
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x):
@@ -124,8 +123,9 @@ class AvgPool2d(Function):
             divisor = np.outer(*(_avg_counts(*axis, self.count_include_pad)
                                  for axis in zip(x.shape[2:], self.out_hw, *window)))
             divisor = divisor.astype(x.dtype)
-        self.params = (sum(window, ()) + _padded_plane(x, self.out_hw, *window, (1, 1))
-                       + (divisor,))
+        # no dilation argument: the plan's is (1, 1)
+        kh, kw, sh, sw, ph, pw, _, _, Hp, Lq, scratch = _plan_args(self.plan, x.dtype)
+        self.params = (kh, kw, sh, sw, ph, pw, Hp, Lq, scratch, divisor)
         y = np.empty(x.shape[:2] + self.out_hw, x.dtype)
         _kernels.avg_pool_forward(_planes(x), _planes(y), *self.params)
         self.input_shape, self.dtype = x.shape, x.dtype
@@ -137,22 +137,51 @@ class AvgPool2d(Function):
         return gx
 
 
-def _padded_plane(x, out_hw, kernel, stride, padding, dilation):
-    """(Hp, Lq, scratch) for the sliding-window kernels. The padded plane holds every window
-    (top/left padding, the input, the bottom/right padding and any ceil_mode overhang): Hp rows,
-    each split into ``stride_w`` phases of Lq cells; scratch has one such plane per thread. The
-    kernels read the input in place (scratch of width 0, Hp, Lq = H, W) when every window lies
-    inside it and the stride is 1 along W or the 2×2/stride-2 fast path applies."""
+def _sliding_plan(x, out_hw, kernel, stride, padding, dilation, op_name):
+    """The window as the sliding-window kernels run it, and their padded-plane layout:
+    (kernel, stride, padding, dilation, Hp, Lq, scratch_width).
+
+    The window is the one given, reduced so that its cost is bounded by the input: kernel taps
+    past the input's last cell for every window (they read only padding, which changes no sum
+    or maximum) are dropped, and an axis with a single window gets stride 1 (that window starts
+    at −padding whatever the stride), so a huge kernel, stride or dilation costs nothing.
+
+    The padded plane holds every window (top/left padding, the input, the bottom/right padding
+    and any ceil_mode overhang): Hp rows, each split into ``stride_w`` phases of Lq cells; the
+    kernels get one such plane per thread (scratch_width cells). They read the input in place
+    (scratch_width 0, Hp, Lq = H, W) when every window lies inside it and the stride is 1 along
+    W or the 2×2/stride-2 fast path applies. ValueError naming ``padding`` when the plane
+    would still be absurdly large (a padding far beyond the input's size)."""
     H, W = x.shape[-2:]
+    kernel = tuple(min(k, (n - 1 + p) // d + 1)
+                   for n, k, p, d in zip((H, W), kernel, padding, dilation))
+    stride = tuple(s if o > 1 else 1 for s, o in zip(stride, out_hw))
     extent = [(o - 1) * s + (k - 1) * d + 1
               for o, k, s, d in zip(out_hw, kernel, stride, dilation)]
     fast_2x2 = kernel == (2, 2) and stride == (2, 2) and dilation == (1, 1)
     inside = padding == (0, 0) and extent[0] <= H and extent[1] <= W
     if inside and (stride[1] == 1 or fast_2x2):
-        return H, W, np.empty((_kernels.max_threads(), 0), x.dtype)
+        return kernel, stride, padding, dilation, H, W, 0
     Hp, Wp = max(H + padding[0], extent[0]), max(W + padding[1], extent[1])
     Lq = -(-Wp // stride[1])
-    return Hp, Lq, np.empty((_kernels.max_threads(), Hp * stride[1] * Lq), x.dtype)
+    width = Hp * stride[1] * Lq
+    if width > max(_PADDED_PLANE_GROWTH * H * W, _PADDED_PLANE_FLOOR):
+        raise ValueError(f"{op_name}: padding {padding} is too large for an input of spatial "
+                         f"size {H}×{W}: the padded plane would hold {width} cells")
+    return kernel, stride, padding, dilation, Hp, Lq, width
+
+
+# A padded plane may hold this many times the input plane's cells, or this many cells, whichever
+# is more (a padding ≤ the input's size stays far below).
+_PADDED_PLANE_GROWTH = 64
+_PADDED_PLANE_FLOOR = 1 << 22
+
+
+def _plan_args(plan, dtype):
+    """The sliding-window kernels' arguments kh, kw, sh, sw, ph, pw, dh, dw, Hp, Lq, scratch."""
+    kernel, stride, padding, dilation, Hp, Lq, width = plan
+    scratch = np.empty((_kernels.max_threads(), width), dtype)
+    return (*kernel, *stride, *padding, *dilation, Hp, Lq, scratch)
 
 
 def _avg_counts(size, out, kernel, stride, padding, count_include_pad):
@@ -271,7 +300,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     first_cells = [np.minimum(first_in_bounds(n, o, s, p, d), n - 1)
                    for n, o, s, p, d in zip(x.shape[2:], out_hw, stride, padding, dilation)]
     return_indices = flag(return_indices, "return_indices", "max_pool2d")
-    fn = MaxPool2d(kernel, stride, padding, dilation, out_hw, return_indices, first_cells)
+    plan = _sliding_plan(x, out_hw, kernel, stride, padding, dilation, "max_pool2d")
+    fn = MaxPool2d(plan, out_hw, return_indices, first_cells)
     y = fn(x)
     return _with_indices(fn, y) if return_indices else y
 
@@ -291,7 +321,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         if divisor_override == 0:
             raise ValueError("avg_pool2d: divisor_override must not be zero")
     count_include_pad = flag(count_include_pad, "count_include_pad", "avg_pool2d")
-    return AvgPool2d(kernel, stride, padding, out_hw, count_include_pad,
+    plan = _sliding_plan(x, out_hw, kernel, stride, padding, (1, 1), "avg_pool2d")
+    return AvgPool2d(kernel, stride, padding, plan, out_hw, count_include_pad,
                      None if divisor_override is None else int(divisor_override))(x)
 
 

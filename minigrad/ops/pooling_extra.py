@@ -29,6 +29,14 @@ def _window(x, kernel_size, stride, op_name, ceil_mode=False):
     return kernel, stride, out
 
 
+def _as_double(value):
+    """float(value), or inf for a number beyond the double range (float() raises on those)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
 def _generator(seed, op_name):
     """numpy Generator for ``seed``: None (minigrad's global generator), a non-negative int or a
     numpy.random.Generator (drawn from, so successive calls differ)."""
@@ -84,12 +92,13 @@ def lp_pool2d(x, p, kernel_size, stride=None, ceil_mode=False):
     """
     op = "lp_pool2d"
     x = _input(x, op)
-    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not (
-            0 < float(p) < math.inf):
+    is_number = isinstance(p, numbers.Real) and not isinstance(p, bool)
+    exponent = _as_double(p) if is_number else math.nan
+    if not 0 < exponent < math.inf:
         raise ValueError(f"{op}: p must be a positive finite number, got {p!r}")
     ceil_mode = flag(ceil_mode, "ceil_mode", op)
     kernel, stride, out = _window(x, kernel_size, stride, op, ceil_mode)
-    return WindowPool2d(_kernels.LP_POOL, kernel, stride, out, float(p))(x)
+    return WindowPool2d(_kernels.LP_POOL, kernel, stride, out, exponent)(x)
 
 
 # -- stochastic pooling --------------------------------------------------------------------------
