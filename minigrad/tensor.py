@@ -23,7 +23,7 @@ def _as_array(data, dtype=None):
         array = np.asarray(data, dtype=dtype)   # keeps 0-d arrays 0-d
     except (ValueError, OverflowError) as e:   # ragged lists, text, numbers too large for dtype
         raise ValueError(f"cannot make a tensor from {_short_repr(data)}: {e}") from None
-    except TypeError as e:             # e.g. None or an object with dtype=
+    except TypeError as e:             # e.g. an arbitrary object with a numeric dtype=
         raise TypeError(f"cannot make a tensor from data of type {type(data).__name__}: "
                         f"{e}") from None
     if array.dtype.kind == "O" and isinstance(data, numbers.Number):
