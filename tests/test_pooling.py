@@ -278,6 +278,25 @@ def test_global_avg_pool_large_planes_float32():
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("planes", [1, 15, 16, 37, 263])  # the kernel sums blocks of 16 planes
+@pytest.mark.parametrize("hw", [(1, 1), (3, 3), (8, 8), (7, 10)])
+def test_global_avg_pool_any_number_of_planes_and_threads(planes, hw):
+    """Every plane's mean, whether it falls in a full block, a partial last block (recomputed
+    as the last whole block) or fewer planes than a block, bitwise the same for 1 and 2 threads
+    (263 planes of 8×8 are enough work for the kernel to use the threads)."""
+    x = rng.standard_normal((1, planes) + hw)
+    previous = minigrad.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            minigrad.set_num_threads(threads)
+            results.append(F.global_avg_pool2d(tensor64(x, False)).data)
+    finally:
+        minigrad.set_num_threads(previous)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[0], x.mean(axis=(2, 3)), rtol=1e-12, atol=1e-15)
+
+
 # -- exact tie and NaN rules ------------------------------------------------------------------------
 
 def test_max_pool_ties_go_to_first_cell_in_row_major_order_and_add_up():

@@ -469,38 +469,52 @@ def adaptive_avg_backward(const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
 # ----------------------------------------------------------------------------------------------
 
 cdef enum:
-    LANES = 16
+    LANES = 8    # accumulators per plane: one 256-bit vector of float32
+    BLOCK = 16   # planes summed together: BLOCK independent vector chains hide the add latency
 
 
-cdef inline floating _plane_sum(const floating* x, Py_ssize_t n) noexcept nogil:
-    """Sum with LANES independent accumulators, so the loop vectorises without reassociation."""
-    cdef floating acc[LANES]
-    cdef floating s = 0
-    cdef Py_ssize_t i, k, n_main = n - n % LANES
-    for k in range(LANES):
-        acc[k] = 0
+cdef inline void _block_means(const floating* x, Py_ssize_t n, Py_ssize_t count,
+                              floating* y) noexcept nogil:
+    """y[k] = mean of x[k·n : (k + 1)·n] for k < count ≤ BLOCK.
+
+    Each plane is summed in LANES lanes (lane l adds cells l, l + LANES, …), then the lanes in
+    order, then the n mod LANES last cells: one fixed order per plane, whatever its block or
+    thread. With count = BLOCK (a constant once inlined) the loops over the block and the lanes
+    have constant trip counts, so the compiler keeps the accumulators in vector registers:
+    small planes (e.g. 8×8) are then bound by memory, not by each plane's final reduction."""
+    cdef floating acc[BLOCK][LANES]
+    cdef Py_ssize_t i, k, l, n_main = n - n % LANES
+    cdef floating s
+    for k in range(count):
+        for l in range(LANES):
+            acc[k][l] = 0
     for i in range(n_main // LANES):
-        for k in range(LANES):
-            acc[k] += x[i * LANES + k]
-    # pairwise (tree) reduction of the lanes: log2(LANES) short vector steps
-    k = LANES // 2
-    while k > 0:
-        for i in range(k):
-            acc[i] += acc[i + k]
-        k //= 2
-    s = acc[0]
-    for i in range(n_main, n):
-        s += x[i]
-    return s
+        for k in range(count):
+            for l in range(LANES):
+                acc[k][l] += x[k * n + i * LANES + l]
+    for k in range(count):
+        s = 0
+        for l in range(LANES):
+            s += acc[k][l]
+        for i in range(n_main, n):
+            s += x[k * n + i]
+        y[k] = s / n
 
 
 def global_avg_forward(const floating[:, ::1] x, floating[::1] y):
-    """y[p] = mean of x[p, :] (x is (planes, H·W))."""
-    cdef Py_ssize_t P = x.shape[0], n = x.shape[1], p
+    """y[p] = mean of x[p, :] (x is (planes, H·W)), BLOCK planes at a time. A last partial
+    block is done as the last BLOCK planes (recomputing a few, to the same values)."""
+    cdef Py_ssize_t P = x.shape[0], n = x.shape[1], b
     cdef int nt = _num_threads(P * n)
+    if P == 0:
+        return
     with nogil:
-        for p in prange(P, schedule='static', num_threads=nt):
-            y[p] = _plane_sum(&x[p, 0], n) / n
+        for b in prange(P // BLOCK, schedule='static', num_threads=nt):
+            _block_means(&x[b * BLOCK, 0], n, BLOCK, &y[b * BLOCK])
+        if P < BLOCK:
+            _block_means(&x[0, 0], n, P, &y[0])
+        elif P % BLOCK:
+            _block_means(&x[P - BLOCK, 0], n, BLOCK, &y[P - BLOCK])
 
 
 def global_avg_backward(const floating[::1] gy, floating[:, ::1] gx):
