@@ -535,6 +535,8 @@ def test_bad_arguments_raise_value_error_naming_them(call, name):
     (lambda: F.max_pool2d(X, 2, return_indices="yes"), "return_indices"),
     (lambda: F.avg_pool2d(X, 2, count_include_pad=None), "count_include_pad"),
     (lambda: F.global_max_pool2d(X, keepdims=1.0), "keepdims"),
+    (lambda: F.max_pool2d(None, 2), "x must be array-like"),
+    (lambda: F.adaptive_avg_pool2d(object(), 2), "x must be array-like"),
 ])
 def test_bad_types_raise_type_error_naming_them(call, name):
     with pytest.raises(TypeError, match=name):

@@ -523,3 +523,9 @@ def test_bad_types_raise_type_error():
         F.stochastic_pool2d(X4, 2, training=None)
     with pytest.raises(TypeError, match="kernel_size"):
         F.lp_pool2d(X4, 2, 1.5)
+    with pytest.raises(TypeError, match="alpha"):
+        F.mixed_pool2d(X4, "half", 2)
+    with pytest.raises(TypeError, match="gate_weight"):
+        F.gated_pool2d(X4, None, 2)
+    with pytest.raises(TypeError, match="x must be array-like"):
+        F.lp_pool2d(None, 2, 2)

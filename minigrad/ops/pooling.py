@@ -244,7 +244,7 @@ class GlobalAvgPool2d(Function):
 # -- functional wrappers: validate everything before a kernel runs ----------------------------------
 
 def _input(x, op_name, max_type=False):
-    x = as_tensor(x)
+    x = as_tensor(x, name="x", op_name=op_name)
     check_input_4d(x, op_name)
     if min(x.shape[2:]) < 1:
         raise ValueError(f"{op_name}: input must have a non-empty spatial size, got shape "

@@ -291,7 +291,7 @@ def _mix(x, coefficient, kernel, stride, padding):
 
 
 def _learned(value, x, name, op):
-    value = as_tensor(value, like=x)
+    value = as_tensor(value, like=x, name=name, op_name=op)
     if value.dtype.kind != "f":
         raise TypeError(f"{op}: {name} must be a floating-point tensor, got dtype {value.dtype}")
     return value if value.dtype == x.dtype else value.astype(x.dtype)
