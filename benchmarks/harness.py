@@ -82,12 +82,14 @@ def blas_info():
 
 
 def _cell(value, fmt):
-    return "-" if value is None else format(value, fmt)
+    """``value`` formatted with ``fmt`` (e.g. "9.1f"), or a right-aligned "-" of the same width."""
+    return format(value, fmt) if value is not None else "-".rjust(int(fmt.split(".")[0]))
 
 
 def print_table(title, rows, roof):
     """rows: dicts with name, pass, mg, torch (seconds or None), flops, bytes (per call)."""
-    header = (f"{'case':<18}{'pass':<10}{'minigrad ms':>12}{'torch ms':>10}{'ratio':>7}"
+    width = max([len("case")] + [len(row["name"]) for row in rows]) + 2
+    header = (f"{'case':<{width}}{'pass':<10}{'minigrad ms':>12}{'torch ms':>10}{'ratio':>7}"
               f"{'GFLOP/s':>9}{'% roof':>8}{'GB/s':>7}")
     print(f"\n== {title} ==")
     print(header)
@@ -96,7 +98,7 @@ def print_table(title, rows, roof):
         mg, pt = row["mg"], row["torch"]
         gflops = row["flops"] / mg / 1e9 if row.get("flops") and mg else None
         gbytes = row["bytes"] / mg / 1e9 if row.get("bytes") and mg else None
-        print(f"{row['name']:<18}{row['pass']:<10}{_cell(mg and mg * 1e3, '12.2f')}"
+        print(f"{row['name']:<{width}}{row['pass']:<10}{_cell(mg and mg * 1e3, '12.2f')}"
               f"{_cell(pt and pt * 1e3, '10.2f')}{_cell(pt and mg / pt, '7.2f')}"
               f"{_cell(gflops, '9.1f')}{_cell(gflops and 100 * gflops / roof, '8.0f')}"
               f"{_cell(gbytes, '7.1f')}")
