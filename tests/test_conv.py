@@ -258,6 +258,13 @@ W = np.zeros((6, 4, 3, 3))
     (dict(weight=np.zeros((6, 4, 3, 3), np.float32)), TypeError, ["weight", "float32"]),
     (dict(x=np.zeros((2, 4, 6, 6), np.int64)), TypeError, ["x", "int64"]),
     (dict(weight=np.zeros((0, 4, 3, 3))), ValueError, ["weight", "(0, 4, 3, 3)"]),
+    (dict(x=None), TypeError, ["x"]),
+    (dict(weight=[[1, 2], [3]]), ValueError, ["weight"]),
+    (dict(bias="abc"), TypeError, ["bias"]),
+    (dict(stride=2 ** 70), ValueError, ["stride"]),
+    (dict(weight=np.zeros((6, 4, 1, 1)), dilation=(1, 2 ** 40)), ValueError, ["dilation"]),
+    (dict(padding=(1, 2 ** 31)), ValueError, ["padding"]),
+    (dict(padding=5000), ValueError, ["padding", "6×6"]),
 ])
 def test_bad_input_raises_naming_the_argument(kwargs, exception, words):
     args = dict(x=X, weight=W, bias=None)

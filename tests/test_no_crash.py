@@ -51,8 +51,6 @@ def test_bad_input_raises_only_value_type_index_or_runtime_errors(fuzz_results):
     assert not report, "calls that raised another exception type:\n" + report
 
 
-@pytest.mark.xfail(strict=True, reason="conv2d and the pooling ops still call as_tensor(x) "
-                   "without name=/op_name= (see 'for conv' / 'for pooling' in /work/notes/bugs.md)")
 def test_error_messages_name_the_spoiled_argument(fuzz_results):
     report = _failures(fuzz_results, lambda o: o == "unnamed")
     assert not report, "errors whose message does not name the argument:\n" + report

@@ -10,7 +10,8 @@ import numpy as np
 from .._kernels import im2col as _kernels
 from ..function import Function
 from ..tensor import as_tensor
-from .geometry import check_input_4d, check_min, pair, resolve_padding, window_output_size
+from .geometry import (C_INT_MAX, check_input_4d, check_max, check_min, check_padded_plane, pair,
+                       resolve_padding, window_output_size)
 
 #: Upper bound for the unrolled-window (im2col) buffer: a batch is processed in chunks of as
 #: many images as fit (at least one image). Measured on the benchmark cases (2 cores): 4–8 MB
@@ -194,7 +195,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     See ``Conv2d`` for the algorithm and the extra memory it uses.
     """
     op = "conv2d"
-    x, weight = as_tensor(x), as_tensor(weight)
+    x = as_tensor(x, name="x", op_name=op)
+    weight = as_tensor(weight, name="weight", op_name=op)
     check_input_4d(x, op, "x")
     if weight.ndim != 4:
         raise ValueError(f"{op}: weight must be 4-D (out_channels, in_channels/groups, kH, kW), "
@@ -217,7 +219,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                          f"weight shape {weight.shape} with groups={groups} expects "
                          f"{weight.shape[1] * groups}")
     if bias is not None:
-        bias = as_tensor(bias)
+        bias = as_tensor(bias, name="bias", op_name=op)
         if bias.shape != (out_channels,):
             raise ValueError(f"{op}: bias must have shape ({out_channels},) for weight shape "
                              f"{weight.shape}, got {bias.shape}")
@@ -225,10 +227,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             raise TypeError(f"{op}: bias dtype {bias.dtype} differs from x dtype {x.dtype}")
     stride = pair(stride, "stride", op)
     check_min(stride, 1, "stride", op)
+    check_max(stride, C_INT_MAX, "stride", op)
     dilation = pair(dilation, "dilation", op)
     check_min(dilation, 1, "dilation", op)
+    check_max(dilation, C_INT_MAX, "dilation", op)
     kernel = weight.shape[2:]
     padding = resolve_padding(padding, kernel, stride, dilation, op)
+    check_max([p for side in padding for p in side], C_INT_MAX, "padding", op)
+    check_padded_plane(x.shape[2:], padding, op)
     for axis, size, k, d, (before, after) in zip(("height", "width"), x.shape[2:], kernel,
                                                   dilation, padding):
         if d * (k - 1) + 1 > size + before + after:

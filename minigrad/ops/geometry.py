@@ -177,6 +177,28 @@ def flag(value, name, op_name):
     return bool(value)
 
 
+#: Bound for the integer geometry (stride, dilation, padding) handed to the C kernels.
+C_INT_MAX = int(np.iinfo(np.int32).max)
+
+# A padded plane may hold this many times the input plane's cells, or this many cells, whichever
+# is more: padding up to the input's own size stays far below, absurd padding is refused before
+# it allocates an absurd output.
+PADDED_PLANE_GROWTH = 64
+PADDED_PLANE_FLOOR = 1 << 22
+
+
+def check_padded_plane(size_hw, padding, op_name):
+    """ValueError naming ``padding`` when the padded plane ((top, bottom), (left, right)) around
+    an input plane of ``size_hw`` would exceed max(PADDED_PLANE_GROWTH·H·W, PADDED_PLANE_FLOOR)
+    cells."""
+    (top, bottom), (left, right) = padding
+    height, width = size_hw
+    cells = (height + top + bottom) * (width + left + right)
+    if cells > max(PADDED_PLANE_GROWTH * height * width, PADDED_PLANE_FLOOR):
+        raise ValueError(f"{op_name}: padding {padding} is too large for an input of spatial "
+                         f"size {height}×{width}: the padded plane would hold {cells} cells")
+
+
 def check_max(values, maximum, name, op_name):
     """ValueError naming ``name`` when a value exceeds ``maximum`` (e.g. the kernels' C int)."""
     if any(v > maximum for v in values):
