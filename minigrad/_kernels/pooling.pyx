@@ -469,32 +469,55 @@ def adaptive_avg_backward(const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
 # ----------------------------------------------------------------------------------------------
 
 cdef enum:
-    LANES = 8    # accumulators per plane: one 256-bit vector of float32
-    BLOCK = 16   # planes summed together: BLOCK independent vector chains hide the add latency
+    # A large plane is summed on its own in PLANE_LANES lanes (several independent vector chains);
+    # planes under SMALL_PLANE cells are summed BLOCK at a time in LANES lanes each, so the
+    # BLOCK chains hide the add latency and no plane waits on its own short reduction.
+    PLANE_LANES = 16
+    SMALL_PLANE = 256
+    LANES = 8
+    BLOCK = 16
 
 
-cdef inline void _block_means(const floating* x, Py_ssize_t n, Py_ssize_t count,
-                              floating* y) noexcept nogil:
-    """y[k] = mean of x[k·n : (k + 1)·n] for k < count ≤ BLOCK.
+cdef inline floating _plane_sum(const floating* x, Py_ssize_t n) noexcept nogil:
+    """Σ x[:n] in PLANE_LANES lanes (lane l adds cells l, l + PLANE_LANES, …), the lanes reduced
+    pairwise, then the n mod PLANE_LANES last cells."""
+    cdef floating acc[PLANE_LANES]
+    cdef floating s
+    cdef Py_ssize_t i, l, n_main = n - n % PLANE_LANES
+    for l in range(PLANE_LANES):
+        acc[l] = 0
+    for i in range(n_main // PLANE_LANES):
+        for l in range(PLANE_LANES):
+            acc[l] += x[i * PLANE_LANES + l]
+    l = PLANE_LANES // 2
+    while l > 0:
+        for i in range(l):
+            acc[i] += acc[i + l]
+        l //= 2
+    s = acc[0]
+    for i in range(n_main, n):
+        s += x[i]
+    return s
 
-    Each plane is summed in LANES lanes (lane l adds cells l, l + LANES, …), then the lanes in
-    order, then the n mod LANES last cells: one fixed order per plane, whatever its block or
-    thread. With count = BLOCK (a constant once inlined) the loops over the block and the lanes
-    have constant trip counts, so the compiler keeps the accumulators in vector registers:
-    small planes (e.g. 8×8) are then bound by memory, not by each plane's final reduction."""
+
+cdef inline void _block_means(const floating* x, Py_ssize_t n, floating* y) noexcept nogil:
+    """y[k] = mean of x[k·n : (k + 1)·n] for the BLOCK planes k < BLOCK: each plane summed in
+    LANES lanes (lane l adds cells l, l + LANES, …), then the lanes in order, then the
+    n mod LANES last cells. The loops over the block and the lanes have constant trip counts,
+    so the compiler keeps the accumulators in vector registers."""
     cdef floating acc[BLOCK][LANES]
     cdef Py_ssize_t i, k, l, n_main = n - n % LANES
     cdef floating s
-    for k in range(count):
+    for k in range(BLOCK):
         for l in range(LANES):
             acc[k][l] = 0
     for i in range(n_main // LANES):
-        for k in range(count):
+        for k in range(BLOCK):
             for l in range(LANES):
                 acc[k][l] += x[k * n + i * LANES + l]
-    for k in range(count):
+    for k in range(BLOCK):
         s = 0
-        for l in range(LANES):
+        for l in range(LANES if n_main > 0 else 0):   # tiny planes (1×1, 2×2) have no lanes
             s += acc[k][l]
         for i in range(n_main, n):
             s += x[k * n + i]
@@ -502,19 +525,30 @@ cdef inline void _block_means(const floating* x, Py_ssize_t n, Py_ssize_t count,
 
 
 def global_avg_forward(const floating[:, ::1] x, floating[::1] y):
-    """y[p] = mean of x[p, :] (x is (planes, H·W)), BLOCK planes at a time. A last partial
-    block is done as the last BLOCK planes (recomputing a few, to the same values)."""
-    cdef Py_ssize_t P = x.shape[0], n = x.shape[1], b
+    """y[p] = mean of x[p, :] (x is (planes, H·W)). Small planes go BLOCK at a time: a last
+    partial block is done as the last BLOCK planes (recomputing a few, to the same values), and
+    fewer than BLOCK planes are copied into a zero-padded block. Each plane's summation order
+    depends only on H·W: the same for any number of planes or threads."""
+    cdef Py_ssize_t P = x.shape[0], n = x.shape[1], b, p
     cdef int nt = _num_threads(P * n)
+    cdef floating padded[BLOCK * SMALL_PLANE]
+    cdef floating means[BLOCK]
     if P == 0:
         return
     with nogil:
-        for b in prange(P // BLOCK, schedule='static', num_threads=nt):
-            _block_means(&x[b * BLOCK, 0], n, BLOCK, &y[b * BLOCK])
-        if P < BLOCK:
-            _block_means(&x[0, 0], n, P, &y[0])
-        elif P % BLOCK:
-            _block_means(&x[P - BLOCK, 0], n, BLOCK, &y[P - BLOCK])
+        if n >= SMALL_PLANE:
+            for p in prange(P, schedule='static', num_threads=nt):
+                y[p] = _plane_sum(&x[p, 0], n) / n
+        elif P < BLOCK:
+            memset(padded, 0, BLOCK * n * sizeof(floating))
+            memcpy(padded, &x[0, 0], P * n * sizeof(floating))
+            _block_means(padded, n, means)
+            memcpy(&y[0], means, P * sizeof(floating))
+        else:
+            for b in prange(P // BLOCK, schedule='static', num_threads=nt):
+                _block_means(&x[b * BLOCK, 0], n, &y[b * BLOCK])
+            if P % BLOCK:
+                _block_means(&x[P - BLOCK, 0], n, &y[P - BLOCK])
 
 
 def global_avg_backward(const floating[::1] gy, floating[:, ::1] gx):

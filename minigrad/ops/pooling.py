@@ -12,8 +12,8 @@ from .._kernels import pooling as _kernels
 from ..function import Function
 from ..tensor import Tensor, as_tensor
 from .geometry import (adaptive_bins, adaptive_output_shape, check_input_4d, check_max,
-                       check_min, check_pool_padding, first_in_bounds, flag, pair,
-                       sliding_output_shape)
+                       check_min, check_padded_plane, check_pool_padding, first_in_bounds, flag,
+                       pair, sliding_output_shape)
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -153,6 +153,8 @@ def _sliding_plan(x, out_hw, kernel, stride, padding, dilation, op_name):
     W or the 2×2/stride-2 fast path applies. ValueError naming ``padding`` when the plane
     would still be absurdly large (a padding far beyond the input's size)."""
     H, W = x.shape[-2:]
+    # bounds the plane below: the trimmed extent is at most about 2·H + 3·padding per axis
+    check_padded_plane((H, W), tuple((p, p) for p in padding), op_name)
     kernel = tuple(min(k, (n - 1 + p) // d + 1)
                    for n, k, p, d in zip((H, W), kernel, padding, dilation))
     stride = tuple(s if o > 1 else 1 for s, o in zip(stride, out_hw))
@@ -164,17 +166,7 @@ def _sliding_plan(x, out_hw, kernel, stride, padding, dilation, op_name):
         return kernel, stride, padding, dilation, H, W, 0
     Hp, Wp = max(H + padding[0], extent[0]), max(W + padding[1], extent[1])
     Lq = -(-Wp // stride[1])
-    width = Hp * stride[1] * Lq
-    if width > max(_PADDED_PLANE_GROWTH * H * W, _PADDED_PLANE_FLOOR):
-        raise ValueError(f"{op_name}: padding {padding} is too large for an input of spatial "
-                         f"size {H}×{W}: the padded plane would hold {width} cells")
-    return kernel, stride, padding, dilation, Hp, Lq, width
-
-
-# A padded plane may hold this many times the input plane's cells, or this many cells, whichever
-# is more (a padding ≤ the input's size stays far below).
-_PADDED_PLANE_GROWTH = 64
-_PADDED_PLANE_FLOOR = 1 << 22
+    return kernel, stride, padding, dilation, Hp, Lq, Hp * stride[1] * Lq
 
 
 def _plan_args(plan, dtype):

@@ -5,7 +5,6 @@ Lp, stochastic and fractional max pooling are ops with Cython kernels of their o
 (minigrad/_kernels/pooling.pyx); spatial pyramid, mixed and gated pooling are compositions
 of kernel-backed ops (adaptive/max/average pooling, convolution, sigmoid, cat).
 """
-import math
 import numbers
 
 import numpy as np
@@ -16,7 +15,7 @@ from ..random import resolve_rng
 from ..tensor import Tensor, as_tensor
 from .activation import sigmoid
 from .conv import conv2d
-from .geometry import check_min, flag, fractional_intervals, pair
+from .geometry import check_min, flag, fractional_intervals, pair, real_number
 from .pooling import (_grad, _input, _planes, adaptive_avg_pool2d, adaptive_max_pool2d,
                       avg_pool2d, max_pool2d)
 from .pooling import _window as _pool_window
@@ -27,14 +26,6 @@ def _window(x, kernel_size, stride, op_name, ceil_mode=False):
     """(kernel, stride, (OH, OW)) of unpadded windows; ValueError naming the argument."""
     kernel, stride, _, _, out = _pool_window(x, kernel_size, stride, 0, 1, ceil_mode, op_name)
     return kernel, stride, out
-
-
-def _as_double(value):
-    """float(value), or inf for a number beyond the double range (float() raises on those)."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf
 
 
 def _generator(seed, op_name):
@@ -92,9 +83,8 @@ def lp_pool2d(x, p, kernel_size, stride=None, ceil_mode=False):
     """
     op = "lp_pool2d"
     x = _input(x, op)
-    is_number = isinstance(p, numbers.Real) and not isinstance(p, bool)
-    exponent = _as_double(p) if is_number else math.nan
-    if not 0 < exponent < math.inf:
+    exponent = real_number(p, "p", op)
+    if not exponent > 0:
         raise ValueError(f"{op}: p must be a positive finite number, got {p!r}")
     ceil_mode = flag(ceil_mode, "ceil_mode", op)
     kernel, stride, out = _window(x, kernel_size, stride, op, ceil_mode)
