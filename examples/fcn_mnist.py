@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import minigrad as mg  # noqa: E402
 from minigrad import nn  # noqa: E402
 from minigrad.data import MNIST, ArrayDataset, DataLoader, Normalize  # noqa: E402
-from training import evaluate, main, parse_args  # noqa: E402
+from training import evaluate, main, parse_args, subset  # noqa: E402
 
 MEAN, STD = 0.1307, 0.3081
 DEFAULTS = {"epochs": 6, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4,
@@ -72,15 +72,15 @@ def add_options(parser):
                         "evaluation (0 to skip)")
 
 
-if __name__ == "__main__":
-    args = parse_args(__doc__.splitlines()[0], DEFAULTS, add_options)
+def run(argv=None):
+    args = parse_args(__doc__.splitlines()[0], DEFAULTS, add_options, argv)
     train_set = MNIST(args.data_dir, train=True)
-    test_set = MNIST(args.data_dir, train=False)
-    if args.test_limit:
-        test_set = ArrayDataset(test_set.images[:args.test_limit],
-                                test_set.labels[:args.test_limit])
+    test_set = subset(MNIST(args.data_dir, train=False), args.test_limit)
     normalize = Normalize([MEAN], [STD])
-    main(args, lambda: build_model(args.width), train_set, test_set, normalize, normalize,
-         "fcn_mnist",
-         after_training=canvas_accuracy(test_set, args.canvas, args.seed) if args.canvas
-         else None)
+    canvas = canvas_accuracy(test_set, args.canvas, args.seed) if args.canvas else None
+    return main(args, lambda: build_model(args.width), train_set, test_set, normalize,
+                normalize, "fcn_mnist", after_training=canvas)
+
+
+if __name__ == "__main__":
+    run()

@@ -22,7 +22,7 @@ from training import forward_flops, main, parse_args  # noqa: E402
 
 # Per-channel statistics of the CIFAR-10 training images (pixels / 255).
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-DEFAULTS = {"epochs": 18, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4,
+DEFAULTS = {"epochs": 9, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4,
             "out": "runs/inception_cifar"}
 
 # (ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj) per inception module, per stage:
@@ -65,8 +65,8 @@ def add_options(parser):
     parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
 
 
-if __name__ == "__main__":
-    args = parse_args(__doc__.splitlines()[0], DEFAULTS, add_options)
+def run(argv=None):
+    args = parse_args(__doc__.splitlines()[0], DEFAULTS, add_options, argv)
     name = "inception_cifar" + ("_stride" if args.downsample == "stride" else "")
     if args.out == DEFAULTS["out"] and args.downsample == "stride":
         args.out += "_stride"
@@ -81,5 +81,9 @@ if __name__ == "__main__":
 
     print("note: the CIFAR-10 copy in ../shared/data was rebuilt from a JPEG re-encoding; "
           "accuracy on it is close to, not equal to, accuracy on the original")
-    main(args, build, CIFAR10(args.data_dir, train=True), CIFAR10(args.data_dir, train=False),
-         augment, normalize, name)
+    return main(args, build, CIFAR10(args.data_dir, train=True),
+                CIFAR10(args.data_dir, train=False), augment, normalize, name)
+
+
+if __name__ == "__main__":
+    run()

@@ -42,6 +42,9 @@ def parse_args(description, defaults, extra=None, argv=None):
     parser.add_argument("--out", default=defaults["out"], help="folder for checkpoint and plot")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint in --out")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",
+                        help="stop after this epoch (e.g. to split a long run; --resume "
+                             "continues it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     if extra is not None:
         extra(parser)
@@ -192,7 +195,7 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
                                               steps_per_epoch=steps_per_epoch,
                                               pct_start=0.25, cycle_momentum=False)
     checkpoint_path = os.path.join(args.out, f"{name}.npz")
-    history, first_epoch, trained_seconds = [], 1, 0.0
+    history, first_epoch, trained_seconds, step_losses = [], 1, 0.0, []
     if args.resume:
         state = mg.load(checkpoint_path)
         model.load_state_dict(state["model"])
@@ -219,7 +222,8 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
             loss.backward()
             optimizer.step()
             scheduler.step()
-            loss_sum += loss.item() * len(labels)
+            step_losses.append(loss.item())
+            loss_sum += step_losses[-1] * len(labels)
             correct += int((logits.data.argmax(axis=1) == labels).sum())
             seen += len(labels)
             progress.update(len(labels), loss_sum / seen, correct / seen)
@@ -238,6 +242,8 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
                  "scheduler": scheduler.state_dict(), "epoch": epoch,
                  "seconds": trained_seconds, "history": json.dumps(history)},
                 checkpoint_path)
+        if args.stop_after is not None and epoch >= args.stop_after:
+            break
 
     results = {"name": name, "test_accuracy": history[-1]["test_acc"] if history else None,
                "training_seconds": trained_seconds, "epochs": len(history),
@@ -249,6 +255,7 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
     plot = plot_curves(history, os.path.join(args.out, f"{name}_curves.png"))
     with open(os.path.join(args.out, f"{name}_results.json"), "w") as f:
         json.dump(results, f, indent=2)
+    results["step_losses"] = step_losses      # this run's per-step losses (not saved)
     print(f"{name}: test accuracy {results['test_accuracy']:.4f} after {len(history)} epochs, "
           f"{trained_seconds / 60:.1f} min of training, "
           f"{results['images_per_second']:.0f} img/s; checkpoint {checkpoint_path}"
