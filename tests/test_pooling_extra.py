@@ -68,14 +68,22 @@ def grad_loop(x, gy, rows, cols, window_grad):
 # -- Lp pooling ----------------------------------------------------------------------------------
 
 def lp_reference(x, p, kernel, stride, ceil_mode, gy):
+    """y = (c·Σ|x|^p)^(1/p), c = kernel area / cells of the window inside the input (> 1 only
+    for ceil_mode's clipped windows, PyTorch's scaling); gradient by the chain rule."""
+    area = kernel[0] * kernel[1]
+
+    def window_sum(w):
+        return area / w.size * np.sum(np.abs(w) ** p)
+
     def value(w):
-        return np.sum(np.abs(w) ** p) ** (1 / p)
+        return window_sum(w) ** (1 / p)
 
     def grad(w, g):
-        y = value(w)
-        if y == 0:
+        s = window_sum(w)
+        if s == 0:
             return np.zeros_like(w)
-        return g * np.sign(w) * (np.abs(w) / y) ** (p - 1)
+        # d s^(1/p)/dw = (1/p)·s^(1/p − 1) · c·p·|w|^(p−1)·sign(w)
+        return g * s ** (1 / p - 1) * area / w.size * np.abs(w) ** (p - 1) * np.sign(w)
 
     out, rows, cols = window_loop(x, kernel, stride, ceil_mode, value)
     return out, grad_loop(x, gy, rows, cols, grad)
@@ -128,6 +136,40 @@ def test_lp_pool_matches_torch():
         ours = F.lp_pool2d(t64(x, grad=False), p, kernel, stride).data
         theirs = torch.nn.functional.lp_pool2d(torch.from_numpy(x), p, kernel, stride).numpy()
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3.5, 0.7])
+@pytest.mark.parametrize("kernel,stride", [(3, 2), ((2, 3), (3, 2)), (3, None)])
+def test_lp_pool_ceil_mode_overhanging_windows_match_torch(p, kernel, stride):
+    """ceil_mode's last windows overhang the 7 × 8 input (columns only for kernel 3, stride 2;
+    rows and columns otherwise): PyTorch scales them by kernel area / cells inside, forward
+    and backward."""
+    torch = pytest.importorskip("torch")
+    x = distinct((2, 2, 7, 8))
+    xt = t64(x)
+    y = F.lp_pool2d(xt, p, kernel, stride, ceil_mode=True)
+    x_torch = torch.from_numpy(x).requires_grad_()
+    y_torch = torch.nn.functional.lp_pool2d(x_torch, p, kernel, stride, ceil_mode=True)
+    assert y.shape == tuple(y_torch.shape)
+    np.testing.assert_allclose(y.data, y_torch.detach().numpy(), rtol=1e-12)
+    gy = RNG.standard_normal(y.shape)
+    y.backward(gy)
+    y_torch.backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(xt.grad, x_torch.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3.5, 0.7])
+def test_lp_pool_ceil_mode_overhanging_windows_gradcheck(p):
+    # 4 × 6 with kernel 3, stride (3, 2): the last row window holds 1 of 3 rows, the last
+    # column window 2 of 3 columns, so the corner window has c = 9 / 2
+    x = distinct((1, 2, 4, 6), sign=True)
+    y = F.lp_pool2d(t64(x, grad=False), p, 3, (3, 2), ceil_mode=True)
+    assert y.shape == (1, 2, 2, 3)
+    expected, _ = lp_reference(x, p, (3, 3), (3, 2), True, np.zeros(y.shape))
+    assert expected[0, 0, 1, 2] == pytest.approx(
+        (9 / 2 * np.sum(np.abs(x[0, 0, 3:, 4:]) ** p)) ** (1 / p), rel=1e-12)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-12)
+    minigrad.gradcheck(lambda a: F.lp_pool2d(a, p, 3, (3, 2), ceil_mode=True), [t64(x)])
 
 
 # -- stochastic pooling --------------------------------------------------------------------------

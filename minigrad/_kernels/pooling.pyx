@@ -571,7 +571,7 @@ def global_avg_backward(const floating[::1] gy, floating[:, ::1] gx):
 # ----------------------------------------------------------------------------------------------
 
 cdef enum:
-    _LP_POOL = 0            # y = (Σ|x|^p)^(1/p)
+    _LP_POOL = 0            # y = (c·Σ|x|^p)^(1/p), c = kernel area / window area
     _WEIGHTED_AVERAGE = 1   # y = Σa²/Σa (non-negative input)
 
 # the ``kind`` argument of window_pool_forward / window_pool_backward
@@ -631,7 +631,8 @@ cdef double _lp_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, Py_ssize_
 cdef void _lp_window_backward(const floating* x, floating* gx, Py_ssize_t W, Py_ssize_t h0,
                               Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1, double out,
                               double g, double p) noexcept nogil:
-    """dy/dx_i = sign(x_i)·(|x_i|/y)^(p−1); 0 where x_i = 0 or the window is all zero."""
+    """dy/dx_i = sign(x_i)·(|x_i|/y)^(p−1) for y = (Σ|x|^p)^(1/p); 0 where x_i = 0 or the window
+    is all zero. For y = (c·Σ|x|^p)^(1/p) (a clipped window) it is c times that: pass g·c."""
     cdef Py_ssize_t h, w
     cdef double v
     if out == 0.0:
@@ -690,8 +691,14 @@ cdef void _window_plane(int kind, bint backward, const floating* x, const floati
                        Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
                        Py_ssize_t sh, Py_ssize_t sw, double p) noexcept nogil:
     """One plane of window_pool_forward (writes y_out) or, with ``backward``, of
-    window_pool_backward (zeroes gx, then accumulates every window's gradient into it)."""
+    window_pool_backward (zeroes gx, then accumulates every window's gradient into it).
+
+    An Lp window clipped by the plane's edge (ceil_mode) is scaled as PyTorch's lp_pool2d
+    (avg_pool2d of x^p, whose divisor counts only the cells inside, times kernel area):
+    y = (c·Σ|x|^p)^(1/p), c = kh·kw / window area, computed as c^(1/p)·(Σ|x|^p)^(1/p) so the
+    sum's overflow/underflow guard still applies; dy/dx_i = c·sign(x_i)·(|x_i|/y)^(p−1)."""
     cdef Py_ssize_t oh, ow, h0, h1, w0, w1, o
+    cdef double area_ratio, value
     if backward:
         memset(gx, 0, H * W * sizeof(floating))
     for oh in range(OH):
@@ -701,12 +708,17 @@ cdef void _window_plane(int kind, bint backward, const floating* x, const floati
             w0 = ow * sw
             w1 = _min(w0 + kw, W)
             o = oh * OW + ow
+            # exactly 1 for a full window: no extra rounding there
+            area_ratio = <double>(kh * kw) / <double>((h1 - h0) * (w1 - w0))
             if backward and kind == _LP_POOL:
-                _lp_window_backward(x, gx, W, h0, h1, w0, w1, y[o], gy[o], p)
+                _lp_window_backward(x, gx, W, h0, h1, w0, w1, y[o], gy[o] * area_ratio, p)
             elif backward:
                 _weighted_window_backward(x, gx, W, h0, h1, w0, w1, y[o], gy[o])
             elif kind == _LP_POOL:
-                y_out[o] = <floating>_lp_window(x, W, h0, h1, w0, w1, p)
+                value = _lp_window(x, W, h0, h1, w0, w1, p)
+                if area_ratio != 1.0:
+                    value *= _lp_root(area_ratio, p)
+                y_out[o] = <floating>value
             else:
                 y_out[o] = <floating>_weighted_window(x, W, h0, h1, w0, w1)
 
@@ -715,7 +727,8 @@ def window_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int 
                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                         double p=1.0):
     """y[i, oh, ow] = the ``kind`` reduction (LP_POOL with exponent p, or WEIGHTED_AVERAGE) of
-    x[i] over rows [oh·sh, oh·sh + kh) and columns [ow·sw, ow·sw + kw), clipped to the plane."""
+    x[i] over rows [oh·sh, oh·sh + kh) and columns [ow·sw, ow·sw + kw), clipped to the plane
+    (a clipped Lp window is scaled as PyTorch's: see _window_plane)."""
     cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
     cdef int nt = _num_threads(P * H * W)

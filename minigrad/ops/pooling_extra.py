@@ -44,8 +44,8 @@ class WindowPool2d(Function):
     """A reduction over each unpadded sliding window (clipped at the edge by ceil_mode) with a
     kernel of its own, no index kept:
 
-    * ``kind = LP_POOL``: y = (Σ|x|^p)^(1/p); dy/dx = sign(x)·(|x|/y)^(p−1), 0 where x = 0 or
-      y = 0;
+    * ``kind = LP_POOL``: y = (c·Σ|x|^p)^(1/p) with c = kernel area / window area (1 unless
+      clipped); dy/dx = c·sign(x)·(|x|/y)^(p−1), 0 where x = 0 or y = 0;
     * ``kind = WEIGHTED_AVERAGE`` (stochastic pooling's evaluation): y = Σa²/Σa;
       dy/da_j = (2·a_j − y)/Σa, 0 for an all-zero window.
     """
@@ -70,13 +70,20 @@ class WindowPool2d(Function):
 
 
 def lp_pool2d(x, p, kernel_size, stride=None, ceil_mode=False):
-    """Power-average pooling: y = (Σ |x|^p)^(1/p) over each kernel_size window (no padding).
+    """Power-average pooling: y = (c · Σ |x|^p)^(1/p) over each kernel_size window (no
+    padding), c = kH·kW / (number of cells of the window inside the input).
 
+    c = 1 for every full window; only the clipped last windows of ``ceil_mode`` have c > 1,
+    which scales them as PyTorch does (it computes (avg_pool2d(x^p) · kH·kW)^(1/p), and
+    avg_pool2d divides a clipped window by the cells inside). Gradient:
+    dy/dx_i = c · sign(x_i) · (|x_i| / y)^(p−1); an all-zero window outputs 0 with gradient 0.
     p = 1 is sum pooling, p = 2 the Euclidean norm, and large p tends to max pooling of |x|.
+
     Equals PyTorch's ``lp_pool2d`` (whose argument is called ``norm_type``) for non-negative
-    input, except on the clipped last windows of ``ceil_mode``: they sum only the cells inside
-    the input, whereas PyTorch (computing it through avg_pool2d) scales them up by
-    kernel area / window area. An all-zero window outputs 0 with gradient 0.
+    input. Negative input: minigrad takes |x|, PyTorch raises x itself to p (its
+    sign(s)·relu(|s|) step on the average s leaves s unchanged), which agrees for even integer
+    p but gives the signed sum for p = 1 and NaN for a non-integer p or a negative sum with
+    odd p.
 
     Output size per axis: floor((in − kernel) / stride) + 1 (ceil with ``ceil_mode``, as
     max_pool2d); ``stride`` defaults to ``kernel_size``.
