@@ -21,7 +21,7 @@ from minigrad.data import MNIST, ArrayDataset, DataLoader, Normalize  # noqa: E4
 from training import evaluate, main, parse_args, subset  # noqa: E402
 
 MEAN, STD = 0.1307, 0.3081
-DEFAULTS = {"epochs": 6, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4,
+DEFAULTS = {"epochs": 3, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4,
             "out": "runs/fcn_mnist"}
 
 
@@ -67,7 +67,7 @@ def canvas_accuracy(test_set, size, seed):
 
 
 def add_options(parser):
-    parser.add_argument("--width", type=int, default=32, help="channels of the first stage")
+    parser.add_argument("--width", type=int, default=16, help="channels of the first stage")
     parser.add_argument("--canvas", type=int, default=40, help="canvas size for the any-size "
                         "evaluation (0 to skip)")
 
