@@ -27,9 +27,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))   # run from a checkout without installing
 
-import harness  # noqa: E402
+import minigrad  # noqa: E402  (before numpy loads OpenBLAS: see minigrad/__init__.py)
 
-import minigrad  # noqa: E402
+import harness  # noqa: E402
 
 
 def available_suites():

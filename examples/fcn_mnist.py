@@ -11,11 +11,10 @@ reports that accuracy after training.
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import minigrad as mg  # noqa: E402
+import minigrad as mg  # noqa: E402  (before numpy: see minigrad/__init__.py)
+import numpy as np  # noqa: E402
 from minigrad import nn  # noqa: E402
 from minigrad.data import MNIST, ArrayDataset, DataLoader, Normalize  # noqa: E402
 from training import evaluate, main, parse_args, subset  # noqa: E402
