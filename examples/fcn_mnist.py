@@ -29,7 +29,7 @@ def conv_bn_relu(cin, cout, kernel=3):
             nn.ReLU()]
 
 
-def build_model(width=32):
+def build_model(width=16):
     w = width
     return nn.Sequential(
         *conv_bn_relu(1, w), *conv_bn_relu(w, w), nn.MaxPool2d(2),             # 28 → 14
