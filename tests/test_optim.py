@@ -376,3 +376,19 @@ def test_scheduler_state_dict_resumes_the_sequence():
         scheduler2.step()
         resumed.append(opt2.param_groups[0]["lr"])
     assert resumed == expected
+
+
+def test_one_cycle_with_a_warm_up_shorter_than_one_step():
+    """4 steps with pct_start 0.25: the warm-up phase ends at step 0 (PyTorch divides by zero)."""
+    import minigrad as mg
+    p = mg.nn.Parameter(np.zeros(1, np.float32))
+    opt = mg.optim.SGD([p], lr=0.1, momentum=0.9)
+    sched = mg.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=4, pct_start=0.25)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(3):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(0.1)          # the peak, reached at step 0
+    assert lrs[-1] == pytest.approx(0.1 / 25 / 1e4)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))

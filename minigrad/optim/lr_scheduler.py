@@ -196,7 +196,10 @@ class OneCycleLR(LRScheduler):
             start_step = 0.0
             for i, (end_step, lr_from, lr_to, m_from, m_to) in enumerate(self.phases):
                 if step <= end_step or i == len(self.phases) - 1:
-                    pct = (step - start_step) / (end_step - start_step)
+                    # A phase shorter than one step (tiny runs) is already complete; PyTorch
+                    # divides by zero here.
+                    span = end_step - start_step
+                    pct = (step - start_step) / span if span > 0 else 1.0
                     lrs.append(self._anneal(group[lr_from], group[lr_to], pct))
                     if self.cycle_momentum:
                         self._set_momentum(group, self._anneal(group[m_from], group[m_to], pct))
