@@ -184,7 +184,7 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
     steps_per_epoch = len(train_loader_for(1))
     test_loader = DataLoader(test_set, 500, transform=test_transform)
     decay, no_decay = [], []
-    for pname, p in model.named_parameters():
+    for p in model.parameters():
         # No weight decay on BatchNorm scales and shifts or on biases, the usual practice.
         (no_decay if p.ndim == 1 else decay).append(p)
     optimizer = optim.SGD([{"params": decay, "weight_decay": args.weight_decay},
