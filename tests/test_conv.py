@@ -120,8 +120,16 @@ def _hyper(config):
     return dict(zip(("stride", "padding", "dilation", "groups"), config[2:6]))
 
 
+@pytest.fixture(params=["direct", "im2col"])
+def algorithm(request, monkeypatch):
+    """Run a test with the direct kernels where they apply, then with im2col everywhere (the
+    grid's stride-1 cases take the direct path by default)."""
+    monkeypatch.setattr(conv_module, "USE_DIRECT", request.param == "direct")
+    return request.param
+
+
 @pytest.mark.parametrize("config", GRID, ids=GRID_IDS)
-def test_gradcheck(config):
+def test_gradcheck(config, algorithm):
     x, w, b = _arrays(config, np.float64)
     inputs = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b) if a is not None]
     hyper = _hyper(config)
@@ -130,7 +138,7 @@ def test_gradcheck(config):
 
 
 @pytest.mark.parametrize("config", GRID, ids=GRID_IDS)
-def test_forward_and_backward_match_reference_float64(config):
+def test_forward_and_backward_match_reference_float64(config, algorithm):
     x, w, b = _arrays(config, np.float64)
     hyper = _hyper(config)
     tx, tw = minigrad.tensor(x, requires_grad=True), minigrad.tensor(w, requires_grad=True)
@@ -149,7 +157,7 @@ def test_forward_and_backward_match_reference_float64(config):
 
 
 @pytest.mark.parametrize("config", GRID[::3], ids=GRID_IDS[::3])
-def test_float32_matches_reference(config):
+def test_float32_matches_reference(config, algorithm):
     x, w, b = _arrays(config, np.float32)
     hyper = _hyper(config)
     tx = minigrad.tensor(x, requires_grad=True)

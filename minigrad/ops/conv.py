@@ -1,15 +1,20 @@
 """2-D convolution (strided, padded, dilated, grouped), PyTorch's ``conv2d`` semantics.
 
-The windows are unrolled by the Cython kernels in ``minigrad/_kernels/im2col.pyx`` and the
-products go to numpy's BLAS; the 1×1, stride-1, unpadded case is a plain matrix product.
-"""
-import threading
+Three algorithms, chosen by the shapes:
 
+- ungrouped stride-1 kernels of 3+ taps: direct convolution on flat padded planes
+  (``conv_direct.py``, kernels in ``minigrad/_kernels/direct_conv.pyx``);
+- the 1×1, stride-1, unpadded case: a plain matrix product;
+- everything else (strided, grouped): the windows are unrolled by the Cython kernels in
+  ``minigrad/_kernels/im2col.pyx`` and the products go to numpy's BLAS.
+"""
 import numpy as np
 
 from .._kernels import im2col as _kernels
 from ..function import Function
 from ..tensor import as_tensor
+from . import conv_direct
+from .workspace import release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import (C_INT_MAX, check_input_4d, check_max, check_min, check_padded_plane, pair,
                        resolve_padding, window_output_size)
 
@@ -17,35 +22,9 @@ from .geometry import (C_INT_MAX, check_input_4d, check_max, check_min, check_pa
 #: many images as fit (at least one image). Measured on the benchmark cases (2 cores): 4–8 MB
 #: is fastest; 1–2 MB makes the products too small, 16 MB falls out of cache.
 CHUNK_BYTES = 4 << 20
-
-
-class _Workspace(threading.local):
-    """Scratch buffers reused across calls (one set per thread).
-
-    A fresh large ``np.empty`` is backed by new pages that the OS zero-fills on first touch
-    (measured here: im2col of 64 images into a fresh 75 MB buffer 10.7 ms, into a reused one
-    4.3 ms); below glibc's adaptive mmap threshold the allocator often hands back warm memory,
-    but only by luck of the allocation pattern. Reuse makes it deterministic. Each named slot
-    only grows, to the largest chunk seen."""
-
-    def __init__(self):
-        self.buffers = {}
-
-    def get(self, name, shape, dtype):
-        dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        buffer = self.buffers.get(name)
-        if buffer is None or buffer.size < nbytes:
-            buffer = self.buffers[name] = np.empty(nbytes, np.uint8)
-        return buffer[:nbytes].view(dtype).reshape(shape)
-
-
-_workspace = _Workspace()
-
-
-def release_workspace():
-    """Free this thread's convolution scratch buffers (they are re-created on the next call)."""
-    _workspace.buffers.clear()
+#: Use the direct kernels where they apply (tests switch it off to check the im2col path on
+#: the same shapes).
+USE_DIRECT = True
 
 
 class Conv2d(Function):
@@ -56,7 +35,9 @@ class Conv2d(Function):
     (N, O, Ho, Wo) with ``Ho = floor((H + pad_top + pad_bottom − dh·(kh − 1) − 1) / sh) + 1``
     (likewise Wo).
 
-    A batch is processed in chunks of B images. ``cols`` (C·kh·kw, B, Ho·Wo) holds a chunk's
+    Ungrouped stride-1 kernels of 3+ taps go to ``conv_direct.DirectPlan`` (no unrolled
+    windows; its docstring gives its extra memory). For the others, a batch is processed in
+    chunks of B images. ``cols`` (C·kh·kw, B, Ho·Wo) holds a chunk's
     unrolled windows, so each group's block is one (C/G·kh·kw, B·Ho·Wo) matrix and each
     product is a single large GEMM per group (measured 1.3× faster than one GEMM per image
     for the forward pass and up to 2× for the input gradient, whose inner dimension O/G is
@@ -91,6 +72,10 @@ class Conv2d(Function):
         self.plane = self.out_h * self.out_w
         self.kernel_args = (kh, kw, sh, sw, top, left, dh, dw, self.out_h, self.out_w)
         self.pointwise = (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0)
+        self.direct = None
+        if USE_DIRECT and conv_direct.applies((kh, kw), self.stride, self.groups):
+            self.direct = conv_direct.DirectPlan(x.shape, weight.shape, self.padding,
+                                                 self.dilation)
         # weight as (G, O/G, C/G·kh·kw): one matrix per group
         self.weight_matrices = weight.reshape(self.groups, out_channels // self.groups, -1)
         self.col_rows = channels * kh * kw
@@ -123,13 +108,16 @@ class Conv2d(Function):
         x = np.ascontiguousarray(x)
         self._setup(x, weight)
         n, out_channels = x.shape[0], weight.shape[0]
-        y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
-        if self.pointwise:
+        if self.direct is not None:
+            y = self.direct.forward(x, weight, bias)
+        elif self.pointwise:
+            y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             np.matmul(self.weight_matrices, self._grouped(x, x.shape[1]),
                       out=self._grouped(y, out_channels))
             if bias is not None:
                 _kernels.add_channel_bias(y.reshape(n, out_channels, -1), bias)
         else:
+            y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             group_bias = None if bias is None else bias.reshape(self.groups, -1, 1)
             for start, stop in self._chunks(n):
                 cols, cols_g = self._columns(stop - start, x.dtype)
@@ -154,7 +142,12 @@ class Conv2d(Function):
         gx = np.empty_like(x) if need_x else None
         gw = np.zeros(self.weight_matrices.shape, x.dtype) if need_weight else None
         weight_t = self.weight_matrices.transpose(0, 2, 1)
-        if self.pointwise:
+        if self.direct is not None:
+            if need_x:
+                gx = self.direct.grad_input(gy, weight)
+            if need_weight:
+                gw = self.direct.grad_weight(x, gy)
+        elif self.pointwise:
             gy_g = self._grouped(gy, out_channels)
             x_g = self._grouped(x, x.shape[1])
             if need_x:

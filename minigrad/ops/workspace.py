@@ -1,0 +1,33 @@
+"""Per-thread scratch buffers that the convolution kernels reuse from call to call."""
+import threading
+
+import numpy as np
+
+
+class _Workspace(threading.local):
+    """Scratch buffers reused across calls (one set per thread).
+
+    A fresh large ``np.empty`` is backed by new pages that the OS zero-fills on first touch
+    (measured here: im2col of 64 images into a fresh 75 MB buffer 10.7 ms, into a reused one
+    4.3 ms); below glibc's adaptive mmap threshold the allocator often hands back warm memory,
+    but only by luck of the allocation pattern. Reuse makes it deterministic. Each named slot
+    only grows, to the largest chunk seen."""
+
+    def __init__(self):
+        self.buffers = {}
+
+    def get(self, name, shape, dtype):
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.size < nbytes:
+            buffer = self.buffers[name] = np.empty(nbytes, np.uint8)
+        return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+workspace = _Workspace()
+
+
+def release_workspace():
+    """Free this thread's convolution scratch buffers (they are re-created on the next call)."""
+    workspace.buffers.clear()

@@ -1,0 +1,146 @@
+"""The direct stride-1 convolution kernels (minigrad/_kernels/direct_conv.pyx via
+minigrad/ops/conv_direct.py): shapes that exercise every tile edge against the plain-loop
+reference, the choice of algorithm, and the kernels' own guards."""
+import numpy as np
+import pytest
+
+import minigrad
+from minigrad._kernels import direct_conv as kernels
+from minigrad.ops import conv as conv_module
+from minigrad.ops import conv_direct
+from test_conv import reference_conv2d, reference_conv2d_backward
+
+RNG = np.random.default_rng(99)
+
+OB, XB = kernels.OUT_BLOCK, kernels.POSITION_BLOCK
+GO, TG = kernels.GRAD_OUT_BLOCK, kernels.TAP_BLOCK
+
+# (x shape, weight shape, padding, dilation): output channels around the register blocks
+# (OB = 8, GO = 32), tap counts around TAP_BLOCK (9), planes of one position, of less than a
+# tile and of several tiles with a ragged last one, batches above MAX_CHUNKS (16).
+CASES = [
+    ((1, 1, 3, 3), (1, 1, 3, 3), 0, 1),             # a single output position
+    ((2, 3, 5, 7), (7, 3, 1, 3), 0, 1),             # 3 taps, O < OB
+    ((3, 5, 9, 8), (9, 5, 3, 3), 1, 1),             # O = OB + 1
+    ((2, 4, 11, 13), (33, 4, 2, 5), (1, 2), 1),     # 10 taps (TG + 1), O = GO + 1
+    ((1, 2, 12, 10), (8, 2, 3, 3), 2, 2),           # dilation 2, pad 2
+    ((2, 3, 14, 9), (16, 3, 5, 5), 2, (2, 1)),      # 25 taps, mixed dilation
+    ((17, 2, 6, 6), (5, 2, 3, 3), 1, 1),            # batch above MAX_CHUNKS
+    ((40, 1, 4, 5), (3, 1, 3, 3), 1, 1),            # 40 images in 16 chunks of 3
+    ((1, 40, 7, 7), (12, 40, 7, 7), 3, 1),          # 49 taps, many channels
+    ((2, 3, 3, 50), (4, 3, 3, 3), 1, 1),            # rows longer than a tile
+    ((2, 2, 6, 7), (3, 2, 2, 4), "same", 1),        # asymmetric 'same' padding
+]
+
+
+def _tensors(case, dtype):
+    x_shape, w_shape, padding, dilation = case
+    x = RNG.standard_normal(x_shape).astype(dtype)
+    w = RNG.standard_normal(w_shape).astype(dtype)
+    b = RNG.standard_normal(w_shape[0]).astype(dtype)
+    return x, w, b, dict(padding=padding, dilation=dilation)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_direct_path_matches_reference(case, dtype):
+    x, w, b, hyper = _tensors(case, dtype)
+    tx, tw, tb = (minigrad.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = minigrad.nn.functional.conv2d(tx, tw, tb, **hyper)
+    assert y._creator.direct is not None
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    expected = reference_conv2d(x64, w64, b64, **hyper)
+    gy = RNG.standard_normal(y.shape).astype(dtype)
+    y.backward(gy)
+    expected_grads = reference_conv2d_backward(x64, w64, gy.astype(np.float64), **hyper)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    for got, want in zip((y.data, tx.grad, tw.grad, tb.grad), (expected,) + expected_grads):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max()))
+
+
+def test_gradcheck_on_the_direct_path():
+    x, w, b, hyper = _tensors(((2, 3, 5, 6), (9, 3, 3, 2), (1, 2), (2, 1)), np.float64)
+    inputs = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b)]
+    assert minigrad.gradcheck(
+        lambda *t: minigrad.nn.functional.conv2d(*t, **hyper), inputs)
+
+
+@pytest.mark.parametrize("kernel, stride, groups, direct", [
+    ((3, 3), (1, 1), 1, True), ((1, 3), (1, 1), 1, True), ((5, 5), (1, 1), 1, True),
+    ((1, 2), (1, 1), 1, False),      # too few taps: im2col
+    ((3, 3), (2, 2), 1, False),      # strided: im2col
+    ((3, 3), (1, 1), 2, False),      # grouped: im2col
+])
+def test_algorithm_choice(kernel, stride, groups, direct):
+    assert conv_direct.applies(kernel, stride, groups) is direct
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    x, w, _, hyper = _tensors(((20, 3, 9, 9), (10, 3, 3, 3), 1, 1), np.float32)
+    before = minigrad.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            minigrad.set_num_threads(threads)
+            tx, tw = minigrad.tensor(x, requires_grad=True), minigrad.tensor(w, requires_grad=True)
+            minigrad.nn.functional.conv2d(tx, tw, **hyper).sum().backward()
+            results.append((tx.grad.copy(), tw.grad.copy()))
+    finally:
+        minigrad.set_num_threads(before)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_switching_the_direct_path_off_gives_the_same_result(monkeypatch):
+    x, w, b, _ = _tensors(((3, 4, 8, 8), (6, 4, 3, 3), 1, 1), np.float64)
+    geometry = ((1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    direct_op = conv_module.Conv2d(*geometry)
+    direct = direct_op(x, w, b)
+    monkeypatch.setattr(conv_module, "USE_DIRECT", False)
+    unrolled_op = conv_module.Conv2d(*geometry)
+    unrolled = unrolled_op(x, w, b)
+    assert direct_op.direct is not None and unrolled_op.direct is None
+    np.testing.assert_allclose(direct.data, unrolled.data, atol=1e-12)
+
+
+# -- the kernels refuse inconsistent buffers instead of reading past them -------------------------
+def _plan_buffers():
+    x = np.ones((2, 3, 5, 5), np.float32)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    plan = conv_direct.DirectPlan(x.shape, w.shape, ((1, 1), (1, 1)), (1, 1))
+    grid = np.zeros((2, 3, plan.x_length), np.float32)
+    kernels.embed(x, grid, plan.grid_width, plan.first_input)
+    return x, w, plan, grid
+
+
+def test_conv_kernel_rejects_a_short_grid():
+    x, w, plan, grid = _plan_buffers()
+    y = np.empty((2, 4, plan.out_h, plan.out_w), np.float32)
+    with pytest.raises(ValueError, match="outside"):
+        kernels.conv(grid[:, :, :-1].copy(), conv_direct._pack(w), plan.shifts, y,
+                     np.empty(0, np.float32), plan.grid_width, 0)
+    with pytest.raises(ValueError, match="inconsistent"):
+        kernels.conv(grid, conv_direct._pack(w), plan.shifts[:-1], y, np.empty(0, np.float32),
+                     plan.grid_width, 0)
+    with pytest.raises(ValueError, match="inconsistent"):
+        kernels.conv(grid, conv_direct._pack(w), plan.shifts, y, np.ones(3, np.float32),
+                     plan.grid_width, 0)
+
+
+def test_embed_and_weight_grad_reject_inconsistent_buffers():
+    x, w, plan, grid = _plan_buffers()
+    with pytest.raises(ValueError, match="cannot hold"):
+        kernels.embed(x, grid[:, :, :10].copy(), plan.grid_width, plan.first_input)
+    with pytest.raises(ValueError, match="cannot hold"):
+        kernels.transpose_embed(np.ones((2, 4, 5, 5), np.float32),
+                                np.zeros((2, 10, GO), np.float32), plan.grid_width, 0)
+    gy_t = np.zeros((2, plan.positions, GO), np.float32)
+    shifts = np.zeros(TG, np.intp)
+    shifts[:plan.taps] = plan.shifts
+    with pytest.raises(ValueError, match="inconsistent"):
+        kernels.weight_grad(gy_t, 0, grid, shifts, plan.positions,
+                            np.zeros((1, 3, TG, GO + 1), np.float32))
+    with pytest.raises(ValueError, match="inconsistent"):
+        kernels.weight_grad(gy_t, 0, grid, shifts, plan.positions + 1,
+                            np.zeros((1, 3, TG, GO), np.float32))
