@@ -6,6 +6,9 @@ import os as _os
 # 21 ms on 2 cores). 2^16 cycles is ample between back-to-back GEMMs. OpenBLAS reads this when it
 # loads, so it takes effect when minigrad is imported before numpy (or set it in the shell).
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+from . import allocator as _allocator  # noqa: E402
+
+_allocator.tune()      # reuse freed activation buffers instead of re-faulting pages
 from . import nn  # noqa: F401
 from .anomaly import AnomalyError, detect_anomaly  # noqa: F401
 from .function import Function, enable_grad, is_grad_enabled, no_grad  # noqa: F401
