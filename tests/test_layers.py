@@ -344,3 +344,32 @@ def test_init_reproducible_from_seed_or_global_rng():
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="seed"):
         minigrad.manual_seed(-1)
+
+
+def test_batch_norm_float32_matches_float64_on_offset_data_and_any_thread_count():
+    """The Cython passes centre before squaring (no cancellation for a mean far from 0) and
+    give the same bits on 1 and 2 threads (each channel is summed by one thread)."""
+    x64 = _rand(8, 5, 6, 7, seed=3) * 0.5 + 100.0
+    gy64 = _rand(8, 5, 6, 7, seed=4)
+    gamma, beta = _rand(5, seed=5), _rand(5, seed=6)
+
+    def run(dtype):
+        x = _t(x64.astype(dtype), True)
+        g, b = _t(gamma.astype(dtype), True), _t(beta.astype(dtype), True)
+        y = F.batch_norm(x, None, None, g, b, training=True)
+        y.backward(gy64.astype(dtype))
+        return [a.astype(np.float64) for a in (y.data, x.grad, g.grad, b.grad)]
+
+    exact = run(np.float64)
+    np.testing.assert_allclose(exact[0], _bn_reference(x64, gamma, beta), rtol=1e-9, atol=1e-9)
+    before = minigrad.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            minigrad.set_num_threads(threads)
+            results.append(run(np.float32))
+    finally:
+        minigrad.set_num_threads(before)
+    for one, two, want in zip(*results, exact):
+        np.testing.assert_array_equal(one, two)
+        np.testing.assert_allclose(one, want, rtol=1e-3, atol=1e-3 * np.abs(want).max())

@@ -1,0 +1,120 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Per-channel passes of batch normalisation over x viewed as (N, C, L).
+
+Each pass is parallel over the channels (``prange``): a channel's N runs of L values are read
+by one thread, so its sums are formed in a fixed order (the result does not depend on the
+thread count) and a channel's data stays in that core's cache between the two passes of a
+forward or a backward. Sums are accumulated in double, four at a time for instruction-level
+parallelism. The Python wrapper (``minigrad/ops/normalization.py``) checks the shapes.
+"""
+from cython.parallel cimport prange
+from cython cimport floating
+
+
+cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t length,
+                        double shift_a, double shift_b) noexcept nogil:
+    """Σ (a[i] − shift_a) · (b[i] − shift_b)."""
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef Py_ssize_t i = 0
+    while i + 4 <= length:
+        s0 += (a[i] - shift_a) * (b[i] - shift_b)
+        s1 += (a[i + 1] - shift_a) * (b[i + 1] - shift_b)
+        s2 += (a[i + 2] - shift_a) * (b[i + 2] - shift_b)
+        s3 += (a[i + 3] - shift_a) * (b[i + 3] - shift_b)
+        i += 4
+    while i < length:
+        s0 += (a[i] - shift_a) * (b[i] - shift_b)
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline double _sum(const floating* a, Py_ssize_t length) noexcept nogil:
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef Py_ssize_t i = 0
+    while i + 4 <= length:
+        s0 += a[i]
+        s1 += a[i + 1]
+        s2 += a[i + 2]
+        s3 += a[i + 3]
+        i += 4
+    while i < length:
+        s0 += a[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef bint _same(Py_ssize_t* a, Py_ssize_t* b):
+    return a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
+
+
+def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
+    """mean[c] = Σ x[:, c, :] / M and var[c] = Σ (x[:, c, :] − mean[c])² / M, M = N·L
+    (two passes: the second over centred values, so no cancellation)."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
+    cdef Py_ssize_t c, n
+    cdef double count = n_images * length, m, s
+    if mean.shape[0] != channels or var.shape[0] != channels or count == 0:
+        raise ValueError(f"moments: need {channels} channels and values, got mean "
+                         f"{mean.shape[0]}, var {var.shape[0]}, {count:.0f} values")
+    for c in prange(channels, nogil=True, schedule="static"):
+        s = 0
+        for n in range(n_images):
+            s = s + _sum(&x[n, c, 0], length)
+        m = s / count
+        s = 0
+        for n in range(n_images):
+            s = s + _dot(&x[n, c, 0], &x[n, c, 0], length, m, m)
+        mean[c] = m
+        var[c] = s / count
+
+
+def grad_sums(const floating[:, :, ::1] gy, const floating[:, :, ::1] x,
+              const double[::1] mean, double[::1] sum_gy, double[::1] sum_gy_xc):
+    """sum_gy[c] = Σ gy[:, c, :] and sum_gy_xc[c] = Σ gy[:, c, :] · (x[:, c, :] − mean[c])."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
+    cdef Py_ssize_t c, n
+    cdef double s, t
+    if not _same(gy.shape, x.shape):
+        raise ValueError("grad_sums: gy and x must have the same shape")
+    if mean.shape[0] != channels or sum_gy.shape[0] != channels or sum_gy_xc.shape[0] != channels:
+        raise ValueError(f"grad_sums: per-channel arrays must have {channels} entries")
+    for c in prange(channels, nogil=True, schedule="static"):
+        s = 0
+        t = 0
+        for n in range(n_images):
+            s = s + _sum(&gy[n, c, 0], length)
+            t = t + _dot(&gy[n, c, 0], &x[n, c, 0], length, 0.0, mean[c])
+        sum_gy[c] = s
+        sum_gy_xc[c] = t
+
+
+def affine(const floating[:, :, ::1] x, const floating[::1] scale, const floating[::1] center,
+           const floating[::1] shift, const floating[:, :, ::1] other,
+           const floating[::1] other_scale, floating[:, :, ::1] out):
+    """out[:, c, :] = scale[c] · (x[:, c, :] − center[c]) + shift[c]
+                      (+ other_scale[c] · other[:, c, :] unless ``other`` is empty).
+
+    The normalisation y = γ/σ · (x − μ) + β, and the input gradient
+    gx = k · (x − μ) + t + γ/σ · gy."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
+    cdef Py_ssize_t c, n, i
+    cdef bint two = other.shape[0] > 0
+    cdef floating s, m, t, so
+    if not _same(x.shape, out.shape) or (two and not _same(x.shape, other.shape)):
+        raise ValueError("affine: x, other and out must have the same shape")
+    if (scale.shape[0] != channels or center.shape[0] != channels or shift.shape[0] != channels
+            or (two and other_scale.shape[0] != channels)):
+        raise ValueError(f"affine: per-channel arrays must have {channels} entries")
+    for c in prange(channels, nogil=True, schedule="static"):
+        s = scale[c]
+        m = center[c]
+        t = shift[c]
+        if two:
+            so = other_scale[c]
+            for n in range(n_images):
+                for i in range(length):
+                    out[n, c, i] = s * (x[n, c, i] - m) + t + so * other[n, c, i]
+        else:
+            for n in range(n_images):
+                for i in range(length):
+                    out[n, c, i] = s * (x[n, c, i] - m) + t
