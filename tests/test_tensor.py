@@ -298,3 +298,65 @@ def test_gradcheck_catches_a_wrong_gradient():
 def test_gradcheck_requires_float64():
     with pytest.raises(TypeError, match="float64"):
         gradcheck(lambda t: t * 2, [mg.tensor([1.0], requires_grad=True)])
+
+
+# -- leaf gradients: kept without a copy only when nothing else holds them ------------------------
+
+def _leaves(n, shape=(2, 3)):
+    return [mg.tensor(np.arange(6.0).reshape(shape) + i, requires_grad=True) for i in range(n)]
+
+
+@pytest.mark.parametrize("build", [
+    lambda a, b, g: (a + b).backward(g),                     # Add hands gy to both inputs
+    lambda a, b, g: (a - b).backward(g),
+    lambda a, b, g: (a.reshape(3, 2).reshape(2, 3) + b).backward(g),   # views of gy
+    lambda a, b, g: ((a * 1.0) + (b * 1.0)).backward(g),
+    lambda a, b, g: mg.cat([a, b], axis=0).backward(np.concatenate([g, g])),
+    lambda a, b, g: (a + b).sum().backward(),
+])
+def test_leaf_gradients_never_alias_each_other_or_the_callers_gradient(build):
+    a, b = _leaves(2)
+    g = np.ones((2, 3))
+    build(a, b, g)
+    arrays = [a.grad, b.grad, g, a.data, b.data]
+    for i in range(len(arrays)):
+        for j in range(i + 1, len(arrays)):
+            assert not np.shares_memory(arrays[i], arrays[j])
+    before = b.grad.copy()
+    a.grad += 100.0                        # in-place on one gradient leaves the other intact
+    np.testing.assert_array_equal(b.grad, before)
+
+
+def test_same_leaf_twice_accumulates():
+    (a,) = _leaves(1)
+    (a * 2.0 + a * 3.0).sum().backward()
+    np.testing.assert_array_equal(a.grad, np.full((2, 3), 5.0))
+    (a * 2.0).sum().backward()             # a second backward adds out of place
+    np.testing.assert_array_equal(a.grad, np.full((2, 3), 7.0))
+
+
+def test_a_fresh_unshared_gradient_is_kept_without_a_copy(monkeypatch):
+    from minigrad.ops import pooling
+    produced = []
+    backward = pooling.GlobalAvgPool2d.backward
+
+    def recording_backward(self, gy):
+        gx = backward(self, gy)
+        produced.append(gx)                # the list now holds it too: shared, so copied
+        return gx
+
+    x = mg.tensor(np.ones((2, 3, 4, 4)), requires_grad=True)
+    mg.nn.functional.global_avg_pool2d(x).sum().backward()
+    kept = x.grad
+    monkeypatch.setattr(pooling.GlobalAvgPool2d, "backward", recording_backward)
+    x.grad = None
+    mg.nn.functional.global_avg_pool2d(x).sum().backward()
+    assert x.grad is not produced[0] and not np.shares_memory(x.grad, produced[0])
+    np.testing.assert_array_equal(x.grad, kept)
+    monkeypatch.undo()
+    ids = []
+    monkeypatch.setattr(pooling.GlobalAvgPool2d, "backward",
+                        lambda self, gy: ids.append(id(r := backward(self, gy))) or r)
+    x.grad = None
+    mg.nn.functional.global_avg_pool2d(x).sum().backward()
+    assert id(x.grad) == ids[0]            # only an id was recorded: the array itself is kept
