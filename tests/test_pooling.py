@@ -279,7 +279,8 @@ def test_global_avg_pool_large_planes_float32():
 
 
 @pytest.mark.parametrize("planes", [1, 15, 16, 37, 263])  # the kernel sums blocks of 16 planes
-@pytest.mark.parametrize("hw", [(1, 1), (3, 3), (8, 8), (7, 10)])
+@pytest.mark.parametrize("hw", [(1, 1), (3, 3), (3, 5), (4, 4), (1, 17), (8, 8), (7, 10),
+                                (15, 17)])   # plane sizes around the kernel's 16 lanes and 256
 def test_global_avg_pool_any_number_of_planes_and_threads(planes, hw):
     """Every plane's mean, whether it falls in a full block, a partial last block (recomputed
     as the last whole block) or fewer planes than a block, bitwise the same for 1 and 2 threads
