@@ -20,7 +20,7 @@ from minigrad.data import MNIST, ArrayDataset, DataLoader, Normalize  # noqa: E4
 from training import evaluate, main, parse_args, subset  # noqa: E402
 
 MEAN, STD = 0.1307, 0.3081
-DEFAULTS = {"epochs": 3, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4,
+DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4,
             "out": "runs/fcn_mnist"}
 
 
