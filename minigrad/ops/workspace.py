@@ -1,4 +1,5 @@
 """Per-thread scratch buffers that the convolution kernels reuse from call to call."""
+import mmap
 import threading
 
 import numpy as np
@@ -7,6 +8,7 @@ import numpy as np
 #: vectorised kernels lose speed on rows that straddle cache lines (measured: the strided
 #: 3×3 convolution 1.4× slower from a 16-byte-aligned heap buffer).
 ALIGNMENT = 4096
+HUGE_PAGE = 2 << 20
 
 
 class _Workspace(threading.local):
@@ -31,7 +33,17 @@ class _Workspace(threading.local):
 
 
 def _aligned_bytes(nbytes, alignment=ALIGNMENT):
-    """An uninitialised uint8 array of ``nbytes`` starting on an ``alignment`` boundary."""
+    """An uninitialised uint8 array of ``nbytes`` starting on an ``alignment`` boundary. From
+    2 MiB up it is a private anonymous mapping advised for transparent huge pages, so its
+    backing does not depend on what the heap held before (measured: the strided 3×3
+    convolution's forward took 6 or 9.5 ms from one process to the next with heap memory)."""
+    if nbytes >= HUGE_PAGE and hasattr(mmap, "MADV_HUGEPAGE"):
+        mapping = mmap.mmap(-1, -(-nbytes // HUGE_PAGE) * HUGE_PAGE)
+        try:
+            mapping.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:
+            pass
+        return np.frombuffer(mapping, np.uint8)[:nbytes]
     raw = np.empty(nbytes + alignment, np.uint8)
     start = -raw.ctypes.data % alignment
     return raw[start:start + nbytes]
