@@ -25,9 +25,10 @@ The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p +
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
 (``transpose_embed``) so that its tile has the forward tile's pattern: ``TG`` taps × ``GO``
 output channels of accumulators, each step broadcasting ``TG`` grid values and loading ``GO``
-contiguous gradient values (86–120 GFLOP/s on the MNIST example's layers). ``GO`` is 32, not 16:
-GCC fully unrolls constant loops of up to 16 iterations before it vectorises, and the 16-wide
-variant came out scalar and 7× slower (a channel-major variant with horizontal sums, 3×).
+contiguous gradient values (62–119 GFLOP/s on the MNIST example's 16–64-channel layers).
+``GO`` is 32: GCC fully unrolls constant loops of up to 16 iterations before it vectorises, and
+the 16-wide variant came out scalar and 7× slower (a channel-major variant with horizontal
+sums, 3×); layers with 16 output channels pay for the padding.
 
 All loops are ``nogil`` with ``prange``; every thread writes only its own outputs (no atomics),
 so results do not depend on the thread count. The Python wrapper (``minigrad/ops/conv.py``)
