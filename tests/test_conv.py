@@ -285,6 +285,7 @@ def test_bad_input_raises_naming_the_argument(kwargs, exception, words):
 
 # -- the layer ------------------------------------------------------------------------------------
 def test_conv2d_layer_initialisation_and_forward():
+    minigrad.manual_seed(0)     # the "max > bound / 2" check below fails for ~1 % of draws
     layer = minigrad.nn.Conv2d(4, 6, (3, 2), stride=2, padding=1, groups=2)
     assert layer.weight.shape == (6, 2, 3, 2) and layer.bias.shape == (6,)
     assert layer.weight.dtype == np.float32 and layer.weight.requires_grad
