@@ -138,16 +138,23 @@ class Conv2d(Function):
         need_x, need_weight = self.needs_input_grad[:2]
         need_bias = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         gy = np.ascontiguousarray(gy, dtype=x.dtype)
+        if self.direct is not None:
+            gx = self.direct.grad_input(gy, weight) if need_x else None
+            gw = self.direct.grad_weight(x, gy) if need_weight else None
+        else:
+            gx, gw = self._backward_unrolled(x, gy, need_x, need_weight)
+        grads = (gx, None if gw is None else gw.reshape(weight.shape))
+        if len(self.needs_input_grad) > 2:
+            grads += (gy.sum(axis=(0, 2, 3)) if need_bias else None,)
+        return grads
+
+    def _backward_unrolled(self, x, gy, need_x, need_weight):
+        """(grad_x, grad_weight as (G, O/G, C/G·kh·kw)) by the pointwise product or im2col."""
         n, out_channels = gy.shape[:2]
         gx = np.empty_like(x) if need_x else None
         gw = np.zeros(self.weight_matrices.shape, x.dtype) if need_weight else None
         weight_t = self.weight_matrices.transpose(0, 2, 1)
-        if self.direct is not None:
-            if need_x:
-                gx = self.direct.grad_input(gy, weight)
-            if need_weight:
-                gw = self.direct.grad_weight(x, gy)
-        elif self.pointwise:
+        if self.pointwise:
             gy_g = self._grouped(gy, out_channels)
             x_g = self._grouped(x, x.shape[1])
             if need_x:
@@ -170,10 +177,7 @@ class Conv2d(Function):
                 if need_x:     # reuse the columns buffer for the input-gradient columns
                     np.matmul(weight_t, gy_chunk, out=cols_g)
                     _kernels.col2im(cols, gx[start:stop], *self.kernel_args)
-        grads = (gx, None if gw is None else gw.reshape(weight.shape))
-        if len(self.needs_input_grad) > 2:
-            grads += (gy.sum(axis=(0, 2, 3)) if need_bias else None,)
-        return grads
+        return gx, gw
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

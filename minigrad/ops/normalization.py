@@ -70,14 +70,14 @@ class BatchNorm(Function):
         shape = gy.shape
         gy = np.ascontiguousarray(gy, dtype=dtype).reshape(xr.shape)
         channels = xr.shape[1]
-        sum_gy, sum_gy_xc = np.empty(channels), np.empty(channels)
-        _kernels.grad_sums(gy, xr, mean, sum_gy, sum_gy_xc)
-        grad_weight = sum_gy_xc * inv_std                     # Σ gy · x̂
         need_gx, need_gw, need_gb = self.needs_input_grad
-        gx = None
+        gx = sum_gy = grad_weight = None
+        if self.use_batch_stats or need_gw or need_gb:    # fixed statistics: gx needs no sums
+            sum_gy, sum_gy_xc = np.empty(channels), np.empty(channels)
+            _kernels.grad_sums(gy, xr, mean, sum_gy, sum_gy_xc)
+            grad_weight = sum_gy_xc * inv_std                 # Σ gy · x̂
         if need_gx:
             gx = np.empty_like(gy)
-            zeros = np.zeros(channels, dtype)
             if self.use_batch_stats:
                 count = xr.shape[0] * xr.shape[2]
                 # gx = s·gy − s·mean(gy) − s/σ · mean(gy·x̂) · (x − μ),  s = γ/σ
@@ -86,6 +86,7 @@ class BatchNorm(Function):
                 _kernels.affine(xr, slope.astype(dtype), mean.astype(dtype),
                                 shift.astype(dtype), gy, scale, gx)
             else:
+                zeros = np.zeros(channels, dtype)
                 _kernels.affine(gy, scale, zeros, zeros, _NONE[dtype], _NONE_1D[dtype], gx)
             gx = gx.reshape(shape)
         return (gx, grad_weight.astype(dtype) if need_gw else None,
