@@ -134,13 +134,13 @@ def test_embed_and_weight_grad_reject_inconsistent_buffers():
         kernels.embed(x, grid[:, :, :10].copy(), plan.grid_width, plan.first_input)
     with pytest.raises(ValueError, match="cannot hold"):
         kernels.transpose_embed(np.ones((2, 4, 5, 5), np.float32),
-                                np.zeros((2, 10, GO), np.float32), plan.grid_width, 0)
+                                np.zeros((2, 10, GO), np.float32), plan.grid_width)
     gy_t = np.zeros((2, plan.positions, GO), np.float32)
     shifts = np.zeros(TG, np.intp)
     shifts[:plan.taps] = plan.shifts
     with pytest.raises(ValueError, match="inconsistent"):
-        kernels.weight_grad(gy_t, 0, grid, shifts, plan.positions,
+        kernels.weight_grad(gy_t, grid, shifts, plan.positions,
                             np.zeros((1, 3, TG, GO + 1), np.float32))
     with pytest.raises(ValueError, match="inconsistent"):
-        kernels.weight_grad(gy_t, 0, grid, shifts, plan.positions + 1,
+        kernels.weight_grad(gy_t, grid, shifts, plan.positions + 1,
                             np.zeros((1, 3, TG, GO), np.float32))

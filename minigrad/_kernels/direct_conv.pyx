@@ -94,7 +94,7 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
     cdef Py_ssize_t c, t, o, x, r, col, step, valid
     cdef const floating* row
     cdef const floating* w
-    cdef floating w_o
+    cdef floating w_o, offset
     for o in range(OB):
         for x in range(XB):
             tile[o][x] = 0
@@ -117,9 +117,9 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
         step = min(grid_width - col, XB - x)
         valid = min(out_w - col, step)
         for o in range(out_rows):
-            w_o = bias[o] if bias != NULL else 0
+            offset = bias[o] if bias != NULL else 0
             for t in range(valid):
-                out[(o * out_h + r) * out_w + col + t] = result[o * XB + x + t] + w_o
+                out[(o * out_h + r) * out_w + col + t] = result[o * XB + x + t] + offset
         x = x + step
         col = col + step
         if col == grid_width:
@@ -131,7 +131,7 @@ def conv(const floating[:, :, ::1] grid, const floating[:, :, ::1] packed_weight
          const Py_ssize_t[::1] shifts, floating[:, :, :, ::1] out, const floating[::1] bias,
          Py_ssize_t grid_width, Py_ssize_t start):
     """out[n, o, r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col
-    + shifts[t]] for r < Ho, col < Wo, with W packed as (blocks, C·T, OB) (``pack_weight``).
+    + shifts[t]] for r < Ho, col < Wo, with W packed as (blocks, C·T, OB) (``conv_direct._pack``).
 
     ``bias`` may be empty (no bias). Tiles cover positions [0, Ho·grid_width) rounded up to
     XB; ``check_reads`` must hold for the grid's length."""
@@ -203,18 +203,18 @@ cdef inline void _grad_item(const floating* gy_t, Py_ssize_t gy_image, Py_ssize_
 
 
 def transpose_embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid_t,
-                    Py_ssize_t grid_width, Py_ssize_t start):
-    """grid_t[n, start + r·grid_width + col, o] = src[n, o, r, col]; every other cell is 0
+                    Py_ssize_t grid_width):
+    """grid_t[n, r·grid_width + col, o] = src[n, o, r, col]; every other cell is 0
     (the position-major layout of an output gradient for ``weight_grad``)."""
     cdef Py_ssize_t n_images = src.shape[0], channels = src.shape[1]
     cdef Py_ssize_t rows = src.shape[2], width = src.shape[3]
     cdef Py_ssize_t length = grid_t.shape[1], stride = grid_t.shape[2]
     cdef Py_ssize_t n, r, col, o, i, block
     cdef floating* dst
-    if (grid_t.shape[0] != n_images or stride < channels or width > grid_width or start < 0
-            or (rows and start + (rows - 1) * grid_width + width > length)):
+    if (grid_t.shape[0] != n_images or stride < channels or width > grid_width
+            or (rows and (rows - 1) * grid_width + width > length)):
         raise ValueError(f"transpose_embed: grid {_dims(grid_t.shape, 3)} (row width "
-                         f"{grid_width}, start {start}) cannot hold planes {_dims(src.shape, 4)}")
+                         f"{grid_width}) cannot hold planes {_dims(src.shape, 4)}")
     for n in prange(n_images, nogil=True, schedule="static"):
         memset(&grid_t[n, 0, 0], 0, length * stride * sizeof(floating))
         for r in range(rows):
@@ -222,17 +222,16 @@ def transpose_embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid_t
             # contiguous 8·stride block
             for col in range(0, width, 8):
                 block = min(8, width - col)
-                dst = &grid_t[n, start + r * grid_width + col, 0]
+                dst = &grid_t[n, r * grid_width + col, 0]
                 for o in range(channels):
                     for i in range(block):
                         dst[i * stride + o] = src[n, o, r, col + i]
 
 
-def weight_grad(const floating[:, :, ::1] gy_t, Py_ssize_t gy_start,
-                const floating[:, :, ::1] grid, const Py_ssize_t[::1] shifts, Py_ssize_t count,
-                floating[:, :, :, ::1] partials):
+def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, ::1] grid,
+                const Py_ssize_t[::1] shifts, Py_ssize_t count, floating[:, :, :, ::1] partials):
     """partials[k, c, t, o] = Σ_{n in chunk k} Σ_{p < count} grid[n, c, p + shifts[t]] ·
-    gy_t[n, gy_start + p, o].
+    gy_t[n, p, o].
 
     ``gy_t`` (N, positions, O') is the output gradient position-major (``transpose_embed``),
     O' a multiple of GO, zero wherever no output exists. Chunk k holds images [k·q, (k+1)·q)
@@ -245,10 +244,10 @@ def weight_grad(const floating[:, :, ::1] gy_t, Py_ssize_t gy_start,
     cdef Py_ssize_t per_chunk, item, k, c, g, b
     if (gy_t.shape[0] != n_images or out_channels % GO or taps % TG or taps == 0
             or _dims(partials.shape, 4)[1:] != (channels, taps, out_channels) or chunks < 1
-            or gy_start < 0 or count <= 0 or gy_start + count > gy_t.shape[1]):
-        raise ValueError(f"weight_grad: inconsistent shapes gy {_dims(gy_t.shape, 3)} (start "
-                         f"{gy_start}, count {count}), grid {_dims(grid.shape, 3)}, {taps} "
-                         f"shifts, partials {_dims(partials.shape, 4)}")
+            or count <= 0 or count > gy_t.shape[1]):
+        raise ValueError(f"weight_grad: inconsistent shapes gy {_dims(gy_t.shape, 3)} (count "
+                         f"{count}), grid {_dims(grid.shape, 3)}, {taps} shifts, partials "
+                         f"{_dims(partials.shape, 4)}")
     check_reads(grid_length, 0, count, shifts)
     per_chunk = (n_images + chunks - 1) // chunks
     for item in prange(chunks * channels * groups * blocks, nogil=True, schedule="static"):
@@ -256,7 +255,7 @@ def weight_grad(const floating[:, :, ::1] gy_t, Py_ssize_t gy_start,
         c = (item // (groups * blocks)) % channels
         g = (item // blocks) % groups
         b = item % blocks
-        _grad_item(&gy_t[0, gy_start, b * GO], gy_t.shape[1] * out_channels, out_channels,
+        _grad_item(&gy_t[0, 0, b * GO], gy_t.shape[1] * out_channels, out_channels,
                    &grid[0, c, 0], channels * grid_length, &shifts[g * TG], count,
                    k * per_chunk, min(n_images, (k + 1) * per_chunk),
                    &partials[k, c, g * TG, b * GO], out_channels)

@@ -510,7 +510,6 @@ cdef inline void _block_means(const floating* x, Py_ssize_t n, floating* y) noex
     last cells add to quarter[k][0]; finally y[k] = ((q0 + q2) + (q1 + q3)) / n for all k in one
     pass. Needs n >= LANES (the first chunk initialises the lanes: with a conditional there the
     compiler no longer folds in vector registers, measured 60 → 92 µs)."""
-    # needs n >= LANES
     cdef floating acc[LANES]
     cdef floating half[HALF_LANES]
     cdef floating quarter[BLOCK * 4]
@@ -538,9 +537,9 @@ cdef inline void _block_means(const floating* x, Py_ssize_t n, floating* y) noex
 
 def global_avg_forward(const floating[:, ::1] x, floating[::1] y):
     """y[p] = mean of x[p, :] (x is (planes, H·W)). Planes of LANES to SMALL_PLANE cells go
-    BLOCK at a time (larger and tinier ones one by one): a last
-    partial block is done as the last BLOCK planes (recomputing a few, to the same values), and
-    fewer than BLOCK planes are copied into a zero-padded block. Each plane's summation order
+    BLOCK at a time (larger and tinier ones one by one): a last partial block is done as the
+    last BLOCK planes (recomputing a few, to the same values), and fewer than BLOCK planes are
+    copied into a zero-padded block. Each plane's summation order
     depends only on H·W: the same for any number of planes or threads."""
     cdef Py_ssize_t P = x.shape[0], n = x.shape[1], b, p
     cdef int nt = _num_threads(P * n)

@@ -114,12 +114,12 @@ class DirectPlan:
         shifts = np.zeros(padded_taps, np.intp)          # extra taps: computed, discarded
         shifts[:self.taps] = self.shifts
         gy_t = workspace.get("gy_t", (self.n, self.positions, padded_out), gy.dtype)
-        _kernels.transpose_embed(gy, gy_t, self.grid_width, 0)
+        _kernels.transpose_embed(gy, gy_t, self.grid_width)
         block_bytes = self.channels * padded_taps * padded_out * gy.itemsize
         chunks = max(1, min(self.n, MAX_CHUNKS, PARTIALS_BYTES // block_bytes))
         partials = workspace.get("partials", (chunks, self.channels, padded_taps, padded_out),
                                  gy.dtype)
-        _kernels.weight_grad(gy_t, 0, self._x_grid(x), shifts, self.positions, partials)
+        _kernels.weight_grad(gy_t, self._x_grid(x), shifts, self.positions, partials)
         total = partials.sum(axis=0)[:, :self.taps, :self.out_channels]   # (C, T, O)
         return np.ascontiguousarray(total.transpose(2, 0, 1)).reshape(
             self.out_channels, self.channels, -1)
