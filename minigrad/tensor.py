@@ -4,7 +4,6 @@ import sys
 
 import numpy as np
 
-from .function import is_grad_enabled
 
 _FLOAT_TYPES = (np.float32, np.float64)
 _NUMERIC_KINDS = "biufc"   # bool, signed/unsigned int, float, complex

@@ -133,9 +133,6 @@ def _templates():
         return lambda rng: rng.integers(0, classes, (n,) + rest)
 
     x4 = t(2, 3, 6, 6)
-    pool = lambda fn, extra=(): (fn, [Arg("input", x4, "array"), Arg("kernel_size", const(2), "int"),
-                                     Arg("stride", const(None), "int"), Arg("padding", const(1), "int"),
-                                     Arg("ceil_mode", const(False), "bool")] + list(extra))
     ops = {
         "conv2d": (F.conv2d, [Arg("x", x4, "array"), Arg("weight", t(4, 3, 3, 3), "array"),
                               Arg("bias", t(4), "array"), Arg("stride", const(1), "int"),
