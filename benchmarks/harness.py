@@ -1,38 +1,95 @@
 """Benchmark harness: timing, machine roofs (GEMM, memory copy), BLAS/thread info, table printer.
 
 Used by ``benchmarks/run.py``; the suites are the ``benchmarks/cases_<suite>.py`` modules (see
-``run.py`` for the case interface). Timings are medians of repeated runs after a warm-up, and
-minigrad and PyTorch are timed interleaved (one minigrad run, one torch run, ...) so that a
-burst of load from other processes affects both alike.
+``run.py`` for the case interface). minigrad runs in this process, PyTorch in a process of its
+own (``TorchProcess``, ``torch_side.py``) so that each runs with its own OpenMP and heap settings.
+The two take turns in blocks of runs (``time_alternating``), so that a burst of load from other
+processes affects both alike; each block starts with untimed runs that outlast the other side's
+spinning OpenMP workers, so that neither times the other's spin-down.
 """
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+REDUCE = {"median": statistics.median, "min": min}
 
-def _run_once(fn):
+# Each block of timed runs starts with untimed runs lasting at least this long: the other side's
+# OpenMP workers spin for a few milliseconds after its last call (libgomp's default 300,000
+# rounds) and would steal a core from the first timed runs. Waiting for them without running
+# (sleeping) is worse on this VM: an idle vCPU wakes slowly (a 60 us op took 5 ms after 50 ms
+# asleep).
+WARM_SECONDS = 0.02
+
+
+def time_calls(fn, repeat=10, warmup=2, warm_seconds=0.0):
+    """Seconds of each of ``repeat`` calls of ``fn``, after untimed calls: at least ``warmup`` of
+    them and, if ``warm_seconds`` > 0, at least one and as many as last ``warm_seconds``."""
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def time_interleaved(fns, repeat=10, warmup=2, stat="median"):
-    """Seconds per call of each callable in ``fns`` (None entries give None), calling them in
-    turn ``warmup`` times untimed, then ``repeat`` times timed; ``stat`` "median" (default) or
-    "min" (the least disturbed run, for a machine shared with other work)."""
-    reduce = {"median": statistics.median, "min": min}[stat]
-    live = [fn for fn in fns if fn is not None]
-    for _ in range(warmup):
-        for fn in live:
-            fn()
-    samples = {id(fn): [] for fn in live}
+    calls = 0
+    while calls < warmup or (warm_seconds > 0 and (
+            calls == 0 or time.perf_counter() - start < warm_seconds)):
+        fn()
+        calls += 1
+    seconds = []
     for _ in range(repeat):
-        for fn in live:
-            samples[id(fn)].append(_run_once(fn))
-    return [None if fn is None else reduce(samples[id(fn)]) for fn in fns]
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+class TorchProcess:
+    """PyTorch in a child process (``torch_side.py``) started with ``env`` and ``heap`` ("tuned":
+    minigrad's glibc settings, or "default"): times the suites' ``torch_forward`` /
+    ``torch_train`` callables on request. ``header`` is None when torch is not
+    installed there."""
+
+    def __init__(self, threads, env, heap="tuned"):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "torch_side.py"),
+                                      str(threads), heap], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env, text=True)
+        header = self._read()
+        self.header = header if header["torch"] else None
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("benchmarks/torch_side.py exited early (see its error above)")
+        return json.loads(line)
+
+    def time(self, suite, case, pass_name, repeat, warmup, warm_seconds):
+        self.proc.stdin.write(json.dumps({"suite": suite, "case": case, "pass": pass_name,
+                                          "warmup": warmup, "repeat": repeat,
+                                          "warm_seconds": warm_seconds}) + "\n")
+        self.proc.stdin.flush()
+        return self._read()["seconds"]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def time_alternating(mg_fn, torch_fn, repeat=10, warmup=2, stat="median", blocks=4):
+    """(minigrad seconds, torch seconds) per call: ``stat`` ("median" or "min") over ``repeat``
+    timed runs each, taken in ``blocks`` alternating blocks, the first after ``warmup`` untimed
+    runs, each after ``WARM_SECONDS`` of them. ``torch_fn(repeat, warmup, warm_seconds)`` returns
+    torch's timings (None when torch is absent)."""
+    per_block = [repeat // blocks + (i < repeat % blocks) for i in range(min(blocks, repeat))]
+    mg, pt = [], []
+    for i, runs in enumerate(per_block):
+        first = warmup if i == 0 else 0
+        if torch_fn is not None:
+            pt += torch_fn(runs, first, WARM_SECONDS)
+        mg += time_calls(mg_fn, runs, first, WARM_SECONDS)
+    reduce = REDUCE[stat]
+    return reduce(mg), (reduce(pt) if pt else None)
 
 
 def gemm_roof(n=1536, repeat=5, stat="median"):
@@ -42,7 +99,7 @@ def gemm_roof(n=1536, repeat=5, stat="median"):
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     c = np.empty((n, n), np.float32)
-    (seconds,) = time_interleaved([lambda: np.matmul(a, b, out=c)], repeat, 1, stat)
+    seconds = REDUCE[stat](time_calls(lambda: np.matmul(a, b, out=c), repeat, 1))
     return 2.0 * n ** 3 / seconds / 1e9
 
 
@@ -50,7 +107,7 @@ def copy_bandwidth(nbytes=64 << 20, repeat=5, stat="median"):
     """GB/s of numpy copying a large float32 array (bytes read + bytes written)."""
     src = np.ones(nbytes // 4, np.float32)
     dst = np.empty_like(src)
-    (seconds,) = time_interleaved([lambda: np.copyto(dst, src)], repeat, 1, stat)
+    seconds = REDUCE[stat](time_calls(lambda: np.copyto(dst, src), repeat, 1))
     return 2.0 * nbytes / seconds / 1e9
 
 

@@ -12,10 +12,12 @@ Each suite is a module ``benchmarks/cases_<suite>.py`` with ``cases(torch) -> li
     bytes           forward bytes moved (input read + output written) or None
     train_flops     optional: FLOPs of forward + backward, for the train row's GFLOP/s
 
-Everything runs float32 on all cores; minigrad and torch are timed interleaved (median of
-``--repeat`` runs after ``--warmup``; ``--stat min`` on a busy machine). The header gives the
-machine, the thread pools and two roofs measured in this process: numpy's float32 GEMM and
-numpy's memory copy.
+Everything runs float32 on all cores. minigrad runs in this process with its runtime settings;
+torch runs in a child process with its own defaults (the environment this script was started
+with; its heap gets minigrad's glibc settings unless ``--torch-heap default``), and the two take
+turns in blocks of runs (median of ``--repeat`` runs after ``--warmup``;
+``--stat min`` on a busy machine; see ``harness.py``). The header gives the machine, the thread
+pools and two roofs measured in this process: numpy's float32 GEMM and numpy's memory copy.
 """
 import argparse
 import glob
@@ -23,6 +25,7 @@ import importlib
 import os
 import sys
 
+USER_ENV = dict(os.environ)     # before minigrad's import adds its OpenMP/OpenBLAS settings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))   # run from a checkout without installing
@@ -44,6 +47,8 @@ def parse_args():
                              "%(default)s)")
     parser.add_argument("--repeat", type=int, default=10, help="timed runs per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first")
+    parser.add_argument("--torch-heap", choices=("tuned", "default"), default="tuned",
+                        help="torch's glibc heap: minigrad's settings (default) or glibc's own")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="statistic over the timed runs (min: for a busy machine)")
     args = parser.parse_args()
@@ -56,48 +61,51 @@ def parse_args():
     return args
 
 
-def import_torch(cores):
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(cores)
-    return torch
-
-
 def main():
     args = parse_args()
     cores = os.cpu_count() or 1
     minigrad.set_num_threads(cores)
-    torch = import_torch(cores)
+    torch = harness.TorchProcess(cores, USER_ENV, args.torch_heap)
+    try:
+        run_suites(args, cores, torch if torch.header else None)
+    finally:
+        torch.close()
+
+
+def run_suites(args, cores, torch):
     roof = harness.gemm_roof(stat=args.stat)
     print(f"CPU: {harness.cpu_name()}, {cores} cores")
-    print(f"minigrad {minigrad.__version__}: {minigrad.get_num_threads()} OpenMP threads; "
-          + (f"torch {torch.__version__}: {torch.get_num_threads()} threads" if torch
-             else "torch not installed: minigrad only"))
+    print(f"minigrad {minigrad.__version__}: {minigrad.get_num_threads()} OpenMP threads, "
+          + ", ".join(f"{name}={os.environ.get(name, 'unset')}"
+                      for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")))
+    if torch:
+        print(f"torch {torch.header['torch']} (own process): {torch.header['threads']} threads, "
+              + ", ".join(f"{k}={v}" for k, v in torch.header["env"].items())
+              + f", heap {torch.header['heap']}")
+    else:
+        print("torch not installed: minigrad only")
     for line in harness.blas_info():
-        print(f"thread pool: {line}")
-    print("OpenMP wait policy: " + ", ".join(f"{name}={os.environ.get(name, 'unset')}"
-                                             for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")))
+        print(f"thread pool (minigrad's process): {line}")
     print(f"GEMM roof (numpy float32 matmul): {roof:.1f} GFLOP/s; "
           f"copy bandwidth (numpy, read+write): {harness.copy_bandwidth(stat=args.stat):.1f} GB/s")
     print(f"timing: {args.stat} of {args.repeat} runs after {args.warmup} warm-up runs, "
-          "minigrad and torch interleaved; ratio = minigrad / torch")
+          "minigrad and torch in alternating blocks; ratio = minigrad / torch")
 
     for suite in args.suite:
         module = importlib.import_module(f"cases_{suite}")
         rows = []
-        for case in module.cases(torch):
-            for pass_name, mg_key, torch_key, flops in (
-                    ("forward", "mg_forward", "torch_forward", case.get("flops")),
-                    ("fwd+bwd", "mg_train", "torch_train", case.get("train_flops"))):
-                mg, pt = harness.time_interleaved([case[mg_key], case.get(torch_key)],
+        for index, case in enumerate(module.cases(None)):
+            for pass_name, flops in (("forward", case.get("flops")),
+                                     ("train", case.get("train_flops"))):
+                torch_fn = None if torch is None else (
+                    lambda repeat, warmup, warm: torch.time(suite, index, pass_name, repeat, warmup, warm))
+                mg, pt = harness.time_alternating(case[f"mg_{pass_name}"], torch_fn,
                                                   args.repeat, args.warmup, args.stat)
-                rows.append({"name": case["name"], "pass": pass_name, "mg": mg, "torch": pt,
-                             "flops": flops,
+                rows.append({"name": case["name"],
+                             "pass": "forward" if pass_name == "forward" else "fwd+bwd",
+                             "mg": mg, "torch": pt, "flops": flops,
                              "bytes": case.get("bytes") if pass_name == "forward" else None})
         harness.print_table(suite, rows, roof)
-
 
 if __name__ == "__main__":
     main()

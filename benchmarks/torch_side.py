@@ -1,0 +1,57 @@
+"""PyTorch's side of the benchmark, in a process of its own (started by ``harness.TorchProcess``).
+
+Why a separate process: in one process minigrad's kernels and torch share one libgomp (the first
+``libgomp.so.1`` loaded serves both) and one heap, so torch would run under minigrad's OpenMP
+spin settings, not with its own defaults (measured: gap forward 0.10 ms instead of 0.06 ms, the
+inception step 8 % slower). Here torch is imported before minigrad, so its OpenMP runtime reads
+the environment the user started the benchmark with. The heap is a separate choice
+(``--torch-heap``): "tuned" (default) gives torch minigrad's glibc settings too (a process-wide
+setting any torch user can make; without it torch re-faults its fresh multi-megabyte outputs,
+e.g. conv3x3_s1 forward 25 ms instead of 12.5 ms), "default" leaves glibc's.
+
+Protocol (one JSON object per line): first this process writes a header
+``{"torch": version, "threads": n, "env": {...}, "heap": heap}`` (or ``{"torch": null}`` when torch is not
+installed); then for each request ``{"suite": s, "case": i, "pass": "forward"|"train",
+"warmup": w, "repeat": r, "warm_seconds": s}`` read from stdin it writes ``{"seconds": [r timings]}``.
+"""
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OMP_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")
+
+
+def main():
+    try:
+        import torch
+    except ImportError:
+        print(json.dumps({"torch": None}), flush=True)
+        return
+    threads, heap = int(sys.argv[1]), sys.argv[2]
+    torch.set_num_threads(threads)
+    if heap == "default":
+        os.environ["MINIGRAD_MALLOC_TUNING"] = "0"   # importing minigrad leaves the heap alone
+    sys.path.insert(0, HERE)
+    sys.path.insert(1, os.path.dirname(HERE))
+    import importlib
+
+    import harness
+
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "env": {k: os.environ.get(k, "unset") for k in OMP_SETTINGS},
+                      "heap": heap}), flush=True)
+    suites = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        suite = request["suite"]
+        if suite not in suites:
+            suites[suite] = importlib.import_module(f"cases_{suite}").cases(torch)
+        fn = suites[suite][request["case"]][f"torch_{request['pass']}"]
+        seconds = harness.time_calls(fn, request["repeat"], request["warmup"],
+                                     request["warm_seconds"])
+        print(json.dumps({"seconds": seconds}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
