@@ -155,7 +155,7 @@ def print_table(title, rows, roof):
         mg, pt = row["mg"], row["torch"]
         gflops = row["flops"] / mg / 1e9 if row.get("flops") and mg else None
         gbytes = row["bytes"] / mg / 1e9 if row.get("bytes") and mg else None
-        print(f"{row['name']:<{width}}{row['pass']:<10}{_cell(mg and mg * 1e3, '12.2f')}"
-              f"{_cell(pt and pt * 1e3, '10.2f')}{_cell(pt and mg / pt, '7.2f')}"
+        print(f"{row['name']:<{width}}{row['pass']:<10}{_cell(mg and mg * 1e3, '12.3f')}"
+              f"{_cell(pt and pt * 1e3, '10.3f')}{_cell(pt and mg / pt, '7.2f')}"
               f"{_cell(gflops, '9.1f')}{_cell(gflops and 100 * gflops / roof, '8.0f')}"
               f"{_cell(gbytes, '7.1f')}")
