@@ -19,6 +19,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REDUCE = {"median": statistics.median, "min": min}
+#: The environment variables that set an OpenMP runtime's threads and waiting (printed per side).
+OMP_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")
 
 # Each block of timed runs starts with untimed runs lasting at least this long: the other side's
 # OpenMP workers spin for a few milliseconds after its last call (libgomp's default 300,000

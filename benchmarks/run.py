@@ -20,6 +20,7 @@ turns in blocks of runs (median of ``--repeat`` runs after ``--warmup``;
 pools and two roofs measured in this process: numpy's float32 GEMM and numpy's memory copy.
 """
 import argparse
+import functools
 import glob
 import importlib
 import os
@@ -77,7 +78,7 @@ def run_suites(args, cores, torch):
     print(f"CPU: {harness.cpu_name()}, {cores} cores")
     print(f"minigrad {minigrad.__version__}: {minigrad.get_num_threads()} OpenMP threads, "
           + ", ".join(f"{name}={os.environ.get(name, 'unset')}"
-                      for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")))
+                      for name in harness.OMP_SETTINGS))
     if torch:
         print(f"torch {torch.header['torch']} (own process): {torch.header['threads']} threads, "
               + ", ".join(f"{k}={v}" for k, v in torch.header["env"].items())
@@ -97,8 +98,8 @@ def run_suites(args, cores, torch):
         for index, case in enumerate(module.cases(None)):
             for pass_name, flops in (("forward", case.get("flops")),
                                      ("train", case.get("train_flops"))):
-                torch_fn = None if torch is None else (
-                    lambda repeat, warmup, warm: torch.time(suite, index, pass_name, repeat, warmup, warm))
+                torch_fn = (None if torch is None
+                            else functools.partial(torch.time, suite, index, pass_name))
                 mg, pt = harness.time_alternating(case[f"mg_{pass_name}"], torch_fn,
                                                   args.repeat, args.warmup, args.stat)
                 rows.append({"name": case["name"],
@@ -106,6 +107,7 @@ def run_suites(args, cores, torch):
                              "mg": mg, "torch": pt, "flops": flops,
                              "bytes": case.get("bytes") if pass_name == "forward" else None})
         harness.print_table(suite, rows, roof)
+
 
 if __name__ == "__main__":
     main()

@@ -14,12 +14,12 @@ Protocol (one JSON object per line): first this process writes a header
 installed); then for each request ``{"suite": s, "case": i, "pass": "forward"|"train",
 "warmup": w, "repeat": r, "warm_seconds": s}`` read from stdin it writes ``{"seconds": [r timings]}``.
 """
+import importlib
 import json
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OMP_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")
 
 
 def main():
@@ -34,12 +34,10 @@ def main():
         os.environ["MINIGRAD_MALLOC_TUNING"] = "0"   # importing minigrad leaves the heap alone
     sys.path.insert(0, HERE)
     sys.path.insert(1, os.path.dirname(HERE))
-    import importlib
-
     import harness
 
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "env": {k: os.environ.get(k, "unset") for k in OMP_SETTINGS},
+                      "env": {k: os.environ.get(k, "unset") for k in harness.OMP_SETTINGS},
                       "heap": heap}), flush=True)
     suites = {}
     for line in sys.stdin:
