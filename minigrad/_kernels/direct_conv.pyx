@@ -38,6 +38,8 @@ from cython.parallel cimport prange
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
+from ._parallel cimport check_threads
+
 #: Output channels per register tile (the weight packing's block size).
 OUT_BLOCK = 8
 #: Positions per register tile in the forward / input-gradient kernel.
@@ -58,7 +60,7 @@ cdef tuple _dims(Py_ssize_t* shape, int ndim):
 
 
 def embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t grid_width,
-          Py_ssize_t start):
+          Py_ssize_t start, int num_threads):
     """grid[n, c, start + r·grid_width + col] = src[n, c, r, col]; every other cell is 0."""
     cdef Py_ssize_t channels = src.shape[1]
     cdef Py_ssize_t rows = src.shape[2], width = src.shape[3], length = grid.shape[2]
@@ -67,7 +69,9 @@ def embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t
             or start < 0 or (rows and start + (rows - 1) * grid_width + width > length)):
         raise ValueError(f"embed: grid {_dims(grid.shape, 3)} (row width {grid_width}, start "
                          f"{start}) cannot hold planes {_dims(src.shape, 4)}")
-    for plane in prange(src.shape[0] * grid.shape[1], nogil=True, schedule="static"):
+    cdef int nt = check_threads(num_threads)
+    for plane in prange(src.shape[0] * grid.shape[1], nogil=True, schedule="static",
+                        num_threads=nt):
         n = plane // grid.shape[1]
         c = plane % grid.shape[1]
         memset(&grid[n, c, 0], 0, length * sizeof(floating))
@@ -129,7 +133,7 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
 
 def conv(const floating[:, :, ::1] grid, const floating[:, :, ::1] packed_weight,
          const Py_ssize_t[::1] shifts, floating[:, :, :, ::1] out, const floating[::1] bias,
-         Py_ssize_t grid_width, Py_ssize_t start):
+         Py_ssize_t grid_width, Py_ssize_t start, int num_threads):
     """out[n, o, r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col
     + shifts[t]] for r < Ho, col < Wo, with W packed as (blocks, C·T, OB) (``conv_direct._pack``).
 
@@ -152,7 +156,8 @@ def conv(const floating[:, :, ::1] grid, const floating[:, :, ::1] packed_weight
     check_reads(grid_length, start, tiles * XB, shifts)
     if out_w > grid_width:
         raise ValueError(f"conv: output width {out_w} exceeds the grid width {grid_width}")
-    for item in prange(n_images * blocks * tiles, nogil=True, schedule="static"):
+    cdef int nt = check_threads(num_threads)
+    for item in prange(n_images * blocks * tiles, nogil=True, schedule="static", num_threads=nt):
         n = item // (blocks * tiles)
         b = (item // tiles) % blocks
         tile = item % tiles
@@ -203,7 +208,7 @@ cdef inline void _grad_item(const floating* gy_t, Py_ssize_t gy_image, Py_ssize_
 
 
 def transpose_embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid_t,
-                    Py_ssize_t grid_width):
+                    Py_ssize_t grid_width, int num_threads):
     """grid_t[n, r·grid_width + col, o] = src[n, o, r, col]; every other cell is 0
     (the position-major layout of an output gradient for ``weight_grad``)."""
     cdef Py_ssize_t n_images = src.shape[0], channels = src.shape[1]
@@ -215,7 +220,8 @@ def transpose_embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid_t
             or (rows and (rows - 1) * grid_width + width > length)):
         raise ValueError(f"transpose_embed: grid {_dims(grid_t.shape, 3)} (row width "
                          f"{grid_width}) cannot hold planes {_dims(src.shape, 4)}")
-    for n in prange(n_images, nogil=True, schedule="static"):
+    cdef int nt = check_threads(num_threads)
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=nt):
         memset(&grid_t[n, 0, 0], 0, length * stride * sizeof(floating))
         for r in range(rows):
             # blocks of 8 positions: each channel's read is one short run, the writes one
@@ -229,7 +235,8 @@ def transpose_embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid_t
 
 
 def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, ::1] grid,
-                const Py_ssize_t[::1] shifts, Py_ssize_t count, floating[:, :, :, ::1] partials):
+                const Py_ssize_t[::1] shifts, Py_ssize_t count, floating[:, :, :, ::1] partials,
+                int num_threads):
     """partials[k, c, t, o] = Σ_{n in chunk k} Σ_{p < count} grid[n, c, p + shifts[t]] ·
     gy_t[n, p, o].
 
@@ -250,7 +257,9 @@ def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, ::1] grid,
                          f"{_dims(partials.shape, 4)}")
     check_reads(grid_length, 0, count, shifts)
     per_chunk = (n_images + chunks - 1) // chunks
-    for item in prange(chunks * channels * groups * blocks, nogil=True, schedule="static"):
+    cdef int nt = check_threads(num_threads)
+    for item in prange(chunks * channels * groups * blocks, nogil=True, schedule="static",
+                       num_threads=nt):
         k = item // (channels * groups * blocks)
         c = (item // (groups * blocks)) % channels
         g = (item // blocks) % groups

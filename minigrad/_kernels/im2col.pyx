@@ -21,6 +21,8 @@ from cython.parallel cimport prange
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
+from ._parallel cimport check_threads
+
 
 cdef inline Py_ssize_t _first_inside(Py_ssize_t offset, Py_ssize_t stride,
                                      Py_ssize_t out_size) noexcept nogil:
@@ -59,7 +61,7 @@ def _check_shapes(x_shape, cols_shape, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t 
 def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
            Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t dh, Py_ssize_t dw,
-           Py_ssize_t out_h, Py_ssize_t out_w):
+           Py_ssize_t out_h, Py_ssize_t out_w, int num_threads):
     """Unroll the windows of ``x`` (B, C, H, W) into ``cols`` (C·kh·kw, B, out_h·out_w)."""
     _check_shapes(x.shape, cols.shape, kh, kw, sh, sw, dh, dw, out_h, out_w)
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1]
@@ -72,8 +74,9 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
     cdef floating* dst_row
     if n_images == 0 or channels == 0 or plane == 0:
         return
+    cdef int nt = check_threads(num_threads)
     with nogil:
-        for pair in prange(n_images * channels, schedule='static'):
+        for pair in prange(n_images * channels, schedule='static', num_threads=nt):
             b = pair // channels
             c = pair % channels
             src = &x[b, c, 0, 0]
@@ -114,7 +117,7 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
 def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
            Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t dh, Py_ssize_t dw,
-           Py_ssize_t out_h, Py_ssize_t out_w):
+           Py_ssize_t out_h, Py_ssize_t out_w, int num_threads):
     """The adjoint of ``im2col``: ``x`` (B, C, H, W) is overwritten with the sum, over every
     window position, of the ``cols`` entries that im2col would have read from that pixel
     (entries that fall in the padding are dropped)."""
@@ -128,8 +131,9 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
     cdef const floating* src_row
     if n_images == 0 or channels == 0 or height * width == 0:
         return
+    cdef int nt = check_threads(num_threads)
     with nogil:
-        for pair in prange(n_images * channels, schedule='static'):
+        for pair in prange(n_images * channels, schedule='static', num_threads=nt):
             b = pair // channels
             c = pair % channels
             dst = &x[b, c, 0, 0]
@@ -156,7 +160,7 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
                                 dst_row[ow * sw] += src_row[ow]
 
 
-def add_channel_bias(floating[:, :, ::1] y, const floating[::1] bias):
+def add_channel_bias(floating[:, :, ::1] y, const floating[::1] bias, int num_threads):
     """y[b, o, :] += bias[o] for y of shape (B, O, P)."""
     if y.shape[1] != bias.shape[0]:
         raise ValueError(f"add_channel_bias: bias has {bias.shape[0]} entries for "
@@ -165,8 +169,9 @@ def add_channel_bias(floating[:, :, ::1] y, const floating[::1] bias):
     cdef Py_ssize_t pair, p
     cdef floating value
     cdef floating* row
+    cdef int nt = check_threads(num_threads)
     with nogil:
-        for pair in prange(n_images * channels, schedule='static'):
+        for pair in prange(n_images * channels, schedule='static', num_threads=nt):
             row = &y[pair // channels, pair % channels, 0]
             value = bias[pair % channels]
             for p in range(plane):

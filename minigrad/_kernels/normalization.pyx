@@ -10,6 +10,8 @@ parallelism. The Python wrapper (``minigrad/ops/normalization.py``) checks the s
 from cython.parallel cimport prange
 from cython cimport floating
 
+from ._parallel cimport check_threads
+
 
 cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t length,
                         double shift_a, double shift_b) noexcept nogil:
@@ -47,7 +49,7 @@ cdef bint _same(Py_ssize_t* a, Py_ssize_t* b):
     return a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
 
 
-def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
+def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int num_threads):
     """mean[c] = Σ x[:, c, :] / M and var[c] = Σ (x[:, c, :] − mean[c])² / M, M = N·L
     (two passes: the second over centred values, so no cancellation)."""
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
@@ -56,7 +58,8 @@ def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
     if mean.shape[0] != channels or var.shape[0] != channels or count == 0:
         raise ValueError(f"moments: need {channels} channels and values, got mean "
                          f"{mean.shape[0]}, var {var.shape[0]}, {count:.0f} values")
-    for c in prange(channels, nogil=True, schedule="static"):
+    cdef int nt = check_threads(num_threads)
+    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
         s = 0
         for n in range(n_images):
             s = s + _sum(&x[n, c, 0], length)
@@ -69,7 +72,7 @@ def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
 
 
 def grad_sums(const floating[:, :, ::1] gy, const floating[:, :, ::1] x,
-              const double[::1] mean, double[::1] sum_gy, double[::1] sum_gy_xc):
+              const double[::1] mean, double[::1] sum_gy, double[::1] sum_gy_xc, int num_threads):
     """sum_gy[c] = Σ gy[:, c, :] and sum_gy_xc[c] = Σ gy[:, c, :] · (x[:, c, :] − mean[c])."""
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
     cdef Py_ssize_t c, n
@@ -78,7 +81,8 @@ def grad_sums(const floating[:, :, ::1] gy, const floating[:, :, ::1] x,
         raise ValueError("grad_sums: gy and x must have the same shape")
     if mean.shape[0] != channels or sum_gy.shape[0] != channels or sum_gy_xc.shape[0] != channels:
         raise ValueError(f"grad_sums: per-channel arrays must have {channels} entries")
-    for c in prange(channels, nogil=True, schedule="static"):
+    cdef int nt = check_threads(num_threads)
+    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
         s = 0
         t = 0
         for n in range(n_images):
@@ -90,7 +94,7 @@ def grad_sums(const floating[:, :, ::1] gy, const floating[:, :, ::1] x,
 
 def affine(const floating[:, :, ::1] x, const floating[::1] scale, const floating[::1] center,
            const floating[::1] shift, const floating[:, :, ::1] other,
-           const floating[::1] other_scale, floating[:, :, ::1] out):
+           const floating[::1] other_scale, floating[:, :, ::1] out, int num_threads):
     """out[:, c, :] = scale[c] · (x[:, c, :] − center[c]) + shift[c]
                       (+ other_scale[c] · other[:, c, :] unless ``other`` is empty).
 
@@ -105,7 +109,8 @@ def affine(const floating[:, :, ::1] x, const floating[::1] scale, const floatin
     if (scale.shape[0] != channels or center.shape[0] != channels or shift.shape[0] != channels
             or (two and other_scale.shape[0] != channels)):
         raise ValueError(f"affine: per-channel arrays must have {channels} entries")
-    for c in prange(channels, nogil=True, schedule="static"):
+    cdef int nt = check_threads(num_threads)
+    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
         s = scale[c]
         m = center[c]
         t = shift[c]

@@ -1,13 +1,10 @@
 # cython: language_level=3
-"""OpenMP thread control shared by every kernel."""
+"""What OpenMP reports about this machine (the kernels take their thread count as an argument)."""
 cimport openmp
 
 
-def set_num_threads(int n):
-    openmp.omp_set_num_threads(n)
-
-
-def get_num_threads():
+def default_num_threads():
+    """OpenMP's default team size for this thread: OMP_NUM_THREADS, else the number of cores."""
     return openmp.omp_get_max_threads()
 
 

@@ -32,23 +32,15 @@ from cython cimport floating
 from libc.math cimport INFINITY, fabs, isnan, pow, sqrt
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
-cimport openmp
+
+from ._parallel cimport team_size
 
 # Below this many input elements the OpenMP start-up costs more than the work.
 cdef Py_ssize_t PARALLEL_MIN = 1 << 14
 
 
-cdef inline int _num_threads(Py_ssize_t work) noexcept nogil:
-    return 1 if work < PARALLEL_MIN else openmp.omp_get_max_threads()
-
-
 cdef inline Py_ssize_t _min(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a < b else b
-
-
-def max_threads():
-    """The most threads a kernel uses: how many scratch planes to allocate."""
-    return openmp.omp_get_max_threads()
 
 
 cdef struct Window:
@@ -90,6 +82,16 @@ cdef inline floating* _window_row(const floating* plane, Window* w, Py_ssize_t H
     if ih < 0 or ih >= H:
         return NULL
     return <floating*>plane + (ih + w.ph) * w.pitch
+
+
+cdef int _scratch_team(floating[:, ::1] scratch, Py_ssize_t work, int num_threads) except -1:
+    """The team size of a kernel that gives each thread a padded plane of ``scratch``: ValueError
+    unless there is a plane for every thread (a width of 0 means no planes are used)."""
+    cdef int nt = team_size(work, PARALLEL_MIN, num_threads)
+    if scratch.shape[1] > 0 and scratch.shape[0] < nt:
+        raise ValueError(f"pooling kernel: scratch has {scratch.shape[0]} planes for a team of "
+                         f"{nt} threads")
+    return nt
 
 
 cdef inline floating* _thread_plane(floating[:, ::1] scratch, floating fill) noexcept nogil:
@@ -235,11 +237,12 @@ cdef inline void _max_2x2_row(const floating* r0, floating* y, int* idx,
 def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] idx,
                      int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
                      Py_ssize_t Hp, Py_ssize_t Lq, floating[:, ::1] scratch,
-                     const Py_ssize_t[::1] first_row, const Py_ssize_t[::1] first_col):
+                     const Py_ssize_t[::1] first_row, const Py_ssize_t[::1] first_col,
+                     int num_threads):
     """y[p, oh, ow] = max over the window (−∞ padding); idx (or None) gets the flat argmax.
 
     The padded plane holds every window: Hp rows of sw phases of Lq cells; scratch is
-    (max_threads(), Hp·sw·Lq), or (max_threads(), 0) to read the input directly (windows inside
+    (num_threads, Hp·sw·Lq), or (num_threads, 0) to read the input directly (windows inside
     it, stride 1 or the 2×2 fast path; then Hp, Lq = H, W).
     first_row[oh] / first_col[ow]: the window's first in-bounds row / column."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
@@ -250,7 +253,7 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, 
     cdef const floating* plane
     cdef floating* buf
     cdef int* ip
-    cdef int nt = _num_threads(P * H * W)
+    cdef int nt = _scratch_team(scratch, P * H * W, num_threads)
     with nogil, parallel(num_threads=nt):
         buf = _thread_plane(scratch, -INFINITY)
         for p in prange(P, schedule='static'):
@@ -266,14 +269,15 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, 
 
 def adaptive_max_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] idx,
                          const Py_ssize_t[::1] h_start, const Py_ssize_t[::1] h_end,
-                         const Py_ssize_t[::1] w_start, const Py_ssize_t[::1] w_end):
+                         const Py_ssize_t[::1] w_start, const Py_ssize_t[::1] w_end,
+                         int num_threads):
     """y[p, oh, ow] = max of x[p, h_start[oh]:h_end[oh], w_start[ow]:w_end[ow]]; idx = argmax."""
     cdef Py_ssize_t P = x.shape[0], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], p, oh, ow, ih, iw, k
     cdef const floating* xp
     cdef floating m, v
     cdef bint take
-    cdef int nt = _num_threads(P * x.shape[1] * W)
+    cdef int nt = team_size(P * x.shape[1] * W, PARALLEL_MIN, num_threads)
     with nogil:
         for p in prange(P, schedule='static', num_threads=nt):
             xp = &x[p, 0, 0]
@@ -292,7 +296,7 @@ def adaptive_max_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int
 
 
 def max_pool_backward(const floating[:, :, ::1] gy, const int[:, :, ::1] idx,
-                      floating[:, :, ::1] gx):
+                      floating[:, :, ::1] gx, int num_threads):
     """gx[p] = 0, then gx[p].flat[idx[p, o]] += gy[p, o] for every output o (winner takes all;
     shared by max, adaptive max and global max pooling)."""
     cdef Py_ssize_t P = gx.shape[0], HW = gx.shape[1] * gx.shape[2]
@@ -300,7 +304,7 @@ def max_pool_backward(const floating[:, :, ::1] gy, const int[:, :, ::1] idx,
     cdef floating* gp
     cdef const floating* gyp
     cdef const int* ip
-    cdef int nt = _num_threads(P * HW)
+    cdef int nt = team_size(P * HW, PARALLEL_MIN, num_threads)
     with nogil:
         for p in prange(P, schedule='static', num_threads=nt):
             gp = &gx[p, 0, 0]
@@ -344,7 +348,7 @@ cdef inline void _avg_2x2_row_backward(const floating* gy, const floating* divis
 def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                      int kh, int kw, int sh, int sw, int ph, int pw,
                      Py_ssize_t Hp, Py_ssize_t Lq, floating[:, ::1] scratch,
-                     const floating[:, ::1] divisor):
+                     const floating[:, ::1] divisor, int num_threads):
     """y[p, oh, ow] = (Σ of the window's cells, padding 0) / divisor[oh, ow], summed in
     row-major window order (PyTorch's). Hp, Lq, scratch as in max_pool_forward."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
@@ -357,7 +361,7 @@ def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     cdef const floating* dr
     cdef const floating* plane
     cdef floating* buf
-    cdef int nt = _num_threads(P * H * W)
+    cdef int nt = _scratch_team(scratch, P * H * W, num_threads)
     with nogil, parallel(num_threads=nt):
         buf = _thread_plane(scratch, 0)
         for p in prange(P, schedule='static'):
@@ -383,7 +387,7 @@ def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
 def avg_pool_backward(const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
                       int kh, int kw, int sh, int sw, int ph, int pw,
                       Py_ssize_t Hp, Py_ssize_t Lq, floating[:, ::1] scratch,
-                      const floating[:, ::1] divisor):
+                      const floating[:, ::1] divisor, int num_threads):
     """gx[cell] = Σ over the windows containing the cell of gy / divisor. The shares go to a
     zeroed plane (the phase-split buffer, then copied out, or gx itself), scratch as in the
     forward."""
@@ -397,7 +401,7 @@ def avg_pool_backward(const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
     cdef floating* buf
     cdef const floating* gyr
     cdef const floating* dr
-    cdef int nt = _num_threads(P * H * W)
+    cdef int nt = _scratch_team(scratch, P * H * W, num_threads)
     with nogil, parallel(num_threads=nt):
         buf = _thread_plane(scratch, 0)
         for p in prange(P, schedule='static'):
@@ -424,13 +428,14 @@ def avg_pool_backward(const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
 
 def adaptive_avg_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                          const Py_ssize_t[::1] h_start, const Py_ssize_t[::1] h_end,
-                         const Py_ssize_t[::1] w_start, const Py_ssize_t[::1] w_end):
+                         const Py_ssize_t[::1] w_start, const Py_ssize_t[::1] w_end,
+                         int num_threads):
     """y[p, oh, ow] = mean of x[p, h_start[oh]:h_end[oh], w_start[ow]:w_end[ow]]."""
     cdef Py_ssize_t P = x.shape[0], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], p, oh, ow, ih, iw
     cdef const floating* xp
     cdef floating s
-    cdef int nt = _num_threads(P * x.shape[1] * W)
+    cdef int nt = team_size(P * x.shape[1] * W, PARALLEL_MIN, num_threads)
     with nogil:
         for p in prange(P, schedule='static', num_threads=nt):
             xp = &x[p, 0, 0]
@@ -445,13 +450,14 @@ def adaptive_avg_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
 
 def adaptive_avg_backward(const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
                           const Py_ssize_t[::1] h_start, const Py_ssize_t[::1] h_end,
-                          const Py_ssize_t[::1] w_start, const Py_ssize_t[::1] w_end):
+                          const Py_ssize_t[::1] w_start, const Py_ssize_t[::1] w_end,
+                          int num_threads):
     """gx[cell] = Σ over the bins containing the cell of gy / bin area."""
     cdef Py_ssize_t P = gx.shape[0], H = gx.shape[1], W = gx.shape[2]
     cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], p, oh, ow, ih, iw
     cdef floating* gp
     cdef floating g
-    cdef int nt = _num_threads(P * H * W)
+    cdef int nt = team_size(P * H * W, PARALLEL_MIN, num_threads)
     with nogil:
         for p in prange(P, schedule='static', num_threads=nt):
             gp = &gx[p, 0, 0]
@@ -535,14 +541,14 @@ cdef inline void _block_means(const floating* x, Py_ssize_t n, floating* y) noex
                 + (quarter[4 * k + 1] + quarter[4 * k + 3])) / n
 
 
-def global_avg_forward(const floating[:, ::1] x, floating[::1] y):
+def global_avg_forward(const floating[:, ::1] x, floating[::1] y, int num_threads):
     """y[p] = mean of x[p, :] (x is (planes, H·W)). Planes of LANES to SMALL_PLANE cells go
     BLOCK at a time (larger and tinier ones one by one): a last partial block is done as the
     last BLOCK planes (recomputing a few, to the same values), and fewer than BLOCK planes are
     copied into a zero-padded block. Each plane's summation order
     depends only on H·W: the same for any number of planes or threads."""
     cdef Py_ssize_t P = x.shape[0], n = x.shape[1], b, p
-    cdef int nt = _num_threads(P * n)
+    cdef int nt = team_size(P * n, PARALLEL_MIN, num_threads)
     cdef floating padded[BLOCK * SMALL_PLANE]
     cdef floating means[BLOCK]
     if P == 0:
@@ -563,12 +569,12 @@ def global_avg_forward(const floating[:, ::1] x, floating[::1] y):
                 _block_means(&x[P - BLOCK, 0], n, &y[P - BLOCK])
 
 
-def global_avg_backward(const floating[::1] gy, floating[:, ::1] gx):
+def global_avg_backward(const floating[::1] gy, floating[:, ::1] gx, int num_threads):
     """gx[p, :] = gy[p] / (H·W)."""
     cdef Py_ssize_t P = gx.shape[0], n = gx.shape[1], p, i
     cdef floating g
     cdef floating* gp
-    cdef int nt = _num_threads(P * n)
+    cdef int nt = team_size(P * n, PARALLEL_MIN, num_threads)
     with nogil:
         for p in prange(P, schedule='static', num_threads=nt):
             g = gy[p] / n
@@ -737,13 +743,13 @@ cdef void _window_plane(int kind, bint backward, const floating* x, const floati
 
 def window_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int kind,
                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                        double p=1.0):
+                        double p, int num_threads):
     """y[i, oh, ow] = the ``kind`` reduction (LP_POOL with exponent p, or WEIGHTED_AVERAGE) of
     x[i] over rows [oh·sh, oh·sh + kh) and columns [ow·sw, ow·sw + kw), clipped to the plane
     (a clipped Lp window is scaled as PyTorch's: see _window_plane)."""
     cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
-    cdef int nt = _num_threads(P * H * W)
+    cdef int nt = team_size(P * H * W, PARALLEL_MIN, num_threads)
     with nogil:
         for i in prange(P, schedule='static', num_threads=nt):
             _window_plane(kind, False, &x[i, 0, 0], NULL, NULL, NULL, &y[i, 0, 0], H, W, OH, OW,
@@ -753,11 +759,11 @@ def window_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int 
 def window_pool_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] y,
                          const floating[:, :, ::1] gy, floating[:, :, ::1] gx, int kind,
                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                         double p=1.0):
+                         double p, int num_threads):
     """gx = the gradient of window_pool_forward (the same arguments) for the output gradient gy."""
     cdef Py_ssize_t i, P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
-    cdef int nt = _num_threads(P * H * W)
+    cdef int nt = team_size(P * H * W, PARALLEL_MIN, num_threads)
     with nogil:
         for i in prange(P, schedule='static', num_threads=nt):
             _window_plane(kind, True, &x[i, 0, 0], &y[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0], NULL,
@@ -794,12 +800,13 @@ cdef Py_ssize_t _sample_window(const floating* x, Py_ssize_t W, Py_ssize_t h0, P
 
 def stochastic_pool_train_forward(const floating[:, :, ::1] x, const double[:, :, ::1] u,
                                   floating[:, :, ::1] y, int[:, :, ::1] index,
-                                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw):
+                                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                                  int num_threads):
     """y = the sampled cell's value (0 for an all-zero window); index = its flat position."""
     cdef Py_ssize_t i, oh, ow, h0, w0, k
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
-    cdef int nt = _num_threads(P * H * W)
+    cdef int nt = team_size(P * H * W, PARALLEL_MIN, num_threads)
     with nogil:
         for i in prange(P, schedule='static', num_threads=nt):
             for oh in range(OH):
@@ -822,11 +829,12 @@ cdef void _sampled_backward_plane(const floating* y, const int* index, const flo
 
 
 def stochastic_pool_train_backward(const floating[:, :, ::1] y, const int[:, :, ::1] index,
-                                   const floating[:, :, ::1] gy, floating[:, :, ::1] gx):
+                                   const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
+                                   int num_threads):
     """The gradient goes to the sampled cell; none from an all-zero window (y = 0)."""
     cdef Py_ssize_t i, P = gx.shape[0], HW = gx.shape[1] * gx.shape[2]
     cdef Py_ssize_t n_out = gy.shape[1] * gy.shape[2]
-    cdef int nt = _num_threads(P * HW)
+    cdef int nt = team_size(P * HW, PARALLEL_MIN, num_threads)
     with nogil:
         for i in prange(P, schedule='static', num_threads=nt):
             _sampled_backward_plane(&y[i, 0, 0], &index[i, 0, 0], &gy[i, 0, 0], &gx[i, 0, 0],
@@ -841,7 +849,7 @@ def stochastic_pool_train_backward(const floating[:, :, ::1] y, const int[:, :, 
 def region_max_forward(const floating[:, :, ::1] x,
                        const int64_t[:, ::1] row_start, const int64_t[:, ::1] row_end,
                        const int64_t[:, ::1] col_start, const int64_t[:, ::1] col_end,
-                       floating[:, :, ::1] y, int[:, :, ::1] index):
+                       floating[:, :, ::1] y, int[:, :, ::1] index, int num_threads):
     """y[i, oh, ow] = max of x[i] over rows [row_start[i, oh], row_end[i, oh]) and columns
     [col_start[i, ow], col_end[i, ow]) (non-empty, inside the plane). The first maximum in
     row-major order wins ties; a NaN wins over numbers (the last NaN, as in PyTorch); an all −∞
@@ -850,7 +858,7 @@ def region_max_forward(const floating[:, :, ::1] x,
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
     cdef floating v, best
-    cdef int nt = _num_threads(P * H * W)
+    cdef int nt = team_size(P * H * W, PARALLEL_MIN, num_threads)
     with nogil:
         for i in prange(P, schedule='static', num_threads=nt):
             for oh in range(OH):

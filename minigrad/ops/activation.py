@@ -33,6 +33,7 @@ import numpy as np
 from .._kernels import activation as _kernels
 from ..function import Function
 from ..tensor import as_tensor
+from ..threads import get_num_threads
 from .arithmetic import unbroadcast
 from .geometry import real_number
 from .reduction import check_axis
@@ -48,12 +49,13 @@ def _flat(a):
 
 
 def _kernel(kernel, arrays, params=()):
-    """Run an elementwise kernel ``kernel(*arrays, *params, out)`` over flat views; ``out`` is a
-    new array shaped and typed like ``arrays[0]`` (the others are cast to its dtype)."""
+    """Run an elementwise kernel ``kernel(*arrays, *params, out, num_threads)`` over flat views;
+    ``out`` is a new array shaped and typed like ``arrays[0]`` (the others are cast to its
+    dtype)."""
     first = arrays[0]
     out = np.empty_like(first)
     flat = [_flat(np.ascontiguousarray(a, dtype=first.dtype)) for a in arrays]
-    kernel(*flat, *params, _flat(out))
+    kernel(*flat, *params, _flat(out), get_num_threads())
     return out
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from .._kernels import im2col as _kernels
 from ..function import Function
 from ..tensor import as_tensor
+from ..threads import get_num_threads
 from . import conv_direct
 from .workspace import release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import (C_INT_MAX, check_input_4d, check_max, check_min, check_padded_plane, pair,
@@ -115,13 +116,13 @@ class Conv2d(Function):
             np.matmul(self.weight_matrices, self._grouped(x, x.shape[1]),
                       out=self._grouped(y, out_channels))
             if bias is not None:
-                _kernels.add_channel_bias(y.reshape(n, out_channels, -1), bias)
+                _kernels.add_channel_bias(y.reshape(n, out_channels, -1), bias, get_num_threads())
         else:
             y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             group_bias = None if bias is None else bias.reshape(self.groups, -1, 1)
             for start, stop in self._chunks(n):
                 cols, cols_g = self._columns(stop - start, x.dtype)
-                _kernels.im2col(x[start:stop], cols, *self.kernel_args)
+                _kernels.im2col(x[start:stop], cols, *self.kernel_args, get_num_threads())
                 products, products_nchw = self._products(out_channels, stop - start, x.dtype)
                 np.matmul(self.weight_matrices, cols_g, out=products)
                 y_chunk = self._grouped(y[start:stop], out_channels)
@@ -172,11 +173,11 @@ class Conv2d(Function):
                 gy_chunk, gy_nchw = self._products(out_channels, stop - start, x.dtype)
                 np.copyto(gy_nchw, self._grouped(gy[start:stop], out_channels))
                 if need_weight:
-                    _kernels.im2col(x[start:stop], cols, *self.kernel_args)
+                    _kernels.im2col(x[start:stop], cols, *self.kernel_args, get_num_threads())
                     gw += np.matmul(gy_chunk, cols_g.transpose(0, 2, 1))
                 if need_x:     # reuse the columns buffer for the input-gradient columns
                     np.matmul(weight_t, gy_chunk, out=cols_g)
-                    _kernels.col2im(cols, gx[start:stop], *self.kernel_args)
+                    _kernels.col2im(cols, gx[start:stop], *self.kernel_args, get_num_threads())
         return gx, gw
 
 

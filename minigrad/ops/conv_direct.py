@@ -16,6 +16,7 @@ output gradient on the same grid (``N·O·(Hp·Wp + reach)``) and position-major
 import numpy as np
 
 from .._kernels import direct_conv as _kernels
+from ..threads import get_num_threads
 from .workspace import workspace
 
 #: Kernels with fewer taps go to im2col: the weight-gradient kernel works on groups of
@@ -83,7 +84,7 @@ class DirectPlan:
 
     def _x_grid(self, x):
         grid = workspace.get("grid", (self.n, self.channels, self.x_length), x.dtype)
-        _kernels.embed(x, grid, self.grid_width, self.first_input)
+        _kernels.embed(x, grid, self.grid_width, self.first_input, get_num_threads())
         return grid
 
     def forward(self, x, weight, bias):
@@ -91,7 +92,7 @@ class DirectPlan:
         y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
         no_bias = np.empty(0, x.dtype)
         _kernels.conv(self._x_grid(x), _pack(weight), self.shifts, y,
-                      no_bias if bias is None else bias, self.grid_width, 0)
+                      no_bias if bias is None else bias, self.grid_width, 0, get_num_threads())
         return y
 
     def grad_input(self, gy, weight):
@@ -99,10 +100,11 @@ class DirectPlan:
         weight at the negated shifts; only the positions inside the padding are stored."""
         gy_grid = workspace.get("gy_grid", (self.n, self.out_channels, self.gy_length),
                                 gy.dtype)
-        _kernels.embed(gy, gy_grid, self.grid_width, self.front)
+        _kernels.embed(gy, gy_grid, self.grid_width, self.front, get_num_threads())
         gx = np.empty((self.n, self.channels, self.height, self.width), gy.dtype)
         _kernels.conv(gy_grid, _pack(weight.transpose(1, 0, 2, 3)), -self.shifts, gx,
-                      np.empty(0, gy.dtype), self.grid_width, self.front + self.first_input)
+                      np.empty(0, gy.dtype), self.grid_width, self.front + self.first_input,
+                      get_num_threads())
         return gx
 
     def grad_weight(self, x, gy):
@@ -114,12 +116,13 @@ class DirectPlan:
         shifts = np.zeros(padded_taps, np.intp)          # extra taps: computed, discarded
         shifts[:self.taps] = self.shifts
         gy_t = workspace.get("gy_t", (self.n, self.positions, padded_out), gy.dtype)
-        _kernels.transpose_embed(gy, gy_t, self.grid_width)
+        _kernels.transpose_embed(gy, gy_t, self.grid_width, get_num_threads())
         block_bytes = self.channels * padded_taps * padded_out * gy.itemsize
         chunks = max(1, min(self.n, MAX_CHUNKS, PARTIALS_BYTES // block_bytes))
         partials = workspace.get("partials", (chunks, self.channels, padded_taps, padded_out),
                                  gy.dtype)
-        _kernels.weight_grad(gy_t, self._x_grid(x), shifts, self.positions, partials)
+        _kernels.weight_grad(gy_t, self._x_grid(x), shifts, self.positions, partials,
+                             get_num_threads())
         total = partials.sum(axis=0)[:, :self.taps, :self.out_channels]   # (C, T, O)
         return np.ascontiguousarray(total.transpose(2, 0, 1)).reshape(
             self.out_channels, self.channels, -1)

@@ -16,6 +16,7 @@ import numpy as np
 from .._kernels import normalization as _kernels
 from ..function import Function
 from ..tensor import Tensor, as_tensor
+from ..threads import get_num_threads
 from .activation import float_input
 from .geometry import flag, real_number
 
@@ -48,10 +49,11 @@ class BatchNorm(Function):
 
     def forward(self, x, weight, bias):
         n, c = x.shape[:2]
+        threads = get_num_threads()
         xr = np.ascontiguousarray(x).reshape(n, c, -1)
         if self.use_batch_stats:
             mean, var = np.empty(c), np.empty(c)
-            _kernels.moments(xr, mean, var)
+            _kernels.moments(xr, mean, var, threads)
             self.batch_mean, self.batch_var = mean.astype(x.dtype), var.astype(x.dtype)
         else:
             mean, var = self.mean.astype(np.float64), self.var.astype(np.float64)
@@ -59,13 +61,14 @@ class BatchNorm(Function):
         scale = (weight * inv_std).astype(x.dtype)
         y = np.empty_like(xr)
         _kernels.affine(xr, scale, mean.astype(x.dtype), bias, _NONE[x.dtype], _NONE_1D[x.dtype],
-                        y)
+                        y, threads)
         if any(self.needs_input_grad):
             self.save_for_backward(xr, mean, inv_std, scale)
         return y.reshape(x.shape)
 
     def backward(self, gy):
         xr, mean, inv_std, scale = self.saved_tensors
+        threads = get_num_threads()
         dtype = xr.dtype
         shape = gy.shape
         gy = np.ascontiguousarray(gy, dtype=dtype).reshape(xr.shape)
@@ -74,7 +77,7 @@ class BatchNorm(Function):
         gx = sum_gy = grad_weight = None
         if self.use_batch_stats or need_gw or need_gb:    # fixed statistics: gx needs no sums
             sum_gy, sum_gy_xc = np.empty(channels), np.empty(channels)
-            _kernels.grad_sums(gy, xr, mean, sum_gy, sum_gy_xc)
+            _kernels.grad_sums(gy, xr, mean, sum_gy, sum_gy_xc, threads)
             grad_weight = sum_gy_xc * inv_std                 # Σ gy · x̂
         if need_gx:
             gx = np.empty_like(gy)
@@ -84,10 +87,11 @@ class BatchNorm(Function):
                 slope = -scale * inv_std * grad_weight / count
                 shift = -scale * sum_gy / count
                 _kernels.affine(xr, slope.astype(dtype), mean.astype(dtype),
-                                shift.astype(dtype), gy, scale, gx)
+                                shift.astype(dtype), gy, scale, gx, threads)
             else:
                 zeros = np.zeros(channels, dtype)
-                _kernels.affine(gy, scale, zeros, zeros, _NONE[dtype], _NONE_1D[dtype], gx)
+                _kernels.affine(gy, scale, zeros, zeros, _NONE[dtype], _NONE_1D[dtype], gx,
+                                threads)
             gx = gx.reshape(shape)
         return (gx, grad_weight.astype(dtype) if need_gw else None,
                 sum_gy.astype(dtype) if need_gb else None)

@@ -11,6 +11,7 @@ import numpy as np
 from .._kernels import pooling as _kernels
 from ..function import Function
 from ..tensor import Tensor, as_tensor
+from ..threads import get_num_threads
 from .geometry import (adaptive_bins, adaptive_output_shape, check_input_4d, check_max,
                        check_min, check_padded_plane, check_pool_padding, first_in_bounds, flag,
                        pair, sliding_output_shape)
@@ -53,7 +54,7 @@ class _ArgmaxPool(Function):
         (idx,) = self.saved_tensors
         gx = np.empty(self.input_shape, self.dtype)
         _kernels.max_pool_backward(_planes(_grad(gy, self.dtype).reshape(idx.shape)),
-                                   _planes(idx), _planes(gx))
+                                   _planes(idx), _planes(gx), get_num_threads())
         return gx
 
 
@@ -72,7 +73,9 @@ class MaxPool2d(_ArgmaxPool):
         return self.out_hw
 
     def kernel(self, x, y, idx):
-        _kernels.max_pool_forward(x, y, idx, *_plan_args(self.plan, x.dtype), *self.first_cells)
+        threads = get_num_threads()
+        _kernels.max_pool_forward(x, y, idx, *_plan_args(self.plan, x.dtype, threads),
+                                  *self.first_cells, threads)
 
 
 class AdaptiveMaxPool2d(_ArgmaxPool):
@@ -88,7 +91,7 @@ class AdaptiveMaxPool2d(_ArgmaxPool):
     def kernel(self, x, y, idx):
         if idx is None:  # this kernel always records the argmax
             idx = np.empty(y.shape, np.int32)
-        _kernels.adaptive_max_forward(x, y, idx, *_bins(x.shape, y.shape))
+        _kernels.adaptive_max_forward(x, y, idx, *_bins(x.shape, y.shape), get_num_threads())
 
 
 class GlobalMaxPool2d(AdaptiveMaxPool2d):
@@ -123,18 +126,25 @@ class AvgPool2d(Function):
             divisor = np.outer(*(_avg_counts(*axis, self.count_include_pad)
                                  for axis in zip(x.shape[2:], self.out_hw, *window)))
             divisor = divisor.astype(x.dtype)
-        # no dilation argument: the plan's is (1, 1)
-        kh, kw, sh, sw, ph, pw, _, _, Hp, Lq, scratch = _plan_args(self.plan, x.dtype)
-        self.params = (kh, kw, sh, sw, ph, pw, Hp, Lq, scratch, divisor)
+        self.divisor = divisor
         y = np.empty(x.shape[:2] + self.out_hw, x.dtype)
-        _kernels.avg_pool_forward(_planes(x), _planes(y), *self.params)
+        _kernels.avg_pool_forward(_planes(x), _planes(y), *self._args(x.dtype))
         self.input_shape, self.dtype = x.shape, x.dtype
         return y
 
     def backward(self, gy):
         gx = np.empty(self.input_shape, self.dtype)
-        _kernels.avg_pool_backward(_planes(_grad(gy, self.dtype)), _planes(gx), *self.params)
+        _kernels.avg_pool_backward(_planes(_grad(gy, self.dtype)), _planes(gx),
+                                   *self._args(self.dtype))
         return gx
+
+    def _args(self, dtype):
+        """The kernels' arguments after the arrays, with scratch planes for the thread count of
+        this call: the backward may run with another count than the forward."""
+        threads = get_num_threads()
+        # no dilation argument: the plan's is (1, 1)
+        kh, kw, sh, sw, ph, pw, _, _, Hp, Lq, scratch = _plan_args(self.plan, dtype, threads)
+        return kh, kw, sh, sw, ph, pw, Hp, Lq, scratch, self.divisor, threads
 
 
 def _sliding_plan(x, out_hw, kernel, stride, padding, dilation, op_name):
@@ -169,10 +179,11 @@ def _sliding_plan(x, out_hw, kernel, stride, padding, dilation, op_name):
     return kernel, stride, padding, dilation, Hp, Lq, Hp * stride[1] * Lq
 
 
-def _plan_args(plan, dtype):
-    """The sliding-window kernels' arguments kh, kw, sh, sw, ph, pw, dh, dw, Hp, Lq, scratch."""
+def _plan_args(plan, dtype, threads):
+    """The sliding-window kernels' arguments kh, kw, sh, sw, ph, pw, dh, dw, Hp, Lq, scratch,
+    with one scratch plane for each of ``threads`` threads."""
     kernel, stride, padding, dilation, Hp, Lq, width = plan
-    scratch = np.empty((_kernels.max_threads(), width), dtype)
+    scratch = np.empty((threads, width), dtype)
     return (*kernel, *stride, *padding, *dilation, Hp, Lq, scratch)
 
 
@@ -202,14 +213,14 @@ class AdaptiveAvgPool2d(Function):
     def forward(self, x):
         y = np.empty(x.shape[:2] + self.out_hw, x.dtype)
         self.bins = _bins(x.shape, y.shape)
-        _kernels.adaptive_avg_forward(_planes(x), _planes(y), *self.bins)
+        _kernels.adaptive_avg_forward(_planes(x), _planes(y), *self.bins, get_num_threads())
         self.input_shape, self.dtype = x.shape, x.dtype
         return y
 
     def backward(self, gy):
         gy = _grad(gy, self.dtype)
         gx = np.empty(self.input_shape, self.dtype)
-        _kernels.adaptive_avg_backward(_planes(gy), _planes(gx), *self.bins)
+        _kernels.adaptive_avg_backward(_planes(gy), _planes(gx), *self.bins, get_num_threads())
         return gx
 
 
@@ -222,14 +233,15 @@ class GlobalAvgPool2d(Function):
     def forward(self, x):
         n, c, h, w = x.shape
         y = np.empty((n, c, 1, 1) if self.keepdims else (n, c), x.dtype)
-        _kernels.global_avg_forward(x.reshape(n * c, h * w), y.reshape(-1))
+        _kernels.global_avg_forward(x.reshape(n * c, h * w), y.reshape(-1), get_num_threads())
         self.input_shape, self.dtype = x.shape, x.dtype
         return y
 
     def backward(self, gy):
         n, c, h, w = self.input_shape
         gx = np.empty(self.input_shape, self.dtype)
-        _kernels.global_avg_backward(_grad(gy, self.dtype).reshape(-1), gx.reshape(n * c, h * w))
+        _kernels.global_avg_backward(_grad(gy, self.dtype).reshape(-1), gx.reshape(n * c, h * w),
+                                     get_num_threads())
         return gx
 
 

@@ -13,6 +13,7 @@ from .._kernels import pooling as _kernels
 from ..function import Function
 from ..random import resolve_rng
 from ..tensor import Tensor, as_tensor
+from ..threads import get_num_threads
 from .activation import sigmoid
 from .conv import conv2d
 from .geometry import check_min, flag, fractional_intervals, pair, real_number
@@ -57,7 +58,7 @@ class WindowPool2d(Function):
     def forward(self, x):
         y = np.empty(x.shape[:2] + self.out_size, dtype=x.dtype)
         _kernels.window_pool_forward(_planes(x), _planes(y), self.kind, *self.kernel,
-                                     *self.stride, self.p)
+                                     *self.stride, self.p, get_num_threads())
         self.save_for_backward(x, y)
         return y
 
@@ -65,7 +66,8 @@ class WindowPool2d(Function):
         x, y = self.saved_tensors
         gx = np.empty_like(x)
         _kernels.window_pool_backward(_planes(x), _planes(y), _planes(_grad(gy, x.dtype)),
-                                      _planes(gx), self.kind, *self.kernel, *self.stride, self.p)
+                                      _planes(gx), self.kind, *self.kernel, *self.stride, self.p,
+                                      get_num_threads())
         return gx
 
 
@@ -111,7 +113,8 @@ class StochasticPool2dSample(Function):
         y = np.empty(self.draws.shape, dtype=x.dtype)
         index = np.empty(self.draws.shape, dtype=np.int32)
         _kernels.stochastic_pool_train_forward(_planes(x), _planes(self.draws), _planes(y),
-                                               _planes(index), *self.kernel, *self.stride)
+                                               _planes(index), *self.kernel, *self.stride,
+                                               get_num_threads())
         self.input_meta = x.shape, x.dtype
         self.save_for_backward(y, index)
         return y
@@ -120,7 +123,8 @@ class StochasticPool2dSample(Function):
         y, index = self.saved_tensors
         gx = np.empty(*self.input_meta)
         _kernels.stochastic_pool_train_backward(_planes(y), _planes(index),
-                                                _planes(_grad(gy, y.dtype)), _planes(gx))
+                                                _planes(_grad(gy, y.dtype)), _planes(gx),
+                                                get_num_threads())
         return gx
 
 
@@ -167,7 +171,7 @@ class FractionalMaxPool2d(Function):
         y = np.empty(shape, dtype=x.dtype)
         index = np.empty(shape, dtype=np.int32)
         _kernels.region_max_forward(_planes(x), *self.rows, *self.cols, _planes(y),
-                                    _planes(index))
+                                    _planes(index), get_num_threads())
         self.input_meta = x.shape, x.dtype
         self.save_for_backward(index)
         return y
@@ -175,7 +179,8 @@ class FractionalMaxPool2d(Function):
     def backward(self, gy):
         (index,) = self.saved_tensors
         gx = np.empty(*self.input_meta)
-        _kernels.max_pool_backward(_planes(_grad(gy, gx.dtype)), _planes(index), _planes(gx))
+        _kernels.max_pool_backward(_planes(_grad(gy, gx.dtype)), _planes(index), _planes(gx),
+                                   get_num_threads())
         return gx
 
 
