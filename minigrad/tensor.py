@@ -60,14 +60,14 @@ class Tensor:
     ``grad`` is filled by ``backward()`` on tensors that require it.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_creator", "_output_index", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_creator", "_output_index", "__weakref__")
     __array_priority__ = 1000   # make ``ndarray op Tensor`` call Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _as_array(data, dtype)
         self.grad = None
-        self.requires_grad = self._grad_flag(requires_grad, "requires_grad", "tensor")
         self._creator = None
+        self._requires_grad = self._grad_flag(requires_grad, "requires_grad", "tensor")
         self._output_index = 0
 
     @classmethod
@@ -75,7 +75,7 @@ class Tensor:
         out = cls.__new__(cls)
         out.data = data if data.flags.c_contiguous else np.ascontiguousarray(data)
         out.grad = None
-        out.requires_grad = creator is not None
+        out._requires_grad = creator is not None
         out._creator = creator
         out._output_index = index
         return out
@@ -108,9 +108,31 @@ class Tensor:
         """A new leaf sharing this tensor's data, outside the graph."""
         return Tensor._from_op(self.data, None, 0)
 
+    @property
+    def requires_grad(self):
+        """Whether backward computes a gradient for this tensor (``.grad`` for a leaf)."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self._set_requires_grad(value, "requires_grad")
+
     def requires_grad_(self, flag=True):
-        self.requires_grad = self._grad_flag(flag, "flag", "requires_grad_")
+        """Set ``requires_grad`` in place and return the tensor. Only a leaf's flag can change
+        (as in PyTorch): an op's output requires grad because its inputs do; use ``detach()``
+        to take it out of the graph."""
+        self._set_requires_grad(flag, "requires_grad_")
         return self
+
+    def _set_requires_grad(self, value, op_name):
+        value = self._grad_flag(value, "flag" if op_name == "requires_grad_" else "value",
+                                op_name)
+        if self._creator is not None and value != self._requires_grad:
+            raise RuntimeError(
+                f"{op_name}: only a leaf tensor's requires_grad can change; this tensor is the "
+                f"output of {type(self._creator).__name__}. Use .detach() for a copy outside "
+                "the graph")
+        self._requires_grad = value
 
     def _grad_flag(self, value, name, op_name):
         """``value`` (the argument ``name``) as a bool; only a float tensor may require grad."""
@@ -147,6 +169,7 @@ class Tensor:
         from .function import _state
         backward_hook = getattr(_state, "anomaly_backward", None)
         for fn in order:
+            # every op in ``order`` feeds an input that needed a gradient, so it has one pending
             grad_outputs = [g if g is not None else np.zeros(shape, dtype)
                             for g, (shape, dtype) in zip(pending.pop(fn), fn.output_meta)]
             grad_inputs = fn.backward(*grad_outputs)
@@ -157,9 +180,13 @@ class Tensor:
                                    f"gradients for {len(fn.inputs)} inputs")
             if backward_hook is not None:
                 backward_hook(fn, grad_inputs)
-            for x, gx, needed in zip(fn.inputs, grad_inputs, fn.needs_input_grad):
-                if not needed or gx is None:
+            for i, (x, gx, needed) in enumerate(zip(fn.inputs, grad_inputs,
+                                                    fn.needs_input_grad)):
+                if not needed:
                     continue
+                if gx is None:
+                    raise RuntimeError(f"{type(fn).__name__}.backward returned None for input "
+                                       f"{i} (shape {x.shape}), which needs a gradient")
                 gx = np.asarray(gx)
                 if gx.shape != x.shape:
                     raise RuntimeError(f"{type(fn).__name__}.backward returned a gradient of "
@@ -355,7 +382,9 @@ _UNSHARED_REFS = _unshared_refs()
 
 
 def _topological_order(root):
-    """Ops reachable from ``root``, each after every op that consumes its outputs (iterative)."""
+    """Ops reachable from ``root`` through inputs that needed a gradient when the op ran, each
+    after every op that consumes its outputs (iterative). An input that did not need one (a
+    constant, a detached tensor) is not followed: its creator gets no gradient."""
     order, visited = [], set()
     stack = [(root, False)]
     while stack:
@@ -372,8 +401,8 @@ def _topological_order(root):
                 "the first backward() to keep them")
         visited.add(fn)
         stack.append((fn, True))
-        for x in fn.inputs:
-            if x._creator is not None and x._creator not in visited:
+        for x, needed in zip(fn.inputs, fn.needs_input_grad):
+            if needed and x._creator is not None and x._creator not in visited:
                 stack.append((x._creator, False))
     order.reverse()
     return order
