@@ -3,7 +3,11 @@
 Assigning a ``Parameter`` or a ``Module`` to an attribute registers it (in assignment order);
 ``register_buffer`` registers non-learnable state (BatchNorm's running statistics). The
 ``state_dict`` names every parameter and buffer by its dotted path (``"block.0.weight"``).
+Forward hooks (``register_forward_pre_hook``, ``register_forward_hook``) observe or change a
+module's inputs and output without subclassing it; they are not part of the state_dict.
 """
+import itertools
+import weakref
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
@@ -39,6 +43,32 @@ def _as_buffer(value, name):
     return array
 
 
+class RemovableHandle:
+    """What ``register_forward_hook`` and ``register_forward_pre_hook`` return: ``remove()``
+    unregisters the hook (calling it again does nothing), and so does leaving a ``with`` block
+    over the handle. It holds its hook table weakly, so it keeps no module alive."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks):
+        self.id = next(RemovableHandle._ids)
+        self._hooks = weakref.ref(hooks)
+
+    def remove(self):
+        hooks = self._hooks()
+        if hooks is not None:
+            hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.remove()
+
+    def __repr__(self):
+        return f"RemovableHandle(id={self.id})"
+
+
 class Module:
     """Base class of layers (see the module docstring). Subclasses call ``super().__init__()``
     first, then assign their parameters, sub-modules and buffers, and define ``forward``."""
@@ -47,7 +77,16 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
+
+    def __setstate__(self, state):
+        # A module pickled before forward hooks existed has no hook tables: give it empty ones.
+        self.__dict__.update(state)
+        for name in ("_forward_pre_hooks", "_forward_hooks"):
+            if name not in self.__dict__:
+                object.__setattr__(self, name, OrderedDict())
 
     # -- registration ---------------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -108,7 +147,84 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
+        if self._forward_pre_hooks or self._forward_hooks:
+            return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
+
+    def _call_with_hooks(self, args, kwargs):
+        # Iterate over copies, so that a hook may remove itself (or register another) safely.
+        for hook in tuple(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook in tuple(self._forward_hooks.values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    @staticmethod
+    def _add_hook(hooks, hook, method):
+        if not callable(hook):
+            raise TypeError(f"{method}: hook must be callable, got {type(hook).__name__}")
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
+    def register_forward_pre_hook(self, hook):
+        """Call ``hook(module, args)`` before every ``forward`` of this module.
+
+        ``args`` is the tuple of positional arguments (keyword arguments go to ``forward``
+        unchanged). If the hook returns something other than None, that replaces ``args`` (a
+        value that is not a tuple is wrapped into a 1-tuple), and the next hook sees it. Hooks
+        run in registration order; they are not saved in the state_dict.
+
+        Args:
+            hook: a callable ``hook(module, args) -> None or new args``.
+
+        Returns:
+            a ``RemovableHandle``; its ``remove()`` unregisters the hook.
+
+        Example::
+
+            def clip_input(module, args):
+                return args[0].clip(-1.0, 1.0)
+
+            with model.register_forward_pre_hook(clip_input):
+                y = model(x)          # model.forward(x.clip(-1.0, 1.0))
+        """
+        return self._add_hook(self._forward_pre_hooks, hook, "register_forward_pre_hook")
+
+    def register_forward_hook(self, hook):
+        """Call ``hook(module, args, output)`` after every ``forward`` of this module.
+
+        ``args`` is the tuple of positional arguments ``forward`` received (after any pre-hook
+        replaced them). If the hook returns something other than None, that replaces the output
+        (the next hook, and the caller, see it). Hooks run in registration order; they are not
+        saved in the state_dict.
+
+        Args:
+            hook: a callable ``hook(module, args, output) -> None or new output``.
+
+        Returns:
+            a ``RemovableHandle``; its ``remove()`` unregisters the hook.
+
+        Example::
+
+            shapes = []
+
+            def record(module, args, output):
+                shapes.append(output.shape)
+
+            handles = [m.register_forward_hook(record) for m in model.children()]
+            try:
+                model(x)              # shapes: each child's output shape, in call order
+            finally:
+                for h in handles:
+                    h.remove()
+        """
+        return self._add_hook(self._forward_hooks, hook, "register_forward_hook")
 
     def train(self, mode=True):
         """Training mode (``mode=True``) or evaluation mode for this module and all below it."""
