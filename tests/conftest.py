@@ -1,10 +1,19 @@
 """Test-suite defaults. MINIGRAD_DATA, when unset, points at the project's shared data folder
 (../shared/data next to the repository) if that exists, so ``pytest`` from a plain checkout
-runs the real-data tests; without it they skip."""
-import os
+runs the real-data tests; without it they skip.
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+The tests folder goes on ``sys.path`` so that test modules import their shared code as
+``helpers`` (tests/helpers) under every import mode: the default "prepend" mode puts it there
+too, ``--import-mode=importlib`` does not."""
+import os
+import sys
+
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+_REPO_ROOT = os.path.dirname(_TESTS)
 _SHARED_DATA = os.path.normpath(os.path.join(_REPO_ROOT, "..", "shared", "data"))
+
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
 
 if not os.environ.get("MINIGRAD_DATA") and os.path.isdir(_SHARED_DATA):
     os.environ["MINIGRAD_DATA"] = _SHARED_DATA

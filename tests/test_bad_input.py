@@ -1,8 +1,8 @@
 """Bad arguments raise ValueError/TypeError/IndexError whose message names the argument as it is
 spelled in the op's signature, never OverflowError, MemoryError or numpy's unnamed errors.
 
-One explicit case per finding of the bad-input fuzzer (tests/fuzz_bad_input.py), so a regression
-is pinned on its op without running the fuzzer.
+One explicit case per finding of the bad-input fuzzer (tests/helpers/fuzz_bad_input.py), so a
+regression is pinned on its op without running the fuzzer.
 """
 import numpy as np
 import pytest

@@ -10,7 +10,7 @@ import pytest
 import minigrad
 from minigrad.serialization import CheckpointError
 
-from test_determinism import batches, make_run, train
+from helpers.training import batches, make_run, train
 
 
 def test_resumed_training_continues_exactly_like_the_uninterrupted_run(tmp_path):

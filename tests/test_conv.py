@@ -1,5 +1,5 @@
-"""conv2d / nn.Conv2d: gradients, a plain-loop reference (forward and backward), chunking and
-workspace reuse, argument validation, and PyTorch (when installed)."""
+"""conv2d / nn.Conv2d: gradients, the plain-loop reference (helpers.reference, forward and
+backward), chunking and workspace reuse, argument validation, and PyTorch (when installed)."""
 import math
 
 import numpy as np
@@ -9,76 +9,9 @@ import minigrad
 import minigrad.nn.functional as F
 from minigrad.ops import conv as conv_module
 
+from helpers import reference as R
+
 RNG = np.random.default_rng(1234)
-
-
-# -- plain reference ------------------------------------------------------------------------------
-def _reference_padding(padding, kernel, dilation):
-    """((top, bottom), (left, right)), written out independently of minigrad.ops.geometry."""
-    if padding == "valid":
-        return (0, 0), (0, 0)
-    if padding == "same":
-        result = []
-        for k, d in zip(kernel, dilation):
-            total = d * (k - 1)
-            result.append((total // 2, total - total // 2))
-        return tuple(result)
-    ph, pw = (padding, padding) if isinstance(padding, int) else padding
-    return (ph, ph), (pw, pw)
-
-
-def _as_pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _windows(x, weight, stride, padding, dilation):
-    """Padded input and, for each output position, the (row, column) index arrays of its window."""
-    (sh, sw), (dh, dw) = _as_pair(stride), _as_pair(dilation)
-    kh, kw = weight.shape[2:]
-    (top, bottom), (left, right) = _reference_padding(padding, (kh, kw), (dh, dw))
-    x_pad = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    out_h = (x_pad.shape[2] - dh * (kh - 1) - 1) // sh + 1
-    out_w = (x_pad.shape[3] - dw * (kw - 1) - 1) // sw + 1
-    positions = {}
-    for oh in range(out_h):
-        for ow in range(out_w):
-            rows = oh * sh + dh * np.arange(kh)
-            cols = ow * sw + dw * np.arange(kw)
-            positions[oh, ow] = np.ix_(rows, cols)
-    return x_pad, (top, left), (out_h, out_w), positions
-
-
-def reference_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    n, channels = x.shape[:2]
-    out_channels, group_channels = weight.shape[:2]
-    x_pad, _, (out_h, out_w), positions = _windows(x, weight, stride, padding, dilation)
-    y = np.zeros((n, out_channels, out_h, out_w), x.dtype)
-    per_group = out_channels // groups
-    for b in range(n):
-        for o in range(out_channels):
-            first = (o // per_group) * group_channels
-            for (oh, ow), (rows, cols) in positions.items():
-                window = x_pad[b, first:first + group_channels][:, rows, cols]
-                y[b, o, oh, ow] = np.sum(window * weight[o]) + (0 if bias is None else bias[o])
-    return y
-
-
-def reference_conv2d_backward(x, weight, gy, stride=1, padding=0, dilation=1, groups=1):
-    """(grad_x, grad_weight, grad_bias) by scattering each output gradient over its window."""
-    out_channels, group_channels = weight.shape[:2]
-    x_pad, (top, left), _, positions = _windows(x, weight, stride, padding, dilation)
-    gx_pad = np.zeros_like(x_pad)
-    gw = np.zeros_like(weight)
-    per_group = out_channels // groups
-    for b in range(x.shape[0]):
-        for o in range(out_channels):
-            first = (o // per_group) * group_channels
-            for (oh, ow), (rows, cols) in positions.items():
-                g = gy[b, o, oh, ow]
-                gx_pad[b, first:first + group_channels][:, rows, cols] += g * weight[o]
-                gw[o] += g * x_pad[b, first:first + group_channels][:, rows, cols]
-    gx = gx_pad[:, :, top:top + x.shape[2], left:left + x.shape[3]]
-    return gx, gw, gy.sum(axis=(0, 2, 3))
 
 
 # -- the configuration grid -----------------------------------------------------------------------
@@ -144,12 +77,12 @@ def test_forward_and_backward_match_reference_float64(config, algorithm):
     tx, tw = minigrad.tensor(x, requires_grad=True), minigrad.tensor(w, requires_grad=True)
     tb = None if b is None else minigrad.tensor(b, requires_grad=True)
     y = F.conv2d(tx, tw, tb, **hyper)
-    expected = reference_conv2d(x, w, b, **hyper)
+    expected = R.conv2d(x, w, b, **hyper)
     assert y.shape == expected.shape
     np.testing.assert_allclose(y.data, expected, rtol=0, atol=1e-10)
     gy = RNG.standard_normal(y.shape)
     y.backward(gy)
-    gx, gw, gb = reference_conv2d_backward(x, w, gy, **hyper)
+    gx, gw, gb = R.conv2d_vjp(x, w, gy, **hyper)
     np.testing.assert_allclose(tx.grad, gx, rtol=0, atol=1e-10)
     np.testing.assert_allclose(tw.grad, gw, rtol=0, atol=1e-10)
     if b is not None:
@@ -163,14 +96,14 @@ def test_float32_matches_reference(config, algorithm):
     tx = minigrad.tensor(x, requires_grad=True)
     y = F.conv2d(tx, w, b, **hyper)
     assert y.dtype == np.float32
-    expected = reference_conv2d(x.astype(np.float64), w.astype(np.float64),
-                                None if b is None else b.astype(np.float64), **hyper)
+    expected = R.conv2d(x.astype(np.float64), w.astype(np.float64),
+                        None if b is None else b.astype(np.float64), **hyper)
     np.testing.assert_allclose(y.data, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     gy = RNG.standard_normal(y.shape).astype(np.float32)
     y.backward(gy)
     assert tx.grad.dtype == np.float32
-    gx, _, _ = reference_conv2d_backward(x.astype(np.float64), w.astype(np.float64),
-                                         gy.astype(np.float64), **hyper)
+    gx, _, _ = R.conv2d_vjp(x.astype(np.float64), w.astype(np.float64),
+                            gy.astype(np.float64), **hyper)
     np.testing.assert_allclose(tx.grad, gx, rtol=1e-4, atol=1e-4 * np.abs(gx).max())
 
 
@@ -186,11 +119,10 @@ def test_chunked_batches_match_reference(monkeypatch, chunk_bytes, config):
     hyper = _hyper(config)
     tx, tw, tb = (minigrad.tensor(a, requires_grad=True) for a in (x, w, b))
     y = F.conv2d(tx, tw, tb, **hyper)
-    np.testing.assert_allclose(y.data, reference_conv2d(x, w, b, **hyper), atol=1e-10)
+    np.testing.assert_allclose(y.data, R.conv2d(x, w, b, **hyper), atol=1e-10)
     gy = RNG.standard_normal(y.shape)
     y.backward(gy)
-    for got, expected in zip((tx.grad, tw.grad, tb.grad),
-                             reference_conv2d_backward(x, w, gy, **hyper)):
+    for got, expected in zip((tx.grad, tw.grad, tb.grad), R.conv2d_vjp(x, w, gy, **hyper)):
         np.testing.assert_allclose(got, expected, atol=1e-10)
 
 
@@ -205,7 +137,7 @@ def test_workspace_reused_across_shapes_and_dtypes():
         x = RNG.standard_normal(x_shape).astype(dtype)
         w = RNG.standard_normal(w_shape).astype(dtype)
         y = F.conv2d(x, w, padding=1)
-        expected = reference_conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
+        expected = R.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
         tol = 1e-10 if dtype == np.float64 else 1e-4
         np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
 
@@ -219,8 +151,8 @@ def test_only_needed_gradients_are_computed():
     assert op.needs_input_grad == (False, True, False)
     gx, gw, gb = op.backward(np.ones(y.shape))
     assert gx is None and gb is None
-    np.testing.assert_allclose(gw, reference_conv2d_backward(x, w, np.ones(y.shape),
-                                                             padding=1)[1], atol=1e-10)
+    np.testing.assert_allclose(gw, R.conv2d_vjp(x, w, np.ones(y.shape), padding=1)[1],
+                               atol=1e-10)
 
 
 def test_no_grad_saves_nothing():
@@ -296,7 +228,7 @@ def test_conv2d_layer_initialisation_and_forward():
         assert np.abs(p.data).max() <= bound and np.abs(p.data).max() > 0.5 * bound
     x = RNG.standard_normal((2, 4, 7, 5)).astype(np.float32)
     y = layer(minigrad.tensor(x))
-    expected = reference_conv2d(x, layer.weight.data, layer.bias.data, 2, 1, 1, 2)
+    expected = R.conv2d(x, layer.weight.data, layer.bias.data, 2, 1, 1, 2)
     np.testing.assert_allclose(y.data, expected, rtol=1e-5, atol=1e-5)
     y.sum().backward()
     assert layer.weight.grad.shape == layer.weight.shape and layer.bias.grad.shape == (6,)

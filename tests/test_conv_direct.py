@@ -8,7 +8,8 @@ import minigrad
 from minigrad._kernels import direct_conv as kernels
 from minigrad.ops import conv as conv_module
 from minigrad.ops import conv_direct
-from test_conv import reference_conv2d, reference_conv2d_backward
+
+from helpers import reference as R
 
 RNG = np.random.default_rng(99)
 
@@ -49,10 +50,10 @@ def test_direct_path_matches_reference(case, dtype):
     y = minigrad.nn.functional.conv2d(tx, tw, tb, **hyper)
     assert y._creator.direct is not None
     x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
-    expected = reference_conv2d(x64, w64, b64, **hyper)
+    expected = R.conv2d(x64, w64, b64, **hyper)
     gy = RNG.standard_normal(y.shape).astype(dtype)
     y.backward(gy)
-    expected_grads = reference_conv2d_backward(x64, w64, gy.astype(np.float64), **hyper)
+    expected_grads = R.conv2d_vjp(x64, w64, gy.astype(np.float64), **hyper)
     tol = 1e-10 if dtype == np.float64 else 1e-4
     for got, want in zip((y.data, tx.grad, tw.grad, tb.grad), (expected,) + expected_grads):
         assert got.dtype == dtype

@@ -1,10 +1,6 @@
 """minigrad.data: IDX and CIFAR-10 parsers on small generated files, the real datasets (when
 MINIGRAD_DATA is available), DataLoader, and the batch transforms against per-image loops."""
-import gzip
-import io
 import os
-import struct
-import tarfile
 
 import numpy as np
 import pytest
@@ -13,60 +9,10 @@ from minigrad.data import (CIFAR10, MNIST, ArrayDataset, Compose, DataLoader, Da
                            FashionMNIST, Normalize, RandomCrop, RandomHorizontalFlip)
 from minigrad.data.datasets import parse_idx
 
-# -- generated files ---------------------------------------------------------------------------
-
-
-def idx_bytes(array, type_code=0x08):
-    """IDX encoding written here independently of the library: magic, sizes, big-endian data."""
-    big_endian = {0x08: ">u1", 0x0B: ">i2", 0x0D: ">f4"}[type_code]
-    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(big_endian).tobytes()
-
-
-def write(path, data, compress):
-    path = str(path) + (".gz" if compress else "")
-    with open(path, "wb") as stream:
-        stream.write(gzip.compress(data) if compress else data)
-    return path
-
-
-def make_mnist(folder, n=7, size=(5, 4), seed=0, compress=True, train=True):
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (n,) + size, dtype=np.uint8)
-    labels = rng.integers(0, 10, n, dtype=np.uint8)
-    prefix = "train" if train else "t10k"
-    os.makedirs(folder, exist_ok=True)
-    write(os.path.join(folder, f"{prefix}-images-idx3-ubyte"), idx_bytes(images), compress)
-    write(os.path.join(folder, f"{prefix}-labels-idx1-ubyte"), idx_bytes(labels), compress)
-    return images, labels
-
-
-def cifar_batch_bytes(images, labels):
-    """CIFAR-10 binary records: label byte, then the R, G, B planes (row-major), per image."""
-    records = bytearray()
-    for image, label in zip(images, labels):
-        records.append(int(label))
-        for channel in image:
-            records += channel.tobytes()
-    return bytes(records)
-
-
-def make_cifar_batches(names, records=3, seed=0):
-    rng = np.random.default_rng(seed)
-    batches = {}
-    for name in names:
-        images = rng.integers(0, 256, (records, 3, 32, 32), dtype=np.uint8)
-        labels = rng.integers(0, 10, records, dtype=np.uint8)
-        batches[name] = (images, labels)
-    return batches
-
-
-TRAIN_BATCHES = [f"data_batch_{i}.bin" for i in range(1, 6)]
-
-
-class TinyCIFAR10(CIFAR10):
-    records_per_batch = 3
-
+from helpers.dataset_files import (MNIST_TEST_COUNTS, MNIST_TRAIN_COUNTS, TRAIN_BATCHES,
+                                   TinyCIFAR10, check_cifar, cifar_batch_bytes, idx_bytes,
+                                   make_cifar_batches, make_mnist, real_data_root, write,
+                                   write_cifar_tarball)
 
 # -- IDX ---------------------------------------------------------------------------------------
 
@@ -189,15 +135,6 @@ def test_bad_arguments(tmp_path):
 # -- CIFAR-10 ----------------------------------------------------------------------------------
 
 
-def check_cifar(dataset, batches, names):
-    images = np.concatenate([batches[name][0] for name in names])
-    labels = np.concatenate([batches[name][1] for name in names])
-    assert dataset.images.shape == (len(labels), 3, 32, 32) and dataset.images.dtype == np.uint8
-    assert dataset.labels.dtype == np.int64
-    np.testing.assert_array_equal(dataset.images, images)
-    np.testing.assert_array_equal(dataset.labels, labels)
-
-
 @pytest.mark.parametrize("compress", [True, False])
 @pytest.mark.parametrize("subfolder", ["", "cifar-10-batches-bin"])
 def test_cifar_reads_batch_files(tmp_path, compress, subfolder):
@@ -209,17 +146,6 @@ def test_cifar_reads_batch_files(tmp_path, compress, subfolder):
     check_cifar(TinyCIFAR10(tmp_path, download=False), batches, TRAIN_BATCHES)
     check_cifar(TinyCIFAR10(tmp_path, train=False, download=False), batches, ["test_batch.bin"])
     assert not TinyCIFAR10(tmp_path, download=False).images.flags.writeable
-
-
-def write_cifar_tarball(path, batches, skip=()):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, (images, labels) in batches.items():
-            if name in skip:
-                continue
-            data = cifar_batch_bytes(images, labels)
-            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
 
 
 def test_cifar_reads_official_tarball(tmp_path):
@@ -260,19 +186,6 @@ def test_cifar_batch_faults(tmp_path, fault, message):
 
 
 # -- the real datasets (skipped without MINIGRAD_DATA) -----------------------------------------
-
-MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-
-def real_data_root(dataset):
-    root = os.environ.get("MINIGRAD_DATA")
-    if not root:
-        pytest.skip("MINIGRAD_DATA is not set (point it at the data root, e.g. ../shared/data)")
-    if not os.path.isdir(os.path.join(root, dataset)):
-        pytest.skip(f"no {dataset}/ folder in MINIGRAD_DATA={root}")
-    return root
-
 
 def test_real_mnist():
     root = real_data_root("mnist")

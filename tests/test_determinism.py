@@ -1,63 +1,12 @@
 """Determinism: the same seed gives bit-identical training; pooling is bit-identical whatever
-the number of threads; convolution agrees across thread counts to BLAS rounding.
-
-Also home of the tiny conv net (conv + BatchNorm + ReLU + max pool + linear, cross-entropy, SGD
-with momentum) that test_memory.py and test_checkpoint_hardening.py train too.
-"""
+the number of threads; convolution agrees across thread counts to BLAS rounding."""
 import numpy as np
 import pytest
 
 import minigrad
 import minigrad.nn.functional as F
-from minigrad import nn, optim
-from minigrad.ops import pooling as P
 
-
-def _pool(name, *args, **kwargs):
-    return (getattr(F, name, None) or getattr(P, name))(*args, **kwargs)
-
-
-class TinyConvNet(nn.Module):
-    """(N, 1, 8, 8) → conv 3×3 (4 channels) → BatchNorm → ReLU → 2×2 max pool → linear → 3."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.fc = nn.Linear(4 * 4 * 4, 3)
-
-    def forward(self, x):
-        x = _pool("max_pool2d", F.relu(self.bn(self.conv(x))), 2)
-        return self.fc(x.flatten(1))
-
-
-def make_run(seed=0, lr=0.1):
-    """(model, SGD with momentum, StepLR) initialised from ``seed``."""
-    minigrad.manual_seed(seed)
-    model = TinyConvNet()
-    opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
-    return model, opt, optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
-
-
-def batches(steps, seed=1, batch=8):
-    rng = np.random.default_rng(seed)
-    for _ in range(steps):
-        yield (rng.standard_normal((batch, 1, 8, 8)).astype(np.float32),
-               rng.integers(0, 3, batch))
-
-
-def train(model, opt, scheduler, data):
-    """One SGD step per (x, y) batch; returns the losses as Python floats."""
-    losses = []
-    model.train()
-    for x, y in data:
-        opt.zero_grad()
-        loss = F.cross_entropy(model(minigrad.tensor(x)), y)
-        loss.backward()
-        opt.step()
-        scheduler.step()
-        losses.append(loss.item())
-    return losses
+from helpers.training import batches, make_run, train
 
 
 @pytest.fixture
@@ -98,7 +47,7 @@ def test_pooling_is_bit_identical_with_one_and_two_threads(name, kwargs, threads
     for n in (1, 2):
         threads(n)
         t = minigrad.tensor(x, requires_grad=True)
-        y = _pool(name, t, **kwargs)
+        y = getattr(F, name)(t, **kwargs)
         y.backward(np.random.default_rng(1).standard_normal(y.shape).astype(np.float32))
         results.append((y.data.copy(), t.grad.copy()))
     np.testing.assert_array_equal(results[0][0], results[1][0])

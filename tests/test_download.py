@@ -16,8 +16,9 @@ import pytest
 from minigrad.data import CIFAR10, MNIST, DownloadError, download
 from minigrad.data.download import Resource, download_resources, mirror_urls
 
-from test_data import (MNIST_TEST_COUNTS, TRAIN_BATCHES, TinyCIFAR10, check_cifar,
-                       idx_bytes, make_cifar_batches, write_cifar_tarball)
+from helpers.dataset_files import (MNIST_TEST_COUNTS, TRAIN_BATCHES, TinyCIFAR10, check_cifar,
+                                   idx_bytes, make_cifar_batches, real_data_root,
+                                   write_cifar_tarball)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -82,9 +83,7 @@ REAL_MNIST_TEST = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
 def serve_real_mnist_test(server):
-    root = os.environ.get("MINIGRAD_DATA")
-    if not root or not os.path.isdir(os.path.join(root, "mnist")):
-        pytest.skip("MINIGRAD_DATA with mnist/ is needed to serve the real MNIST files")
+    root = real_data_root("mnist")
     for name in REAL_MNIST_TEST:
         with open(os.path.join(root, "mnist", name), "rb") as stream:
             server.routes[f"/mnist/{name}"] = stream.read()

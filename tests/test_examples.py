@@ -5,18 +5,11 @@ import os
 import sys
 
 import numpy as np
-import pytest
+
+from helpers.dataset_files import real_data_root
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 sys.path.insert(0, EXAMPLES)
-
-
-def data_root_or_skip(folder):
-    root = os.environ.get("MINIGRAD_DATA")
-    if not root or not os.path.isdir(os.path.join(root, folder)):
-        pytest.skip(f"needs the real dataset in $MINIGRAD_DATA/{folder} "
-                    f"(MINIGRAD_DATA={root!r})")
-    return root
 
 
 def check_run(results, out, name, extra_files=()):
@@ -31,7 +24,7 @@ def check_run(results, out, name, extra_files=()):
 
 def test_fcn_mnist_smoke(tmp_path):
     import fcn_mnist
-    root = data_root_or_skip("mnist")
+    root = real_data_root("mnist")
     out = str(tmp_path)
     results = fcn_mnist.run(["--data-dir", root, "--limit", "640", "--test-limit", "200",
                              "--epochs", "1", "--batch-size", "32", "--width", "8",
@@ -42,7 +35,7 @@ def test_fcn_mnist_smoke(tmp_path):
 
 def test_fcn_mnist_resume_continues_exactly(tmp_path):
     import fcn_mnist
-    root = data_root_or_skip("mnist")
+    root = real_data_root("mnist")
     common = ["--data-dir", root, "--limit", "128", "--test-limit", "100", "--batch-size",
               "32", "--width", "4", "--no-progress", "--canvas", "0"]
     straight = fcn_mnist.run(common + ["--epochs", "2", "--out", str(tmp_path / "straight")])
@@ -56,7 +49,7 @@ def test_fcn_mnist_resume_continues_exactly(tmp_path):
 
 def test_inception_cifar_smoke(tmp_path):
     import inception_cifar
-    root = data_root_or_skip("cifar10")
+    root = real_data_root("cifar10")
     out = str(tmp_path)
     results = inception_cifar.run(["--data-dir", root, "--limit", "384", "--test-limit", "200",
                                    "--epochs", "1", "--batch-size", "32", "--width", "0.25",

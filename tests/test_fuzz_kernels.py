@@ -4,8 +4,8 @@ Hypothesis draws shapes and arguments (1×1 inputs, kernels as large as the padd
 larger than the input, dilation, ceil_mode, groups), float32 and float64, and the memory layout
 of the input: contiguous, a transposed or sliced numpy view passed to ``minigrad.tensor``, or a
 Tensor whose ``.data`` was replaced by such a view. Forward outputs and the vector-Jacobian
-product (backward with a random upstream gradient) are compared with tests/reference.py and, for
-the alternative pooling kinds, with the reference loops of tests/test_pooling_extra.py.
+product (backward with a random upstream gradient) are compared with the plain loops of
+tests/helpers/reference.py.
 
 Examples per test: the "ci" hypothesis profile (tests/conftest.py); ``MINIGRAD_FUZZ=long``
 selects the long run.
@@ -18,18 +18,11 @@ from hypothesis import given, strategies as st  # noqa: E402
 
 import minigrad  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
-from minigrad.ops import pooling as P  # noqa: E402
 
-import reference as R  # noqa: E402
-import test_pooling_extra as extra  # noqa: E402
+from helpers import reference as R  # noqa: E402
 
 LAYOUTS = ("contiguous", "transposed", "sliced", "tensor-data-view")
 TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
-
-
-def _pool(name, *args, **kwargs):
-    """The functional pooling op: from minigrad.nn.functional once exported there."""
-    return (getattr(F, name, None) or getattr(P, name))(*args, **kwargs)
 
 
 @st.composite
@@ -123,8 +116,8 @@ def test_max_pool2d_matches_reference(data, dtype, ceil_mode):
         window_axis())
     n, c = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
     x, xv = data.draw(arrays((n, c, height, width), dtype))
-    y, indices = _pool("max_pool2d", x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode,
-                       return_indices=True)
+    y, indices = F.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode,
+                              return_indices=True)
     expected, argmax = R.max_pool2d(xv, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode)
     # windows lying wholly in the padding are test_max_pool_window_in_padding_only's subject
     hypothesis.assume((argmax >= 0).all())
@@ -145,7 +138,7 @@ def test_avg_pool2d_matches_reference(data, dtype, ceil_mode, count_include_pad,
     n, c = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
     x, xv = data.draw(arrays((n, c, height, width), dtype))
     args = ((kh, kw), (sh, sw), (ph, pw), ceil_mode, count_include_pad, divisor_override)
-    y = _pool("avg_pool2d", x, *args)
+    y = F.avg_pool2d(x, *args)
     expected = R.avg_pool2d(xv, *args)
     assert y.shape == expected.shape and y.dtype == dtype
     _check(y.data, expected, dtype, "avg_pool2d forward")
@@ -164,17 +157,16 @@ def test_adaptive_and_global_pools_match_reference(data, dtype, mode):
     x, xv = data.draw(arrays((n, c, height, width), dtype))
     if use_global:
         out = (1, 1)
-        y = _pool(f"global_{mode}_pool2d", x, keepdims=True)
+        y = getattr(F, f"global_{mode}_pool2d")(x, keepdims=True)
     else:
-        y = _pool(f"adaptive_{mode}_pool2d", x, out)
+        y = getattr(F, f"adaptive_{mode}_pool2d")(x, out)
     expected, argmax = R.adaptive_pool2d(xv, out, mode)
     assert y.shape == expected.shape and y.dtype == dtype
     _check(y.data, expected, dtype, f"{mode} adaptive forward")
     gy = _upstream(y.shape)
     y.backward(gy.astype(dtype))
-    expected_grad = (R.scatter_to_argmax(xv.shape, argmax, gy) if mode == "max"
-                     else R.adaptive_avg_pool2d_vjp(xv.shape, gy))
-    _check(x.grad, expected_grad, dtype, f"{mode} adaptive grad")
+    _check(x.grad, R.adaptive_pool2d_vjp(xv.shape, gy, mode, argmax), dtype,
+           f"{mode} adaptive grad")
 
 
 @st.composite
@@ -192,7 +184,7 @@ def test_lp_pool2d_matches_reference(data, dtype, p, ceil_mode):
     x, xv = data.draw(arrays(shape, dtype))
     y = F.lp_pool2d(x, p, kernel, stride, ceil_mode)
     gy = _upstream(y.shape)
-    expected, expected_grad = extra.lp_reference(xv, p, kernel, stride, ceil_mode, gy)
+    expected, expected_grad = R.lp_pool2d(xv, p, kernel, stride, ceil_mode, gy)
     _check(y.data, expected, dtype, "lp_pool2d forward")
     y.backward(gy.astype(dtype))
     _check(x.grad, expected_grad, dtype, "lp_pool2d grad")
@@ -207,15 +199,10 @@ def test_stochastic_pool2d_matches_reference(data, dtype, training, seed):
     y.backward(gy.astype(dtype))
     if training:
         draws = np.random.default_rng(seed).random(y.shape)
-        expected, index = extra.stochastic_sample_reference(xv, draws, kernel, stride)
+        expected, index = R.stochastic_pool2d_train(xv, draws, kernel, stride)
         expected_grad = R.scatter_to_argmax(xv.shape, index, gy)
     else:
-        def value(w):
-            return np.sum(w * w) / np.sum(w)
-
-        expected, rows, cols = extra.window_loop(xv, kernel, stride, False, value)
-        expected_grad = extra.grad_loop(xv, gy, rows, cols,
-                                        lambda w, g: g * (2 * w - value(w)) / np.sum(w))
+        expected, expected_grad = R.stochastic_pool2d_eval(xv, kernel, stride, gy)
     _check(y.data, expected, dtype, "stochastic_pool2d forward")
     _check(x.grad, expected_grad, dtype, "stochastic_pool2d grad")
 
@@ -231,8 +218,8 @@ def test_fractional_max_pool2d_matches_reference(data, dtype, overlapping):
         shape[:2] + (2,)).astype(dtype)
     y = F.fractional_max_pool2d(x, kernel, output_size=out, overlapping=overlapping,
                                 random_samples=samples)
-    expected, index = extra.fractional_reference(xv.astype(dtype), kernel, out, samples,
-                                                 overlapping)
+    expected, index = R.fractional_max_pool2d(xv.astype(dtype), kernel, out, samples,
+                                              overlapping)
     np.testing.assert_array_equal(y.data, expected)
     gy = _upstream(y.shape)
     y.backward(gy.astype(dtype))
@@ -242,8 +229,8 @@ def test_fractional_max_pool2d_matches_reference(data, dtype, overlapping):
 @given(data=st.data(), dtype=dtypes, kind=st.sampled_from(["spp-max", "spp-avg", "mixed",
                                                            "gated"]))
 def test_composed_pools_match_reference_forward_and_gradcheck(data, dtype, kind):
-    """Spatial pyramid, mixed and gated pooling: forward against the loops of
-    test_pooling_extra, backward by central differences (float64, tiny shapes)."""
+    """Spatial pyramid, mixed and gated pooling: forward against the reference loops, backward
+    by central differences (float64, tiny shapes)."""
     shape, kernel, stride = data.draw(unpadded_windows())
     x, xv = data.draw(arrays(shape, dtype))
     rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 31)))
@@ -251,17 +238,17 @@ def test_composed_pools_match_reference_forward_and_gradcheck(data, dtype, kind)
         levels = tuple(sorted({data.draw(st.integers(1, min(shape[2:]))) for _ in range(2)}))
         mode = kind[4:]
         y = F.spatial_pyramid_pool2d(x, levels, mode)
-        expected = extra.spp_reference(xv, levels, np.max if mode == "max" else np.mean)
+        expected = R.spatial_pyramid_pool2d(xv, levels, np.max if mode == "max" else np.mean)
         fn, params = (lambda a: F.spatial_pyramid_pool2d(a, levels, mode)), []
     elif kind == "mixed":
         alpha = rng.random(shape[1])
         y = F.mixed_pool2d(x, alpha.astype(dtype), kernel, stride)
-        expected = extra.mixed_reference(xv, alpha.reshape(1, -1, 1, 1), kernel, stride)[0]
+        expected = R.mixed_pool2d(xv, alpha.reshape(1, -1, 1, 1), kernel, stride)[0]
         fn, params = (lambda a, b: F.mixed_pool2d(a, b, kernel, stride)), [alpha]
     else:
         weight = rng.standard_normal(kernel)
         y = F.gated_pool2d(x, weight.astype(dtype), kernel, stride)
-        expected = extra.gated_reference(xv, weight, kernel, stride)
+        expected = R.gated_pool2d(xv, weight, kernel, stride)
         fn, params = (lambda a, b: F.gated_pool2d(a, b, kernel, stride)), [weight]
     _check(y.data, expected, dtype, f"{kind} forward")
     # one plane keeps the finite differences cheap; a per-channel alpha then has one entry
@@ -275,7 +262,7 @@ def test_max_pool_window_in_padding_only():
     argmax must still be a cell of the plane, or backward scatters outside the gradient buffer
     (an out-of-bounds write with boundscheck off)."""
     x = minigrad.tensor(np.array([[[[0.05, 0.55]]]], np.float32), requires_grad=True)
-    y, indices = _pool("max_pool2d", x, (1, 2), None, (0, 1), (1, 3), return_indices=True)
+    y, indices = F.max_pool2d(x, (1, 2), None, (0, 1), (1, 3), return_indices=True)
     assert y.data[0, 0, 0, 0] == -np.inf
     assert 0 <= indices.data.min() and indices.data.max() < 2, indices.data
     y.backward(np.ones(y.shape, np.float32))
@@ -288,7 +275,7 @@ def test_a_tensor_whose_data_was_replaced_by_a_view_still_works():
     values = np.arange(2 * 3 * 5 * 4, dtype=np.float32).reshape(2, 3, 5, 4)
     x = minigrad.tensor(np.zeros((2, 3, 4, 5), np.float32), requires_grad=True)
     x.data = values.transpose(0, 1, 3, 2)
-    pooled = _pool("max_pool2d", x, 2)
+    pooled = F.max_pool2d(x, 2)
     expected = R.max_pool2d(x.data.astype(np.float64), (2, 2), (2, 2), (0, 0), (1, 1), False)[0]
     np.testing.assert_array_equal(pooled.data, expected)
     summed = F.conv2d(x, minigrad.tensor(np.ones((1, 3, 1, 1), np.float32)))
@@ -301,8 +288,8 @@ def test_a_tensor_whose_data_was_replaced_by_a_view_still_works():
 
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "selu", "elu", "silu", "gelu", "tanh"])
 def test_activations_accept_zero_dimensional_input(name):
-    """Regression (found by tests/fuzz_bad_input.py): sigmoid/silu/selu/elu of a 0-d tensor
-    raised "return arrays must be of ArrayType" (a ufunc out= given a numpy scalar)."""
+    """Regression (found by tests/helpers/fuzz_bad_input.py): sigmoid/silu/selu/elu of a 0-d
+    tensor raised "return arrays must be of ArrayType" (a ufunc out= given a numpy scalar)."""
     x = minigrad.tensor(np.float64(-0.5), requires_grad=True)
     y = getattr(F, name)(x)
     assert y.shape == ()

@@ -5,6 +5,8 @@ import pytest
 import minigrad
 from minigrad import nn
 
+from helpers import reference as R
+
 TINY = dict(in_channels=2, ch1x1=1, ch3x3red=1, ch3x3=2, ch5x5red=1, ch5x5=1, pool_proj=1)
 
 
@@ -40,32 +42,18 @@ def test_gradcheck_whole_block(norm):
     assert minigrad.gradcheck(lambda x, *ps: block(x), [x] + params)
 
 
-def _conv_ref(x, w, b, pad):
-    n, c, h, wd = x.shape
-    k = w.shape[-1]
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    y = np.zeros((n, w.shape[0], h, wd))
-    for i in range(h):
-        for j in range(wd):
-            y[:, :, i, j] = np.einsum("nckl,ockl->no", xp[:, :, i:i + k, j:j + k], w)
-    return y + (0 if b is None else b.reshape(1, -1, 1, 1))
-
-
 def _unit_ref(unit, x, pad=0):
-    y = _conv_ref(x, unit.conv.weight.data, None if unit.conv.bias is None
-                  else unit.conv.bias.data, pad)
-    if unit.bn is not None:        # training mode: batch statistics, biased variance
-        mean = y.mean(axis=(0, 2, 3), keepdims=True)
-        var = y.var(axis=(0, 2, 3), keepdims=True)
-        y = ((y - mean) / np.sqrt(var + 1e-5) * unit.bn.weight.data.reshape(1, -1, 1, 1)
-             + unit.bn.bias.data.reshape(1, -1, 1, 1))
+    """conv (stride 1) → BatchNorm in training mode (batch statistics) if any → ReLU."""
+    y = R.conv2d(x, unit.conv.weight.data, None if unit.conv.bias is None
+                 else unit.conv.bias.data, padding=pad)
+    if unit.bn is not None:
+        y = R.batch_norm(y, unit.bn.weight.data, unit.bn.bias.data)
     return np.maximum(y, 0)
 
 
 def _pool_ref(x):
-    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
-    h, w = x.shape[2:]
-    return np.max([xp[:, :, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=0)
+    """The pooling branch's 3×3 max pool, stride 1, padding 1."""
+    return R.max_pool2d(x, (3, 3), (1, 1), (1, 1), (1, 1), False)[0]
 
 
 @pytest.mark.parametrize("norm", [None, "batch"])

@@ -9,6 +9,8 @@ import minigrad.nn.functional as F
 from minigrad import nn
 from minigrad.nn import init
 
+from helpers import reference as R
+
 
 def _t(array, grad=False):
     return minigrad.tensor(array, requires_grad=grad)
@@ -124,17 +126,6 @@ def test_dropout_bad_arguments():
 
 
 # -- BatchNorm -------------------------------------------------------------------------------------
-def _bn_reference(x, gamma, beta, mean=None, var=None, eps=1e-5):
-    """Per-channel loop: batch statistics (biased variance) unless mean/var are given."""
-    y = np.empty_like(x)
-    for c in range(x.shape[1]):
-        values = x[:, c]
-        m = values.mean() if mean is None else mean[c]
-        v = ((values - values.mean()) ** 2).mean() if var is None else var[c]
-        y[:, c] = (values - m) / math.sqrt(v + eps) * gamma[c] + beta[c]
-    return y
-
-
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("affine_grad", [True, False])
 def test_batch_norm_gradcheck_all_inputs(training, affine_grad):
@@ -166,7 +157,7 @@ def test_batch_norm_forward_and_running_stats_match_numpy():
         x = _rand(4, 3, 2, 5, seed=seed, dtype=np.float32) * 3 + seed
         y = bn(_t(x)).data
         assert y.dtype == np.float32
-        np.testing.assert_allclose(y, _bn_reference(x, gamma, beta), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(y, R.batch_norm(x, gamma, beta), rtol=1e-4, atol=1e-5)
         batch_mean = x.mean(axis=(0, 2, 3))
         unbiased_var = x.var(axis=(0, 2, 3), ddof=1)
         mean = 0.8 * mean + 0.2 * batch_mean
@@ -176,7 +167,7 @@ def test_batch_norm_forward_and_running_stats_match_numpy():
     assert bn.num_batches_tracked == 3 and bn.num_batches_tracked.dtype == np.int64
     bn.eval()
     x = _rand(2, 3, 2, 2, seed=9, dtype=np.float32)
-    np.testing.assert_allclose(bn(_t(x)).data, _bn_reference(x, gamma, beta, mean, var),
+    np.testing.assert_allclose(bn(_t(x)).data, R.batch_norm(x, gamma, beta, mean, var),
                                rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(bn.running_mean, mean, rtol=1e-5)     # eval does not update
 
@@ -195,7 +186,7 @@ def test_batch_norm_without_running_stats_or_affine():
     assert list(bn.state_dict()) == [] and list(bn.parameters()) == []
     x = _rand(3, 2, 2, 2, seed=4)
     bn.eval()                          # still batch statistics: there are no running ones
-    np.testing.assert_allclose(bn(_t(x)).data, _bn_reference(x, np.ones(2), np.zeros(2)),
+    np.testing.assert_allclose(bn(_t(x)).data, R.batch_norm(x, np.ones(2), np.zeros(2)),
                                rtol=1e-10)
 
 
@@ -361,7 +352,7 @@ def test_batch_norm_float32_matches_float64_on_offset_data_and_any_thread_count(
         return [a.astype(np.float64) for a in (y.data, x.grad, g.grad, b.grad)]
 
     exact = run(np.float64)
-    np.testing.assert_allclose(exact[0], _bn_reference(x64, gamma, beta), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(exact[0], R.batch_norm(x64, gamma, beta), rtol=1e-9, atol=1e-9)
     before = minigrad.get_num_threads()
     try:
         results = []

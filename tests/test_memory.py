@@ -9,7 +9,7 @@ import minigrad
 import minigrad.nn.functional as F
 from minigrad import Function
 
-from test_determinism import batches, make_run, train
+from helpers.training import batches, make_run, train
 
 WARMUP_STEPS, MEASURED_STEPS = 20, 200
 MAX_GROWTH_MB = 20

@@ -1,17 +1,15 @@
-"""No input crashes minigrad: the bad-input fuzzer (tests/fuzz_bad_input.py) throws spoiled
-arguments at every public functional op, cat/stack/split and every Tensor method, each call in a
-worker subprocess that reports its outcome before the next one, so a segfault is pinned on the
-call that caused it.
+"""No input crashes minigrad: the bad-input fuzzer (tests/helpers/fuzz_bad_input.py) throws
+spoiled arguments at every public functional op, cat/stack/split and every Tensor method, each
+call in a worker subprocess that reports its outcome before the next one, so a segfault is
+pinned on the call that caused it.
 
 CI runs CI_CASES calls (a few seconds); ``MINIGRAD_FUZZ=long`` runs LONG_CASES.
 """
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fuzz_bad_input as fuzz  # noqa: E402
+from helpers import fuzz_bad_input as fuzz
 
 CI_CASES, LONG_CASES = 2500, 60000
 LONG = os.environ.get("MINIGRAD_FUZZ") == "long"

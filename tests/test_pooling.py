@@ -1,7 +1,6 @@
 """Max, average, global and adaptive pooling: window geometry against brute-force enumeration,
-forward and backward against plain numpy loops, gradcheck, the tie and NaN rules, PyTorch
-parity, thread determinism and argument validation."""
-import itertools
+forward and backward against plain numpy loops (helpers.reference), gradcheck, the tie and NaN
+rules, PyTorch parity, thread determinism and argument validation."""
 from fractions import Fraction
 
 import numpy as np
@@ -11,6 +10,8 @@ import minigrad
 import minigrad.nn as nn
 import minigrad.nn.functional as F
 from minigrad.ops.geometry import adaptive_bins, first_in_bounds, window_output_size
+
+from helpers import reference as R
 
 rng = np.random.default_rng(0)
 
@@ -26,20 +27,6 @@ def tie_free(*shape):
 
 # -- geometry against brute-force enumeration ------------------------------------------------------
 
-def brute_windows(size, kernel, stride, padding, dilation, ceil_mode):
-    """Window starts (in input coordinates) by enumeration: a window is kept while its last tap
-    lies inside the padded input, or with ceil_mode while it overhangs the padded input by less
-    than one stride and starts inside the input or its left padding."""
-    starts = []
-    for o in itertools.count():
-        start = o * stride - padding
-        overhang = start + dilation * (kernel - 1) - (size + padding - 1)
-        if overhang <= 0 or (ceil_mode and overhang < stride and start < size):
-            starts.append(start)
-        else:
-            return starts
-
-
 GEOMETRY_CASES = [(size, k, s, p, d, c)
                   for size in range(1, 10) for k in range(1, 5) for s in range(1, 4)
                   for p in range(0, k // 2 + 1) for d in (1, 2) for c in (False, True)]
@@ -48,14 +35,14 @@ GEOMETRY_CASES = [(size, k, s, p, d, c)
 def test_window_output_size_matches_enumeration():
     for size, k, s, p, d, c in GEOMETRY_CASES:
         assert window_output_size(size, k, s, p, d, c) == len(
-            brute_windows(size, k, s, p, d, c)), (size, k, s, p, d, c)
+            R.window_starts(size, k, s, p, d, c)), (size, k, s, p, d, c)
 
 
 def test_first_in_bounds_finds_each_window_s_first_input_cell():
     """Without dilation every window holds an input cell; a dilated window can step over the
     whole input, which first_in_bounds reports as a position >= size."""
     for size, k, s, p, d, c in GEOMETRY_CASES:
-        starts = brute_windows(size, k, s, p, d, c)
+        starts = R.window_starts(size, k, s, p, d, c)
         first = first_in_bounds(size, len(starts), s, p, d)
         for o, start in enumerate(starts):
             inside = [start + t * d for t in range(k) if 0 <= start + t * d < size]
@@ -74,83 +61,6 @@ def test_adaptive_bins_match_definition_and_cover_the_axis(size):
             assert end[i] > start[i]
         covered = set().union(*(range(a, b) for a, b in zip(start, end)))
         assert covered == set(range(size))
-
-
-# -- plain numpy references ------------------------------------------------------------------------
-
-def window_cells(size, start, kernel, dilation):
-    return [start + t * dilation for t in range(kernel)]
-
-
-def ref_max_pool(x, kernel, stride, padding, dilation, ceil_mode):
-    """Values and flat argmax by PyTorch's rule: start at −∞ on the first in-bounds cell, scan the
-    window row-major, take a value that is greater or NaN."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    N, C, H, W = x.shape
-    rows = brute_windows(H, kh, sh, ph, dh, ceil_mode)
-    cols = brute_windows(W, kw, sw, pw, dw, ceil_mode)
-    y = np.empty((N, C, len(rows), len(cols)), x.dtype)
-    idx = np.empty(y.shape, np.int64)
-    for n, c, (i, r0), (j, c0) in itertools.product(range(N), range(C), enumerate(rows),
-                                                   enumerate(cols)):
-        cells = [(h, w) for h in window_cells(H, r0, kh, dh) for w in window_cells(W, c0, kw, dw)
-                 if 0 <= h < H and 0 <= w < W]
-        best, arg = -np.inf, cells[0][0] * W + cells[0][1]
-        for h, w in cells:
-            v = x[n, c, h, w]
-            if v > best or np.isnan(v):
-                best, arg = v, h * W + w
-        y[n, c, i, j], idx[n, c, i, j] = best, arg
-    return y, idx
-
-
-def ref_scatter(gy, idx, input_shape):
-    gx = np.zeros(input_shape, gy.dtype)
-    N, C, H, W = input_shape
-    for n, c, o in itertools.product(range(N), range(C), range(gy[0, 0].size)):
-        k = idx[n, c].flat[o]
-        gx[n, c, k // W, k % W] += gy[n, c].flat[o]
-    return gx
-
-
-def ref_avg_pool(x, gy, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    """(forward, backward) with the divisor by counting cells: inside the padded input (without
-    the ceil_mode overhang) or inside the input."""
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    N, C, H, W = x.shape
-    rows = brute_windows(H, kh, sh, ph, 1, ceil_mode)
-    cols = brute_windows(W, kw, sw, pw, 1, ceil_mode)
-    y = np.zeros((N, C, len(rows), len(cols)), x.dtype)
-    gx = np.zeros_like(x)
-    for (i, r0), (j, c0) in itertools.product(enumerate(rows), enumerate(cols)):
-        cells = [(h, w) for h in range(r0, r0 + kh) for w in range(c0, c0 + kw)]
-        padded = [(h, w) for h, w in cells if -ph <= h < H + ph and -pw <= w < W + pw]
-        inside = [(h, w) for h, w in cells if 0 <= h < H and 0 <= w < W]
-        divisor = divisor_override or len(padded if count_include_pad else inside)
-        for h, w in inside:
-            y[:, :, i, j] += x[:, :, h, w]
-            gx[:, :, h, w] += gy[:, :, i, j] / divisor
-        y[:, :, i, j] /= divisor
-    return y, gx
-
-
-def ref_adaptive(x, gy, out_hw, reduce):
-    N, C, H, W = x.shape
-    y = np.empty((N, C) + out_hw, x.dtype)
-    gx = np.zeros_like(x)
-    for i, j in itertools.product(range(out_hw[0]), range(out_hw[1])):
-        h0, h1 = (i * H) // out_hw[0], -(-((i + 1) * H) // out_hw[0])
-        w0, w1 = (j * W) // out_hw[1], -(-((j + 1) * W) // out_hw[1])
-        window = x[:, :, h0:h1, w0:w1].reshape(N, C, -1)
-        if reduce == "avg":
-            y[:, :, i, j] = window.mean(axis=2)
-            gx[:, :, h0:h1, w0:w1] += gy[:, :, i, j][:, :, None, None] / window.shape[2]
-        else:
-            k = window.argmax(axis=2)            # first maximum (inputs here have no NaN)
-            y[:, :, i, j] = window.max(axis=2)
-            for n, c in itertools.product(range(N), range(C)):
-                gx[n, c, h0 + k[n, c] // (w1 - w0), w0 + k[n, c] % (w1 - w0)] += gy[n, c, i, j]
-    return y, gx
 
 
 def run(fn, x, gy=None):
@@ -183,9 +93,10 @@ def test_max_pool_matches_reference_loops(kernel, stride, padding, dilation, cei
     x = rng.standard_normal((2, 3) + hw)
     x[0, 0, :2, :2] = 0.5                                  # some ties
     y, gx, gy = run(lambda t: F.max_pool2d(t, kernel, stride, padding, dilation, ceil_mode), x)
-    y_ref, idx_ref = ref_max_pool(x, kernel, stride, padding, dilation, ceil_mode)
+    y_ref, idx_ref = R.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
     np.testing.assert_array_equal(y, y_ref)
-    np.testing.assert_allclose(gx, ref_scatter(gy, idx_ref, x.shape), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx, R.scatter_to_argmax(x.shape, idx_ref, gy), rtol=1e-12,
+                               atol=1e-12)
     _, idx = F.max_pool2d(minigrad.tensor(x), kernel, stride, padding, dilation, ceil_mode,
                           return_indices=True)
     np.testing.assert_array_equal(idx.data, idx_ref)
@@ -221,8 +132,8 @@ def test_avg_pool_matches_reference_loops(kernel, stride, padding, ceil_mode, co
     x = rng.standard_normal((2, 3) + hw)
     y, gx, gy = run(lambda t: F.avg_pool2d(t, kernel, stride, padding, ceil_mode, count_pad,
                                            divisor), x)
-    y_ref, gx_ref = ref_avg_pool(x, gy, kernel, stride or kernel, padding, ceil_mode, count_pad,
-                                 divisor)
+    args = (kernel, stride or kernel, padding, ceil_mode, count_pad, divisor)
+    y_ref, gx_ref = R.avg_pool2d(x, *args), R.avg_pool2d_vjp(x.shape, gy, *args)
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gx, gx_ref, rtol=1e-12, atol=1e-12)
 
@@ -245,7 +156,8 @@ def test_adaptive_pool_matches_reference_and_gradcheck(hw, out, reduce):
     out_hw = tuple(n if o is None else o for o, n in zip(out, hw))
     x = tie_free(2, 3, *hw)
     y, gx, gy = run(lambda t: fn(t, out), x)
-    y_ref, gx_ref = ref_adaptive(x, gy, out_hw, reduce)
+    y_ref, argmax = R.adaptive_pool2d(x, out_hw, reduce)
+    gx_ref = R.adaptive_pool2d_vjp(x.shape, gy, reduce, argmax)
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gx, gx_ref, rtol=1e-12, atol=1e-12)
     assert minigrad.gradcheck(lambda t: fn(t, out), [tensor64(x[:1])])

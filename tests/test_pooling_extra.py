@@ -1,16 +1,16 @@
 """Alternative pooling: Lp, stochastic, fractional max, spatial pyramid, mixed and gated.
 
-Each kind is checked against a plain numpy loop over its windows (forward and backward), with
-gradcheck in float64, and on bad arguments (ValueError naming the argument).
+Each kind is checked against a plain numpy loop over its windows (helpers.reference, forward
+and backward), with gradcheck in float64, and on bad arguments (ValueError naming the argument).
 """
-import itertools
-
 import numpy as np
 import pytest
 
 import minigrad
 import minigrad.nn.functional as F
 from minigrad import nn
+
+from helpers import reference as R
 
 RNG = np.random.default_rng(1234)
 
@@ -28,66 +28,7 @@ def distinct(shape, low=0.1, high=2.0, sign=False):
     return values.reshape(shape)
 
 
-def windows(size, kernel, stride, ceil_mode=False):
-    """[start, end) of every window along one axis, enumerated by brute force: windows start
-    at multiples of the stride inside the input and (ceil_mode) may be clipped at the end."""
-    starts = range(0, size, stride)
-    full = [(s, s + kernel) for s in starts if s + kernel <= size]
-    if ceil_mode:
-        partial = [(s, size) for s in starts if s + kernel > size]
-        full += partial[:1] if full and full[-1][1] < size else []
-    return full
-
-
-def window_loop(x, kernel, stride, ceil_mode, reduce_window):
-    """out[n, c, i, j] = reduce_window(window array), a plain loop."""
-    kh, kw = kernel
-    sh, sw = stride
-    rows = windows(x.shape[2], kh, sh, ceil_mode)
-    cols = windows(x.shape[3], kw, sw, ceil_mode)
-    out = np.zeros(x.shape[:2] + (len(rows), len(cols)))
-    for n in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            for i, (h0, h1) in enumerate(rows):
-                for j, (w0, w1) in enumerate(cols):
-                    out[n, c, i, j] = reduce_window(x[n, c, h0:h1, w0:w1])
-    return out, rows, cols
-
-
-def grad_loop(x, gy, rows, cols, window_grad):
-    """gx accumulated from window_grad(window, gy_value) → gradient of that window."""
-    gx = np.zeros_like(x)
-    for n in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            for i, (h0, h1) in enumerate(rows):
-                for j, (w0, w1) in enumerate(cols):
-                    gx[n, c, h0:h1, w0:w1] += window_grad(x[n, c, h0:h1, w0:w1], gy[n, c, i, j])
-    return gx
-
-
 # -- Lp pooling ----------------------------------------------------------------------------------
-
-def lp_reference(x, p, kernel, stride, ceil_mode, gy):
-    """y = (c·Σ|x|^p)^(1/p), c = kernel area / cells of the window inside the input (> 1 only
-    for ceil_mode's clipped windows, PyTorch's scaling); gradient by the chain rule."""
-    area = kernel[0] * kernel[1]
-
-    def window_sum(w):
-        return area / w.size * np.sum(np.abs(w) ** p)
-
-    def value(w):
-        return window_sum(w) ** (1 / p)
-
-    def grad(w, g):
-        s = window_sum(w)
-        if s == 0:
-            return np.zeros_like(w)
-        # d s^(1/p)/dw = (1/p)·s^(1/p − 1) · c·p·|w|^(p−1)·sign(w)
-        return g * s ** (1 / p - 1) * area / w.size * np.abs(w) ** (p - 1) * np.sign(w)
-
-    out, rows, cols = window_loop(x, kernel, stride, ceil_mode, value)
-    return out, grad_loop(x, gy, rows, cols, grad)
-
 
 @pytest.mark.parametrize("p", [1, 2, 3.5, 0.7])
 @pytest.mark.parametrize("kernel,stride,ceil_mode", [
@@ -98,7 +39,7 @@ def test_lp_pool_matches_reference_and_gradcheck(p, kernel, stride, ceil_mode):
     k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
     s = k if stride is None else (stride if isinstance(stride, tuple) else (stride, stride))
     gy = RNG.standard_normal(y.shape)
-    expected, expected_grad = lp_reference(x, p, k, s, ceil_mode, gy)
+    expected, expected_grad = R.lp_pool2d(x, p, k, s, ceil_mode, gy)
     np.testing.assert_allclose(y.data, expected, rtol=1e-12)
     xt = t64(x)
     F.lp_pool2d(xt, p, kernel, stride, ceil_mode).backward(gy)
@@ -124,7 +65,7 @@ def test_lp_pool_large_p_tends_to_max_without_overflow():
     for low, high in [(1.0, 50.0), (1e-3, 1e-1)]:   # Σx^p overflows, then underflows
         x = distinct((1, 2, 4, 4), low=low, high=high)
         y = F.lp_pool2d(t64(x, grad=False), 500, 2)
-        expected, _, _ = window_loop(x, (2, 2), (2, 2), False, np.max)
+        expected, _, _ = R.window_loop(x, (2, 2), (2, 2), False, np.max)
         assert np.isfinite(y.data).all()
         np.testing.assert_allclose(y.data, expected, rtol=1e-2)
 
@@ -165,7 +106,7 @@ def test_lp_pool_ceil_mode_overhanging_windows_gradcheck(p):
     x = distinct((1, 2, 4, 6), sign=True)
     y = F.lp_pool2d(t64(x, grad=False), p, 3, (3, 2), ceil_mode=True)
     assert y.shape == (1, 2, 2, 3)
-    expected, _ = lp_reference(x, p, (3, 3), (3, 2), True, np.zeros(y.shape))
+    expected, _ = R.lp_pool2d(x, p, (3, 3), (3, 2), True, np.zeros(y.shape))
     assert expected[0, 0, 1, 2] == pytest.approx(
         (9 / 2 * np.sum(np.abs(x[0, 0, 3:, 4:]) ** p)) ** (1 / p), rel=1e-12)
     np.testing.assert_allclose(y.data, expected, rtol=1e-12)
@@ -173,22 +114,6 @@ def test_lp_pool_ceil_mode_overhanging_windows_gradcheck(p):
 
 
 # -- stochastic pooling --------------------------------------------------------------------------
-
-def stochastic_sample_reference(x, draws, kernel, stride):
-    """Sampled output and flat index per window by inverting the cumulative sum, a plain loop."""
-    out, rows, cols = window_loop(x, kernel, stride, False, np.sum)
-    index = np.zeros(out.shape, np.int64)
-    for n, c, i, j in np.ndindex(out.shape):
-        (h0, h1), (w0, w1) = rows[i], cols[j]
-        window = x[n, c, h0:h1, w0:w1]
-        cumulative = np.cumsum(window.ravel())
-        chosen = np.flatnonzero(draws[n, c, i, j] * cumulative[-1] < cumulative)
-        k = chosen[0] if chosen.size else 0   # an all-zero window: the first cell, output 0
-        dh, dw = divmod(k, w1 - w0)
-        index[n, c, i, j] = (h0 + dh) * x.shape[3] + w0 + dw
-        out[n, c, i, j] = window.ravel()[k] if cumulative[-1] > 0 else 0
-    return out, index
-
 
 @pytest.mark.parametrize("kernel,stride", [(1, None), (2, None), (3, 1), ((2, 3), (2, 1))])
 def test_stochastic_training_matches_reference(kernel, stride):
@@ -199,7 +124,7 @@ def test_stochastic_training_matches_reference(kernel, stride):
     xt = t64(x)
     y = F.stochastic_pool2d(xt, kernel, stride, training=True, seed=7)
     draws = np.random.default_rng(7).random(y.shape)   # the op draws one uniform per window
-    expected, index = stochastic_sample_reference(x, draws, k, s)
+    expected, index = R.stochastic_pool2d_train(x, draws, k, s)
     np.testing.assert_array_equal(y.data, expected)
     gy = RNG.standard_normal(y.shape)
     y.backward(gy)
@@ -245,25 +170,16 @@ def test_stochastic_sampling_follows_probabilities_chi_square():
 def test_stochastic_eval_is_weighted_average_with_exact_gradient():
     x = distinct((2, 2, 5, 7), low=0.0)
     x[0, 1, :2, :2] = 0
-
-    def value(w):
-        return np.sum(w * w) / np.sum(w) if np.sum(w) > 0 else 0.0
-
-    def grad(w, g):
-        total = np.sum(w)
-        return np.zeros_like(w) if total == 0 else g * (2 * w - value(w)) / total
-
     for kernel, stride in [(2, None), (3, 1), ((1, 2), (1, 3))]:
         k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
         s = k if stride is None else (stride if isinstance(stride, tuple) else (stride, stride))
         xt = t64(x)
         y = F.stochastic_pool2d(xt, kernel, stride, training=False)
-        expected, rows, cols = window_loop(x, k, s, False, value)
-        np.testing.assert_allclose(y.data, expected, rtol=1e-12)
         gy = RNG.standard_normal(y.shape)
+        expected, expected_grad = R.stochastic_pool2d_eval(x, k, s, gy)
+        np.testing.assert_allclose(y.data, expected, rtol=1e-12)
         y.backward(gy)
-        np.testing.assert_allclose(xt.grad, grad_loop(x, gy, rows, cols, grad), rtol=1e-10,
-                                   atol=1e-14)
+        np.testing.assert_allclose(xt.grad, expected_grad, rtol=1e-10, atol=1e-14)
         minigrad.gradcheck(lambda a: F.stochastic_pool2d(a, kernel, stride, training=False),
                            [t64(x[:1, 1:] + 0.1)])
 
@@ -286,37 +202,6 @@ def test_stochastic_seed_reproducible_and_thread_independent():
 
 # -- fractional max pooling ----------------------------------------------------------------------
 
-def fractional_starts_reference(u, size, out, kernel, dtype):
-    """PyTorch's interval sequence element by element in the input's precision."""
-    starts = []
-    alpha = dtype(size - kernel) / dtype(out - 1) if out > 1 else None
-    for i in range(out - 1):
-        starts.append(int(dtype((dtype(i) + u) * alpha)) - int(dtype(u * alpha)))
-    return starts + [size - kernel]
-
-
-def fractional_reference(x, kernel, out, samples, overlapping):
-    y = np.zeros(x.shape[:2] + out, x.dtype)
-    index = np.zeros(y.shape, np.int64)
-    for n, c in np.ndindex(x.shape[:2]):
-        regions = []
-        for axis, u in ((0, samples[n, c, 1]), (1, samples[n, c, 0])):
-            size = x.shape[2 + axis]
-            starts = fractional_starts_reference(u, size, out[axis], kernel[axis],
-                                                 x.dtype.type)
-            ends = ([s + kernel[axis] for s in starts] if overlapping
-                    else starts[1:] + [size])
-            regions.append(list(zip(starts, ends)))
-        for (i, (h0, h1)), (j, (w0, w1)) in itertools.product(enumerate(regions[0]),
-                                                              enumerate(regions[1])):
-            window = x[n, c, h0:h1, w0:w1]
-            k = int(np.argmax(window))   # the first maximum in row-major order
-            dh, dw = divmod(k, w1 - w0)
-            y[n, c, i, j] = window.ravel()[k]
-            index[n, c, i, j] = (h0 + dh) * x.shape[3] + w0 + dw
-    return y, index
-
-
 @pytest.mark.parametrize("overlapping", [True, False])
 @pytest.mark.parametrize("kernel,out", [(1, (4, 5)), (2, (5, 4)), (3, (4, 6)), ((2, 3), (1, 3))])
 def test_fractional_matches_reference_and_gradcheck(kernel, out, overlapping):
@@ -326,14 +211,11 @@ def test_fractional_matches_reference_and_gradcheck(kernel, out, overlapping):
     xt = t64(x)
     y = F.fractional_max_pool2d(xt, kernel, output_size=out, overlapping=overlapping,
                                 random_samples=samples)
-    expected, index = fractional_reference(x, k, out, samples, overlapping)
+    expected, index = R.fractional_max_pool2d(x, k, out, samples, overlapping)
     np.testing.assert_array_equal(y.data, expected)
     gy = RNG.standard_normal(y.shape)
     y.backward(gy)
-    expected_grad = np.zeros_like(x)
-    for n, c, i, j in np.ndindex(y.shape):
-        expected_grad[n, c].flat[index[n, c, i, j]] += gy[n, c, i, j]
-    np.testing.assert_allclose(xt.grad, expected_grad, rtol=1e-12)
+    np.testing.assert_allclose(xt.grad, R.scatter_to_argmax(x.shape, index, gy), rtol=1e-12)
     minigrad.gradcheck(
         lambda a: F.fractional_max_pool2d(a, kernel, output_size=out, overlapping=overlapping,
                                           random_samples=samples[:1, :1]), [t64(x[:1, :1])])
@@ -394,27 +276,12 @@ def test_fractional_seed_reproducible():
 
 # -- spatial pyramid, mixed and gated pooling ----------------------------------------------------
 
-def sigmoid(v):
-    return 1 / (1 + np.exp(-v))
-
-
-def spp_reference(x, levels, reduce_window):
-    pieces = []
-    for level in levels:
-        out = np.zeros(x.shape[:2] + (level, level))
-        for i, j in np.ndindex(level, level):
-            h0, h1 = i * x.shape[2] // level, -(-(i + 1) * x.shape[2] // level)
-            w0, w1 = j * x.shape[3] // level, -(-(j + 1) * x.shape[3] // level)
-            out[:, :, i, j] = reduce_window(x[:, :, h0:h1, w0:w1], axis=(2, 3))
-        pieces.append(out.reshape(x.shape[0], -1))
-    return np.concatenate(pieces, axis=1)
-
-
 @pytest.mark.parametrize("mode,reduce_window", [("max", np.max), ("avg", np.mean)])
 def test_spatial_pyramid_matches_reference_and_gradcheck(mode, reduce_window):
     x = distinct((2, 3, 7, 5))
     y = F.spatial_pyramid_pool2d(t64(x, False), (1, 2, 3), mode)
-    np.testing.assert_allclose(y.data, spp_reference(x, (1, 2, 3), reduce_window), rtol=1e-12)
+    np.testing.assert_allclose(y.data, R.spatial_pyramid_pool2d(x, (1, 2, 3), reduce_window),
+                               rtol=1e-12)
     minigrad.gradcheck(lambda a: F.spatial_pyramid_pool2d(a, (1, 2, 3), mode),
                        [t64(x[:1, :2])])
 
@@ -427,12 +294,6 @@ def test_spatial_pyramid_length_does_not_depend_on_input_size():
         assert y.shape == (2, 5 * 21) and y.dtype == np.float32
 
 
-def mixed_reference(x, alpha, kernel, stride):
-    maxima, _, _ = window_loop(x, kernel, stride, False, np.max)
-    means, _, _ = window_loop(x, kernel, stride, False, np.mean)
-    return alpha * maxima + (1 - alpha) * means, maxima - means
-
-
 @pytest.mark.parametrize("alpha_shape", [(), (1,), (3,)])
 @pytest.mark.parametrize("kernel,stride", [(1, None), (2, None), (3, 1), ((2, 3), (1, 2))])
 def test_mixed_pool_matches_reference_and_gradcheck(alpha_shape, kernel, stride):
@@ -443,7 +304,7 @@ def test_mixed_pool_matches_reference_and_gradcheck(alpha_shape, kernel, stride)
     alpha_t = t64(alpha)
     y = F.mixed_pool2d(t64(x, False), alpha_t, kernel, stride)
     broadcast = np.reshape(alpha, (1, -1, 1, 1))
-    expected, difference = mixed_reference(x, broadcast, k, s)
+    expected, difference = R.mixed_pool2d(x, broadcast, k, s)
     np.testing.assert_allclose(y.data, expected, rtol=1e-12)
     gy = RNG.standard_normal(y.shape)
     y.backward(gy)
@@ -461,14 +322,6 @@ def test_mixed_pool_with_padding_gradcheck():
                        [t64(x), t64([0.3, 0.8])])
 
 
-def gated_reference(x, weight, kernel, stride):
-    def value(window):
-        gate = sigmoid(np.sum(weight * window))
-        return gate * window.max() + (1 - gate) * window.mean()
-
-    return window_loop(x, kernel, stride, False, value)[0]
-
-
 @pytest.mark.parametrize("kernel,stride", [(1, None), (2, None), (3, 1), ((2, 3), (2, 1))])
 def test_gated_pool_matches_reference_and_gradcheck(kernel, stride):
     x = distinct((2, 3, 6, 7), sign=True)
@@ -476,7 +329,7 @@ def test_gated_pool_matches_reference_and_gradcheck(kernel, stride):
     s = k if stride is None else (stride if isinstance(stride, tuple) else (stride, stride))
     weight = RNG.standard_normal(k)
     y = F.gated_pool2d(t64(x, False), t64(weight, False), kernel, stride)
-    np.testing.assert_allclose(y.data, gated_reference(x, weight, k, s), rtol=1e-12)
+    np.testing.assert_allclose(y.data, R.gated_pool2d(x, weight, k, s), rtol=1e-12)
     minigrad.gradcheck(lambda a, b: F.gated_pool2d(a, b, kernel, stride),
                        [t64(x[:1, :2]), t64(weight)])
 

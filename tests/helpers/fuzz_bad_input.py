@@ -13,8 +13,10 @@ unreported one. The parent then records it as a crash and starts a new worker af
 Case ``i`` of seed ``s`` is generated from ``default_rng([s, i])`` alone, so any finding can be
 replayed on its own:
 
-    python tests/fuzz_bad_input.py --cases 2000            # run, print the summary
-    python tests/fuzz_bad_input.py --replay SEED INDEX     # re-run one case in this process
+    python tests/helpers/fuzz_bad_input.py --cases 2000          # run, print the summary
+    python tests/helpers/fuzz_bad_input.py --replay SEED INDEX   # re-run one case here
+
+tests/test_no_crash.py imports it as ``helpers.fuzz_bad_input`` and runs it in CI.
 """
 import argparse
 import collections
@@ -33,6 +35,7 @@ import numpy as np
 ALLOWED_ERRORS = (ValueError, TypeError, IndexError, RuntimeError)
 CASE_TIMEOUT_S = 20.0
 WORKER_MEMORY_LIMIT = 4 << 30   # address space of a worker: "huge" must never really allocate
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # -- bad values, by the kind of argument they replace --------------------------------------------
@@ -381,11 +384,10 @@ def worker(seed, start, stop):
 
 def _spawn(seed, start, stop):
     env = dict(os.environ, MALLOC_CHECK_="3", MALLOC_PERTURB_="165", PYTHONFAULTHANDLER="1")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", str(seed),
                              str(start), str(stop)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, cwd=root)
+                            stderr=subprocess.PIPE, env=env, cwd=REPO)
 
 
 def run(seed, cases, time_budget=None):
@@ -452,7 +454,7 @@ def summarize(results):
 
 
 def main():
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # the repo
+    sys.path.insert(0, REPO)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=3, type=int, metavar=("SEED", "START", "STOP"))
     parser.add_argument("--replay", nargs=2, type=int, metavar=("SEED", "INDEX"))
