@@ -4,6 +4,8 @@ import sys
 
 import numpy as np
 
+from ._validate import as_dtype, check_float
+from ._validate import flag as check_flag   # requires_grad_ has an argument named flag
 
 _FLOAT_TYPES = (np.float32, np.float64)
 _NUMERIC_KINDS = "biufc"   # bool, signed/unsigned int, float, complex
@@ -42,15 +44,6 @@ def _as_array(data, dtype=None):
 def _short_repr(value):
     text = repr(value) if not isinstance(value, np.ndarray) else f"an array of shape {value.shape}"
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def as_dtype(dtype, op_name, name="dtype"):
-    """``np.dtype(dtype)``; TypeError naming the argument when numpy does not know it."""
-    try:
-        return np.dtype(dtype)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{op_name}: {name} must be a numpy dtype such as np.float32, got "
-                        f"{dtype!r} ({e})") from None
 
 
 class Tensor:
@@ -365,6 +358,14 @@ def as_tensor(x, like=None, name=None, op_name=None):
                       f"or a nested list of numbers): {e}") from None
 
 
+def float_input(x, op_name, name="x", like=None):
+    """``x`` as a tensor (a Python number takes ``like``'s dtype); TypeError/ValueError naming
+    ``name`` unless it converts to a float32 or float64 tensor."""
+    x = as_tensor(x, like=like, name=name, op_name=op_name)
+    check_float(x, op_name, name)
+    return x
+
+
 def _unshared_refs():
     """sys.getrefcount of a gradient array that only Tensor.backward's loop references, measured
     with the loop's own pattern (the gradient tuple, zip's reused result tuple, the loop
@@ -412,4 +413,3 @@ def _topological_order(root):
 from .ops import arithmetic, reduction  # noqa: E402
 from .ops import math as math_ops  # noqa: E402
 from .ops import shape as shape_ops  # noqa: E402
-from .ops.geometry import flag as check_flag  # noqa: E402

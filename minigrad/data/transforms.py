@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from ..ops.geometry import check_min, pair
+from .._validate import check_min, pair
 
 
 class Transform:

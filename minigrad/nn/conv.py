@@ -3,10 +3,10 @@ import math
 
 import numpy as np
 
+from .._validate import check_min, pair, positive_int
 from ..ops.conv import conv2d
-from ..ops.geometry import check_min, pair, resolve_padding
+from ..ops.geometry import resolve_padding
 from . import init
-from .layers import _positive_int
 from .module import Module, Parameter
 
 
@@ -22,9 +22,9 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, dtype=np.float32):
         super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
-        self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
-        self.groups = _positive_int(groups, "groups", "Conv2d")
+        self.in_channels = positive_int(in_channels, "in_channels", "Conv2d")
+        self.out_channels = positive_int(out_channels, "out_channels", "Conv2d")
+        self.groups = positive_int(groups, "groups", "Conv2d")
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"Conv2d: groups={self.groups} must divide in_channels="
                              f"{self.in_channels} and out_channels={self.out_channels}")

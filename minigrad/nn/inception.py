@@ -1,7 +1,6 @@
 """The Inception block of GoogLeNet (Szegedy et al., 2014, "Going deeper with convolutions",
 Table 1)."""
-import numbers
-
+from .._validate import positive_int
 from ..ops.activation import relu
 from ..ops.pooling import max_pool2d
 from ..ops.shape import cat
@@ -48,8 +47,7 @@ class Inception(Module):
         sizes = dict(in_channels=in_channels, ch1x1=ch1x1, ch3x3red=ch3x3red, ch3x3=ch3x3,
                      ch5x5red=ch5x5red, ch5x5=ch5x5, pool_proj=pool_proj)
         for name, value in sizes.items():
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"Inception: {name} must be a positive integer, got {value!r}")
+            positive_int(value, name, "Inception")
         if norm not in _NORMS:
             raise ValueError(f"Inception: norm must be None or 'batch', got {norm!r}")
         self.in_channels, self.norm = in_channels, norm

@@ -4,17 +4,12 @@ import numbers
 
 import numpy as np
 
+from .._validate import positive_int, probability
 from ..ops import layers as L
 from ..ops import normalization as N
 from ..ops import shape as S
 from . import init
 from .module import Module, Parameter
-
-
-def _positive_int(value, name, layer):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class Identity(Module):
@@ -49,8 +44,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features", "Linear")
-        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        self.in_features = positive_int(in_features, "in_features", "Linear")
+        self.out_features = positive_int(out_features, "out_features", "Linear")
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
         self.bias = Parameter(np.empty(self.out_features, dtype=dtype)) if bias else None
         self.reset_parameters()
@@ -75,9 +70,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = probability(p, "p", "Dropout")
 
     def forward(self, x):
         return L.dropout(x, self.p, self.training)
@@ -98,7 +91,7 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
         super().__init__()
-        self.num_features = _positive_int(num_features, "num_features", "BatchNorm2d")
+        self.num_features = positive_int(num_features, "num_features", "BatchNorm2d")
         if not isinstance(eps, numbers.Real) or not eps > 0:
             raise ValueError(f"BatchNorm2d: eps must be a positive number, got {eps!r}")
         if momentum is not None and (not isinstance(momentum, numbers.Real)

@@ -3,8 +3,8 @@ import numbers
 
 import numpy as np
 
+from .._validate import pair
 from ..ops import pooling_extra as P
-from ..ops.geometry import pair
 from .module import Module, Parameter
 
 

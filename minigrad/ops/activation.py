@@ -31,12 +31,11 @@ element by 5-40x, more than threads recover. gelu's tanh approximation follows t
 import numpy as np
 
 from .._kernels import activation as _kernels
+from .._validate import check_axis, real_number
 from ..function import Function
-from ..tensor import as_tensor
+from ..tensor import float_input
 from ..threads import get_num_threads
 from .arithmetic import unbroadcast
-from .geometry import real_number
-from .reduction import check_axis
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -311,15 +310,6 @@ class Maxout(Function):
 
 
 # -- functional wrappers: validate, then apply -----------------------------------------------
-
-def float_input(x, op_name, name="x", like=None):
-    """``x`` as a tensor (a Python number takes ``like``'s dtype); TypeError/ValueError naming
-    ``name`` unless it converts to a float32 or float64 tensor."""
-    x = as_tensor(x, like=like, name=name, op_name=op_name)
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{op_name}: {name} must be float32 or float64, got dtype {x.dtype}")
-    return x
-
 
 def _channel_parameter(x, param, name, op_name):
     """Validate a parameter holding one value or one per channel (axis 1) of ``x``; it takes

@@ -1,9 +1,9 @@
 """Broadcasting arithmetic: + - * / unary minus, ** with a scalar exponent, and @."""
 import numpy as np
 
+from .._validate import real_number
 from ..function import Function
 from ..tensor import as_tensor
-from .geometry import real_number
 
 
 def unbroadcast(grad, shape):

@@ -11,13 +11,13 @@ Three algorithms, chosen by the shapes:
 import numpy as np
 
 from .._kernels import im2col as _kernels
+from .._validate import check_input_4d, check_max, check_min, pair
 from ..function import Function
 from ..tensor import as_tensor
 from ..threads import get_num_threads
 from . import conv_direct
 from .workspace import release_workspace, workspace as _workspace  # noqa: F401 (re-export)
-from .geometry import (C_INT_MAX, check_input_4d, check_max, check_min, check_padded_plane, pair,
-                       resolve_padding, window_output_size)
+from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
 
 #: Upper bound for the unrolled-window (im2col) buffer: a batch is processed in chunks of as
 #: many images as fit (at least one image). Measured on the benchmark cases (2 cores): 4–8 MB

@@ -1,28 +1,15 @@
 """Sliding-window geometry shared by convolution and every pooling kind.
 
-Written once so conv and pooling agree with each other and with PyTorch:
-argument normalisation (an int or a pair), validation with messages naming the argument, and
-output sizes.
+Written once so conv and pooling agree with each other and with PyTorch: output sizes, padding
+resolution and its bounds, adaptive bins, the first in-bounds cell of a window, and fractional
+pooling's intervals. The argument checks they use (``pair``, ``check_min``, ...) are in
+``minigrad._validate``.
 """
 import numbers
 
 import numpy as np
 
-
-def pair(value, name, op_name):
-    """(h, w) from an int or a pair of ints; TypeError/ValueError naming ``name`` otherwise."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
-        return int(value[0]), int(value[1])
-    raise TypeError(f"{op_name}: {name} must be an int or a pair of ints, got {value!r}")
-
-
-def check_min(values, minimum, name, op_name):
-    if any(v < minimum for v in values):
-        relation = "positive" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"{op_name}: {name} must be {relation}, got {values}")
+from .._validate import check_min, pair
 
 
 def window_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False,
@@ -48,13 +35,6 @@ def window_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=Fals
     else:
         out = span // stride + 1
     return max(out, 0)
-
-
-def check_input_4d(x, op_name, name="input"):
-    if x.ndim != 4:
-        raise ValueError(f"{op_name}: {name} must be 4-D (N, C, H, W), got shape {x.shape}")
-    if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8):
-        raise TypeError(f"{op_name}: {name} must be float32 or float64, got dtype {x.dtype}")
 
 
 def same_padding(kernel, dilation=1):
@@ -169,14 +149,6 @@ def first_in_bounds(size, out, stride, padding, dilation=1):
     return start + skipped * dilation
 
 
-
-def flag(value, name, op_name):
-    """``value`` as a bool; TypeError naming ``name`` unless it is a bool (or numpy bool)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op_name}: {name} must be a bool, got {value!r}")
-    return bool(value)
-
-
 #: Bound for the integer geometry (stride, dilation, padding) handed to the C kernels.
 C_INT_MAX = int(np.iinfo(np.int32).max)
 
@@ -198,23 +170,3 @@ def check_padded_plane(size_hw, padding, op_name):
         raise ValueError(f"{op_name}: padding {padding} is too large for an input of spatial "
                          f"size {height}×{width}: the padded plane would hold {cells} cells")
 
-
-def check_max(values, maximum, name, op_name):
-    """ValueError naming ``name`` when a value exceeds ``maximum`` (e.g. the kernels' C int)."""
-    if any(v > maximum for v in values):
-        raise ValueError(f"{op_name}: {name} must be at most {maximum}, got {values}")
-
-
-def real_number(value, name, op_name, finite=True):
-    """``value`` as a Python float; TypeError naming ``name`` unless it is a real number (bools
-    excluded), ValueError when it is too large for a float or, with ``finite``, inf or NaN."""
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op_name}: {name} must be a real number, got {value!r}")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValueError(f"{op_name}: {name} is too large for a float, got "
-                         f"{str(value)[:20]}... ({len(str(value))} digits)") from None
-    if finite and not np.isfinite(number):
-        raise ValueError(f"{op_name}: {name} must be finite, got {value!r}")
-    return number

@@ -1,13 +1,10 @@
 """Layer ops: ``linear`` (one fused affine map) and inverted ``dropout``."""
-import numbers
-
 import numpy as np
 
+from .._validate import flag, probability
 from ..function import Function
 from ..random import resolve_rng
-from ..tensor import as_tensor
-from .activation import float_input
-from .geometry import flag
+from ..tensor import as_tensor, float_input
 
 
 class Linear(Function):
@@ -79,8 +76,7 @@ def dropout(input, p=0.5, training=True, rng=None, mask=None):
     ``mask``: an explicit boolean array of the kept elements, shape of ``input`` (overrides rng).
     """
     input = float_input(input, "dropout", "input")
-    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
+    p = probability(p, "p", "dropout")
     if not flag(training, "training", "dropout") or p == 0.0:
         return input
     if mask is not None:

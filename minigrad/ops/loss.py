@@ -6,8 +6,8 @@ losses: shape (N, d1, ...) for the classification losses, the input's shape for 
 import numpy as np
 
 from ..function import Function
-from ..tensor import as_tensor
-from .activation import float_input, log_softmax_array
+from ..tensor import as_tensor, float_input
+from .activation import log_softmax_array
 
 REDUCTIONS = ("mean", "sum", "none")
 

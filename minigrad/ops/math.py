@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..function import Function
-from .geometry import real_number
+from .._validate import real_number
 
 
 class Exp(Function):

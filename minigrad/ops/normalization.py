@@ -14,11 +14,10 @@ import numbers
 import numpy as np
 
 from .._kernels import normalization as _kernels
+from .._validate import flag, real_number
 from ..function import Function
-from ..tensor import Tensor, as_tensor
+from ..tensor import Tensor, as_tensor, float_input
 from ..threads import get_num_threads
-from .activation import float_input
-from .geometry import flag, real_number
 
 _FLOATS = (np.float32, np.float64)
 

@@ -9,12 +9,12 @@ summed where windows overlap). The indices are only computed when a gradient or
 import numpy as np
 
 from .._kernels import pooling as _kernels
+from .._validate import check_input_4d, check_max, check_min, flag, pair
 from ..function import Function
 from ..tensor import Tensor, as_tensor
 from ..threads import get_num_threads
-from .geometry import (adaptive_bins, adaptive_output_shape, check_input_4d, check_max,
-                       check_min, check_padded_plane, check_pool_padding, first_in_bounds, flag,
-                       pair, sliding_output_shape)
+from .geometry import (adaptive_bins, adaptive_output_shape, check_padded_plane,
+                       check_pool_padding, first_in_bounds, sliding_output_shape)
 
 _INT32_MAX = np.iinfo(np.int32).max
 

@@ -10,13 +10,14 @@ import numbers
 import numpy as np
 
 from .._kernels import pooling as _kernels
+from .._validate import check_min, flag, pair, real_number
 from ..function import Function
 from ..random import resolve_rng
 from ..tensor import Tensor, as_tensor
 from ..threads import get_num_threads
 from .activation import sigmoid
 from .conv import conv2d
-from .geometry import check_min, flag, fractional_intervals, pair, real_number
+from .geometry import fractional_intervals
 from .pooling import (_grad, _input, _planes, adaptive_avg_pool2d, adaptive_max_pool2d,
                       avg_pool2d, max_pool2d)
 from .pooling import _window as _pool_window

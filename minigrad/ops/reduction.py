@@ -3,19 +3,8 @@ import builtins
 
 import numpy as np
 
+from .._validate import check_axis, flag
 from ..function import Function
-from .geometry import flag
-
-
-def check_axis(axis, ndim, op_name, name="axis", of="a tensor"):
-    """``axis`` in [-ndim, ndim) as a non-negative int; TypeError/ValueError naming ``name`` and
-    describing the tensor it indexes (``of``) otherwise."""
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, (bool, np.bool_)):
-        raise TypeError(f"{op_name}: {name} must be an int, got {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{op_name}: {name} {axis} is out of range for {of} with {ndim} "
-                         "dimensions")
-    return int(axis) % ndim
 
 
 def normalize_axes(axis, ndim, op_name, of="a tensor"):

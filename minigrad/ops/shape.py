@@ -3,9 +3,9 @@ import math
 
 import numpy as np
 
+from .._validate import check_axis
 from ..function import Function
 from ..tensor import Tensor, as_tensor
-from .reduction import check_axis
 
 
 class Reshape(Function):

@@ -8,6 +8,7 @@ data, so ``minigrad.save`` can store it next to the model and the optimiser.
 import math
 import numbers
 
+from .._validate import positive_int
 from .optimizer import Optimizer
 
 
@@ -58,12 +59,6 @@ class LRScheduler:
         self.__dict__.update({k: v for k, v in state_dict.items() if k != "optimizer"})
 
 
-def _check_positive_int(value, name, scheduler):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{scheduler}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _per_group(value, name, optimizer, scheduler):
     """One value per parameter group from a number or a list of them."""
     groups = len(optimizer.param_groups)
@@ -80,7 +75,7 @@ class StepLR(LRScheduler):
     epochs, like PyTorch, so it composes with changes made to the groups' lr)."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        self.step_size = _check_positive_int(step_size, "step_size", "StepLR")
+        self.step_size = positive_int(step_size, "step_size", "StepLR")
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -95,7 +90,7 @@ class CosineAnnealingLR(LRScheduler):
     recursively from the previous lr as PyTorch does (the same floating-point sequence)."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        self.T_max = _check_positive_int(T_max, "T_max", "CosineAnnealingLR")
+        self.T_max = positive_int(T_max, "T_max", "CosineAnnealingLR")
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -130,10 +125,10 @@ class OneCycleLR(LRScheduler):
             raise TypeError(f"{name}: optimizer must be a minigrad Optimizer, got "
                             f"{type(optimizer).__name__}")
         if total_steps is not None:
-            self.total_steps = _check_positive_int(total_steps, "total_steps", name)
+            self.total_steps = positive_int(total_steps, "total_steps", name)
         elif epochs is not None and steps_per_epoch is not None:
-            self.total_steps = (_check_positive_int(epochs, "epochs", name)
-                                * _check_positive_int(steps_per_epoch, "steps_per_epoch", name))
+            self.total_steps = (positive_int(epochs, "epochs", name)
+                                * positive_int(steps_per_epoch, "steps_per_epoch", name))
         else:
             raise ValueError(f"{name}: give total_steps, or epochs and steps_per_epoch")
         if not isinstance(pct_start, numbers.Real) or not 0.0 <= pct_start <= 1.0:
