@@ -111,7 +111,7 @@ def _plan_buffers():
     w = np.ones((4, 3, 3, 3), np.float32)
     plan = conv_direct.DirectPlan(x.shape, w.shape, ((1, 1), (1, 1)), (1, 1))
     grid = np.zeros((2, 3, plan.x_length), np.float32)
-    kernels.embed(x, grid, plan.grid_width, plan.first_input)
+    kernels.embed(x, grid, plan.grid_width, plan.first_input, 2)
     return x, w, plan, grid
 
 
@@ -120,28 +120,28 @@ def test_conv_kernel_rejects_a_short_grid():
     y = np.empty((2, 4, plan.out_h, plan.out_w), np.float32)
     with pytest.raises(ValueError, match="outside"):
         kernels.conv(grid[:, :, :-1].copy(), conv_direct._pack(w), plan.shifts, y,
-                     np.empty(0, np.float32), plan.grid_width, 0)
+                     np.empty(0, np.float32), plan.grid_width, 0, 2)
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.conv(grid, conv_direct._pack(w), plan.shifts[:-1], y, np.empty(0, np.float32),
-                     plan.grid_width, 0)
+                     plan.grid_width, 0, 2)
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.conv(grid, conv_direct._pack(w), plan.shifts, y, np.ones(3, np.float32),
-                     plan.grid_width, 0)
+                     plan.grid_width, 0, 2)
 
 
 def test_embed_and_weight_grad_reject_inconsistent_buffers():
     x, w, plan, grid = _plan_buffers()
     with pytest.raises(ValueError, match="cannot hold"):
-        kernels.embed(x, grid[:, :, :10].copy(), plan.grid_width, plan.first_input)
+        kernels.embed(x, grid[:, :, :10].copy(), plan.grid_width, plan.first_input, 2)
     with pytest.raises(ValueError, match="cannot hold"):
         kernels.transpose_embed(np.ones((2, 4, 5, 5), np.float32),
-                                np.zeros((2, 10, GO), np.float32), plan.grid_width)
+                                np.zeros((2, 10, GO), np.float32), plan.grid_width, 2)
     gy_t = np.zeros((2, plan.positions, GO), np.float32)
     shifts = np.zeros(TG, np.intp)
     shifts[:plan.taps] = plan.shifts
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.weight_grad(gy_t, grid, shifts, plan.positions,
-                            np.zeros((1, 3, TG, GO + 1), np.float32))
+                            np.zeros((1, 3, TG, GO + 1), np.float32), 2)
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.weight_grad(gy_t, grid, shifts, plan.positions + 1,
-                            np.zeros((1, 3, TG, GO), np.float32))
+                            np.zeros((1, 3, TG, GO), np.float32), 2)
