@@ -26,7 +26,6 @@ import importlib
 import os
 import sys
 
-USER_ENV = dict(os.environ)     # before minigrad's import adds its OpenMP/OpenBLAS settings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))   # run from a checkout without installing
@@ -66,7 +65,8 @@ def main():
     args = parse_args()
     cores = os.cpu_count() or 1
     minigrad.set_num_threads(cores)
-    torch = harness.TorchProcess(cores, USER_ENV, args.torch_heap)
+    # minigrad's runtime settings never enter os.environ: the child gets the user's environment
+    torch = harness.TorchProcess(cores, dict(os.environ), args.torch_heap)
     try:
         run_suites(args, cores, torch if torch.header else None)
     finally:
@@ -76,9 +76,11 @@ def main():
 def run_suites(args, cores, torch):
     roof = harness.gemm_roof(stat=args.stat)
     print(f"CPU: {harness.cpu_name()}, {cores} cores")
+    applied = {**{name: os.environ.get(name, "unset") for name in harness.OMP_SETTINGS},
+               **minigrad.runtime.applied}
     print(f"minigrad {minigrad.__version__}: {minigrad.get_num_threads()} OpenMP threads, "
-          + ", ".join(f"{name}={os.environ.get(name, 'unset')}"
-                      for name in harness.OMP_SETTINGS))
+          + ", ".join(f"{name}={value}" for name, value in applied.items())
+          + f", heap {'tuned' if minigrad.runtime.heap_tuned else 'default'}")
     if torch:
         print(f"torch {torch.header['torch']} (own process): {torch.header['threads']} threads, "
               + ", ".join(f"{k}={v}" for k, v in torch.header["env"].items())

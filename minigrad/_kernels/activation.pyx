@@ -6,10 +6,10 @@ Each kernel takes 1-D C-contiguous memoryviews of equal length (the wrapper in
 checks lengths and dtypes). Every loop is one ``prange`` whose thread count drops to 1 below
 ``PARALLEL_MIN`` elements, where starting threads costs more than it saves.
 
-Only the kernels that beat numpy are here (figures in ``minigrad/ops/activation.py``): the
-branchy relu/leaky_relu passes and the fused arithmetic of the backward passes. Forward passes
-built on exp/tanh stay in numpy, whose SIMD exp/tanh loops are 5-40x faster than scalar libm
-calls; the exact gelu is the exception, as numpy has no erf.
+Only the kernels that beat numpy are here: the branchy relu/leaky_relu passes and the fused
+arithmetic of the backward passes. Forward passes built on exp/tanh stay in numpy, whose SIMD
+exp/tanh loops beat scalar libm calls by far; the exact gelu is the exception, as numpy has no
+erf.
 """
 from cython.parallel cimport prange
 from cython cimport floating

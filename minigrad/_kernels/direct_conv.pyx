@@ -16,8 +16,8 @@ correlated with the flipped, transposed weight (negative shifts).
 
 Register tiling. A tile is ``OB`` output channels × ``XB`` consecutive positions held in
 accumulators (8 × 48 floats = 24 AVX-512 registers); each step loads ``XB`` grid values once
-and broadcasts ``OB`` weights, so the loop is compute-bound (measured 190 GFLOP/s, 92 % of the
-machine's BLAS GEMM roof, for the 5×5 benchmark case). The weight is packed as
+and broadcasts ``OB`` weights, so the loop is compute-bound (near the GEMM roof: benchmark cases
+conv5x5 and conv3x3_s1). The weight is packed as
 (O/OB blocks, C·T, OB) so one step reads ``OB`` contiguous weights; a block of a channel count
 that is not a multiple of ``OB`` is padded with zero weights and its extra rows are not stored.
 
@@ -25,10 +25,9 @@ The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p +
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
 (``transpose_embed``) so that its tile has the forward tile's pattern: ``TG`` taps × ``GO``
 output channels of accumulators, each step broadcasting ``TG`` grid values and loading ``GO``
-contiguous gradient values (62–119 GFLOP/s on the MNIST example's 16–64-channel layers).
-``GO`` is 32: GCC fully unrolls constant loops of up to 16 iterations before it vectorises, and
-the 16-wide variant came out scalar and 7× slower (a channel-major variant with horizontal
-sums, 3×); layers with 16 output channels pay for the padding.
+contiguous gradient values. ``GO`` is 32 because GCC fully unrolls constant loops of up to 16
+iterations before it vectorises, which left a 16-wide tile scalar (a channel-major variant with
+horizontal sums was slower too); layers with 16 output channels pay for the padding.
 
 All loops are ``nogil`` with ``prange``; every thread writes only its own outputs (no atomics),
 so results do not depend on the thread count. The Python wrapper (``minigrad/ops/conv.py``)
@@ -40,19 +39,18 @@ from libc.string cimport memcpy, memset
 
 from ._parallel cimport check_threads
 
-#: Output channels per register tile (the weight packing's block size).
-OUT_BLOCK = 8
-#: Positions per register tile in the forward / input-gradient kernel.
-POSITION_BLOCK = 48
-#: Output channels per register tile of the weight-gradient kernel.
-GRAD_OUT_BLOCK = 32
-#: Taps per register tile of the weight-gradient kernel.
-TAP_BLOCK = 9
+# The tile sizes: compile-time constants (they size the register tiles' C arrays), exported to
+# Python below under their long names.
+cdef enum:
+    OB = 8      # output channels per register tile (the weight packing's block size)
+    XB = 48     # positions per register tile in the forward / input-gradient kernel
+    GO = 32     # output channels per register tile of the weight-gradient kernel
+    TG = 9      # taps per register tile of the weight-gradient kernel
 
-DEF OB = 8
-DEF XB = 48
-DEF GO = 32
-DEF TG = 9
+OUT_BLOCK = OB
+POSITION_BLOCK = XB
+GRAD_OUT_BLOCK = GO
+TAP_BLOCK = TG
 
 
 cdef tuple _dims(Py_ssize_t* shape, int ndim):

@@ -5,8 +5,7 @@ import threading
 import numpy as np
 
 #: Buffers start on a page boundary, as large ``mmap``-backed arrays do: BLAS and the
-#: vectorised kernels lose speed on rows that straddle cache lines (measured: the strided
-#: 3×3 convolution 1.4× slower from a 16-byte-aligned heap buffer).
+#: vectorised kernels lose speed on rows that straddle cache lines (benchmark case conv3x3_s2).
 ALIGNMENT = 4096
 HUGE_PAGE = 2 << 20
 
@@ -14,11 +13,10 @@ HUGE_PAGE = 2 << 20
 class _Workspace(threading.local):
     """Scratch buffers reused across calls (one set per thread).
 
-    A fresh large ``np.empty`` is backed by new pages that the OS zero-fills on first touch
-    (measured here: im2col of 64 images into a fresh 75 MB buffer 10.7 ms, into a reused one
-    4.3 ms); below glibc's adaptive mmap threshold the allocator often hands back warm memory,
-    but only by luck of the allocation pattern. Reuse makes it deterministic. Each named slot
-    only grows, to the largest chunk seen."""
+    A fresh large ``np.empty`` is backed by new pages that the OS zero-fills on first touch,
+    which costs more than filling them; below glibc's adaptive mmap threshold the allocator
+    often hands back warm memory, but only by luck of the allocation pattern. Reuse makes it
+    deterministic. Each named slot only grows, to the largest chunk seen."""
 
     def __init__(self):
         self.buffers = {}
@@ -35,8 +33,8 @@ class _Workspace(threading.local):
 def _aligned_bytes(nbytes, alignment=ALIGNMENT):
     """An uninitialised uint8 array of ``nbytes`` starting on an ``alignment`` boundary. From
     2 MiB up it is a private anonymous mapping advised for transparent huge pages, so its
-    backing does not depend on what the heap held before (measured: the strided 3×3
-    convolution's forward took 6 or 9.5 ms from one process to the next with heap memory)."""
+    backing does not depend on what the heap held before (with heap memory, the strided 3×3
+    convolution's speed changed from one process to the next)."""
     if nbytes >= HUGE_PAGE and hasattr(mmap, "MADV_HUGEPAGE"):
         mapping = mmap.mmap(-1, -(-nbytes // HUGE_PAGE) * HUGE_PAGE)
         try:

@@ -1,0 +1,100 @@
+"""The process settings minigrad applies when it is imported: all of them, in one place.
+
+=======================  =============================================  ==========================
+setting                  why                                            opt out
+=======================  =============================================  ==========================
+OpenBLAS worker spin     numpy's BLAS threads spin about 0.1 s after    MINIGRAD_BLAS_TIMEOUT=0,
+``OPENBLAS_THREAD_       each GEMM and steal the cores the next OpenMP  or set the variable
+TIMEOUT=16``             kernel needs; 2^16 cycles bridges back-to-     yourself
+                         back GEMMs
+OpenMP worker spin       libgomp's workers spin ~300,000 rounds after   MINIGRAD_OMP_SPIN=0, or
+``OMP_WAIT_POLICY=       a loop (stealing BLAS's cores); sleeping at    set either variable
+ACTIVE``,                once costs a futex wake-up per op; 3,000       yourself
+``GOMP_SPINCOUNT=3000``  rounds bridge the Python between two ops
+Heap reuse (glibc        every op returns fresh arrays; glibc would     MINIGRAD_MALLOC_TUNING=0
+``mallopt``)             ``mmap`` large ones and re-fault their pages
+                         each step; keep buffers up to 32 MiB and the
+                         freed heap top instead
+=======================  =============================================  ==========================
+
+The measured effect of each is in ``docs/runtime.md`` (benchmark cases ``fcn_mnist_step``,
+``inception_cifar_step``, ``gap``, ``conv3x3_s1``).
+
+The two libraries read their variables once, when they load, so this module must be imported
+before numpy (for OpenBLAS) and before the kernels (for libgomp): ``minigrad/__init__.py``
+imports it first. The variables are put into ``os.environ`` only while the libraries load and
+then removed again, so child processes start with the user's own environment;
+``environment()`` gives the settings for a child that should run the same way. ``applied``
+records what took effect (a library that another import loaded first ignores them). The heap
+settings are process-wide and also serve other libraries' large buffers (numpy's, PyTorch's).
+"""
+import ctypes
+import os
+import sys
+
+BLAS_SETTINGS = {"OPENBLAS_THREAD_TIMEOUT": "16"}
+OMP_SETTINGS = {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "3000"}
+#: glibc: requests up to this size come from the heap (its largest mmap threshold) ...
+MMAP_THRESHOLD_BYTES = 32 << 20
+#: ... and up to this much free memory at the heap's top is kept instead of returned to the OS.
+TRIM_BYTES = 1 << 30
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def _opted_in(switch, settings):
+    """``settings`` unless ``switch``=0 or the user set any of the variables themselves."""
+    if os.environ.get(switch, "1") == "0" or any(name in os.environ for name in settings):
+        return {}
+    return dict(settings)
+
+
+def _libgomp_loaded():
+    try:
+        with open("/proc/self/maps") as maps:
+            return "libgomp" in maps.read()
+    except OSError:
+        return False
+
+
+def tune_heap():
+    """Apply the heap settings (glibc only; not with MINIGRAD_MALLOC_TUNING=0); returns whether
+    they are in effect. Called at import; calling it again changes nothing."""
+    global heap_tuned
+    if heap_tuned or os.environ.get("MINIGRAD_MALLOC_TUNING", "1") == "0":
+        return heap_tuned
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    heap_tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                      and mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES))
+    return heap_tuned
+
+
+def environment():
+    """The environment variables minigrad applied in this process, for a child process that
+    should run with the same settings: ``subprocess.run(..., env={**os.environ,
+    **minigrad.runtime.environment()})``."""
+    return dict(applied)
+
+
+#: Whether the heap settings are in effect.
+heap_tuned = False
+
+_blas = _opted_in("MINIGRAD_BLAS_TIMEOUT", BLAS_SETTINGS) if "numpy" not in sys.modules else {}
+_omp = _opted_in("MINIGRAD_OMP_SPIN", OMP_SETTINGS) if not _libgomp_loaded() else {}
+os.environ.update({**_blas, **_omp})
+try:
+    import numpy  # noqa: E402,F401  (loads OpenBLAS, which reads its variable now)
+    from ._kernels import openmp  # noqa: E402,F401  (loads libgomp, likewise)
+finally:
+    for _name in {**_blas, **_omp}:
+        del os.environ[_name]
+
+#: The environment settings that took effect in this process (name → value).
+applied = {**_blas, **_omp}
+tune_heap()
