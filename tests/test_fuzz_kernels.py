@@ -5,7 +5,8 @@ larger than the input, dilation, ceil_mode, groups), float32 and float64, and th
 of the input: contiguous, a transposed or sliced numpy view passed to ``minigrad.tensor``, or a
 Tensor whose ``.data`` was replaced by such a view. Forward outputs and the vector-Jacobian
 product (backward with a random upstream gradient) are compared with the plain loops of
-tests/helpers/reference.py.
+tests/helpers/reference.py. The forward and the backward each run on a drawn thread count (the
+kernels size per-thread scratch by the count of their own call).
 
 Examples per test: the "ci" hypothesis profile (tests/conftest.py); ``MINIGRAD_FUZZ=long``
 selects the long run.
@@ -57,6 +58,22 @@ def arrays(draw, shape, dtype, positive=False):
 
 
 dtypes = st.sampled_from([np.float32, np.float64])
+#: thread counts drawn for a forward and, independently, for its backward (2 cores here)
+THREAD_COUNTS = st.sampled_from([1, 2, 3, 8, 16])
+
+
+@pytest.fixture(autouse=True)
+def _restore_thread_count():
+    before = minigrad.get_num_threads()
+    yield
+    minigrad.set_num_threads(before)
+
+
+def _forward_threads(data):
+    """Draw the forward's and the backward's thread counts; run on the forward's from now on.
+    Returns the backward's."""
+    minigrad.set_num_threads(data.draw(THREAD_COUNTS, label="forward threads"))
+    return data.draw(THREAD_COUNTS, label="backward threads")
 
 
 def _upstream(shape, seed=0):
@@ -84,6 +101,7 @@ def window_axis(draw, max_kernel=4, max_stride=5, max_dilation=3, pool=True):
 
 @given(data=st.data(), dtype=dtypes)
 def test_conv2d_matches_reference(data, dtype):
+    backward_threads = _forward_threads(data)
     rows = data.draw(window_axis(pool=False))
     cols = data.draw(window_axis(pool=False))
     (height, kh, sh, ph, dh), (width, kw, sw, pw, dw) = rows, cols
@@ -102,6 +120,7 @@ def test_conv2d_matches_reference(data, dtype):
     assert y.shape == expected.shape and y.dtype == dtype
     _check(y.data, expected, dtype, "conv2d forward")
     gy = _upstream(y.shape)
+    minigrad.set_num_threads(backward_threads)
     y.backward(gy.astype(dtype))
     gx, gw, gb = R.conv2d_vjp(xv, wv, gy, (sh, sw), (ph, pw), (dh, dw), groups)
     _check(x.grad, gx, dtype, "conv2d grad x")
@@ -112,6 +131,7 @@ def test_conv2d_matches_reference(data, dtype):
 
 @given(data=st.data(), dtype=dtypes, ceil_mode=st.booleans())
 def test_max_pool2d_matches_reference(data, dtype, ceil_mode):
+    backward_threads = _forward_threads(data)
     (height, kh, sh, ph, dh), (width, kw, sw, pw, dw) = data.draw(window_axis()), data.draw(
         window_axis())
     n, c = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
@@ -125,6 +145,7 @@ def test_max_pool2d_matches_reference(data, dtype, ceil_mode):
     np.testing.assert_array_equal(y.data, expected.astype(dtype))     # max is exact
     np.testing.assert_array_equal(indices.data, argmax)
     gy = _upstream(y.shape)
+    minigrad.set_num_threads(backward_threads)
     y.backward(gy.astype(dtype))
     _check(x.grad, R.scatter_to_argmax(xv.shape, argmax, gy), dtype, "max_pool2d grad")
 
@@ -133,6 +154,7 @@ def test_max_pool2d_matches_reference(data, dtype, ceil_mode):
        divisor_override=st.one_of(st.none(), st.integers(1, 5)))
 def test_avg_pool2d_matches_reference(data, dtype, ceil_mode, count_include_pad,
                                       divisor_override):
+    backward_threads = _forward_threads(data)
     (height, kh, sh, ph, _), (width, kw, sw, pw, _) = (data.draw(window_axis(max_dilation=1)),
                                                        data.draw(window_axis(max_dilation=1)))
     n, c = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
@@ -143,12 +165,14 @@ def test_avg_pool2d_matches_reference(data, dtype, ceil_mode, count_include_pad,
     assert y.shape == expected.shape and y.dtype == dtype
     _check(y.data, expected, dtype, "avg_pool2d forward")
     gy = _upstream(y.shape)
+    minigrad.set_num_threads(backward_threads)
     y.backward(gy.astype(dtype))
     _check(x.grad, R.avg_pool2d_vjp(xv.shape, gy, *args), dtype, "avg_pool2d grad")
 
 
 @given(data=st.data(), dtype=dtypes, mode=st.sampled_from(["max", "avg"]))
 def test_adaptive_and_global_pools_match_reference(data, dtype, mode):
+    backward_threads = _forward_threads(data)
     n, c = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
     height, width = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
     # output sizes from 1 to beyond the input (bins then repeat cells)
@@ -164,6 +188,7 @@ def test_adaptive_and_global_pools_match_reference(data, dtype, mode):
     assert y.shape == expected.shape and y.dtype == dtype
     _check(y.data, expected, dtype, f"{mode} adaptive forward")
     gy = _upstream(y.shape)
+    minigrad.set_num_threads(backward_threads)
     y.backward(gy.astype(dtype))
     _check(x.grad, R.adaptive_pool2d_vjp(xv.shape, gy, mode, argmax), dtype,
            f"{mode} adaptive grad")
@@ -180,22 +205,26 @@ def unpadded_windows(draw, max_kernel=3):
 
 @given(data=st.data(), dtype=dtypes, p=st.sampled_from([1.0, 2.0, 3.5]), ceil_mode=st.booleans())
 def test_lp_pool2d_matches_reference(data, dtype, p, ceil_mode):
+    backward_threads = _forward_threads(data)
     shape, kernel, stride = data.draw(unpadded_windows())
     x, xv = data.draw(arrays(shape, dtype))
     y = F.lp_pool2d(x, p, kernel, stride, ceil_mode)
     gy = _upstream(y.shape)
     expected, expected_grad = R.lp_pool2d(xv, p, kernel, stride, ceil_mode, gy)
     _check(y.data, expected, dtype, "lp_pool2d forward")
+    minigrad.set_num_threads(backward_threads)
     y.backward(gy.astype(dtype))
     _check(x.grad, expected_grad, dtype, "lp_pool2d grad")
 
 
 @given(data=st.data(), dtype=dtypes, training=st.booleans(), seed=st.integers(0, 2 ** 31))
 def test_stochastic_pool2d_matches_reference(data, dtype, training, seed):
+    backward_threads = _forward_threads(data)
     shape, kernel, stride = data.draw(unpadded_windows())
     x, xv = data.draw(arrays(shape, dtype, positive=True))
     y = F.stochastic_pool2d(x, kernel, stride, training=training, seed=seed)
     gy = _upstream(y.shape)
+    minigrad.set_num_threads(backward_threads)
     y.backward(gy.astype(dtype))
     if training:
         draws = np.random.default_rng(seed).random(y.shape)
@@ -209,6 +238,7 @@ def test_stochastic_pool2d_matches_reference(data, dtype, training, seed):
 
 @given(data=st.data(), dtype=dtypes, overlapping=st.booleans())
 def test_fractional_max_pool2d_matches_reference(data, dtype, overlapping):
+    backward_threads = _forward_threads(data)
     kernel = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
     size = tuple(data.draw(st.integers(k, k + 6)) for k in kernel)
     out = tuple(data.draw(st.integers(1, s - k + 1)) for s, k in zip(size, kernel))
@@ -222,6 +252,7 @@ def test_fractional_max_pool2d_matches_reference(data, dtype, overlapping):
                                               overlapping)
     np.testing.assert_array_equal(y.data, expected)
     gy = _upstream(y.shape)
+    minigrad.set_num_threads(backward_threads)
     y.backward(gy.astype(dtype))
     _check(x.grad, R.scatter_to_argmax(xv.shape, index, gy), dtype, "fractional grad")
 
@@ -231,6 +262,7 @@ def test_fractional_max_pool2d_matches_reference(data, dtype, overlapping):
 def test_composed_pools_match_reference_forward_and_gradcheck(data, dtype, kind):
     """Spatial pyramid, mixed and gated pooling: forward against the reference loops, backward
     by central differences (float64, tiny shapes)."""
+    backward_threads = _forward_threads(data)
     shape, kernel, stride = data.draw(unpadded_windows())
     x, xv = data.draw(arrays(shape, dtype))
     rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 31)))
@@ -253,6 +285,7 @@ def test_composed_pools_match_reference_forward_and_gradcheck(data, dtype, kind)
     _check(y.data, expected, dtype, f"{kind} forward")
     # one plane keeps the finite differences cheap; a per-channel alpha then has one entry
     inputs = [xv[:1, :1]] + [p[:1] if kind == "mixed" else p for p in params]
+    minigrad.set_num_threads(backward_threads)
     minigrad.gradcheck(fn, [minigrad.tensor(a, requires_grad=True, dtype=np.float64)
                             for a in inputs])
 

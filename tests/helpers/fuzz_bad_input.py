@@ -33,6 +33,8 @@ import warnings
 import numpy as np
 
 ALLOWED_ERRORS = (ValueError, TypeError, IndexError, RuntimeError)
+#: each case runs its call on one of these thread counts and its backward on another
+THREAD_COUNTS = (1, 2, 3, 8, 16)
 CASE_TIMEOUT_S = 20.0
 WORKER_MEMORY_LIMIT = 4 << 30   # address space of a worker: "huge" must never really allocate
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -329,14 +331,26 @@ def names_argument(message, name):
     return any(re.search(rf"(?<![A-Za-z0-9_]){re.escape(w)}(?![A-Za-z0-9_])", message) for w in words)
 
 
+def thread_counts(seed, index):
+    """(forward, backward) thread counts of case ``index``, drawn independently from a stream of
+    their own, so the cases themselves do not depend on them."""
+    rng = np.random.default_rng([seed, index, 1])
+    return tuple(int(n) for n in rng.choice(THREAD_COUNTS, 2))
+
+
 def run_case(seed, index, templates):
     """Outcome of one case: 'ok', 'named' (allowed exception naming the argument), 'unnamed'
     (allowed exception not naming it) or 'wrong-exception:<type>'; plus a detail string."""
+    import minigrad
     op, name, fn, positional, keywords, description = make_case(seed, index, templates)
+    forward_threads, backward_threads = thread_counts(seed, index)
+    description += f" [threads {forward_threads}/{backward_threads}]"
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
+            minigrad.set_num_threads(forward_threads)
             out = fn(*positional, **keywords)
+            minigrad.set_num_threads(backward_threads)
             _exercise(out)
     except ALLOWED_ERRORS as e:
         message = str(e)
