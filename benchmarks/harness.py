@@ -7,6 +7,7 @@ The two take turns in blocks of runs (``time_alternating``), so that a burst of 
 processes affects both alike; each block starts with untimed runs that outlast the other side's
 spinning OpenMP workers, so that neither times the other's spin-down.
 """
+import datetime
 import json
 import os
 import platform
@@ -25,8 +26,8 @@ OMP_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")
 # Each block of timed runs starts with untimed runs lasting at least this long: the other side's
 # OpenMP workers spin for a few milliseconds after its last call (libgomp's default 300,000
 # rounds) and would steal a core from the first timed runs. Waiting for them without running
-# (sleeping) is worse on this VM: an idle vCPU wakes slowly (a 60 us op took 5 ms after 50 ms
-# asleep).
+# (sleeping) is worse on this VM: an idle vCPU wakes slowly, and the first op after a sleep
+# pays for it.
 WARM_SECONDS = 0.02
 
 
@@ -161,3 +162,38 @@ def print_table(title, rows, roof):
               f"{_cell(pt and pt * 1e3, '10.3f')}{_cell(pt and mg / pt, '7.2f')}"
               f"{_cell(gflops, '9.1f')}{_cell(gflops and 100 * gflops / roof, '8.0f')}"
               f"{_cell(gbytes, '7.1f')}")
+
+
+class Tee:
+    """A write-only stream that copies everything to several streams (the terminal and the
+    report that ``--save`` writes)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self):
+        for stream in self.streams:
+            stream.flush()
+
+
+def save_report(path, report, argv):
+    """Write the benchmark's printed report to ``path`` as Markdown, headed by the date, the
+    commit it measured (marked when the tree had uncommitted changes) and the command."""
+    def git(*args):
+        done = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += " + uncommitted changes"
+    command = " ".join(["python", "benchmarks/run.py", *argv[1:]])
+    with open(path, "w") as f:
+        f.write("# Benchmark results\n\n"
+                f"Written by `{command}` on {datetime.date.today().isoformat()} at commit "
+                f"{commit}. The code's comments name these cases; re-run to refresh.\n\n"
+                f"```\n{report.strip()}\n```\n")

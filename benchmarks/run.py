@@ -20,13 +20,17 @@ turns in blocks of runs (median of ``--repeat`` runs after ``--warmup``;
 pools and two roofs measured in this process: numpy's float32 GEMM and numpy's memory copy.
 """
 import argparse
+import contextlib
 import functools
 import glob
 import importlib
+import io
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: where ``--save`` writes the report: the figures that comments and docs refer to
+RESULTS = os.path.join(HERE, "RESULTS.md")
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))   # run from a checkout without installing
 
@@ -51,6 +55,9 @@ def parse_args():
                         help="torch's glibc heap: minigrad's settings (default) or glibc's own")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="statistic over the timed runs (min: for a busy machine)")
+    parser.add_argument("--save", nargs="?", const=RESULTS, default=None, metavar="FILE",
+                        help=f"also write the report to FILE (default {RESULTS}), with the "
+                             "date, the commit and the command line")
     args = parser.parse_args()
     args.suite = [s.strip() for s in args.suite.split(",") if s.strip()]
     unknown = sorted(set(args.suite) - set(available_suites()))
@@ -67,10 +74,15 @@ def main():
     minigrad.set_num_threads(cores)
     # minigrad's runtime settings never enter os.environ: the child gets the user's environment
     torch = harness.TorchProcess(cores, dict(os.environ), args.torch_heap)
+    report = io.StringIO()
     try:
-        run_suites(args, cores, torch if torch.header else None)
+        with contextlib.redirect_stdout(harness.Tee(sys.stdout, report)):
+            run_suites(args, cores, torch if torch.header else None)
     finally:
         torch.close()
+    if args.save:
+        harness.save_report(args.save, report.getvalue(), sys.argv)
+        print(f"\nwritten to {args.save}")
 
 
 def run_suites(args, cores, torch):

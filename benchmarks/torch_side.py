@@ -2,12 +2,12 @@
 
 Why a separate process: in one process minigrad's kernels and torch share one libgomp (the first
 ``libgomp.so.1`` loaded serves both) and one heap, so torch would run under minigrad's OpenMP
-spin settings, not with its own defaults (measured: gap forward 0.10 ms instead of 0.06 ms, the
-inception step 8 % slower). Here torch is imported before minigrad, so its OpenMP runtime reads
-the environment the user started the benchmark with. The heap is a separate choice
+spin settings, not with its own defaults, which are faster for torch (cases gap and
+inception_cifar_step). Here torch is imported before minigrad, so its OpenMP runtime reads the
+environment the user started the benchmark with (minigrad's settings never enter it). The heap is a separate choice
 (``--torch-heap``): "tuned" (default) gives torch minigrad's glibc settings too (a process-wide
-setting any torch user can make; without it torch re-faults its fresh multi-megabyte outputs,
-e.g. conv3x3_s1 forward 25 ms instead of 12.5 ms), "default" leaves glibc's.
+setting any torch user can make; without it torch re-faults its fresh multi-megabyte outputs
+and is slower, e.g. in case conv3x3_s1), "default" leaves glibc's.
 
 Protocol (one JSON object per line): first this process writes a header
 ``{"torch": version, "threads": n, "env": {...}, "heap": heap}`` (or ``{"torch": null}`` when torch is not

@@ -37,11 +37,16 @@ def test_time_alternating_without_torch():
     assert pt is None and mg >= 0.0
 
 
-def test_run_script_reports_every_case():
+def test_run_script_reports_every_case_and_saves_the_report(tmp_path):
+    saved = tmp_path / "RESULTS.md"
     out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"),
-                          "--suite", "pool", "--repeat", "1", "--warmup", "0"],
+                          "--suite", "pool", "--repeat", "1", "--warmup", "0",
+                          "--save", str(saved)],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr
+    report = saved.read_text()
+    assert report.startswith("# Benchmark results") and "--suite pool" in report
+    assert "== pool ==" in report and "gap" in report and "written to" not in report
     rows = [line.split() for line in out.stdout.splitlines()
             if line.split()[:1] and line.split()[0] in
             ("maxpool2_s2", "maxpool3_s2_p1", "maxpool3_s1_p1", "avgpool2_s2", "gap")]
