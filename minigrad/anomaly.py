@@ -10,7 +10,7 @@ import traceback
 
 import numpy as np
 
-from .function import _state
+from ._autograd_state import state as _state
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 

@@ -24,11 +24,11 @@ the graph:
     y = Exp()(x)
 """
 import contextlib
-import threading
 
 import numpy as np
 
-_state = threading.local()
+from ._autograd_state import state as _state
+from .tensor import Tensor, as_tensor
 
 
 def is_grad_enabled():
@@ -87,8 +87,6 @@ class Function:
 
     # -- graph recording -------------------------------------------------------------------------
     def __call__(self, *inputs):
-        from .tensor import Tensor, as_tensor
-
         inputs = tuple(x if isinstance(x, Tensor) else as_tensor(x) for x in inputs)
         record = is_grad_enabled() and any(x.requires_grad for x in inputs)
         self.needs_input_grad = tuple(x.requires_grad for x in inputs)

@@ -1,9 +1,16 @@
-"""The Tensor: a numpy array plus the link to the op that made it, and the backward graph walk."""
+"""The Tensor: a numpy array plus the link to the op that made it, and the backward graph walk.
+
+The bottom of minigrad's layers: this module imports no op and not ``Function``.
+``minigrad.function`` builds on it (an op call makes Tensors), and ``minigrad.ops`` binds the
+operators and the methods that run an op (``+``, ``sum``, ``reshape``, ``astype``, ...) onto
+Tensor when it is imported (which ``import minigrad`` does).
+"""
 import numbers
 import sys
 
 import numpy as np
 
+from ._autograd_state import state as _state
 from ._validate import as_dtype, check_float
 from ._validate import flag as check_flag   # requires_grad_ has an argument named flag
 
@@ -138,10 +145,6 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
-    def astype(self, dtype):
-        from .ops.math import Cast
-        return Cast(as_dtype(dtype, "astype"))(self)
-
     # -- backward ----------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) · grad into the ``.grad`` of every leaf that requires it.
@@ -159,7 +162,6 @@ class Tensor:
         order = _topological_order(self._creator)
         pending = {self._creator: [None] * len(self._creator.output_meta)}
         pending[self._creator][self._output_index] = grad
-        from .function import _state
         backward_hook = getattr(_state, "anomaly_backward", None)
         for fn in order:
             # every op in ``order`` feeds an input that needed a gradient, so it has one pending
@@ -223,115 +225,9 @@ class Tensor:
         else:
             self.grad = self.grad + gx      # out of place: the old array may be shared
 
-    # -- operators (each is an op class in minigrad.ops) -----------------------------------
-    def __add__(self, other):
-        return arithmetic.add(self, self._operand(other, "add"))
-
-    def __radd__(self, other):
-        return arithmetic.add(self._operand(other, "add"), self)
-
-    def __sub__(self, other):
-        return arithmetic.sub(self, self._operand(other, "sub"))
-
-    def __rsub__(self, other):
-        return arithmetic.sub(self._operand(other, "sub"), self)
-
-    def __mul__(self, other):
-        return arithmetic.mul(self, self._operand(other, "mul"))
-
-    def __rmul__(self, other):
-        return arithmetic.mul(self._operand(other, "mul"), self)
-
-    def __truediv__(self, other):
-        return arithmetic.div(self, self._operand(other, "div"))
-
-    def __rtruediv__(self, other):
-        return arithmetic.div(self._operand(other, "div"), self)
-
-    def __neg__(self):
-        return arithmetic.neg(self)
-
-    def __pow__(self, exponent):
-        return arithmetic.pow(self, exponent)
-
-    def __matmul__(self, other):
-        return arithmetic.matmul(self, self._operand(other, "matmul"))
-
-    def __rmatmul__(self, other):
-        return arithmetic.matmul(self._operand(other, "matmul"), self)
-
-    def _operand(self, other, op_name):
-        """The other operand of a binary operator as a tensor (a Python number takes this
-        tensor's float dtype); errors name it ``other``."""
-        return as_tensor(other, like=self, name="other", op_name=op_name)
-
-    def __getitem__(self, index):
-        return shape_ops.getitem(self, index)
-
-    # Comparisons give plain boolean tensors, outside the graph.
-    def __lt__(self, other):
-        return self._compare(np.less, other, "lt")
-
-    def __le__(self, other):
-        return self._compare(np.less_equal, other, "le")
-
-    def __gt__(self, other):
-        return self._compare(np.greater, other, "gt")
-
-    def __ge__(self, other):
-        return self._compare(np.greater_equal, other, "ge")
-
-    def _compare(self, ufunc, other, op_name):
-        other = self._operand(other, op_name)
-        arithmetic.broadcast_shape(op_name, self, other)
-        if self.dtype.kind == "c" or other.dtype.kind == "c":
-            raise TypeError(f"{op_name}: complex tensors are not ordered (tensor dtype "
-                            f"{self.dtype}, other dtype {other.dtype})")
-        return Tensor(ufunc(self.data, other.data))
-
+    # Operators and methods that run an op (``+``, ``sum``, ``reshape``, ``astype``, ...) are
+    # bound onto Tensor by minigrad.ops, so that this module imports no op.
     __hash__ = object.__hash__
-
-    # -- methods -----------------------------------------------------------------------------
-    def exp(self):
-        return math_ops.exp(self)
-
-    def log(self):
-        return math_ops.log(self)
-
-    def sqrt(self):
-        return math_ops.sqrt(self)
-
-    def abs(self):
-        return math_ops.abs(self)
-
-    def clip(self, min=None, max=None):
-        return math_ops.clip(self, min, max)
-
-    def sum(self, axis=None, keepdims=False):
-        return reduction.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return reduction.mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return reduction.max(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        return shape_ops.reshape(self, *shape)
-
-    def transpose(self, *axes):
-        return shape_ops.transpose(self, *axes)
-
-    def permute(self, *axes):
-        return shape_ops.transpose(self, *axes)
-
-    def flatten(self, start_axis=0, end_axis=-1):
-        return shape_ops.flatten(self, start_axis, end_axis)
-
-    @property
-    def T(self):
-        return shape_ops.transpose(self)
-
 
 def tensor(data, requires_grad=False, dtype=None):
     """Make a tensor (float32 by default; numpy float64 data stays float64)."""
@@ -408,8 +304,3 @@ def _topological_order(root):
     order.reverse()
     return order
 
-
-# Imported last: the op modules use Tensor lazily through Function.__call__.
-from .ops import arithmetic, reduction  # noqa: E402
-from .ops import math as math_ops  # noqa: E402
-from .ops import shape as shape_ops  # noqa: E402
