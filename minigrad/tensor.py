@@ -274,7 +274,8 @@ def _unshared_refs():
 
 
 #: A leaf may keep a first gradient with no more references than this (PyTorch's AccumulateGrad
-#: steals an unshared gradient the same way): no 4–8 MB copy per input in a backward pass.
+#: steals an unshared gradient the same way), saving a copy of each parameter's gradient per
+#: backward pass.
 _UNSHARED_REFS = _unshared_refs()
 
 

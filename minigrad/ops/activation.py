@@ -1,32 +1,12 @@
 """Activation functions: relu, leaky_relu, prelu, elu, selu, gelu, silu, swish, sigmoid, tanh,
 softmax, log_softmax and maxout.
 
-Which passes run in Cython (minigrad/_kernels/activation.pyx) was decided by measurement on a
-64x64x32x32 float32 tensor (4.2M elements), kernel against the best numpy expression, median
-of 3x10 runs, interleaved, on a shared, loaded 2-core machine (PROVISIONAL: the 2-thread column
-in particular is noisy):
-
-    pass           numpy ms  kernel 1 thread  kernel 2 threads   kept
-    relu fwd          1.6         0.9             0.8*            kernel
-    relu bwd          2.8         1.8             1.1             kernel
-    leaky fwd         2.3         0.8             0.4             kernel
-    leaky bwd        20.5         1.6             1.2             kernel
-    sigmoid bwd       3.2         1.6             1.0*            kernel
-    tanh bwd          2.6         1.6             0.9             kernel
-    elu bwd          20.5         1.9             1.2             kernel
-    silu bwd          4.5         2.1             1.3             kernel
-    sigmoid fwd       4.3        37              44               numpy (SIMD exp)
-    tanh fwd          1.6        70              76               numpy (SIMD tanh)
-    elu fwd           5.9        42              21               numpy
-    silu fwd          5.3        39              19               numpy
-    gelu fwd/bwd       --        34 / 52         17 / 26          kernel (numpy has no erf)
-
-(* best of several runs; single runs were disturbed by other processes. A second run at load
-average 5 gave the same 1-thread verdicts but ~10 ms for every 2-thread kernel, threads
-waiting for a descheduled peer: re-measure on an idle machine.) The forward passes
-built on exp/tanh stay in numpy: its vectorised exp/tanh loops beat a scalar libm call per
-element by 5-40x, more than threads recover. gelu's tanh approximation follows the same rule
-(numpy forward, kernel backward).
+Which elementwise passes are Cython kernels (minigrad/_kernels/activation.pyx): the backward
+passes of relu, leaky_relu, elu/selu, sigmoid, tanh, silu/swish and gelu, and the forward passes
+of relu, leaky_relu and exact gelu (numpy has no erf), because one threaded loop beats a chain of
+numpy temporaries. The forward passes built on exp or tanh (sigmoid, tanh, elu, silu, gelu's
+tanh approximation) stay in numpy, because its vectorised exp/tanh beats a scalar libm call per
+element by more than the kernels' threads recover.
 """
 import numpy as np
 

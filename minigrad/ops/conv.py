@@ -20,8 +20,9 @@ from .workspace import release_workspace, workspace as _workspace  # noqa: F401 
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
 
 #: Upper bound for the unrolled-window (im2col) buffer: a batch is processed in chunks of as
-#: many images as fit (at least one image). Measured on the benchmark cases (2 cores): 4–8 MB
-#: is fastest; 1–2 MB makes the products too small, 16 MB falls out of cache.
+#: many images as fit (at least one image). Large enough that each product is a big GEMM,
+#: small enough that the columns stay in cache between the unrolling and the product (the conv
+#: suite's im2col case, conv3x3_s2, shows both limits).
 CHUNK_BYTES = 4 << 20
 #: Use the direct kernels where they apply (tests switch it off to check the im2col path on
 #: the same shapes).
@@ -40,11 +41,11 @@ class Conv2d(Function):
     windows; its docstring gives its extra memory). For the others, a batch is processed in
     chunks of B images. ``cols`` (C·kh·kw, B, Ho·Wo) holds a chunk's
     unrolled windows, so each group's block is one (C/G·kh·kw, B·Ho·Wo) matrix and each
-    product is a single large GEMM per group (measured 1.3× faster than one GEMM per image
-    for the forward pass and up to 2× for the input gradient, whose inner dimension O/G is
-    small); the (O, B, Ho·Wo) product goes to NCHW in one strided copy that also adds the
-    bias. Backward recomputes the columns chunk by chunk instead of keeping the unrolled
-    batch: ``grad_weight_g = Σ gy_g @ cols_gᵀ``, ``grad_x = col2im(weight_gᵀ @ gy_g)`` (the
+    product is a single large GEMM per group rather than one per image: BLAS runs faster on
+    the larger product, most of all for the input gradient, whose inner dimension O/G is small
+    (conv suite: conv3x3_s2); the (O, B, Ho·Wo) product goes to NCHW in one strided copy that
+    also adds the bias. Backward recomputes the columns chunk by chunk instead of keeping the
+    unrolled batch: ``grad_weight_g = Σ gy_g @ cols_gᵀ``, ``grad_x = col2im(weight_gᵀ @ gy_g)`` (the
     same buffer holds both in turn), ``grad_bias = Σ_{n,h,w} gy``.
 
     Peak extra memory (besides the inputs, the output and the gradients themselves): one
