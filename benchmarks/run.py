@@ -34,7 +34,7 @@ RESULTS = os.path.join(HERE, "RESULTS.md")
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))   # run from a checkout without installing
 
-import minigrad  # noqa: E402  (before numpy loads OpenBLAS: see minigrad/__init__.py)
+import minigrad  # noqa: E402  (before numpy: see minigrad/runtime.py)
 
 import harness  # noqa: E402
 

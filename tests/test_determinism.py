@@ -54,22 +54,27 @@ def test_pooling_is_bit_identical_with_one_and_two_threads(name, kwargs, threads
     np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
-def test_conv2d_agrees_across_thread_counts_to_blas_rounding(threads):
-    """conv2d is im2col (exact copies) + BLAS matrix products. BLAS may split and order its sums
-    differently with another thread count, so the results agree only to rounding: in float32 a
-    sum of K = C·kh·kw = 72 products changes by at most a few ulps of its terms' magnitudes,
-    far inside rtol = 1e-5, atol = 1e-5 (≈ 100 ulps at 1.0); a wrong window or missing term
-    would be off by O(0.1)."""
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv2d_across_thread_counts(threads, stride):
+    """Stride 1 runs the direct kernels, in which each thread owns whole output tiles: bitwise
+    the same for any thread count. Stride 2 is im2col (exact copies) + BLAS matrix products;
+    BLAS may split and order its sums differently with another thread count, so the results
+    agree only to rounding: in float32 a sum of K = C·kh·kw = 72 products changes by at most a
+    few ulps of its terms' magnitudes, far inside rtol = 1e-5, atol = 1e-5 (≈ 100 ulps at 1.0);
+    a wrong window or missing term would be off by O(0.1)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 8, 20, 20)).astype(np.float32)
     w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
-    gy = rng.standard_normal((8, 16, 20, 20)).astype(np.float32)
+    gy = rng.standard_normal((8, 16, 20 // stride, 20 // stride)).astype(np.float32)
     results = []
     for n in (1, 2):
         threads(n)
         xt, wt = minigrad.tensor(x, requires_grad=True), minigrad.tensor(w, requires_grad=True)
-        y = F.conv2d(xt, wt, stride=1, padding=1)
+        y = F.conv2d(xt, wt, stride=stride, padding=1)
         y.backward(gy)
         results.append((y.data.copy(), xt.grad.copy(), wt.grad.copy()))
     for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        if stride == 1:
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

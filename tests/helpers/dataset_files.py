@@ -107,7 +107,8 @@ def real_data_root(dataset):
     """MINIGRAD_DATA, when it holds the folder ``dataset``; skips the calling test otherwise."""
     root = os.environ.get("MINIGRAD_DATA")
     if not root:
-        pytest.skip("MINIGRAD_DATA is not set (point it at the data root, e.g. ../shared/data)")
+        pytest.skip("MINIGRAD_DATA is not set (point it at a folder holding mnist/ and "
+                    "cifar10/)")
     if not os.path.isdir(os.path.join(root, dataset)):
         pytest.skip(f"no {dataset}/ folder in MINIGRAD_DATA={root}")
     return root
