@@ -7,10 +7,12 @@ Tensor when it is imported (which ``import minigrad`` does).
 """
 import numbers
 import sys
+from collections import OrderedDict
 
 import numpy as np
 
 from ._autograd_state import state as _state
+from .hooks import RemovableHandle
 from ._validate import as_dtype, check_float
 from ._validate import flag as check_flag   # requires_grad_ has an argument named flag
 
@@ -60,7 +62,8 @@ class Tensor:
     ``grad`` is filled by ``backward()`` on tensors that require it.
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_creator", "_output_index", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_creator", "_output_index", "_grad_hooks",
+                 "__weakref__")
     __array_priority__ = 1000   # make ``ndarray op Tensor`` call Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -69,6 +72,7 @@ class Tensor:
         self._creator = None
         self._requires_grad = self._grad_flag(requires_grad, "requires_grad", "tensor")
         self._output_index = 0
+        self._grad_hooks = None
 
     @classmethod
     def _from_op(cls, data, creator, index):
@@ -78,6 +82,7 @@ class Tensor:
         out._requires_grad = creator is not None
         out._creator = creator
         out._output_index = index
+        out._grad_hooks = None
         return out
 
     # -- basic attributes --------------------------------------------------------------------
@@ -158,8 +163,11 @@ class Tensor:
         grad = self._initial_grad(grad)
         if self._creator is None:
             self._accumulate(grad)
+            self._run_grad_hooks()
             return
         order = _topological_order(self._creator)
+        # How many gradients each hooked leaf still receives: its hooks run after the last.
+        hooked = _hooked_leaf_uses(order) if _leaf_hooks_registered else None
         pending = {self._creator: [None] * len(self._creator.output_meta)}
         pending[self._creator][self._output_index] = grad
         backward_hook = getattr(_state, "anomaly_backward", None)
@@ -189,6 +197,10 @@ class Tensor:
                 if x._creator is None:
                     owned = sys.getrefcount(gx) <= _UNSHARED_REFS   # before gx is an argument
                     x._accumulate(gx, owned)
+                    if hooked and x in hooked:
+                        hooked[x] -= 1
+                        if not hooked[x]:
+                            x._run_grad_hooks()
                 else:
                     slots = pending.setdefault(x._creator, [None] * len(x._creator.output_meta))
                     i = x._output_index
@@ -225,6 +237,45 @@ class Tensor:
         else:
             self.grad = self.grad + gx      # out of place: the old array may be shared
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` on this leaf each time a ``backward()`` has finished
+        accumulating into its ``.grad`` (PyTorch's name and semantics): once per backward that
+        reaches it, after its last gradient, however many ops use the leaf. The hook may read
+        or replace ``.grad``; what it returns is ignored. Hooks run in registration order and
+        are not part of a state_dict.
+
+        Args:
+            hook: a callable ``hook(tensor) -> None``.
+
+        Returns:
+            a ``RemovableHandle``; its ``remove()`` unregisters the hook.
+
+        Example::
+
+            w = minigrad.tensor([1.0, 2.0], requires_grad=True)
+            w.register_post_accumulate_grad_hook(lambda t: print(t.grad))
+            ((w * w).sum() + w.sum()).backward()     # prints [3. 5.] once
+        """
+        global _leaf_hooks_registered
+        if self._creator is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only a leaf tensor "
+                               "accumulates a gradient; this one is the output of "
+                               f"{type(self._creator).__name__}")
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got "
+                            f"{type(hook).__name__}")
+        if self._grad_hooks is None:
+            self._grad_hooks = OrderedDict()
+        handle = RemovableHandle(self._grad_hooks)
+        self._grad_hooks[handle.id] = hook
+        _leaf_hooks_registered = True
+        return handle
+
+    def _run_grad_hooks(self):
+        if self._grad_hooks:
+            for hook in tuple(self._grad_hooks.values()):   # a hook may remove itself
+                hook(self)
+
     # Operators and methods that run an op (``+``, ``sum``, ``reshape``, ``astype``, ...) are
     # bound onto Tensor by minigrad.ops, so that this module imports no op.
     __hash__ = object.__hash__
@@ -260,6 +311,21 @@ def float_input(x, op_name, name="x", like=None):
     x = as_tensor(x, like=like, name=name, op_name=op_name)
     check_float(x, op_name, name)
     return x
+
+
+#: Whether any leaf ever had a post-accumulate hook: until then backward skips counting the
+#: gradients each leaf receives.
+_leaf_hooks_registered = False
+
+
+def _hooked_leaf_uses(order):
+    """{leaf with hooks: number of gradients it receives from the ops in ``order``}."""
+    uses = {}
+    for fn in order:
+        for x, needed in zip(fn.inputs, fn.needs_input_grad):
+            if needed and x._creator is None and x._grad_hooks:
+                uses[x] = uses.get(x, 0) + 1
+    return uses
 
 
 def _unshared_refs():

@@ -6,13 +6,12 @@ Assigning a ``Parameter`` or a ``Module`` to an attribute registers it (in assig
 Forward hooks (``register_forward_pre_hook``, ``register_forward_hook``) observe or change a
 module's inputs and output without subclassing it; they are not part of the state_dict.
 """
-import itertools
-import weakref
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
 import numpy as np
 
+from ..hooks import RemovableHandle
 from ..tensor import Tensor
 
 
@@ -41,32 +40,6 @@ def _as_buffer(value, name):
     if array.dtype.kind not in "fiub":
         raise TypeError(f"buffer {name!r} must be a numeric array, got dtype {array.dtype}")
     return array
-
-
-class RemovableHandle:
-    """What ``register_forward_hook`` and ``register_forward_pre_hook`` return: ``remove()``
-    unregisters the hook (calling it again does nothing), and so does leaving a ``with`` block
-    over the handle. It holds its hook table weakly, so it keeps no module alive."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks):
-        self.id = next(RemovableHandle._ids)
-        self._hooks = weakref.ref(hooks)
-
-    def remove(self):
-        hooks = self._hooks()
-        if hooks is not None:
-            hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.remove()
-
-    def __repr__(self):
-        return f"RemovableHandle(id={self.id})"
 
 
 class Module:
