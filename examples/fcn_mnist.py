@@ -17,11 +17,11 @@ import minigrad as mg  # noqa: E402  (before numpy: see minigrad/__init__.py)
 import numpy as np  # noqa: E402
 from minigrad import nn  # noqa: E402
 from minigrad.data import MNIST, ArrayDataset, DataLoader, Normalize  # noqa: E402
-from training import evaluate, main, parse_args, subset  # noqa: E402
+from training import (argument_type, evaluate, main, parse_args, positive_int,  # noqa: E402
+                      subset)
 
 MEAN, STD = 0.1307, 0.3081
-DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4,
-            "out": "runs/fcn_mnist"}
+DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4}
 
 
 def conv_bn_relu(cin, cout, kernel=3):
@@ -65,20 +65,25 @@ def canvas_accuracy(test_set, size, seed):
     return evaluate_on_canvas
 
 
+canvas_size = argument_type(int, lambda n: n == 0 or n >= 28,
+                            "0 or at least 28 (the digits are 28x28)")
+
+
 def add_options(parser):
-    parser.add_argument("--width", type=int, default=16, help="channels of the first stage")
-    parser.add_argument("--canvas", type=int, default=40, help="canvas size for the any-size "
-                        "evaluation (0 to skip)")
+    parser.add_argument("--width", type=positive_int, default=16,
+                        help="channels of the first stage")
+    parser.add_argument("--canvas", type=canvas_size, default=40,
+                        help="canvas size for the any-size evaluation (0 to skip)")
 
 
 def run(argv=None):
-    args = parse_args(__doc__.splitlines()[0], DEFAULTS, add_options, argv)
+    args = parse_args(__doc__.splitlines()[0], DEFAULTS, add_options, argv, name="fcn_mnist")
     train_set = MNIST(args.data_dir, train=True)
     test_set = subset(MNIST(args.data_dir, train=False), args.test_limit)
     normalize = Normalize([MEAN], [STD])
     canvas = canvas_accuracy(test_set, args.canvas, args.seed) if args.canvas else None
     return main(args, lambda: build_model(args.width), train_set, test_set, normalize,
-                normalize, "fcn_mnist", after_training=canvas)
+                normalize, after_training=canvas)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from minigrad import nn  # noqa: E402
 from minigrad.data import CIFAR10, Compose, Normalize, RandomCrop, RandomHorizontalFlip  # noqa
-from training import forward_flops, main, parse_args  # noqa: E402
+from training import forward_flops, main, parse_args, positive_number  # noqa: E402
 
 # Per-channel statistics of the CIFAR-10 training images (pixels / 255).
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-DEFAULTS = {"epochs": 9, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4,
-            "out": "runs/inception_cifar"}
+DEFAULTS = {"epochs": 9, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4}
 
 # (ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj) per inception module, per stage:
 # GoogLeNet's proportions (Table 1) at a fraction of its widths.
@@ -62,14 +61,18 @@ def build_model(downsample="pool", width=1.0):
 def add_options(parser):
     parser.add_argument("--downsample", choices=("pool", "stride"), default="pool",
                         help="stage transitions: 3x3/2 max pooling or a stride-2 convolution")
-    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    parser.add_argument("--width", type=positive_number, default=1.0,
+                        help="channel width multiplier")
+
+
+def run_name(args):
+    """inception_cifar, or inception_cifar_stride for --downsample stride (and its --out
+    defaults to runs/<that name>)."""
+    return "inception_cifar" + ("_stride" if args.downsample == "stride" else "")
 
 
 def run(argv=None):
-    args = parse_args(__doc__.splitlines()[0], DEFAULTS, add_options, argv)
-    name = "inception_cifar" + ("_stride" if args.downsample == "stride" else "")
-    if args.out == DEFAULTS["out"] and args.downsample == "stride":
-        args.out += "_stride"
+    args = parse_args(__doc__.splitlines()[0], DEFAULTS, add_options, argv, name=run_name)
     normalize = Normalize(MEAN, STD)
     augment = Compose([RandomCrop(32, padding=4), RandomHorizontalFlip(), normalize])
 
@@ -82,7 +85,7 @@ def run(argv=None):
     print("note: the CIFAR-10 copy in ../shared/data was rebuilt from a JPEG re-encoding; "
           "accuracy on it is close to, not equal to, accuracy on the original")
     return main(args, build, CIFAR10(args.data_dir, train=True),
-                CIFAR10(args.data_dir, train=False), augment, normalize, name)
+                CIFAR10(args.data_dir, train=False), augment, normalize)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ calls :func:`main`.
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad import optim
 from minigrad.data import ArrayDataset, DataLoader
+from minigrad.threads import MAX_THREADS
 
 try:                                   # optional extra: a progress bar
     from tqdm import tqdm
@@ -23,32 +25,109 @@ except ImportError:                    # pragma: no cover - depends on the envir
     tqdm = None
 
 
-def parse_args(description, defaults, extra=None, argv=None):
+def argument_type(convert, accept, requirement):
+    """An argparse ``type=``: ``convert(text)`` when that succeeds and ``accept`` holds for the
+    value, else a usage error "argument --x: must be <requirement>, got '<text>'" (status 2)."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = argument_type(int, lambda n: n >= 1, "a positive integer")
+non_negative_int = argument_type(int, lambda n: n >= 0, "a non-negative integer")
+positive_number = argument_type(float, lambda x: 0.0 < x < math.inf, "a positive number")
+non_negative_number = argument_type(float, lambda x: 0.0 <= x < math.inf,
+                                    "a non-negative number")
+thread_count = argument_type(int, lambda n: 1 <= n <= MAX_THREADS,
+                             f"an integer from 1 to {MAX_THREADS}")
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "seconds", "history")
+
+
+def parse_args(description, defaults, extra=None, argv=None, *, name):
+    """The options every example shares (plus those ``extra(parser)`` adds), checked: a bad value
+    is a usage error (usage line, message naming the option, exit status 2) before any data is
+    read. ``name`` is the run's name, or a function of the parsed options giving it: the
+    checkpoint is ``<--out>/<name>.npz``, --out defaulting to ``runs/<name>``.
+
+    Adds to the options: ``name``; ``checkpoint``, the checkpoint's contents with --resume (else
+    None); ``usage_error(message)``, for the checks that need the data (see :func:`main`)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--epochs", type=int, default=defaults["epochs"])
-    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-    parser.add_argument("--lr", type=float, default=defaults["lr"],
+    parser.add_argument("--epochs", type=positive_int, default=defaults["epochs"])
+    parser.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"])
+    parser.add_argument("--lr", type=non_negative_number, default=defaults["lr"],
                         help="peak learning rate of the one-cycle schedule")
-    parser.add_argument("--weight-decay", type=float, default=defaults["weight_decay"])
-    parser.add_argument("--limit", type=int, default=None,
-                        help="train on the first N training images only")
-    parser.add_argument("--test-limit", type=int, default=None,
+    parser.add_argument("--weight-decay", type=non_negative_number,
+                        default=defaults["weight_decay"])
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="train on the first N training images only (at least one batch: "
+                             "incomplete batches are dropped)")
+    parser.add_argument("--test-limit", type=positive_int, default=None,
                         help="evaluate on the first N test images only")
     parser.add_argument("--data-dir", default=None,
                         help="dataset root (default: $MINIGRAD_DATA, else ~/.cache/minigrad)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=thread_count, default=None,
                         help="OpenMP threads for the kernels (default: all cores)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=defaults["out"], help="folder for checkpoint and plot")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--out", default=None,
+                        help="folder for checkpoint and plot (default: runs/<name of the run>)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from the checkpoint in --out")
-    parser.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",
+                        help="continue from the checkpoint in --out (its learning rate and "
+                             "weight decay are kept). With the --epochs, --batch-size and --limit "
+                             "it was started with, the run goes on exactly as if uninterrupted; "
+                             "with a larger --epochs (or another number of batches per epoch), "
+                             "the one-cycle schedule is rebuilt for the new total and "
+                             "fast-forwarded to the epochs already trained, so the remaining "
+                             "epochs get the learning rates of an uninterrupted run of --epochs "
+                             "(a warm restart when the checkpoint's schedule had finished)")
+    parser.add_argument("--stop-after", type=positive_int, default=None, metavar="EPOCH",
                         help="stop after this epoch (e.g. to split a long run; --resume "
                              "continues it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     if extra is not None:
         extra(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < args.batch_size:
+        parser.error(f"--limit {args.limit} is smaller than --batch-size {args.batch_size}: not "
+                     "one full batch to train on (incomplete batches are dropped); give a "
+                     "larger --limit or a smaller --batch-size")
+    args.name = name(args) if callable(name) else name
+    if args.out is None:
+        args.out = os.path.join("runs", args.name)
+    args.checkpoint = read_checkpoint(parser, args) if args.resume else None
+    args.usage_error = parser.error
+    return args
+
+
+def checkpoint_path(args):
+    """Where the run named ``args.name`` keeps its checkpoint."""
+    return os.path.join(args.out, f"{args.name}.npz")
+
+
+def read_checkpoint(parser, args):
+    """The contents of the checkpoint --resume continues, after checking that it exists, is one
+    of these checkpoints, and leaves epochs to train."""
+    path = checkpoint_path(args)
+    if not os.path.isfile(path):
+        parser.error(f"--resume: no checkpoint {path} (train without --resume first, or give "
+                     "the --out of the run to continue)")
+    try:
+        state = mg.load(path)
+    except (OSError, ValueError) as e:
+        parser.error(f"--resume: cannot read the checkpoint: {e}")
+    if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
+        parser.error(f"--resume: {path} is not a checkpoint of this example (it needs "
+                     f"{', '.join(CHECKPOINT_KEYS)})")
+    done = int(state["epoch"])
+    if args.epochs <= done:
+        parser.error(f"--resume: {path} has already trained {done} epochs; give --epochs "
+                     f"larger than {done} to train more")
+    return state
 
 
 def count_parameters(model):
@@ -160,20 +239,51 @@ def subset(dataset, limit):
     return ArrayDataset(dataset.images[:limit], dataset.labels[:limit], dataset.classes)
 
 
-def main(args, build_model, train_set, test_set, train_transform, test_transform, name,
+#: The one-cycle schedule's options besides its peak and length.
+ONE_CYCLE = {"pct_start": 0.25, "cycle_momentum": False}
+
+
+def resume_schedule(scheduler, saved, optimizer, done_steps, total_steps, args):
+    """The schedule to continue with after ``done_steps`` steps: the checkpoint's (``saved``)
+    when it was built for this run's ``total_steps``, so the run goes on exactly as if
+    uninterrupted; otherwise (more --epochs, or another --batch-size or --limit) a one-cycle
+    schedule over ``total_steps`` from the optimiser's restored learning rates, fast-forwarded to
+    ``done_steps``: the rest of the run gets the learning rates of an uninterrupted run of this
+    length. Says so in one line."""
+    if saved["total_steps"] == total_steps and saved["last_epoch"] == done_steps:
+        scheduler.load_state_dict(saved)
+        return scheduler
+    # With last_epoch set, OneCycleLR keeps the groups' initial, peak and final rates.
+    scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total_steps,
+                                              last_epoch=done_steps - 1, **ONE_CYCLE)
+    print(f"--resume: the checkpoint's one-cycle schedule was for {saved['total_steps']} steps, "
+          f"this run has {total_steps} ({args.epochs} epochs of {total_steps // args.epochs}): "
+          f"schedule rebuilt for {total_steps} steps and fast-forwarded to step {done_steps}, "
+          f"lr {scheduler.get_last_lr()[0]:.3g}")
+    return scheduler
+
+
+def main(args, build_model, train_set, test_set, train_transform, test_transform,
          after_training=None):
     """Train ``build_model()`` on ``train_set``; evaluate on ``test_set`` after every epoch.
 
-    Uses SGD with Nesterov momentum and a one-cycle schedule stepped per batch. Writes
-    ``<name>.npz`` (checkpoint: model, optimiser, scheduler, epoch, history),
-    ``<name>_curves.png`` and ``<name>_results.json`` into ``args.out``. Returns the results.
+    ``args`` comes from :func:`parse_args`. Uses SGD with Nesterov momentum and a one-cycle
+    schedule stepped per batch. Writes ``<name>.npz`` (checkpoint: model, optimiser, scheduler,
+    epoch, history), ``<name>_curves.png`` and ``<name>_results.json`` into ``args.out``.
+    Returns the results. Too few images for one batch, or a --resume checkpoint that does not
+    fit the model, is a usage error (exit status 2).
     """
+    name = args.name
     if args.threads:
         mg.set_num_threads(args.threads)
     mg.manual_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
     train_set = subset(train_set, args.limit)
     test_set = subset(test_set, args.test_limit)
+    if len(train_set) < args.batch_size:
+        args.usage_error(f"--batch-size {args.batch_size} is larger than the {len(train_set)} "
+                         "training images: not one full batch to train on (incomplete batches "
+                         "are dropped); give a smaller --batch-size")
+    os.makedirs(args.out, exist_ok=True)
 
     model = build_model()
 
@@ -183,6 +293,7 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
                           seed=[args.seed, epoch], transform=train_transform)
 
     steps_per_epoch = len(train_loader_for(1))
+    total_steps = args.epochs * steps_per_epoch
     test_loader = DataLoader(test_set, 500, transform=test_transform)
     decay, no_decay = [], []
     for p in model.parameters():
@@ -192,20 +303,24 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=args.lr, momentum=0.9, nesterov=True)
     scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr,
-                                              epochs=args.epochs,
-                                              steps_per_epoch=steps_per_epoch,
-                                              pct_start=0.25, cycle_momentum=False)
-    checkpoint_path = os.path.join(args.out, f"{name}.npz")
+                                              total_steps=total_steps, **ONE_CYCLE)
+    checkpoint = checkpoint_path(args)
     history, first_epoch, trained_seconds, step_losses = [], 1, 0.0, []
     if args.resume:
-        state = mg.load(checkpoint_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        state = args.checkpoint
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, TypeError, ValueError) as e:
+            message = str(e) if len(str(e)) <= 200 else str(e)[:200] + "..."
+            args.usage_error(f"--resume: {checkpoint} does not fit this model (trained "
+                             f"with other options?): {message}")
         history = json.loads(str(state["history"]))
         first_epoch = int(state["epoch"]) + 1
         trained_seconds = float(state["seconds"])
-        print(f"resumed from {checkpoint_path} after epoch {first_epoch - 1}")
+        print(f"resumed from {checkpoint} after epoch {first_epoch - 1}")
+        scheduler = resume_schedule(scheduler, state["scheduler"], optimizer,
+                                    (first_epoch - 1) * steps_per_epoch, total_steps, args)
 
     print(f"{name}: {count_parameters(model):,} parameters, "
           f"{len(train_set):,} training and {len(test_set):,} test images, "
@@ -242,7 +357,7 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
         mg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "epoch": epoch,
                  "seconds": trained_seconds, "history": json.dumps(history)},
-                checkpoint_path)
+                checkpoint)
         if args.stop_after is not None and epoch >= args.stop_after:
             break
 
@@ -259,6 +374,6 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
     results["step_losses"] = step_losses      # this run's per-step losses (not saved)
     print(f"{name}: test accuracy {results['test_accuracy']:.4f} after {len(history)} epochs, "
           f"{trained_seconds / 60:.1f} min of training, "
-          f"{results['images_per_second']:.0f} img/s; checkpoint {checkpoint_path}"
+          f"{results['images_per_second']:.0f} img/s; checkpoint {checkpoint}"
           + (f", curves {plot}" if plot else ""))
     return results
