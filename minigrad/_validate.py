@@ -60,13 +60,25 @@ def as_dtype(dtype, op_name, name="dtype"):
 
 
 def pair(value, name, op_name):
-    """(h, w) from an int or a pair of ints; TypeError/ValueError naming ``name`` otherwise."""
+    """(h, w) from an int, a pair of ints or a one-int tuple (PyTorch accepts ``padding=(1,)``
+    for 1); TypeError naming ``name`` otherwise."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+    if isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(
             isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
-        return int(value[0]), int(value[1])
+        return int(value[0]), int(value[-1])
     raise TypeError(f"{op_name}: {name} must be an int or a pair of ints, got {value!r}")
+
+
+def alias(value, torch_value, name, torch_name, op_name):
+    """One argument that minigrad calls ``name`` and PyTorch ``torch_name`` (``axis``/``dim``,
+    ``keepdims``/``keepdim``): whichever was given (None: neither); TypeError when both were."""
+    if torch_value is None:
+        return value
+    if value is not None:
+        raise TypeError(f"{op_name}: give {name} or {torch_name}, not both (got {name}={value!r}, "
+                        f"{torch_name}={torch_value!r})")
+    return torch_value
 
 
 def check_min(values, minimum, name, op_name):
@@ -102,7 +114,9 @@ def check_float(x, op_name, name):
 
 def check_input_4d(x, op_name, name="input"):
     """ValueError/TypeError naming ``name`` unless ``x`` is a 4-D (N, C, H, W) float32 or
-    float64 tensor."""
+    float64 tensor (the ops' public wrappers take an unbatched (C, H, W) too, see
+    ``minigrad.ops.shape.batch_of_one``)."""
     if x.ndim != 4:
-        raise ValueError(f"{op_name}: {name} must be 4-D (N, C, H, W), got shape {x.shape}")
+        raise ValueError(f"{op_name}: {name} must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape "
+                         f"{x.shape}")
     check_float(x, op_name, name)

@@ -3,6 +3,7 @@ import numbers
 
 import numpy as np
 
+from .._validate import alias
 from ..ops import activation as A
 from .module import Module, Parameter
 
@@ -110,9 +111,14 @@ class Tanh(Module):
 
 
 class _AlongAxis(Module):
-    def __init__(self, axis):
+    """Holds the axis to normalise over: ``axis``, or PyTorch's name ``dim``."""
+
+    def __init__(self, axis=None, *, dim=None):
         super().__init__()
-        self.axis = axis
+        self.axis = alias(axis, dim, "axis", "dim", type(self).__name__)
+        if self.axis is None:
+            raise TypeError(f"{type(self).__name__}: the axis to normalise over is required "
+                            "(axis= or dim=)")
 
     def extra_repr(self):
         return f"axis={self.axis}"

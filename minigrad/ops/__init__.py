@@ -105,14 +105,15 @@ class _TensorMethods:
     def clip(self, min=None, max=None):
         return math_ops.clip(self, min, max)
 
-    def sum(self, axis=None, keepdims=False):
-        return reduction.sum(self, axis, keepdims)
+    # PyTorch's names dim/keepdim (and start_dim/end_dim) are accepted beside axis/keepdims
+    def sum(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return reduction.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def mean(self, axis=None, keepdims=False):
-        return reduction.mean(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return reduction.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def max(self, axis=None, keepdims=False):
-        return reduction.max(self, axis, keepdims)
+    def max(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return reduction.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def reshape(self, *shape):
         return shape_ops.reshape(self, *shape)
@@ -123,8 +124,9 @@ class _TensorMethods:
     def permute(self, *axes):
         return shape_ops.transpose(self, *axes)
 
-    def flatten(self, start_axis=0, end_axis=-1):
-        return shape_ops.flatten(self, start_axis, end_axis)
+    def flatten(self, start_axis=None, end_axis=None, *, start_dim=None, end_dim=None):
+        return shape_ops.flatten(self, start_axis, end_axis, start_dim=start_dim,
+                                 end_dim=end_dim)
 
     @property
     def T(self):

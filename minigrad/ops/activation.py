@@ -11,7 +11,7 @@ element by more than the kernels' threads recover.
 import numpy as np
 
 from .._kernels import activation as _kernels
-from .._validate import check_axis, real_number
+from .._validate import alias, as_dtype, check_axis, check_float, real_number
 from ..function import Function
 from ..tensor import float_input
 from ..threads import get_num_threads
@@ -229,6 +229,9 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x):
+        if x.size == 0:  # nothing to normalise (numpy's max refuses an empty axis)
+            self.save_for_backward(x)
+            return x.copy()
         y = x - x.max(axis=self.axis, keepdims=True)
         np.exp(y, out=y)
         y /= y.sum(axis=self.axis, keepdims=True)
@@ -261,6 +264,8 @@ class LogSoftmax(Function):
 
 def log_softmax_array(x, axis):
     """The stable log-softmax of a numpy array (shared with the cross-entropy loss)."""
+    if x.size == 0:      # nothing to normalise (numpy's max refuses an empty axis)
+        return x.copy()
     shifted = x - x.max(axis=axis, keepdims=True)
     log_sum = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     shifted -= log_sum
@@ -314,6 +319,23 @@ def _single_axis(axis, x, op_name):
     return ax
 
 
+def _normalized(op_cls, op_name, x, axis, dim, dtype):
+    """softmax / log_softmax along ``axis`` (or PyTorch's ``dim``; one is required) of ``x``,
+    first cast to ``dtype`` when given (PyTorch's argument). A 0-d x is one element along
+    axis 0 or -1, as in PyTorch; an empty x gives an empty result."""
+    axis = alias(axis, dim, "axis", "dim", op_name)
+    if axis is None:
+        raise TypeError(f"{op_name}: the axis to normalise over is required (axis= or dim=)")
+    x = float_input(x, op_name)
+    if dtype is not None:
+        x = x.astype(as_dtype(dtype, op_name))
+        check_float(x, op_name, "x")
+    if x.ndim == 0:
+        check_axis(axis, 1, op_name, of="a 0-d x (one element)")
+        return op_cls(0)(x.reshape(1)).reshape(())
+    return op_cls(check_axis(axis, x.ndim, op_name, of=f"x of shape {x.shape}"))(x)
+
+
 def relu(x):
     return ReLU()(float_input(x, "relu"))
 
@@ -363,14 +385,14 @@ def tanh(x):
     return Tanh()(float_input(x, "tanh"))
 
 
-def softmax(x, axis):
-    x = float_input(x, "softmax")
-    return Softmax(_single_axis(axis, x, "softmax"))(x)
+def softmax(x, axis=None, *, dim=None, dtype=None):
+    """e^x / Σ e^x along ``axis`` (PyTorch: ``dim``); ``dtype`` casts x first."""
+    return _normalized(Softmax, "softmax", x, axis, dim, dtype)
 
 
-def log_softmax(x, axis):
-    x = float_input(x, "log_softmax")
-    return LogSoftmax(_single_axis(axis, x, "log_softmax"))(x)
+def log_softmax(x, axis=None, *, dim=None, dtype=None):
+    """x − log Σ e^x along ``axis`` (PyTorch: ``dim``); ``dtype`` casts x first."""
+    return _normalized(LogSoftmax, "log_softmax", x, axis, dim, dtype)
 
 
 def maxout(x, pieces, axis=1):

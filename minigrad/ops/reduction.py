@@ -3,7 +3,7 @@ import builtins
 
 import numpy as np
 
-from .._validate import check_axis, flag
+from .._validate import alias, check_axis, flag
 from ..function import Function
 
 
@@ -76,20 +76,26 @@ class Max(Function):
         return (winners * (gy / count)).astype(x.dtype, copy=False)
 
 
-def _reduce(op_cls, name, x, axis, keepdims):
-    axes = normalize_axes(axis, x.ndim, name)
+def _reduce(op_cls, name, x, axis, keepdims, dim, keepdim):
+    axes = normalize_axes(alias(axis, dim, "axis", "dim", name), x.ndim, name)
+    keepdims = alias(keepdims, keepdim, "keepdims", "keepdim", name)
     if op_cls is Max and any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"max: cannot reduce an empty axis of a tensor of shape {x.shape}")
-    return op_cls(axes, flag(keepdims, "keepdims", name))(x)
+    return op_cls(axes, False if keepdims is None else flag(keepdims, "keepdims", name))(x)
 
 
-def sum(x, axis=None, keepdims=False):
-    return _reduce(Sum, "sum", x, axis, keepdims)
+# ``axis`` and ``keepdims`` (default False) are numpy's names; PyTorch's ``dim`` and
+# ``keepdim`` are accepted too, one of each pair at a time.
+def sum(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """Σ over ``axis`` (an int, a tuple of ints, or None: all)."""
+    return _reduce(Sum, "sum", x, axis, keepdims, dim, keepdim)
 
 
-def mean(x, axis=None, keepdims=False):
-    return _reduce(Mean, "mean", x, axis, keepdims)
+def mean(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """Mean over ``axis`` (an int, a tuple of ints, or None: all); NaN over no element."""
+    return _reduce(Mean, "mean", x, axis, keepdims, dim, keepdim)
 
 
-def max(x, axis=None, keepdims=False):
-    return _reduce(Max, "max", x, axis, keepdims)
+def max(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """Maximum over ``axis`` (torch.amax: the values only; ties share the gradient)."""
+    return _reduce(Max, "max", x, axis, keepdims, dim, keepdim)

@@ -1,9 +1,11 @@
-"""Shape ops: reshape, transpose/permute, flatten, indexing, and cat / stack / split."""
+"""Shape ops: reshape, transpose/permute, flatten, indexing, and cat / stack / split; and
+``batch_of_one``, which lets the image ops take an unbatched (C, H, W) input."""
+import functools
 import math
 
 import numpy as np
 
-from .._validate import check_axis
+from .._validate import alias, check_axis
 from ..function import Function
 from ..tensor import Tensor, as_tensor
 
@@ -21,14 +23,15 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    # np.transpose(...).copy(): np.ascontiguousarray would make a 0-d result 1-d
     def __init__(self, axes):
         self.axes = axes
 
     def forward(self, x):
-        return np.ascontiguousarray(np.transpose(x, self.axes))
+        return np.transpose(x, self.axes).copy()
 
     def backward(self, gy):
-        return np.ascontiguousarray(np.transpose(gy, np.argsort(self.axes)))
+        return np.transpose(gy, np.argsort(self.axes)).copy()
 
 
 class GetItem(Function):
@@ -132,7 +135,13 @@ def transpose(x, *axes):
 permute = transpose
 
 
-def flatten(x, start_axis=0, end_axis=-1):
+def flatten(x, start_axis=None, end_axis=None, *, start_dim=None, end_dim=None):
+    """Merge axes ``start_axis`` (default 0) to ``end_axis`` (default -1) into one; PyTorch's
+    names ``start_dim``/``end_dim`` are accepted too."""
+    start_axis = alias(start_axis, start_dim, "start_axis", "start_dim", "flatten")
+    end_axis = alias(end_axis, end_dim, "end_axis", "end_dim", "flatten")
+    start_axis = 0 if start_axis is None else start_axis
+    end_axis = -1 if end_axis is None else end_axis
     if x.ndim == 0:
         return reshape(x, 1)
     of = f"a tensor of shape {x.shape}"
@@ -159,6 +168,12 @@ def getitem(x, index):
     return GetItem(index)(x)
 
 
+def _axis(axis, dim, default, op_name):
+    """The axis given as ``axis`` or ``dim`` (not both), ``default`` when neither."""
+    axis = alias(axis, dim, "axis", "dim", op_name)
+    return default if axis is None else axis
+
+
 def _check_joinable(tensors, op_name):
     if not isinstance(tensors, (tuple, list)):
         raise TypeError(f"{op_name}: tensors must be a list or tuple of tensors, got "
@@ -168,9 +183,10 @@ def _check_joinable(tensors, op_name):
     return [as_tensor(t, name=f"tensors[{i}]", op_name=op_name) for i, t in enumerate(tensors)]
 
 
-def cat(tensors, axis=1):
-    """Concatenate along an existing axis (default 1, the channels of NCHW: the inception
-    join). All shapes must agree except along ``axis``."""
+def cat(tensors, axis=None, *, dim=None):
+    """Concatenate along an existing axis, ``axis`` or PyTorch's name ``dim`` (default 0, as
+    ``torch.cat``). All shapes must agree except along ``axis``."""
+    axis = _axis(axis, dim, 0, "cat")
     tensors = _check_joinable(tensors, "cat")
     ndim = tensors[0].ndim
     shapes = [t.shape for t in tensors]
@@ -183,8 +199,10 @@ def cat(tensors, axis=1):
     return Concat(ax)(*tensors)
 
 
-def stack(tensors, axis=0):
-    """Join equally shaped tensors along a new axis."""
+def stack(tensors, axis=None, *, dim=None):
+    """Join equally shaped tensors along a new axis, ``axis`` or PyTorch's name ``dim``
+    (default 0)."""
+    axis = _axis(axis, dim, 0, "stack")
     tensors = _check_joinable(tensors, "stack")
     shapes = [t.shape for t in tensors]
     if any(s != shapes[0] for s in shapes):
@@ -194,9 +212,11 @@ def stack(tensors, axis=0):
     return Stack(ax)(*tensors)
 
 
-def split(x, split_size_or_sections, axis=1):
-    """Split into pieces of ``split_size`` (the last may be smaller) or of the listed sizes,
-    as torch.split; returns a tuple of tensors."""
+def split(x, split_size_or_sections, axis=None, *, dim=None):
+    """Split along ``axis`` or PyTorch's name ``dim`` (default 0, as ``torch.split``) into
+    pieces of ``split_size`` (the last may be smaller) or of the listed sizes; returns a tuple
+    of tensors."""
+    axis = _axis(axis, dim, 0, "split")
     x = as_tensor(x, name="x", op_name="split")
     ax = check_axis(axis, x.ndim, "split", of=f"x of shape {x.shape}")
     length = x.shape[ax]
@@ -214,3 +234,21 @@ def split(x, split_size_or_sections, axis=1):
                              f"{length}, the size of axis {axis} of x of shape {x.shape}")
     out = Split(sizes, ax)(x)
     return out if isinstance(out, tuple) else (out,)
+
+
+def batch_of_one(fn):
+    """Let ``fn``, an op on (N, C, H, W) images (conv, pooling), take an unbatched (C, H, W)
+    image as PyTorch's do: it runs on that image as a batch of one, and the batch axis is taken
+    off every tensor it returns, so (C, H, W) gives (C', H', W') (and pooling's indices
+    (C, H', W')). The gradient flows through the two reshapes. A 4-D input costs one ``ndim``
+    test."""
+    @functools.wraps(fn)
+    def call(x, *args, **kwargs):
+        x = as_tensor(x, name="x", op_name=fn.__name__)
+        if x.ndim != 3:
+            return fn(x, *args, **kwargs)
+        out = fn(Reshape((1,) + x.shape)(x), *args, **kwargs)
+        if isinstance(out, tuple):
+            return tuple(Reshape(y.shape[1:])(y) for y in out)
+        return Reshape(out.shape[1:])(out)
+    return call
