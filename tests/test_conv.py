@@ -177,7 +177,7 @@ W = np.zeros((6, 4, 3, 3))
 
 
 @pytest.mark.parametrize("kwargs, exception, words", [
-    (dict(x=np.zeros((4, 6, 6))), ValueError, ["x", "(4, 6, 6)"]),
+    (dict(x=np.zeros((6, 6))), ValueError, ["x", "(6, 6)"]),
     (dict(weight=np.zeros((6, 4, 3))), ValueError, ["weight", "(6, 4, 3)"]),
     (dict(weight=np.zeros((6, 3, 3, 3))), ValueError, ["channel", "(2, 4, 6, 6)", "(6, 3, 3, 3)"]),
     (dict(weight=np.zeros((6, 2, 3, 3)), groups=3), ValueError, ["groups", "(2, 4, 6, 6)"]),

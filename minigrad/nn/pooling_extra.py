@@ -69,7 +69,8 @@ class FractionalMaxPool2d(Module):
         if self.training:
             seed = self.rng
         else:
-            samples = np.full(tuple(x.shape[:2]) + (2,), 0.5, dtype=x.dtype)
+            batch = tuple(x.shape[:-3]) or (1,)      # an unbatched (C, H, W) is a batch of one
+            samples = np.full(batch + (x.shape[-3], 2), 0.5, dtype=x.dtype)
         return P.fractional_max_pool2d(x, self.kernel_size, self.output_size, self.output_ratio,
                                        self.overlapping, random_samples=samples, seed=seed)
 

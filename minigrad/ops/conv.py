@@ -18,6 +18,7 @@ from ..threads import get_num_threads
 from . import conv_direct
 from .workspace import release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
+from .shape import batch_of_one
 
 #: Upper bound for the unrolled-window (im2col) buffer: a batch is processed in chunks of as
 #: many images as fit (at least one image). Large enough that each product is a big GEMM,
@@ -182,9 +183,10 @@ class Conv2d(Function):
         return gx, gw
 
 
+@batch_of_one
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution over x (N, C, H, W) with weight (O, C/groups, kH, kW) and optional bias
-    (O,), as ``torch.nn.functional.conv2d``.
+    (O,), as ``torch.nn.functional.conv2d``; an unbatched x (C, H, W) gives (O, Ho, Wo).
 
     ``stride``, ``dilation``: an int or an (h, w) pair, positive. ``padding``: an int or a pair
     (zeros added on both sides), ``'valid'`` (none) or ``'same'`` (output size = input size;

@@ -1,4 +1,5 @@
-"""Max, average, global and adaptive pooling (NCHW), PyTorch's semantics.
+"""Max, average, global and adaptive pooling (NCHW), PyTorch's semantics; each also takes an
+unbatched (C, H, W) input (``shape.batch_of_one``).
 
 The loops are Cython kernels (minigrad/_kernels/pooling.pyx) running without the GIL, parallel
 over the N·C planes. Max-type pools keep the flat argmax ``h·W + w`` of every output (int32)
@@ -15,6 +16,7 @@ from ..tensor import Tensor, as_tensor
 from ..threads import get_num_threads
 from .geometry import (adaptive_bins, adaptive_output_shape, check_padded_plane,
                        check_pool_padding, first_in_bounds, sliding_output_shape)
+from .shape import batch_of_one
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -263,7 +265,9 @@ def _window(x, kernel_size, stride, padding, dilation, ceil_mode, op_name):
     """Validated (kernel, stride, padding, dilation, (OH, OW)) pairs."""
     kernel = pair(kernel_size, "kernel_size", op_name)
     check_min(kernel, 1, "kernel_size", op_name)
-    stride = kernel if stride is None else pair(stride, "stride", op_name)
+    # stride=() is PyTorch's spelling of "the default" in its OpInfo samples
+    unset = stride is None or isinstance(stride, (tuple, list)) and not stride
+    stride = kernel if unset else pair(stride, "stride", op_name)
     check_min(stride, 1, "stride", op_name)
     padding = pair(padding, "padding", op_name)
     check_min(padding, 0, "padding", op_name)
@@ -290,6 +294,7 @@ def _with_indices(fn, y):
     return y, indices
 
 
+@batch_of_one
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """2-D max pooling (see ``MaxPool2d`` for the formula); ``stride`` defaults to
@@ -310,6 +315,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     return _with_indices(fn, y) if return_indices else y
 
 
+@batch_of_one
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """2-D average pooling (see ``AvgPool2d`` for the formula and the divisor rules)."""
@@ -330,18 +336,21 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
                      None if divisor_override is None else int(divisor_override))(x)
 
 
+@batch_of_one
 def global_avg_pool2d(x, keepdims=False):
     """Mean over H and W: (N, C, H, W) → (N, C), or (N, C, 1, 1) with ``keepdims``."""
     return GlobalAvgPool2d(flag(keepdims, "keepdims", "global_avg_pool2d"))(
         _input(x, "global_avg_pool2d"))
 
 
+@batch_of_one
 def global_max_pool2d(x, keepdims=False):
     """Max over H and W: (N, C, H, W) → (N, C), or (N, C, 1, 1) with ``keepdims``."""
     return GlobalMaxPool2d(flag(keepdims, "keepdims", "global_max_pool2d"))(
         _input(x, "global_max_pool2d", max_type=True))
 
 
+@batch_of_one
 def adaptive_avg_pool2d(x, output_size):
     """Average over PyTorch's adaptive bins (``geometry.adaptive_bins``); output
     (N, C, *output_size), a None entry keeping the input's size."""
@@ -349,6 +358,7 @@ def adaptive_avg_pool2d(x, output_size):
     return AdaptiveAvgPool2d(_adaptive_output(output_size, x, "adaptive_avg_pool2d"))(x)
 
 
+@batch_of_one
 def adaptive_max_pool2d(x, output_size, return_indices=False):
     """Max over PyTorch's adaptive bins; output (N, C, *output_size), a None entry keeping the
     input's size; ``return_indices`` as in ``max_pool2d``."""

@@ -3,7 +3,8 @@ generalized (mixed and gated) pooling of Lee, Gallagher & Tu (2016).
 
 Lp, stochastic and fractional max pooling are ops with Cython kernels of their own
 (minigrad/_kernels/pooling.pyx); spatial pyramid, mixed and gated pooling are compositions
-of kernel-backed ops (adaptive/max/average pooling, convolution, sigmoid, cat).
+of kernel-backed ops (adaptive/max/average pooling, convolution, sigmoid, cat). Each takes an
+unbatched (C, H, W) input too (``shape.batch_of_one``).
 """
 import numbers
 
@@ -21,7 +22,7 @@ from .geometry import fractional_intervals
 from .pooling import (_grad, _input, _planes, adaptive_avg_pool2d, adaptive_max_pool2d,
                       avg_pool2d, max_pool2d)
 from .pooling import _window as _pool_window
-from .shape import cat
+from .shape import batch_of_one, cat
 
 
 def _window(x, kernel_size, stride, op_name, ceil_mode=False):
@@ -72,6 +73,7 @@ class WindowPool2d(Function):
         return gx
 
 
+@batch_of_one
 def lp_pool2d(x, p, kernel_size, stride=None, ceil_mode=False):
     """Power-average pooling: y = (c · Σ |x|^p)^(1/p) over each kernel_size window (no
     padding), c = kH·kW / (number of cells of the window inside the input).
@@ -129,6 +131,7 @@ class StochasticPool2dSample(Function):
         return gx
 
 
+@batch_of_one
 def stochastic_pool2d(x, kernel_size, stride=None, training=True, seed=None):
     """Stochastic pooling (Zeiler & Fergus, 2013) of a non-negative input (e.g. after ReLU).
 
@@ -231,6 +234,7 @@ def _fractional_samples(x, random_samples, seed, op):
     return samples
 
 
+@batch_of_one
 def fractional_max_pool2d(x, kernel_size, output_size=None, output_ratio=None,
                           overlapping=True, random_samples=None, seed=None):
     """Fractional max pooling (Graham, 2014): max over pseudo-random regions, a different
@@ -265,6 +269,7 @@ def fractional_max_pool2d(x, kernel_size, output_size=None, output_ratio=None,
 
 # -- compositions: spatial pyramid, mixed and gated pooling --------------------------------------
 
+@batch_of_one
 def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max"):
     """Spatial pyramid pooling (He et al., 2014): for each level l, adaptive max (or average,
     ``mode='avg'``) pooling to an l × l grid, flattened per sample and concatenated in level
@@ -300,6 +305,7 @@ def _learned(value, x, name, op):
     return value if value.dtype == x.dtype else value.astype(x.dtype)
 
 
+@batch_of_one
 def mixed_pool2d(x, alpha, kernel_size, stride=None, padding=0):
     """Mixed max-average pooling (Lee, Gallagher & Tu, 2016):
     y = α·max_pool2d(x) + (1 − α)·avg_pool2d(x), with the windows of max_pool2d/avg_pool2d
@@ -320,6 +326,7 @@ def mixed_pool2d(x, alpha, kernel_size, stride=None, padding=0):
     return _mix(x, alpha.reshape(1, -1, 1, 1), kernel, stride, padding)
 
 
+@batch_of_one
 def gated_pool2d(x, gate_weight, kernel_size, stride=None):
     """Gated max-average pooling (Lee, Gallagher & Tu, 2016), the "responsive" variant: each
     window R gets its own mixing proportion g = sigmoid(⟨w, x_R⟩) and outputs
@@ -334,8 +341,8 @@ def gated_pool2d(x, gate_weight, kernel_size, stride=None):
     kernel, stride, out = _window(x, kernel_size, stride, op)
     gate_weight = _learned(gate_weight, x, "gate_weight", op)
     if gate_weight.shape != kernel:
-        raise ValueError(f"{op}: gate_weight must have the kernel's shape {kernel}, got shape "
-                         f"{gate_weight.shape}")
+        raise ValueError(f"{op}: gate_weight must have the shape of kernel_size {kernel}, got "
+                         f"shape {gate_weight.shape}")
     n, c, h, w = x.shape
     gate = conv2d(x.reshape(n * c, 1, h, w), gate_weight.reshape(1, 1, *kernel), stride=stride)
     return _mix(x, sigmoid(gate.reshape(n, c, *out)), kernel, stride, 0)
