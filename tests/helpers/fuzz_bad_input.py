@@ -241,6 +241,8 @@ def _templates():
                                          Arg("end_axis", const(-1), "axis")])
     ops["Tensor.astype"] = (T.astype, [me, Arg("dtype", const(np.float64), "str")])
     ops["Tensor.requires_grad_"] = (T.requires_grad_, [me, Arg("flag", const(True), "bool")])
+    ops["Tensor.register_post_accumulate_grad_hook"] = (
+        T.register_post_accumulate_grad_hook, [me, Arg("hook", const(lambda t: None), "str")])
     ops["Tensor.backward"] = (lambda s, grad: (s * 1.0).backward(grad),
                               [me, Arg("grad", t(2, 3, 6, 6, grad=False), "array")])
     ops["Tensor.__getitem__"] = (T.__getitem__, [me, Arg("index", const((0, slice(1, 3))), "int")])
