@@ -8,6 +8,7 @@ from .layers import BatchNorm2d, Dropout, Flatten, Identity, Linear  # noqa: F40
 from .inception import Inception  # noqa: F401
 from .loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
 from .module import Module, Parameter, Sequential  # noqa: F401
+from .sync_batchnorm import SyncBatchNorm  # noqa: F401
 from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d,  # noqa: F401
                       GlobalAvgPool2d, GlobalMaxPool2d, MaxPool2d)
 from .pooling_extra import (FractionalMaxPool2d, GatedPool2d, LPPool2d,  # noqa: F401

@@ -118,24 +118,32 @@ class BatchNorm2d(Module):
             self.num_batches_tracked[...] = 0
 
     def forward(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"BatchNorm2d: expected a 4-D input (N, C, H, W), got shape "
-                             f"{x.shape}")
-        if x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm2d: input has {x.shape[1]} channels but the layer was "
-                             f"built for num_features={self.num_features}")
-        training_with_stats = self.training and self.track_running_stats
-        momentum = self.momentum
-        if training_with_stats and momentum is None:
-            momentum = 1.0 / (int(self.num_batches_tracked) + 1)
+        self._check_input(x)
+        momentum = self._momentum_now()
         # Batch statistics in training, and always when there are no running ones (then the
         # running buffers are None and nothing is updated).
         y = N.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                         self.training or not self.track_running_stats,
-                         0.0 if momentum is None else momentum, self.eps)
-        if training_with_stats:
+                         self.training or not self.track_running_stats, momentum, self.eps)
+        if self.training and self.track_running_stats:
             self.num_batches_tracked += 1
         return y
+
+    def _check_input(self, x):
+        name = type(self).__name__
+        if x.ndim != 4:
+            raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{name}: input has {x.shape[1]} channels but the layer was built "
+                             f"for num_features={self.num_features}")
+
+    def _momentum_now(self):
+        """The momentum of this step's running-statistics update (momentum=None: a cumulative
+        average over the batches seen)."""
+        if self.momentum is None:
+            if self.training and self.track_running_stats:
+                return 1.0 / (int(self.num_batches_tracked) + 1)
+            return 0.0
+        return self.momentum
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -51,8 +51,7 @@ class BatchNorm(Function):
         threads = get_num_threads()
         xr = np.ascontiguousarray(x).reshape(n, c, -1)
         if self.use_batch_stats:
-            mean, var = np.empty(c), np.empty(c)
-            _kernels.moments(xr, mean, var, threads)
+            mean, var, self.count = self.batch_moments(xr, threads)
             self.batch_mean, self.batch_var = mean.astype(x.dtype), var.astype(x.dtype)
         else:
             mean, var = self.mean.astype(np.float64), self.var.astype(np.float64)
@@ -81,10 +80,10 @@ class BatchNorm(Function):
         if need_gx:
             gx = np.empty_like(gy)
             if self.use_batch_stats:
-                count = xr.shape[0] * xr.shape[2]
+                total_gy, total_gy_xc = self.batch_sums(sum_gy, sum_gy_xc)
                 # gx = s·gy − s·mean(gy) − s/σ · mean(gy·x̂) · (x − μ),  s = γ/σ
-                slope = -scale * inv_std * grad_weight / count
-                shift = -scale * sum_gy / count
+                slope = -scale * inv_std * (total_gy_xc * inv_std) / self.count
+                shift = -scale * total_gy / self.count
                 _kernels.affine(xr, slope.astype(dtype), mean.astype(dtype),
                                 shift.astype(dtype), gy, scale, gx, threads)
             else:
@@ -94,6 +93,20 @@ class BatchNorm(Function):
             gx = gx.reshape(shape)
         return (gx, grad_weight.astype(dtype) if need_gw else None,
                 sum_gy.astype(dtype) if need_gb else None)
+
+    # The batch the statistics span: this call's input here; SyncBatchNorm (in
+    # minigrad.distributed) overrides these two to span every rank's part of the global batch.
+    def batch_moments(self, xr, threads):
+        """Per-channel mean and biased variance (float64, shape (C,)) of ``xr`` (N, C, L), and
+        the number of values per channel they are over."""
+        mean, var = np.empty(xr.shape[1]), np.empty(xr.shape[1])
+        _kernels.moments(xr, mean, var, threads)
+        return mean, var, xr.shape[0] * xr.shape[2]
+
+    def batch_sums(self, sum_gy, sum_gy_xc):
+        """The per-channel sums Σ gy and Σ gy·(x − μ) (float64, (C,)) over the batch the
+        statistics span, from this input's own sums."""
+        return sum_gy, sum_gy_xc
 
 
 def _channel_vector(value, name, channels, dtype=None):
@@ -162,8 +175,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     op = BatchNorm(training, eps, running_mean, running_var)
     y = op(input, weight, bias)
     if training and running_mean is not None:
-        running_mean *= 1.0 - momentum
-        running_mean += momentum * op.batch_mean
-        running_var *= 1.0 - momentum
-        running_var += (momentum * count / (count - 1)) * op.batch_var
+        update_running_stats(running_mean, running_var, op, momentum)
     return y
+
+
+def update_running_stats(running_mean, running_var, op, momentum):
+    """After ``op`` (a BatchNorm that used batch statistics) ran: running ← (1 − momentum) ·
+    running + momentum · batch statistic, in place, the variance made unbiased over the
+    ``op.count`` values per channel the statistics span."""
+    running_mean *= 1.0 - momentum
+    running_mean += momentum * op.batch_mean
+    running_var *= 1.0 - momentum
+    running_var += (momentum * op.count / (op.count - 1)) * op.batch_var
