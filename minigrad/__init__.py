@@ -7,6 +7,7 @@ from .gradcheck import gradcheck  # noqa: F401
 from . import optim  # noqa: F401
 from .random import manual_seed  # noqa: F401
 from .serialization import load, save  # noqa: F401
+from .summary import summary  # noqa: F401
 from .ops.shape import cat, split, stack  # noqa: F401
 from .tensor import Tensor, tensor  # noqa: F401
 from .threads import get_num_threads, set_num_threads  # noqa: F401

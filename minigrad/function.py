@@ -24,6 +24,7 @@ the graph:
     y = Exp()(x)
 """
 import contextlib
+import sys
 
 import numpy as np
 
@@ -108,6 +109,7 @@ class Function:
         else:
             self._saved = None
         _check_anomaly_forward(self, results)
+        _record_op(self, inputs, results)
         return results[0] if single else results
 
     def __repr__(self):
@@ -119,3 +121,12 @@ def _check_anomaly_forward(fn, outputs):
     hook = getattr(_state, "anomaly_forward", None)
     if hook is not None:
         hook(fn, outputs)
+
+
+# The op recorder of minigrad._trace (model summaries, ONNX export), ``_state.op_recorder``:
+# called with every op this thread runs, its input and output tensors (graph or no graph), and
+# the frame that called the op: the functional wrapper, whose arguments say how it was set up.
+def _record_op(fn, inputs, outputs):
+    recorder = getattr(_state, "op_recorder", None)
+    if recorder is not None:
+        recorder(fn, inputs, outputs, sys._getframe(2))
