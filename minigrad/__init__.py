@@ -4,7 +4,7 @@ from . import nn  # noqa: F401
 from .anomaly import AnomalyError, detect_anomaly  # noqa: F401
 from .function import Function, enable_grad, is_grad_enabled, no_grad  # noqa: F401
 from .gradcheck import gradcheck  # noqa: F401
-from . import viz  # noqa: F401
+from . import onnx, viz  # noqa: F401  (the onnx package is imported by onnx.export only)
 from . import optim  # noqa: F401
 from .random import manual_seed  # noqa: F401
 from .serialization import load, save  # noqa: F401
