@@ -7,6 +7,7 @@ reports that accuracy after training.
 
     python examples/fcn_mnist.py                 # the default run (see the README's results)
     python examples/fcn_mnist.py --limit 2000 --epochs 1
+    mpiexec -n 2 python examples/fcn_mnist.py --distributed      # docs/distributed.md
 """
 import os
 import sys
@@ -54,10 +55,11 @@ def embed_in_canvas(images, size, seed):
     return canvas
 
 
-def canvas_accuracy(test_set, size, seed):
+def canvas_accuracy(test_set, size, seed, shard=None):
+    """The after-training report: accuracy on the canvases (over every rank's ``shard``)."""
     def evaluate_on_canvas(model):
         canvas = ArrayDataset(embed_in_canvas(test_set.images, size, seed), test_set.labels)
-        loader = DataLoader(canvas, 500, transform=Normalize([MEAN], [STD]))
+        loader = DataLoader(canvas, 500, transform=Normalize([MEAN], [STD]), shard=shard)
         accuracy, _ = evaluate(model, loader)
         print(f"test digits on {size}x{size} canvases at random offsets: accuracy "
               f"{accuracy:.4f}")
@@ -81,7 +83,8 @@ def run(argv=None):
     train_set = MNIST(args.data_dir, train=True)
     test_set = subset(MNIST(args.data_dir, train=False), args.test_limit)
     normalize = Normalize([MEAN], [STD])
-    canvas = canvas_accuracy(test_set, args.canvas, args.seed) if args.canvas else None
+    canvas = canvas_accuracy(test_set, args.canvas, args.seed, args.shard) if args.canvas \
+        else None
     return main(args, lambda: build_model(args.width), train_set, test_set, normalize,
                 normalize, after_training=canvas)
 

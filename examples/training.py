@@ -3,6 +3,12 @@ checkpoints with --resume, and a PNG of the training curves.
 
 An example supplies a ``build`` function (model, and the train/test datasets and transforms) and
 calls :func:`main`.
+
+With --distributed, under ``mpiexec -n P``, the same loop trains data-parallel
+(``minigrad.distributed``): each rank trains on its shard of every global batch of --batch-size
+images, gradients are averaged over the ranks, the test set is evaluated in shards and the
+counts summed; rank 0 alone prints and writes the checkpoint, plot and JSON, and reads the
+checkpoint for --resume (the others receive it from rank 0).
 """
 import argparse
 import json
@@ -15,6 +21,7 @@ import numpy as np
 
 import minigrad as mg
 import minigrad.nn.functional as F
+from minigrad import distributed as dist
 from minigrad import optim
 from minigrad.data import ArrayDataset, DataLoader
 from minigrad.threads import MAX_THREADS
@@ -89,9 +96,22 @@ def parse_args(description, defaults, extra=None, argv=None, *, name):
                         help="stop after this epoch (e.g. to split a long run; --resume "
                              "continues it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over the processes of mpiexec -n P: each trains on "
+                             "--batch-size / P images of every batch (--threads defaults to "
+                             "this machine's cores / its processes)")
+    parser.add_argument("--sync-bn", action="store_true",
+                        help="with --distributed: BatchNorm statistics over the global batch "
+                             "(nn.SyncBatchNorm) instead of each process's part")
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
+    if args.sync_bn and not args.distributed:
+        parser.error("--sync-bn synchronises BatchNorm across processes: it needs --distributed")
+    args.shard = join_processes(args) if args.distributed else None
+    if args.shard and args.batch_size % args.shard[1]:
+        parser.error(f"--batch-size {args.batch_size} does not split evenly over the "
+                     f"{args.shard[1]} processes (--distributed)")
     if args.limit is not None and args.limit < args.batch_size:
         parser.error(f"--limit {args.limit} is smaller than --batch-size {args.batch_size}: not "
                      "one full batch to train on (incomplete batches are dropped); give a "
@@ -99,9 +119,40 @@ def parse_args(description, defaults, extra=None, argv=None, *, name):
     args.name = name(args) if callable(name) else name
     if args.out is None:
         args.out = os.path.join("runs", args.name)
-    args.checkpoint = read_checkpoint(parser, args) if args.resume else None
+    args.checkpoint = on_rank_zero(lambda: read_checkpoint(parser, args), args.shard) \
+        if args.resume else None
     args.usage_error = parser.error
     return args
+
+
+def join_processes(args):
+    """Join the job (``minigrad.distributed``) and return this process's shard, (rank, number
+    of processes). Only rank 0 keeps its output; by default each process gets an equal part of
+    this machine's cores."""
+    dist.init()
+    if dist.rank() != 0:
+        sys.stdout = open(os.devnull, "w")      # the progress bar and reports: rank 0's alone
+    if args.threads is None:
+        args.threads = max(1, (os.cpu_count() or 1) // dist.local_world_size())
+    return dist.rank(), dist.world_size()
+
+
+def on_rank_zero(read, shard):
+    """``read()``'s result; with a ``shard`` (--distributed), run on rank 0 alone and sent to
+    the other ranks (they may not see rank 0's files), and a usage error there (SystemExit)
+    ends every rank with its status."""
+    if shard is None:
+        return read()
+    result = status = None
+    if shard[0] == 0:
+        try:
+            result = read()
+        except SystemExit as e:
+            status = e.code
+    status, result = dist.broadcast((status, result))
+    if status is not None:
+        sys.exit(status)
+    return result
 
 
 def checkpoint_path(args):
@@ -165,7 +216,8 @@ def forward_flops(model, input_shape):
 
 
 def evaluate(model, loader):
-    """Accuracy (and mean loss) of ``model`` in eval mode, without building a graph."""
+    """Accuracy (and mean loss) of ``model`` in eval mode, without building a graph; over all
+    ranks' shards when ``loader`` is sharded (every rank must call it then)."""
     model.eval()
     correct = total = 0
     loss_sum = 0.0
@@ -176,6 +228,8 @@ def evaluate(model, loader):
             correct += int((logits.data.argmax(axis=1) == labels).sum())
             total += len(labels)
     model.train()
+    if loader.world_size > 1:
+        correct, total, loss_sum = dist.all_reduce(np.array([correct, total, loss_sum]))
     return correct / total, loss_sum / total
 
 
@@ -271,9 +325,11 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
     schedule stepped per batch. Writes ``<name>.npz`` (checkpoint: model, optimiser, scheduler,
     epoch, history), ``<name>_curves.png`` and ``<name>_results.json`` into ``args.out``.
     Returns the results. Too few images for one batch, or a --resume checkpoint that does not
-    fit the model, is a usage error (exit status 2).
+    fit the model, is a usage error (exit status 2). With --distributed (``args.shard``) see
+    the module docstring.
     """
     name = args.name
+    rank, processes = args.shard or (0, 1)
     if args.threads:
         mg.set_num_threads(args.threads)
     mg.manual_seed(args.seed)
@@ -283,18 +339,22 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
         args.usage_error(f"--batch-size {args.batch_size} is larger than the {len(train_set)} "
                          "training images: not one full batch to train on (incomplete batches "
                          "are dropped); give a smaller --batch-size")
-    os.makedirs(args.out, exist_ok=True)
+    if rank == 0:
+        os.makedirs(args.out, exist_ok=True)
 
     model = build_model()
+    if args.sync_bn and args.shard:
+        model = mg.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
     def train_loader_for(epoch):
-        # Seeded per epoch, so a resumed run draws the same batches and augmentations.
-        return DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True,
-                          seed=[args.seed, epoch], transform=train_transform)
+        # Seeded per epoch, so a resumed run draws the same batches and augmentations; each
+        # rank takes its block of every global batch.
+        return DataLoader(train_set, args.batch_size // processes, shuffle=True, drop_last=True,
+                          seed=[args.seed, epoch], transform=train_transform, shard=args.shard)
 
     steps_per_epoch = len(train_loader_for(1))
     total_steps = args.epochs * steps_per_epoch
-    test_loader = DataLoader(test_set, 500, transform=test_transform)
+    test_loader = DataLoader(test_set, 500, transform=test_transform, shard=args.shard)
     decay, no_decay = [], []
     for p in model.parameters():
         # No weight decay on BatchNorm scales and shifts or on biases, the usual practice.
@@ -321,18 +381,21 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
         print(f"resumed from {checkpoint} after epoch {first_epoch - 1}")
         scheduler = resume_schedule(scheduler, state["scheduler"], optimizer,
                                     (first_epoch - 1) * steps_per_epoch, total_steps, args)
+    # Trains through the wrapper; ``model`` itself is saved, so checkpoints load anywhere.
+    trained = dist.DistributedDataParallel(model) if args.shard else model
 
     print(f"{name}: {count_parameters(model):,} parameters, "
           f"{len(train_set):,} training and {len(test_set):,} test images, "
-          f"{mg.get_num_threads()} threads")
+          f"{mg.get_num_threads()} threads" + (f" in each of {processes} processes"
+                                               if args.shard else ""))
     for epoch in range(first_epoch, args.epochs + 1):
         start = time.perf_counter()
         train_loader = train_loader_for(epoch)
         progress = Progress(steps_per_epoch * args.batch_size, epoch, args.epochs,
-                            not args.no_progress)
+                            not args.no_progress and rank == 0)
         loss_sum = correct = seen = 0
         for images, labels in train_loader:
-            logits = model(mg.tensor(images))
+            logits = trained(mg.tensor(images))
             loss = F.cross_entropy(logits, mg.tensor(labels))
             optimizer.zero_grad()
             loss.backward()
@@ -342,8 +405,11 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
             loss_sum += step_losses[-1] * len(labels)
             correct += int((logits.data.argmax(axis=1) == labels).sum())
             seen += len(labels)
-            progress.update(len(labels), loss_sum / seen, correct / seen)
+            # rank 0's running loss and accuracy; every rank's images
+            progress.update(len(labels) * processes, loss_sum / seen, correct / seen)
         progress.close()
+        if args.shard:
+            loss_sum, correct, seen = dist.all_reduce(np.array([loss_sum, correct, seen]))
         seconds = time.perf_counter() - start
         trained_seconds += seconds
         test_acc, test_loss = evaluate(model, test_loader)
@@ -354,10 +420,11 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
         print(f"epoch {epoch}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
               f"test loss {test_loss:.4f} acc {test_acc:.4f} | {seconds:.1f} s, "
               f"{seen / seconds:.0f} img/s", flush=True)
-        mg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "epoch": epoch,
-                 "seconds": trained_seconds, "history": json.dumps(history)},
-                checkpoint)
+        if rank == 0:
+            mg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": epoch,
+                     "seconds": trained_seconds, "history": json.dumps(history)},
+                    checkpoint)
         if args.stop_after is not None and epoch >= args.stop_after:
             break
 
@@ -365,12 +432,15 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
                "training_seconds": trained_seconds, "epochs": len(history),
                "images_per_second": float(np.mean([h["images_per_second"] for h in history]))
                if history else None,
-               "parameters": count_parameters(model), "history": history}
+               "parameters": count_parameters(model), "processes": processes,
+               "history": history}
     if after_training is not None:
         results.update(after_training(model))
-    plot = plot_curves(history, os.path.join(args.out, f"{name}_curves.png"))
-    with open(os.path.join(args.out, f"{name}_results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    plot = None
+    if rank == 0:
+        plot = plot_curves(history, os.path.join(args.out, f"{name}_curves.png"))
+        with open(os.path.join(args.out, f"{name}_results.json"), "w") as f:
+            json.dump(results, f, indent=2)
     results["step_losses"] = step_losses      # this run's per-step losses (not saved)
     print(f"{name}: test accuracy {results['test_accuracy']:.4f} after {len(history)} epochs, "
           f"{trained_seconds / 60:.1f} min of training, "

@@ -2,6 +2,8 @@
 tests/helpers/mpi_worker.py compared with one process over the whole batch, the ends of faulty
 jobs, the DataLoader's shards, and the world of one. The MPI tests skip when the extra
 ``distributed`` (mpi4py and an MPI with mpiexec) is not installed."""
+import json
+import os
 import subprocess
 import sys
 
@@ -11,6 +13,7 @@ import pytest
 import minigrad
 import minigrad.nn.functional as F
 from helpers import distributed as D
+from helpers.dataset_files import real_data_root
 from minigrad import nn
 from minigrad.data import ArrayDataset, DataLoader
 
@@ -130,6 +133,42 @@ def test_a_faulty_rank_ends_the_whole_job_with_an_error_in_seconds(tmp_path, cas
     if case != "kill":
         assert "aborting all ranks" in output
     assert seconds < FAULT_SECONDS, output
+
+
+# -- the examples ----------------------------------------------------------------------------------
+FCN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
+                   "fcn_mnist.py")
+
+
+@needs_mpi
+def test_distributed_example_trains_as_one_process_and_resumes_exactly(tmp_path):
+    """fcn_mnist (no augmentation) on 2 ranks with SyncBatchNorm sees the batches and
+    statistics one process sees: the same epochs to float32 rounding; stopped and resumed, it
+    continues exactly; rank 0 alone reports."""
+    common = [FCN, "--data-dir", real_data_root("mnist"), "--limit", "256", "--test-limit",
+              "100", "--batch-size", "64", "--width", "4", "--canvas", "0", "--no-progress",
+              "--epochs", "2", "--threads", "1"]
+
+    def history(out):
+        results = json.load(open(tmp_path / out / "fcn_mnist_results.json"))
+        return results["processes"], [[h[k] for k in ("train_loss", "train_acc", "test_loss",
+                                                       "test_acc")] for h in results["history"]]
+
+    single = subprocess.run([sys.executable, *common, "--out", tmp_path / "single"],
+                            capture_output=True, text=True, timeout=120)
+    assert single.returncode == 0, single.stderr
+    distributed = [*common, "--distributed", "--sync-bn"]
+    code, straight, _ = D.run_mpi([*distributed, "--out", tmp_path / "straight"], timeout=120)
+    assert code == 0, straight
+    assert straight.count("epoch 1:") == 1 and "2 processes" in straight
+    for extra in (["--stop-after", "1"], ["--resume"]):
+        code, output, _ = D.run_mpi([*distributed, "--out", tmp_path / "resumed", *extra],
+                                    timeout=120)
+        assert code == 0, output
+    assert history("straight") == history("resumed")
+    processes, expected = history("single")
+    assert processes == 1 and history("straight")[0] == 2
+    np.testing.assert_allclose(history("straight")[1], expected, rtol=1e-5)
 
 
 # -- without mpiexec -------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ optimiser step. The same script runs alone (a world of one) or under ``mpiexec``
     mpiexec -n 2 python train.py                                   # two processes here
     mpiexec -n 64 -f hosts python train.py                         # 64 over several machines
 
-* ``world``: ``init()``, ``rank()``, ``world_size()``, ``barrier()``, ``all_reduce()``;
+* ``world``: ``init()``, ``rank()``, ``world_size()``, ``local_world_size()``, ``barrier()``,
+  ``all_reduce()``, ``broadcast()``;
 * ``ddp``: ``DistributedDataParallel`` (gradient averaging in buckets, overlapped with
   backward; ``no_sync()``);
 * ``sync_batchnorm``: the op behind ``minigrad.nn.SyncBatchNorm``;
@@ -17,4 +18,5 @@ optimiser step. The same script runs alone (a world of one) or under ``mpiexec``
 See docs/distributed.md for the measurements and the fault behaviour.
 """
 from .ddp import DistributedDataParallel  # noqa: F401
-from .world import all_reduce, barrier, init, rank, world_size  # noqa: F401
+from .world import (all_reduce, barrier, broadcast, init, local_world_size, rank,  # noqa: F401
+                    world_size)

@@ -32,6 +32,7 @@ class _World:
         self.comm, self.mpi = comm, mpi
         self.rank = comm.Get_rank() if comm is not None else 0
         self.size = comm.Get_size() if comm is not None else 1
+        self.local_size = None       # ranks on this machine, found when first asked
 
 
 _world = None
@@ -113,6 +114,30 @@ def mpi_module():
     """The ``mpi4py.MPI`` module (its constants and request functions), or None in a world of
     one without mpi4py."""
     return _joined().mpi
+
+
+def local_world_size():
+    """How many ranks of the job run on this machine (they share its cores)."""
+    world = _joined()
+    if world.comm is None or world.size == 1:
+        return 1
+    if world.local_size is None:     # a collective: every rank asks the first time
+        world.local_size = world.comm.Split_type(world.mpi.COMM_TYPE_SHARED).Get_size()
+    return world.local_size
+
+
+def broadcast(value, root=0):
+    """Rank ``root``'s ``value`` (any picklable Python object: a checkpoint's dict, a flag), on
+    every rank. For occasional state, not for gradients.
+
+    Example::
+
+        state = dist.broadcast(minigrad.load(path) if dist.rank() == 0 else None)
+    """
+    world = _joined()
+    if world.comm is None or world.size == 1:
+        return value
+    return world.comm.bcast(value, root=root)
 
 
 def barrier():

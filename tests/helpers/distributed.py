@@ -123,10 +123,15 @@ def mpiexec():
 
 
 def run_worker(case, out_dir, ranks=RANKS, timeout=60):
-    """Run ``mpi_worker.py case out_dir`` on ``ranks`` processes. Returns (exit code, stdout +
+    """Run ``mpi_worker.py case out_dir`` on ``ranks`` processes: see :func:`run_mpi`."""
+    return run_mpi([WORKER, case, str(out_dir)], ranks, timeout)
+
+
+def run_mpi(argv, ranks=RANKS, timeout=60):
+    """Run ``python *argv`` on ``ranks`` processes under mpiexec. Returns (exit code, stdout +
     stderr, seconds). A job still running after ``timeout`` seconds is killed (with its whole
     process group) and reported as exit code None: a hang."""
-    command = [mpiexec(), "-n", str(ranks), sys.executable, WORKER, case, str(out_dir)]
+    command = [mpiexec(), "-n", str(ranks), sys.executable, *map(str, argv)]
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)
