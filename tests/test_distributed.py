@@ -22,6 +22,14 @@ needs_mpi = pytest.mark.skipif(
     reason="the 'distributed' extra is not installed (mpi4py and mpiexec): "
            "pip install -e '.[distributed]'")
 
+
+def test_mpi_is_installed_where_it_is_required():
+    # .ci/run sets MINIGRAD_REQUIRE_MPI=1: there a missing install must fail, not skip quietly
+    if os.environ.get("MINIGRAD_REQUIRE_MPI") == "1":
+        assert D.mpiexec() is not None, "MINIGRAD_REQUIRE_MPI=1, but mpi4py or mpiexec is " \
+            "missing (the test extra installs them on Linux)"
+
+
 #: A faulty job must end within this many seconds (start-up included), not hang.
 FAULT_SECONDS = 20
 

@@ -133,8 +133,8 @@ def run_mpi(argv, ranks=RANKS, timeout=60):
     process group) and reported as exit code None: a hang."""
     command = [mpiexec(), "-n", str(ranks), sys.executable, *map(str, argv)]
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout)
         code = process.returncode
