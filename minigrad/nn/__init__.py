@@ -4,7 +4,7 @@ from .activation import (ELU, GELU, SELU, LeakyReLU, LogSoftmax, Maxout, PReLU, 
                          ReLU, Sigmoid, SiLU, Softmax, Swish, Tanh)
 from .conv import Conv2d  # noqa: F401
 from . import init  # noqa: F401
-from .layers import BatchNorm2d, Dropout, Flatten, Identity, Linear  # noqa: F401
+from .layers import BatchNorm1d, BatchNorm2d, Dropout, Flatten, Identity, Linear  # noqa: F401
 from .inception import Inception  # noqa: F401
 from .loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
 from .module import Module, Parameter, Sequential  # noqa: F401

@@ -1,10 +1,11 @@
-"""Basic layers: Linear, Dropout, BatchNorm2d, Identity, Flatten (PyTorch's names and defaults)."""
+"""Basic layers: Linear, Dropout, BatchNorm1d, BatchNorm2d, Identity, Flatten (PyTorch's names
+and defaults)."""
 import math
 import numbers
 
 import numpy as np
 
-from .._validate import positive_int, probability
+from .._validate import alias, positive_int, probability
 from ..ops import layers as L
 from ..ops import normalization as N
 from ..ops import shape as S
@@ -25,9 +26,12 @@ class Identity(Module):
 class Flatten(Module):
     """Flattens axes ``start_axis..end_axis`` into one: (N, C, H, W) → (N, C·H·W) by default."""
 
-    def __init__(self, start_axis=1, end_axis=-1):
+    def __init__(self, start_axis=None, end_axis=None, *, start_dim=None, end_dim=None):
         super().__init__()
-        self.start_axis, self.end_axis = start_axis, end_axis
+        start_axis = alias(start_axis, start_dim, "start_axis", "start_dim", "Flatten")
+        end_axis = alias(end_axis, end_dim, "end_axis", "end_dim", "Flatten")
+        self.start_axis = 1 if start_axis is None else start_axis
+        self.end_axis = -1 if end_axis is None else end_axis
 
     def forward(self, x):
         return S.flatten(x, self.start_axis, self.end_axis)
@@ -79,25 +83,29 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class BatchNorm2d(Module):
-    """Batch normalisation over (N, C, H, W) per channel (see ``minigrad.ops.normalization``).
+class _BatchNorm(Module):
+    """Batch normalisation per channel (axis 1; see ``minigrad.ops.normalization``), the body
+    of BatchNorm1d and BatchNorm2d, which differ only in the input they accept.
 
     Training mode normalises with the batch statistics and updates ``running_mean`` and
     ``running_var`` with ``momentum`` (None: a cumulative average over the
     ``num_batches_tracked`` batches seen); eval mode normalises with the running statistics.
     ``affine`` adds the learned γ (``weight``, ones) and β (``bias``, zeros). The three buffers
-    are part of the state_dict."""
+    are part of the state_dict, under PyTorch's names."""
+
+    #: accepted input dimensionalities, and how an error message describes them
+    input_ndims, input_text = (), ""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
         super().__init__()
-        self.num_features = positive_int(num_features, "num_features", "BatchNorm2d")
+        name = type(self).__name__
+        self.num_features = positive_int(num_features, "num_features", name)
         if not isinstance(eps, numbers.Real) or not eps > 0:
-            raise ValueError(f"BatchNorm2d: eps must be a positive number, got {eps!r}")
+            raise ValueError(f"{name}: eps must be a positive number, got {eps!r}")
         if momentum is not None and (not isinstance(momentum, numbers.Real)
                                      or not 0.0 <= momentum <= 1.0):
-            raise ValueError(f"BatchNorm2d: momentum must be None or in [0, 1], got "
-                             f"{momentum!r}")
+            raise ValueError(f"{name}: momentum must be None or in [0, 1], got {momentum!r}")
         self.eps, self.momentum = float(eps), momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         c = self.num_features
@@ -130,8 +138,8 @@ class BatchNorm2d(Module):
 
     def _check_input(self, x):
         name = type(self).__name__
-        if x.ndim != 4:
-            raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+        if x.ndim not in self.input_ndims:
+            raise ValueError(f"{name}: expected {self.input_text}, got shape {x.shape}")
         if x.shape[1] != self.num_features:
             raise ValueError(f"{name}: input has {x.shape[1]} channels but the layer was built "
                              f"for num_features={self.num_features}")
@@ -148,3 +156,18 @@ class BatchNorm2d(Module):
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) features or (N, C, L) sequences per channel C: the
+    statistics span N (and L). PyTorch's arguments, parameters and buffers (see
+    ``_BatchNorm``)."""
+
+    input_ndims, input_text = (2, 3), "a 2-D (N, C) or 3-D (N, C, L) input"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) images per channel C: the statistics span N, H and
+    W. PyTorch's arguments, parameters and buffers (see ``_BatchNorm``)."""
+
+    input_ndims, input_text = (4,), "a 4-D input (N, C, H, W)"

@@ -8,6 +8,8 @@ Three algorithms, chosen by the shapes:
 - everything else (strided, grouped): the windows are unrolled by the Cython kernels in
   ``minigrad/_kernels/im2col.pyx`` and the products go to numpy's BLAS.
 """
+import math
+
 import numpy as np
 
 from .._kernels import im2col as _kernels
@@ -90,8 +92,9 @@ class Conv2d(Function):
             yield start, min(n, start + self.chunk)
 
     def _grouped(self, a, rows):
-        """View (B, R·G, P...) as (B, G, R, P) for the per-group, per-image products."""
-        return a.reshape(a.shape[0], self.groups, rows // self.groups, -1)
+        """View (B, R·G, P...) as (B, G, R, P) for the per-group, per-image products (P
+        spelled out: -1 is ambiguous for an empty batch)."""
+        return a.reshape(a.shape[0], self.groups, rows // self.groups, math.prod(a.shape[2:]))
 
     def _columns(self, n_images, dtype):
         """The columns workspace for ``n_images``: the (C·kh·kw, B, P) array the kernels fill
@@ -118,7 +121,8 @@ class Conv2d(Function):
             np.matmul(self.weight_matrices, self._grouped(x, x.shape[1]),
                       out=self._grouped(y, out_channels))
             if bias is not None:
-                _kernels.add_channel_bias(y.reshape(n, out_channels, -1), bias, get_num_threads())
+                _kernels.add_channel_bias(y.reshape(n, out_channels, self.plane), bias,
+                                          get_num_threads())
         else:
             y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             group_bias = None if bias is None else bias.reshape(self.groups, -1, 1)

@@ -9,7 +9,7 @@ updated in place as in PyTorch: running_mean ← (1 − m) · running_mean + m �
 running_var ← (1 − m) · running_var + m · σ² · M / (M − 1) (the unbiased variance). Otherwise the
 running statistics take the place of μ and σ².
 """
-import numbers
+import math
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class BatchNorm(Function):
     def forward(self, x, weight, bias):
         n, c = x.shape[:2]
         threads = get_num_threads()
-        xr = np.ascontiguousarray(x).reshape(n, c, -1)
+        xr = np.ascontiguousarray(x).reshape(n, c, math.prod(x.shape[2:]))   # N may be 0
         if self.use_batch_stats:
             mean, var, self.count = self.batch_moments(xr, threads)
             self.batch_mean, self.batch_var = mean.astype(x.dtype), var.astype(x.dtype)
@@ -135,10 +135,12 @@ def _affine_tensor(value, name, channels, dtype, fill):
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
-    """PyTorch's ``F.batch_norm`` for input (N, C, *): batch statistics when ``training`` (and
-    then ``running_mean``/``running_var``, if given, are updated in place with ``momentum``),
-    else the running statistics. ``weight``/``bias`` (C,) are γ and β (1 and 0 when None).
-    Output shape = input shape."""
+    """PyTorch's ``F.batch_norm`` for input (N, C, *) — (N, C), (N, C, L), (N, C, H, W), ...:
+    batch statistics when ``training`` (and then ``running_mean``/``running_var``, if given,
+    are updated in place with ``momentum``, any real number as in PyTorch), else the running
+    statistics. ``weight``/``bias`` (C,) are γ and β (1 and 0 when None). Output shape = input
+    shape. An empty batch (N = 0) gives an empty output and leaves the running statistics
+    unchanged, as in PyTorch."""
     input = float_input(input, "batch_norm", "input")
     if input.ndim < 2:
         raise ValueError(f"batch_norm: input must have shape (N, C, *), got {input.shape}")
@@ -164,14 +166,16 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     eps = real_number(eps, "eps", "batch_norm")
     if not eps > 0:
         raise ValueError(f"batch_norm: eps must be a positive number, got {eps!r}")
-    if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"batch_norm: momentum must be a number in [0, 1], got {momentum!r}")
+    momentum = real_number(momentum, "momentum", "batch_norm")
     count = input.size // max(channels, 1)
-    if training and count <= 1:
+    if training and count == 1:
         raise ValueError(f"batch_norm: training needs more than one value per channel, got "
                          f"input of shape {input.shape}")
     weight = _affine_tensor(weight, "weight", channels, input.dtype, 1.0)
     bias = _affine_tensor(bias, "bias", channels, input.dtype, 0.0)
+    if count == 0:
+        # no statistics to take: normalise nothing with fixed ones, update nothing
+        training, running_mean, running_var = False, np.zeros(channels), np.ones(channels)
     op = BatchNorm(training, eps, running_mean, running_var)
     y = op(input, weight, bias)
     if training and running_mean is not None:
