@@ -1,6 +1,7 @@
 """Training-step cases (issue 6): one forward + backward + SGD step of each example network at
 batch 64, float32, against the identical architecture in PyTorch (built by translating the
-minigrad model module by module, so both run the same layers with the same shapes).
+minigrad model module by module, torch_twin.to_torch, so both run the same layers with the same
+shapes).
 
 The ``mg_forward``/``torch_forward`` rows time inference (eval mode, no graph); ``mg_train`` /
 ``torch_train`` time the whole training step. images/s = 64 / time.
@@ -12,7 +13,7 @@ import numpy as np
 
 import minigrad
 import minigrad.nn.functional as F
-from minigrad import nn, optim
+from minigrad import optim
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "examples"))
@@ -20,55 +21,9 @@ import fcn_mnist  # noqa: E402
 import inception_cifar  # noqa: E402
 from training import forward_flops  # noqa: E402
 
+from torch_twin import to_torch  # noqa: E402
+
 BATCH = 64
-
-
-def to_torch(module, torch):
-    """The PyTorch module computing what the minigrad ``module`` computes, weights copied."""
-    tnn = torch.nn
-    if isinstance(module, nn.Sequential):
-        return tnn.Sequential(*(to_torch(m, torch) for m in module.children()))
-    if isinstance(module, nn.Conv2d):
-        t = tnn.Conv2d(module.in_channels, module.out_channels, module.kernel_size,
-                       stride=module.stride, padding=module.padding, dilation=module.dilation,
-                       groups=module.groups, bias=module.bias is not None)
-    elif isinstance(module, nn.BatchNorm2d):
-        t = tnn.BatchNorm2d(module.num_features, eps=module.eps, momentum=module.momentum)
-    elif isinstance(module, nn.Linear):
-        t = tnn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
-    elif isinstance(module, nn.ReLU):
-        return tnn.ReLU()
-    elif isinstance(module, nn.MaxPool2d):
-        return tnn.MaxPool2d(module.kernel_size, module.stride, module.padding)
-    elif isinstance(module, nn.GlobalAvgPool2d):
-        return tnn.Sequential(tnn.AdaptiveAvgPool2d(1), tnn.Flatten())
-    elif isinstance(module, nn.Inception):
-        return _TorchInception(module, torch)
-    elif type(module).__name__ == "ConvNormReLU":
-        layers = [to_torch(module.conv, torch)]
-        if module.bn is not None:
-            layers.append(to_torch(module.bn, torch))
-        return tnn.Sequential(*layers, tnn.ReLU())
-    else:
-        raise TypeError(f"no PyTorch translation for {type(module).__name__}")
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            getattr(t, name).copy_(torch.from_numpy(p.data))
-    return t
-
-
-def _TorchInception(module, torch):
-    class Inception(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.b1, self.b2, self.b3, self.b4 = (to_torch(getattr(module, f"branch{i}"), torch)
-                                                  for i in range(1, 5))
-            self.pool = torch.nn.MaxPool2d(3, stride=1, padding=1)
-
-        def forward(self, x):
-            return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(self.pool(x))], 1)
-
-    return Inception()
 
 
 def _case(torch, name, model, input_shape, rng):
