@@ -10,6 +10,9 @@ the output's scale) for
   ``dynamic_size=True`` and run at other heights and widths;
 * ops with no deterministic ONNX form raising ExportError naming the op and its module.
 
+The exported files do not rely on ONNX's ceil_mode, on whose last window runtimes disagree;
+the tests pass with onnx 1.15 / onnxruntime 1.17 as well as with the current releases.
+
 Skipped, with the reason, when the ``onnx`` extra (onnx, onnxruntime) is not installed.
 """
 import os
@@ -274,6 +277,11 @@ CASES = [
     ("max_pool_ceil_mode", lambda r: nn.MaxPool2d(2, ceil_mode=True), (2, 3, 7, 9), "normal"),
     ("max_pool_ceil_pad_dilation", lambda r: nn.MaxPool2d(3, 2, 1, dilation=2, ceil_mode=True),
      (2, 3, 10, 11), "normal"),
+    ("max_pool_ceil_drops_last_window", lambda r: nn.MaxPool2d(2, 3, 1, ceil_mode=True),
+     (2, 3, 5, 8), "normal"),
+    ("max_pool_ceil_dilated_wide_padding", lambda r: nn.MaxPool2d(2, 3, 1, dilation=3,
+                                                                  ceil_mode=True),
+     (2, 3, 9, 10), "normal"),
     ("max_pool_rect", lambda r: nn.MaxPool2d((2, 3), (1, 2)), (2, 3, 6, 9), "normal"),
     ("max_pool_window_wider_than_input", lambda r: nn.MaxPool2d(5, 3, 2, dilation=3),
      (2, 3, 10, 10), "normal"),
@@ -281,6 +289,8 @@ CASES = [
     ("avg_pool_pad_exclude", lambda r: nn.AvgPool2d(3, 2, 1, count_include_pad=False),
      (2, 3, 9, 9), "normal"),
     ("avg_pool_ceil_mode", lambda r: nn.AvgPool2d(2, ceil_mode=True), (2, 3, 7, 9), "normal"),
+    ("avg_pool_ceil_drops_last_window", lambda r: nn.AvgPool2d(2, 3, 1, ceil_mode=True),
+     (2, 3, 5, 8), "normal"),
     ("avg_pool_ceil_pad_exclude", lambda r: nn.AvgPool2d(3, 2, 1, ceil_mode=True,
                                                          count_include_pad=False),
      (2, 3, 8, 10), "normal"),
@@ -348,8 +358,12 @@ DYNAMIC_SIZE_CASES = [
     ("max_pool_ceil_mode", lambda r: nn.MaxPool2d(3, 2, 1, ceil_mode=True), (2, 3, 8, 8),
      [(9, 10), (13, 7)]),
     ("max_pool_stride_default", lambda r: nn.MaxPool2d(2), (2, 3, 8, 8), [(9, 11)]),
+    ("max_pool_ceil_drops_last_window", lambda r: nn.MaxPool2d(2, 3, 1, ceil_mode=True),
+     (2, 3, 8, 8), [(5, 7), (9, 10)]),
     ("avg_pool_ceil_mode", lambda r: nn.AvgPool2d(2, ceil_mode=True), (2, 3, 8, 8),
      [(9, 11)]),
+    ("avg_pool_ceil_count_include_pad", lambda r: nn.AvgPool2d(3, 2, 1, ceil_mode=True),
+     (2, 3, 8, 8), [(9, 11), (6, 5)]),
     ("avg_pool_divisor_override", lambda r: nn.AvgPool2d(3, 2, 1, divisor_override=4),
      (2, 3, 8, 8), [(9, 11)]),
     ("lp_pool_ceil_mode", lambda r: nn.LPPool2d(2, 2, ceil_mode=True), (2, 3, 8, 8),

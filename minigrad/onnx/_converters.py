@@ -472,53 +472,92 @@ def _asked(op, kernel_name, stride_name="stride", padding=None, dilation=None):
     return window
 
 
+def _pool(g, name, x, onnx_op, window, count_include_pad=False, full_divisor=False):
+    """MaxPool or AveragePool of the value ``name`` (sizes those of the Value ``x``) with
+    PyTorch's windows; returns the output's name.
+
+    ``ceil_mode`` is not handed to ONNX: runtimes disagree on its last window (ONNX Runtime
+    before 1.30 keeps windows PyTorch drops and counts their overhang in averages, and
+    onnx's shape inference still does), so the exported file says it without it. The end
+    padding grows so that floor mode has at least PyTorch's windows (by stride − 1, at most
+    to the window's extent − 1: ONNX Runtime wants each pad smaller than the kernel, and a
+    larger one goes to an explicit Pad), and a Slice keeps PyTorch's count,
+    min(ceil((size + 2·padding − extent) / stride) + 1, (size + padding − 1) // stride + 1):
+    the ceil count without a last window starting in the right padding. The overhang is never
+    counted: an average with ``count_include_pad`` pads its input explicitly (those zeros are
+    cells) and counts only cells. ``full_divisor`` divides every window by the kernel area
+    (a sum, up to that factor)."""
+    kernel, stride, padding, dilation, ceil_mode = window
+    ceil = ceil_mode and stride != (1, 1)
+    begin = list(padding)
+    attributes = dict(kernel_shape=list(kernel), strides=list(stride))
+    if onnx_op == "MaxPool":
+        attributes["dilations"] = list(dilation)
+    elif full_divisor:
+        attributes["count_include_pad"] = 1
+    elif ceil:
+        if count_include_pad and any(padding):
+            name = g.node("Pad", [name, g.ints([0, 0, *padding, 0, 0, *padding])])
+            begin = [0, 0]
+        attributes["count_include_pad"] = 0
+    else:
+        attributes["count_include_pad"] = int(count_include_pad)
+    if not ceil:
+        return g.node(onnx_op, [name], pads=begin * 2, **attributes)
+    extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    end = [min(b + s - 1, e - 1) for b, s, e in zip(begin, stride, extent)]
+    if any(e >= k for e, k in zip(end, kernel)):     # a dilated max pool only
+        low = g.scalar(-np.inf, x.dtype)
+        name = g.node("Pad", [name, g.ints([0, 0, 0, 0, 0, 0, *end]), low])
+        end = [0, 0]
+    y = g.node(onnx_op, [name], pads=begin + end, **attributes)
+    ends, needed = [], False
+    for axis, n, b, e, k, s, p, d, ex in zip((2, 3), x.shape[2:], begin, end, kernel, stride,
+                                             padding, dilation, extent):
+        dim = x.dims[axis]
+        if is_static(dim):
+            count = window_output_size(n, k, s, p, d, ceil_mode=True)
+            inner = n + 2 * (p - b)                   # after an explicit Pad
+            needed |= count != window_output_size(inner, k, s, b, d, padding_end=e)
+            ends.append(g.ints([count]))
+            continue
+        needed = True
+        size_now = g.shape_tensor([dim])
+        raw = g.node("Div", [g.node("Add", [size_now, g.ints([2 * p - ex + s - 1])]),
+                             g.ints([s])])
+        keep = g.node("Div", [g.node("Add", [size_now, g.ints([p - 1])]), g.ints([s])])
+        ends.append(g.node("Add", [g.node("Min", [raw, keep]), g.ints([1])]))
+    if not needed:
+        return y
+    return g.node("Slice", [y, g.ints([0, 0]), g.node("Concat", ends, axis=0), g.ints([2, 3])])
+
+
 @converts(pooling.MaxPool2d)
 def _max_pool(g, op):
     x, fn = op.inputs[0], op.fn
     kernel, stride, padding, dilation = fn.plan[:4]
-    kernel, stride, padding, dilation, ceil_mode = _window(
-        op, x, _asked(op, "kernel_size", padding=padding, dilation=dilation),
-        (kernel, stride, padding, dilation))
-    y = g.node("MaxPool", [g.use(x)], kernel_shape=list(kernel), strides=list(stride),
-               pads=list(padding) * 2, dilations=list(dilation), ceil_mode=int(ceil_mode))
+    window = _window(op, x, _asked(op, "kernel_size", padding=padding, dilation=dilation),
+                     (kernel, stride, padding, dilation))
+    y = _pool(g, g.use(x), x, "MaxPool", window)
     return [(y, _spatial_dims(g, x, y, op.out_shape()))]
 
 
 @converts(pooling.AvgPool2d)
 def _avg_pool(g, op):
     x, fn = op.inputs[0], op.fn
-    window = (fn.kernel_size, fn.stride, fn.padding, (1, 1))
-    asked = op.arguments and "ceil_mode" in op.arguments and window + (
+    kept = (fn.kernel_size, fn.stride, fn.padding, (1, 1))
+    asked = op.arguments and "ceil_mode" in op.arguments and kept + (
         bool(op.arguments["ceil_mode"]),)
-    kernel, stride, padding, _, ceil_mode = _window(op, x, asked or None, window)
-    pool = dict(kernel_shape=list(kernel), strides=list(stride), pads=list(padding) * 2,
-                ceil_mode=int(ceil_mode))
+    window = _window(op, x, asked or None, kept)
     if fn.divisor_override is None:
-        y = g.node("AveragePool", [g.use(x)], count_include_pad=int(fn.count_include_pad),
-                   **pool)
+        y = _pool(g, g.use(x), x, "AveragePool", window, fn.count_include_pad)
         return [(y, _spatial_dims(g, x, y, op.out_shape()))]
-    # sum / divisor_override, the sum being the average (padding counted) times the cells
-    # each window counts: kh·kw, less for a ceil_mode window hanging over the padding
-    average = g.node("AveragePool", [g.use(x)], count_include_pad=1, **pool)
-    counts = np.outer(*(_counted_cells(n, o, k, s, p) for n, o, k, s, p in
-                        zip(x.shape[2:], op.out_shape()[2:], kernel, stride, padding)))
-    if ceil_mode and not all(is_static(d) for d in x.dims[2:]):
-        raise ExportError(f"{op.where}: avg_pool2d with divisor_override and ceil_mode=True "
-                          "is exported for a fixed input size only: export with "
-                          "dynamic_size=False")
-    if (counts == counts.flat[0]).all():
-        factor = g.scalar(counts.flat[0] / fn.divisor_override, x.dtype)
-    else:
-        factor = g.constant((counts / fn.divisor_override).astype(x.dtype), "divisor")
-    y = g.node("Mul", [average, factor])
-    return [(y, _spatial_dims(g, x, average, op.out_shape()))]
-
-
-def _counted_cells(size, out, kernel, stride, padding):
-    """Cells of each window along one axis inside the padded input (PyTorch's divisor with
-    count_include_pad)."""
-    start = np.arange(out) * stride - padding
-    return np.minimum(start + kernel, size + padding) - start
+    # sum / divisor_override: the average over the whole kernel times kh·kw / divisor
+    average = _pool(g, g.use(x), x, "AveragePool", window, full_divisor=True)
+    kernel = window[0]
+    y = g.node("Mul", [average, g.scalar(kernel[0] * kernel[1] / fn.divisor_override,
+                                         x.dtype)])
+    return [(y, _spatial_dims(g, x, y, op.out_shape()))]
 
 
 @converts(pooling_extra.WindowPool2d)
@@ -533,22 +572,22 @@ def _window_pool(g, op):
         mean = g.node("AveragePool", [name], **pool)
         tiny = g.scalar(np.finfo(x.dtype).tiny, x.dtype)
         y = g.node("Div", [squares, g.node("Max", [mean, tiny])])
-        return [(y, _spatial_dims(g, x, mean, op.out_shape()))]
+        return [(y, _spatial_dims(g, x, y, op.out_shape()))]
     # Lp pooling, (c·Σ|x|^p)^(1/p) with c = kernel area / cells inside: the average over the
-    # cells inside (count_include_pad=0) times the kernel area
-    asked = op.arguments and "ceil_mode" in op.arguments and (
-        tuple(fn.kernel), tuple(fn.stride), (0, 0), (1, 1), bool(op.arguments["ceil_mode"]))
-    kernel, stride, _, _, ceil_mode = _window(
-        op, x, asked or None, (tuple(fn.kernel), tuple(fn.stride), (0, 0), (1, 1)))
+    # cells inside times the kernel area
+    kept = (tuple(fn.kernel), tuple(fn.stride), (0, 0), (1, 1))
+    asked = op.arguments and "ceil_mode" in op.arguments and kept + (
+        bool(op.arguments["ceil_mode"]),)
+    window = _window(op, x, asked or None, kept)
     powered = g.node("Abs", [name])
     if fn.p != 1.0:
         powered = g.node("Pow", [powered, g.scalar(fn.p, x.dtype)])
-    average = g.node("AveragePool", [powered], kernel_shape=list(kernel), strides=list(stride),
-                     ceil_mode=int(ceil_mode), count_include_pad=0)
+    average = _pool(g, powered, x, "AveragePool", window)
+    kernel = window[0]
     y = g.node("Mul", [average, g.scalar(kernel[0] * kernel[1], x.dtype)])
     if fn.p != 1.0:
         y = g.node("Pow", [y, g.scalar(1.0 / fn.p, x.dtype)])
-    return [(y, _spatial_dims(g, x, average, op.out_shape()))]
+    return [(y, _spatial_dims(g, x, y, op.out_shape()))]
 
 
 @converts(pooling.GlobalAvgPool2d, pooling.GlobalMaxPool2d)
