@@ -244,7 +244,8 @@ def batch_of_one(fn):
     test."""
     @functools.wraps(fn)
     def call(x, *args, **kwargs):
-        x = as_tensor(x, name="x", op_name=fn.__name__)
+        if not isinstance(x, Tensor):
+            x = as_tensor(x, name="x", op_name=fn.__name__)
         if x.ndim != 3:
             return fn(x, *args, **kwargs)
         out = fn(Reshape((1,) + x.shape)(x), *args, **kwargs)
