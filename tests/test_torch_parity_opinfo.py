@@ -13,6 +13,8 @@ for another meaning are in ``NOT_SHARED`` with the reason.
 Skips without torch (CI installs none) and without ``expecttest``, which PyTorch's test
 package imports.
 """
+import functools
+
 import numpy as np
 import pytest
 
@@ -118,17 +120,23 @@ DTYPES = {torch.float64: np.float64, torch.float32: np.float32}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def torch_on_one_thread():
-    """PyTorch's threads on these tiny tensors cost milliseconds per call (they share the
-    OpenMP runtime with minigrad's spinning workers); one thread keeps the module fast."""
-    threads = torch.get_num_threads()
+def one_thread_each():
+    """Threads on these tiny tensors cost milliseconds per call (PyTorch's and minigrad's
+    share one OpenMP runtime and wait on each other's spinning workers); one thread each keeps
+    the module fast. The threaded kernels are compared with PyTorch in the op test files."""
+    threads = torch.get_num_threads(), minigrad.get_num_threads()
     torch.set_num_threads(1)
+    minigrad.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads[0])
+    minigrad.set_num_threads(threads[1])
 
 
+@functools.lru_cache(maxsize=None)
 def _samples(name):
-    return list(ENTRIES[name].sample_inputs("cpu", torch.float64, requires_grad=True))
+    """The OpInfo samples of ``name``, made once per session (each test only reads them; a
+    comparison copies every tensor before PyTorch's op updates one in place)."""
+    return tuple(ENTRIES[name].sample_inputs("cpu", torch.float64, requires_grad=True))
 
 
 def _to_minigrad(value, pairs):
