@@ -33,9 +33,8 @@ try:
 except ImportError:          # the "onnx" extra is not installed
     onnx = onnxruntime = None
 
-needs_onnx = pytest.mark.skipif(
-    onnx is None, reason="the onnx extra is not installed: pip install -e '.[onnx]' "
-                         "(onnx and onnxruntime)")
+ONNX_MISSING = "the onnx extra is not installed: pip install -e '.[onnx]' (onnx and onnxruntime)"
+needs_onnx = pytest.mark.skipif(onnx is None, reason=ONNX_MISSING)
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 sys.path.insert(0, EXAMPLES)
@@ -492,6 +491,12 @@ def test_export_restores_training_mode_and_returns_the_path(tmp_path):
 def test_bad_arguments(options, error, message, tmp_path):
     with pytest.raises(error, match=message):
         mg.onnx.export(nn.ReLU(), np.ones((2, 3), np.float32), tmp_path / "m.onnx", **options)
+
+
+def test_onnx_is_installed_where_required():
+    # .ci/run sets MINIGRAD_REQUIRE_ONNX=1: there a missing install must fail, not skip quietly
+    if os.environ.get("MINIGRAD_REQUIRE_ONNX") == "1":
+        assert onnx is not None, f"MINIGRAD_REQUIRE_ONNX=1, but {ONNX_MISSING}"
 
 
 def test_without_onnx_export_says_how_to_install_it(monkeypatch, tmp_path):
