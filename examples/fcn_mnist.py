@@ -7,6 +7,7 @@ reports that accuracy after training.
 
     python examples/fcn_mnist.py                 # the default run (see the README's results)
     python examples/fcn_mnist.py --limit 2000 --epochs 1
+    python examples/fcn_mnist.py --resume --epochs 0 --export-onnx fcn_mnist.onnx
     mpiexec -n 2 python examples/fcn_mnist.py --distributed      # docs/distributed.md
 """
 import os
@@ -85,8 +86,9 @@ def run(argv=None):
     normalize = Normalize([MEAN], [STD])
     canvas = canvas_accuracy(test_set, args.canvas, args.seed, args.shard) if args.canvas \
         else None
+    # fully convolutional up to global pooling: the ONNX model takes any height and width too
     return main(args, lambda: build_model(args.width), train_set, test_set, normalize,
-                normalize, after_training=canvas)
+                normalize, after_training=canvas, onnx_any_size=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ with the same number of channels, for the comparison of pooling against strided 
 
     python examples/inception_cifar.py                     # the default run (README results)
     python examples/inception_cifar.py --limit 2000 --epochs 1
+    python examples/inception_cifar.py --export-onnx inception.onnx   # train, then export
     mpiexec -n 2 python examples/inception_cifar.py --distributed    # docs/distributed.md
 """
 import os

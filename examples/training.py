@@ -11,6 +11,7 @@ counts summed; rank 0 alone prints and writes the checkpoint, plot and JSON, and
 checkpoint for --resume (the others receive it from rank 0).
 """
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -65,7 +66,9 @@ def parse_args(description, defaults, extra=None, argv=None, *, name):
     Adds to the options: ``name``; ``checkpoint``, the checkpoint's contents with --resume (else
     None); ``usage_error(message)``, for the checks that need the data (see :func:`main`)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--epochs", type=positive_int, default=defaults["epochs"])
+    parser.add_argument("--epochs", type=non_negative_int, default=defaults["epochs"],
+                        help="epochs in all (0 with --resume: train no more, e.g. to "
+                             "--export-onnx a checkpoint)")
     parser.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"])
     parser.add_argument("--lr", type=non_negative_number, default=defaults["lr"],
                         help="peak learning rate of the one-cycle schedule")
@@ -96,6 +99,10 @@ def parse_args(description, defaults, extra=None, argv=None, *, name):
                         help="stop after this epoch (e.g. to split a long run; --resume "
                              "continues it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--export-onnx", metavar="FILE", default=None,
+                        help="after training, write the model as ONNX to FILE and check it in "
+                             "ONNX Runtime when installed (pip install 'minigrad[onnx]'); with "
+                             "--resume and --epochs 0, export the checkpoint's model")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel over the processes of mpiexec -n P: each trains on "
                              "--batch-size / P images of every batch (--threads defaults to "
@@ -106,6 +113,13 @@ def parse_args(description, defaults, extra=None, argv=None, *, name):
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
+    if args.epochs == 0 and not (args.resume and args.export_onnx):
+        parser.error("argument --epochs: must be a positive integer, got '0' (0 trains "
+                     "nothing: it is for exporting a checkpoint, --resume --epochs 0 "
+                     "--export-onnx FILE)")
+    if args.export_onnx and importlib.util.find_spec("onnx") is None:
+        parser.error("--export-onnx needs the onnx package: pip install 'minigrad[onnx]' (or "
+                     "pip install onnx onnxruntime)")
     if args.sync_bn and not args.distributed:
         parser.error("--sync-bn synchronises BatchNorm across processes: it needs --distributed")
     args.shard = join_processes(args) if args.distributed else None
@@ -175,7 +189,7 @@ def read_checkpoint(parser, args):
         parser.error(f"--resume: {path} is not a checkpoint of this example (it needs "
                      f"{', '.join(CHECKPOINT_KEYS)})")
     done = int(state["epoch"])
-    if args.epochs <= done:
+    if 0 < args.epochs <= done:
         parser.error(f"--resume: {path} has already trained {done} epochs; give --epochs "
                      f"larger than {done} to train more")
     return state
@@ -213,6 +227,27 @@ def forward_flops(model, input_shape):
             handle.remove()
         model.train()
     return total // input_shape[0]
+
+
+def export_onnx(model, path, images, any_size):
+    """Write ``model`` as ONNX to ``path`` (``minigrad.onnx.export``: batch size symbolic, and
+    height and width with ``any_size``) from the example batch ``images``; when onnxruntime is
+    installed, run the file on them and report how far its logits are from minigrad's."""
+    mg.onnx.export(model, images, path, dynamic_size=any_size)
+    try:
+        import onnxruntime
+    except ImportError:
+        print(f"ONNX model written to {path} (onnxruntime is not installed: not checked)")
+        return path
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    model.eval()
+    with mg.no_grad():
+        expected = model(mg.tensor(images)).data
+    model.train()
+    difference = np.abs(session.run(None, {"input": images})[0] - expected).max()
+    print(f"ONNX model written to {path}; on {len(images)} test images ONNX Runtime's logits "
+          f"differ from minigrad's by at most {difference:.2g}")
+    return path
 
 
 def evaluate(model, loader):
@@ -317,16 +352,40 @@ def resume_schedule(scheduler, saved, optimizer, done_steps, total_steps, args):
     return scheduler
 
 
+def sample_images(test_set, transform, count=8):
+    """The first ``count`` test images as the network sees them (float32, transformed)."""
+    images, _ = next(iter(DataLoader(subset(test_set, count), count, transform=transform)))
+    return np.ascontiguousarray(images, dtype=np.float32)
+
+
+def export_checkpoint(args, model, test_set, test_transform, any_size):
+    """--resume --epochs 0 --export-onnx FILE: the checkpoint's model, exported; no training."""
+    checkpoint = checkpoint_path(args)
+    try:
+        model.load_state_dict(args.checkpoint["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        args.usage_error(f"--resume: {checkpoint} does not fit this model (trained with other "
+                         f"options?): {str(e)[:200]}")
+    print(f"exporting the model of {checkpoint} (epoch {int(args.checkpoint['epoch'])}), no "
+          "training")
+    path = None
+    if (args.shard or (0, 1))[0] == 0:
+        path = export_onnx(model, args.export_onnx, sample_images(test_set, test_transform),
+                           any_size)
+    return {"name": args.name, "epochs": int(args.checkpoint["epoch"]), "onnx": path}
+
+
 def main(args, build_model, train_set, test_set, train_transform, test_transform,
-         after_training=None):
+         after_training=None, onnx_any_size=False):
     """Train ``build_model()`` on ``train_set``; evaluate on ``test_set`` after every epoch.
 
-    ``args`` comes from :func:`parse_args`. Uses SGD with Nesterov momentum and a one-cycle
-    schedule stepped per batch. Writes ``<name>.npz`` (checkpoint: model, optimiser, scheduler,
-    epoch, history), ``<name>_curves.png`` and ``<name>_results.json`` into ``args.out``.
-    Returns the results. Too few images for one batch, or a --resume checkpoint that does not
-    fit the model, is a usage error (exit status 2). With --distributed (``args.shard``) see
-    the module docstring.
+    ``args`` comes from :func:`parse_args`. Prints the model's summary (``minigrad.summary``)
+    first. Uses SGD with Nesterov momentum and a one-cycle schedule stepped per batch. Writes
+    ``<name>.npz`` (checkpoint: model, optimiser, scheduler, epoch, history),
+    ``<name>_curves.png`` and ``<name>_results.json`` into ``args.out``, and with --export-onnx
+    the model as ONNX (height and width symbolic when ``onnx_any_size``). Returns the results.
+    Too few images for one batch, or a --resume checkpoint that does not fit the model, is a
+    usage error (exit status 2). With --distributed (``args.shard``) see the module docstring.
     """
     name = args.name
     rank, processes = args.shard or (0, 1)
@@ -343,6 +402,9 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
         os.makedirs(args.out, exist_ok=True)
 
     model = build_model()
+    print(mg.summary(model, (1,) + train_set.images.shape[1:]).table(max_depth=2))
+    if args.epochs == 0:           # --resume --epochs 0 --export-onnx: the checkpoint's model
+        return export_checkpoint(args, model, test_set, test_transform, onnx_any_size)
     if args.sync_bn and args.shard:
         model = mg.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
@@ -436,6 +498,9 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
                "history": history}
     if after_training is not None:
         results.update(after_training(model))
+    if args.export_onnx and rank == 0:
+        results["onnx"] = export_onnx(model, args.export_onnx,
+                                      sample_images(test_set, test_transform), onnx_any_size)
     plot = None
     if rank == 0:
         plot = plot_curves(history, os.path.join(args.out, f"{name}_curves.png"))

@@ -4,7 +4,8 @@ the output's scale) for
 
 * both example networks built by their constructors and loaded from a checkpoint, at batch
   sizes 1 and 7 (dynamic batch), and the fully convolutional one at 40×40 and 64×64
-  (``dynamic_size=True``);
+  (``dynamic_size=True``); and the examples' own --export-onnx, after a short training run and
+  (fcn_mnist) with --resume --epochs 0 from its checkpoint (these need the data);
 * a table of single-op models covering every exportable op with its argument variants, each
   exported from a batch of 2 and run at batches 1 and 7, and a second table exported with
   ``dynamic_size=True`` and run at other heights and widths;
@@ -26,6 +27,8 @@ import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad import Function, nn
 from minigrad.onnx import ExportError
+
+from helpers.dataset_files import real_data_root
 
 try:
     import onnx
@@ -139,6 +142,47 @@ def test_inception_cifar_stride_variant_with_fixed_batch(tmp_path):
     export_and_compare(model, x, [x], tmp_path / "stride.onnx", dynamic_batch=False)
     dims = onnx.load(str(tmp_path / "stride.onnx")).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [3, 3, 32, 32]
+
+
+def run_example(module, args, tmp_path):
+    """``module.run(args)`` with a few real images; skips without the data."""
+    root = real_data_root("mnist" if module.__name__ == "fcn_mnist" else "cifar10")
+    return module.run(["--data-dir", root, "--no-progress", "--out", str(tmp_path), *args])
+
+
+@needs_onnx
+def test_fcn_mnist_example_exports_after_training_and_from_its_checkpoint(tmp_path):
+    import fcn_mnist
+    common = ["--limit", "64", "--test-limit", "50", "--batch-size", "32", "--width", "4",
+              "--canvas", "0"]
+    trained = run_example(fcn_mnist, common + ["--epochs", "1", "--export-onnx",
+                                               str(tmp_path / "trained.onnx")], tmp_path)
+    exported = run_example(fcn_mnist, common + ["--resume", "--epochs", "0", "--export-onnx",
+                                                str(tmp_path / "resumed.onnx")], tmp_path)
+    assert trained["onnx"] == str(tmp_path / "trained.onnx")
+    assert exported == {"name": "fcn_mnist", "epochs": 1, "onnx": str(tmp_path / "resumed.onnx")}
+    model = fcn_mnist.build_model(4)
+    model.load_state_dict(mg.load(str(tmp_path / "fcn_mnist.npz"))["model"])
+    rng = np.random.default_rng(3)
+    for n, size in ((1, 28), (7, 40), (7, 64)):
+        x = randn(rng, n, 1, size, size)
+        expected = minigrad_output(model, x)
+        for name in ("trained.onnx", "resumed.onnx"):
+            assert_close(run_onnx(tmp_path / name, x), expected, f"{name} on {x.shape}")
+
+
+@needs_onnx
+def test_inception_cifar_example_exports_after_training(tmp_path):
+    import inception_cifar
+    run_example(inception_cifar, ["--limit", "64", "--test-limit", "50", "--batch-size", "32",
+                                  "--width", "0.25", "--epochs", "1", "--export-onnx",
+                                  str(tmp_path / "inception.onnx")], tmp_path)
+    model = inception_cifar.build_model(width=0.25)
+    model.load_state_dict(mg.load(str(tmp_path / "inception_cifar.npz"))["model"])
+    rng = np.random.default_rng(4)
+    for n in (1, 7):
+        x = randn(rng, n, 3, 32, 32)
+        assert_close(run_onnx(tmp_path / "inception.onnx", x), minigrad_output(model, x))
 
 
 # -- one op at a time ----------------------------------------------------------------------------
