@@ -1,4 +1,5 @@
-"""Benchmark harness: timing, machine roofs (GEMM, memory copy), BLAS/thread info, table printer.
+"""Benchmark harness: timing, peak memory, machine roofs (GEMM, memory copy), BLAS/thread info,
+table printers.
 
 Used by ``benchmarks/run.py``; the suites are the ``benchmarks/cases_<suite>.py`` modules (see
 ``run.py`` for the case interface). minigrad runs in this process, PyTorch in a process of its
@@ -6,11 +7,19 @@ own (``TorchProcess``, ``torch_side.py``) so that each runs with its own OpenMP 
 The two take turns in blocks of runs (``time_alternating``), so that a burst of load from other
 processes affects both alike; each block starts with untimed runs that outlast the other side's
 spinning OpenMP workers, so that neither times the other's spin-down.
+
+Peak memory (``step_memory``) is measured in a fresh process per side and case
+(``memory_child``, started by ``run_json_child``), never in the timing processes: a process's
+peak resident set only grows, so it needs a process of its own.
 """
+import ctypes
 import datetime
+import gc
+import importlib
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,6 +64,7 @@ class TorchProcess:
     installed there."""
 
     def __init__(self, threads, env, heap="tuned"):
+        self.threads, self.env, self.heap = threads, env, heap
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "torch_side.py"),
                                       str(threads), heap], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, text=True)
@@ -78,6 +88,13 @@ class TorchProcess:
         self.proc.stdin.close()
         self.proc.wait()
 
+    def memory(self, suite, case, steps):
+        """``step_memory`` of case number ``case``'s ``torch_train`` in a fresh torch process with
+        this one's environment, threads and heap (``torch_side.py ... memory``)."""
+        return run_json_child([sys.executable, os.path.join(HERE, "torch_side.py"),
+                               str(self.threads), self.heap, "memory", suite, str(case),
+                               str(steps)], self.env)
+
 
 def time_alternating(mg_fn, torch_fn, repeat=10, warmup=2, stat="median", blocks=4):
     """(minigrad seconds, torch seconds) per call: ``stat`` ("median" or "min") over ``repeat``
@@ -93,6 +110,86 @@ def time_alternating(mg_fn, torch_fn, repeat=10, warmup=2, stat="median", blocks
         mg += time_calls(mg_fn, runs, first, WARM_SECONDS)
     reduce = REDUCE[stat]
     return reduce(mg), (reduce(pt) if pt else None)
+
+
+def _status_mib(field):
+    """Field ``field`` (VmRSS, VmHWM) of /proc/self/status in MiB; None where there is none."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024      # kB
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mib():
+    """This process's peak resident set (MiB): VmHWM, else getrusage's ru_maxrss."""
+    peak = _status_mib("VmHWM")
+    if peak is None:
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = maxrss / (1 << 20) if sys.platform == "darwin" else maxrss / 1024
+    return peak
+
+
+def reset_peak_rss():
+    """Reset the peak (VmHWM) to the current resident set (Linux: 5 > /proc/self/clear_refs);
+    whether it worked (if not, the peak is the process's since it started)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def release_free_heap():
+    """Give glibc's free heap pages back to the system (malloc_trim), so that memory freed
+    before a measurement is not counted as resident and then reused unseen by it."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def step_memory(step, steps):
+    """Peak resident memory (MiB) of ``1 + steps`` calls of ``step`` (one warm-up): ``baseline``,
+    the resident set before the first call (after a garbage collection and ``release_free_heap``),
+    ``peak`` during the calls and ``increase`` = peak - baseline. Meant for a fresh process that
+    has built the model and data and nothing else."""
+    gc.collect()
+    release_free_heap()
+    baseline = _status_mib("VmRSS")
+    reset = reset_peak_rss()
+    for _ in range(1 + steps):
+        step()
+    peak = peak_rss_mib()
+    if baseline is None:                  # no /proc: the peak is all that is known
+        baseline = peak
+    return {"baseline": baseline, "peak": peak, "increase": peak - baseline,
+            "peak_reset": reset}
+
+
+def memory_child(suite, case, steps, torch=None):
+    """In a fresh process: ``step_memory`` of the training pass of case number ``case`` of
+    ``cases_<suite>``, minigrad's (``torch`` None) or torch's. The suite's cases are built as for
+    timing, then everything but that one callable is dropped (the other cases, the other side's
+    model and data), so the baseline holds this side's model and data. Also says whether torch
+    was imported (minigrad's side must run without it)."""
+    side = "mg" if torch is None else "torch"
+    step = importlib.import_module(f"cases_{suite}").cases(torch)[case][f"{side}_train"]
+    result = step_memory(step, steps)
+    result["torch_imported"] = "torch" in sys.modules
+    return result
+
+
+def run_json_child(command, env=None):
+    """Run ``command`` (a process that prints a JSON object on its last line) and return it."""
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def gemm_roof(n=1536, repeat=5, stat="median"):
@@ -162,6 +259,28 @@ def print_table(title, rows, roof):
               f"{_cell(pt and pt * 1e3, '10.3f')}{_cell(pt and mg / pt, '7.2f')}"
               f"{_cell(gflops, '9.1f')}{_cell(gflops and 100 * gflops / roof, '8.0f')}"
               f"{_cell(gbytes, '7.1f')}")
+
+
+def print_memory_table(title, rows, steps):
+    """rows: dicts with name, mg, torch (``step_memory`` results or None)."""
+    width = max([len("case")] + [len(row["name"]) for row in rows]) + 2
+    header = (f"{'case':<{width}}{'minigrad peak':>14}{'torch peak':>12}{'ratio':>7}"
+              f"{'minigrad +step':>16}{'torch +step':>13}{'ratio':>7}")
+    print(f"\n== {title}: peak resident memory, MiB ==")
+    print(f"each side and case in a fresh process: model and data built, then 1 warm-up + {steps} "
+          "training steps;\npeak = peak resident set during the steps, +step = peak - resident "
+          "set before them; ratio = minigrad / torch")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        mg, pt = row["mg"], row["torch"]
+        cells = []
+        for key, mg_fmt, pt_fmt in (("peak", "14.1f", "12.1f"), ("increase", "16.1f", "13.1f")):
+            ratio = mg[key] / pt[key] if pt and pt[key] > 0 else None
+            cells += [_cell(mg[key], mg_fmt), _cell(pt and pt[key], pt_fmt), _cell(ratio, "7.2f")]
+        print(f"{row['name']:<{width}}" + "".join(cells))
+    if not all(r["peak_reset"] for row in rows for r in (row["mg"], row["torch"]) if r):
+        print("(the peak could not be reset here: it is the process's peak since it started)")
 
 
 class Tee:

@@ -1,16 +1,20 @@
 """Run the benchmark suites: ``python benchmarks/run.py [--suite conv,pool] [--repeat N]``.
 
 Each suite is a module ``benchmarks/cases_<suite>.py`` with ``cases(torch) -> list[dict]``
-(``torch`` is the torch module or None); each case dict has
+(``torch`` is the torch module or None) and optionally ``TITLE`` (its table's heading); each case
+dict has
 
     name            str
     mg_forward      callable: minigrad forward (under minigrad.no_grad())
-    mg_train        callable: minigrad forward + backward
+    mg_train        callable or None (no training row): minigrad forward + backward
     torch_forward   callable or None: the same in torch (under torch.no_grad())
     torch_train     callable or None
     flops           forward FLOPs (2·MACs) or None
     bytes           forward bytes moved (input read + output written) or None
     train_flops     optional: FLOPs of forward + backward, for the train row's GFLOP/s
+
+After the suites in ``MEMORY_SUITES`` (train) comes the peak resident memory of each case's
+training pass, each side in a fresh process (``harness.step_memory``; ``--memory-steps``).
 
 Everything runs float32 on all cores. minigrad runs in this process with its runtime settings;
 torch runs in a child process with its own defaults (the environment this script was started
@@ -25,6 +29,7 @@ import functools
 import glob
 import importlib
 import io
+import json
 import os
 import sys
 
@@ -37,6 +42,9 @@ sys.path.insert(1, os.path.dirname(HERE))   # run from a checkout without instal
 import minigrad  # noqa: E402  (before numpy: see minigrad/runtime.py)
 
 import harness  # noqa: E402
+
+#: suites whose training pass also gets its peak memory measured
+MEMORY_SUITES = ("train",)
 
 
 def available_suites():
@@ -55,6 +63,14 @@ def parse_args():
                         help="torch's glibc heap: minigrad's settings (default) or glibc's own")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="statistic over the timed runs (min: for a busy machine)")
+    parser.add_argument("--cases", default=None, metavar="NAMES",
+                        help="comma-separated case names: run only these (of the suites chosen)")
+    parser.add_argument("--memory-steps", type=int, default=3, metavar="N",
+                        help=f"training steps (after 1 warm-up) per peak-memory measurement of the "
+                        f"{', '.join(MEMORY_SUITES)} suite; 0: no memory measurement "
+                        "(default %(default)s)")
+    parser.add_argument("--memory-child", nargs=3, metavar=("SUITE", "CASE", "STEPS"),
+                        help=argparse.SUPPRESS)      # run.py starting itself: one measurement
     parser.add_argument("--save", nargs="?", const=RESULTS, default=None, metavar="FILE",
                         help=f"also write the report to FILE (default {RESULTS}), with the "
                              "date, the commit and the command line")
@@ -63,15 +79,28 @@ def parse_args():
     unknown = sorted(set(args.suite) - set(available_suites()))
     if unknown:
         parser.error(f"unknown suite(s) {unknown}; available: {available_suites()}")
-    if args.repeat < 1 or args.warmup < 0:
-        parser.error("--repeat must be >= 1 and --warmup >= 0")
-    return args
+    if args.repeat < 1 or args.warmup < 0 or args.memory_steps < 0:
+        parser.error("--repeat must be >= 1, --warmup and --memory-steps >= 0")
+    if args.cases is not None:
+        args.cases = {c.strip() for c in args.cases.split(",") if c.strip()}
+    return args, parser
 
 
 def main():
-    args = parse_args()
+    args, parser = parse_args()
     cores = os.cpu_count() or 1
     minigrad.set_num_threads(cores)
+    if args.memory_child:
+        # minigrad's side of a peak-memory measurement, alone in this fresh process
+        suite, case, steps = args.memory_child
+        print(json.dumps(harness.memory_child(suite, int(case), int(steps))), flush=True)
+        return
+    if args.cases is not None:
+        # each suite's cases are built again when it runs (as without --cases: one at a time)
+        names = {case["name"] for suite in args.suite
+                 for case in importlib.import_module(f"cases_{suite}").cases(None)}
+        if args.cases - names:
+            parser.error(f"no case(s) {sorted(args.cases - names)} in suite(s) {args.suite}")
     # minigrad's runtime settings never enter os.environ: the child gets the user's environment
     torch = harness.TorchProcess(cores, dict(os.environ), args.torch_heap)
     report = io.StringIO()
@@ -108,10 +137,18 @@ def run_suites(args, cores, torch):
 
     for suite in args.suite:
         module = importlib.import_module(f"cases_{suite}")
+        # (index, case): the index is the case's number in its suite, as the torch side and the
+        # memory children number them
+        selected = [(index, case) for index, case in enumerate(module.cases(None))
+                    if args.cases is None or case["name"] in args.cases]
+        if not selected:
+            continue
         rows = []
-        for index, case in enumerate(module.cases(None)):
+        for index, case in selected:
             for pass_name, flops in (("forward", case.get("flops")),
                                      ("train", case.get("train_flops"))):
+                if case.get(f"mg_{pass_name}") is None:
+                    continue
                 torch_fn = (None if torch is None
                             else functools.partial(torch.time, suite, index, pass_name))
                 mg, pt = harness.time_alternating(case[f"mg_{pass_name}"], torch_fn,
@@ -120,7 +157,16 @@ def run_suites(args, cores, torch):
                              "pass": "forward" if pass_name == "forward" else "fwd+bwd",
                              "mg": mg, "torch": pt, "flops": flops,
                              "bytes": case.get("bytes") if pass_name == "forward" else None})
-        harness.print_table(suite, rows, roof)
+        title = getattr(module, "TITLE", suite)
+        harness.print_table(title, rows, roof)
+        if suite in MEMORY_SUITES and args.memory_steps:
+            harness.print_memory_table(title, [
+                {"name": case["name"],
+                 "mg": harness.run_json_child([sys.executable, os.path.abspath(__file__),
+                                               "--memory-child", suite, str(index),
+                                               str(args.memory_steps)], dict(os.environ)),
+                 "torch": torch and torch.memory(suite, index, args.memory_steps)}
+                for index, case in selected], args.memory_steps)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ Protocol (one JSON object per line): first this process writes a header
 ``{"torch": version, "threads": n, "env": {...}, "heap": heap}`` (or ``{"torch": null}`` when torch is not
 installed); then for each request ``{"suite": s, "case": i, "pass": "forward"|"train",
 "warmup": w, "repeat": r, "warm_seconds": s}`` read from stdin it writes ``{"seconds": [r timings]}``.
+
+``torch_side.py THREADS HEAP memory SUITE CASE STEPS`` instead measures the peak memory of case
+number CASE's ``torch_train`` (``harness.memory_child``: this process builds the suite's cases,
+keeps that one callable, runs it 1 + STEPS times) and prints that as its one JSON line. minigrad
+is imported here only because the suite builds the torch twin from the minigrad model.
 """
 import importlib
 import json
@@ -36,6 +41,10 @@ def main():
     sys.path.insert(1, os.path.dirname(HERE))
     import harness
 
+    if sys.argv[3:4] == ["memory"]:
+        suite, case, steps = sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+        print(json.dumps(harness.memory_child(suite, case, steps, torch)), flush=True)
+        return
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
                       "env": {k: os.environ.get(k, "unset") for k in harness.OMP_SETTINGS},
                       "heap": heap}), flush=True)

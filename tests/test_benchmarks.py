@@ -1,8 +1,13 @@
 """The benchmark harness (benchmarks/): runs end to end and splits its runs as documented.
-No timing is asserted, only that every case is measured and reported."""
+No timing is asserted, only that every case is measured and reported, and that the peak-memory
+table of the train suite has its figures."""
+import importlib.util
+import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
@@ -62,3 +67,134 @@ def test_run_script_rejects_an_unknown_suite():
     out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"),
                           "--suite", "nope"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode != 0 and "unknown suite" in out.stderr
+
+
+def _run(*args, env=None, timeout=300):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), *args],
+                         capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def _rows(stdout, names):
+    """The table rows (split into cells) of the cases ``names``, in the timing tables."""
+    return [line.split() for line in stdout.splitlines()
+            if line.split()[:1] and line.split()[0] in names
+            and line.split()[1] in ("forward", "fwd+bwd")]
+
+
+def _without_torch(tmp_path):
+    """An environment in which ``import torch`` fails (as on CI, where torch is not installed)."""
+    package = tmp_path / "hidden" / "torch"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('torch hidden by the test')\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path / "hidden")] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+
+
+def _check_conv_rows(stdout, names):
+    rows = _rows(stdout, names)
+    assert sorted((row[0], row[1]) for row in rows) == sorted(
+        (name, p) for name in names for p in ("forward", "fwd+bwd"))
+    torch_measured = "torch not installed" not in stdout
+    for row in rows:
+        assert float(row[2]) > 0 and (row[3] != "-") == torch_measured
+    return torch_measured
+
+
+def test_conv_suite_reports_every_case_forward_and_backward(tmp_path):
+    """minigrad's side of every case (torch hidden: its side of the whole suite takes long)."""
+    import cases_conv
+    stdout = _run("--suite", "conv", "--repeat", "1", "--warmup", "0",
+                  env=_without_torch(tmp_path))
+    assert not _check_conv_rows(stdout, cases_conv.SHAPES)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+def test_conv_suite_torch_side_runs_grouped_and_first_layer_cases():
+    """torch's side gets groups, no bias and no input gradient as minigrad's does."""
+    names = ("dw3x3_s2", "grouped3x3_g4", "fcn_first")
+    stdout = _run("--suite", "conv", "--cases", ",".join(names), "--repeat", "1",
+                  "--warmup", "0")
+    assert _check_conv_rows(stdout, names)
+
+
+def test_conv_cases_have_the_examples_shapes():
+    """The first-layer and inception 5×5 cases are the example networks' own convolutions."""
+    import cases_conv
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    import fcn_mnist
+    import inception_cifar
+
+    def conv_case(conv, map_size):
+        return {"x_shape": (cases_conv.N, conv.in_channels, map_size, map_size),
+                "w_shape": (conv.out_channels, conv.in_channels // conv.groups)
+                + tuple(conv.kernel_size),
+                "stride": conv.stride[0], "padding": conv.padding[0],
+                "dilation": conv.dilation[0], "groups": conv.groups}
+
+    fcn, inception = fcn_mnist.build_model(), inception_cifar.build_model()
+    assert conv_case(fcn[0], 28) == cases_conv.SHAPES["fcn_first"]
+    assert conv_case(inception[0][0], 32) == cases_conv.SHAPES["inception_first"]
+    assert fcn[0].bias is None and inception[0][0].bias is None     # as FIRST_LAYER runs them
+    # the 5×5 of the first inception block of stage 2 (16×16) and of stage 3 (8×8)
+    blocks = [m for m in inception.children() if type(m).__name__ == "Inception"]
+    assert conv_case(blocks[1].branch3[1].conv, 16) == cases_conv.SHAPES["inc5x5_8to16_16x16"]
+    assert conv_case(blocks[3].branch3[1].conv, 8) == cases_conv.SHAPES["inc5x5_16to32_8x8"]
+
+
+def test_infer_suite_reports_batch_one_forward_only():
+    stdout = _run("--suite", "infer", "--repeat", "1", "--warmup", "0")
+    assert "== infer: batch 1, forward only, ms per image ==" in stdout
+    rows = _rows(stdout, ("fcn_mnist_b1", "inception_cifar_b1"))
+    assert sorted((row[0], row[1]) for row in rows) == [
+        ("fcn_mnist_b1", "forward"), ("inception_cifar_b1", "forward")]
+    torch_measured = "torch not installed" not in stdout
+    for row in rows:
+        assert float(row[2]) > 0 and (row[3] != "-") == torch_measured
+
+
+def _memory_rows(stdout, names):
+    lines = stdout.splitlines()
+    table = lines[lines.index("== train: peak resident memory, MiB ==") + 1:]
+    return [line.split() for line in table if line.split()[:1] and line.split()[0] in names]
+
+
+@pytest.mark.parametrize("hide_torch", [False, True], ids=["torch_if_installed", "no_torch"])
+def test_train_suite_prints_the_memory_table(tmp_path, hide_torch):
+    stdout = _run("--suite", "train", "--cases", "fcn_mnist_step", "--repeat", "1",
+                  "--warmup", "0", "--memory-steps", "1",
+                  env=_without_torch(tmp_path) if hide_torch else None)
+    assert [row[:2] for row in _rows(stdout, ("fcn_mnist_step", "inception_cifar_step"))] == [
+        ["fcn_mnist_step", "forward"], ["fcn_mnist_step", "fwd+bwd"]]     # --cases: only it
+    assert "1 warm-up + 1 training steps" in stdout
+    rows = _memory_rows(stdout, ("fcn_mnist_step", "inception_cifar_step"))
+    assert [row[0] for row in rows] == ["fcn_mnist_step"]
+    mg_peak, pt_peak, peak_ratio, mg_step, pt_step, step_ratio = rows[0][1:]
+    assert float(mg_peak) > float(mg_step) > 0
+    if "torch not installed" in stdout:
+        assert hide_torch or importlib.util.find_spec("torch") is None
+        assert pt_peak == peak_ratio == pt_step == step_ratio == "-"
+    else:
+        assert float(pt_peak) > float(pt_step) > 0
+        assert float(peak_ratio) > 0 and float(step_ratio) > 0
+
+
+def test_memory_child_of_minigrad_runs_without_torch():
+    stdout = _run("--memory-child", "train", "0", "1")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["torch_imported"] is False
+    assert result["peak"] >= result["baseline"] > 0 and result["increase"] > 0
+
+
+def test_step_memory_sees_a_step_allocation():
+    import numpy as np
+    result = harness.step_memory(lambda: np.ones(64 << 18, np.float32), steps=1)   # 64 MiB
+    assert result["increase"] >= 60 and result["peak"] - result["baseline"] == result["increase"]
+
+
+def test_run_script_rejects_an_unknown_case():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"),
+                          "--suite", "pool", "--cases", "gap,nope"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode != 0 and "no case(s) ['nope']" in out.stderr
