@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from minigrad import nn  # noqa: E402
 from minigrad.data import CIFAR10, Compose, Normalize, RandomCrop, RandomHorizontalFlip  # noqa
-from training import forward_flops, main, parse_args, positive_number  # noqa: E402
+from training import main, parse_args, positive_number  # noqa: E402
 
 # Per-channel statistics of the CIFAR-10 training images (pixels / 255).
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -78,15 +78,11 @@ def run(argv=None):
     normalize = Normalize(MEAN, STD)
     augment = Compose([RandomCrop(32, padding=4), RandomHorizontalFlip(), normalize])
 
-    def build():
-        model = build_model(args.downsample, args.width)
-        print(f"forward cost: {forward_flops(model, (1, 3, 32, 32)) / 1e6:.1f} MFLOP per "
-              "32x32 image")
-        return model
-
     print("note: the CIFAR-10 copy in ../shared/data was rebuilt from a JPEG re-encoding; "
           "accuracy on it is close to, not equal to, accuracy on the original")
-    return main(args, build, CIFAR10(args.data_dir, train=True),
+    # main prints the model's summary: parameters and multiply-adds per 32x32 image
+    return main(args, lambda: build_model(args.downsample, args.width),
+                CIFAR10(args.data_dir, train=True),
                 CIFAR10(args.data_dir, train=False), augment, normalize)
 
 
