@@ -512,6 +512,19 @@ def test_a_size_fixed_by_a_weight_refuses_dynamic_size(tmp_path):
 
 
 @needs_onnx
+def test_a_pooling_window_without_its_call_arguments(monkeypatch, tmp_path):
+    """When the functional call's arguments cannot be read, the window is inferred from the
+    traced sizes: right for that size, so only a fixed-size export takes it."""
+    monkeypatch.setattr(mg.onnx, "ARGUMENTS_OF", ())
+    model = nn.MaxPool2d(2, ceil_mode=True)
+    x = randn(np.random.default_rng(5), 2, 3, 7, 9)
+    export_and_compare(model, x, [x], tmp_path / "m.onnx", dynamic_batch=False)
+    with pytest.raises(ExportError, match=r"MaxPool2d in the model's own forward "
+                                          r"\(MaxPool2d\): cannot tell the window"):
+        mg.onnx.export(model, x, tmp_path / "m.onnx", dynamic_size=True)
+
+
+@needs_onnx
 def test_a_model_that_returns_its_input(tmp_path):
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     export_and_compare(nn.Identity(), x, [x, x[:1]], tmp_path / "identity.onnx")

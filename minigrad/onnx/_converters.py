@@ -454,22 +454,21 @@ def _window(op, x, asked, kept):
                       "arguments could not be read); export with dynamic_size=False")
 
 
-def _asked(op, kernel_name, stride_name="stride", padding=None, dilation=None):
-    """(kernel, stride, padding, dilation, ceil_mode) from the calling function's arguments,
-    or None. ``padding``/``dilation``: fixed values when the op's own are exact."""
+def _asked(op, kept, kernel_and_stride=False):
+    """The window the functional call asked for, or None when its arguments cannot be read:
+    ``kept`` (the op object's kernel, stride, padding, dilation) with the caller's
+    ``ceil_mode``, and with ``kernel_and_stride`` also its ``kernel_size`` and ``stride`` (max
+    pooling keeps them trimmed to the input)."""
     args = op.arguments or {}
+    kernel, stride, padding, dilation = kept
     try:
-        kernel = pair(args[kernel_name], "kernel_size", "export")
-        stride = args[stride_name]
-        stride = kernel if stride is None else pair(stride, "stride", "export")
-        window = (kernel, stride, padding if padding is not None else
-                  pair(args["padding"], "padding", "export"),
-                  dilation if dilation is not None else pair(args["dilation"], "dilation",
-                                                             "export"),
-                  bool(args["ceil_mode"]))
+        if kernel_and_stride:
+            kernel = pair(args["kernel_size"], "kernel_size", "export")
+            stride = kernel if args["stride"] is None else pair(args["stride"], "stride",
+                                                                "export")
+        return kernel, stride, padding, dilation, bool(args["ceil_mode"])
     except (KeyError, TypeError, ValueError):
         return None
-    return window
 
 
 def _pool(g, name, x, onnx_op, window, count_include_pad=False, full_divisor=False):
@@ -535,9 +534,8 @@ def _pool(g, name, x, onnx_op, window, count_include_pad=False, full_divisor=Fal
 @converts(pooling.MaxPool2d)
 def _max_pool(g, op):
     x, fn = op.inputs[0], op.fn
-    kernel, stride, padding, dilation = fn.plan[:4]
-    window = _window(op, x, _asked(op, "kernel_size", padding=padding, dilation=dilation),
-                     (kernel, stride, padding, dilation))
+    kept = tuple(fn.plan[:4])
+    window = _window(op, x, _asked(op, kept, kernel_and_stride=True), kept)
     y = _pool(g, g.use(x), x, "MaxPool", window)
     return [(y, _spatial_dims(g, x, y, op.out_shape()))]
 
@@ -546,9 +544,7 @@ def _max_pool(g, op):
 def _avg_pool(g, op):
     x, fn = op.inputs[0], op.fn
     kept = (fn.kernel_size, fn.stride, fn.padding, (1, 1))
-    asked = op.arguments and "ceil_mode" in op.arguments and kept + (
-        bool(op.arguments["ceil_mode"]),)
-    window = _window(op, x, asked or None, kept)
+    window = _window(op, x, _asked(op, kept), kept)
     if fn.divisor_override is None:
         y = _pool(g, g.use(x), x, "AveragePool", window, fn.count_include_pad)
         return [(y, _spatial_dims(g, x, y, op.out_shape()))]
@@ -576,9 +572,7 @@ def _window_pool(g, op):
     # Lp pooling, (c·Σ|x|^p)^(1/p) with c = kernel area / cells inside: the average over the
     # cells inside times the kernel area
     kept = (tuple(fn.kernel), tuple(fn.stride), (0, 0), (1, 1))
-    asked = op.arguments and "ceil_mode" in op.arguments and kept + (
-        bool(op.arguments["ceil_mode"]),)
-    window = _window(op, x, asked or None, kept)
+    window = _window(op, x, _asked(op, kept), kept)
     powered = g.node("Abs", [name])
     if fn.p != 1.0:
         powered = g.node("Pow", [powered, g.scalar(fn.p, x.dtype)])
