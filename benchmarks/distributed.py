@@ -41,7 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=64, help="global batch (all ranks)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1, help="OpenMP threads per process")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per process (OpenMP kernels and BLAS)")
     parser.add_argument("--json", default=None, help="also write the results here (rank 0)")
     return parser.parse_args(argv)
 
@@ -96,6 +97,7 @@ def bare_allreduce(nbytes, repeat=20):
 def main(argv=None):
     args = parse_args(argv)
     minigrad.set_num_threads(args.threads)
+    minigrad.runtime.set_blas_threads(args.threads)
     dist.init()
     gradient_bytes = sum(p.data.nbytes for p in inception_cifar.build_model().parameters())
     results = {"ranks": dist.world_size(), "threads": args.threads, "batch": args.batch,

@@ -105,8 +105,9 @@ def parse_args(description, defaults, extra=None, argv=None, *, name):
                              "--resume and --epochs 0, export the checkpoint's model")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel over the processes of mpiexec -n P: each trains on "
-                             "--batch-size / P images of every batch (--threads defaults to "
-                             "this machine's cores / its processes)")
+                             "--batch-size / P images of every batch (--threads, for the "
+                             "kernels and BLAS, defaults to this machine's cores / its "
+                             "processes)")
     parser.add_argument("--sync-bn", action="store_true",
                         help="with --distributed: BatchNorm statistics over the global batch "
                              "(nn.SyncBatchNorm) instead of each process's part")
@@ -141,13 +142,14 @@ def parse_args(description, defaults, extra=None, argv=None, *, name):
 
 def join_processes(args):
     """Join the job (``minigrad.distributed``) and return this process's shard, (rank, number
-    of processes). Only rank 0 keeps its output; by default each process gets an equal part of
-    this machine's cores."""
+    of processes). Only rank 0 keeps its output. Each process's kernels and BLAS run on
+    --threads threads, by default an equal part of this machine's cores."""
     dist.init()
     if dist.rank() != 0:
         sys.stdout = open(os.devnull, "w")      # the progress bar and reports: rank 0's alone
     if args.threads is None:
         args.threads = max(1, (os.cpu_count() or 1) // dist.local_world_size())
+    mg.runtime.set_blas_threads(args.threads)    # numpy's GEMMs too, not one thread per core
     return dist.rank(), dist.world_size()
 
 

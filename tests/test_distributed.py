@@ -220,6 +220,12 @@ def test_sync_batchnorm_in_a_world_of_one_is_batchnorm2d():
     assert [n for n, _ in synced.named_parameters()] == [n for n, _ in net.named_parameters()]
 
 
+def test_set_blas_threads_finds_numpys_openblas():
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+    found = minigrad.runtime.set_blas_threads(os.cpu_count() or 1)   # the default again
+    assert found == ("openblas" in blas.lower())
+
+
 # -- sharding ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("count, batch, ranks", [(21, 4, 2), (24, 4, 3), (10, 3, 4), (27, 3, 4),
                                                  (7, 2, 1)])
