@@ -14,7 +14,7 @@ Example::
 
     record = trace(model, minigrad.tensor(np.zeros((1, 3, 32, 32), np.float32)))
     for op in record.ops:
-        print(op.module_name, type(op.fn).__name__, [y.shape for y in op.outputs])
+        print(record.module_name(op), type(op.fn).__name__, [y.shape for y in op.outputs])
 """
 import contextlib
 
