@@ -19,16 +19,16 @@ import os
 import sys
 import time
 
+import minigrad  # (before numpy: its OpenBLAS setting applies only then; minigrad/runtime.py)
+import minigrad.nn.functional as F
 import numpy as np
+from minigrad import distributed as dist
+from minigrad import optim
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
 
-import minigrad  # noqa: E402  (before numpy's BLAS loads: see minigrad/runtime.py)
-import minigrad.nn.functional as F  # noqa: E402
-from minigrad import distributed as dist  # noqa: E402
-from minigrad import optim  # noqa: E402
-import inception_cifar  # noqa: E402
+import inception_cifar  # noqa: E402  (from examples/)
 
 #: (bucket_mb, overlap) per configuration: PyTorch's default size (one bucket for this ~1.3 MB
 #: model, so nothing to overlap), smaller buckets that can start during backward, and the
