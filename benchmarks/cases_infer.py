@@ -6,20 +6,13 @@ the output tensor) weigh as much as the arithmetic. The rows' ms are ms per imag
 The networks are built as in cases_train.py (seed 0) and PyTorch runs their twins
 (torch_twin.to_torch: the same layers and weights). The cases have no training pass.
 """
-import os
-import sys
-
 import numpy as np
 
 import minigrad
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "examples"))
-import fcn_mnist  # noqa: E402
-import inception_cifar  # noqa: E402
-from training import forward_flops  # noqa: E402
-
-from torch_twin import to_torch  # noqa: E402
+from cases_train import network_cases    # also puts examples/ on the path
+from torch_twin import to_torch
+from training import forward_flops
 
 TITLE = "infer: batch 1, forward only, ms per image"
 BATCH = 1
@@ -51,9 +44,4 @@ def _case(torch, name, model, input_shape, rng):
 
 
 def cases(torch):
-    rng = np.random.default_rng(0)
-    minigrad.manual_seed(0)
-    return [
-        _case(torch, "fcn_mnist_b1", fcn_mnist.build_model(), (1, 28, 28), rng),
-        _case(torch, "inception_cifar_b1", inception_cifar.build_model(), (3, 32, 32), rng),
-    ]
+    return network_cases(torch, _case, "b1")

@@ -69,10 +69,19 @@ def _case(torch, name, model, input_shape, rng):
     return case
 
 
-def cases(torch):
+#: The example networks: (name, builder, input shape (C, H, W)).
+NETWORKS = (("fcn_mnist", fcn_mnist.build_model, (1, 28, 28)),
+            ("inception_cifar", inception_cifar.build_model, (3, 32, 32)))
+
+
+def network_cases(torch, make_case, suffix):
+    """``make_case(torch, name, model, input_shape, rng)`` for each example network, named
+    ``<network>_<suffix>``, built in order from seed 0 (shared by the train and infer suites)."""
     rng = np.random.default_rng(0)
     minigrad.manual_seed(0)
-    return [
-        _case(torch, "fcn_mnist_step", fcn_mnist.build_model(), (1, 28, 28), rng),
-        _case(torch, "inception_cifar_step", inception_cifar.build_model(), (3, 32, 32), rng),
-    ]
+    return [make_case(torch, f"{name}_{suffix}", build(), shape, rng)
+            for name, build, shape in NETWORKS]
+
+
+def cases(torch):
+    return network_cases(torch, _case, "step")
