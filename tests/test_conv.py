@@ -275,3 +275,47 @@ def test_matches_torch(config):
     y_torch.backward(torch.tensor(gy))
     for mine, theirs in zip(tensors, torch_tensors):
         np.testing.assert_allclose(mine.grad, theirs.grad.numpy(), rtol=0, atol=1e-10)
+
+
+# -- depthwise: the stencil kernels (groups = in channels = out channels) ----------------------
+
+DEPTHWISE_GEOMETRIES = [  # (channels, H, W, kernel, stride, padding, dilation)
+    (3, 9, 11, 3, 1, 1, 1), (4, 8, 8, 3, 2, 1, 1), (2, 10, 7, 5, 2, 3, 2),
+    (3, 5, 6, (2, 3), (3, 1), (0, 2), (1, 2)), (2, 4, 6, 1, 1, 0, 1), (2, 6, 6, 3, 1, "same", 2),
+]
+
+
+@pytest.mark.parametrize("geometry", DEPTHWISE_GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_matches_the_reference(geometry, dtype):
+    channels, height, width, kernel, stride, padding, dilation = geometry
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    rng = np.random.default_rng(3)
+    xv = rng.standard_normal((2, channels, height, width))
+    wv = rng.standard_normal((channels, 1, kh, kw))
+    bv = rng.standard_normal(channels)
+    x = minigrad.tensor(xv.astype(dtype), requires_grad=True)
+    w = minigrad.tensor(wv.astype(dtype), requires_grad=True)
+    b = minigrad.tensor(bv.astype(dtype), requires_grad=True)
+    y = F.conv2d(x, w, b, stride, padding, dilation, groups=channels)
+    expected = R.conv2d(xv, wv, bv, stride, padding, dilation, channels)
+    tolerance = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-11)
+    np.testing.assert_allclose(y.data, expected, **tolerance)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gy.astype(dtype))
+    gx, gw, gb = R.conv2d_vjp(xv, wv, gy, stride, padding, dilation, channels)
+    np.testing.assert_allclose(x.grad, gx, **tolerance)
+    np.testing.assert_allclose(w.grad, gw, **tolerance)
+    np.testing.assert_allclose(b.grad, gb, **tolerance)
+
+
+@pytest.mark.parametrize("geometry", DEPTHWISE_GEOMETRIES[:4])
+def test_depthwise_gradcheck(geometry):
+    channels, height, width, kernel, stride, padding, dilation = geometry
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    rng = np.random.default_rng(4)
+    inputs = [minigrad.tensor(a, requires_grad=True, dtype=np.float64) for a in (
+        rng.standard_normal((1, channels, height, width)),
+        rng.standard_normal((channels, 1, kh, kw)), rng.standard_normal(channels))]
+    assert minigrad.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation,
+                                                      groups=channels), inputs)

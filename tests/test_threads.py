@@ -30,6 +30,7 @@ def _cases():
     w3 = rng.standard_normal((16, 16, 3, 3)).astype(np.float32) * 0.1
     w1 = rng.standard_normal((8, 16, 1, 1)).astype(np.float32)
     wg = rng.standard_normal((16, 4, 3, 3)).astype(np.float32)
+    wd = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
     bias = rng.standard_normal(16).astype(np.float32)
     gamma, beta = rng.standard_normal(16).astype(np.float32), rng.standard_normal(16).astype(
         np.float32)
@@ -45,6 +46,10 @@ def _cases():
         "conv2d 3x3 dilation 2": (lambda x, w: F.conv2d(x, w, padding=2, dilation=2), [x, w3]),
         "conv2d 1x1": (lambda x, w: F.conv2d(x, w), [x, w1]),
         "conv2d grouped": (lambda x, w: F.conv2d(x, w, padding=1, groups=4), [x, wg]),
+        "conv2d depthwise": (lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=16),
+                             [x, wd, bias]),
+        "conv2d depthwise stride 2 dilation 2": (
+            lambda x, w: F.conv2d(x, w, stride=2, padding=2, dilation=2, groups=16), [x, wd]),
         "max_pool2d 3 stride 2 padding 1": (lambda x: F.max_pool2d(x, 3, 2, 1), [x]),
         "max_pool2d 3 stride 1 padding 1": (lambda x: F.max_pool2d(x, 3, 1, 1), [x]),
         "max_pool2d 2x2": (lambda x: F.max_pool2d(x, 2), [x]),

@@ -22,26 +22,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from ._parallel cimport check_threads
-
-
-cdef inline Py_ssize_t _first_inside(Py_ssize_t offset, Py_ssize_t stride,
-                                     Py_ssize_t out_size) noexcept nogil:
-    """Smallest o >= 0 with o·stride + offset >= 0 (capped at out_size)."""
-    cdef Py_ssize_t o
-    if offset >= 0:
-        return 0
-    o = (-offset + stride - 1) // stride
-    return o if o < out_size else out_size
-
-
-cdef inline Py_ssize_t _end_inside(Py_ssize_t offset, Py_ssize_t stride, Py_ssize_t size,
-                                   Py_ssize_t out_size) noexcept nogil:
-    """Smallest o with o·stride + offset >= size (capped to [0, out_size])."""
-    cdef Py_ssize_t o
-    if offset >= size:
-        return 0
-    o = (size - offset + stride - 1) // stride
-    return o if o < out_size else out_size
+from ._windows cimport end_inside, first_inside
 
 
 def _check_shapes(x_shape, cols_shape, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
@@ -82,15 +63,15 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
             src = &x[b, c, 0, 0]
             for i in range(kh):
                 # output rows whose input row oh·sh − pad_top + i·dh lies inside [0, H)
-                oh_lo = _first_inside(i * dh - pad_top, sh, out_h)
-                oh_hi = _end_inside(i * dh - pad_top, sh, height, out_h)
+                oh_lo = first_inside(i * dh - pad_top, sh, out_h)
+                oh_hi = end_inside(i * dh - pad_top, sh, height, out_h)
                 if oh_hi < oh_lo:
                     oh_hi = oh_lo
                 for j in range(kw):
                     dst = &cols[(c * kh + i) * kw + j, b, 0]
                     w_off = j * dw - pad_left
-                    ow_lo = _first_inside(w_off, sw, out_w)
-                    ow_hi = _end_inside(w_off, sw, width, out_w)
+                    ow_lo = first_inside(w_off, sw, out_w)
+                    ow_hi = end_inside(w_off, sw, width, out_w)
                     if ow_hi < ow_lo:
                         ow_hi = ow_lo
                     if oh_lo > 0:
@@ -141,13 +122,13 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
             if out_h * out_w == 0:
                 continue
             for i in range(kh):
-                oh_lo = _first_inside(i * dh - pad_top, sh, out_h)
-                oh_hi = _end_inside(i * dh - pad_top, sh, height, out_h)
+                oh_lo = first_inside(i * dh - pad_top, sh, out_h)
+                oh_hi = end_inside(i * dh - pad_top, sh, height, out_h)
                 for j in range(kw):
                     src = &cols[(c * kh + i) * kw + j, b, 0]
                     w_off = j * dw - pad_left
-                    ow_lo = _first_inside(w_off, sw, out_w)
-                    ow_hi = _end_inside(w_off, sw, width, out_w)
+                    ow_lo = first_inside(w_off, sw, out_w)
+                    ow_hi = end_inside(w_off, sw, width, out_w)
                     for oh in range(oh_lo, oh_hi):
                         ih = oh * sh - pad_top + i * dh
                         dst_row = dst + ih * width + w_off

@@ -1,9 +1,11 @@
 """2-D convolution (strided, padded, dilated, grouped), PyTorch's ``conv2d`` semantics.
 
-Three algorithms, chosen by the shapes:
+Four algorithms, chosen by the shapes:
 
 - ungrouped stride-1 kernels of 3+ taps: direct convolution on flat padded planes
   (``conv_direct.py``, kernels in ``minigrad/_kernels/direct_conv.pyx``);
+- depthwise (groups = in channels = out channels, any stride, padding and dilation): a
+  per-plane stencil, ``minigrad/_kernels/depthwise.pyx``, no extra memory;
 - the 1×1, stride-1, unpadded case: a plain matrix product;
 - everything else (strided, grouped): the windows are unrolled by the Cython kernels in
   ``minigrad/_kernels/im2col.pyx`` and the products go to numpy's BLAS.
@@ -12,6 +14,7 @@ import math
 
 import numpy as np
 
+from .._kernels import depthwise as _depthwise
 from .._kernels import im2col as _kernels
 from .._validate import check_input_4d, check_max, check_min, pair
 from ..function import Function
@@ -41,7 +44,9 @@ class Conv2d(Function):
     (likewise Wo).
 
     Ungrouped stride-1 kernels of 3+ taps go to ``conv_direct.DirectPlan`` (no unrolled
-    windows; its docstring gives its extra memory). For the others, a batch is processed in
+    windows; its docstring gives its extra memory); depthwise ones to the stencil kernels of
+    ``minigrad/_kernels/depthwise.pyx`` (bitwise the same for any thread count; the weight
+    gradient sums in double). For the others, a batch is processed in
     chunks of B images. ``cols`` (C·kh·kw, B, Ho·Wo) holds a chunk's
     unrolled windows, so each group's block is one (C/G·kh·kw, B·Ho·Wo) matrix and each
     product is a single large GEMM per group rather than one per image: BLAS runs faster on
@@ -78,6 +83,9 @@ class Conv2d(Function):
         self.kernel_args = (kh, kw, sh, sw, top, left, dh, dw, self.out_h, self.out_w)
         self.pointwise = (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0)
         self.direct = None
+        # one filter per channel: a stencil, no GEMM to give BLAS
+        self.depthwise = 1 < self.groups == channels == out_channels
+        self.depthwise_args = (kh, kw, sh, sw, top, left, dh, dw)
         if USE_DIRECT and conv_direct.applies((kh, kw), self.stride, self.groups):
             self.direct = conv_direct.DirectPlan(x.shape, weight.shape, self.padding,
                                                  self.dilation)
@@ -116,6 +124,11 @@ class Conv2d(Function):
         n, out_channels = x.shape[0], weight.shape[0]
         if self.direct is not None:
             y = self.direct.forward(x, weight, bias)
+        elif self.depthwise:
+            y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
+            _depthwise.forward(x, weight.reshape(out_channels, -1),
+                               np.empty(0, x.dtype) if bias is None else bias, y,
+                               *self.depthwise_args, get_num_threads())
         elif self.pointwise:
             y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             np.matmul(self.weight_matrices, self._grouped(x, x.shape[1]),
@@ -148,12 +161,26 @@ class Conv2d(Function):
         if self.direct is not None:
             gx = self.direct.grad_input(gy, weight) if need_x else None
             gw = self.direct.grad_weight(x, gy) if need_weight else None
+        elif self.depthwise:
+            gx, gw = self._backward_depthwise(x, weight, gy, need_x, need_weight)
         else:
             gx, gw = self._backward_unrolled(x, gy, need_x, need_weight)
         grads = (gx, None if gw is None else gw.reshape(weight.shape))
         if len(self.needs_input_grad) > 2:
             grads += (gy.sum(axis=(0, 2, 3)) if need_bias else None,)
         return grads
+
+    def _backward_depthwise(self, x, weight, gy, need_x, need_weight):
+        """(grad_x, grad_weight as (C, kh·kw)) by the stencil kernels."""
+        filters = weight.reshape(weight.shape[0], -1)
+        gx = gw = None
+        if need_x:
+            gx = np.empty_like(x)
+            _depthwise.grad_input(gy, filters, gx, *self.depthwise_args, get_num_threads())
+        if need_weight:
+            gw = np.empty_like(filters)
+            _depthwise.grad_weight(x, gy, gw, *self.depthwise_args, get_num_threads())
+        return gx, gw
 
     def _backward_unrolled(self, x, gy, need_x, need_weight):
         """(grad_x, grad_weight as (G, O/G, C/G·kh·kw)) by the pointwise product or im2col."""
