@@ -126,6 +126,32 @@ def grad_input(const floating[:, :, :, ::1] gy, const floating[:, ::1] weight,
                        kh, kw, sh, sw, pt, pl, dh, dw, True)
 
 
+cdef enum:
+    LANES = 8   # independent partial sums of the weight gradient's dot products
+
+
+cdef inline double _dot(const floating* g, const floating* row, Py_ssize_t lo, Py_ssize_t hi,
+                        Py_ssize_t sw) noexcept nogil:
+    """Σ_{lo ≤ o < hi} g[o] · row[o·sw] in double, as LANES partial sums added in a fixed order
+    (so the result depends only on the data): one running sum would wait on every add, and
+    independent lanes let the compiler vectorise."""
+    cdef double lanes[LANES]
+    cdef double total = 0
+    cdef Py_ssize_t o, l, end = lo + (hi - lo) // LANES * LANES
+    for l in range(LANES):
+        lanes[l] = 0
+    o = lo
+    while o < end:
+        for l in range(LANES):
+            lanes[l] += g[o + l] * row[(o + l) * sw]
+        o += LANES
+    for l in range(LANES):
+        total += lanes[l]
+    for o in range(end, hi):
+        total += g[o] * row[o * sw]
+    return total
+
+
 def grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
                 floating[:, ::1] gw,
                 Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
@@ -135,9 +161,8 @@ def grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
     _check(x.shape, gy.shape, gw.shape, kh, kw, sh, sw, pt, pl, dh, dw)
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = gy.shape[2], OW = gy.shape[3]
-    cdef Py_ssize_t n, c, i, j, oh, ow, oh_lo, oh_hi, ow_lo, ow_hi, off
+    cdef Py_ssize_t n, c, i, j, oh, oh_lo, oh_hi, ow_lo, ow_hi, off
     cdef const floating* row
-    cdef const floating* g
     cdef double total
     cdef int nt = check_threads(num_threads)
     for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
@@ -152,11 +177,5 @@ def grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
                 for n in range(n_images):
                     for oh in range(oh_lo, oh_hi):
                         row = &x[n, c, 0, 0] + (oh * sh - pt + i * dh) * W + off
-                        g = &gy[n, c, oh, 0]
-                        if sw == 1:
-                            for ow in range(ow_lo, ow_hi):
-                                total = total + g[ow] * row[ow]
-                        else:
-                            for ow in range(ow_lo, ow_hi):
-                                total = total + g[ow] * row[ow * sw]
+                        total = total + _dot(&gy[n, c, oh, 0], row, ow_lo, ow_hi, sw)
                 gw[c, i * kw + j] = <floating>total
