@@ -13,6 +13,7 @@ hook, the other ranks would wait forever in their next collective for the rank t
 """
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -22,6 +23,8 @@ import numpy as np
 _LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 
 _OPS = ("sum", "mean", "max")
+#: How long a failing rank waits after printing its traceback before it aborts the job.
+ABORT_GRACE_SECONDS = 0.5
 
 
 class _World:
@@ -84,6 +87,9 @@ def _abort_on_uncaught_exception(world):
         sys.stderr.write(f"minigrad.distributed: uncaught {kind.__name__} on rank "
                          f"{world.rank} of {world.size}; aborting all ranks (MPI_Abort)\n")
         sys.stderr.flush()
+        # MPI_Abort tears down the launcher's output forwarding at once: give it a moment to
+        # pass on the traceback, or the user may see only its first lines
+        time.sleep(ABORT_GRACE_SECONDS)
         world.comm.Abort(1)
 
     sys.excepthook = excepthook
