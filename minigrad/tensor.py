@@ -330,10 +330,10 @@ def _hooked_leaf_uses(order):
 
 def _unshared_refs():
     """sys.getrefcount of a gradient array that only Tensor.backward's loop references, measured
-    with the loop's own pattern (the gradient tuple, zip's reused result tuple, the loop
-    variable, the call's argument), so the count is right for this Python version."""
+    with the loop's own pattern (the gradient tuple, enumerate's and zip's reused result tuples,
+    the loop variable, the call's argument), so the count is right for this Python version."""
     grads = (np.empty(1),)
-    for _, gx, _ in zip((None,), grads, (True,)):
+    for _, (_, gx, _) in enumerate(zip((None,), grads, (True,))):
         gx = np.asarray(gx)
         count = sys.getrefcount(gx)
         return count
