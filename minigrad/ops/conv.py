@@ -80,12 +80,13 @@ class Conv2d(Function):
         self.out_h = window_output_size(height, kh, sh, top, dh, padding_end=bottom)
         self.out_w = window_output_size(width, kw, sw, left, dw, padding_end=right)
         self.plane = self.out_h * self.out_w
-        self.kernel_args = (kh, kw, sh, sw, top, left, dh, dw, self.out_h, self.out_w)
+        # the window as the kernels take it; im2col/col2im also take the output size
+        self.window_args = (kh, kw, sh, sw, top, left, dh, dw)
+        self.kernel_args = self.window_args + (self.out_h, self.out_w)
         self.pointwise = (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0)
         self.direct = None
         # one filter per channel: a stencil, no GEMM to give BLAS
         self.depthwise = 1 < self.groups == channels == out_channels
-        self.depthwise_args = (kh, kw, sh, sw, top, left, dh, dw)
         if USE_DIRECT and conv_direct.applies((kh, kw), self.stride, self.groups):
             self.direct = conv_direct.DirectPlan(x.shape, weight.shape, self.padding,
                                                  self.dilation)
@@ -128,7 +129,7 @@ class Conv2d(Function):
             y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             _depthwise.forward(x, weight.reshape(out_channels, -1),
                                np.empty(0, x.dtype) if bias is None else bias, y,
-                               *self.depthwise_args, get_num_threads())
+                               *self.window_args, get_num_threads())
         elif self.pointwise:
             y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             np.matmul(self.weight_matrices, self._grouped(x, x.shape[1]),
@@ -176,10 +177,10 @@ class Conv2d(Function):
         gx = gw = None
         if need_x:
             gx = np.empty_like(x)
-            _depthwise.grad_input(gy, filters, gx, *self.depthwise_args, get_num_threads())
+            _depthwise.grad_input(gy, filters, gx, *self.window_args, get_num_threads())
         if need_weight:
             gw = np.empty_like(filters)
-            _depthwise.grad_weight(x, gy, gw, *self.depthwise_args, get_num_threads())
+            _depthwise.grad_weight(x, gy, gw, *self.window_args, get_num_threads())
         return gx, gw
 
     def _backward_unrolled(self, x, gy, need_x, need_weight):
