@@ -137,3 +137,53 @@ class RandomHorizontalFlip(Transform):
     def apply(self, x, rng):
         flip = rng.random(x.shape[0]) < self.p
         return np.where(flip[:, None, None, None], x[..., ::-1], x)
+
+
+class RandomCanvas(Transform):
+    """Paste each image at a random offset on a larger square canvas filled with ``fill``: the
+    same image, seen at another position and with more empty background around it (e.g. to
+    train a fully convolutional network for inputs larger than its training images).
+
+    One canvas side per batch, drawn from ``sizes`` (an int, or a sequence of ints each at least
+    the images' height and width), so that a batch stays one N×C×S×S array. With probability
+    ``1 - p`` a batch is returned unchanged (its original size). Output: N×C×S×S, dtype of ``x``.
+
+    Draws per batch: ``rng.random() < p``; when placed, the side as ``sizes[rng.integers(0,
+    len(sizes))]``, then ``rng.integers(0, S - H + 1, N)`` for the rows and ``rng.integers(0,
+    S - W + 1, N)`` for the columns of the images' top-left corners.
+
+    Example::
+
+        place = RandomCanvas(range(28, 65, 4), p=0.5)     # half the batches on 28..64 canvases
+        loader = DataLoader(train, 128, transform=Compose([place, Normalize([0.13], [0.31])]))
+    """
+
+    def __init__(self, sizes, p=1.0, fill=0.0, seed=None):
+        super().__init__(seed)
+        sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
+        if not sizes or any(not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1
+                            for s in sizes):
+            raise ValueError(f"RandomCanvas: sizes must be a positive int or a non-empty "
+                             f"sequence of positive ints, got {sizes!r}")
+        if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomCanvas: p must be in [0, 1], got {p!r}")
+        if not isinstance(fill, numbers.Real) or not np.isfinite(fill):
+            raise ValueError(f"RandomCanvas: fill must be a finite number, got {fill!r}")
+        self.sizes, self.p, self.fill = [int(s) for s in sizes], float(p), float(fill)
+
+    def apply(self, x, rng):
+        n, c, h, w = x.shape
+        if min(self.sizes) < max(h, w):
+            raise ValueError(f"RandomCanvas: every canvas size must be at least the images' "
+                             f"height and width, got sizes {self.sizes} for x shape {x.shape}")
+        if not rng.random() < self.p:
+            return x.copy()
+        size = self.sizes[rng.integers(0, len(self.sizes))]
+        rows = rng.integers(0, size - h + 1, n)
+        cols = rng.integers(0, size - w + 1, n)
+        canvas = np.full((n, c, size, size), self.fill, dtype=x.dtype)
+        # one scatter for the batch: image i's pixel (r, s) lands at (rows[i] + r, cols[i] + s)
+        canvas[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None],
+               (rows[:, None] + np.arange(h))[:, None, :, None],
+               (cols[:, None] + np.arange(w))[:, None, None, :]] = x
+        return canvas
