@@ -1,12 +1,18 @@
 """A fully convolutional MNIST classifier: convolutions and pooling only, a 1×1 convolution to 10
 class maps, and global average pooling — no fully connected layer.
 
-Because global average pooling turns any H×W map into one score per class, the trained network
-also classifies digits placed at a random offset on larger canvases (40×40 by default); the example
-reports that accuracy after training.
+Because global average pooling turns any H×W map into one score per class, the same network
+classifies inputs of any size. It is trained so: half the batches (--canvas-fraction) put their
+digits at random offsets on canvases of 28 to 64 pixels (--train-canvas), the side drawn per batch.
+After training it reports the accuracy on the 28×28 test digits and on the test digits at random
+offsets on 40×40 and 64×64 canvases (--canvas), and writes pictures (--no-figures: none): the
+first layer's filters, the feature maps of one test digit at each stage (examples/figures.py), and
+the dense prediction of a page of test digits: without the global pooling, the class scores at
+every location (fcn_mnist_dense.png).
 
     python examples/fcn_mnist.py                 # the default run (see the README's results)
     python examples/fcn_mnist.py --limit 2000 --epochs 1
+    python examples/fcn_mnist.py --figures-only  # the figures of the checkpoint in --out again
     python examples/fcn_mnist.py --resume --epochs 0 --export-onnx fcn_mnist.onnx
     mpiexec -n 2 python examples/fcn_mnist.py --distributed      # docs/distributed.md
 """
@@ -18,9 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import minigrad as mg  # noqa: E402  (before numpy: see minigrad/__init__.py)
 import numpy as np  # noqa: E402
 from minigrad import nn  # noqa: E402
-from minigrad.data import MNIST, ArrayDataset, DataLoader, Normalize  # noqa: E402
-from training import (argument_type, evaluate, main, parse_args, positive_int,  # noqa: E402
-                      subset)
+from minigrad.data import MNIST, ArrayDataset, Compose, DataLoader, Normalize  # noqa: E402
+from minigrad.data.transforms import RandomCanvas, RandomCrop  # noqa: E402
+from figures import pyplot, write_figures  # noqa: E402
+from training import (argument_type, checkpoint_path, evaluate, main,  # noqa: E402
+                      non_negative_int, parse_args, positive_int, subset)
 
 MEAN, STD = 0.1307, 0.3081
 DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4}
@@ -40,6 +48,15 @@ def build_model(width=16):
         nn.Conv2d(4 * w, 10, 1),               # 1×1 convolution: one map per class
         nn.GlobalAvgPool2d(),                  # any H×W → (N, 10)
     )
+
+
+def stages(model):
+    """The (label, module) pairs whose outputs the feature-map figure shows: each pooling
+    stage, the last 3×3 convolution's ReLU and the 1×1 convolution's class maps."""
+    layers = list(model)
+    pools = [(f"pool {i + 1}", m) for i, m in
+             enumerate(m for m in layers if isinstance(m, nn.MaxPool2d))]
+    return pools + [("last 3x3 conv", layers[-3]), ("class maps (1x1)", layers[-2])]
 
 
 def embed_in_canvas(images, size, seed):
@@ -68,27 +85,180 @@ def canvas_accuracy(test_set, size, seed, shard=None):
     return evaluate_on_canvas
 
 
-canvas_size = argument_type(int, lambda n: n == 0 or n >= 28,
-                            "0 or at least 28 (the digits are 28x28)")
+def make_page(test_set, seed, rows=3, cols=4, slot=34):
+    """A page of ``rows`` × ``cols`` test digits: each in its ``slot``×``slot`` cell of a black
+    page at a random offset, drawn at random from ``test_set``. Returns the page (uint8,
+    1×H×W), the digits' labels and their top-left corners."""
+    rng = np.random.default_rng(seed)
+    count = rows * cols
+    picks = rng.choice(len(test_set), count, replace=False)
+    images, labels = test_set[picks]
+    page = np.zeros((1, rows * slot, cols * slot), dtype=np.uint8)
+    corners = []
+    for k in range(count):
+        top = (k // cols) * slot + int(rng.integers(0, slot - 28 + 1))
+        left = (k % cols) * slot + int(rng.integers(0, slot - 28 + 1))
+        page[:, top:top + 28, left:left + 28] = images[k]
+        corners.append((top, left))
+    return page, np.asarray(labels), corners
+
+
+def dense_predictions(model, image):
+    """Class probabilities at every location: the network without its global pooling (the 1×1
+    convolution's 10 maps), a softmax over the classes at each output cell. ``image``: 1×H×W,
+    normalised. Returns 10 × H/4 × W/4 (the two 2×2 poolings)."""
+    body = model[:-1]
+    model.eval()
+    with mg.no_grad():
+        logits = body(mg.tensor(np.ascontiguousarray(image[None], dtype=np.float32))).data[0]
+    model.train()
+    logits = logits - logits.max(axis=0, keepdims=True)
+    probabilities = np.exp(logits)
+    return probabilities / probabilities.sum(axis=0, keepdims=True)
+
+
+def write_dense_demo(model, test_set, path, seed=0):
+    """``fcn_mnist_dense.png``: a page of 12 test digits (``make_page``), and next to it the
+    same page under the dense prediction: at each output cell (4×4 pixels) its predicted class's
+    colour with opacity its probability, and the class digit where that exceeds 0.5. A yellow
+    box around each digit, labelled with the class of the average of the probabilities in it. Returns ``path`` (None without
+    matplotlib)."""
+    plt = pyplot()
+    if plt is None:
+        return None
+    page, labels, corners = make_page(test_set, seed)
+    image = Normalize([MEAN], [STD])(page.astype(np.float32) / 255)
+    probabilities = dense_predictions(model, image)
+    classes, confidence = probabilities.argmax(axis=0), probabilities.max(axis=0)
+    height, width = page.shape[1:]
+    colours = plt.get_cmap("tab10")(np.arange(10))
+    overlay = colours[classes]                     # (h, w, 4): each cell its class's colour
+    overlay[..., 3] = 0.75 * confidence
+    fig, (ax_page, ax_dense) = plt.subplots(1, 2, figsize=(12, 5.2))
+    for ax in (ax_page, ax_dense):
+        ax.imshow(page[0], cmap="gray", extent=(0, width, height, 0))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax_page.set_title(f"{len(labels)} test digits on a {height}x{width} page "
+                      f"(labels {' '.join(str(int(y)) for y in labels)})", fontsize=9)
+    # each output cell covers 4x4 pixels of the page (two 2x2 poolings)
+    ax_dense.imshow(overlay, extent=(0, classes.shape[1] * 4, classes.shape[0] * 4, 0),
+                    interpolation="nearest")
+    for (r, c) in zip(*np.nonzero(confidence > 0.5)):
+        ax_dense.text(4 * c + 2, 4 * r + 2, str(classes[r, c]), ha="center", va="center",
+                      fontsize=5, color="white")
+    for (top, left) in corners:
+        # the global average over this digit's 28x28 window of cells: what the classifier says
+        window = probabilities[:, top // 4:(top + 28) // 4, left // 4:(left + 28) // 4]
+        ax_dense.add_patch(plt.Rectangle((left, top), 28, 28, fill=False, color="yellow",
+                                         linewidth=0.8))
+        ax_dense.text(left + 1, top + 1, str(int(window.mean(axis=(1, 2)).argmax())),
+                      ha="left", va="top", fontsize=8, color="black",
+                      bbox={"facecolor": "yellow", "pad": 1, "linewidth": 0})
+    ax_dense.set_xlim(0, width)
+    ax_dense.set_ylim(height, 0)
+    ax_dense.set_title("without global pooling: the predicted class at every location "
+                       "(colour; opacity = probability)", fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[k]) for k in range(10)]
+    fig.legend(handles, [str(k) for k in range(10)], loc="lower center", ncol=10,
+               title="class", fontsize=8, title_fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"dense prediction of a page of test digits: {path}")
+    return path
+
+
+def write_all_figures(model, test_set, out, seed):
+    """The filters, the feature maps of the first test digit and the dense demo, into ``out``."""
+    image = Normalize([MEAN], [STD])(test_set[np.arange(1)][0][0].astype(np.float32) / 255)
+    paths = write_figures(model, image, out, "fcn_mnist", stages(model))
+    if paths:
+        paths["dense_png"] = write_dense_demo(model, test_set, os.path.join(
+            out, "fcn_mnist_dense.png"), seed)
+    return paths
+
+
+def parse_sizes(text):
+    sizes = [int(part) for part in text.split(",")]
+    return [] if sizes == [0] else sizes
+
+
+canvas_sizes = argument_type(parse_sizes, lambda sizes: all(n >= 28 for n in sizes),
+                             "0, or canvas sizes of at least 28 separated by commas, e.g. "
+                             "40,64 (the digits are 28x28)")
+train_canvas = argument_type(int, lambda n: n == 0 or n >= 28,
+                             "0 or at least 28 (the digits are 28x28)")
+fraction = argument_type(float, lambda x: 0.0 <= x <= 1.0, "a number from 0 to 1")
 
 
 def add_options(parser):
     parser.add_argument("--width", type=positive_int, default=16,
                         help="channels of the first stage")
-    parser.add_argument("--canvas", type=canvas_size, default=40,
-                        help="canvas size for the any-size evaluation (0 to skip)")
+    parser.add_argument("--canvas", type=canvas_sizes, default=[40, 64],
+                        help="canvas sizes for the any-size evaluation after training, "
+                             "separated by commas (0 to skip)")
+    parser.add_argument("--train-canvas", type=train_canvas, default=64, metavar="MAX",
+                        help="train on digits at random offsets on canvases of 28 to MAX "
+                             "pixels, the side drawn per batch among 28, 32, ..., MAX (0: on "
+                             "the 28x28 images only)")
+    parser.add_argument("--canvas-fraction", type=fraction, default=0.5,
+                        help="the fraction of training batches placed on canvases")
+    parser.add_argument("--shift", type=non_negative_int, default=0,
+                        help="random shifts of up to this many pixels of the 28x28 batches")
+    parser.add_argument("--no-figures", action="store_true",
+                        help="no filter, feature-map or dense-prediction pictures")
+    parser.add_argument("--figures-only", action="store_true",
+                        help="no training: write the figures of the checkpoint in --out")
+
+
+def training_transform(args):
+    """Optional shifts, then a --canvas-fraction of the batches on canvases, then Normalize."""
+    steps = [RandomCrop(28, padding=args.shift)] if args.shift else []
+    if args.train_canvas > 28 and args.canvas_fraction > 0:
+        sizes = sorted(set(range(28, args.train_canvas + 1, 4)) | {args.train_canvas})
+        steps.append(RandomCanvas(sizes, p=args.canvas_fraction))
+    return Compose(steps + [Normalize([MEAN], [STD])])
+
+
+def figures_from_checkpoint(args, test_set):
+    """--figures-only: the figures of the checkpoint's model, no training."""
+    path = checkpoint_path(args)
+    if not os.path.isfile(path):
+        args.usage_error(f"--figures-only: no checkpoint {path} (train first, or give the "
+                         "--out of a trained run)")
+    model = build_model(args.width)
+    try:
+        model.load_state_dict(mg.load(path)["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        args.usage_error(f"--figures-only: {path} does not fit this model (trained with "
+                         f"another --width?): {str(e)[:200]}")
+    return write_all_figures(model, test_set, args.out, args.seed)
 
 
 def run(argv=None):
     args = parse_args(__doc__.splitlines()[0], DEFAULTS, add_options, argv, name="fcn_mnist")
+    if args.figures_only and args.no_figures:
+        args.usage_error("--figures-only and --no-figures contradict each other")
     train_set = MNIST(args.data_dir, train=True)
     test_set = subset(MNIST(args.data_dir, train=False), args.test_limit)
+    if args.figures_only:
+        return figures_from_checkpoint(args, test_set)
     normalize = Normalize([MEAN], [STD])
-    canvas = canvas_accuracy(test_set, args.canvas, args.seed, args.shard) if args.canvas \
-        else None
+    reports = [canvas_accuracy(test_set, size, args.seed, args.shard) for size in args.canvas]
+    rank = (args.shard or (0, 1))[0]
+
+    def after_training(model):
+        results = {}
+        for report in reports:
+            results.update(report(model))
+        if not args.no_figures and rank == 0:
+            results.update(write_all_figures(model, test_set, args.out, args.seed))
+        return results
     # fully convolutional up to global pooling: the ONNX model takes any height and width too
-    return main(args, lambda: build_model(args.width), train_set, test_set, normalize,
-                normalize, after_training=canvas, onnx_any_size=True)
+    return main(args, lambda: build_model(args.width), train_set, test_set,
+                training_transform(args), normalize, after_training=after_training,
+                onnx_any_size=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def test_fcn_mnist_smoke(tmp_path):
     out = str(tmp_path)
     results = fcn_mnist.run(["--data-dir", root, "--limit", "640", "--test-limit", "200",
                              "--epochs", "1", "--batch-size", "32", "--width", "8",
-                             "--lr", "0.05", "--out", out, "--no-progress", "--canvas", "36"])
+                             "--lr", "0.05", "--out", out, "--no-progress", "--canvas", "36",
+                             "--no-figures"])
     check_run(results, out, "fcn_mnist")
     assert 0.0 <= results["canvas_36_accuracy"] <= 1.0
 
@@ -37,7 +38,7 @@ def test_fcn_mnist_resume_continues_exactly(tmp_path):
     import fcn_mnist
     root = real_data_root("mnist")
     common = ["--data-dir", root, "--limit", "128", "--test-limit", "100", "--batch-size",
-              "32", "--width", "4", "--no-progress", "--canvas", "0"]
+              "32", "--width", "4", "--no-progress", "--canvas", "0", "--no-figures"]
     straight = fcn_mnist.run(common + ["--epochs", "2", "--out", str(tmp_path / "straight")])
     interrupted = common + ["--out", str(tmp_path / "interrupted")]
     fcn_mnist.run(interrupted + ["--epochs", "2", "--stop-after", "1"])

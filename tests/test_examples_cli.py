@@ -21,9 +21,10 @@ EXAMPLES = os.path.join(REPO, "examples")
 FCN = os.path.join(EXAMPLES, "fcn_mnist.py")
 INCEPTION = os.path.join(EXAMPLES, "inception_cifar.py")
 TIMEOUT = 120
-# A tiny fcn_mnist run: 128 images in 4 batches of 32, a 4-channel network, no canvas test.
+# A tiny fcn_mnist run: 128 images in 4 batches of 32, a 4-channel network, no canvas test, no
+# figures.
 TINY = ["--limit", "128", "--test-limit", "100", "--batch-size", "32", "--width", "4",
-        "--canvas", "0", "--no-progress", "--threads", "1"]
+        "--canvas", "0", "--no-figures", "--no-progress", "--threads", "1"]
 
 
 def run(script, *args, cwd=None, env=None):
