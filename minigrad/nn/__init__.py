@@ -12,4 +12,5 @@ from .sync_batchnorm import SyncBatchNorm  # noqa: F401
 from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d,  # noqa: F401
                       GlobalAvgPool2d, GlobalMaxPool2d, MaxPool2d)
 from .pooling_extra import (FractionalMaxPool2d, GatedPool2d, LPPool2d,  # noqa: F401
-                           MixedPool2d, SpatialPyramidPool2d, StochasticPool2d)
+                           MixedPool2d, SpatialPyramidPool2d, StochasticPool2d,
+                           TreePool2d)

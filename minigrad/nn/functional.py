@@ -12,4 +12,4 @@ from ..ops.pooling import (adaptive_avg_pool2d, adaptive_max_pool2d,  # noqa: F4
                            avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d)
 from ..ops.pooling_extra import (fractional_max_pool2d, gated_pool2d,  # noqa: F401
                                  lp_pool2d, mixed_pool2d, spatial_pyramid_pool2d,
-                                 stochastic_pool2d)
+                                 stochastic_pool2d, tree_pool2d)

@@ -5,6 +5,7 @@ import numpy as np
 
 from .._validate import pair
 from ..ops import pooling_extra as P
+from ..random import resolve_rng
 from .module import Module, Parameter
 
 
@@ -134,3 +135,45 @@ class GatedPool2d(Module):
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class TreePool2d(Module):
+    """Tree pooling (``tree_pool2d``) with learned leaf filters ``leaf_weight`` (L, kH, kW) and
+    gate masks ``gate_weight`` (L − 1, kH, kW), shared by all channels; L = 2 for ``depth=2``
+    (the paper's level-2 tree, the default), 4 for ``depth=3``.
+
+    The paper prescribes no initialisation. Each leaf starts as the average filter 1/(kH·kW)
+    plus Gaussian noise of standard deviation 0.1/(kH·kW), so the leaves differ (identical
+    leaves would give the gates no gradient); the gates start as Gaussian noise of standard
+    deviation 0.01, so every gate is close to sigmoid(0) = 0.5, an even mix, as GatedPool2d.
+    ``rng``: None (minigrad's global generator), an int seed or a numpy Generator.
+
+    Example::
+
+        >>> pool = nn.TreePool2d(2)
+        >>> pool(minigrad.randn(8, 16, 32, 32)).shape
+        (8, 16, 16, 16)
+    """
+
+    def __init__(self, kernel_size, stride=None, depth=2, dtype=np.float32, rng=None):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+        if (not isinstance(depth, numbers.Integral) or isinstance(depth, bool)
+                or depth not in P.TREE_LEAVES):
+            raise ValueError(f"TreePool2d: depth must be 2 or 3, got {depth!r}")
+        self.depth = int(depth)
+        kernel = pair(kernel_size, "kernel_size", "TreePool2d")
+        if min(kernel) < 1:
+            raise ValueError(f"TreePool2d: kernel_size must be positive, got {kernel_size!r}")
+        leaves, area = P.TREE_LEAVES[self.depth], kernel[0] * kernel[1]
+        generator = resolve_rng(rng, "TreePool2d")
+        self.leaf_weight = Parameter((1.0 / area + generator.normal(
+            0.0, 0.1 / area, (leaves,) + kernel)).astype(dtype))
+        self.gate_weight = Parameter(generator.normal(
+            0.0, 0.01, (leaves - 1,) + kernel).astype(dtype))
+
+    def forward(self, x):
+        return P.tree_pool2d(x, self.leaf_weight, self.gate_weight, self.kernel_size, self.stride)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, depth={self.depth}"

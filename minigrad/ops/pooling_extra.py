@@ -1,9 +1,9 @@
 """Alternative pooling kinds (NCHW): Lp, stochastic, fractional max, spatial pyramid, and the
-generalized (mixed and gated) pooling of Lee, Gallagher & Tu (2016).
+generalized (mixed, gated and tree) pooling of Lee, Gallagher & Tu (2016).
 
 Lp, stochastic and fractional max pooling are ops with Cython kernels of their own
-(minigrad/_kernels/pooling.pyx); spatial pyramid, mixed and gated pooling are compositions
-of kernel-backed ops (adaptive/max/average pooling, convolution, sigmoid, cat). Each takes an
+(minigrad/_kernels/pooling.pyx), tree pooling too (minigrad/_kernels/tree_pool.pyx); spatial
+pyramid, mixed and gated pooling are compositions of kernel-backed ops (adaptive/max/average pooling, convolution, sigmoid, cat). Each takes an
 unbatched (C, H, W) input too (``shape.batch_of_one``).
 """
 import numbers
@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 from .._kernels import pooling as _kernels
+from .._kernels import tree_pool as _tree_kernels
 from .._validate import check_min, flag, pair, real_number
 from ..function import Function
 from ..random import resolve_rng
@@ -346,3 +347,97 @@ def gated_pool2d(x, gate_weight, kernel_size, stride=None):
     n, c, h, w = x.shape
     gate = conv2d(x.reshape(n * c, 1, h, w), gate_weight.reshape(1, 1, *kernel), stride=stride)
     return _mix(x, sigmoid(gate.reshape(n, c, *out)), kernel, stride, 0)
+
+
+# -- tree pooling --------------------------------------------------------------------------------
+
+#: tree depth -> number of leaves (a depth-d tree has 2^(d−1) leaves and one gate fewer)
+TREE_LEAVES = {2: 2, 3: 4}
+
+
+class TreePool2d(Function):
+    """Tree pooling over unpadded windows: the inputs are x (N, C, H, W), the leaf filters
+    (L, kH, kW) and the gate filters (L − 1, kH, kW); see ``tree_pool2d`` for the math. The
+    backward recomputes every window's dot products and gates from x and the filters instead
+    of keeping them (which would take (2L − 1) values per output)."""
+
+    def __init__(self, kernel, stride, out_size):
+        self.kernel, self.stride, self.out_size = kernel, stride, out_size
+
+    def forward(self, x, leaf_weight, gate_weight):
+        # one stack in the kernels' heap order: the gates (root first), then the leaves
+        filters = np.concatenate([gate_weight, leaf_weight]).reshape(
+            len(gate_weight) + len(leaf_weight), -1)
+        y = np.empty(x.shape[:2] + self.out_size, dtype=x.dtype)
+        _tree_kernels.forward(_planes(x), filters, _planes(y), *self.kernel, *self.stride,
+                              get_num_threads())
+        self.gates = len(gate_weight)
+        self.save_for_backward(x, filters)
+        return y
+
+    def backward(self, gy):
+        x, filters = self.saved_tensors
+        gx = np.empty_like(x)
+        planes = x.shape[0] * x.shape[1]
+        partial = np.empty((planes, filters.size), dtype=np.float64)
+        gfilters = np.empty_like(filters)
+        _tree_kernels.backward(_planes(x), filters, _planes(_grad(gy, x.dtype)), _planes(gx),
+                               partial, gfilters, *self.kernel, *self.stride, get_num_threads())
+        gfilters = gfilters.reshape((-1,) + self.kernel)
+        return gx, gfilters[self.gates:], gfilters[:self.gates]
+
+
+@batch_of_one
+def tree_pool2d(x, leaf_weight, gate_weight, kernel_size, stride=None):
+    """Tree pooling (Lee, Gallagher & Tu, 2016): a binary tree of learned pooling filters
+    (leaves) joined by learned gates, applied to every window R of every channel.
+
+    A leaf's response is a dot product with its filter, f_m(x_R) = ⟨v_m, x_R⟩; a gate node's
+    response mixes its two children with a gate computed from the window itself,
+    f_m(x_R) = σ(⟨ω_m, x_R⟩)·f_left(x_R) + (1 − σ(⟨ω_m, x_R⟩))·f_right(x_R), and the output is
+    the root's response. Depth 2 (the paper's level-2 tree): two leaves and one gate,
+    y = σ(⟨ω, x_R⟩)·⟨v_1, x_R⟩ + (1 − σ(⟨ω, x_R⟩))·⟨v_2, x_R⟩. Depth 3: four leaves and three
+    gates, gate 0 at the root choosing between gate 1 (over leaves 0, 1) and gate 2 (over
+    leaves 2, 3). The filters are shared by all channels (one set per layer, as in the paper)
+    and all receive gradients.
+
+    Args:
+        x: (N, C, H, W) or (C, H, W), float32 or float64.
+        leaf_weight: (L, kH, kW) leaf filters v, L = 2 (depth 2) or 4 (depth 3).
+        gate_weight: (L − 1, kH, kW) gate masks ω, the root first (heap order).
+        kernel_size: int or (kH, kW).
+        stride: int or pair; defaults to ``kernel_size``.
+
+    Returns:
+        (N, C, OH, OW) (or (C, OH, OW)), OH = floor((H − kH) / sH) + 1, OW likewise; no padding.
+
+    The Cython kernels run in double per window and are parallel over the N·C planes: each
+    thread owns whole planes, the filter gradient is summed per plane and the planes' sums are
+    added in plane order, so forward and backward are bitwise the same for any thread count.
+    Memory: the backward recomputes the forward's dot products and gates (nothing besides x and
+    the filters is kept) and takes a scratch of N·C·(2L − 1)·kH·kW doubles for the per-plane
+    filter gradients.
+
+    Example::
+
+        >>> x = minigrad.randn(8, 16, 32, 32)
+        >>> leaves = minigrad.Tensor(np.full((2, 2, 2), 0.25, np.float32), requires_grad=True)
+        >>> gate = minigrad.Tensor(np.zeros((1, 2, 2), np.float32), requires_grad=True)
+        >>> F.tree_pool2d(x, leaves, gate, 2).shape
+        (8, 16, 16, 16)
+    """
+    op = "tree_pool2d"
+    x = _input(x, op)
+    kernel, stride, out = _window(x, kernel_size, stride, op)
+    leaf_weight = _learned(leaf_weight, x, "leaf_weight", op)
+    gate_weight = _learned(gate_weight, x, "gate_weight", op)
+    leaves = leaf_weight.shape[0] if leaf_weight.ndim == 3 else None
+    if leaf_weight.shape[1:] != kernel or leaves not in TREE_LEAVES.values():
+        raise ValueError(f"{op}: leaf_weight must have shape (leaves, kH, kW) with 2 leaves "
+                         f"(depth 2) or 4 (depth 3) and (kH, kW) = kernel_size {kernel}, got "
+                         f"shape {leaf_weight.shape}")
+    if gate_weight.shape != (leaves - 1,) + kernel:
+        raise ValueError(f"{op}: gate_weight must have shape (leaves − 1, kH, kW) = "
+                         f"{(leaves - 1,) + kernel} for leaf_weight of shape "
+                         f"{leaf_weight.shape}, got shape {gate_weight.shape}")
+    return TreePool2d(kernel, stride, out)(x, leaf_weight, gate_weight)

@@ -392,3 +392,56 @@ def batch_norm(x, gamma, beta, mean=None, var=None, eps=1e-5):
         v = ((values - values.mean()) ** 2).mean() if var is None else var[c]
         y[:, c] = (values - m) / math.sqrt(v + eps) * gamma[c] + beta[c]
     return y
+
+
+# -- tree pooling ---------------------------------------------------------------------------------
+
+def tree_pool2d(x, leaves, gates, kernel, stride, gy=None):
+    """Tree pooling in float64, written as the paper's recursion over nodes (heap order: gate m
+    has children 2m + 1 and 2m + 2, nodes G … 2G are the leaves): a leaf's response is
+    ⟨v, x_R⟩, a gate's σ(⟨ω, x_R⟩)·left + (1 − σ(⟨ω, x_R⟩))·right. Returns y, or with ``gy``
+    (y, gx, g_leaves, g_gates), the gradients by the chain rule through the same recursion."""
+    x = np.asarray(x, np.float64)
+    leaves, gates = np.asarray(leaves, np.float64), np.asarray(gates, np.float64)
+    (kh, kw), (sh, sw) = kernel, stride
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw]                     # (N, C, OH, OW, kh, kw)
+    n_gates = len(gates)
+    filters = np.concatenate([gates, leaves])
+
+    def dot(node):
+        return np.einsum("nchwij,ij->nchw", windows, filters[node])
+
+    def response(node):
+        if node >= n_gates:
+            return dot(node)
+        s = 1 / (1 + np.exp(-dot(node)))
+        return s * response(2 * node + 1) + (1 - s) * response(2 * node + 2)
+
+    y = response(0)
+    if gy is None:
+        return y
+    gy = np.asarray(gy, np.float64)
+    g_filters = np.zeros_like(filters)
+    gx_windows = np.zeros(windows.shape)
+
+    def descend(node, g):
+        """g: the gradient of node's response; adds node's filter and window gradients."""
+        if node >= n_gates:
+            g_dot = g
+        else:
+            s = 1 / (1 + np.exp(-dot(node)))
+            left, right = response(2 * node + 1), response(2 * node + 2)
+            g_dot = g * (left - right) * s * (1 - s)
+            descend(2 * node + 1, g * s)
+            descend(2 * node + 2, g * (1 - s))
+        g_filters[node] += np.einsum("nchwij,nchw->ij", windows, g_dot)
+        gx_windows[...] += g_dot[..., None, None] * filters[node]
+
+    descend(0, gy)
+    gx = np.zeros_like(x)
+    oh, ow = y.shape[2:]
+    for i in range(oh):
+        for j in range(ow):
+            gx[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += gx_windows[:, :, i, j]
+    return y, gx, g_filters[n_gates:], g_filters[:n_gates]
