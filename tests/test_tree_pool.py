@@ -260,12 +260,31 @@ def test_module_trains_with_sgd():
         assert not np.array_equal(before, p.data)
 
 
-def test_onnx_export_is_refused_with_a_clear_error(tmp_path):
-    onnx = pytest.importorskip("minigrad.onnx")
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.TreePool2d(2))
-    with pytest.raises(onnx.ExportError, match=r"TreePool2d.* has no ONNX form"):
-        onnx.export(model, np.ones((1, 3, 8, 8), np.float32), tmp_path / "m.onnx")
-    assert not (tmp_path / "m.onnx").exists()
+@pytest.mark.parametrize("depth,kernel,stride,dynamic_size", [
+    (2, 2, None, False), (3, (3, 2), (2, 1), False), (2, 3, 2, True)])
+def test_onnx_export_matches_minigrad(depth, kernel, stride, dynamic_size, tmp_path):
+    """Exported as standard ops (depthwise Conv per filter, Sigmoid, Mul, Add); onnxruntime gives
+    minigrad's output, for another batch size, and another image size with dynamic_size."""
+    pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    minigrad.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1),
+                          nn.TreePool2d(kernel, stride, depth=depth, rng=1))
+    rng = np.random.default_rng(9)
+    # gates far enough from 0 that the exported gating is really exercised
+    model[1].gate_weight.data[...] = rng.standard_normal(model[1].gate_weight.shape)
+    minigrad.onnx.export(model, rng.standard_normal((2, 3, 11, 10)).astype(np.float32),
+                         tmp_path / "m.onnx", dynamic_size=dynamic_size)
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    shapes = [(2, 3, 11, 10), (5, 3, 11, 10)] + ([(1, 3, 16, 13)] if dynamic_size else [])
+    for shape in shapes:
+        x = rng.standard_normal(shape).astype(np.float32)
+        with minigrad.no_grad():
+            expected = model(x).data
+        got = session.run(None, {"input": x})[0]
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
 # -- fuzzing against the reference ---------------------------------------------------------------

@@ -82,8 +82,8 @@ def export(model, example_input, path, opset=17, dynamic_batch=True, dynamic_siz
     same: convolutions (any stride, padding incl. 'same', dilation, groups), batch norm, linear
     layers and matmul, arithmetic, reshapes, transposes, indexing, cat, split, every activation,
     max/average/Lp/global/adaptive pooling and the compositions built on them (mixed, gated and
-    spatial pyramid pooling, stochastic pooling in eval mode). Dropout is the identity in eval
-    mode and leaves no trace. An op with no deterministic ONNX form (fractional max pooling,
+    spatial pyramid pooling, stochastic pooling in eval mode), tree pooling (as depthwise
+    convolutions and sigmoid gates). Dropout is the identity in eval mode and leaves no trace. An op with no deterministic ONNX form (fractional max pooling,
     stochastic pooling or dropout in training mode, an op minigrad's exporter does not know)
     raises ``ExportError`` naming it and the module it runs in.
 

@@ -584,6 +584,36 @@ def _window_pool(g, op):
     return [(y, _spatial_dims(g, x, y, op.out_shape()))]
 
 
+@converts(pooling_extra.TreePool2d)
+def _tree_pool(g, op):
+    """Tree pooling: each filter's dot products with every window are a depthwise Conv (the
+    filter repeated for every channel, group = C), then each gate, children before parents,
+    s·left + (1 − s)·right with s = Sigmoid of the gate's dot products."""
+    x, leaves, gates = op.inputs
+    _fixed_axis(x, 1, op, "the input's channel axis")
+    if not (leaves.const and gates.const):
+        raise ExportError(f"{op.where}: tree pooling's leaf_weight and gate_weight must be "
+                          "fixed (parameters or constants) to be exported")
+    channels, fn, name = x.shape[1], op.fn, g.use(x)
+    filters = [(gates, m) for m in range(len(gates.array))] + [
+        (leaves, m) for m in range(len(leaves.array))]
+    responses = []
+    for value, m in filters:
+        weight = np.ascontiguousarray(np.broadcast_to(
+            value.array[m], (channels, 1) + tuple(fn.kernel)), dtype=x.dtype)
+        responses.append(g.node("Conv", [name, g.constant(weight, f"{value.label or 'filter'}"
+                                                                  f".{m}")],
+                                kernel_shape=list(fn.kernel), strides=list(fn.stride),
+                                group=channels))
+    one = g.scalar(1.0, x.dtype)
+    for m in range(len(gates.array) - 1, -1, -1):
+        s = g.node("Sigmoid", [responses[m]])
+        responses[m] = g.node("Add", [
+            g.node("Mul", [s, responses[2 * m + 1]]),
+            g.node("Mul", [g.node("Sub", [one, s]), responses[2 * m + 2]])])
+    return [(responses[0], _spatial_dims(g, x, responses[0], op.out_shape()))]
+
+
 @converts(pooling.GlobalAvgPool2d, pooling.GlobalMaxPool2d)
 def _global_pool(g, op):
     x = op.inputs[0]
