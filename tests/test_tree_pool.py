@@ -201,18 +201,29 @@ def test_kernel_larger_than_input_names_the_sizes():
         F.tree_pool2d(np.zeros((1, 1, 3, 8)), np.zeros((2, 4, 4)), np.zeros((1, 4, 4)), 4)
 
 
-def test_kernels_refuse_bad_thread_counts_and_inconsistent_shapes():
+def test_kernels_refuse_bad_thread_counts_inconsistent_shapes_and_small_scratch():
     x, filters = np.zeros((2, 6, 6)), np.zeros((3, 4))
     y = np.empty((2, 3, 3))
+    scratch = np.empty((4, kernels.backward_scratch(3, 3, 6, 6)))
     with pytest.raises(ValueError, match="num_threads"):
-        kernels.forward(x, filters, y, 2, 2, 2, 2, 0)
+        kernels.forward(x, filters, y, scratch, 2, 2, 2, 2, 0)
     with pytest.raises(ValueError, match="inconsistent shapes"):
-        kernels.forward(x, filters, np.empty((2, 4, 3)), 2, 2, 2, 2, 1)
+        kernels.forward(x, filters, np.empty((2, 4, 3)), scratch, 2, 2, 2, 2, 1)
     with pytest.raises(ValueError, match="inconsistent shapes"):
-        kernels.forward(x, np.zeros((2, 4)), y, 2, 2, 2, 2, 1)
+        kernels.forward(x, np.zeros((2, 4)), y, scratch, 2, 2, 2, 2, 1)
     with pytest.raises(ValueError, match="do not match"):
         kernels.backward(x, filters, y, np.empty((2, 6, 6)), np.empty((2, 5)),
-                         np.empty((3, 4)), 2, 2, 2, 2, 1)
+                         np.empty((3, 4)), scratch, 2, 2, 2, 2, 1)
+    # a team of 4 (the planes hold more than the serial cutoff) needs 4 scratch rows
+    big, big_y = np.zeros((2, 128, 128)), np.empty((2, 64, 64))
+    with pytest.raises(ValueError, match="scratch"):
+        kernels.forward(big, filters, big_y, np.empty((3, 1000)), 2, 2, 2, 2, 4)
+    with pytest.raises(ValueError, match="scratch"):
+        kernels.forward(big, filters, big_y, np.empty((4, 10)), 2, 2, 2, 2, 4)
+    with pytest.raises(ValueError, match="scratch"):
+        kernels.backward(big, filters, big_y, np.empty_like(big), np.empty((2, 12)),
+                         np.empty((3, 4)), np.empty((4, kernels.forward_scratch(3, 64))),
+                         2, 2, 2, 2, 4)
 
 
 # -- the module ----------------------------------------------------------------------------------

@@ -12,15 +12,20 @@ output is r_0.
 Arrays are viewed as planes: ``x[P, H, W]``, ``y[P, OH, OW]`` with P = N·C, C-contiguous;
 windows are unpadded, starting at (oh·sh, ow·sw), and lie inside the plane (the Python wrapper,
 ``minigrad/ops/pooling_extra.py``, computes the output size; ``_check`` guards the loops).
-Every window's arithmetic runs in double, for float32 too.
+
+One output row at a time, "tap by tap" as the other pooling kernels: each filter tap (i, j)
+updates the dot products of the whole row, ``d_m[ow] += filters[m, i·kw + j] · row_i[ow·sw + j]``,
+a loop the compiler vectorises, into a per-thread scratch row of doubles (float32 input too);
+then the gates combine the row's responses. Each dot product thus sums its taps in row-major
+order whatever the thread count.
 
 Each kernel runs without the GIL, parallel over the planes (``prange``), so one thread owns whole
-planes: the input gradient of a plane is written by one thread only, and the filter gradient is
-first summed per plane (into ``partial[P, F·kh·kw]``, in double, windows in row-major order), then
+planes: a plane's input gradient is accumulated by one thread (in double, in its scratch), and
+the filter gradient is first summed per plane (into ``partial[P, F·kh·kw]``, in double), then
 the planes' sums are added serially in plane order. Every result is therefore bitwise the same
 for any number of threads.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
 from libc.math cimport exp
 from libc.string cimport memset
@@ -30,9 +35,21 @@ from ._parallel cimport team_size
 # Below this many input elements the OpenMP start-up costs more than the work.
 cdef Py_ssize_t PARALLEL_MIN = 1 << 14
 
-cdef enum:
-    MAX_LEAVES = 8                      # a depth-4 tree: the per-window arrays live on the stack
-    MAX_NODES = 2 * MAX_LEAVES - 1
+#: most filters a tree may have (a depth-4 tree: 8 leaves and 7 gates)
+MAX_FILTERS = 15
+
+
+def forward_scratch(Py_ssize_t filters, Py_ssize_t out_width):
+    """Doubles of scratch each thread needs in ``forward``: one row of dot products per filter
+    and one row of gate values per gate."""
+    return (filters + filters // 2) * out_width
+
+
+def backward_scratch(Py_ssize_t filters, Py_ssize_t out_width, Py_ssize_t height,
+                     Py_ssize_t width):
+    """Doubles of scratch each thread needs in ``backward``: the rows of dot products, gates and
+    node gradients, and the plane's input gradient."""
+    return (2 * filters + filters // 2) * out_width + height * width
 
 
 def _check(x_shape, y_shape, filters_shape, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
@@ -44,9 +61,19 @@ def _check(x_shape, y_shape, filters_shape, Py_ssize_t kh, Py_ssize_t kw, Py_ssi
         raise ValueError(f"tree_pool: kernel ({kh}, {kw}) and stride ({sh}, {sw}) must be "
                          f"positive with the kernel inside the {h}×{w} plane")
     if (tuple(y_shape[:3]) != (planes, (h - kh) // sh + 1, (w - kw) // sw + 1)
-            or taps != kh * kw or nodes % 2 != 1 or not 3 <= nodes <= MAX_NODES):
+            or taps != kh * kw or nodes % 2 != 1 or not 3 <= nodes <= MAX_FILTERS):
         raise ValueError(f"tree_pool: inconsistent shapes x {(planes, h, w)}, out "
                          f"{tuple(y_shape[:3])}, filters {(nodes, taps)} for kernel ({kh}, {kw})")
+
+
+cdef int _team(double[:, ::1] scratch, Py_ssize_t need, Py_ssize_t work,
+               int num_threads) except -1:
+    """The team size: ValueError unless ``scratch`` has a row of ``need`` doubles per thread."""
+    cdef int nt = team_size(work, PARALLEL_MIN, num_threads)
+    if scratch.shape[0] < nt or scratch.shape[1] < need:
+        raise ValueError(f"tree_pool: scratch of shape ({scratch.shape[0]}, {scratch.shape[1]}) "
+                         f"for a team of {nt} threads needing {need} doubles each")
+    return nt
 
 
 cdef inline double _sigmoid(double z) noexcept nogil:
@@ -58,105 +85,131 @@ cdef inline double _sigmoid(double z) noexcept nogil:
     return e / (1.0 + e)
 
 
-cdef inline void _window(const floating* x, Py_ssize_t W, const floating* filters,
-                         Py_ssize_t F, Py_ssize_t kh, Py_ssize_t kw, double* r,
-                         double* s) noexcept nogil:
-    """The window whose top-left cell is ``x``: r[m] = node m's response for every node, s[m] =
-    sigmoid of gate m's dot product."""
-    cdef Py_ssize_t m, i, j, K = kh * kw, G = F // 2
-    cdef const floating* f
-    cdef const floating* row
-    cdef double d
+cdef void _dot_rows(const floating* x, Py_ssize_t W, Py_ssize_t oh, Py_ssize_t OW,
+                    const floating* filters, Py_ssize_t F, Py_ssize_t kh, Py_ssize_t kw,
+                    Py_ssize_t sh, Py_ssize_t sw, double* d) noexcept nogil:
+    """d[m·OW + ow] = filters[m]·(window (oh, ow) of the plane x), for every filter m; the taps
+    are added in row-major order."""
+    cdef Py_ssize_t m, i, j, ow
+    cdef const floating* src
+    cdef double* dm
+    cdef double tap
+    memset(d, 0, F * OW * sizeof(double))
     for m in range(F):
-        f = filters + m * K
-        d = 0.0
+        dm = d + m * OW
         for i in range(kh):
-            row = x + i * W
             for j in range(kw):
-                d += <double>f[i * kw + j] * <double>row[j]
-        r[m] = d
-    for m in range(G - 1, -1, -1):      # children before parents
-        s[m] = _sigmoid(r[m])
-        r[m] = s[m] * r[2 * m + 1] + (1.0 - s[m]) * r[2 * m + 2]
+                tap = filters[m * kh * kw + i * kw + j]
+                src = x + (oh * sh + i) * W + j
+                for ow in range(OW):
+                    dm[ow] += tap * <double>src[ow * sw]
 
 
-cdef void _forward_plane(const floating* x, const floating* filters, floating* y,
+cdef void _combine_rows(double* d, double* s, Py_ssize_t F, Py_ssize_t OW) noexcept nogil:
+    """Gates, children before parents: s[m·OW + ow] = sigmoid(d_m), then d_m becomes node m's
+    response s·d_left + (1 − s)·d_right (the leaves' rows stay their dot products)."""
+    cdef Py_ssize_t m, ow
+    cdef double* dm
+    cdef double* sm
+    cdef double* left
+    cdef double* right
+    for m in range(F // 2 - 1, -1, -1):
+        dm, sm = d + m * OW, s + m * OW
+        left, right = d + (2 * m + 1) * OW, d + (2 * m + 2) * OW
+        for ow in range(OW):
+            sm[ow] = _sigmoid(dm[ow])
+            dm[ow] = sm[ow] * left[ow] + (1.0 - sm[ow]) * right[ow]
+
+
+cdef void _forward_plane(const floating* x, const floating* filters, floating* y, double* d,
                          Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t F,
                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw) noexcept nogil:
-    """One plane of ``forward`` (its own stack arrays: one per thread)."""
-    cdef double r[MAX_NODES]
-    cdef double s[MAX_NODES]
+    """One plane of ``forward``; ``d``: this thread's scratch, F·OW doubles for the responses
+    and, past them, (F // 2)·OW for the gates."""
     cdef Py_ssize_t oh, ow
     for oh in range(OH):
+        _dot_rows(x, W, oh, OW, filters, F, kh, kw, sh, sw, d)
+        _combine_rows(d, d + F * OW, F, OW)
         for ow in range(OW):
-            _window(x + oh * sh * W + ow * sw, W, filters, F, kh, kw, r, s)
-            y[oh * OW + ow] = <floating>r[0]
+            y[oh * OW + ow] = <floating>d[ow]
 
 
 def forward(const floating[:, :, ::1] x, const floating[:, ::1] filters,
-            floating[:, :, ::1] y, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-            int num_threads):
+            floating[:, :, ::1] y, double[:, ::1] scratch, Py_ssize_t kh, Py_ssize_t kw,
+            Py_ssize_t sh, Py_ssize_t sw, int num_threads):
     """y[p, oh, ow] = the tree's response (root node) on the window of x[p] at rows
     [oh·sh, oh·sh + kh) and columns [ow·sw, ow·sw + kw); ``filters`` in heap order (gates, then
-    leaves)."""
+    leaves). ``scratch``: a row of ``forward_scratch(F, OW)`` doubles per thread."""
     _check(x.shape, y.shape, filters.shape, kh, kw, sh, sw)
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], F = filters.shape[0], p
-    cdef int nt = team_size(P * H * W, PARALLEL_MIN, num_threads)
-    with nogil:
-        for p in prange(P, schedule='static', num_threads=nt):
-            _forward_plane(&x[p, 0, 0], &filters[0, 0], &y[p, 0, 0], W, OH, OW, F, kh, kw, sh,
-                           sw)
+    cdef int nt = _team(scratch, forward_scratch(F, OW), P * H * W, num_threads)
+    with nogil, parallel(num_threads=nt):
+        for p in prange(P, schedule='static'):
+            _forward_plane(&x[p, 0, 0], &filters[0, 0], &y[p, 0, 0], &scratch[threadid(), 0], W,
+                           OH, OW, F, kh, kw, sh, sw)
 
 
 cdef void _backward_plane(const floating* x, const floating* filters, const floating* gy,
-                          floating* gx, double* partial, Py_ssize_t H, Py_ssize_t W,
-                          Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t F, Py_ssize_t kh,
-                          Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw) noexcept nogil:
-    """One plane of ``backward``: zeroes and fills this plane's gx and its row of ``partial``."""
-    cdef double r[MAX_NODES]
-    cdef double s[MAX_NODES]
-    cdef double g[MAX_NODES]
-    cdef Py_ssize_t K = kh * kw, G = F // 2, oh, ow, m, i, j, t
-    cdef const floating* xw
-    cdef floating* gxw
-    cdef double total, cell
-    memset(gx, 0, H * W * sizeof(floating))
+                          floating* gx, double* partial, double* buffer, Py_ssize_t H,
+                          Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t F,
+                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                          Py_ssize_t sw) noexcept nogil:
+    """One plane of ``backward``: fills this plane's gx and its row of ``partial``. ``buffer``:
+    this thread's scratch (``backward_scratch`` doubles)."""
+    cdef Py_ssize_t K = kh * kw, G = F // 2, oh, ow, m, i, j
+    cdef double* d = buffer                     # F·OW responses
+    cdef double* s = d + F * OW                 # G·OW gates
+    cdef double* g = s + G * OW                 # F·OW gradients of the dot products
+    cdef double* gxd = g + F * OW               # H·W input gradient
+    cdef double* gm
+    cdef double* gxr
+    cdef const floating* src
+    cdef double tap, total, gate, upstream
+    memset(gxd, 0, H * W * sizeof(double))
     memset(partial, 0, F * K * sizeof(double))
     for oh in range(OH):
+        _dot_rows(x, W, oh, OW, filters, F, kh, kw, sh, sw, d)
+        _combine_rows(d, s, F, OW)
         for ow in range(OW):
-            xw = x + oh * sh * W + ow * sw
-            gxw = gx + oh * sh * W + ow * sw
-            _window(xw, W, filters, F, kh, kw, r, s)
-            g[0] = gy[oh * OW + ow]
-            for m in range(G):          # parents before children
-                g[2 * m + 1] = g[m] * s[m]
-                g[2 * m + 2] = g[m] * (1.0 - s[m])
-                g[m] = g[m] * (r[2 * m + 1] - r[2 * m + 2]) * s[m] * (1.0 - s[m])
+            g[ow] = gy[oh * OW + ow]
+        for m in range(G):                      # parents before children
+            for ow in range(OW):
+                upstream, gate = g[m * OW + ow], s[m * OW + ow]
+                g[(2 * m + 1) * OW + ow] = upstream * gate
+                g[(2 * m + 2) * OW + ow] = upstream * (1.0 - gate)
+                g[m * OW + ow] = upstream * (d[(2 * m + 1) * OW + ow] - d[(2 * m + 2) * OW + ow]) \
+                    * gate * (1.0 - gate)
+        for m in range(F):
+            gm = g + m * OW
             for i in range(kh):
                 for j in range(kw):
-                    t = i * kw + j
-                    cell = xw[i * W + j]
+                    tap = filters[m * K + i * kw + j]
+                    src = x + (oh * sh + i) * W + j
+                    gxr = gxd + (oh * sh + i) * W + j
                     total = 0.0
-                    for m in range(F):
-                        total += g[m] * <double>filters[m * K + t]
-                        partial[m * K + t] += g[m] * cell
-                    gxw[i * W + j] += <floating>total
+                    for ow in range(OW):
+                        total += gm[ow] * <double>src[ow * sw]
+                        gxr[ow * sw] += tap * gm[ow]
+                    partial[m * K + i * kw + j] += total
+    for i in range(H * W):
+        gx[i] = <floating>gxd[i]
 
 
 def backward(const floating[:, :, ::1] x, const floating[:, ::1] filters,
              const floating[:, :, ::1] gy, floating[:, :, ::1] gx, double[:, ::1] partial,
-             floating[:, ::1] gfilters, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
-             Py_ssize_t sw, int num_threads):
+             floating[:, ::1] gfilters, double[:, ::1] scratch, Py_ssize_t kh, Py_ssize_t kw,
+             Py_ssize_t sh, Py_ssize_t sw, int num_threads):
     """The gradients of ``forward`` (the same x, filters and geometry) for the output gradient
-    gy: gx (every cell) and gfilters (F, kh·kw). ``partial`` (P, F·kh·kw) is scratch that
-    receives each plane's filter gradient before the planes are summed in order.
+    gy: gx (every cell) and gfilters (F, kh·kw). ``partial`` (P, F·kh·kw) receives each plane's
+    filter gradient before the planes are summed in order; ``scratch``: a row of
+    ``backward_scratch(F, OW, H, W)`` doubles per thread.
 
-    The forward's dot products and gates are recomputed window by window (nothing is kept
-    between the passes). Top-down, the root gets gy, gate m passes g·s_m to its left child and
-    g·(1 − s_m) to its right child, and its own dot product gets
-    g·(r_left − r_right)·s_m·(1 − s_m); with g_m each node's dot-product gradient,
-    gx_R += Σ_m g_m·filters[m] and gfilters[m] += g_m·x_R."""
+    The forward's dot products and gates are recomputed row by row (nothing is kept between the
+    passes). Top-down, the root gets gy, gate m passes g·s_m to its left child and g·(1 − s_m)
+    to its right child, and its own dot product gets g·(r_left − r_right)·s_m·(1 − s_m); with
+    g_m each node's dot-product gradient, gx_R += Σ_m g_m·filters[m] and
+    gfilters[m] += g_m·x_R."""
     _check(x.shape, gy.shape, filters.shape, kh, kw, sh, sw)
     if (gx.shape[0] != x.shape[0] or gx.shape[1] != x.shape[1] or gx.shape[2] != x.shape[2]
             or gfilters.shape[0] != filters.shape[0] or gfilters.shape[1] != filters.shape[1]
@@ -168,11 +221,13 @@ def backward(const floating[:, :, ::1] x, const floating[:, ::1] filters,
     cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], F = filters.shape[0]
     cdef Py_ssize_t K = kh * kw, p, t
     cdef double total
-    cdef int nt = team_size(P * H * W, PARALLEL_MIN, num_threads)
+    cdef int nt = _team(scratch, backward_scratch(F, OW, H, W), P * H * W, num_threads)
     with nogil:
-        for p in prange(P, schedule='static', num_threads=nt):
-            _backward_plane(&x[p, 0, 0], &filters[0, 0], &gy[p, 0, 0], &gx[p, 0, 0],
-                            &partial[p, 0], H, W, OH, OW, F, kh, kw, sh, sw)
+        with parallel(num_threads=nt):
+            for p in prange(P, schedule='static'):
+                _backward_plane(&x[p, 0, 0], &filters[0, 0], &gy[p, 0, 0], &gx[p, 0, 0],
+                                &partial[p, 0], &scratch[threadid(), 0], H, W, OH, OW, F, kh,
+                                kw, sh, sw)
         # the planes' sums, added in plane order (F·kh·kw values per plane: cheap serially)
         for t in range(F * K):
             total = 0.0

@@ -150,9 +150,11 @@ class TreePool2d(Module):
 
     Example::
 
-        >>> pool = nn.TreePool2d(2)
-        >>> pool(minigrad.randn(8, 16, 32, 32)).shape
+        >>> pool = nn.TreePool2d(2)                     # depth 2: 2 leaves, 1 gate, 2×2/2
+        >>> pool(minigrad.tensor(np.random.randn(8, 16, 32, 32).astype(np.float32))).shape
         (8, 16, 16, 16)
+        >>> [p.shape for p in pool.parameters()]
+        [(2, 2, 2), (1, 2, 2)]
     """
 
     def __init__(self, kernel_size, stride=None, depth=2, dtype=np.float32, rng=None):

@@ -359,7 +359,9 @@ class TreePool2d(Function):
     """Tree pooling over unpadded windows: the inputs are x (N, C, H, W), the leaf filters
     (L, kH, kW) and the gate filters (L − 1, kH, kW); see ``tree_pool2d`` for the math. The
     backward recomputes every window's dot products and gates from x and the filters instead
-    of keeping them (which would take (2L − 1) values per output)."""
+    of keeping them (which would take 2L − 1 values per output, more than x itself for
+    2×2 windows). Each thread gets a scratch row of doubles: the dot products and gates of
+    one output row in the forward, those plus the plane's input gradient in the backward."""
 
     def __init__(self, kernel, stride, out_size):
         self.kernel, self.stride, self.out_size = kernel, stride, out_size
@@ -369,8 +371,10 @@ class TreePool2d(Function):
         filters = np.concatenate([gate_weight, leaf_weight]).reshape(
             len(gate_weight) + len(leaf_weight), -1)
         y = np.empty(x.shape[:2] + self.out_size, dtype=x.dtype)
-        _tree_kernels.forward(_planes(x), filters, _planes(y), *self.kernel, *self.stride,
-                              get_num_threads())
+        threads = get_num_threads()
+        scratch = np.empty((threads, _tree_kernels.forward_scratch(len(filters), y.shape[3])))
+        _tree_kernels.forward(_planes(x), filters, _planes(y), scratch, *self.kernel,
+                              *self.stride, threads)
         self.gates = len(gate_weight)
         self.save_for_backward(x, filters)
         return y
@@ -379,10 +383,13 @@ class TreePool2d(Function):
         x, filters = self.saved_tensors
         gx = np.empty_like(x)
         planes = x.shape[0] * x.shape[1]
-        partial = np.empty((planes, filters.size), dtype=np.float64)
+        partial = np.empty((planes, filters.size))
         gfilters = np.empty_like(filters)
+        threads = get_num_threads()
+        scratch = np.empty((threads, _tree_kernels.backward_scratch(
+            len(filters), self.out_size[1], *x.shape[2:])))
         _tree_kernels.backward(_planes(x), filters, _planes(_grad(gy, x.dtype)), _planes(gx),
-                               partial, gfilters, *self.kernel, *self.stride, get_num_threads())
+                               partial, gfilters, scratch, *self.kernel, *self.stride, threads)
         gfilters = gfilters.reshape((-1,) + self.kernel)
         return gx, gfilters[self.gates:], gfilters[:self.gates]
 
@@ -415,16 +422,19 @@ def tree_pool2d(x, leaf_weight, gate_weight, kernel_size, stride=None):
     thread owns whole planes, the filter gradient is summed per plane and the planes' sums are
     added in plane order, so forward and backward are bitwise the same for any thread count.
     Memory: the backward recomputes the forward's dot products and gates (nothing besides x and
-    the filters is kept) and takes a scratch of N·C·(2L − 1)·kH·kW doubles for the per-plane
-    filter gradients.
+    the filters is kept); it takes N·C·(2L − 1)·kH·kW doubles for the per-plane filter
+    gradients, and each thread a scratch of H·W + (5L − 3)·OW doubles (its plane's input
+    gradient and one output row's responses, gates and node gradients).
 
     Example::
 
-        >>> x = minigrad.randn(8, 16, 32, 32)
-        >>> leaves = minigrad.Tensor(np.full((2, 2, 2), 0.25, np.float32), requires_grad=True)
-        >>> gate = minigrad.Tensor(np.zeros((1, 2, 2), np.float32), requires_grad=True)
-        >>> F.tree_pool2d(x, leaves, gate, 2).shape
+        >>> x = minigrad.tensor(np.random.randn(8, 16, 32, 32).astype(np.float32))
+        >>> leaves = minigrad.tensor(np.full((2, 2, 2), 0.25, np.float32), requires_grad=True)
+        >>> gate = minigrad.tensor(np.zeros((1, 2, 2), np.float32), requires_grad=True)
+        >>> y = F.tree_pool2d(x, leaves, gate, 2)       # both leaves average: avg_pool2d
+        >>> y.shape
         (8, 16, 16, 16)
+        >>> y.sum().backward()                          # x.grad, leaves.grad, gate.grad
     """
     op = "tree_pool2d"
     x = _input(x, op)
