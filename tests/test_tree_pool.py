@@ -172,7 +172,8 @@ W = np.zeros((1, 2, 2), np.float32)
 @pytest.mark.parametrize("args,error,match", [
     ((X, np.zeros((2, 3, 3), np.float32), W, 2), ValueError,
      r"leaf_weight must have shape .* kernel_size \(2, 2\), got shape \(2, 3, 3\)"),
-    ((X, np.zeros((3, 2, 2), np.float32), W, 2), ValueError, r"leaf_weight .* got shape \(3, 2, 2\)"),
+    ((X, np.zeros((3, 2, 2), np.float32), W, 2), ValueError,
+     r"leaf_weight .* got shape \(3, 2, 2\)"),
     ((X, np.zeros((2, 2), np.float32), W, 2), ValueError, r"leaf_weight .* got shape \(2, 2\)"),
     ((X, V, np.zeros((2, 2, 2), np.float32), 2), ValueError,
      r"gate_weight must have shape .* \(1, 2, 2\) for leaf_weight of shape \(2, 2, 2\), got "

@@ -3,8 +3,9 @@ generalized (mixed, gated and tree) pooling of Lee, Gallagher & Tu (2016).
 
 Lp, stochastic and fractional max pooling are ops with Cython kernels of their own
 (minigrad/_kernels/pooling.pyx), tree pooling too (minigrad/_kernels/tree_pool.pyx); spatial
-pyramid, mixed and gated pooling are compositions of kernel-backed ops (adaptive/max/average pooling, convolution, sigmoid, cat). Each takes an
-unbatched (C, H, W) input too (``shape.batch_of_one``).
+pyramid, mixed and gated pooling are compositions of kernel-backed ops (adaptive/max/average
+pooling, convolution, sigmoid, cat). Each takes an unbatched (C, H, W) input too
+(``shape.batch_of_one``).
 """
 import numbers
 
