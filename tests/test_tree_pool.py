@@ -162,6 +162,18 @@ def test_weights_are_cast_to_the_input_dtype():
     assert lt.grad.dtype == np.float64 and gt.grad.dtype == np.float64
 
 
+@pytest.mark.parametrize("shape", [(0, 3, 8, 8), (2, 0, 8, 8)])
+def test_empty_batch_or_channels_give_empty_output_and_zero_filter_gradients(shape):
+    pool = nn.TreePool2d(2, depth=3).double()
+    x = minigrad.tensor(np.zeros(shape), requires_grad=True)
+    y = pool(x)
+    assert y.shape == shape[:2] + (4, 4)
+    y.sum().backward()
+    assert x.grad.shape == shape
+    np.testing.assert_array_equal(pool.leaf_weight.grad, 0.0)
+    np.testing.assert_array_equal(pool.gate_weight.grad, 0.0)
+
+
 # -- bad input -----------------------------------------------------------------------------------
 
 X = np.zeros((2, 3, 6, 6), np.float32)
