@@ -52,6 +52,7 @@ non_negative_int = argument_type(int, lambda n: n >= 0, "a non-negative integer"
 positive_number = argument_type(float, lambda x: 0.0 < x < math.inf, "a positive number")
 non_negative_number = argument_type(float, lambda x: 0.0 <= x < math.inf,
                                     "a non-negative number")
+unit_interval = argument_type(float, lambda x: 0.0 <= x <= 1.0, "a number from 0 to 1")
 thread_count = argument_type(int, lambda n: 1 <= n <= MAX_THREADS,
                              f"an integer from 1 to {MAX_THREADS}")
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "seconds", "history")
@@ -74,6 +75,14 @@ def parse_args(description, defaults, extra=None, argv=None, *, name):
                         help="peak learning rate of the one-cycle schedule")
     parser.add_argument("--weight-decay", type=non_negative_number,
                         default=defaults["weight_decay"])
+    parser.add_argument("--label-smoothing", type=unit_interval,
+                        default=defaults.get("label_smoothing", 0.0),
+                        help="mix the training targets with the uniform distribution (0 to 1)")
+    flip = defaults.get("test_flip", False)
+    parser.add_argument("--test-flip", action=argparse.BooleanOptionalAction, default=flip,
+                        help="also report the accuracy of the logits averaged over each test "
+                             "image and its mirror (test-time augmentation; default: "
+                             f"{'on' if flip else 'off'})")
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="train on the first N training images only (at least one batch: "
                              "incomplete batches are dropped)")
@@ -252,21 +261,31 @@ def export_onnx(model, path, images, any_size):
     return path
 
 
-def evaluate(model, loader):
-    """Accuracy (and mean loss) of ``model`` in eval mode, without building a graph; over all
-    ranks' shards when ``loader`` is sharded (every rank must call it then)."""
+def evaluate(model, loader, flip=False):
+    """Accuracy and mean loss of ``model`` in eval mode, without building a graph; over all
+    ranks' shards when ``loader`` is sharded (every rank must call it then).
+
+    With ``flip`` (test-time augmentation) also the accuracy of the logits averaged over each
+    image and its horizontal mirror, from the same pass: returns (accuracy, loss,
+    flip_accuracy)."""
     model.eval()
-    correct = total = 0
+    correct = flip_correct = total = 0
     loss_sum = 0.0
     with mg.no_grad():
         for images, labels in loader:
             logits = model(mg.tensor(images))
             loss_sum += F.cross_entropy(logits, mg.tensor(labels), reduction="sum").item()
             correct += int((logits.data.argmax(axis=1) == labels).sum())
+            if flip:
+                mirrored = model(mg.tensor(np.ascontiguousarray(images[..., ::-1]))).data
+                flip_correct += int(((logits.data + mirrored).argmax(axis=1) == labels).sum())
             total += len(labels)
     model.train()
     if loader.world_size > 1:
-        correct, total, loss_sum = dist.all_reduce(np.array([correct, total, loss_sum]))
+        correct, flip_correct, total, loss_sum = dist.all_reduce(
+            np.array([correct, flip_correct, total, loss_sum]))
+    if flip:
+        return correct / total, loss_sum / total, flip_correct / total
     return correct / total, loss_sum / total
 
 
@@ -460,7 +479,8 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
         loss_sum = correct = seen = 0
         for images, labels in train_loader:
             logits = trained(mg.tensor(images))
-            loss = F.cross_entropy(logits, mg.tensor(labels))
+            loss = F.cross_entropy(logits, mg.tensor(labels),
+                                   label_smoothing=args.label_smoothing)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -476,14 +496,17 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
             loss_sum, correct, seen = dist.all_reduce(np.array([loss_sum, correct, seen]))
         seconds = time.perf_counter() - start
         trained_seconds += seconds
-        test_acc, test_loss = evaluate(model, test_loader)
+        test_acc, test_loss, *flipped = evaluate(model, test_loader, flip=args.test_flip)
         history.append({"epoch": epoch, "train_loss": loss_sum / seen,
                         "train_acc": correct / seen, "test_loss": test_loss,
                         "test_acc": test_acc, "seconds": seconds,
                         "images_per_second": seen / seconds})
+        if flipped:
+            history[-1]["test_acc_flip"] = flipped[0]
         print(f"epoch {epoch}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
-              f"test loss {test_loss:.4f} acc {test_acc:.4f} | {seconds:.1f} s, "
-              f"{seen / seconds:.0f} img/s", flush=True)
+              f"test loss {test_loss:.4f} acc {test_acc:.4f}"
+              + (f" (with flips {flipped[0]:.4f})" if flipped else "")
+              + f" | {seconds:.1f} s, {seen / seconds:.0f} img/s", flush=True)
         if rank == 0:
             mg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch,
@@ -492,7 +515,11 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
         if args.stop_after is not None and epoch >= args.stop_after:
             break
 
-    results = {"name": name, "test_accuracy": history[-1]["test_acc"] if history else None,
+    # With --test-flip the headline accuracy is the flip-averaged one (the plain one is kept).
+    accuracy_key = "test_acc_flip" if history and "test_acc_flip" in history[-1] else "test_acc"
+    results = {"name": name, "test_accuracy": history[-1][accuracy_key] if history else None,
+               "test_accuracy_no_flip": history[-1]["test_acc"] if history else None,
+               "test_flip": accuracy_key == "test_acc_flip",
                "training_seconds": trained_seconds, "epochs": len(history),
                "images_per_second": float(np.mean([h["images_per_second"] for h in history]))
                if history else None,
@@ -509,7 +536,9 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
         with open(os.path.join(args.out, f"{name}_results.json"), "w") as f:
             json.dump(results, f, indent=2)
     results["step_losses"] = step_losses      # this run's per-step losses (not saved)
-    print(f"{name}: test accuracy {results['test_accuracy']:.4f} after {len(history)} epochs, "
+    print(f"{name}: test accuracy {results['test_accuracy']:.4f}"
+          + (" (test-time flips)" if results["test_flip"] else "")
+          + f" after {len(history)} epochs, "
           f"{trained_seconds / 60:.1f} min of training, "
           f"{results['images_per_second']:.0f} img/s; checkpoint {checkpoint}"
           + (f", curves {plot}" if plot else ""))

@@ -130,7 +130,7 @@ def test_inception_cifar_any_batch(tmp_path):
             for d in proto.graph.output[0].type.tensor_type.shape.dim] == ["batch", 10]
     # parameters keep their names, so the file is readable in a viewer such as Netron
     names = {t.name for t in proto.graph.initializer}
-    assert {"0.0.weight", "1.branch1.bn.running_mean", "9.weight"} <= names
+    assert {"0.0.weight", "2.branch1.bn.running_mean", "10.weight"} <= names
 
 
 @needs_onnx

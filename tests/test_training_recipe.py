@@ -1,0 +1,73 @@
+"""The training loop's recipe options (examples/training.py): label smoothing and test-time
+flips. The evaluation is checked against the logits computed by hand."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn
+from minigrad.data import ArrayDataset, DataLoader
+from helpers.dataset_files import real_data_root
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+sys.path.insert(0, EXAMPLES)
+
+import training  # noqa: E402
+
+
+def small_model():
+    mg.manual_seed(3)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.GlobalAvgPool2d(),
+                         nn.Linear(4, 5))
+
+
+def test_evaluate_with_flips_averages_the_mirror_logits():
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((40, 3, 6, 6)).astype(np.float32)
+    labels = rng.integers(0, 5, 40)
+    model = small_model()
+    loader = DataLoader(ArrayDataset(images, labels), 16)
+    accuracy, loss, flip_accuracy = training.evaluate(model, loader, flip=True)
+    assert (accuracy, loss) == training.evaluate(model, loader)
+    model.eval()
+    with mg.no_grad():
+        plain = model(mg.tensor(images)).data
+        mirrored = model(mg.tensor(np.ascontiguousarray(images[..., ::-1]))).data
+    assert accuracy == np.mean(plain.argmax(1) == labels)
+    assert flip_accuracy == np.mean((plain + mirrored).argmax(1) == labels)
+    # the model is not mirror-symmetric, so the two accuracies are computed differently
+    assert not np.allclose(plain, mirrored)
+
+
+def test_label_smoothing_reaches_the_loss(monkeypatch, tmp_path):
+    seen = []
+    real = training.F.cross_entropy
+
+    def spy(logits, target, label_smoothing=0.0, **kwargs):
+        seen.append(label_smoothing)
+        return real(logits, target, label_smoothing=label_smoothing, **kwargs)
+
+    monkeypatch.setattr(training.F, "cross_entropy", spy)
+    import inception_cifar
+    root = real_data_root("cifar10")
+    results = inception_cifar.run(["--data-dir", root, "--limit", "64", "--test-limit", "40",
+                                   "--epochs", "1", "--batch-size", "32", "--width", "0.125",
+                                   "--out", str(tmp_path),
+                                   "--no-progress", "--label-smoothing", "0.3", "--no-figures"])
+    assert seen[0] == 0.3                   # the training loss
+    assert results["test_flip"] is True     # on by default for CIFAR-10
+    history = results["history"][-1]
+    assert results["test_accuracy"] == history["test_acc_flip"]
+    assert results["test_accuracy_no_flip"] == history["test_acc"]
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "x"])
+def test_bad_label_smoothing_is_a_usage_error(value):
+    script = os.path.join(EXAMPLES, "inception_cifar.py")
+    done = subprocess.run([sys.executable, script, "--label-smoothing", value],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "--label-smoothing" in done.stderr and "from 0 to 1" in done.stderr
