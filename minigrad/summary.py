@@ -17,6 +17,7 @@ from .ops.arithmetic import MatMul
 from .ops.conv import Conv2d
 from .ops.layers import Linear
 from .ops.normalization import BatchNorm
+from .ops.pooling_extra import TreePool2d
 from .tensor import Tensor
 
 #: One module call of the summary. ``name`` is the qualified name (as in
@@ -29,7 +30,8 @@ Row = namedtuple("Row", ["name", "type", "depth", "output_shape", "params", "tra
 
 def op_macs(fn, inputs, outputs):
     """Multiply-adds of one op call (whole batch): convolution out·(C/groups)·kh·kw, linear
-    out·in_features, matmul out·K, batch norm one per element (the scale-and-shift); other ops
+    out·in_features, matmul out·K, batch norm one per element (the scale-and-shift), tree
+    pooling out·(filters)·kh·kw (each leaf and gate is a learned filter); other ops
     (activations, pooling, additions) count 0, as in torchinfo and fvcore."""
     out = outputs[0].size
     if isinstance(fn, Conv2d):
@@ -41,6 +43,9 @@ def op_macs(fn, inputs, outputs):
         return out * inputs[0].shape[-1]
     if isinstance(fn, BatchNorm):
         return out
+    if isinstance(fn, TreePool2d):
+        leaves, gates = inputs[1], inputs[2]
+        return out * (leaves.size + gates.size)
     return 0
 
 

@@ -144,3 +144,11 @@ def test_activation_memory_counts_every_op_output():
     assert s.activation_bytes == 2 * (2 * 4 * 8 * 8 * 4)             # conv and relu outputs
     assert mg.summary(model.double(), (2, 1, 10, 10), dtype=np.float64).activation_bytes == \
         2 * s.activation_bytes
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_tree_pooling_counts_every_filter(depth):
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.TreePool2d(2, depth=depth))
+    leaves = 2 ** (depth - 1)
+    # conv: 4 maps of 8×8, 9 taps each; tree: 4 maps of 4×4, (2L − 1) filters of 2×2
+    assert mg.summary(model, (1, 1, 10, 10)).total_macs == 4 * 64 * 9 + 4 * 16 * (2 * leaves - 1) * 4
