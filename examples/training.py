@@ -80,8 +80,9 @@ def parse_args(description, defaults, extra=None, argv=None, *, name):
                         help="mix the training targets with the uniform distribution (0 to 1)")
     flip = defaults.get("test_flip", False)
     parser.add_argument("--test-flip", action=argparse.BooleanOptionalAction, default=flip,
-                        help="also report the accuracy of the logits averaged over each test "
-                             "image and its mirror (test-time augmentation; default: "
+                        help="after the last epoch, also report the accuracy of the logits "
+                             "averaged over each test image and its mirror (test-time "
+                             "augmentation; default: "
                              f"{'on' if flip else 'off'})")
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="train on the first N training images only (at least one batch: "
@@ -496,7 +497,10 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
             loss_sum, correct, seen = dist.all_reduce(np.array([loss_sum, correct, seen]))
         seconds = time.perf_counter() - start
         trained_seconds += seconds
-        test_acc, test_loss, *flipped = evaluate(model, test_loader, flip=args.test_flip)
+        # the mirrored pass doubles the evaluation: only after the run's last epoch
+        last = epoch == args.epochs or (args.stop_after is not None and epoch >= args.stop_after)
+        test_acc, test_loss, *flipped = evaluate(model, test_loader,
+                                                 flip=args.test_flip and last)
         history.append({"epoch": epoch, "train_loss": loss_sum / seen,
                         "train_acc": correct / seen, "test_loss": test_loss,
                         "test_acc": test_acc, "seconds": seconds,
