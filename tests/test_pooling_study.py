@@ -100,6 +100,8 @@ def test_tiny_study_of_every_variant_writes_its_table_json_and_chart(tmp_path, c
     assert rows["atrous"]["parameters"] == rows["max"]["parameters"]
     assert rows["strided"]["parameters"] > rows["max"]["parameters"]
     assert rows["mixed"]["parameters"] == rows["max"]["parameters"] + 2     # one α per layer
+    if "tree" in rows:                           # its learned leaf and gate filters
+        assert rows["tree"]["parameters"] > rows["gated"]["parameters"]
     # the learned pooling parameters were trained: mixed's α moved from 0.5
     mixed = next(r for r in saved["runs"] if r["variant"] == "mixed")
     assert len(mixed["learned_pooling"]) == 2
@@ -149,10 +151,10 @@ def test_bad_option_is_a_usage_error(tmp_path, capsys, option, value):
 
 def test_limit_below_one_batch_is_a_usage_error_on_the_command_line(tmp_path):
     # As a user runs it: status 2, the usage line, no traceback, before any data is read.
-    result = subprocess.run([sys.executable, SCRIPT, "--limit", "64", "--data-dir",
+    result = subprocess.run([sys.executable, SCRIPT, "--limit", "32", "--data-dir",
                              str(tmp_path / "empty")], capture_output=True, text=True,
                             timeout=120, env={**os.environ,
                                               "MINIGRAD_MIRROR": "http://127.0.0.1:9/"})
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "usage:" in result.stderr and "Traceback" not in result.stderr
-    assert "--limit 64" in result.stderr and "--batch-size 128" in result.stderr
+    assert "--limit 32" in result.stderr and "--batch-size 64" in result.stderr
