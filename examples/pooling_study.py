@@ -27,6 +27,10 @@ convolution to one map per class and global average pooling. The downsampling la
                 so the receptive field stays about that of the pooled network (21 against 24
                 pixels) while every map keeps the full resolution
 
+Spatial pyramid pooling (``nn.SpatialPyramidPool2d``) is not among them: it replaces the global
+pooling head (fixed-length features from any input size), not a 2× downsampling, and this net's
+head is already size-independent.
+
 Every variant gets the same budget: the same first ``--limit`` training images, ``--epochs``
 epochs in the same batch order for a given seed, SGD with Nesterov momentum on a one-cycle
 schedule (``training.py``'s recipe; no weight decay on the pooling layers' own parameters,
@@ -72,7 +76,7 @@ import numpy as np  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
 from minigrad import nn, optim  # noqa: E402
 from minigrad.data import CIFAR10, MNIST, DataLoader, FashionMNIST, Normalize  # noqa: E402
-from training import (ONE_CYCLE, Progress, count_parameters, evaluate,  # noqa: E402
+from training import (ONE_CYCLE, Progress, evaluate,  # noqa: E402
                       non_negative_number, positive_int, positive_number, subset, thread_count)
 
 try:                                   # added to minigrad.nn by issue #16
@@ -187,8 +191,10 @@ def train_and_evaluate(variant, seed, train_set, test_loader, transform, args, l
                             seed=[seed, epoch], transform=transform)
         progress = Progress(steps_per_epoch * args.batch_size, epoch, args.epochs, True) \
             if not args.no_progress else None
-        if progress is not None:
+        if progress is not None:             # which run the bar belongs to
             progress.label = f"{label} epoch {epoch}/{args.epochs}"
+            if progress.bar is not None:
+                progress.bar.set_description(progress.label)
         loss_sum = correct = seen = 0
         for images, labels in loader:
             logits = model(mg.tensor(images))
