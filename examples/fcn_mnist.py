@@ -39,15 +39,50 @@ def conv_bn_relu(cin, cout, kernel=3):
             nn.ReLU()]
 
 
-def build_model(width=16):
+class FullyConvolutional(nn.Sequential):
+    """``nn.Sequential`` whose BatchNorm layers stop using batch statistics after
+    ``freeze_after`` training steps (forward passes in training mode with gradients; counted in
+    the buffer ``steps``, so a resumed run goes on counting), None: never.
+
+    A batch on a larger canvas is mostly empty background: its batch statistics differ from a
+    28×28 batch's and from those of every other canvas size. In training mode BatchNorm
+    normalises each batch with its own statistics, so the network learns a different
+    normalisation for each canvas size, while at test time it applies one set (the running
+    statistics, a mixture): digits on 64×64 canvases then lose several points. For the last
+    steps (small learning rates at the end of the one-cycle schedule) the BatchNorm layers
+    normalise with their running statistics, as at test time, and the network adapts to that
+    one normalisation for every size; their scale and shift still learn."""
+
+    def __init__(self, *modules, freeze_after=None):
+        super().__init__(*modules)
+        self.freeze_after = freeze_after
+        self.register_buffer("steps", np.zeros(1, dtype=np.int64))
+
+    def forward(self, x):
+        if not (self.training and mg.is_grad_enabled()):
+            return super().forward(x)
+        self.steps[0] += 1
+        if self.freeze_after is None or self.steps[0] <= self.freeze_after:
+            return super().forward(x)
+        norms = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+        for m in norms:
+            m.train(False)
+        try:
+            return super().forward(x)
+        finally:
+            for m in norms:
+                m.train(True)
+
+
+def build_model(width=16, freeze_after=None):
     w = width
-    return nn.Sequential(
+    return FullyConvolutional(
         *conv_bn_relu(1, w), *conv_bn_relu(w, w), nn.MaxPool2d(2),             # 28 → 14
         *conv_bn_relu(w, 2 * w), *conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2),  # 14 → 7
         *conv_bn_relu(2 * w, 4 * w),
         nn.Conv2d(4 * w, 10, 1),               # 1×1 convolution: one map per class
         nn.GlobalAvgPool2d(),                  # any H×W → (N, 10)
-    )
+        freeze_after=freeze_after)
 
 
 def stages(model):
@@ -91,7 +126,8 @@ def make_page(test_set, seed, rows=3, cols=4, slot=34):
     1×H×W), the digits' labels and their top-left corners."""
     rng = np.random.default_rng(seed)
     count = rows * cols
-    picks = rng.choice(len(test_set), count, replace=False)
+    # distinct digits, unless --test-limit left fewer than the page holds
+    picks = rng.choice(len(test_set), count, replace=len(test_set) < count)
     images, labels = test_set[picks]
     page = np.zeros((1, rows * slot, cols * slot), dtype=np.uint8)
     corners = []
@@ -121,8 +157,8 @@ def write_dense_demo(model, test_set, path, seed=0):
     """``fcn_mnist_dense.png``: a page of 12 test digits (``make_page``), and next to it the
     same page under the dense prediction: at each output cell (4×4 pixels) its predicted class's
     colour with opacity its probability, and the class digit where that exceeds 0.5. A yellow
-    box around each digit, labelled with the class of the average of the probabilities in it. Returns ``path`` (None without
-    matplotlib)."""
+    box around each digit, labelled with the class of the average of the probabilities in it.
+    Returns ``path`` (None without matplotlib)."""
     plt = pyplot()
     if plt is None:
         return None
@@ -206,6 +242,9 @@ def add_options(parser):
                         help="the fraction of training batches placed on canvases")
     parser.add_argument("--shift", type=non_negative_int, default=0,
                         help="random shifts of up to this many pixels of the 28x28 batches")
+    parser.add_argument("--freeze-bn", type=fraction, default=0.12, metavar="FRACTION",
+                        help="the last FRACTION of the training steps normalise with the "
+                             "BatchNorm running statistics, as at test time (0: never)")
     parser.add_argument("--no-figures", action="store_true",
                         help="no filter, feature-map or dense-prediction pictures")
     parser.add_argument("--figures-only", action="store_true",
@@ -242,11 +281,11 @@ def run(argv=None):
         args.usage_error("--figures-only and --no-figures contradict each other")
     train_set = MNIST(args.data_dir, train=True)
     test_set = subset(MNIST(args.data_dir, train=False), args.test_limit)
+    rank = (args.shard or (0, 1))[0]
     if args.figures_only:
-        return figures_from_checkpoint(args, test_set)
+        return figures_from_checkpoint(args, test_set) if rank == 0 else {}
     normalize = Normalize([MEAN], [STD])
     reports = [canvas_accuracy(test_set, size, args.seed, args.shard) for size in args.canvas]
-    rank = (args.shard or (0, 1))[0]
 
     def after_training(model):
         results = {}
@@ -255,8 +294,10 @@ def run(argv=None):
         if not args.no_figures and rank == 0:
             results.update(write_all_figures(model, test_set, args.out, args.seed))
         return results
+    steps = args.epochs * (min(len(train_set), args.limit or len(train_set)) // args.batch_size)
+    freeze_after = round(steps * (1 - args.freeze_bn)) if args.freeze_bn else None
     # fully convolutional up to global pooling: the ONNX model takes any height and width too
-    return main(args, lambda: build_model(args.width), train_set, test_set,
+    return main(args, lambda: build_model(args.width, freeze_after), train_set, test_set,
                 training_transform(args), normalize, after_training=after_training,
                 onnx_any_size=True)
 

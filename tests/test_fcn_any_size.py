@@ -139,3 +139,27 @@ def test_stage_outputs_and_filter_images():
     rgb = figures.filter_images(np.random.default_rng(0).standard_normal((5, 3, 3, 3)))
     assert rgb.shape == (5, 3, 3, 3) and rgb.min() >= 0.0 and rgb.max() <= 1.0
     assert figures.filter_images(np.ones((5, 2, 3, 3))).shape == (5, 3, 3)
+
+
+def test_batchnorm_statistics_freeze_after_the_given_steps():
+    mg.manual_seed(0)
+    model = fcn_mnist.build_model(4, freeze_after=2)
+    norm = next(m for m in model.modules() if isinstance(m, mg.nn.BatchNorm2d))
+    rng = np.random.default_rng(0)
+    batches = [mg.tensor(rng.standard_normal((3, 1, size, size)).astype(np.float32))
+               for size in (28, 40, 40)]
+    with mg.no_grad():
+        model(batches[0])                  # not a training step: no gradients
+    assert model.steps[0] == 0
+    for batch in batches[:2]:              # steps 1 and 2: batch statistics, running ones updated
+        before = norm.running_mean.copy()
+        model(batch)
+        assert not np.array_equal(norm.running_mean, before)
+    before = norm.running_mean.copy()
+    trained = model(batches[2]).data       # step 3: frozen, as in eval mode
+    np.testing.assert_array_equal(norm.running_mean, before)
+    assert model.steps[0] == 3 and all(m.training for m in model.modules())
+    model.eval()
+    with mg.no_grad():
+        np.testing.assert_allclose(model(batches[2]).data, trained, rtol=1e-5, atol=1e-6)
+    assert "steps" in model.state_dict()   # saved with the checkpoint: --resume goes on counting
