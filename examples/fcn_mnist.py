@@ -3,7 +3,9 @@ class maps, and global average pooling — no fully connected layer.
 
 Because global average pooling turns any H×W map into one score per class, the same network
 classifies inputs of any size. It is trained so: half the batches (--canvas-fraction) put their
-digits at random offsets on canvases of 28 to 64 pixels (--train-canvas), the side drawn per batch.
+digits at random offsets on canvases of 28 to 64 pixels (--train-canvas), the side drawn per batch,
+and for the last 12 % of the steps (--freeze-bn) BatchNorm normalises with its running statistics
+as at test time (batch statistics depend on how much empty canvas a batch holds).
 After training it reports the accuracy on the 28×28 test digits and on the test digits at random
 offsets on 40×40 and 64×64 canvases (--canvas), and writes pictures (--no-figures: none): the
 first layer's filters, the feature maps of one test digit at each stage (examples/figures.py), and

@@ -63,7 +63,7 @@ def test_no_figures_writes_none(tmp_path):
 @pytest.mark.parametrize("option, value", [
     ("--canvas", "20"), ("--canvas", "40,20"), ("--canvas", "40,x"), ("--canvas", "40,"),
     ("--canvas", ""), ("--train-canvas", "27"), ("--canvas-fraction", "1.5"),
-    ("--shift", "-1")])
+    ("--freeze-bn", "-0.1"), ("--shift", "-1")])
 def test_bad_option_is_a_usage_error(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit) as exit_:
         fcn_mnist.run([option, value, "--data-dir", str(tmp_path / "empty")])
