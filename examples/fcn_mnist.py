@@ -200,7 +200,7 @@ def write_dense_demo(model, test_set, path, seed=0):
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[k]) for k in range(10)]
     fig.legend(handles, [str(k) for k in range(10)], loc="lower center", ncol=10,
                title="class", fontsize=8, title_fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.1, 1, 0.97))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     print(f"dense prediction of a page of test digits: {path}")
