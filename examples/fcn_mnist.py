@@ -43,30 +43,39 @@ def conv_bn_relu(cin, cout, kernel=3):
 
 class FullyConvolutional(nn.Sequential):
     """``nn.Sequential`` whose BatchNorm layers stop using batch statistics after
-    ``freeze_after`` training steps (forward passes in training mode with gradients; counted in
-    the buffer ``steps``, so a resumed run goes on counting), None: never.
+    ``freeze_after`` training steps (None: never), their running statistics first recalibrated
+    over the ``calibration_steps`` steps before (forward passes in training mode with
+    gradients, counted in the buffer ``steps``, so a resumed run goes on counting).
 
     A batch on a larger canvas is mostly empty background: its batch statistics differ from a
     28×28 batch's and from those of every other canvas size. In training mode BatchNorm
     normalises each batch with its own statistics, so the network learns a different
-    normalisation for each canvas size, while at test time it applies one set (the running
-    statistics, a mixture): digits on 64×64 canvases then lose several points. For the last
-    steps (small learning rates at the end of the one-cycle schedule) the BatchNorm layers
-    normalise with their running statistics, as at test time, and the network adapts to that
-    one normalisation for every size; their scale and shift still learn."""
+    normalisation for each canvas size, while at test time it applies one set: digits on 64×64
+    canvases then lose several points. So for the last steps (small learning rates at the end
+    of the one-cycle schedule) the BatchNorm layers normalise with fixed statistics, as at test
+    time, and the network adapts to that one normalisation for every size; their scale and
+    shift still learn. The fixed statistics are the plain average over the calibration steps'
+    batches (BatchNorm's ``momentum=None``), a mixture of every canvas size: the usual running
+    average would weight the last few batches, and so the last few sizes, most."""
 
-    def __init__(self, *modules, freeze_after=None):
+    def __init__(self, *modules, freeze_after=None, calibration_steps=0):
         super().__init__(*modules)
-        self.freeze_after = freeze_after
+        self.freeze_after, self.calibration_steps = freeze_after, calibration_steps
         self.register_buffer("steps", np.zeros(1, dtype=np.int64))
 
     def forward(self, x):
-        if not (self.training and mg.is_grad_enabled()):
+        if not (self.training and mg.is_grad_enabled()) or self.freeze_after is None:
             return super().forward(x)
         self.steps[0] += 1
-        if self.freeze_after is None or self.steps[0] <= self.freeze_after:
-            return super().forward(x)
+        step = int(self.steps[0])
         norms = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+        calibrating = 0 <= self.freeze_after - step < self.calibration_steps
+        for m in norms:
+            if calibrating and self.freeze_after - step == self.calibration_steps - 1:
+                m.reset_running_stats()        # the first calibration step
+            m.momentum = None if calibrating else 0.1
+        if step <= self.freeze_after:
+            return super().forward(x)
         for m in norms:
             m.train(False)
         try:
@@ -76,7 +85,7 @@ class FullyConvolutional(nn.Sequential):
                 m.train(True)
 
 
-def build_model(width=16, freeze_after=None):
+def build_model(width=16, freeze_after=None, calibration_steps=0):
     w = width
     return FullyConvolutional(
         *conv_bn_relu(1, w), *conv_bn_relu(w, w), nn.MaxPool2d(2),             # 28 → 14
@@ -84,7 +93,7 @@ def build_model(width=16, freeze_after=None):
         *conv_bn_relu(2 * w, 4 * w),
         nn.Conv2d(4 * w, 10, 1),               # 1×1 convolution: one map per class
         nn.GlobalAvgPool2d(),                  # any H×W → (N, 10)
-        freeze_after=freeze_after)
+        freeze_after=freeze_after, calibration_steps=calibration_steps)
 
 
 def stages(model):
@@ -247,6 +256,9 @@ def add_options(parser):
     parser.add_argument("--freeze-bn", type=fraction, default=0.12, metavar="FRACTION",
                         help="the last FRACTION of the training steps normalise with the "
                              "BatchNorm running statistics, as at test time (0: never)")
+    parser.add_argument("--calibrate-bn", type=non_negative_int, default=100, metavar="STEPS",
+                        help="with --freeze-bn: those running statistics are the plain average "
+                             "over the STEPS training batches before the freeze")
     parser.add_argument("--no-figures", action="store_true",
                         help="no filter, feature-map or dense-prediction pictures")
     parser.add_argument("--figures-only", action="store_true",
@@ -298,9 +310,10 @@ def run(argv=None):
         return results
     steps = args.epochs * (min(len(train_set), args.limit or len(train_set)) // args.batch_size)
     freeze_after = round(steps * (1 - args.freeze_bn)) if args.freeze_bn else None
+    calibration = min(args.calibrate_bn, freeze_after or 0)
     # fully convolutional up to global pooling: the ONNX model takes any height and width too
-    return main(args, lambda: build_model(args.width, freeze_after), train_set, test_set,
-                training_transform(args), normalize, after_training=after_training,
+    return main(args, lambda: build_model(args.width, freeze_after, calibration), train_set,
+                test_set, training_transform(args), normalize, after_training=after_training,
                 onnx_any_size=True)
 
 

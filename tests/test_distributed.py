@@ -150,12 +150,13 @@ FCN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 
 @needs_mpi
 def test_distributed_example_trains_as_one_process_and_resumes_exactly(tmp_path):
-    """fcn_mnist (no augmentation) on 2 ranks with SyncBatchNorm sees the batches and
+    """fcn_mnist (no augmentation: no canvases) on 2 ranks with SyncBatchNorm sees the batches and
     statistics one process sees: the same epochs to float32 rounding; stopped and resumed, it
     continues exactly; rank 0 alone reports."""
     common = [FCN, "--data-dir", real_data_root("mnist"), "--limit", "256", "--test-limit",
               "100", "--batch-size", "64", "--width", "4", "--canvas", "0", "--no-progress",
-              "--epochs", "2", "--threads", "1"]
+              "--epochs", "2", "--threads", "1", "--train-canvas", "0", "--freeze-bn", "0",
+              "--no-figures"]
 
     def history(out):
         results = json.load(open(tmp_path / out / "fcn_mnist_results.json"))

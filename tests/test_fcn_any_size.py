@@ -163,3 +163,25 @@ def test_batchnorm_statistics_freeze_after_the_given_steps():
     with mg.no_grad():
         np.testing.assert_allclose(model(batches[2]).data, trained, rtol=1e-5, atol=1e-6)
     assert "steps" in model.state_dict()   # saved with the checkpoint: --resume goes on counting
+
+
+def test_calibration_averages_the_batches_before_the_freeze_equally():
+    mg.manual_seed(0)
+    model = fcn_mnist.build_model(4, freeze_after=4, calibration_steps=2)
+    norm = next(m for m in model.modules() if isinstance(m, mg.nn.BatchNorm2d))
+    rng = np.random.default_rng(1)
+    batches = [mg.tensor((rng.standard_normal((3, 1, size, size)) * scale).astype(np.float32))
+               for size, scale in ((28, 1.0), (28, 5.0), (40, 1.0), (64, 3.0), (28, 1.0))]
+    means = []
+    for batch in batches[:4]:
+        model(batch)
+        means.append(norm.running_mean.copy())
+    # steps 3 and 4 calibrate: the statistics restart at step 3 and average steps 3 and 4
+    first = model[0](batches[2]).data.mean(axis=(0, 2, 3))
+    second = model[0](batches[3]).data.mean(axis=(0, 2, 3))
+    np.testing.assert_allclose(means[2], first, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(means[3], (first + second) / 2, rtol=1e-5, atol=1e-6)
+    assert norm.momentum is None
+    model(batches[4])                      # step 5: frozen with the calibrated statistics
+    np.testing.assert_array_equal(norm.running_mean, means[3])
+    assert norm.momentum == 0.1
