@@ -256,9 +256,11 @@ def add_options(parser):
     parser.add_argument("--freeze-bn", type=fraction, default=0.12, metavar="FRACTION",
                         help="the last FRACTION of the training steps normalise with the "
                              "BatchNorm running statistics, as at test time (0: never)")
-    parser.add_argument("--calibrate-bn", type=non_negative_int, default=100, metavar="STEPS",
-                        help="with --freeze-bn: those running statistics are the plain average "
-                             "over the STEPS training batches before the freeze")
+    parser.add_argument("--calibrate-bn", type=non_negative_int, default=0, metavar="STEPS",
+                        help="make the frozen statistics the plain average over the STEPS "
+                             "training batches before the freeze (0: BatchNorm's running "
+                             "average; with --freeze-bn 0, recalibrate over the last STEPS "
+                             "batches without freezing)")
     parser.add_argument("--no-figures", action="store_true",
                         help="no filter, feature-map or dense-prediction pictures")
     parser.add_argument("--figures-only", action="store_true",
@@ -309,7 +311,9 @@ def run(argv=None):
             results.update(write_all_figures(model, test_set, args.out, args.seed))
         return results
     steps = args.epochs * (min(len(train_set), args.limit or len(train_set)) // args.batch_size)
-    freeze_after = round(steps * (1 - args.freeze_bn)) if args.freeze_bn else None
+    # --freeze-bn 0 with --calibrate-bn: the statistics of the last steps' batches, never frozen
+    freeze_after = round(steps * (1 - args.freeze_bn)) \
+        if args.freeze_bn or args.calibrate_bn else None
     calibration = min(args.calibrate_bn, freeze_after or 0)
     # fully convolutional up to global pooling: the ONNX model takes any height and width too
     return main(args, lambda: build_model(args.width, freeze_after, calibration), train_set,
