@@ -31,8 +31,8 @@ SHAPES = {
     "conv3x3_s2_16to32": _shape((16, 32, 32), (32, 16, 3, 3), stride=2, padding=1),
     "conv3x3_s2_128to256": _shape((128, 8, 8), (256, 128, 3, 3), stride=2, padding=1),
     "conv5x5_32to64_16x16": _shape((32, 16, 16), (64, 32, 5, 5), padding=2),
-    # the 5×5 convolutions of examples/inception_cifar.py's branch 3 (after the 1×1 reduction):
-    # stage 2 (16×16, ch5x5red 8 → ch5x5 16) and stage 3 (8×8, 16 → 32)
+    # an inception 5×5 branch after its 1×1 reduction to few channels: the shapes of the
+    # narrower inception_cifar.py network of 2026-11 (16×16, 8 → 16 and 8×8, 16 → 32)
     "inc5x5_8to16_16x16": _shape((8, 16, 16), (16, 8, 5, 5), padding=2),
     "inc5x5_16to32_8x8": _shape((16, 8, 8), (32, 16, 5, 5), padding=2),
     # late stages: small maps, many channels
@@ -44,10 +44,10 @@ SHAPES = {
     "dw3x3_s2": _shape((64, 32, 32), (64, 1, 3, 3), stride=2, padding=1, groups=64),
     "grouped3x3_g4": _shape((64, 32, 32), (64, 16, 3, 3), padding=1, groups=4),
     # first layers: a ResNet-style 7×7 stride-2 stem, and the first convolution of
-    # examples/fcn_mnist.py (width 16, 28×28 digits) and examples/inception_cifar.py (stem 32)
+    # examples/fcn_mnist.py (width 16, 28×28 digits) and examples/inception_cifar.py (stem 64)
     "stem7x7_s2": _shape((3, 64, 64), (64, 3, 7, 7), stride=2, padding=3),
     "fcn_first": _shape((1, 28, 28), (16, 1, 3, 3), padding=1),
-    "inception_first": _shape((3, 32, 32), (32, 3, 3, 3), padding=1),
+    "inception_first": _shape((3, 32, 32), (64, 3, 3, 3), padding=1),
 }
 #: the cases that run as a network's first layer: no input gradient, no bias
 FIRST_LAYER = ("stem7x7_s2", "fcn_first", "inception_first")

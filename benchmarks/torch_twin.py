@@ -22,8 +22,12 @@ def to_torch(module, torch):
 
 def _translate(module, torch):
     tnn, kind = torch.nn, type(module).__name__
-    if kind == "Sequential":
-        return tnn.Sequential(*(_translate(m, torch) for m in module.children()))
+    if "Sequential" in (cls.__name__ for cls in type(module).__mro__):
+        # a Sequential subclass (fcn_mnist's) computes the same; its own buffers come along
+        twin = tnn.Sequential(*(_translate(m, torch) for m in module.children()))
+        for name, value in module._buffers.items():
+            twin.register_buffer(name, torch.from_numpy(value.copy()))
+        return twin
     if kind == "Conv2d":
         return tnn.Conv2d(module.in_channels, module.out_channels, module.kernel_size,
                           stride=module.stride, padding=module.padding,

@@ -2,7 +2,7 @@
 class maps, and global average pooling — no fully connected layer.
 
 Because global average pooling turns any H×W map into one score per class, the same network
-classifies inputs of any size. It is trained so: half the batches (--canvas-fraction) put their
+classifies inputs of any size. It is trained so: 30 % of the batches (--canvas-fraction) put their
 digits at random offsets on canvases of 28 to 64 pixels (--train-canvas), the side drawn per batch,
 and for the last 12 % of the steps (--freeze-bn) BatchNorm normalises with its running statistics
 as at test time (batch statistics depend on how much empty canvas a batch holds).
@@ -249,9 +249,9 @@ def add_options(parser):
                         help="train on digits at random offsets on canvases of 28 to MAX "
                              "pixels, the side drawn per batch among 28, 32, ..., MAX (0: on "
                              "the 28x28 images only)")
-    parser.add_argument("--canvas-fraction", type=fraction, default=0.5,
+    parser.add_argument("--canvas-fraction", type=fraction, default=0.3,
                         help="the fraction of training batches placed on canvases")
-    parser.add_argument("--shift", type=non_negative_int, default=0,
+    parser.add_argument("--shift", type=non_negative_int, default=2,
                         help="random shifts of up to this many pixels of the 28x28 batches")
     parser.add_argument("--freeze-bn", type=fraction, default=0.12, metavar="FRACTION",
                         help="the last FRACTION of the training steps normalise with the "

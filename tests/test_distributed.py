@@ -156,7 +156,7 @@ def test_distributed_example_trains_as_one_process_and_resumes_exactly(tmp_path)
     common = [FCN, "--data-dir", real_data_root("mnist"), "--limit", "256", "--test-limit",
               "100", "--batch-size", "64", "--width", "4", "--canvas", "0", "--no-progress",
               "--epochs", "2", "--threads", "1", "--train-canvas", "0", "--freeze-bn", "0",
-              "--no-figures"]
+              "--shift", "0", "--no-figures"]
 
     def history(out):
         results = json.load(open(tmp_path / out / "fcn_mnist_results.json"))
