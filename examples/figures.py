@@ -18,14 +18,15 @@ import minigrad as mg
 from minigrad import nn
 
 
-def pyplot():
-    """matplotlib's pyplot on the Agg backend (files only), or None when not installed."""
+def pyplot(what="figures"):
+    """matplotlib's pyplot on the Agg backend (files only), or None when not installed (after
+    saying that no ``what`` is written)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed (pip install 'minigrad[examples]'): no figures "
+        print(f"matplotlib is not installed (pip install 'minigrad[examples]'): no {what} "
               "written")
         return None
     return plt

@@ -76,13 +76,9 @@ import numpy as np  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
 from minigrad import nn, optim  # noqa: E402
 from minigrad.data import CIFAR10, MNIST, DataLoader, FashionMNIST, Normalize  # noqa: E402
+from figures import pyplot  # noqa: E402
 from training import (ONE_CYCLE, Progress, evaluate,  # noqa: E402
                       non_negative_number, positive_int, positive_number, subset, thread_count)
-
-try:                                   # added to minigrad.nn by issue #16
-    from minigrad.nn import TreePool2d
-except ImportError:                    # pragma: no cover - until tree pooling lands
-    TreePool2d = None
 
 #: name → (dataset class, per-channel mean and std of its training images, pixels / 255)
 DATASETS = {
@@ -112,7 +108,7 @@ def pooling_layer(variant, channels):
     if variant == "gated":
         return nn.GatedPool2d(2)
     if variant == "tree":
-        return TreePool2d(2)
+        return nn.TreePool2d(2)
     if variant == "strided":
         return nn.Sequential(*conv_bn_relu(channels, channels, stride=2))
     if variant == "atrous":
@@ -122,11 +118,6 @@ def pooling_layer(variant, channels):
 
 VARIANTS = ("max", "avg", "lp2", "lp3", "stochastic", "fractional", "mixed", "gated", "tree",
             "strided", "atrous")
-
-
-def available_variants():
-    """The variants this minigrad provides (tree pooling only where nn.TreePool2d exists)."""
-    return tuple(v for v in VARIANTS if v != "tree" or TreePool2d is not None)
 
 
 def conv_bn_relu(cin, cout, stride=1, dilation=1):
@@ -272,12 +263,8 @@ def format_table(rows):
 
 def plot_study(rows, runs, title, path):
     """Accuracy (mean ± std, every seed a dot) and mean training time per variant, as a PNG."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install 'minigrad[examples]'): no chart written")
+    plt = pyplot("chart")
+    if plt is None:
         return None
     names = [row["variant"] for row in rows]
     x = np.arange(len(names))
@@ -356,12 +343,7 @@ def parse_args(argv=None):
 
 def run(argv=None):
     args = parse_args(argv)
-    variants = [v for v in args.variants if v in available_variants()]
-    for v in args.variants:
-        if v not in variants:
-            print(f"skipping {v}: this minigrad has no nn.TreePool2d")
-    if not variants:
-        args.usage_error("--variants: none of the variants asked for is available")
+    variants = args.variants
     if args.threads:
         mg.set_num_threads(args.threads)
     dataset, mean, std = DATASETS[args.dataset]

@@ -26,6 +26,7 @@ from minigrad import distributed as dist
 from minigrad import optim
 from minigrad.data import ArrayDataset, DataLoader
 from minigrad.threads import MAX_THREADS
+from figures import pyplot
 
 try:                                   # optional extra: a progress bar
     from tqdm import tqdm
@@ -318,12 +319,8 @@ class Progress:
 
 
 def plot_curves(history, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install 'minigrad[examples]'): no plot written")
+    plt = pyplot("plot")
+    if plt is None:
         return None
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))

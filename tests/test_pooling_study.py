@@ -35,7 +35,7 @@ def stage_shapes(model, x):
     return shapes
 
 
-@pytest.mark.parametrize("variant", pooling_study.available_variants())
+@pytest.mark.parametrize("variant", pooling_study.VARIANTS)
 def test_each_variant_downsamples_as_described(variant):
     mg.manual_seed(0)
     model = pooling_study.build_model(variant, in_channels=1, width=4)
@@ -79,7 +79,7 @@ def test_learned_pooling_parameters_have_no_weight_decay():
 
 def test_tiny_study_of_every_variant_writes_its_table_json_and_chart(tmp_path, capsys):
     root = real_data_root("mnist")
-    variants = pooling_study.available_variants()
+    variants = pooling_study.VARIANTS
     out = str(tmp_path / "study")
     results = pooling_study.run([*TINY, "--data-dir", root, "--out", out,
                                  "--variants", ",".join(variants)])
@@ -130,16 +130,6 @@ def test_seeds_are_aggregated_and_paired(tmp_path):
                                "--variants", "max", "--seeds", "1"])
     assert again["runs"][0]["test_accuracy"] == results["runs"][0]["test_accuracy"]
     assert again["runs"][0]["train_loss"] == results["runs"][0]["train_loss"]
-
-
-def test_tree_pooling_is_skipped_with_a_message_when_missing(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(pooling_study, "TreePool2d", None)
-    assert "tree" not in pooling_study.available_variants()
-    with pytest.raises(SystemExit) as exit_info:
-        pooling_study.run(["--variants", "tree", "--data-dir", str(tmp_path)])
-    assert exit_info.value.code == 2
-    captured = capsys.readouterr()
-    assert "skipping tree" in captured.out and "none of the variants" in captured.err
 
 
 @pytest.mark.parametrize("option, value", [
