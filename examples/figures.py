@@ -12,9 +12,8 @@ pass of ``image`` in eval mode.
 """
 import os
 
+import minigrad as mg  # before numpy: see minigrad/__init__.py
 import numpy as np
-
-import minigrad as mg
 from minigrad import nn
 
 

@@ -18,9 +18,8 @@ import os
 import sys
 import time
 
+import minigrad as mg  # before numpy: see minigrad/__init__.py
 import numpy as np
-
-import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad import distributed as dist
 from minigrad import optim
