@@ -33,6 +33,7 @@ GRID = [
     ((2, 3, 5, 6), (3, 1, 3, 3), 1, 1, 1, 3, True),            # depthwise
     ((1, 3, 6, 6), (6, 1, 3, 3), 2, 1, 1, 3, True),            # depthwise, multiplier 2
     ((2, 3, 4, 5), (4, 3, 1, 1), 1, 0, 1, 1, True),            # 1x1: the matmul path
+    ((3, 12, 2, 2), (10, 12, 1, 1), 1, 0, 1, 1, False),        # 1x1, small map: one weight GEMM
     ((2, 4, 3, 4), (6, 2, 1, 1), 1, 0, 1, 2, False),           # grouped 1x1
     ((1, 3, 7, 6), (2, 3, 1, 1), 2, 1, 1, 1, True),            # 1x1 strided and padded
     ((1, 1, 4, 4), (1, 1, 4, 4), 1, 0, 1, 1, True),            # kernel = input: one window

@@ -62,7 +62,9 @@ class Conv2d(Function):
     kept per thread and reused by later calls (``release_workspace()`` frees them). The 1×1,
     stride-1, unpadded case is a product straight from x into the NCHW output, one per image
     (no columns, no copies), with only the weight-gradient partials ``B·O·C/G·itemsize``
-    extra.
+    extra; ungrouped, where those partials would exceed copies of x and gy (small maps, many
+    channels), the weight gradient is instead one GEMM over position-major copies of x and
+    gy, ``N·Ho·Wo·(C + O)·itemsize`` extra.
     """
 
     def __init__(self, stride, padding, dilation, groups):
@@ -194,7 +196,16 @@ class Conv2d(Function):
             x_g = self._grouped(x, x.shape[1])
             if need_x:
                 np.matmul(weight_t, gy_g, out=self._grouped(gx, x.shape[1]))
-            if need_weight:
+            if need_weight and self.groups == 1 and _weight_gemm_is_smaller(
+                    x.shape[1], out_channels, self.plane):
+                # One GEMM over the whole batch: (O, N·P) · (N·P, C), from position-major
+                # copies of gy and x, instead of N per-image partials to add up.
+                gy_rows = np.ascontiguousarray(gy_g[:, 0].transpose(1, 0, 2)).reshape(
+                    out_channels, -1)
+                x_rows = np.ascontiguousarray(x_g[:, 0].transpose(1, 0, 2)).reshape(
+                    x.shape[1], -1)
+                np.matmul(gy_rows, x_rows.T, out=gw[0])
+            elif need_weight:
                 for start, stop in self._chunks(n):
                     shape = (stop - start,) + self.weight_matrices.shape
                     partials = _workspace.get("products", shape, x.dtype)
@@ -213,6 +224,13 @@ class Conv2d(Function):
                     np.matmul(weight_t, gy_chunk, out=cols_g)
                     _kernels.col2im(cols, gx[start:stop], *self.kernel_args, get_num_threads())
         return gx, gw
+
+
+def _weight_gemm_is_smaller(channels, out_channels, plane):
+    """Whether the 1×1 weight gradient as one GEMM over the batch moves less memory than the
+    per-image partials: copies of x and gy, N·P·(C + O) values, against the N·O·C partials
+    to add up. True on small maps with many channels (late inception stages)."""
+    return channels * out_channels > plane * (channels + out_channels)
 
 
 @batch_of_one
