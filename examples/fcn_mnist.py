@@ -63,12 +63,6 @@ class FullyConvolutional(nn.Sequential):
         self.freeze_after, self.calibration_steps = freeze_after, calibration_steps
         self.register_buffer("steps", np.zeros(1, dtype=np.int64))
 
-    def _fold_statistics(self):
-        layers = list(self)
-        for conv, norm in zip(layers, layers[1:]):
-            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
-                _fold(conv, norm)
-
     def forward(self, x):
         if not (self.training and mg.is_grad_enabled()) or self.freeze_after is None:
             return super().forward(x)
@@ -82,8 +76,6 @@ class FullyConvolutional(nn.Sequential):
             m.momentum = None if calibrating else 0.1
         if step <= self.freeze_after:
             return super().forward(x)
-        if step == self.freeze_after + 1 and FOLD:
-            self._fold_statistics()
         for m in norms:
             m.train(False)
         try:
@@ -91,20 +83,6 @@ class FullyConvolutional(nn.Sequential):
         finally:
             for m in norms:
                 m.train(True)
-
-
-import os
-FOLD = os.environ.get("FCN_FOLD") == "1"
-
-
-def _fold(conv, norm):
-    """Move ``norm``'s running statistics and scale into ``conv``'s weights, leaving the
-    composition (in eval mode) unchanged: W' = W·γ/σ, and ``norm`` becomes x − μ·γ/σ + β."""
-    scale = norm.weight.data / np.sqrt(norm.running_var + norm.eps)
-    conv.weight.data[...] = conv.weight.data * scale.reshape(-1, 1, 1, 1)
-    norm.running_mean[...] = norm.running_mean * scale
-    norm.running_var[...] = 1 - norm.eps
-    norm.weight.data[...] = 1
 
 
 def build_model(width=16, freeze_after=None, calibration_steps=0):
