@@ -5,7 +5,8 @@ Because global average pooling turns any H×W map into one score per class, the 
 classifies inputs of any size. It is trained so: 30 % of the batches (--canvas-fraction) put their
 digits at random offsets on canvases of 28 to 64 pixels (--train-canvas), the side drawn per batch,
 and for the last 12 % of the steps (--freeze-bn) BatchNorm normalises with its running statistics
-as at test time (batch statistics depend on how much empty canvas a batch holds).
+as at test time (batch statistics depend on how much empty canvas a batch holds), with steps a
+tenth of the schedule's (--freeze-lr-scale), which keeps that phase stable.
 After training it reports the accuracy on the 28×28 test digits and on the test digits at random
 offsets on 40×40 and 64×64 canvases (--canvas), and writes pictures (--no-figures: none): the
 first layer's filters, the feature maps of one test digit at each stage (examples/figures.py), and
@@ -56,11 +57,18 @@ class FullyConvolutional(nn.Sequential):
     time, and the network adapts to that one normalisation for every size; their scale and
     shift still learn. The fixed statistics are the plain average over the calibration steps'
     batches (BatchNorm's ``momentum=None``), a mixture of every canvas size: the usual running
-    average would weight the last few batches, and so the last few sizes, most."""
+    average would weight the last few batches, and so the last few sizes, most.
 
-    def __init__(self, *modules, freeze_after=None, calibration_steps=0):
+    The frozen steps' gradients are multiplied by ``frozen_step_scale``. Without BatchNorm's
+    batch normalisation the network is far more sensitive to its weights' scale, and at the
+    one-cycle schedule's learning rate at that point the activations could grow tenfold in a
+    few dozen steps and training diverge (in runs of 6 and 7 epochs); a tenth of the steps
+    kept it stable."""
+
+    def __init__(self, *modules, freeze_after=None, calibration_steps=0, frozen_step_scale=1.0):
         super().__init__(*modules)
         self.freeze_after, self.calibration_steps = freeze_after, calibration_steps
+        self.frozen_step_scale = frozen_step_scale
         self.register_buffer("steps", np.zeros(1, dtype=np.int64))
 
     def forward(self, x):
@@ -79,13 +87,16 @@ class FullyConvolutional(nn.Sequential):
         for m in norms:
             m.train(False)
         try:
-            return super().forward(x)
+            y = super().forward(x)
+            # the output unchanged (up to rounding), its gradient (with SGD: every step) scaled
+            scale = self.frozen_step_scale
+            return y if scale == 1 else y * scale + (y * (1 - scale)).detach()
         finally:
             for m in norms:
                 m.train(True)
 
 
-def build_model(width=16, freeze_after=None, calibration_steps=0):
+def build_model(width=16, freeze_after=None, calibration_steps=0, frozen_step_scale=1.0):
     w = width
     return FullyConvolutional(
         *conv_bn_relu(1, w), *conv_bn_relu(w, w), nn.MaxPool2d(2),             # 28 → 14
@@ -93,7 +104,8 @@ def build_model(width=16, freeze_after=None, calibration_steps=0):
         *conv_bn_relu(2 * w, 4 * w),
         nn.Conv2d(4 * w, 10, 1),               # 1×1 convolution: one map per class
         nn.GlobalAvgPool2d(),                  # any H×W → (N, 10)
-        freeze_after=freeze_after, calibration_steps=calibration_steps)
+        freeze_after=freeze_after, calibration_steps=calibration_steps,
+        frozen_step_scale=frozen_step_scale)
 
 
 def stages(model):
@@ -256,6 +268,9 @@ def add_options(parser):
     parser.add_argument("--freeze-bn", type=fraction, default=0.12, metavar="FRACTION",
                         help="the last FRACTION of the training steps normalise with the "
                              "BatchNorm running statistics, as at test time (0: never)")
+    parser.add_argument("--freeze-lr-scale", type=fraction, default=0.1, metavar="SCALE",
+                        help="the frozen steps' size relative to the schedule's: their "
+                             "gradients are multiplied by SCALE (1: unchanged)")
     parser.add_argument("--calibrate-bn", type=non_negative_int, default=0, metavar="STEPS",
                         help="make the frozen statistics the plain average over the STEPS "
                              "training batches before the freeze (0: BatchNorm's running "
@@ -316,7 +331,8 @@ def run(argv=None):
         if args.freeze_bn or args.calibrate_bn else None
     calibration = min(args.calibrate_bn, freeze_after or 0)
     # fully convolutional up to global pooling: the ONNX model takes any height and width too
-    return main(args, lambda: build_model(args.width, freeze_after, calibration), train_set,
+    return main(args, lambda: build_model(args.width, freeze_after, calibration,
+                                          args.freeze_lr_scale), train_set,
                 test_set, training_transform(args), normalize, after_training=after_training,
                 onnx_any_size=True)
 

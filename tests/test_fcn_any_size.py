@@ -63,7 +63,7 @@ def test_no_figures_writes_none(tmp_path):
 @pytest.mark.parametrize("option, value", [
     ("--canvas", "20"), ("--canvas", "40,20"), ("--canvas", "40,x"), ("--canvas", "40,"),
     ("--canvas", ""), ("--train-canvas", "27"), ("--canvas-fraction", "1.5"),
-    ("--freeze-bn", "-0.1"), ("--shift", "-1")])
+    ("--freeze-bn", "-0.1"), ("--freeze-lr-scale", "2"), ("--shift", "-1")])
 def test_bad_option_is_a_usage_error(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit) as exit_:
         fcn_mnist.run([option, value, "--data-dir", str(tmp_path / "empty")])
@@ -163,6 +163,22 @@ def test_batchnorm_statistics_freeze_after_the_given_steps():
     with mg.no_grad():
         np.testing.assert_allclose(model(batches[2]).data, trained, rtol=1e-5, atol=1e-6)
     assert "steps" in model.state_dict()   # saved with the checkpoint: --resume goes on counting
+
+
+def test_frozen_steps_scale_the_gradient_not_the_output():
+    rng = np.random.default_rng(2)
+    batch = mg.tensor(rng.standard_normal((3, 1, 32, 32)).astype(np.float32))
+    outputs, grads = [], []
+    for scale in (1.0, 0.1):
+        mg.manual_seed(0)
+        model = fcn_mnist.build_model(4, freeze_after=0, frozen_step_scale=scale)
+        y = model(batch)                   # step 1: frozen
+        (y * y).sum().backward()
+        outputs.append(y.data)
+        grads.append(np.array(model[0].weight.grad))
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-6, atol=1e-7)   # up to rounding
+    np.testing.assert_allclose(grads[1], 0.1 * grads[0], rtol=1e-4, atol=1e-7)
+    assert np.abs(grads[0]).max() > 0
 
 
 def test_calibration_averages_the_batches_before_the_freeze_equally():
