@@ -13,8 +13,8 @@ ACTIVE``,                once costs a futex wake-up per op; 3,000       yourself
 ``GOMP_SPINCOUNT=3000``  rounds bridge the Python between two ops
 Heap reuse (glibc        every op returns fresh arrays; glibc would     MINIGRAD_MALLOC_TUNING=0
 ``mallopt``)             ``mmap`` large ones and re-fault their pages
-                         each step; keep buffers up to 32 MiB and the
-                         freed heap top instead
+                         each step; serve every buffer from the heap
+                         (no ``mmap``) and keep the freed heap top
 =======================  =============================================  ==========================
 
 The measured effect of each is in ``docs/runtime.md`` (benchmark cases ``fcn_mnist_step``,
@@ -40,6 +40,7 @@ MMAP_THRESHOLD_BYTES = 32 << 20
 TRIM_BYTES = 1 << 30
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_MMAP_MAX = -4
 
 
 def _opted_in(switch, settings):
@@ -70,8 +71,10 @@ def tune_heap():
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    # No mmap at all: the threshold caps at 32 MiB, and a batch's activations are larger.
     heap_tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-                      and mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES))
+                      and mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES)
+                      and mallopt(_M_MMAP_MAX, 0))
     return heap_tuned
 
 
