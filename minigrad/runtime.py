@@ -34,12 +34,9 @@ import sys
 
 BLAS_SETTINGS = {"OPENBLAS_THREAD_TIMEOUT": "16"}
 OMP_SETTINGS = {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "3000"}
-#: glibc: requests up to this size come from the heap (its largest mmap threshold) ...
-MMAP_THRESHOLD_BYTES = 32 << 20
-#: ... and up to this much free memory at the heap's top is kept instead of returned to the OS.
+#: glibc: up to this much free memory at the heap's top is kept instead of returned to the OS.
 TRIM_BYTES = 1 << 30
 _M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 
 
@@ -71,10 +68,9 @@ def tune_heap():
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    # No mmap at all: the threshold caps at 32 MiB, and a batch's activations are larger.
-    heap_tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-                      and mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES)
-                      and mallopt(_M_MMAP_MAX, 0))
+    # No mmap at all rather than a higher mmap threshold: glibc caps that at 32 MiB, and a
+    # batch's activations are larger.
+    heap_tuned = bool(mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES) and mallopt(_M_MMAP_MAX, 0))
     return heap_tuned
 
 
