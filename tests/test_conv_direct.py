@@ -77,6 +77,20 @@ def test_algorithm_choice(kernel, stride, groups, direct):
     assert conv_direct.applies(kernel, stride, groups) is direct
 
 
+@pytest.mark.parametrize("x_shape, w_shape, padding, direct", [
+    ((2, 8, 4, 4), (64, 8, 3, 3), 1, False),     # a third of a tile used, GEMM-sized: im2col
+    ((2, 8, 4, 4), (32, 8, 5, 5), 2, True),      # too few output channels for the GEMM
+    ((2, 8, 8, 8), (64, 8, 3, 3), 1, True),      # two thirds of the tiles used
+])
+def test_tiny_maps_with_many_channels_go_to_im2col(x_shape, w_shape, padding, direct):
+    x = minigrad.tensor(RNG.standard_normal(x_shape), requires_grad=True)
+    w = minigrad.tensor(RNG.standard_normal(w_shape), requires_grad=True)
+    y = minigrad.nn.functional.conv2d(x, w, padding=padding)
+    assert (y._creator.direct is not None) is direct
+    np.testing.assert_allclose(y.data, R.conv2d(x.data, w.data, None, padding=padding),
+                               rtol=1e-10, atol=1e-10)
+
+
 def test_results_do_not_depend_on_the_thread_count():
     x, w, _, hyper = _tensors(((20, 3, 9, 9), (10, 3, 3, 3), 1, 1), np.float32)
     before = minigrad.get_num_threads()

@@ -90,8 +90,8 @@ class Conv2d(Function):
         # one filter per channel: a stencil, no GEMM to give BLAS
         self.depthwise = 1 < self.groups == channels == out_channels
         if USE_DIRECT and conv_direct.applies((kh, kw), self.stride, self.groups):
-            self.direct = conv_direct.DirectPlan(x.shape, weight.shape, self.padding,
-                                                 self.dilation)
+            plan = conv_direct.DirectPlan(x.shape, weight.shape, self.padding, self.dilation)
+            self.direct = plan if plan.beats_gemm() else None
         # weight as (G, O/G, C/G·kh·kw): one matrix per group
         self.weight_matrices = weight.reshape(self.groups, out_channels // self.groups, -1)
         self.col_rows = channels * kh * kw

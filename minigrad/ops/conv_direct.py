@@ -22,6 +22,12 @@ from .workspace import workspace
 #: Kernels with fewer taps go to im2col: the weight-gradient kernel works on groups of
 #: ``TAP_BLOCK`` (9) taps, so a 1×2 kernel would waste most of its work.
 MIN_TAPS = 3
+#: On tiny maps a register tile of ``POSITION_BLOCK`` positions is mostly wasted (a 4×4 output
+#: fills a third of one): below this share of useful positions, im2col + BLAS is faster, once
+#: there are at least ``GEMM_MIN_OUT`` output channels for the GEMM (benchmark case
+#: conv3x3_256_4x4; the inception 5×5 branches on 4×4 maps, with fewer, stay direct).
+MIN_TILE_USE = 0.5
+GEMM_MIN_OUT = 64
 #: Upper bound for the weight-gradient partial sums (one (C, taps, O) block per image chunk).
 PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
@@ -81,6 +87,18 @@ class DirectPlan:
         self.front = max(0, reach - self.first_input)
         self.gy_length = self.front + max(
             self.first_input + _round_up(height * self.grid_width, tile), self.positions)
+
+    @property
+    def tile_use(self):
+        """The share of the register tiles' positions that are outputs (the rest: the grid's
+        padding columns and the last tile's overhang)."""
+        tile = _kernels.POSITION_BLOCK
+        return self.out_h * self.out_w / _round_up(self.positions, tile)
+
+    def beats_gemm(self):
+        """Whether this plan is expected to be faster than im2col + BLAS (measured rule:
+        ``MIN_TILE_USE``)."""
+        return self.tile_use >= MIN_TILE_USE or self.out_channels < GEMM_MIN_OUT
 
     def _x_grid(self, x):
         grid = workspace.get("grid", (self.n, self.channels, self.x_length), x.dtype)
