@@ -252,6 +252,33 @@ def test_max_pool_nan_wins_and_propagates():
     assert t.grad[0, 0, 1, 0] == 1 and t.grad[0, 0, 0, 1] == 0
 
 
+WHOLE_PLANE = [(3, 1, 1, 1, False, (4, 4)), (3, 2, 1, 1, False, (8, 8)),
+               (3, 2, 1, 1, True, (7, 9)), ((2, 4), (3, 1), (1, 2), (2, 1), True, (7, 9)),
+               (3, (1, 2), 1, (2, 1), False, (6, 11)), (2, 2, 1, 1, False, (5, 5))]
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode,hw", WHOLE_PLANE)
+def test_whole_plane_and_row_by_row_max_pool_agree(kernel, stride, padding, dilation, ceil_mode,
+                                                   hw, monkeypatch):
+    """Small padded planes take the whole-plane kernel; the row-by-row one must give the same
+    values, indices (ties, NaN, −∞) and gradient."""
+    from minigrad.ops import pooling as pooling_ops
+    x = rng.standard_normal((2, 3) + hw)
+    x[0, 1, 1:3, 1:3] = 0.25
+    x[1, 0] = -np.inf
+    x[rng.random(x.shape) < 0.1] = np.nan
+    results = []
+    for cells in (pooling_ops.FLAT_CELLS, 0):
+        monkeypatch.setattr(pooling_ops, "FLAT_CELLS", cells)
+        xm = minigrad.tensor(x, requires_grad=True)
+        y, idx = F.max_pool2d(xm, kernel, stride, padding, dilation, ceil_mode,
+                              return_indices=True)
+        y.backward(np.arange(y.size, dtype=np.float64).reshape(y.shape))
+        results.append((y.data, idx.data, xm.grad))
+    for flat, rows in zip(*results):
+        np.testing.assert_array_equal(flat, rows)
+
+
 # -- PyTorch parity -----------------------------------------------------------------------------------
 
 PARITY_MAX = [(k, s, p, d, c, hw)

@@ -30,6 +30,7 @@ clipped at the bottom/right edge by ceil_mode) and sum in double for float32 inp
 from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
 from libc.math cimport INFINITY, fabs, isnan, pow, sqrt
+from libc.limits cimport INT_MIN
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
@@ -234,29 +235,106 @@ cdef inline void _max_2x2_row(const floating* r0, floating* y, int* idx,
             idx[ow] = k
 
 
+cdef inline void _copy_phases(const floating* x, floating* buf, Py_ssize_t H, Py_ssize_t W,
+                              Window* w, Py_ssize_t Hq) noexcept nogil:
+    """Copy the H×W plane into the interior of its sh·sw phase planes: padded cell (R, C) goes
+    to phase plane (R mod sh, C mod sw), cell (R div sh, C div sw), each phase plane Hq×Lq.
+    Only the interior is written, so the border keeps its −∞."""
+    cdef Py_ssize_t ih, R, b, q, q0, q1, sw = w.sw
+    cdef floating* row
+    cdef const floating* cell
+    for ih in range(H):
+        R = ih + w.ph
+        row = buf + ((R % w.sh) * sw * Hq + R // w.sh) * w.Lq
+        if sw == 1:
+            memcpy(row + w.pw, x + ih * W, W * sizeof(floating))
+            continue
+        for b in range(sw):
+            # this phase's padded columns q·sw + b that fall inside [pw, pw + W)
+            q0 = (w.pw - b + sw - 1) // sw if w.pw > b else 0
+            q1 = (w.pw + W - 1 - b) // sw + 1 if w.pw + W - 1 >= b else 0
+            cell = x + ih * W + b - w.pw
+            for q in range(q0, q1):
+                row[b * Hq * w.Lq + q] = cell[q * sw]
+
+
+cdef inline void _max_flat(const floating* planes, floating* fy, int* fidx, floating* y,
+                           int* idx, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Window* w,
+                           Py_ssize_t Hq, const Py_ssize_t* first_row,
+                           const Py_ssize_t* first_col) noexcept nogil:
+    """Max pooling of a whole plane at once from its phase planes (``_copy_phases``), for small
+    planes. Output (oh, ow) sits at flat position oh·Lq + ow of ``fy`` (the columns ow ≥ OW
+    are computed and dropped); tap (i, j) reads phase plane ((i·dh) mod sh, (j·dw) mod sw)
+    at the one shift ((i·dh) div sh)·Lq + (j·dw) div sw for every output, so each tap is
+    one long branch-free loop instead of a short one per output row. ``fidx`` (NULL: values
+    only) records the winning tap as its offset from the window's corner cell oh·sh·W +
+    ow·sw, (i·dh − ph)·W + j·dw − pw, a constant per tap (INT_MIN while no cell beat −∞)."""
+    cdef Py_ssize_t n = OH * w.Lq, i, j, oh, ow, shift, di, dj
+    cdef int q
+    for i in range(n):
+        fy[i] = -INFINITY
+    if fidx != NULL:
+        for i in range(n):
+            fidx[i] = INT_MIN
+    for i in range(w.kh):            # row-major tap order: PyTorch's tie rule
+        di = i * w.dh
+        for j in range(w.kw):
+            dj = j * w.dw
+            shift = (((di % w.sh) * w.sw + dj % w.sw) * Hq + di // w.sh) * w.Lq + dj // w.sw
+            _max_tap(planes + shift, fy, fidx, <int>((di - w.ph) * W + dj - w.pw), n, 0)
+    for oh in range(OH):
+        memcpy(y + oh * OW, fy + oh * w.Lq, OW * sizeof(floating))
+        if fidx == NULL:
+            continue
+        for ow in range(OW):
+            q = fidx[oh * w.Lq + ow]
+            idx[oh * OW + ow] = <int>(first_row[oh] * W + first_col[ow] if q == INT_MIN
+                                      else oh * w.sh * W + ow * w.sw + q)
+
+
 def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] idx,
                      int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
                      Py_ssize_t Hp, Py_ssize_t Lq, floating[:, ::1] scratch,
                      const Py_ssize_t[::1] first_row, const Py_ssize_t[::1] first_col,
-                     int num_threads):
+                     int[:, ::1] flat_index, int num_threads):
     """y[p, oh, ow] = max over the window (−∞ padding); idx (or None) gets the flat argmax.
 
     The padded plane holds every window: Hp rows of sw phases of Lq cells; scratch is
     (num_threads, Hp·sw·Lq), or (num_threads, 0) to read the input directly (windows inside
     it, stride 1 or the 2×2 fast path; then Hp, Lq = H, W).
-    first_row[oh] / first_col[ow]: the window's first in-bounds row / column."""
+    first_row[oh] / first_col[ow]: the window's first in-bounds row / column.
+
+    ``flat_index`` (num_threads, OH·Lq) selects the whole-plane path (``_max_flat``) for a
+    buffered window; (num_threads, 0) the row-by-row one. Its scratch rows are then
+    sh·sw·Hq·Lq + ((kw − 1)·dw) div sw + OH·Lq long, Hq = ceil(Hp / sh): the phase planes,
+    the overreach of the dropped columns' taps, and the flat output."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], p, oh
     cdef bint with_index = idx is not None
     cdef bint fast_2x2 = _fast_2x2(kh, kw, sh, sw, dh, dw, scratch.shape[1])
     cdef Window w = _window(kh, kw, sh, sw, ph, pw, dh, dw, Hp, Lq, scratch.shape[1] > 0)
+    cdef Py_ssize_t flat = flat_index.shape[1], Hq = (Hp + sh - 1) // sh
+    cdef Py_ssize_t phase_cells = sh * sw * Hq * Lq + (kw - 1) * dw // sw
     cdef const floating* plane
     cdef floating* buf
     cdef int* ip
+    cdef int* fidx
+    if flat and (scratch.shape[1] < phase_cells + flat or flat < OH * Lq
+                 or flat_index.shape[0] < scratch.shape[0]):
+        raise ValueError(f"max_pool_forward: a flat buffer of {flat} cells and scratch rows of "
+                         f"{scratch.shape[1]} do not fit a {Hp}×{Lq} plane, stride "
+                         f"({sh}, {sw}), {OH} output rows")
     cdef int nt = _scratch_team(scratch, P * H * W, num_threads)
     with nogil, parallel(num_threads=nt):
         buf = _thread_plane(scratch, -INFINITY)
+        fidx = &flat_index[threadid(), 0] if flat and with_index else NULL
         for p in prange(P, schedule='static'):
+            if flat:
+                _copy_phases(&x[p, 0, 0], buf, H, W, &w, Hq)
+                _max_flat(buf, buf + phase_cells, fidx, &y[p, 0, 0],
+                          &idx[p, 0, 0] if with_index else NULL, W, OH, OW, &w, Hq,
+                          &first_row[0], &first_col[0])
+                continue
             plane = _read_plane(&x[p, 0, 0], buf, H, W, &w)
             for oh in range(OH):
                 ip = &idx[p, oh, 0] if with_index else NULL
