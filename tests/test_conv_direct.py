@@ -60,6 +60,43 @@ def test_direct_path_matches_reference(case, dtype):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max()))
 
 
+STRIDED = [
+    ((2, 3, 9, 9), (5, 3, 3, 3), 1, 1, 2),               # odd size: unequal phases
+    ((2, 2, 8, 11), (4, 2, 3, 3), 1, 1, (1, 2)),         # stride along the width only
+    ((1, 3, 13, 12), (9, 3, 7, 7), 3, 1, 2),             # a 7×7 stem
+    ((2, 2, 10, 9), (3, 2, 3, 3), (2, 1), 2, 2),         # dilation and stride
+    ((1, 4, 11, 10), (33, 4, 5, 4), (0, 2), 1, (3, 2)),  # stride 3, O = GO + 1
+    ((3, 1, 5, 5), (2, 1, 2, 2), 0, 1, 2),               # every tap its own phase
+]
+
+
+@pytest.mark.parametrize("case", STRIDED)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_strided_direct_path_matches_reference(case, dtype):
+    x_shape, w_shape, padding, dilation, stride = case
+    x, w, b, hyper = _tensors((x_shape, w_shape, padding, dilation), dtype)
+    hyper["stride"] = stride
+    tx, tw, tb = (minigrad.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = minigrad.nn.functional.conv2d(tx, tw, tb, **hyper)
+    assert y._creator.direct is not None
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    expected = R.conv2d(x64, w64, b64, **hyper)
+    gy = RNG.standard_normal(y.shape).astype(dtype)
+    y.backward(gy)
+    expected_grads = R.conv2d_vjp(x64, w64, gy.astype(np.float64), **hyper)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    for got, want in zip((y.data, tx.grad, tw.grad, tb.grad), (expected,) + expected_grads):
+        assert got.dtype == dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max()))
+
+
+def test_gradcheck_on_the_strided_direct_path():
+    x, w, b, hyper = _tensors(((2, 2, 7, 8), (3, 2, 3, 3), 1, 1), np.float64)
+    inputs = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b)]
+    assert minigrad.gradcheck(
+        lambda *t: minigrad.nn.functional.conv2d(*t, stride=2, **hyper), inputs)
+
+
 def test_gradcheck_on_the_direct_path():
     x, w, b, hyper = _tensors(((2, 3, 5, 6), (9, 3, 3, 2), (1, 2), (2, 1)), np.float64)
     inputs = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b)]
@@ -70,7 +107,9 @@ def test_gradcheck_on_the_direct_path():
 @pytest.mark.parametrize("kernel, stride, groups, direct", [
     ((3, 3), (1, 1), 1, True), ((1, 3), (1, 1), 1, True), ((5, 5), (1, 1), 1, True),
     ((1, 2), (1, 1), 1, False),      # too few taps: im2col
-    ((3, 3), (2, 2), 1, False),      # strided: im2col
+    ((3, 3), (2, 2), 1, True),       # strided: on the stride phases
+    ((7, 7), (2, 2), 1, True),
+    ((3, 3), (4, 4), 1, False),      # stride beyond the kernel: phases without taps, im2col
     ((3, 3), (1, 1), 2, False),      # grouped: im2col
 ])
 def test_algorithm_choice(kernel, stride, groups, direct):

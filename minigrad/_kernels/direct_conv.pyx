@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Direct stride-1 convolution on flat planes: no unrolled windows, no BLAS.
+"""Direct convolution on flat planes: no unrolled windows, no BLAS.
 
 The grid layout. Each (image, channel) plane is stored flat in rows of a fixed width ``Wg``
 (the padded input width), zeros in the padding, with some zero slack at both ends. A tap
@@ -12,7 +12,9 @@ position, ``shift[t] = i·dh·Wg + j·dw``, and a convolution is a 1-D correlati
 Positions with ``col ≥ Wo`` wrap into the next row: they are computed but never stored (the
 price is (Wg − Wo)/Wg extra work, 6–12 % for 3×3 and 5×5 kernels on 32-pixel rows). The same
 kernel computes the input gradient: the output gradient laid out on the input's grid,
-correlated with the flipped, transposed weight (negative shifts).
+correlated with the flipped, transposed weight (negative shifts). A strided convolution runs
+on the plane split into its stride phases (``embed_phases``), where each tap is again one
+constant shift (``minigrad/ops/conv_direct.py``).
 
 Register tiling. A tile is ``OB`` output channels × ``XB`` consecutive positions held in
 accumulators (8 × 48 floats = 24 AVX-512 registers); each step loads ``XB`` grid values once
@@ -77,6 +79,44 @@ def embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t
             for r in range(rows):
                 memcpy(&grid[n, c, start + r * grid_width], &src[n, c, r, 0],
                        width * sizeof(floating))
+
+
+def embed_phases(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t top,
+                 Py_ssize_t left, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t phase_h,
+                 Py_ssize_t phase_w, int num_threads):
+    """The strided layout: each plane padded by (top, left) and split into its sh·sw stride
+    phases, phase (a, b) a phase_h × phase_w plane at offset (a·sw + b)·phase_h·phase_w:
+    padded cell (R, C) = (r + top, col + left) of src[n, c, r, col] goes to phase
+    (R mod sh, C mod sw), cell (R div sh, C div sw). Every other cell is 0."""
+    cdef Py_ssize_t channels = src.shape[1], rows = src.shape[2], width = src.shape[3]
+    cdef Py_ssize_t length = grid.shape[2], phase_len = phase_h * phase_w
+    cdef Py_ssize_t plane, n, c, r, R, b, col0, k, count
+    cdef floating* dst
+    cdef const floating* row
+    if (grid.shape[0] != src.shape[0] or grid.shape[1] != channels or sh < 1 or sw < 1
+            or top < 0 or left < 0 or sh * sw * phase_len > length
+            or (rows and (rows - 1 + top) // sh >= phase_h)
+            or (width and (width - 1 + left) // sw >= phase_w)):
+        raise ValueError(f"embed_phases: grid {_dims(grid.shape, 3)} ({sh}×{sw} phases of "
+                         f"{phase_h}×{phase_w}, padding {top}, {left}) cannot hold planes "
+                         f"{_dims(src.shape, 4)}")
+    cdef int nt = check_threads(num_threads)
+    for plane in prange(src.shape[0] * channels, nogil=True, schedule="static",
+                        num_threads=nt):
+        n = plane // channels
+        c = plane % channels
+        memset(&grid[n, c, 0], 0, length * sizeof(floating))
+        for r in range(rows):
+            R = r + top
+            row = &src[n, c, r, 0]
+            for b in range(sw):
+                # the columns col ≡ b − left (mod sw) land on one contiguous run of phase b
+                col0 = ((b - left) % sw + sw) % sw
+                count = (width - col0 + sw - 1) // sw if col0 < width else 0
+                dst = &grid[n, c, ((R % sh) * sw + b) * phase_len + (R // sh) * phase_w
+                            + (col0 + left) // sw]
+                for k in range(count):
+                    dst[k] = row[col0 + k * sw]
 
 
 cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,

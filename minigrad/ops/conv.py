@@ -2,12 +2,12 @@
 
 Four algorithms, chosen by the shapes:
 
-- ungrouped stride-1 kernels of 3+ taps: direct convolution on flat padded planes
+- ungrouped kernels of 3+ taps (strided too): direct convolution on flat padded planes
   (``conv_direct.py``, kernels in ``minigrad/_kernels/direct_conv.pyx``);
 - depthwise (groups = in channels = out channels, any stride, padding and dilation): a
   per-plane stencil, ``minigrad/_kernels/depthwise.pyx``, no extra memory;
 - the 1×1, stride-1, unpadded case: a plain matrix product;
-- everything else (strided, grouped): the windows are unrolled by the Cython kernels in
+- everything else (grouped, strides beyond the kernel, tiny maps): the windows are unrolled by the Cython kernels in
   ``minigrad/_kernels/im2col.pyx`` and the products go to numpy's BLAS.
 """
 import math
@@ -28,7 +28,7 @@ from .shape import batch_of_one
 #: Upper bound for the unrolled-window (im2col) buffer: a batch is processed in chunks of as
 #: many images as fit (at least one image). Large enough that each product is a big GEMM,
 #: small enough that the columns stay in cache between the unrolling and the product (the conv
-#: suite's im2col case, conv3x3_s2, shows both limits).
+#: suite's conv3x3_s2 showed both limits when it ran through im2col).
 CHUNK_BYTES = 4 << 20
 #: Use the direct kernels where they apply (tests switch it off to check the im2col path on
 #: the same shapes).
@@ -43,15 +43,16 @@ class Conv2d(Function):
     (N, O, Ho, Wo) with ``Ho = floor((H + pad_top + pad_bottom − dh·(kh − 1) − 1) / sh) + 1``
     (likewise Wo).
 
-    Ungrouped stride-1 kernels of 3+ taps go to ``conv_direct.DirectPlan`` (no unrolled
-    windows; its docstring gives its extra memory); depthwise ones to the stencil kernels of
+    Ungrouped kernels of 3+ taps (strided up to the kernel's size) go to
+    ``conv_direct.DirectPlan`` (no unrolled windows; its docstring gives its extra memory),
+    except on tiny maps with many output channels; depthwise ones to the stencil kernels of
     ``minigrad/_kernels/depthwise.pyx`` (bitwise the same for any thread count; the weight
     gradient sums in double). For the others, a batch is processed in
     chunks of B images. ``cols`` (C·kh·kw, B, Ho·Wo) holds a chunk's
     unrolled windows, so each group's block is one (C/G·kh·kw, B·Ho·Wo) matrix and each
     product is a single large GEMM per group rather than one per image: BLAS runs faster on
     the larger product, most of all for the input gradient, whose inner dimension O/G is small
-    (conv suite: conv3x3_s2); the (O, B, Ho·Wo) product goes to NCHW in one strided copy that
+    (conv suite: conv3x3_s2, when it ran here); the (O, B, Ho·Wo) product goes to NCHW in one strided copy that
     also adds the bias. Backward recomputes the columns chunk by chunk instead of keeping the
     unrolled batch: ``grad_weight_g = Σ gy_g @ cols_gᵀ``, ``grad_x = col2im(weight_gᵀ @ gy_g)`` (the
     same buffer holds both in turn), ``grad_bias = Σ_{n,h,w} gy``.
@@ -90,7 +91,8 @@ class Conv2d(Function):
         # one filter per channel: a stencil, no GEMM to give BLAS
         self.depthwise = 1 < self.groups == channels == out_channels
         if USE_DIRECT and conv_direct.applies((kh, kw), self.stride, self.groups):
-            plan = conv_direct.DirectPlan(x.shape, weight.shape, self.padding, self.dilation)
+            plan = conv_direct.DirectPlan(x.shape, weight.shape, self.padding, self.dilation,
+                                          self.stride)
             self.direct = plan if plan.beats_gemm() else None
         # weight as (G, O/G, C/G·kh·kw): one matrix per group
         self.weight_matrices = weight.reshape(self.groups, out_channels // self.groups, -1)

@@ -1,17 +1,25 @@
-"""Stride-1 convolution without unrolled windows: the flat-grid kernels of
+"""Convolution without unrolled windows: the flat-grid kernels of
 ``minigrad/_kernels/direct_conv.pyx`` (read its docstring for the layout and the tiling).
 
-``Conv2d`` uses this path for ungrouped, stride-1 convolutions with at least ``MIN_TAPS``
-kernel taps (3×3, 5×5, dilated, 'same', ...); strided, grouped and 1×1 convolutions keep the
-im2col + BLAS path. It is faster than im2col + BLAS for these shapes because it never writes
-the unrolled windows, which for a batch are many times the input's size (benchmark cases
-conv3x3_s1, conv3x3_d2, conv5x5).
+``Conv2d`` uses this path for ungrouped convolutions with at least ``MIN_TAPS`` kernel taps
+(3×3, 5×5, dilated, 'same', strided up to the kernel's size, ...); grouped and 1×1
+convolutions keep the im2col + BLAS path. It is faster than im2col + BLAS for these shapes
+because it never writes the unrolled windows, which for a batch are many times the input's
+size (benchmark cases conv3x3_s1, conv3x3_d2, conv5x5, conv3x3_s2).
+
+A stride-(sh, sw) convolution runs on the input split into its sh·sw stride phases (polyphase):
+padded cell (R, C) goes to phase plane (R mod sh, C mod sw), cell (R div sh, C div sw). Tap
+(i, j) of output (r, col) then reads phase ((i·dh) mod sh, (j·dw) mod sw) at cell
+(r + (i·dh) div sh, col + (j·dw) div sw): one constant shift in the flat layout, as for stride
+1 (one phase). The input gradient of each phase is a stride-1 correlation of the output
+gradient with that phase's taps.
 
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the input
-on its padded grid, ``N·C·(Ho·Wp + reach)`` values (about the input's size); in backward the
-output gradient on the same grid (``N·O·(Hp·Wp + reach)``) and position-major
-(``N·Ho·Wp·O'``, O' = O rounded up to 32), and weight-gradient partials of at most
-``PARTIALS_BYTES``.
+on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size); in backward the
+output gradient on the phase grid (``N·O·(Hq·Wq + reach)``, Hq·Wq = Hp·Wp / (sh·sw)) and
+position-major (``N·Ho·Wq·O'``, O' = O rounded up to 32), weight-gradient partials of at most
+``PARTIALS_BYTES``, and for a stride above 1 one phase plane of the input gradient
+(``N·C·Hq·Wq``).
 """
 import numpy as np
 
@@ -40,8 +48,10 @@ def _round_up(value, multiple):
 
 
 def applies(kernel, stride, groups):
-    """Whether the direct path handles this convolution."""
-    return groups == 1 and tuple(stride) == (1, 1) and kernel[0] * kernel[1] >= MIN_TAPS
+    """Whether the direct path handles this convolution: ungrouped, enough taps, and a stride
+    no larger than the kernel (so that every stride phase has taps)."""
+    return (groups == 1 and kernel[0] * kernel[1] >= MIN_TAPS
+            and stride[0] <= kernel[0] and stride[1] <= kernel[1])
 
 
 def _pack(weight):
@@ -56,37 +66,48 @@ def _pack(weight):
 
 
 class DirectPlan:
-    """Grid geometry of one stride-1 convolution: x (N, C, H, W) padded by
-    ((top, bottom), (left, right)) to (Hp, Wp), kernel (kh, kw) with dilation (dh, dw),
-    output (N, O, Ho, Wo) with Ho = Hp − dh·(kh − 1) (likewise Wo).
+    """Grid geometry of one convolution: x (N, C, H, W) padded by ((top, bottom), (left,
+    right)) to (Hp, Wp) and split into sh·sw phase planes of Hq × Wq (Hq = ceil(Hp / sh), Wq =
+    ceil(Wp / sw); stride 1: one phase, the padded plane itself), kernel (kh, kw) with
+    dilation (dh, dw), output (N, O, Ho, Wo) with Ho = (Hp − dh·(kh − 1) − 1) div sh + 1.
 
-    Tap t = i·kw + j reads grid position p + shifts[t], shifts[t] = i·dh·Wp + j·dw, for the
-    output at p = r·Wp + col."""
+    Tap t = i·kw + j reads grid position p + shifts[t] for the output at p = r·Wq + col, with
+    shifts[t] = phase(t)·Hq·Wq + ((i·dh) div sh)·Wq + (j·dw) div sw."""
 
-    def __init__(self, x_shape, weight_shape, padding, dilation):
+    def __init__(self, x_shape, weight_shape, padding, dilation, stride=(1, 1)):
         self.n, self.channels, height, width = x_shape
         self.out_channels, _, kh, kw = weight_shape
         (self.top, bottom), (self.left, right) = padding
         dh, dw = dilation
+        self.stride = sh, sw = tuple(stride)
         self.height, self.width = height, width
-        self.grid_width = width + self.left + right
-        padded_height = height + self.top + bottom
-        self.out_h = padded_height - dh * (kh - 1)
-        self.out_w = self.grid_width - dw * (kw - 1)
+        padded_height, padded_width = height + self.top + bottom, width + self.left + right
+        self.out_h = (padded_height - dh * (kh - 1) - 1) // sh + 1
+        self.out_w = (padded_width - dw * (kw - 1) - 1) // sw + 1
+        self.phase_h, self.grid_width = -(-padded_height // sh), -(-padded_width // sw)
+        self.phase_length = self.phase_h * self.grid_width
         self.taps = kh * kw
-        self.shifts = np.array([i * dh * self.grid_width + j * dw
-                                for i in range(kh) for j in range(kw)], np.intp)
-        reach = int(self.shifts[-1])
+        offsets = [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
+        self.tap_phases = [(di % sh) * sw + dj % sw for di, dj in offsets]
+        self.local_shifts = np.array([(di // sh) * self.grid_width + dj // sw
+                                      for di, dj in offsets], np.intp)
+        self.shifts = np.array(self.tap_phases, np.intp) * self.phase_length + self.local_shifts
+        reach = int(self.shifts.max())
         self.positions = self.out_h * self.grid_width
         tile = _kernels.POSITION_BLOCK
         # input grid: the forward's tiles read up to a whole tile past the last output
-        self.x_length = _round_up(self.positions, tile) + reach
-        # output gradient grid: the input gradient at grid position q reads q − shifts[t];
-        # ``front`` zeros keep those reads inside the plane
-        self.first_input = self.top * self.grid_width + self.left
-        self.front = max(0, reach - self.first_input)
-        self.gy_length = self.front + max(
-            self.first_input + _round_up(height * self.grid_width, tile), self.positions)
+        self.x_length = max(sh * sw * self.phase_length, _round_up(self.positions, tile) + reach)
+        # output gradient grid: the input gradient at phase position q reads q − shift (that
+        # phase's taps); ``front`` zeros keep those reads inside the plane
+        self.first_input = self.top * self.grid_width + self.left    # stride 1 only
+        if self.stride == (1, 1):
+            self.front = max(0, reach - self.first_input)
+            self.gy_length = self.front + max(
+                self.first_input + _round_up(height * self.grid_width, tile), self.positions)
+        else:
+            self.front = int(self.local_shifts.max())
+            self.gy_length = self.front + max(_round_up(self.phase_length, tile),
+                                              self.positions)
 
     @property
     def tile_use(self):
@@ -102,7 +123,11 @@ class DirectPlan:
 
     def _x_grid(self, x):
         grid = workspace.get("grid", (self.n, self.channels, self.x_length), x.dtype)
-        _kernels.embed(x, grid, self.grid_width, self.first_input, get_num_threads())
+        if self.stride == (1, 1):
+            _kernels.embed(x, grid, self.grid_width, self.first_input, get_num_threads())
+        else:
+            _kernels.embed_phases(x, grid, self.top, self.left, *self.stride, self.phase_h,
+                                  self.grid_width, get_num_threads())
         return grid
 
     def forward(self, x, weight, bias):
@@ -115,14 +140,37 @@ class DirectPlan:
 
     def grad_input(self, gy, weight):
         """∂L/∂x: the output gradient on the input's grid, correlated with the transposed
-        weight at the negated shifts; only the positions inside the padding are stored."""
+        weight at the negated shifts; only the positions inside the padding are stored. With
+        a stride, one such correlation per phase plane, over that phase's taps."""
         gy_grid = workspace.get("gy_grid", (self.n, self.out_channels, self.gy_length),
                                 gy.dtype)
         _kernels.embed(gy, gy_grid, self.grid_width, self.front, get_num_threads())
         gx = np.empty((self.n, self.channels, self.height, self.width), gy.dtype)
-        _kernels.conv(gy_grid, _pack(weight.transpose(1, 0, 2, 3)), -self.shifts, gx,
-                      np.empty(0, gy.dtype), self.grid_width, self.front + self.first_input,
-                      get_num_threads())
+        weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
+        no_bias = np.empty(0, gy.dtype)
+        if self.stride == (1, 1):
+            _kernels.conv(gy_grid, _pack(weight_t), -self.shifts, gx, no_bias,
+                          self.grid_width, self.front + self.first_input, get_num_threads())
+            return gx
+        sh, sw = self.stride
+        weight_t = weight_t.reshape(self.channels, self.out_channels, self.taps)
+        phase = workspace.get("phase", (self.n, self.channels, self.phase_h, self.grid_width),
+                              gy.dtype)
+        for a in range(sh):
+            for b in range(sw):
+                # the input cells of this phase: rows ≡ a − top (mod sh), likewise columns
+                r0, c0 = (a - self.top) % sh, (b - self.left) % sw
+                target = gx[:, :, r0::sh, c0::sw]
+                taps = [t for t, k in enumerate(self.tap_phases) if k == a * sw + b]
+                if not taps:
+                    target[...] = 0
+                    continue
+                _kernels.conv(gy_grid, _pack(np.ascontiguousarray(weight_t[:, :, taps])),
+                              -self.local_shifts[taps], phase, no_bias, self.grid_width,
+                              self.front, get_num_threads())
+                first_row, first_col = (r0 + self.top) // sh, (c0 + self.left) // sw
+                target[...] = phase[:, :, first_row:first_row + target.shape[2],
+                                    first_col:first_col + target.shape[3]]
         return gx
 
     def grad_weight(self, x, gy):
