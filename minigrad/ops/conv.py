@@ -7,8 +7,9 @@ Four algorithms, chosen by the shapes:
 - depthwise (groups = in channels = out channels, any stride, padding and dilation): a
   per-plane stencil, ``minigrad/_kernels/depthwise.pyx``, no extra memory;
 - the 1×1, stride-1, unpadded case: a plain matrix product;
-- everything else (grouped, strides beyond the kernel, tiny maps): the windows are unrolled by the Cython kernels in
-  ``minigrad/_kernels/im2col.pyx`` and the products go to numpy's BLAS.
+- everything else (grouped, strides beyond the kernel, tiny maps): the windows are unrolled
+  by the Cython kernels in ``minigrad/_kernels/im2col.pyx`` and the products go to numpy's
+  BLAS.
 """
 import math
 
@@ -52,9 +53,9 @@ class Conv2d(Function):
     unrolled windows, so each group's block is one (C/G·kh·kw, B·Ho·Wo) matrix and each
     product is a single large GEMM per group rather than one per image: BLAS runs faster on
     the larger product, most of all for the input gradient, whose inner dimension O/G is small
-    (conv suite: conv3x3_s2, when it ran here); the (O, B, Ho·Wo) product goes to NCHW in one strided copy that
-    also adds the bias. Backward recomputes the columns chunk by chunk instead of keeping the
-    unrolled batch: ``grad_weight_g = Σ gy_g @ cols_gᵀ``, ``grad_x = col2im(weight_gᵀ @ gy_g)`` (the
+    (conv suite: conv3x3_s2, when it ran here); the (O, B, Ho·Wo) product goes to NCHW in
+    one strided copy that also adds the bias. Backward recomputes the columns chunk by chunk
+    instead of keeping the unrolled batch: ``grad_weight_g = Σ gy_g @ cols_gᵀ``, ``grad_x = col2im(weight_gᵀ @ gy_g)`` (the
     same buffer holds both in turn), ``grad_bias = Σ_{n,h,w} gy``.
 
     Peak extra memory (besides the inputs, the output and the gradients themselves): one
