@@ -110,10 +110,39 @@ def test_gradcheck_on_the_direct_path():
     ((3, 3), (2, 2), 1, True),       # strided: on the stride phases
     ((7, 7), (2, 2), 1, True),
     ((3, 3), (4, 4), 1, False),      # stride beyond the kernel: phases without taps, im2col
-    ((3, 3), (1, 1), 2, False),      # grouped: im2col
+    ((3, 3), (1, 1), 2, True),       # grouped: one direct convolution per group
+    ((3, 3), (1, 1), 8, False),      # 4 channels per group: im2col
+    ((3, 3), (1, 1), 32, False),     # depthwise: the stencil kernels
 ])
 def test_algorithm_choice(kernel, stride, groups, direct):
-    assert conv_direct.applies(kernel, stride, groups) is direct
+    assert conv_direct.applies(kernel, stride, groups, channels=32) is direct
+
+
+GROUPED = [
+    ((2, 24, 7, 8), (9, 8, 3, 3), 1, 1, 1, 3),           # 8 channels in, 3 out per group
+    ((2, 16, 9, 9), (8, 8, 3, 3), 1, 1, 2, 2),           # grouped and strided
+    ((1, 16, 8, 8), (66, 8, 5, 5), 2, 2, 1, 2),          # dilated, 33 out per group (GO + 1)
+]
+
+
+@pytest.mark.parametrize("case", GROUPED)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_grouped_direct_path_matches_reference(case, dtype):
+    x_shape, w_shape, padding, dilation, stride, groups = case
+    x, w, b, hyper = _tensors((x_shape, w_shape, padding, dilation), dtype)
+    hyper.update(stride=stride, groups=groups)
+    tx, tw, tb = (minigrad.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = minigrad.nn.functional.conv2d(tx, tw, tb, **hyper)
+    assert y._creator.direct is not None
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    expected = R.conv2d(x64, w64, b64, **hyper)
+    gy = RNG.standard_normal(y.shape).astype(dtype)
+    y.backward(gy)
+    expected_grads = R.conv2d_vjp(x64, w64, gy.astype(np.float64), **hyper)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    for got, want in zip((y.data, tx.grad, tw.grad, tb.grad), (expected,) + expected_grads):
+        assert got.dtype == dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max()))
 
 
 @pytest.mark.parametrize("x_shape, w_shape, padding, direct", [

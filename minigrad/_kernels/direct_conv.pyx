@@ -59,6 +59,21 @@ cdef tuple _dims(Py_ssize_t* shape, int ndim):
     return tuple([shape[i] for i in range(ndim)])
 
 
+cdef int _check_planes(str name, Py_ssize_t* shape, Py_ssize_t* strides, int ndim,
+                       Py_ssize_t itemsize) except -1:
+    """ValueError unless every axis after the first is C-contiguous: the kernels index images
+    through the memoryview, but walk channels and positions by pointer arithmetic. The first
+    axis (and so a slice of channels, a group) may have any stride."""
+    cdef Py_ssize_t expected = itemsize
+    cdef int axis
+    for axis in range(ndim - 1, 0, -1):
+        if shape[axis] > 1 and strides[axis] != expected:
+            raise ValueError(f"{name}: its axes after the first must be C-contiguous, got "
+                             f"shape {_dims(shape, ndim)} and strides {_dims(strides, ndim)}")
+        expected *= shape[axis]
+    return 0
+
+
 def embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t grid_width,
           Py_ssize_t start, int num_threads):
     """grid[n, c, start + r·grid_width + col] = src[n, c, r, col]; every other cell is 0."""
@@ -169,8 +184,8 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
             r = r + 1
 
 
-def conv(const floating[:, :, ::1] grid, const floating[:, :, ::1] packed_weight,
-         const Py_ssize_t[::1] shifts, floating[:, :, :, ::1] out, const floating[::1] bias,
+def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
+         const Py_ssize_t[::1] shifts, floating[:, :, :, :] out, const floating[::1] bias,
          Py_ssize_t grid_width, Py_ssize_t start, int num_threads):
     """out[n, o, r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col
     + shifts[t]] for r < Ho, col < Wo, with W packed as (blocks, C·T, OB) (``conv_direct._pack``).
@@ -192,6 +207,8 @@ def conv(const floating[:, :, ::1] grid, const floating[:, :, ::1] packed_weight
                          f"weight {_dims(packed_weight.shape, 3)}, {taps} shifts, out "
                          f"{_dims(out.shape, 4)}, bias {_dims(bias.shape, 1)}")
     check_reads(grid_length, start, tiles * XB, shifts)
+    _check_planes("conv: grid", grid.shape, grid.strides, 3, sizeof(floating))
+    _check_planes("conv: out", out.shape, out.strides, 4, sizeof(floating))
     if out_w > grid_width:
         raise ValueError(f"conv: output width {out_w} exceeds the grid width {grid_width}")
     cdef int nt = check_threads(num_threads)
@@ -245,7 +262,7 @@ cdef inline void _grad_item(const floating* gy_t, Py_ssize_t gy_image, Py_ssize_
             out[t * out_stride + o] = tile[t * GO + o]
 
 
-def transpose_embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid_t,
+def transpose_embed(const floating[:, :, :, :] src, floating[:, :, ::1] grid_t,
                     Py_ssize_t grid_width, int num_threads):
     """grid_t[n, r·grid_width + col, o] = src[n, o, r, col]; every other cell is 0
     (the position-major layout of an output gradient for ``weight_grad``)."""
@@ -272,7 +289,7 @@ def transpose_embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid_t
                         dst[i * stride + o] = src[n, o, r, col + i]
 
 
-def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, ::1] grid,
+def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, :] grid,
                 const Py_ssize_t[::1] shifts, Py_ssize_t count, floating[:, :, :, ::1] partials,
                 int num_threads):
     """partials[k, c, t, o] = Σ_{n in chunk k} Σ_{p < count} grid[n, c, p + shifts[t]] ·
@@ -294,6 +311,8 @@ def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, ::1] grid,
                          f"{count}), grid {_dims(grid.shape, 3)}, {taps} shifts, partials "
                          f"{_dims(partials.shape, 4)}")
     check_reads(grid_length, 0, count, shifts)
+    _check_planes("weight_grad: grid", grid.shape, grid.strides, 3, sizeof(floating))
+    cdef Py_ssize_t image_stride = grid.strides[0] // <Py_ssize_t>sizeof(floating)
     per_chunk = (n_images + chunks - 1) // chunks
     cdef int nt = check_threads(num_threads)
     for item in prange(chunks * channels * groups * blocks, nogil=True, schedule="static",
@@ -303,7 +322,7 @@ def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, ::1] grid,
         g = (item // blocks) % groups
         b = item % blocks
         _grad_item(&gy_t[0, 0, b * GO], gy_t.shape[1] * out_channels, out_channels,
-                   &grid[0, c, 0], channels * grid_length, &shifts[g * TG], count,
+                   &grid[0, c, 0], image_stride, &shifts[g * TG], count,
                    k * per_chunk, min(n_images, (k + 1) * per_chunk),
                    &partials[k, c, g * TG, b * GO], out_channels)
 

@@ -2,14 +2,15 @@
 
 Four algorithms, chosen by the shapes:
 
-- ungrouped kernels of 3+ taps (strided too): direct convolution on flat padded planes
-  (``conv_direct.py``, kernels in ``minigrad/_kernels/direct_conv.pyx``);
+- kernels of 3+ taps (strided, and grouped with 8+ channels per group too): direct
+  convolution on flat padded planes (``conv_direct.py``, kernels in
+  ``minigrad/_kernels/direct_conv.pyx``);
 - depthwise (groups = in channels = out channels, any stride, padding and dilation): a
   per-plane stencil, ``minigrad/_kernels/depthwise.pyx``, no extra memory;
 - the 1×1, stride-1, unpadded case: a plain matrix product;
-- everything else (grouped, strides beyond the kernel, tiny maps): the windows are unrolled
-  by the Cython kernels in ``minigrad/_kernels/im2col.pyx`` and the products go to numpy's
-  BLAS.
+- everything else (narrow groups, strides beyond the kernel, tiny maps): the windows are
+  unrolled by the Cython kernels in ``minigrad/_kernels/im2col.pyx`` and the products go to
+  numpy's BLAS.
 """
 import math
 
@@ -44,8 +45,9 @@ class Conv2d(Function):
     (N, O, Ho, Wo) with ``Ho = floor((H + pad_top + pad_bottom − dh·(kh − 1) − 1) / sh) + 1``
     (likewise Wo).
 
-    Ungrouped kernels of 3+ taps (strided up to the kernel's size) go to
-    ``conv_direct.DirectPlan`` (no unrolled windows; its docstring gives its extra memory),
+    Kernels of 3+ taps (strided up to the kernel's size, grouped with 8+ channels per group)
+    go to ``conv_direct.DirectPlan`` (no unrolled windows; its docstring gives its extra
+    memory),
     except on tiny maps with many output channels; depthwise ones to the stencil kernels of
     ``minigrad/_kernels/depthwise.pyx`` (bitwise the same for any thread count; the weight
     gradient sums in double). For the others, a batch is processed in
@@ -91,9 +93,9 @@ class Conv2d(Function):
         self.direct = None
         # one filter per channel: a stencil, no GEMM to give BLAS
         self.depthwise = 1 < self.groups == channels == out_channels
-        if USE_DIRECT and conv_direct.applies((kh, kw), self.stride, self.groups):
+        if USE_DIRECT and conv_direct.applies((kh, kw), self.stride, self.groups, channels):
             plan = conv_direct.DirectPlan(x.shape, weight.shape, self.padding, self.dilation,
-                                          self.stride)
+                                          self.stride, self.groups)
             self.direct = plan if plan.beats_gemm() else None
         # weight as (G, O/G, C/G·kh·kw): one matrix per group
         self.weight_matrices = weight.reshape(self.groups, out_channels // self.groups, -1)

@@ -30,6 +30,11 @@ from .workspace import workspace
 #: Kernels with fewer taps go to im2col: the weight-gradient kernel works on groups of
 #: ``TAP_BLOCK`` (9) taps, so a 1×2 kernel would waste most of its work.
 MIN_TAPS = 3
+#: A grouped convolution runs as one direct convolution per group when each group has at least
+#: this many input channels; with fewer, the per-group calls cost more than im2col's one
+#: pass (benchmark case grouped3x3_g4 has 16: direct 2.7× faster than im2col; 32 groups of 2
+#: channels: im2col 2× faster).
+GROUP_MIN_CHANNELS = 8
 #: On tiny maps a register tile of ``POSITION_BLOCK`` positions is mostly wasted (a 4×4 output
 #: fills a third of one): below this share of useful positions, im2col + BLAS is faster, once
 #: there are at least ``GEMM_MIN_OUT`` output channels for the GEMM (benchmark case
@@ -47,10 +52,12 @@ def _round_up(value, multiple):
     return -(-value // multiple) * multiple
 
 
-def applies(kernel, stride, groups):
-    """Whether the direct path handles this convolution: ungrouped, enough taps, and a stride
-    no larger than the kernel (so that every stride phase has taps)."""
-    return (groups == 1 and kernel[0] * kernel[1] >= MIN_TAPS
+def applies(kernel, stride, groups, channels):
+    """Whether the direct path handles this convolution: enough taps, a stride no larger than
+    the kernel (so that every stride phase has taps), and ungrouped or at least
+    ``GROUP_MIN_CHANNELS`` input channels per group."""
+    return ((groups == 1 or channels // groups >= GROUP_MIN_CHANNELS)
+            and kernel[0] * kernel[1] >= MIN_TAPS
             and stride[0] <= kernel[0] and stride[1] <= kernel[1])
 
 
@@ -74,9 +81,12 @@ class DirectPlan:
     Tap t = i·kw + j reads grid position p + shifts[t] for the output at p = r·Wq + col, with
     shifts[t] = phase(t)·Hq·Wq + ((i·dh) div sh)·Wq + (j·dw) div sw."""
 
-    def __init__(self, x_shape, weight_shape, padding, dilation, stride=(1, 1)):
-        self.n, self.channels, height, width = x_shape
-        self.out_channels, _, kh, kw = weight_shape
+    def __init__(self, x_shape, weight_shape, padding, dilation, stride=(1, 1), groups=1):
+        self.n, channels, height, width = x_shape
+        out_channels, _, kh, kw = weight_shape
+        # per group: each group is a convolution of its own on a slice of the channels
+        self.groups = groups
+        self.channels, self.out_channels = channels // groups, out_channels // groups
         (self.top, bottom), (self.left, right) = padding
         dh, dw = dilation
         self.stride = sh, sw = tuple(stride)
@@ -122,7 +132,7 @@ class DirectPlan:
         return self.tile_use >= MIN_TILE_USE or self.out_channels < GEMM_MIN_OUT
 
     def _x_grid(self, x):
-        grid = workspace.get("grid", (self.n, self.channels, self.x_length), x.dtype)
+        grid = workspace.get("grid", (self.n, x.shape[1], self.x_length), x.dtype)
         if self.stride == (1, 1):
             _kernels.embed(x, grid, self.grid_width, self.first_input, get_num_threads())
         else:
@@ -130,32 +140,47 @@ class DirectPlan:
                                   self.grid_width, get_num_threads())
         return grid
 
+    def _group(self, g, a):
+        """Group g's slice of the channel axis (axis 1) of ``a``, which has one of
+        ``self.channels`` or ``self.out_channels`` channels per group."""
+        size = a.shape[1] // self.groups
+        return a[:, g * size:(g + 1) * size]
+
     def forward(self, x, weight, bias):
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous."""
-        y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+        y = np.empty((self.n, self.out_channels * self.groups, self.out_h, self.out_w), x.dtype)
+        grid = self._x_grid(x)
         no_bias = np.empty(0, x.dtype)
-        _kernels.conv(self._x_grid(x), _pack(weight), self.shifts, y,
-                      no_bias if bias is None else bias, self.grid_width, 0, get_num_threads())
+        for g in range(self.groups):
+            _kernels.conv(self._group(g, grid), _pack(self._group(g, weight[None])[0]),
+                          self.shifts, self._group(g, y),
+                          no_bias if bias is None else self._group(g, bias[None])[0],
+                          self.grid_width, 0, get_num_threads())
         return y
 
     def grad_input(self, gy, weight):
         """∂L/∂x: the output gradient on the input's grid, correlated with the transposed
         weight at the negated shifts; only the positions inside the padding are stored. With
         a stride, one such correlation per phase plane, over that phase's taps."""
-        gy_grid = workspace.get("gy_grid", (self.n, self.out_channels, self.gy_length),
-                                gy.dtype)
+        gy_grid = workspace.get("gy_grid", (self.n, gy.shape[1], self.gy_length), gy.dtype)
         _kernels.embed(gy, gy_grid, self.grid_width, self.front, get_num_threads())
-        gx = np.empty((self.n, self.channels, self.height, self.width), gy.dtype)
+        gx = np.empty((self.n, self.channels * self.groups, self.height, self.width), gy.dtype)
+        for g in range(self.groups):
+            self._grad_input_group(self._group(g, gy_grid), self._group(g, weight[None])[0],
+                                   self._group(g, gx))
+        return gx
+
+    def _grad_input_group(self, gy_grid, weight, gx):
         weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
-        no_bias = np.empty(0, gy.dtype)
+        no_bias = np.empty(0, gy_grid.dtype)
         if self.stride == (1, 1):
             _kernels.conv(gy_grid, _pack(weight_t), -self.shifts, gx, no_bias,
                           self.grid_width, self.front + self.first_input, get_num_threads())
-            return gx
+            return
         sh, sw = self.stride
         weight_t = weight_t.reshape(self.channels, self.out_channels, self.taps)
         phase = workspace.get("phase", (self.n, self.channels, self.phase_h, self.grid_width),
-                              gy.dtype)
+                              gy_grid.dtype)
         for a in range(sh):
             for b in range(sw):
                 # the input cells of this phase: rows ≡ a − top (mod sh), likewise columns
@@ -171,11 +196,15 @@ class DirectPlan:
                 first_row, first_col = (r0 + self.top) // sh, (c0 + self.left) // sw
                 target[...] = phase[:, :, first_row:first_row + target.shape[2],
                                     first_col:first_col + target.shape[3]]
-        return gx
 
     def grad_weight(self, x, gy):
-        """∂L/∂weight (O, C, kh, kw): Σ over images and positions of gy · shifted x, summed
-        over a fixed split of the batch into chunks."""
+        """∂L/∂weight (O, C/groups, kh, kw): Σ over images and positions of gy · shifted x,
+        summed over a fixed split of the batch into chunks."""
+        grid = self._x_grid(x)
+        return np.concatenate([self._grad_weight_group(self._group(g, grid), self._group(g, gy))
+                               for g in range(self.groups)])
+
+    def _grad_weight_group(self, grid, gy):
         out_block, tap_block = _kernels.GRAD_OUT_BLOCK, _kernels.TAP_BLOCK
         padded_out = _round_up(self.out_channels, out_block)
         padded_taps = _round_up(self.taps, tap_block)
@@ -187,8 +216,7 @@ class DirectPlan:
         chunks = max(1, min(self.n, MAX_CHUNKS, PARTIALS_BYTES // block_bytes))
         partials = workspace.get("partials", (chunks, self.channels, padded_taps, padded_out),
                                  gy.dtype)
-        _kernels.weight_grad(gy_t, self._x_grid(x), shifts, self.positions, partials,
-                             get_num_threads())
+        _kernels.weight_grad(gy_t, grid, shifts, self.positions, partials, get_num_threads())
         total = partials.sum(axis=0)[:, :self.taps, :self.out_channels]   # (C, T, O)
         return np.ascontiguousarray(total.transpose(2, 0, 1)).reshape(
             self.out_channels, self.channels, -1)
