@@ -47,11 +47,10 @@ class Conv2d(Function):
 
     Kernels of 3+ taps (strided up to the kernel's size, grouped with 8+ channels per group)
     go to ``conv_direct.DirectPlan`` (no unrolled windows; its docstring gives its extra
-    memory),
-    except on tiny maps with many output channels; depthwise ones to the stencil kernels of
-    ``minigrad/_kernels/depthwise.pyx`` (bitwise the same for any thread count; the weight
-    gradient sums in double). For the others, a batch is processed in
-    chunks of B images. ``cols`` (C·kh·kw, B, Ho·Wo) holds a chunk's
+    memory), except on tiny maps with many output channels; depthwise ones to the stencil
+    kernels of ``minigrad/_kernels/depthwise.pyx`` (bitwise the same for any thread count;
+    the weight gradient sums in double). For the others, a batch is processed in chunks of B
+    images. ``cols`` (C·kh·kw, B, Ho·Wo) holds a chunk's
     unrolled windows, so each group's block is one (C/G·kh·kw, B·Ho·Wo) matrix and each
     product is a single large GEMM per group rather than one per image: BLAS runs faster on
     the larger product, most of all for the input gradient, whose inner dimension O/G is small
