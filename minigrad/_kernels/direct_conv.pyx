@@ -39,7 +39,13 @@ from cython.parallel cimport prange
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from ._parallel cimport check_threads
+from ._parallel cimport check_threads, team_size
+
+# Below these amounts of work a kernel runs on one thread: waking the team (its threads asleep
+# after the Python code between two kernels) costs more than it saves, which decides batch-1
+# latency. Results are the same for any thread count.
+cdef Py_ssize_t PARALLEL_MIN_CELLS = 1 << 16      # grid cells written by the embeddings
+cdef Py_ssize_t PARALLEL_MIN_MACS = 1 << 21       # multiply-adds of a convolution
 
 # The tile sizes: compile-time constants (they size the register tiles' C arrays), exported to
 # Python below under their long names.
@@ -84,7 +90,8 @@ def embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t
             or start < 0 or (rows and start + (rows - 1) * grid_width + width > length)):
         raise ValueError(f"embed: grid {_dims(grid.shape, 3)} (row width {grid_width}, start "
                          f"{start}) cannot hold planes {_dims(src.shape, 4)}")
-    cdef int nt = check_threads(num_threads)
+    cdef int nt = team_size(grid.shape[0] * grid.shape[1] * length, PARALLEL_MIN_CELLS,
+                            num_threads)
     for plane in prange(src.shape[0] * grid.shape[1], nogil=True, schedule="static",
                         num_threads=nt):
         n = plane // grid.shape[1]
@@ -115,7 +122,7 @@ def embed_phases(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_
         raise ValueError(f"embed_phases: grid {_dims(grid.shape, 3)} ({sh}×{sw} phases of "
                          f"{phase_h}×{phase_w}, padding {top}, {left}) cannot hold planes "
                          f"{_dims(src.shape, 4)}")
-    cdef int nt = check_threads(num_threads)
+    cdef int nt = team_size(grid.shape[0] * channels * length, PARALLEL_MIN_CELLS, num_threads)
     for plane in prange(src.shape[0] * channels, nogil=True, schedule="static",
                         num_threads=nt):
         n = plane // channels
@@ -211,7 +218,8 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     _check_planes("conv: out", out.shape, out.strides, 4, sizeof(floating))
     if out_w > grid_width:
         raise ValueError(f"conv: output width {out_w} exceeds the grid width {grid_width}")
-    cdef int nt = check_threads(num_threads)
+    cdef int nt = team_size(n_images * blocks * tiles * XB * OB * channels * taps,
+                            PARALLEL_MIN_MACS, num_threads)
     for item in prange(n_images * blocks * tiles, nogil=True, schedule="static", num_threads=nt):
         n = item // (blocks * tiles)
         b = (item // tiles) % blocks

@@ -92,10 +92,10 @@ class Conv2d(Function):
         self.direct = None
         # one filter per channel: a stencil, no GEMM to give BLAS
         self.depthwise = 1 < self.groups == channels == out_channels
-        if USE_DIRECT and conv_direct.applies((kh, kw), self.stride, self.groups, channels):
-            plan = conv_direct.DirectPlan(x.shape, weight.shape, self.padding, self.dilation,
-                                          self.stride, self.groups)
-            self.direct = plan if plan.beats_gemm() else None
+        if USE_DIRECT:
+            self.direct = conv_direct.plan(
+                x.shape, weight.shape, tuple(map(tuple, self.padding)), tuple(self.dilation),
+                tuple(self.stride), self.groups)
         # weight as (G, O/G, C/G·kh·kw): one matrix per group
         self.weight_matrices = weight.reshape(self.groups, out_channels // self.groups, -1)
         self.col_rows = channels * kh * kw

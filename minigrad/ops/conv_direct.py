@@ -21,6 +21,8 @@ position-major (``N·Ho·Wq·O'``, O' = O rounded up to 32), weight-gradient par
 ``PARTIALS_BYTES``, and for a stride above 1 one phase plane of the input gradient
 (``N·C·Hq·Wq``).
 """
+import functools
+
 import numpy as np
 
 from .._kernels import direct_conv as _kernels
@@ -61,15 +63,33 @@ def applies(kernel, stride, groups, channels):
             and stride[0] <= kernel[0] and stride[1] <= kernel[1])
 
 
+@functools.lru_cache(maxsize=256)
+def plan(x_shape, weight_shape, padding, dilation, stride, groups):
+    """The ``DirectPlan`` for these shapes (all tuples), or None where another algorithm
+    applies or is expected to be faster. Cached: a network asks for the same few plans at every
+    step, and building one costs more than a small convolution at batch 1."""
+    kernel = weight_shape[2:]
+    if not applies(kernel, stride, groups, x_shape[1]):
+        return None
+    direct = DirectPlan(x_shape, weight_shape, padding, dilation, stride, groups)
+    return direct if direct.beats_gemm() else None
+
+
 def _pack(weight):
     """(O, C, kh, kw) → (O'/OB, C·kh·kw, OB), O' = O rounded up to OUT_BLOCK with zero rows:
     one register tile's weights for one (channel, tap) step are contiguous."""
     block = _kernels.OUT_BLOCK
     out_channels = weight.shape[0]
     rows = _round_up(out_channels, block)
-    flat = np.zeros((rows, weight[0].size), weight.dtype)
-    flat[:out_channels] = weight.reshape(out_channels, -1)
-    return np.ascontiguousarray(flat.reshape(rows // block, block, -1).transpose(0, 2, 1))
+    packed = np.empty((rows // block, weight[0].size, block), weight.dtype)
+    full = out_channels // block * block            # whole blocks: one strided copy
+    if full:
+        packed[:full // block] = weight[:full].reshape(full // block, block, -1).transpose(
+            0, 2, 1)
+    if full < rows:                                 # the last block, zero rows below O
+        packed[-1] = 0
+        packed[-1, :, :out_channels - full] = weight[full:].reshape(out_channels - full, -1).T
+    return packed
 
 
 class DirectPlan:
