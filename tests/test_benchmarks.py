@@ -194,3 +194,26 @@ def test_run_script_rejects_an_unknown_case():
                           "--suite", "pool", "--cases", "gap,nope"],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode != 0 and "no case(s) ['nope']" in out.stderr
+
+
+def test_summarize_gives_the_median_and_range_of_each_ratio_over_runs(tmp_path):
+    import summarize
+
+    def report(conv_ms, torch_ms, peak):
+        return ("== conv ==\ncase   pass   minigrad ms  torch ms  ratio  GFLOP/s  % roof   GB/s\n"
+                "-----\n"
+                f"conv3x3_s1   forward   {conv_ms:.3f}   {torch_ms:.3f}   0.00   1.0   1   -\n"
+                "conv3x3_s1   fwd+bwd   4.000   -   -   -   -   -\n"
+                "\n== train: peak resident memory, MiB ==\ncase  minigrad peak  torch peak\n"
+                f"-----\nfcn_mnist_step   {peak:.1f}   200.0   0.50   10.0   20.0   0.50\n")
+    paths = []
+    for i, (mg, pt, peak) in enumerate([(1.0, 2.0, 100.0), (3.0, 2.0, 120.0), (2.0, 2.0, 90.0)]):
+        paths.append(str(tmp_path / f"run{i}.md"))
+        with open(paths[-1], "w") as f:
+            f.write(report(mg, pt, peak))
+    rows = {line.split()[0] + " " + line.split()[1]: line.split()
+            for line in summarize.summarize(paths).splitlines()
+            if line.startswith(("conv3x3", "fcn_"))}
+    assert rows["conv3x3_s1 forward"][2:] == ["2.000", "2.000", "1.00", "0.50–1.50", "3"]
+    assert rows["conv3x3_s1 fwd+bwd"][2:] == ["4.000", "-", "-", "-", "3"]   # no torch figure
+    assert rows["fcn_mnist_step peak"][3:] == ["100.000", "200.000", "0.50", "0.45–0.60", "3"]
