@@ -6,7 +6,8 @@ classifies inputs of any size. It is trained so: 30 % of the batches (--canvas-f
 digits at random offsets on canvases of 28 to 64 pixels (--train-canvas), the side drawn per batch,
 and for the last 12 % of the steps (--freeze-bn) BatchNorm normalises with its running statistics
 as at test time (batch statistics depend on how much empty canvas a batch holds), with steps a
-tenth of the schedule's (--freeze-lr-scale), which keeps that phase stable.
+tenth of the schedule's (--freeze-lr-scale), which keeps that phase stable. The labels are
+smoothed by 0.1 (--label-smoothing), and the last 3×3 stage is twice as wide as the one before.
 After training it reports the accuracy on the 28×28 test digits and on the test digits at random
 offsets on 40×40 and 64×64 canvases (--canvas), and writes pictures (--no-figures: none): the
 first layer's filters, the feature maps of one test digit at each stage (examples/figures.py), and
@@ -34,7 +35,8 @@ from training import (argument_type, checkpoint_path, evaluate, main,  # noqa: E
                       non_negative_int, parse_args, positive_int, subset)
 
 MEAN, STD = 0.1307, 0.3081
-DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4}
+DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 0.2, "weight_decay": 5e-4,
+            "label_smoothing": 0.1}
 
 
 def conv_bn_relu(cin, cout, kernel=3):
@@ -101,8 +103,9 @@ def build_model(width=16, freeze_after=None, calibration_steps=0, frozen_step_sc
     return FullyConvolutional(
         *conv_bn_relu(1, w), *conv_bn_relu(w, w), nn.MaxPool2d(2),             # 28 → 14
         *conv_bn_relu(w, 2 * w), *conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2),  # 14 → 7
-        *conv_bn_relu(2 * w, 4 * w),
-        nn.Conv2d(4 * w, 10, 1),               # 1×1 convolution: one map per class
+        # the last stage wide: at 7×7 its channels cost little time, and it lifts accuracy
+        *conv_bn_relu(2 * w, 8 * w),
+        nn.Conv2d(8 * w, 10, 1),               # 1×1 convolution: one map per class
         nn.GlobalAvgPool2d(),                  # any H×W → (N, 10)
         freeze_after=freeze_after, calibration_steps=calibration_steps,
         frozen_step_scale=frozen_step_scale)
