@@ -14,8 +14,9 @@ so every result is bitwise the same for any number of threads. Sums run in tap o
 and the weight gradient accumulates in double. The Python wrapper (``minigrad/ops/conv.py``)
 validates the geometry; ``_check`` guards the unchecked loops here.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from cython cimport floating
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from ._parallel cimport check_threads
@@ -157,25 +158,47 @@ def grad_weight(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
                 Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                 Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int num_threads):
     """gw[c, i·kw + j] = Σ_n Σ_{oh, ow} gy[n, c, oh, ow] · x[n, c, oh·sh − pt + i·dh,
-    ow·sw − pl + j·dw] (inside cells only), summed in double, images in order."""
+    ow·sw − pl + j·dw] (inside cells only), summed in double, images in order.
+
+    One pass over each (image, channel) pair's planes serves every tap: each output-gradient
+    row is dotted with the input rows of all the taps while both are in cache. Each tap still
+    adds its row products in the order (image, row), so the sums do not depend on the pass."""
     _check(x.shape, gy.shape, gw.shape, kh, kw, sh, sw, pt, pl, dh, dw)
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t OH = gy.shape[2], OW = gy.shape[3]
-    cdef Py_ssize_t n, c, i, j, oh, oh_lo, oh_hi, ow_lo, ow_hi, off
+    cdef Py_ssize_t OH = gy.shape[2], OW = gy.shape[3], taps = kh * kw
+    cdef Py_ssize_t n, c, i, j, k, t, oh, ih
     cdef const floating* row
-    cdef double total
+    cdef const floating* g
+    cdef double* totals
+    cdef Py_ssize_t* ow_lo
+    cdef Py_ssize_t* ow_hi
     cdef int nt = check_threads(num_threads)
-    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
-        for i in range(kh):
-            oh_lo = first_inside(i * dh - pt, sh, OH)
-            oh_hi = end_inside(i * dh - pt, sh, H, OH)
-            for j in range(kw):
-                off = j * dw - pl
-                ow_lo = first_inside(off, sw, OW)
-                ow_hi = end_inside(off, sw, W, OW)
-                total = 0
-                for n in range(n_images):
-                    for oh in range(oh_lo, oh_hi):
-                        row = &x[n, c, 0, 0] + (oh * sh - pt + i * dh) * W + off
-                        total = total + _dot(&gy[n, c, oh, 0], row, ow_lo, ow_hi, sw)
-                gw[c, i * kw + j] = <floating>total
+    with nogil, parallel(num_threads=nt):
+        # per thread: the taps' running sums and each tap column's range of inside outputs
+        totals = <double*>malloc(taps * sizeof(double))
+        ow_lo = <Py_ssize_t*>malloc(2 * kw * sizeof(Py_ssize_t))
+        if totals == NULL or ow_lo == NULL:
+            with gil:
+                raise MemoryError()
+        ow_hi = ow_lo + kw
+        for k in range(kw):
+            ow_lo[k] = first_inside(k * dw - pl, sw, OW)
+            ow_hi[k] = end_inside(k * dw - pl, sw, W, OW)
+        for c in prange(channels, schedule="static"):
+            for t in range(taps):
+                totals[t] = 0
+            for n in range(n_images):
+                for oh in range(OH):
+                    g = &gy[n, c, oh, 0]
+                    for i in range(kh):
+                        ih = oh * sh - pt + i * dh
+                        if ih < 0 or ih >= H:
+                            continue
+                        row = &x[n, c, ih, 0]
+                        for j in range(kw):
+                            totals[i * kw + j] += _dot(g, row + j * dw - pl, ow_lo[j],
+                                                       ow_hi[j], sw)
+            for t in range(taps):
+                gw[c, t] = <floating>totals[t]
+        free(totals)
+        free(ow_lo)
