@@ -34,8 +34,7 @@ from .workspace import workspace
 MIN_TAPS = 3
 #: A grouped convolution runs as one direct convolution per group when each group has at least
 #: this many input channels; with fewer, the per-group calls cost more than im2col's one
-#: pass (benchmark case grouped3x3_g4 has 16: direct 2.7× faster than im2col; 32 groups of 2
-#: channels: im2col 2× faster).
+#: pass (docs/algorithms.md has the measurements).
 GROUP_MIN_CHANNELS = 8
 #: On tiny maps a register tile of ``POSITION_BLOCK`` positions is mostly wasted (a 4×4 output
 #: fills a third of one): below this share of useful positions, im2col + BLAS is faster, once
