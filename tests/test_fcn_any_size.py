@@ -131,7 +131,7 @@ def test_stage_outputs_and_filter_images():
     assert [label for label, _ in stages] == ["pool 1", "pool 2", "last 3x3 conv",
                                               "class maps (1x1)"]
     outputs = figures.stage_outputs(model, np.zeros((1, 28, 28), np.float32), stages)
-    assert [o.shape for o in outputs] == [(4, 14, 14), (8, 7, 7), (16, 7, 7), (10, 7, 7)]
+    assert [o.shape for o in outputs] == [(4, 14, 14), (8, 7, 7), (32, 7, 7), (10, 7, 7)]
     assert model.training
     with pytest.raises(ValueError, match="not called"):
         figures.stage_outputs(model, np.zeros((1, 28, 28), np.float32),
