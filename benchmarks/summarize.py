@@ -7,6 +7,7 @@ as such. Peak memory rows (the train suite) get the same treatment. ``--save FIL
 the table as Markdown, headed by the runs' file names.
 """
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -38,6 +39,21 @@ def parse(path):
                 name, mg, pt = memory.group(1, 2, 3)
                 rows[(section, name, "peak MiB")] = (float(mg), None if pt == "-" else float(pt))
     return rows
+
+
+def headers(paths):
+    """The machine and settings lines of the reports (each distinct line once) and each run's
+    roofs, for the summary's heading."""
+    lines, roofs = [], []
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith(("CPU:", "minigrad ", "torch ", "timing:")) and line not in lines:
+                    lines.append(line)
+                elif line.startswith("GEMM roof"):
+                    roofs.append(line)
+    return lines + [f"run {i + 1}: {roof}" for i, roof in enumerate(roofs)]
 
 
 def summarize(paths):
@@ -76,10 +92,11 @@ def main():
             f.write("# Benchmark results\n\n"
                     f"Medians over {len(args.reports)} full runs of `benchmarks/run.py` "
                     "(times in ms, peak memory in MiB; ratio = minigrad / torch, its median and "
-                    "range over the runs), written by `python benchmarks/summarize.py "
-                    f"{' '.join(args.reports)}`. Each run's own report, with the machine, "
-                    "the thread settings and the roofs, is in the files named.\n\n"
-                    f"```\n{table}\n```\n")
+                    "range over the runs), written by `python benchmarks/summarize.py` from "
+                    "the runs' reports ("
+                    + ", ".join(os.path.basename(r) for r in args.reports)
+                    + "), whose machine and settings lines and roofs head the table.\n\n"
+                    "```\n" + "\n".join(headers(args.reports)) + f"\n\n{table}\n```\n")
     return 0
 
 
