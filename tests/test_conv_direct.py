@@ -42,10 +42,8 @@ def _tensors(case, dtype):
     return x, w, b, dict(padding=padding, dilation=dilation)
 
 
-@pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_direct_path_matches_reference(case, dtype):
-    x, w, b, hyper = _tensors(case, dtype)
+def _check_direct_against_reference(x, w, b, hyper, dtype):
+    """conv2d on the direct path: output and gradients against the float64 numpy reference."""
     tx, tw, tb = (minigrad.tensor(a, requires_grad=True) for a in (x, w, b))
     y = minigrad.nn.functional.conv2d(tx, tw, tb, **hyper)
     assert y._creator.direct is not None
@@ -56,8 +54,15 @@ def test_direct_path_matches_reference(case, dtype):
     expected_grads = R.conv2d_vjp(x64, w64, gy.astype(np.float64), **hyper)
     tol = 1e-10 if dtype == np.float64 else 1e-4
     for got, want in zip((y.data, tx.grad, tw.grad, tb.grad), (expected,) + expected_grads):
-        assert got.dtype == dtype
+        assert got.dtype == dtype and got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max()))
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_direct_path_matches_reference(case, dtype):
+    x, w, b, hyper = _tensors(case, dtype)
+    _check_direct_against_reference(x, w, b, hyper, dtype)
 
 
 STRIDED = [
@@ -76,18 +81,7 @@ def test_strided_direct_path_matches_reference(case, dtype):
     x_shape, w_shape, padding, dilation, stride = case
     x, w, b, hyper = _tensors((x_shape, w_shape, padding, dilation), dtype)
     hyper["stride"] = stride
-    tx, tw, tb = (minigrad.tensor(a, requires_grad=True) for a in (x, w, b))
-    y = minigrad.nn.functional.conv2d(tx, tw, tb, **hyper)
-    assert y._creator.direct is not None
-    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
-    expected = R.conv2d(x64, w64, b64, **hyper)
-    gy = RNG.standard_normal(y.shape).astype(dtype)
-    y.backward(gy)
-    expected_grads = R.conv2d_vjp(x64, w64, gy.astype(np.float64), **hyper)
-    tol = 1e-10 if dtype == np.float64 else 1e-4
-    for got, want in zip((y.data, tx.grad, tw.grad, tb.grad), (expected,) + expected_grads):
-        assert got.dtype == dtype and got.shape == want.shape
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max()))
+    _check_direct_against_reference(x, w, b, hyper, dtype)
 
 
 def test_gradcheck_on_the_strided_direct_path():
@@ -131,18 +125,7 @@ def test_grouped_direct_path_matches_reference(case, dtype):
     x_shape, w_shape, padding, dilation, stride, groups = case
     x, w, b, hyper = _tensors((x_shape, w_shape, padding, dilation), dtype)
     hyper.update(stride=stride, groups=groups)
-    tx, tw, tb = (minigrad.tensor(a, requires_grad=True) for a in (x, w, b))
-    y = minigrad.nn.functional.conv2d(tx, tw, tb, **hyper)
-    assert y._creator.direct is not None
-    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
-    expected = R.conv2d(x64, w64, b64, **hyper)
-    gy = RNG.standard_normal(y.shape).astype(dtype)
-    y.backward(gy)
-    expected_grads = R.conv2d_vjp(x64, w64, gy.astype(np.float64), **hyper)
-    tol = 1e-10 if dtype == np.float64 else 1e-4
-    for got, want in zip((y.data, tx.grad, tw.grad, tb.grad), (expected,) + expected_grads):
-        assert got.dtype == dtype and got.shape == want.shape
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max()))
+    _check_direct_against_reference(x, w, b, hyper, dtype)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, padding, direct", [
