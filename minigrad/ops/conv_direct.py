@@ -1,11 +1,13 @@
 """Convolution without unrolled windows: the flat-grid kernels of
 ``minigrad/_kernels/direct_conv.pyx`` (read its docstring for the layout and the tiling).
 
-``Conv2d`` uses this path for ungrouped convolutions with at least ``MIN_TAPS`` kernel taps
-(3×3, 5×5, dilated, 'same', strided up to the kernel's size, ...); grouped and 1×1
-convolutions keep the im2col + BLAS path. It is faster than im2col + BLAS for these shapes
-because it never writes the unrolled windows, which for a batch are many times the input's
-size (benchmark cases conv3x3_s1, conv3x3_d2, conv5x5, conv3x3_s2).
+``Conv2d`` uses this path for convolutions with at least ``MIN_TAPS`` kernel taps (3×3, 5×5,
+dilated, 'same', strided up to the kernel's size, grouped with at least
+``GROUP_MIN_CHANNELS`` channels per group: one direct convolution per group), except on tiny
+maps with many output channels (``DirectPlan.beats_gemm``); 1×1 convolutions and narrow groups
+keep the im2col + BLAS path. It is faster than im2col + BLAS for these shapes because it never
+writes the unrolled windows, which for a batch are many times the input's size (benchmark
+cases conv3x3_s1, conv3x3_d2, conv5x5, grouped3x3_g4).
 
 A stride-(sh, sw) convolution runs on the input split into its sh·sw stride phases (polyphase):
 padded cell (R, C) goes to phase plane (R mod sh, C mod sw), cell (R div sh, C div sw). Tap
