@@ -108,32 +108,40 @@ cdef inline floating* _thread_plane(floating[:, ::1] scratch, floating fill) noe
     return buf
 
 
+cdef inline void _copy_row(floating* plane_row, floating* buf_row, Py_ssize_t W, Py_ssize_t pw,
+                           Py_ssize_t sw, Py_ssize_t phase_stride,
+                           bint into_buffer) noexcept nogil:
+    """Copy one input row into its padded buffer row, split into sw phases ``phase_stride``
+    cells apart (padded column q·sw + r at r·phase_stride + q), or back out of it."""
+    cdef Py_ssize_t r, q, q0, q1
+    cdef floating* cell
+    if sw == 1:
+        if into_buffer:
+            memcpy(buf_row + pw, plane_row, W * sizeof(floating))
+        else:
+            memcpy(plane_row, buf_row + pw, W * sizeof(floating))
+        return
+    for r in range(sw):
+        # this phase's padded columns q·sw + r that fall inside [pw, pw + W)
+        q0 = (pw - r + sw - 1) // sw if pw > r else 0
+        q1 = (pw + W - 1 - r) // sw + 1 if pw + W - 1 >= r else 0
+        cell = plane_row + r - pw
+        if into_buffer:
+            for q in range(q0, q1):
+                buf_row[r * phase_stride + q] = cell[q * sw]
+        else:
+            for q in range(q0, q1):
+                cell[q * sw] = buf_row[r * phase_stride + q]
+
+
 cdef inline void _copy_plane(floating* plane, floating* buf, Py_ssize_t H, Py_ssize_t W,
                              Window* w, bint into_buffer) noexcept nogil:
     """Copy the H×W plane into the interior of the phase-split buffer (or back out of it).
     Only the interior is ever written, so the border keeps its padding value."""
-    cdef Py_ssize_t ih, r, q, q0, q1, sw = w.sw
-    cdef floating* row
-    cdef floating* cell
+    cdef Py_ssize_t ih
     for ih in range(H):
-        row = buf + (ih + w.ph) * w.pitch
-        if sw == 1:
-            if into_buffer:
-                memcpy(row + w.pw, plane + ih * W, W * sizeof(floating))
-            else:
-                memcpy(plane + ih * W, row + w.pw, W * sizeof(floating))
-            continue
-        for r in range(sw):
-            # this phase's padded columns q·sw + r that fall inside [pw, pw + W)
-            q0 = (w.pw - r + sw - 1) // sw if w.pw > r else 0
-            q1 = (w.pw + W - 1 - r) // sw + 1 if w.pw + W - 1 >= r else 0
-            cell = plane + ih * W + r - w.pw
-            if into_buffer:
-                for q in range(q0, q1):
-                    row[r * w.Lq + q] = cell[q * sw]
-            else:
-                for q in range(q0, q1):
-                    cell[q * sw] = row[r * w.Lq + q]
+        _copy_row(plane + ih * W, buf + (ih + w.ph) * w.pitch, W, w.pw, w.sw, w.Lq,
+                  into_buffer)
 
 
 cdef inline const floating* _read_plane(const floating* x, floating* buf, Py_ssize_t H,
@@ -240,22 +248,11 @@ cdef inline void _copy_phases(const floating* x, floating* buf, Py_ssize_t H, Py
     """Copy the H×W plane into the interior of its sh·sw phase planes: padded cell (R, C) goes
     to phase plane (R mod sh, C mod sw), cell (R div sh, C div sw), each phase plane Hq×Lq.
     Only the interior is written, so the border keeps its −∞."""
-    cdef Py_ssize_t ih, R, b, q, q0, q1, sw = w.sw
-    cdef floating* row
-    cdef const floating* cell
+    cdef Py_ssize_t ih, R
     for ih in range(H):
         R = ih + w.ph
-        row = buf + ((R % w.sh) * sw * Hq + R // w.sh) * w.Lq
-        if sw == 1:
-            memcpy(row + w.pw, x + ih * W, W * sizeof(floating))
-            continue
-        for b in range(sw):
-            # this phase's padded columns q·sw + b that fall inside [pw, pw + W)
-            q0 = (w.pw - b + sw - 1) // sw if w.pw > b else 0
-            q1 = (w.pw + W - 1 - b) // sw + 1 if w.pw + W - 1 >= b else 0
-            cell = x + ih * W + b - w.pw
-            for q in range(q0, q1):
-                row[b * Hq * w.Lq + q] = cell[q * sw]
+        _copy_row(<floating*>x + ih * W, buf + ((R % w.sh) * w.sw * Hq + R // w.sh) * w.Lq,
+                  W, w.pw, w.sw, Hq * w.Lq, True)
 
 
 cdef inline void _max_flat(const floating* planes, floating* fy, int* fidx, floating* y,
