@@ -161,11 +161,12 @@ class DirectPlan:
                                   self.grid_width, get_num_threads())
         return grid
 
-    def _group(self, g, a):
-        """Group g's slice of the channel axis (axis 1) of ``a``, which has one of
-        ``self.channels`` or ``self.out_channels`` channels per group."""
-        size = a.shape[1] // self.groups
-        return a[:, g * size:(g + 1) * size]
+    def _group(self, g, a, axis=1):
+        """Group g's slice of the channel axis of ``a`` (axis 1; axis 0 for the weight and
+        the bias), which has one of ``self.channels`` or ``self.out_channels`` channels per
+        group."""
+        size = a.shape[axis] // self.groups
+        return a[(slice(None),) * axis + (slice(g * size, (g + 1) * size),)]
 
     def forward(self, x, weight, bias):
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous."""
@@ -173,9 +174,9 @@ class DirectPlan:
         grid = self._x_grid(x)
         no_bias = np.empty(0, x.dtype)
         for g in range(self.groups):
-            _kernels.conv(self._group(g, grid), _pack(self._group(g, weight[None])[0]),
+            _kernels.conv(self._group(g, grid), _pack(self._group(g, weight, axis=0)),
                           self.shifts, self._group(g, y),
-                          no_bias if bias is None else self._group(g, bias[None])[0],
+                          no_bias if bias is None else self._group(g, bias, axis=0),
                           self.grid_width, 0, get_num_threads())
         return y
 
@@ -187,7 +188,7 @@ class DirectPlan:
         _kernels.embed(gy, gy_grid, self.grid_width, self.front, get_num_threads())
         gx = np.empty((self.n, self.channels * self.groups, self.height, self.width), gy.dtype)
         for g in range(self.groups):
-            self._grad_input_group(self._group(g, gy_grid), self._group(g, weight[None])[0],
+            self._grad_input_group(self._group(g, gy_grid), self._group(g, weight, axis=0),
                                    self._group(g, gx))
         return gx
 
