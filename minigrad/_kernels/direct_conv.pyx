@@ -54,6 +54,7 @@ cdef enum:
     XB = 48     # positions per register tile in the forward / input-gradient kernel
     GO = 32     # output channels per register tile of the weight-gradient kernel
     TG = 9      # taps per register tile of the weight-gradient kernel
+    CHANNEL_GROUP = 16  # input channels per work item of the weight-gradient kernel
 
 OUT_BLOCK = OB
 POSITION_BLOCK = XB
@@ -236,9 +237,9 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
 
 cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const floating* row,
                             const Py_ssize_t* shifts, Py_ssize_t count,
-                            floating* tile) noexcept nogil:
-    """tile[t·GO + o] += Σ_{p < count} row[shifts[t] + p] · gy_t[p·gy_stride + o] for TG taps
-    and GO output channels (``gy_t`` position-major)."""
+                            floating* tile, Py_ssize_t tap_stride) noexcept nogil:
+    """tile[t·tap_stride + o] += Σ_{p < count} row[shifts[t] + p] · gy_t[p·gy_stride + o] for
+    TG taps and GO output channels (``gy_t`` position-major)."""
     cdef floating sums[TG][GO]
     cdef Py_ssize_t o, t, p
     cdef const floating* g
@@ -254,24 +255,33 @@ cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const fl
                 sums[t][o] += v * g[o]
     for t in range(TG):
         for o in range(GO):
-            tile[t * GO + o] += sums[t][o]
+            tile[t * tap_stride + o] += sums[t][o]
 
 
-cdef inline void _grad_item(const floating* gy_t, Py_ssize_t gy_image, Py_ssize_t gy_stride,
-                            const floating* row, Py_ssize_t row_image, const Py_ssize_t* shifts,
-                            Py_ssize_t count, Py_ssize_t first_image, Py_ssize_t end_image,
-                            floating* out, Py_ssize_t out_stride) noexcept nogil:
-    """out[t·out_stride + o] = Σ_{n in [first_image, end_image)} Σ_p row[n·row_image +
-    shifts[t] + p] · gy_t[n·gy_image + p·gy_stride + o], for TG taps and GO channels."""
-    cdef floating tile[TG * GO]
-    cdef Py_ssize_t n, o, t
-    for o in range(TG * GO):
-        tile[o] = 0
+cdef inline void _grad_block(const floating* gy_t, Py_ssize_t gy_image, Py_ssize_t gy_stride,
+                             const floating* grid, Py_ssize_t row_image, Py_ssize_t row_channel,
+                             Py_ssize_t channels, const Py_ssize_t* shifts, Py_ssize_t groups,
+                             Py_ssize_t count, Py_ssize_t first_image, Py_ssize_t end_image,
+                             floating* out, Py_ssize_t out_channel,
+                             Py_ssize_t out_tap) noexcept nogil:
+    """out[c·out_channel + t·out_tap + o] = Σ_{n in [first_image, end_image)} Σ_p
+    grid[n·row_image + c·row_channel + shifts[t] + p] · gy_t[n·gy_image + p·gy_stride + o] for
+    ``channels`` input channels c, groups·TG taps t and GO output channels o.
+
+    Images outermost: one image's gradient block (read by every channel's tile) stays in the
+    core's cache while all the channels use it, instead of streaming it once per channel. Each
+    sum still adds one image's partial sum at a time, in image order."""
+    cdef Py_ssize_t n, c, g, t, o
+    for c in range(channels):
+        for t in range(groups * TG):
+            for o in range(GO):
+                out[c * out_channel + t * out_tap + o] = 0
     for n in range(first_image, end_image):
-        _grad_tile(gy_t + n * gy_image, gy_stride, row + n * row_image, shifts, count, tile)
-    for t in range(TG):
-        for o in range(GO):
-            out[t * out_stride + o] = tile[t * GO + o]
+        for c in range(channels):
+            for g in range(groups):
+                _grad_tile(gy_t + n * gy_image, gy_stride,
+                           grid + n * row_image + c * row_channel, shifts + g * TG, count,
+                           out + c * out_channel + g * TG * out_tap, out_tap)
 
 
 def transpose_embed(const floating[:, :, :, :] src, floating[:, :, ::1] grid_t,
@@ -315,7 +325,7 @@ def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, :] grid,
     cdef Py_ssize_t grid_length = grid.shape[2], out_channels = gy_t.shape[2]
     cdef Py_ssize_t taps = shifts.shape[0], chunks = partials.shape[0]
     cdef Py_ssize_t blocks = out_channels // GO, groups = taps // TG
-    cdef Py_ssize_t per_chunk, item, k, c, g, b
+    cdef Py_ssize_t per_chunk, item, k, c, b
     if (gy_t.shape[0] != n_images or out_channels % GO or taps % TG or taps == 0
             or _dims(partials.shape, 4)[1:] != (channels, taps, out_channels) or chunks < 1
             or count <= 0 or count > gy_t.shape[1]):
@@ -327,16 +337,19 @@ def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, :] grid,
     cdef Py_ssize_t image_stride = grid.strides[0] // <Py_ssize_t>sizeof(floating)
     per_chunk = (n_images + chunks - 1) // chunks
     cdef int nt = check_threads(num_threads)
-    for item in prange(chunks * channels * groups * blocks, nogil=True, schedule="static",
+    # one work item: an image chunk, a block of GO output channels and CHANNEL_GROUP input
+    # channels (each item writes only its own partial sums, whatever thread runs it)
+    cdef Py_ssize_t channel_groups = (channels + CHANNEL_GROUP - 1) // CHANNEL_GROUP
+    for item in prange(chunks * blocks * channel_groups, nogil=True, schedule="static",
                        num_threads=nt):
-        k = item // (channels * groups * blocks)
-        c = (item // (groups * blocks)) % channels
-        g = (item // blocks) % groups
-        b = item % blocks
-        _grad_item(&gy_t[0, 0, b * GO], gy_t.shape[1] * out_channels, out_channels,
-                   &grid[0, c, 0], image_stride, &shifts[g * TG], count,
-                   k * per_chunk, min(n_images, (k + 1) * per_chunk),
-                   &partials[k, c, g * TG, b * GO], out_channels)
+        k = item // (blocks * channel_groups)
+        b = (item // channel_groups) % blocks
+        c = (item % channel_groups) * CHANNEL_GROUP
+        _grad_block(&gy_t[0, 0, b * GO], gy_t.shape[1] * out_channels, out_channels,
+                    &grid[0, c, 0], image_stride, grid_length,
+                    min(CHANNEL_GROUP, channels - c), &shifts[0], groups, count,
+                    k * per_chunk, min(n_images, (k + 1) * per_chunk),
+                    &partials[k, c, 0, b * GO], taps * out_channels, out_channels)
 
 
 def check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count, const Py_ssize_t[::1] shifts):
