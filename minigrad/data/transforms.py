@@ -187,3 +187,69 @@ class RandomCanvas(Transform):
                (rows[:, None] + np.arange(h))[:, None, :, None],
                (cols[:, None] + np.arange(w))[:, None, None, :]] = x
         return canvas
+
+
+class RandomAffine(Transform):
+    """Rotate each image by an angle drawn uniformly from ``[-degrees, degrees]`` and, with
+    ``scale=(lo, hi)``, zoom it by a factor drawn uniformly from ``[lo, hi]``, both about the
+    image's centre; pixels sampled bilinearly, those from outside the image set to ``fill``.
+    Output: N×C×H×W, dtype of ``x``. Positive angles turn the image counter-clockwise.
+
+    Each output pixel is read from the input at the inverse map of its position (so there are
+    no holes): for angle θ and factor s, the source of the offset ``(dy, dx)`` from the centre
+    is ``(cos θ·dy + sin θ·dx, cos θ·dx − sin θ·dy) / s``, in rows and columns, rows pointing
+    down.
+
+    Draws per batch: ``rng.uniform(-degrees, degrees, N)``, then (with ``scale``)
+    ``rng.uniform(lo, hi, N)``.
+
+    Example::
+
+        augment = Compose([RandomAffine(10, scale=(0.9, 1.1)), Normalize([0.13], [0.31])])
+    """
+
+    def __init__(self, degrees, scale=None, fill=0.0, seed=None):
+        super().__init__(seed)
+        if not isinstance(degrees, numbers.Real) or isinstance(degrees, bool) \
+                or not 0 <= degrees <= 180:
+            raise ValueError(f"RandomAffine: degrees must be a number in [0, 180], got "
+                             f"{degrees!r}")
+        if scale is not None:
+            try:
+                lo, hi = (float(s) for s in scale)
+            except (TypeError, ValueError):
+                raise ValueError(f"RandomAffine: scale must be None or a pair (lo, hi), got "
+                                 f"{scale!r}") from None
+            if not (0 < lo <= hi and np.isfinite(hi)):
+                raise ValueError(f"RandomAffine: scale must satisfy 0 < lo <= hi, got "
+                                 f"{scale!r}")
+            scale = (lo, hi)
+        if not isinstance(fill, numbers.Real) or not np.isfinite(fill):
+            raise ValueError(f"RandomAffine: fill must be a finite number, got {fill!r}")
+        self.degrees, self.scale, self.fill = float(degrees), scale, float(fill)
+
+    def apply(self, x, rng):
+        n, c, h, w = x.shape
+        angle = np.deg2rad(rng.uniform(-self.degrees, self.degrees, n))
+        zoom = rng.uniform(*self.scale, n) if self.scale else np.ones(n)
+        cos, sin = (np.cos(angle) / zoom)[:, None, None], (np.sin(angle) / zoom)[:, None, None]
+        cy, cx = (h - 1) / 2, (w - 1) / 2
+        dy, dx = np.arange(h)[:, None] - cy, np.arange(w)[None, :] - cx
+        rows = cos * dy + sin * dx + cy             # source positions, N×H×W
+        cols = cos * dx - sin * dy + cx
+        # a two-pixel border of fill: a position within a pixel of the image blends into it,
+        # and any farther one is clipped to where both its rows (or columns) are fill
+        padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)), constant_values=self.fill)
+        r0, c0 = np.floor(rows), np.floor(cols)
+        fr, fc = (rows - r0).astype(x.dtype), (cols - c0).astype(x.dtype)
+        r0 = np.clip(r0, -2, h).astype(np.intp) + 2
+        c0 = np.clip(c0, -2, w).astype(np.intp) + 2
+        r1, c1 = r0 + 1, c0 + 1
+        image = np.arange(n)[:, None, None]
+
+        def at(r, s):                               # N×H×W×C → N×C×H×W
+            return padded[image, :, r, s].transpose(0, 3, 1, 2)
+        fr, fc = fr[:, None], fc[:, None]
+        top = at(r0, c0) * (1 - fc) + at(r0, c1) * fc
+        bottom = at(r1, c0) * (1 - fc) + at(r1, c1) * fc
+        return (top * (1 - fr) + bottom * fr).astype(x.dtype, copy=False)
