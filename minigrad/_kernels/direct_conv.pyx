@@ -29,7 +29,9 @@ a sum over positions per (o, c, t). It runs on a position-major copy of the outp
 output channels of accumulators, each step broadcasting ``TG`` grid values and loading ``GO``
 contiguous gradient values. ``GO`` is 32 because GCC fully unrolls constant loops of up to 16
 iterations before it vectorises, which left a 16-wide tile scalar (a channel-major variant with
-horizontal sums was slower too); layers with 16 output channels pay for the padding.
+horizontal sums was slower too); layers with 16 output channels pay for the padding. A work
+item walks its images outermost over ``CHANNEL_GROUP`` input channels, so each image's gradient
+block is read once into the core's cache and then by every channel's tile.
 
 All loops are ``nogil`` with ``prange``; every thread writes only its own outputs (no atomics),
 so results do not depend on the thread count. The Python wrapper (``minigrad/ops/conv.py``)
