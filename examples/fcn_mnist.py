@@ -314,7 +314,7 @@ def run(argv=None):
     if args.figures_only and args.no_figures:
         args.usage_error("--figures-only and --no-figures contradict each other")
     train_set = MNIST(args.data_dir, train=True)
-    test_set = subset(MNIST(args.data_dir, train=False), args.test_limit)
+    test_set = subset(MNIST(args.data_dir, train=False), args.test_limit, spread=True)
     rank = (args.shard or (0, 1))[0]
     if args.figures_only:
         return figures_from_checkpoint(args, test_set) if rank == 0 else {}

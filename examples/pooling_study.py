@@ -319,7 +319,8 @@ def parse_args(argv=None):
                         help="train on the first N training images (incomplete batches are "
                              "dropped)")
     parser.add_argument("--test-limit", type=positive_int, default=d["test_limit"],
-                        help="evaluate on the first N test images only (default: all)")
+                        help="evaluate on N test images only, evenly spaced through the test set "
+                             "(default: all)")
     parser.add_argument("--width", type=positive_int, default=d["width"],
                         help="channels of the first stage (then 2× and 4×)")
     parser.add_argument("--batch-size", type=positive_int, default=d["batch_size"])
@@ -348,7 +349,7 @@ def run(argv=None):
         mg.set_num_threads(args.threads)
     dataset, mean, std = DATASETS[args.dataset]
     train_set = subset(dataset(args.data_dir, train=True), args.limit)
-    test_set = subset(dataset(args.data_dir, train=False), args.test_limit)
+    test_set = subset(dataset(args.data_dir, train=False), args.test_limit, spread=True)
     if len(train_set) < args.batch_size:
         args.usage_error(f"--batch-size {args.batch_size} is larger than the {len(train_set)} "
                          "training images")

@@ -88,7 +88,8 @@ def parse_args(description, defaults, extra=None, argv=None, *, name):
                         help="train on the first N training images only (at least one batch: "
                              "incomplete batches are dropped)")
     parser.add_argument("--test-limit", type=positive_int, default=None,
-                        help="evaluate on the first N test images only")
+                        help="evaluate on N test images only, evenly spaced through the test "
+                             "set (whose files may be sorted by class)")
     parser.add_argument("--data-dir", default=None,
                         help="dataset root (default: $MINIGRAD_DATA, else ~/.cache/minigrad)")
     parser.add_argument("--threads", type=thread_count, default=None,
@@ -339,11 +340,14 @@ def plot_curves(history, path):
     return path
 
 
-def subset(dataset, limit):
-    """The first ``limit`` images of ``dataset`` (all of it when limit is None)."""
+def subset(dataset, limit, spread=False):
+    """The first ``limit`` images of ``dataset`` (all of it when limit is None); with
+    ``spread``, ``limit`` images evenly spaced through it instead, for a file sorted by class
+    (CIFAR-10's test batch is), whose first images are a few classes only."""
     if limit is None or limit >= len(dataset):
         return dataset
-    return ArrayDataset(dataset.images[:limit], dataset.labels[:limit], dataset.classes)
+    keep = (np.arange(limit) * len(dataset)) // limit if spread else slice(limit)
+    return ArrayDataset(dataset.images[keep], dataset.labels[keep], dataset.classes)
 
 
 #: The one-cycle schedule's options besides its peak and length.
@@ -411,7 +415,7 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
         mg.set_num_threads(args.threads)
     mg.manual_seed(args.seed)
     train_set = subset(train_set, args.limit)
-    test_set = subset(test_set, args.test_limit)
+    test_set = subset(test_set, args.test_limit, spread=True)
     if len(train_set) < args.batch_size:
         args.usage_error(f"--batch-size {args.batch_size} is larger than the {len(train_set)} "
                          "training images: not one full batch to train on (incomplete batches "

@@ -71,3 +71,16 @@ def test_bad_label_smoothing_is_a_usage_error(value):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "--label-smoothing" in done.stderr and "from 0 to 1" in done.stderr
+
+
+def test_test_limit_spreads_over_a_file_sorted_by_class():
+    # CIFAR-10's test batch is sorted by class: its first images are one or two classes.
+    labels = np.repeat(np.arange(10), 50)
+    images = np.arange(500, dtype=np.float32).reshape(500, 1, 1, 1)
+    data = ArrayDataset(images, labels)
+    first = training.subset(data, 100)
+    spread = training.subset(data, 100, spread=True)
+    assert set(first.labels) == {0, 1} and list(first.images.ravel()) == list(range(100))
+    assert np.bincount(spread.labels).tolist() == [10] * 10
+    assert list(spread.images.ravel()) == list(range(0, 500, 5))
+    assert training.subset(data, None) is data and training.subset(data, 500) is data
