@@ -4,13 +4,16 @@
 Each pass is parallel over the channels (``prange``): a channel's N runs of L values are read
 by one thread, so its sums are formed in a fixed order (the result does not depend on the
 thread count) and a channel's data stays in that core's cache between the two passes of a
-forward or a backward. Sums are accumulated in double, four at a time for instruction-level
+forward or a backward. Below ``PARALLEL_MIN`` values (a batch of one small image) one thread
+does it all: starting the team would cost more than the pass. Sums are accumulated in double, four at a time for instruction-level
 parallelism. The Python wrapper (``minigrad/ops/normalization.py``) checks the shapes.
 """
 from cython.parallel cimport prange
 from cython cimport floating
 
-from ._parallel cimport check_threads
+from ._parallel cimport team_size
+
+cdef Py_ssize_t PARALLEL_MIN = 1 << 15
 
 
 cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t length,
@@ -58,7 +61,7 @@ def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int 
     if mean.shape[0] != channels or var.shape[0] != channels or count == 0:
         raise ValueError(f"moments: need {channels} channels and values, got mean "
                          f"{mean.shape[0]}, var {var.shape[0]}, {count:.0f} values")
-    cdef int nt = check_threads(num_threads)
+    cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
     for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
         s = 0
         for n in range(n_images):
@@ -81,7 +84,7 @@ def grad_sums(const floating[:, :, ::1] gy, const floating[:, :, ::1] x,
         raise ValueError("grad_sums: gy and x must have the same shape")
     if mean.shape[0] != channels or sum_gy.shape[0] != channels or sum_gy_xc.shape[0] != channels:
         raise ValueError(f"grad_sums: per-channel arrays must have {channels} entries")
-    cdef int nt = check_threads(num_threads)
+    cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
     for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
         s = 0
         t = 0
@@ -109,7 +112,7 @@ def affine(const floating[:, :, ::1] x, const floating[::1] scale, const floatin
     if (scale.shape[0] != channels or center.shape[0] != channels or shift.shape[0] != channels
             or (two and other_scale.shape[0] != channels)):
         raise ValueError(f"affine: per-channel arrays must have {channels} entries")
-    cdef int nt = check_threads(num_threads)
+    cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
     for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
         s = scale[c]
         m = center[c]
