@@ -5,8 +5,9 @@ Each pass is parallel over the channels (``prange``): a channel's N runs of L va
 by one thread, so its sums are formed in a fixed order (the result does not depend on the
 thread count) and a channel's data stays in that core's cache between the two passes of a
 forward or a backward. Below ``PARALLEL_MIN`` values (a batch of one small image) one thread
-does it all: starting the team would cost more than the pass. Sums are accumulated in double, four at a time for instruction-level
-parallelism. The Python wrapper (``minigrad/ops/normalization.py``) checks the shapes.
+does it all: starting the team would cost more than the pass. Sums are accumulated in double,
+four at a time for instruction-level parallelism. The Python wrapper
+(``minigrad/ops/normalization.py``) checks the shapes.
 """
 from cython.parallel cimport prange
 from cython cimport floating
