@@ -7,6 +7,7 @@ alone, so every layer of minigrad, the Tensor included, can use them. Converting
 a tensor (``as_tensor``, ``float_input``) lives with the Tensor in ``minigrad.tensor``; window
 geometry (output sizes, padding resolution) in ``minigrad.ops.geometry``.
 """
+import math
 import numbers
 
 import numpy as np
@@ -22,14 +23,17 @@ def flag(value, name, op_name):
 def real_number(value, name, op_name, finite=True):
     """``value`` as a Python float; TypeError naming ``name`` unless it is a real number (bools
     excluded), ValueError when it is too large for a float or, with ``finite``, inf or NaN."""
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+    if type(value) is float:        # the common case, without the slower ABC checks below
+        number = value
+    elif not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{op_name}: {name} must be a real number, got {value!r}")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValueError(f"{op_name}: {name} is too large for a float, got "
-                         f"{str(value)[:20]}... ({len(str(value))} digits)") from None
-    if finite and not np.isfinite(number):
+    else:
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValueError(f"{op_name}: {name} is too large for a float, got "
+                             f"{str(value)[:20]}... ({len(str(value))} digits)") from None
+    if finite and not math.isfinite(number):
         raise ValueError(f"{op_name}: {name} must be finite, got {value!r}")
     return number
 
@@ -62,6 +66,11 @@ def as_dtype(dtype, op_name, name="dtype"):
 def pair(value, name, op_name):
     """(h, w) from an int, a pair of ints or a one-int tuple (PyTorch accepts ``padding=(1,)``
     for 1); TypeError naming ``name`` otherwise."""
+    # the common cases first, without the slower ABC checks below
+    if type(value) is int:
+        return value, value
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is type(value[1]) is int:
+        return value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value), int(value)
     if isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(
@@ -83,14 +92,14 @@ def alias(value, torch_value, name, torch_name, op_name):
 
 def check_min(values, minimum, name, op_name):
     """ValueError naming ``name`` when a value is below ``minimum`` ("positive" for 1)."""
-    if any(v < minimum for v in values):
+    if min(values, default=minimum) < minimum:
         relation = "positive" if minimum == 1 else f">= {minimum}"
         raise ValueError(f"{op_name}: {name} must be {relation}, got {values}")
 
 
 def check_max(values, maximum, name, op_name):
     """ValueError naming ``name`` when a value exceeds ``maximum`` (e.g. the kernels' C int)."""
-    if any(v > maximum for v in values):
+    if max(values, default=maximum) > maximum:
         raise ValueError(f"{op_name}: {name} must be at most {maximum}, got {values}")
 
 

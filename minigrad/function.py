@@ -88,23 +88,26 @@ class Function:
 
     # -- graph recording -------------------------------------------------------------------------
     def __call__(self, *inputs):
-        inputs = tuple(x if isinstance(x, Tensor) else as_tensor(x) for x in inputs)
-        record = is_grad_enabled() and any(x.requires_grad for x in inputs)
-        self.needs_input_grad = tuple(x.requires_grad for x in inputs)
-        if not record:
-            # Ops may test this to skip saving; nothing will call backward.
-            self.needs_input_grad = (False,) * len(inputs)
+        # List comprehensions and one pass per concern: at batch 1 this call's own cost is a
+        # visible share of a small op's time.
+        inputs = tuple([x if isinstance(x, Tensor) else as_tensor(x) for x in inputs])
+        needs = tuple([x._requires_grad for x in inputs])
+        record = True in needs and is_grad_enabled()
+        # Ops may test this to skip saving; without a graph nothing will call backward.
+        self.needs_input_grad = needs if record else (False,) * len(inputs)
         # ``Tensor.data`` is C-contiguous unless a user assigned a view to it; kernels need it.
-        outputs = self.forward(*(x.data if x.data.flags.c_contiguous else np.ascontiguousarray(
-            x.data).reshape(x.data.shape) for x in inputs))
+        arrays = [x.data for x in inputs]
+        outputs = self.forward(*[a if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(
+            a.shape) for a in arrays])
         single = not isinstance(outputs, tuple)
         if single:
             outputs = (outputs,)
-        results = tuple(Tensor._from_op(np.asarray(y), self if record else None, i)
-                        for i, y in enumerate(outputs))
+        creator = self if record else None
+        results = tuple([Tensor._from_op(np.asarray(y), creator, i)
+                         for i, y in enumerate(outputs)])
         if record:
             self.inputs = inputs
-            self.output_meta = tuple((y.shape, y.dtype) for y in results)
+            self.output_meta = tuple([(y.shape, y.dtype) for y in results])
             self._released = False
         else:
             self._saved = None

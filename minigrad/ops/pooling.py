@@ -7,6 +7,8 @@ for the backward pass, which sends each output's gradient to that one cell (winn
 summed where windows overlap). The indices are only computed when a gradient or
 ``return_indices`` needs them.
 """
+import functools
+
 import numpy as np
 
 from .._kernels import pooling as _kernels
@@ -196,6 +198,20 @@ def _sliding_plan(x, out_hw, kernel, stride, padding, dilation, op_name):
     return kernel, stride, padding, dilation, Hp, Lq, Hp * stride[1] * Lq
 
 
+@functools.lru_cache(maxsize=256)
+def _first_cells(size_hw, out_hw, stride, padding, dilation):
+    """Per axis, each window's first input cell (read-only intp arrays), for validated int
+    pairs. A dilated window can step over the whole input: its output is −∞ (as in PyTorch) and
+    its index is clamped to the last cell, so that backward never writes outside the plane.
+    Cached: a network asks for the same few at every call, and building them costs more than
+    a small pooling."""
+    cells = tuple(np.minimum(first_in_bounds(n, o, s, p, d), n - 1)
+                  for n, o, s, p, d in zip(size_hw, out_hw, stride, padding, dilation))
+    for axis in cells:
+        axis.flags.writeable = False        # shared by every call with this geometry
+    return cells
+
+
 def _plan_args(plan, dtype, threads):
     """The sliding-window kernels' arguments kh, kw, sh, sw, ph, pw, dh, dw, Hp, Lq, scratch,
     with one scratch plane for each of ``threads`` threads."""
@@ -319,10 +335,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     kernel, stride, padding, dilation, out_hw = _window(x, kernel_size, stride, padding, dilation,
                                                         flag(ceil_mode, "ceil_mode", "max_pool2d"),
                                                         "max_pool2d")
-    # A dilated window can step over the whole input: its output is −∞ (as in PyTorch) and its
-    # index is clamped to the last cell, so that backward never writes outside the plane.
-    first_cells = [np.minimum(first_in_bounds(n, o, s, p, d), n - 1)
-                   for n, o, s, p, d in zip(x.shape[2:], out_hw, stride, padding, dilation)]
+    first_cells = _first_cells(x.shape[2:], out_hw, stride, padding, dilation)
     return_indices = flag(return_indices, "return_indices", "max_pool2d")
     plan = _sliding_plan(x, out_hw, kernel, stride, padding, dilation, "max_pool2d")
     fn = MaxPool2d(plan, out_hw, return_indices, first_cells)

@@ -1,4 +1,5 @@
 """Per-thread scratch buffers that the convolution kernels reuse from call to call."""
+import math
 import mmap
 import threading
 
@@ -23,7 +24,7 @@ class _Workspace(threading.local):
 
     def get(self, name, shape, dtype):
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         buffer = self.buffers.get(name)
         if buffer is None or buffer.size < nbytes:
             buffer = self.buffers[name] = _aligned_bytes(nbytes)
