@@ -47,7 +47,7 @@ from ._parallel cimport check_threads, team_size
 # after the Python code between two kernels) costs more than it saves, which decides batch-1
 # latency. Results are the same for any thread count.
 cdef Py_ssize_t PARALLEL_MIN_CELLS = 1 << 16      # grid cells written by the embeddings
-cdef Py_ssize_t PARALLEL_MIN_MACS = 1 << 21       # multiply-adds of a convolution
+cdef Py_ssize_t PARALLEL_MIN_MACS = 1 << 22       # multiply-adds of a convolution
 
 # The tile sizes: compile-time constants (they size the register tiles' C arrays), exported to
 # Python below under their long names.

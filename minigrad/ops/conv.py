@@ -12,7 +12,9 @@ Four algorithms, chosen by the shapes:
   unrolled by the Cython kernels in ``minigrad/_kernels/im2col.pyx`` and the products go to
   numpy's BLAS.
 """
+import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -78,29 +80,11 @@ class Conv2d(Function):
 
     # -- geometry and buffers ------------------------------------------------------------------
     def _setup(self, x, weight):
-        n, channels, height, width = x.shape
-        out_channels, _, kh, kw = weight.shape
-        (top, bottom), (left, right) = self.padding
-        (sh, sw), (dh, dw) = self.stride, self.dilation
-        self.out_h = window_output_size(height, kh, sh, top, dh, padding_end=bottom)
-        self.out_w = window_output_size(width, kw, sw, left, dw, padding_end=right)
-        self.plane = self.out_h * self.out_w
-        # the window as the kernels take it; im2col/col2im also take the output size
-        self.window_args = (kh, kw, sh, sw, top, left, dh, dw)
-        self.kernel_args = self.window_args + (self.out_h, self.out_w)
-        self.pointwise = (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0)
-        self.direct = None
-        # one filter per channel: a stencil, no GEMM to give BLAS
-        self.depthwise = 1 < self.groups == channels == out_channels
-        if USE_DIRECT:
-            self.direct = conv_direct.plan(
-                x.shape, weight.shape, tuple(map(tuple, self.padding)), tuple(self.dilation),
-                tuple(self.stride), self.groups)
+        self.__dict__.update(_layout(x.shape, weight.shape, tuple(self.stride),
+                                     tuple(map(tuple, self.padding)), tuple(self.dilation),
+                                     self.groups, x.itemsize, USE_DIRECT, CHUNK_BYTES))
         # weight as (G, O/G, C/G·kh·kw): one matrix per group
-        self.weight_matrices = weight.reshape(self.groups, out_channels // self.groups, -1)
-        self.col_rows = channels * kh * kw
-        per_image = self.col_rows * self.plane * x.itemsize
-        self.chunk = max(1, min(n, CHUNK_BYTES // max(per_image, 1)))
+        self.weight_matrices = weight.reshape(self.groups, weight.shape[0] // self.groups, -1)
 
     def _chunks(self, n):
         for start in range(0, n, self.chunk):
@@ -237,21 +221,57 @@ def _weight_gemm_is_smaller(channels, out_channels, plane):
     return channels * out_channels > plane * (channels + out_channels)
 
 
-@batch_of_one
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D convolution over x (N, C, H, W) with weight (O, C/groups, kH, kW) and optional bias
-    (O,), as ``torch.nn.functional.conv2d``; an unbatched x (C, H, W) gives (O, Ho, Wo).
+@functools.lru_cache(maxsize=512)
+def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, use_direct,
+            chunk_bytes):
+    """The geometry of one convolution and its algorithm, as ``Conv2d`` attributes. Cached: a
+    network asks for the same few at every step, and working them out costs as much as a small
+    convolution at batch 1."""
+    n, channels, height, width = x_shape
+    out_channels, _, kh, kw = weight_shape
+    (top, bottom), (left, right) = padding
+    (sh, sw), (dh, dw) = stride, dilation
+    out_h = window_output_size(height, kh, sh, top, dh, padding_end=bottom)
+    out_w = window_output_size(width, kw, sw, left, dw, padding_end=right)
+    col_rows = channels * kh * kw
+    per_image = col_rows * out_h * out_w * itemsize
+    window_args = (kh, kw, sh, sw, top, left, dh, dw)
+    return {
+        "out_h": out_h, "out_w": out_w, "plane": out_h * out_w,
+        # the window as the kernels take it; im2col/col2im also take the output size
+        "window_args": window_args, "kernel_args": window_args + (out_h, out_w),
+        "pointwise": (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0),
+        # one filter per channel: a stencil, no GEMM to give BLAS
+        "depthwise": 1 < groups == channels == out_channels,
+        "direct": conv_direct.plan(x_shape, weight_shape, padding, dilation, stride, groups)
+        if use_direct else None,
+        "col_rows": col_rows,
+        "chunk": max(1, min(n, chunk_bytes // max(per_image, 1))),
+    }
 
-    ``stride``, ``dilation``: an int or an (h, w) pair, positive. ``padding``: an int or a pair
-    (zeros added on both sides), ``'valid'`` (none) or ``'same'`` (output size = input size;
-    stride 1 only; an odd total padding puts the extra row/column at the bottom/right, as
-    PyTorch does). Output (N, O, Ho, Wo) with
-    ``Ho = floor((H + 2·padding − dilation·(kH − 1) − 1) / stride) + 1`` (likewise Wo).
-    See ``Conv2d`` for the algorithm and the extra memory it uses.
-    """
+
+class _Spec(NamedTuple):
+    """A tensor argument as the checks see it: its shape and dtype (hashable, for the cache)."""
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+
+def _plain(value):
+    """Whether an argument can key the checks' cache: an int, a tuple of ints or a string."""
+    return type(value) in (int, str) or type(value) is tuple and all(
+        type(v) is int for v in value)
+
+
+@functools.lru_cache(maxsize=512)
+def _checked_setup(x, weight, bias, stride, padding, dilation, groups):
+    """Every check of ``conv2d``'s arguments (x, weight, bias as ``_Spec``; None for no bias);
+    returns the validated (stride, padding, dilation, groups): pairs, padding as
+    ((top, bottom), (left, right)), groups an int."""
     op = "conv2d"
-    x = as_tensor(x, name="x", op_name=op)
-    weight = as_tensor(weight, name="weight", op_name=op)
     check_input_4d(x, op, "x")
     if weight.ndim != 4:
         raise ValueError(f"{op}: weight must be 4-D (out_channels, in_channels/groups, kH, kW), "
@@ -274,7 +294,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                          f"weight shape {weight.shape} with groups={groups} expects "
                          f"{weight.shape[1] * groups}")
     if bias is not None:
-        bias = as_tensor(bias, name="bias", op_name=op)
         if bias.shape != (out_channels,):
             raise ValueError(f"{op}: bias must have shape ({out_channels},) for weight shape "
                              f"{weight.shape}, got {bias.shape}")
@@ -298,5 +317,33 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                 f"{d * (k - 1) + 1} along the {axis}, more than the padded input "
                 f"({size} + padding {before + after}); x shape {x.shape}, weight shape "
                 f"{weight.shape}")
+    return stride, padding, dilation, groups
+
+
+@batch_of_one
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution over x (N, C, H, W) with weight (O, C/groups, kH, kW) and optional bias
+    (O,), as ``torch.nn.functional.conv2d``; an unbatched x (C, H, W) gives (O, Ho, Wo).
+
+    ``stride``, ``dilation``: an int or an (h, w) pair, positive. ``padding``: an int or a pair
+    (zeros added on both sides), ``'valid'`` (none) or ``'same'`` (output size = input size;
+    stride 1 only; an odd total padding puts the extra row/column at the bottom/right, as
+    PyTorch does). Output (N, O, Ho, Wo) with
+    ``Ho = floor((H + 2·padding − dilation·(kH − 1) − 1) / stride) + 1`` (likewise Wo).
+    See ``Conv2d`` for the algorithm and the extra memory it uses.
+    """
+    op = "conv2d"
+    x = as_tensor(x, name="x", op_name=op)
+    weight = as_tensor(weight, name="weight", op_name=op)
+    if bias is not None:
+        bias = as_tensor(bias, name="bias", op_name=op)
+    args = (_Spec(x.shape, x.dtype), _Spec(weight.shape, weight.dtype),
+            None if bias is None else _Spec(bias.shape, bias.dtype),
+            stride, padding, dilation, groups)
+    # A network repeats the same few argument sets at every call: their checks are cached when
+    # every argument is a plain int, pair or padding string (so that the cache never confuses
+    # 1 with True or 1.0), and run afresh otherwise.
+    check = _checked_setup if all(_plain(a) for a in args[3:]) else _checked_setup.__wrapped__
+    stride, padding, dilation, groups = check(*args)
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return Conv2d(stride, padding, dilation, groups)(*inputs)

@@ -54,8 +54,9 @@ class BatchNorm(Function):
             mean, var, self.count = self.batch_moments(xr, threads)
             self.batch_mean, self.batch_var = mean.astype(x.dtype), var.astype(x.dtype)
         else:
-            mean, var = self.mean.astype(np.float64), self.var.astype(np.float64)
-        inv_std = 1.0 / np.sqrt(var + self.eps)
+            mean = self.mean.astype(np.float64)
+            var = self.var
+        inv_std = 1.0 / np.sqrt(np.add(var, self.eps, dtype=np.float64))
         scale = (weight * inv_std).astype(x.dtype)
         y = np.empty_like(xr)
         _kernels.affine(xr, scale, mean.astype(x.dtype), bias, _NONE[x.dtype], _NONE_1D[x.dtype],
