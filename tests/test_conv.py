@@ -216,6 +216,24 @@ def test_bad_input_raises_naming_the_argument(kwargs, exception, words):
         assert word in str(info.value)
 
 
+@pytest.mark.parametrize("name, good, bad, exception", [
+    ("stride", 1, True, TypeError), ("stride", 1, 1.0, TypeError),
+    ("stride", (1, 1), (1.0, 1), TypeError), ("dilation", 1, True, TypeError),
+    ("padding", 1, 1.0, TypeError), ("padding", (1, 1), (True, 1), TypeError),
+    ("groups", 1, True, ValueError), ("groups", 1, 1.0, ValueError),
+])
+def test_cached_checks_still_refuse_look_alike_arguments(name, good, bad, exception):
+    """conv2d caches its checks per argument set; 1, True and 1.0 compare equal and hash alike,
+    so a cached good value must not let its bad look-alike through."""
+    x, w = minigrad.tensor(X), minigrad.tensor(W)
+    expected = F.conv2d(x, w, **{name: good}).data
+    with pytest.raises(exception, match=name):
+        F.conv2d(x, w, **{name: bad})
+    # a list is not cached, but is checked and accepted as a pair
+    if isinstance(good, tuple):
+        np.testing.assert_array_equal(F.conv2d(x, w, **{name: list(good)}).data, expected)
+
+
 # -- the layer ------------------------------------------------------------------------------------
 def test_conv2d_layer_initialisation_and_forward():
     minigrad.manual_seed(0)     # the "max > bound / 2" check below fails for ~1 % of draws
