@@ -24,7 +24,7 @@ class _Workspace(threading.local):
 
     def get(self, name, shape, dtype):
         dtype = np.dtype(dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
+        nbytes = int(math.prod(shape)) * dtype.itemsize
         buffer = self.buffers.get(name)
         if buffer is None or buffer.size < nbytes:
             buffer = self.buffers[name] = _aligned_bytes(nbytes)
