@@ -23,7 +23,6 @@ position-major (``N·Ho·Wq·O'``, O' = O rounded up to 32), weight-gradient par
 ``PARTIALS_BYTES``, and for a stride above 1 one phase plane of the input gradient
 (``N·C·Hq·Wq``).
 """
-import functools
 
 import numpy as np
 
@@ -64,11 +63,10 @@ def applies(kernel, stride, groups, channels):
             and stride[0] <= kernel[0] and stride[1] <= kernel[1])
 
 
-@functools.lru_cache(maxsize=256)
 def plan(x_shape, weight_shape, padding, dilation, stride, groups):
     """The ``DirectPlan`` for these shapes (all tuples), or None where another algorithm
-    applies or is expected to be faster. Cached: a network asks for the same few plans at every
-    step, and building one costs more than a small convolution at batch 1."""
+    applies or is expected to be faster. ``Conv2d`` keeps it in its cached layout
+    (``conv._layout``), so it is built once per shape."""
     kernel = weight_shape[2:]
     if not applies(kernel, stride, groups, x_shape[1]):
         return None
