@@ -17,7 +17,7 @@ OB, XB = kernels.OUT_BLOCK, kernels.POSITION_BLOCK
 GO, TG = kernels.GRAD_OUT_BLOCK, kernels.TAP_BLOCK
 
 # (x shape, weight shape, padding, dilation): output channels around the register blocks
-# (OB = 8, GO = 32), tap counts around TAP_BLOCK (9), planes of one position, of less than a
+# (OB, GO: tile_sizes.h), tap counts around TAP_BLOCK, planes of one position, of less than a
 # tile and of several tiles with a ragged last one, batches above MAX_CHUNKS (16).
 CASES = [
     ((1, 1, 3, 3), (1, 1, 3, 3), 0, 1),             # a single output position
@@ -129,9 +129,9 @@ def test_grouped_direct_path_matches_reference(case, dtype):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, padding, direct", [
-    ((2, 8, 4, 4), (64, 8, 3, 3), 1, False),     # a third of a tile used, GEMM-sized: im2col
+    ((2, 8, 4, 4), (64, 8, 3, 3), 1, False),     # few of the tiles' positions used: im2col
     ((2, 8, 4, 4), (32, 8, 5, 5), 2, True),      # too few output channels for the GEMM
-    ((2, 8, 8, 8), (64, 8, 3, 3), 1, True),      # two thirds of the tiles used
+    ((2, 8, 16, 16), (64, 8, 3, 3), 1, True),    # most of the tiles used
 ])
 def test_tiny_maps_with_many_channels_go_to_im2col(x_shape, w_shape, padding, direct):
     x = minigrad.tensor(RNG.standard_normal(x_shape), requires_grad=True)
@@ -202,11 +202,12 @@ def test_embed_and_weight_grad_reject_inconsistent_buffers():
         kernels.transpose_embed(np.ones((2, 4, 5, 5), np.float32),
                                 np.zeros((2, 10, GO), np.float32), plan.grid_width, 2)
     gy_t = np.zeros((2, plan.positions, GO), np.float32)
-    shifts = np.zeros(TG, np.intp)
+    taps = -(-plan.taps // TG) * TG
+    shifts = np.zeros(taps, np.intp)
     shifts[:plan.taps] = plan.shifts
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.weight_grad(gy_t, grid, shifts, plan.positions,
-                            np.zeros((1, 3, TG, GO + 1), np.float32), 2)
+                            np.zeros((1, 3, taps, GO + 1), np.float32), 2)
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.weight_grad(gy_t, grid, shifts, plan.positions + 1,
-                            np.zeros((1, 3, TG, GO), np.float32), 2)
+                            np.zeros((1, 3, taps, GO), np.float32), 2)

@@ -17,17 +17,17 @@ on the plane split into its stride phases (``embed_phases``), where each tap is 
 constant shift (``minigrad/ops/conv_direct.py``).
 
 Register tiling. A tile is ``OB`` output channels × ``XB`` consecutive positions held in
-accumulators (8 × 48 floats = 24 AVX-512 registers); each step loads ``XB`` grid values once
-and broadcasts ``OB`` weights, so the loop is compute-bound (near the GEMM roof: benchmark cases
-conv5x5 and conv3x3_s1). The weight is packed as
-(O/OB blocks, C·T, OB) so one step reads ``OB`` contiguous weights; a block of a channel count
+accumulators (``tile_sizes.h``: 8 × 48 floats in 24 of AVX-512's 32 registers, 4 × 24 in 12
+of AVX2's 16); each step loads ``XB`` grid values once and broadcasts ``OB`` weights, so the
+loop is compute-bound (near the GEMM roof: benchmark cases conv5x5 and conv3x3_s1). The
+weight is packed as (O/OB blocks, C·T, OB) so one step reads ``OB`` contiguous weights; a block of a channel count
 that is not a multiple of ``OB`` is padded with zero weights and its extra rows are not stored.
 
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
 (``transpose_embed``) so that its tile has the forward tile's pattern: ``TG`` taps × ``GO``
-output channels of accumulators, each step broadcasting ``TG`` grid values and loading ``GO``
-contiguous gradient values. ``GO`` is 32 because GCC fully unrolls constant loops of up to 16
+output channels of accumulators (9 × 32 with AVX-512, 3 × 32 with AVX2), each step
+broadcasting ``TG`` grid values and loading ``GO`` contiguous gradient values. ``GO`` is 32 because GCC fully unrolls constant loops of up to 16
 iterations before it vectorises, which left a 16-wide tile scalar (a channel-major variant with
 horizontal sums was slower too); layers with 16 output channels pay for the padding. A work
 item walks its images outermost over ``CHANNEL_GROUP`` input channels, so each image's gradient
@@ -49,13 +49,16 @@ from ._parallel cimport check_threads, team_size
 cdef Py_ssize_t PARALLEL_MIN_CELLS = 1 << 16      # grid cells written by the embeddings
 cdef Py_ssize_t PARALLEL_MIN_MACS = 1 << 22       # multiply-adds of a convolution
 
-# The tile sizes: compile-time constants (they size the register tiles' C arrays), exported to
-# Python below under their long names.
+# The tile sizes: compile-time constants (they size the register tiles' C arrays) that depend on
+# the target's vector registers (tile_sizes.h), exported to Python below under their long names.
+cdef extern from "tile_sizes.h":
+    enum:
+        OB "MINIGRAD_OB"    # output channels per register tile (the weight packing's block size)
+        XB "MINIGRAD_XB"    # positions per register tile in the forward / input-gradient kernel
+        GO "MINIGRAD_GO"    # output channels per register tile of the weight-gradient kernel
+        TG "MINIGRAD_TG"    # taps per register tile of the weight-gradient kernel
+
 cdef enum:
-    OB = 8      # output channels per register tile (the weight packing's block size)
-    XB = 48     # positions per register tile in the forward / input-gradient kernel
-    GO = 32     # output channels per register tile of the weight-gradient kernel
-    TG = 9      # taps per register tile of the weight-gradient kernel
     CHANNEL_GROUP = 16  # input channels per work item of the weight-gradient kernel
 
 OUT_BLOCK = OB

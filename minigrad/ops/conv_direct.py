@@ -31,17 +31,19 @@ from ..threads import get_num_threads
 from .workspace import workspace
 
 #: Kernels with fewer taps go to im2col: the weight-gradient kernel works on groups of
-#: ``TAP_BLOCK`` (9) taps, so a 1×2 kernel would waste most of its work.
+#: ``TAP_BLOCK`` taps (9 with AVX-512), so a 1×2 kernel would waste most of its work.
 MIN_TAPS = 3
 #: A grouped convolution runs as one direct convolution per group when each group has at least
 #: this many input channels; with fewer, the per-group calls cost more than im2col's one
 #: pass (docs/algorithms.md has the measurements).
 GROUP_MIN_CHANNELS = 8
-#: On tiny maps a register tile of ``POSITION_BLOCK`` positions is mostly wasted (a 4×4 output
-#: fills a third of one): below this share of useful positions, im2col + BLAS is faster, once
-#: there are at least ``GEMM_MIN_OUT`` output channels for the GEMM (benchmark case
-#: conv3x3_256_4x4; the inception 5×5 branches on 4×4 maps, with fewer, stay direct).
-MIN_TILE_USE = 0.5
+#: On tiny maps a register tile of ``POSITION_BLOCK`` positions is partly wasted (a 4×4 output
+#: fills a third of a 48-position tile): below this share of useful positions, im2col + BLAS
+#: is faster, once there are at least ``GEMM_MIN_OUT`` output channels for the GEMM (benchmark
+#: cases conv3x3_256_4x4, conv3x3_128_8x8; the inception 5×5 branches on small maps, with fewer,
+#: stay direct). The AVX2 tiles are smaller, so they waste less on small maps, but their
+#: backward still loses to BLAS on 8×8 maps: a higher bar.
+MIN_TILE_USE = 0.5 if _kernels.POSITION_BLOCK >= 48 else 0.7
 GEMM_MIN_OUT = 64
 #: Upper bound for the weight-gradient partial sums (one (C, taps, O) block per image chunk).
 PARTIALS_BYTES = 4 << 20

@@ -1,0 +1,22 @@
+/* Register tile sizes of the direct convolution kernels (direct_conv.pyx), chosen by the
+ * vector registers the compiler targets: a tile's accumulators plus its loaded row and
+ * broadcast weight must fit the register file, or the tile spills to the stack every step.
+ * AVX-512 has 32 registers of 16 floats; AVX2 has 16 of 8. */
+#ifndef MINIGRAD_TILE_SIZES_H
+#define MINIGRAD_TILE_SIZES_H
+
+#if defined(__AVX512F__)
+/* forward: 8 x 48 floats = 24 accumulators; weight gradient: 9 x 32 = 18 */
+#define MINIGRAD_OB 8
+#define MINIGRAD_XB 48
+#define MINIGRAD_GO 32
+#define MINIGRAD_TG 9
+#else
+/* forward: 4 x 24 floats = 12 accumulators; weight gradient: 3 x 32 = 12 */
+#define MINIGRAD_OB 4
+#define MINIGRAD_XB 24
+#define MINIGRAD_GO 32
+#define MINIGRAD_TG 3
+#endif
+
+#endif
