@@ -6,7 +6,7 @@ Four algorithms, chosen by the shapes:
   convolution on flat padded planes (``conv_direct.py``, kernels in
   ``minigrad/_kernels/direct_conv.pyx``);
 - depthwise (groups = in channels = out channels, any stride, padding and dilation): a
-  per-plane stencil, ``minigrad/_kernels/depthwise.pyx``, no extra memory;
+  per-plane stencil, ``minigrad/_kernels/depthwise.pyx``, one padded plane per thread;
 - the 1×1, stride-1, unpadded case: a plain matrix product;
 - everything else (narrow groups, strides beyond the kernel, tiny maps): the windows are
   unrolled by the Cython kernels in ``minigrad/_kernels/im2col.pyx`` and the products go to
