@@ -72,16 +72,23 @@ def _case(torch, name, model, input_shape, rng):
 #: The example networks: (name, builder, input shape (C, H, W)).
 NETWORKS = (("fcn_mnist", fcn_mnist.build_model, (1, 28, 28)),
             ("inception_cifar", inception_cifar.build_model, (3, 32, 32)))
+#: The same architectures at half and double width (training steps only): the channel counts
+#: move work between the convolution algorithms and between arithmetic and per-op costs.
+OTHER_WIDTHS = (
+    ("fcn_mnist_half", lambda: fcn_mnist.build_model(width=8), (1, 28, 28)),
+    ("fcn_mnist_double", lambda: fcn_mnist.build_model(width=32), (1, 28, 28)),
+    ("inception_cifar_half", lambda: inception_cifar.build_model(width=0.5), (3, 32, 32)),
+    ("inception_cifar_double", lambda: inception_cifar.build_model(width=2.0), (3, 32, 32)))
 
 
-def network_cases(torch, make_case, suffix):
-    """``make_case(torch, name, model, input_shape, rng)`` for each example network, named
+def network_cases(torch, make_case, suffix, networks=NETWORKS):
+    """``make_case(torch, name, model, input_shape, rng)`` for each of ``networks``, named
     ``<network>_<suffix>``, built in order from seed 0 (shared by the train and infer suites)."""
     rng = np.random.default_rng(0)
     minigrad.manual_seed(0)
     return [make_case(torch, f"{name}_{suffix}", build(), shape, rng)
-            for name, build, shape in NETWORKS]
+            for name, build, shape in networks]
 
 
 def cases(torch):
-    return network_cases(torch, _case, "step")
+    return network_cases(torch, _case, "step", NETWORKS + OTHER_WIDTHS)
