@@ -211,3 +211,16 @@ def test_embed_and_weight_grad_reject_inconsistent_buffers():
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.weight_grad(gy_t, grid, shifts, plan.positions + 1,
                             np.zeros((1, 3, taps, GO), np.float32), 2)
+
+
+@pytest.mark.parametrize("rows", [1, OB, OB + 3])
+def test_pack_weight_blocks_rows_and_takes_any_strides(rows):
+    w = RNG.standard_normal((5, rows, 3, 2))
+    for weight in (w.transpose(1, 0, 2, 3), np.ascontiguousarray(w.transpose(1, 0, 2, 3))):
+        packed = conv_direct._pack(weight)
+        blocks = -(-rows // OB)
+        padded = np.zeros((blocks * OB, 5 * 6))
+        padded[:rows] = weight.reshape(rows, -1)
+        np.testing.assert_array_equal(packed, padded.reshape(blocks, OB, -1).transpose(0, 2, 1))
+    with pytest.raises(ValueError, match="inconsistent"):
+        kernels.pack_weight(w.reshape(5, rows, 6), np.empty((-(-5 // OB), rows * 6 + 1, OB)))

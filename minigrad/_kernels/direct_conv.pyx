@@ -47,7 +47,7 @@ from ._parallel cimport check_threads, team_size
 # after the Python code between two kernels) costs more than it saves, which decides batch-1
 # latency. Results are the same for any thread count.
 cdef Py_ssize_t PARALLEL_MIN_CELLS = 1 << 16      # grid cells written by the embeddings
-cdef Py_ssize_t PARALLEL_MIN_MACS = 1 << 22       # multiply-adds of a convolution
+cdef Py_ssize_t PARALLEL_MIN_MACS = 1 << 19       # multiply-adds of a convolution
 
 # The tile sizes: compile-time constants (they size the register tiles' C arrays) that depend on
 # the target's vector registers (tile_sizes.h), exported to Python below under their long names.
@@ -199,6 +199,24 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
         if col == grid_width:
             col = 0
             r = r + 1
+
+
+def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed):
+    """packed[b, c·T + t, o] = weight[b·OB + o, c, t], zero for rows b·OB + o past the last:
+    the (R, C, T) weight (any strides) as (ceil(R/OB), C·T, OB) for ``conv``."""
+    cdef Py_ssize_t rows = weight.shape[0], channels = weight.shape[1], taps = weight.shape[2]
+    cdef Py_ssize_t blocks = (rows + OB - 1) // OB, b, c, t, o, row
+    if (packed.shape[0] != blocks or packed.shape[1] != channels * taps
+            or packed.shape[2] != OB):
+        raise ValueError(f"pack_weight: inconsistent shapes weight {_dims(weight.shape, 3)}, "
+                         f"packed {_dims(packed.shape, 3)}")
+    with nogil:
+        for b in range(blocks):
+            for c in range(channels):
+                for t in range(taps):
+                    for o in range(OB):
+                        row = b * OB + o
+                        packed[b, c * taps + t, o] = weight[row, c, t] if row < rows else 0
 
 
 def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,

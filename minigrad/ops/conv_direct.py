@@ -77,19 +77,14 @@ def plan(x_shape, weight_shape, padding, dilation, stride, groups):
 
 
 def _pack(weight):
-    """(O, C, kh, kw) → (O'/OB, C·kh·kw, OB), O' = O rounded up to OUT_BLOCK with zero rows:
-    one register tile's weights for one (channel, tap) step are contiguous."""
+    """(R, C, kh, kw) or (R, C, taps), any strides → (R'/OB, C·taps, OB), R' = R rounded up to
+    OUT_BLOCK with zero rows: one register tile's weights for one (channel, tap) step are
+    contiguous."""
     block = _kernels.OUT_BLOCK
-    out_channels = weight.shape[0]
-    rows = _round_up(out_channels, block)
-    packed = np.empty((rows // block, weight[0].size, block), weight.dtype)
-    full = out_channels // block * block            # whole blocks: one strided copy
-    if full:
-        packed[:full // block] = weight[:full].reshape(full // block, block, -1).transpose(
-            0, 2, 1)
-    if full < rows:                                 # the last block, zero rows below O
-        packed[-1] = 0
-        packed[-1, :, :out_channels - full] = weight[full:].reshape(out_channels - full, -1).T
+    rows, channels = weight.shape[:2]
+    weight = weight.reshape(rows, channels, -1)
+    packed = np.empty((-(-rows // block), channels * weight.shape[2], block), weight.dtype)
+    _kernels.pack_weight(weight, packed)
     return packed
 
 
