@@ -60,20 +60,21 @@ def summarize(paths):
     runs = [parse(p) for p in paths]
     keys = list(dict.fromkeys(k for run in runs for k in run))
     lines, section = [], None
+    width = max([24] + [len(key[1]) + 2 for key in keys])      # the case column
     for key in keys:
         if key[0] != section:
             section = key[0]
             lines += ["", f"== {section} ==",
-                      f"{'case':<24}{'pass':<10}{'minigrad':>10}{'torch':>10}{'ratio':>7}"
+                      f"{'case':<{width}}{'pass':<10}{'minigrad':>10}{'torch':>10}{'ratio':>7}"
                       f"{'range':>14}{'runs':>6}",
-                      "-" * 81]
+                      "-" * (width + 57)]
         pairs = [run[key] for run in runs if key in run]
         mg = statistics.median(p[0] for p in pairs)
         ratios = [p[0] / p[1] for p in pairs if p[1]]
         pt = statistics.median(p[1] for p in pairs if p[1]) if ratios else None
         ratio = f"{statistics.median(ratios):7.2f}" if ratios else f"{'-':>7}"
         spread = f"{min(ratios):.2f}–{max(ratios):.2f}" if ratios else "-"
-        lines.append(f"{key[1]:<24}{key[2]:<10}{mg:10.3f}"
+        lines.append(f"{key[1]:<{width}}{key[2]:<10}{mg:10.3f}"
                      + (f"{pt:10.3f}" if pt is not None else f"{'-':>10}")
                      + f"{ratio}{spread:>14}{len(pairs):>6}")
     return "\n".join(lines).strip("\n")

@@ -47,7 +47,8 @@ from ._parallel cimport check_threads, team_size
 # after the Python code between two kernels) costs more than it saves, which decides batch-1
 # latency. Results are the same for any thread count.
 cdef Py_ssize_t PARALLEL_MIN_CELLS = 1 << 16      # grid cells written by the embeddings
-cdef Py_ssize_t PARALLEL_MIN_MACS = 1 << 19       # multiply-adds of a convolution
+cdef extern from "tile_sizes.h":
+    Py_ssize_t PARALLEL_MIN_MACS "MINIGRAD_PARALLEL_MIN_MACS"  # multiply-adds of a convolution
 
 # The tile sizes: compile-time constants (they size the register tiles' C arrays) that depend on
 # the target's vector registers (tile_sizes.h), exported to Python below under their long names.

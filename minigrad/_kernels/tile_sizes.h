@@ -1,7 +1,8 @@
-/* Register tile sizes of the direct convolution kernels (direct_conv.pyx), chosen by the
- * vector registers the compiler targets: a tile's accumulators plus its loaded row and
- * broadcast weight must fit the register file, or the tile spills to the stack every step.
- * AVX-512 has 32 registers of 16 floats; AVX2 has 16 of 8. */
+/* Register tile sizes of the direct convolution kernels (direct_conv.pyx), and the work from
+ * which they take a second thread, chosen by the vector registers the compiler targets: a
+ * tile's accumulators plus its loaded row and broadcast weight must fit the register file, or
+ * the tile spills to the stack every step. AVX-512 has 32 registers of 16 floats; AVX2 has 16
+ * of 8. */
 #ifndef MINIGRAD_TILE_SIZES_H
 #define MINIGRAD_TILE_SIZES_H
 
@@ -11,12 +12,16 @@
 #define MINIGRAD_XB 48
 #define MINIGRAD_GO 32
 #define MINIGRAD_TG 9
+/* below this many multiply-adds a convolution runs on one thread (batch-1 latency) */
+#define MINIGRAD_PARALLEL_MIN_MACS (1 << 22)
 #else
 /* forward: 4 x 24 floats = 12 accumulators; weight gradient: 3 x 32 = 12 */
 #define MINIGRAD_OB 4
 #define MINIGRAD_XB 24
 #define MINIGRAD_GO 32
 #define MINIGRAD_TG 3
+/* a thread does half the work per cycle: a second one pays from less work */
+#define MINIGRAD_PARALLEL_MIN_MACS (1 << 19)
 #endif
 
 #endif
