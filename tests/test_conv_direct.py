@@ -192,6 +192,9 @@ def test_conv_kernel_rejects_a_short_grid():
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.conv(grid, conv_direct._pack(w), plan.shifts, y, np.ones(3, np.float32),
                      plan.grid_width, 0, 2)
+    with pytest.raises(ValueError, match="positive strides"):
+        kernels.conv(grid, conv_direct._pack(w), plan.shifts, y[:, :, ::-1],
+                     np.empty(0, np.float32), plan.grid_width, 0, 2)
 
 
 def test_embed_and_weight_grad_reject_inconsistent_buffers():

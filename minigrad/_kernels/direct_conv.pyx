@@ -156,19 +156,21 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                             const floating* weight, const Py_ssize_t* shifts,
                             Py_ssize_t channels, Py_ssize_t taps, floating* out,
                             Py_ssize_t out_rows, const floating* bias, Py_ssize_t first,
-                            Py_ssize_t grid_width, Py_ssize_t out_h,
-                            Py_ssize_t out_w) noexcept nogil:
+                            Py_ssize_t grid_width, Py_ssize_t out_h, Py_ssize_t out_w,
+                            Py_ssize_t plane_stride, Py_ssize_t row_stride,
+                            Py_ssize_t col_stride) noexcept nogil:
     """One tile: positions [first, first + XB) of ``out_rows`` (<= OB) output planes.
 
     tile[o][x] = Σ_c Σ_t weight[(c·taps + t)·OB + o] · grid[c·grid_length + shifts[t] + x]
     (``grid`` points at the tile's first position), then position p = r·grid_width + col goes
-    to out[o·out_h·out_w + r·out_w + col] (plus bias[o] unless ``bias`` is NULL) when r < out_h
-    and col < out_w."""
+    to out[o·plane_stride + r·row_stride + col·col_stride] (plus bias[o] unless ``bias`` is
+    NULL) when r < out_h and col < out_w."""
     cdef floating tile[OB][XB]
     cdef floating result[OB * XB]
     cdef Py_ssize_t c, t, o, x, r, col, step, valid
     cdef const floating* row
     cdef const floating* w
+    cdef floating* dst
     cdef floating w_o, offset
     for o in range(OB):
         for x in range(XB):
@@ -193,8 +195,13 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
         valid = min(out_w - col, step)
         for o in range(out_rows):
             offset = bias[o] if bias != NULL else 0
-            for t in range(valid):
-                out[(o * out_h + r) * out_w + col + t] = result[o * XB + x + t] + offset
+            dst = out + o * plane_stride + r * row_stride + col * col_stride
+            if col_stride == 1:
+                for t in range(valid):
+                    dst[t] = result[o * XB + x + t] + offset
+            else:
+                for t in range(valid):
+                    dst[t * col_stride] = result[o * XB + x + t] + offset
         x = x + step
         col = col + step
         if col == grid_width:
@@ -226,8 +233,10 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     """out[n, o, r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col
     + shifts[t]] for r < Ho, col < Wo, with W packed as (blocks, C·T, OB) (``conv_direct._pack``).
 
-    ``bias`` may be empty (no bias). Tiles cover positions [0, Ho·grid_width) rounded up to
-    XB; ``check_reads`` must hold for the grid's length."""
+    ``bias`` may be empty (no bias). ``out`` may be a strided view (positive strides: the input
+    gradient of a strided convolution writes one phase's cells of x's gradient in place). Tiles
+    cover positions [0, Ho·grid_width) rounded up to XB; ``check_reads`` must hold for the
+    grid's length."""
     cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
     cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3]
     cdef Py_ssize_t grid_length = grid.shape[2], taps = shifts.shape[0]
@@ -244,7 +253,14 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
                          f"{_dims(out.shape, 4)}, bias {_dims(bias.shape, 1)}")
     check_reads(grid_length, start, tiles * XB, shifts)
     _check_planes("conv: grid", grid.shape, grid.strides, 3, sizeof(floating))
-    _check_planes("conv: out", out.shape, out.strides, 4, sizeof(floating))
+    cdef int axis
+    for axis in range(1, 4):
+        if out.shape[axis] > 1 and (out.strides[axis] <= 0 or out.strides[axis] % sizeof(floating)):
+            raise ValueError(f"conv: out must have positive strides in whole elements, got "
+                             f"strides {_dims(out.strides, 4)}")
+    cdef Py_ssize_t plane_stride = out.strides[1] // sizeof(floating)
+    cdef Py_ssize_t row_stride = out.strides[2] // sizeof(floating)
+    cdef Py_ssize_t col_stride = out.strides[3] // sizeof(floating)
     if out_w > grid_width:
         raise ValueError(f"conv: output width {out_w} exceeds the grid width {grid_width}")
     cdef int nt = team_size(n_images * blocks * tiles * XB * OB * channels * taps,
@@ -256,7 +272,7 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
         _conv_tile(&grid[n, 0, start + tile * XB], grid_length, &packed_weight[b, 0, 0],
                    &shifts[0], channels, taps, &out[n, b * OB, 0, 0],
                    min(OB, out_channels - b * OB), &bias[b * OB] if has_bias else NULL,
-                   tile * XB, grid_width, out_h, out_w)
+                   tile * XB, grid_width, out_h, out_w, plane_stride, row_stride, col_stride)
 
 
 cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const floating* row,

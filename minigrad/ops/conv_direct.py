@@ -14,14 +14,13 @@ padded cell (R, C) goes to phase plane (R mod sh, C mod sw), cell (R div sh, C d
 (i, j) of output (r, col) then reads phase ((i·dh) mod sh, (j·dw) mod sw) at cell
 (r + (i·dh) div sh, col + (j·dw) div sw): one constant shift in the flat layout, as for stride
 1 (one phase). The input gradient of each phase is a stride-1 correlation of the output
-gradient with that phase's taps.
+gradient with that phase's taps, written straight into its cells of x's gradient.
 
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the input
 on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size); in backward the
 output gradient on the phase grid (``N·O·(Hq·Wq + reach)``, Hq·Wq = Hp·Wp / (sh·sw)) and
-position-major (``N·Ho·Wq·O'``, O' = O rounded up to 32), weight-gradient partials of at most
-``PARTIALS_BYTES``, and for a stride above 1 one phase plane of the input gradient
-(``N·C·Hq·Wq``).
+position-major (``N·Ho·Wq·O'``, O' = O rounded up to 32) and weight-gradient partials of at
+most ``PARTIALS_BYTES``.
 """
 
 import numpy as np
@@ -131,8 +130,10 @@ class DirectPlan:
             self.gy_length = self.front + max(
                 self.first_input + _round_up(height * self.grid_width, tile), self.positions)
         else:
+            # the input gradient's tiles for one phase of x's cells start up to a row into
+            # the phase grid and overhang its last cell by up to a tile
             self.front = int(self.local_shifts.max())
-            self.gy_length = self.front + max(_round_up(self.phase_length, tile),
+            self.gy_length = self.front + max(self.phase_length + self.grid_width + tile,
                                               self.positions)
 
     @property
@@ -196,23 +197,23 @@ class DirectPlan:
             return
         sh, sw = self.stride
         weight_t = weight_t.reshape(self.channels, self.out_channels, self.taps)
-        phase = workspace.get("phase", (self.n, self.channels, self.phase_h, self.grid_width),
-                              gy_grid.dtype)
         for a in range(sh):
             for b in range(sw):
-                # the input cells of this phase: rows ≡ a − top (mod sh), likewise columns
+                # the input cells of this phase: rows ≡ a − top (mod sh), likewise columns,
+                # written in place (a strided view of gx) from their window of the phase grid
                 r0, c0 = (a - self.top) % sh, (b - self.left) % sw
                 target = gx[:, :, r0::sh, c0::sw]
                 taps = [t for t, k in enumerate(self.tap_phases) if k == a * sw + b]
                 if not taps:
                     target[...] = 0
                     continue
-                _kernels.conv(gy_grid, _pack(np.ascontiguousarray(weight_t[:, :, taps])),
-                              -self.local_shifts[taps], phase, no_bias, self.grid_width,
-                              self.front, get_num_threads())
+                if target.size == 0:
+                    continue
                 first_row, first_col = (r0 + self.top) // sh, (c0 + self.left) // sw
-                target[...] = phase[:, :, first_row:first_row + target.shape[2],
-                                    first_col:first_col + target.shape[3]]
+                _kernels.conv(gy_grid, _pack(weight_t[:, :, taps]), -self.local_shifts[taps],
+                              target, no_bias, self.grid_width,
+                              self.front + first_row * self.grid_width + first_col,
+                              get_num_threads())
 
     def grad_weight(self, x, gy):
         """∂L/∂weight (O, C/groups, kh, kw): Σ over images and positions of gy · shifted x,
