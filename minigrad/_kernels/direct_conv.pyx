@@ -27,9 +27,11 @@ The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p +
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
 (``transpose_embed``) so that its tile has the forward tile's pattern: ``TG`` taps × ``GO``
 output channels of accumulators (9 × 32 with AVX-512, 3 × 32 with AVX2), each step
-broadcasting ``TG`` grid values and loading ``GO`` contiguous gradient values. ``GO`` is 32 because GCC fully unrolls constant loops of up to 16
-iterations before it vectorises, which left a 16-wide tile scalar (a channel-major variant with
-horizontal sums was slower too); layers with 16 output channels pay for the padding. A work
+broadcasting ``TG`` grid values and loading ``GO`` contiguous gradient values. ``GO`` is 32
+because GCC fully unrolls constant loops of up to 16 iterations before it vectorises, which
+left a 16-wide tile scalar (a channel-major variant with horizontal sums was slower too);
+layers with at most 16 output channels use a 16-wide tile written with GCC vector types
+(``grad_tile_half.h``) instead of padding to 32. A work
 item walks its images outermost over ``CHANNEL_GROUP`` input channels, so each image's gradient
 block is read once into the core's cache and then by every channel's tile.
 
@@ -58,6 +60,7 @@ cdef extern from "tile_sizes.h":
         XB "MINIGRAD_XB"    # positions per register tile in the forward / input-gradient kernel
         GO "MINIGRAD_GO"    # output channels per register tile of the weight-gradient kernel
         TG "MINIGRAD_TG"    # taps per register tile of the weight-gradient kernel
+        GH "MINIGRAD_GO_HALF"   # output channels of its tile for layers with at most GO / 2
 
 cdef enum:
     CHANNEL_GROUP = 16  # input channels per work item of the weight-gradient kernel
@@ -298,15 +301,36 @@ cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const fl
             tile[t * tap_stride + o] += sums[t][o]
 
 
+cdef extern from "grad_tile_half.h" nogil:
+    void _grad_tile_half_f "minigrad_grad_tile_half_f" (
+        const float* gy_t, Py_ssize_t gy_stride, const float* row, const Py_ssize_t* shifts,
+        Py_ssize_t count, float* tile, Py_ssize_t tap_stride)
+    void _grad_tile_half_d "minigrad_grad_tile_half_d" (
+        const double* gy_t, Py_ssize_t gy_stride, const double* row, const Py_ssize_t* shifts,
+        Py_ssize_t count, double* tile, Py_ssize_t tap_stride)
+
+
+cdef inline void _grad_tile_half(const floating* gy_t, Py_ssize_t gy_stride, const floating* row,
+                                 const Py_ssize_t* shifts, Py_ssize_t count,
+                                 floating* tile, Py_ssize_t tap_stride) noexcept nogil:
+    """``_grad_tile`` for GO / 2 output channels (layers with at most that many), in C with
+    GCC vector types (``grad_tile_half.h``)."""
+    if floating is float:
+        _grad_tile_half_f(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
+    else:
+        _grad_tile_half_d(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
+
+
 cdef inline void _grad_block(const floating* gy_t, Py_ssize_t gy_image, Py_ssize_t gy_stride,
                              const floating* grid, Py_ssize_t row_image, Py_ssize_t row_channel,
                              Py_ssize_t channels, const Py_ssize_t* shifts, Py_ssize_t groups,
                              Py_ssize_t count, Py_ssize_t first_image, Py_ssize_t end_image,
                              floating* out, Py_ssize_t out_channel,
-                             Py_ssize_t out_tap) noexcept nogil:
+                             Py_ssize_t out_tap, bint half) noexcept nogil:
     """out[c·out_channel + t·out_tap + o] = Σ_{n in [first_image, end_image)} Σ_p
     grid[n·row_image + c·row_channel + shifts[t] + p] · gy_t[n·gy_image + p·gy_stride + o] for
-    ``channels`` input channels c, groups·TG taps t and GO output channels o.
+    ``channels`` input channels c, groups·TG taps t and GO output channels o (GO / 2 if
+    ``half``).
 
     Images outermost: one image's gradient block (read by every channel's tile) stays in the
     core's cache while all the channels use it, instead of streaming it once per channel. Each
@@ -314,14 +338,19 @@ cdef inline void _grad_block(const floating* gy_t, Py_ssize_t gy_image, Py_ssize
     cdef Py_ssize_t n, c, g, t, o
     for c in range(channels):
         for t in range(groups * TG):
-            for o in range(GO):
+            for o in range(GH if half else GO):
                 out[c * out_channel + t * out_tap + o] = 0
     for n in range(first_image, end_image):
         for c in range(channels):
             for g in range(groups):
-                _grad_tile(gy_t + n * gy_image, gy_stride,
-                           grid + n * row_image + c * row_channel, shifts + g * TG, count,
-                           out + c * out_channel + g * TG * out_tap, out_tap)
+                if half:
+                    _grad_tile_half(gy_t + n * gy_image, gy_stride,
+                                    grid + n * row_image + c * row_channel, shifts + g * TG,
+                                    count, out + c * out_channel + g * TG * out_tap, out_tap)
+                else:
+                    _grad_tile(gy_t + n * gy_image, gy_stride,
+                               grid + n * row_image + c * row_channel, shifts + g * TG, count,
+                               out + c * out_channel + g * TG * out_tap, out_tap)
 
 
 def transpose_embed(const floating[:, :, :, :] src, floating[:, :, ::1] grid_t,
@@ -358,15 +387,16 @@ def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, :] grid,
     gy_t[n, p, o].
 
     ``gy_t`` (N, positions, O') is the output gradient position-major (``transpose_embed``),
-    O' a multiple of GO, zero wherever no output exists. Chunk k holds images [k·q, (k+1)·q)
+    O' a multiple of GO or GO / 2 itself, zero wherever no output exists. Chunk k holds images [k·q, (k+1)·q)
     with q = ceil(N / chunks): the split depends only on the shapes, so the sum is the same on
     any number of threads. The number of shifts is a multiple of TG (pad with 0)."""
     cdef Py_ssize_t n_images = grid.shape[0], channels = grid.shape[1]
     cdef Py_ssize_t grid_length = grid.shape[2], out_channels = gy_t.shape[2]
     cdef Py_ssize_t taps = shifts.shape[0], chunks = partials.shape[0]
-    cdef Py_ssize_t blocks = out_channels // GO, groups = taps // TG
+    cdef bint half = out_channels == GH
+    cdef Py_ssize_t blocks = 1 if half else out_channels // GO, groups = taps // TG
     cdef Py_ssize_t per_chunk, item, k, c, b
-    if (gy_t.shape[0] != n_images or out_channels % GO or taps % TG or taps == 0
+    if (gy_t.shape[0] != n_images or (out_channels % GO and not half) or taps % TG or taps == 0
             or _dims(partials.shape, 4)[1:] != (channels, taps, out_channels) or chunks < 1
             or count <= 0 or count > gy_t.shape[1]):
         raise ValueError(f"weight_grad: inconsistent shapes gy {_dims(gy_t.shape, 3)} (count "
@@ -389,7 +419,7 @@ def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, :] grid,
                     &grid[0, c, 0], image_stride, grid_length,
                     min(CHANNEL_GROUP, channels - c), &shifts[0], groups, count,
                     k * per_chunk, min(n_images, (k + 1) * per_chunk),
-                    &partials[k, c, 0, b * GO], taps * out_channels, out_channels)
+                    &partials[k, c, 0, b * GO], taps * out_channels, out_channels, half)
 
 
 def check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count, const Py_ssize_t[::1] shifts):

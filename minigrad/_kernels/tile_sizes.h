@@ -24,4 +24,7 @@
 #define MINIGRAD_PARALLEL_MIN_MACS (1 << 19)
 #endif
 
+/* the weight-gradient tile for layers with at most half of GO output channels */
+#define MINIGRAD_GO_HALF (MINIGRAD_GO / 2)
+
 #endif

@@ -224,7 +224,9 @@ class DirectPlan:
 
     def _grad_weight_group(self, grid, gy):
         out_block, tap_block = _kernels.GRAD_OUT_BLOCK, _kernels.TAP_BLOCK
-        padded_out = _round_up(self.out_channels, out_block)
+        # up to half a block of output channels: the kernel's half-width tile
+        padded_out = (out_block // 2 if self.out_channels <= out_block // 2
+                      else _round_up(self.out_channels, out_block))
         padded_taps = _round_up(self.taps, tap_block)
         shifts = np.zeros(padded_taps, np.intp)          # extra taps: computed, discarded
         shifts[:self.taps] = self.shifts
