@@ -223,23 +223,29 @@ cdef Py_ssize_t* _tap_offsets(_Layout* L, Py_ssize_t kh, Py_ssize_t kw, Py_ssize
 
 
 cdef int _planes(_Layout* L, const floating[:, :, :, ::1] src, const floating[:, ::1] weight,
-                 const floating* bias, floating[:, :, :, ::1] out, const Py_ssize_t* steps,
-                 Py_ssize_t taps, int num_threads) except -1:
-    """Each plane (n, c) of ``out`` = the stencil of channel c's filter over src[n, c] laid
-    out by L (plus bias[c] unless ``bias`` is NULL), parallel over the planes."""
-    cdef Py_ssize_t plane, c, channels = src.shape[1]
+                 const floating* bias, floating[:, :, :, ::1] out, Py_ssize_t kh, Py_ssize_t kw,
+                 Py_ssize_t dh, Py_ssize_t dw, bint flip, int num_threads) except -1:
+    """Each plane (n, c) of ``out`` = the stencil of channel c's kh×kw filter (flipped if
+    ``flip``) over src[n, c] laid out by L (plus bias[c] unless ``bias`` is NULL), parallel
+    over the planes."""
+    cdef Py_ssize_t plane, c, channels = src.shape[1], taps = kh * kw
     cdef floating* buffer
-    with nogil, parallel(num_threads=num_threads):
-        buffer = <floating*>malloc(L.size * sizeof(floating))
-        if buffer == NULL:
-            with gil:
-                raise MemoryError()
-        for plane in prange(src.shape[0] * channels, schedule="static"):
-            c = plane % channels
-            _fill(L, &src[plane // channels, c, 0, 0], buffer)
-            _stencil(buffer, steps, &weight[c, 0], taps, bias[c] if bias != NULL else 0,
-                     &out[plane // channels, c, 0, 0], out.shape[2], out.shape[3], L.pw)
-        free(buffer)
+    cdef Py_ssize_t* steps = _tap_offsets(L, kh, kw, dh, dw, flip, taps)
+    _to_steps(steps, taps)
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            buffer = <floating*>malloc(L.size * sizeof(floating))
+            if buffer == NULL:
+                with gil:
+                    raise MemoryError()
+            for plane in prange(src.shape[0] * channels, schedule="static"):
+                c = plane % channels
+                _fill(L, &src[plane // channels, c, 0, 0], buffer)
+                _stencil(buffer, steps, &weight[c, 0], taps, bias[c] if bias != NULL else 0,
+                         &out[plane // channels, c, 0, 0], out.shape[2], out.shape[3], L.pw)
+            free(buffer)
+    finally:
+        free(steps)
     return 0
 
 
@@ -252,7 +258,7 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
     be empty (no bias)."""
     _check(x.shape, y.shape, weight.shape, kh, kw, sh, sw, pt, pl, dh, dw)
     cdef Py_ssize_t channels = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3], taps = kh * kw
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
     cdef bint has_bias = bias.shape[0] > 0
     if has_bias and bias.shape[0] != channels:
         raise ValueError(f"depthwise: bias has {bias.shape[0]} entries for {channels} channels")
@@ -260,12 +266,7 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
     if OH == 0 or OW == 0 or x.shape[0] == 0 or channels == 0:
         return
     cdef _Layout L = _layout(H, W, 1, 1, pt, pl, sh, sw, OH, OW, (kh - 1) * dh, (kw - 1) * dw)
-    cdef Py_ssize_t* steps = _tap_offsets(&L, kh, kw, dh, dw, False, taps)
-    _to_steps(steps, taps)
-    try:
-        _planes(&L, x, weight, &bias[0] if has_bias else NULL, y, steps, taps, nt)
-    finally:
-        free(steps)
+    _planes(&L, x, weight, &bias[0] if has_bias else NULL, y, kh, kw, dh, dw, False, nt)
 
 
 def grad_input(const floating[:, :, :, ::1] gy, const floating[:, ::1] weight,
@@ -278,7 +279,7 @@ def grad_input(const floating[:, :, :, ::1] gy, const floating[:, ::1] weight,
     flipped filter."""
     _check(gx.shape, gy.shape, weight.shape, kh, kw, sh, sw, pt, pl, dh, dw)
     cdef Py_ssize_t channels = gx.shape[1], H = gx.shape[2], W = gx.shape[3]
-    cdef Py_ssize_t OH = gy.shape[2], OW = gy.shape[3], taps = kh * kw
+    cdef Py_ssize_t OH = gy.shape[2], OW = gy.shape[3]
     cdef int nt = check_threads(num_threads)
     if H == 0 or W == 0 or gx.shape[0] == 0 or channels == 0:
         return
@@ -287,12 +288,7 @@ def grad_input(const floating[:, :, :, ::1] gy, const floating[:, ::1] weight,
         return
     cdef _Layout L = _layout(OH, OW, sh, sw, (kh - 1) * dh - pt, (kw - 1) * dw - pl, 1, 1,
                              H, W, (kh - 1) * dh, (kw - 1) * dw)
-    cdef Py_ssize_t* steps = _tap_offsets(&L, kh, kw, dh, dw, True, taps)
-    _to_steps(steps, taps)
-    try:
-        _planes(&L, gy, weight, NULL, gx, steps, taps, nt)
-    finally:
-        free(steps)
+    _planes(&L, gy, weight, NULL, gx, kh, kw, dh, dw, True, nt)
 
 
 cdef enum:

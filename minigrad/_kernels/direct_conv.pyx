@@ -20,8 +20,9 @@ Register tiling. A tile is ``OB`` output channels × ``XB`` consecutive position
 accumulators (``tile_sizes.h``: 8 × 48 floats in 24 of AVX-512's 32 registers, 4 × 24 in 12
 of AVX2's 16); each step loads ``XB`` grid values once and broadcasts ``OB`` weights, so the
 loop is compute-bound (near the GEMM roof: benchmark cases conv5x5 and conv3x3_s1). The
-weight is packed as (O/OB blocks, C·T, OB) so one step reads ``OB`` contiguous weights; a block of a channel count
-that is not a multiple of ``OB`` is padded with zero weights and its extra rows are not stored.
+weight is packed as (O/OB blocks, C·T, OB) so one step reads ``OB`` contiguous weights; a
+block of a channel count that is not a multiple of ``OB`` is padded with zero weights and its
+extra rows are not stored.
 
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
@@ -31,9 +32,9 @@ broadcasting ``TG`` grid values and loading ``GO`` contiguous gradient values. `
 because GCC fully unrolls constant loops of up to 16 iterations before it vectorises, which
 left a 16-wide tile scalar (a channel-major variant with horizontal sums was slower too);
 layers with at most 16 output channels use a 16-wide tile written with GCC vector types
-(``grad_tile_half.h``) instead of padding to 32. A work
-item walks its images outermost over ``CHANNEL_GROUP`` input channels, so each image's gradient
-block is read once into the core's cache and then by every channel's tile.
+(``grad_tile_half.h``) instead of padding to 32. A work item walks its images outermost over
+``CHANNEL_GROUP`` input channels, so each image's gradient block is read once into the core's
+cache and then by every channel's tile.
 
 All loops are ``nogil`` with ``prange``; every thread writes only its own outputs (no atomics),
 so results do not depend on the thread count. The Python wrapper (``minigrad/ops/conv.py``)
@@ -49,12 +50,10 @@ from ._parallel cimport check_threads, team_size
 # after the Python code between two kernels) costs more than it saves, which decides batch-1
 # latency. Results are the same for any thread count.
 cdef Py_ssize_t PARALLEL_MIN_CELLS = 1 << 16      # grid cells written by the embeddings
-cdef extern from "tile_sizes.h":
-    Py_ssize_t PARALLEL_MIN_MACS "MINIGRAD_PARALLEL_MIN_MACS"  # multiply-adds of a convolution
-
 # The tile sizes: compile-time constants (they size the register tiles' C arrays) that depend on
 # the target's vector registers (tile_sizes.h), exported to Python below under their long names.
 cdef extern from "tile_sizes.h":
+    Py_ssize_t PARALLEL_MIN_MACS "MINIGRAD_PARALLEL_MIN_MACS"  # multiply-adds of a convolution
     enum:
         OB "MINIGRAD_OB"    # output channels per register tile (the weight packing's block size)
         XB "MINIGRAD_XB"    # positions per register tile in the forward / input-gradient kernel
@@ -68,6 +67,7 @@ cdef enum:
 OUT_BLOCK = OB
 POSITION_BLOCK = XB
 GRAD_OUT_BLOCK = GO
+GRAD_OUT_HALF = GH
 TAP_BLOCK = TG
 
 

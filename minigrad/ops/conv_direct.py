@@ -225,7 +225,8 @@ class DirectPlan:
     def _grad_weight_group(self, grid, gy):
         out_block, tap_block = _kernels.GRAD_OUT_BLOCK, _kernels.TAP_BLOCK
         # up to half a block of output channels: the kernel's half-width tile
-        padded_out = (out_block // 2 if self.out_channels <= out_block // 2
+        half = _kernels.GRAD_OUT_HALF
+        padded_out = (half if self.out_channels <= half
                       else _round_up(self.out_channels, out_block))
         padded_taps = _round_up(self.taps, tap_block)
         shifts = np.zeros(padded_taps, np.intp)          # extra taps: computed, discarded
