@@ -67,7 +67,7 @@ class Trace:
 def _recording(recorder):
     """Install ``recorder`` as this thread's op recorder for the duration of the block (the
     previous one, if any, comes back afterwards)."""
-    previous = getattr(_state, "op_recorder", None)
+    previous = _state.op_recorder
     _state.op_recorder = recorder
     try:
         yield

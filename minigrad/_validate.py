@@ -9,6 +9,7 @@ geometry (output sizes, padding resolution) in ``minigrad.ops.geometry``.
 """
 import math
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
@@ -129,3 +130,33 @@ def check_input_4d(x, op_name, name="input"):
         raise ValueError(f"{op_name}: {name} must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape "
                          f"{x.shape}")
     check_float(x, op_name, name)
+
+
+# -- cached checks ---------------------------------------------------------------------------------
+# A network calls its ops with the same few argument sets at every step, so the ops with the
+# most checks (conv2d, max_pool2d) cache them, keyed by the tensors' specs and the arguments.
+
+class Spec(NamedTuple):
+    """A tensor argument as the checks see it: its shape and dtype (hashable, a cache key)."""
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+
+def plain(value):
+    """Whether an argument can key a checks' cache: an int, a string or a tuple of ints. Not a
+    bool or a float, which compare equal to an int (the cache would confuse 1, 1.0 and True,
+    which the checks tell apart)."""
+    kind = type(value)
+    if kind is int or kind is str:
+        return True
+    if kind is not tuple:
+        return False
+    for v in value:
+        if type(v) is not int:
+            return False
+    return True
+

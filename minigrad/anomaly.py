@@ -49,8 +49,8 @@ def _check_backward(fn, grad_inputs):
 
 @contextlib.contextmanager
 def detect_anomaly():
-    previous = (getattr(_state, "anomaly_forward", None),
-                getattr(_state, "anomaly_backward", None))
+    previous = (_state.anomaly_forward,
+                _state.anomaly_backward)
     _state.anomaly_forward, _state.anomaly_backward = _check_forward, _check_backward
     try:
         yield

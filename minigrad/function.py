@@ -33,7 +33,7 @@ from .tensor import Tensor, as_tensor
 
 
 def is_grad_enabled():
-    return getattr(_state, "grad_enabled", True)
+    return _state.grad_enabled
 
 
 @contextlib.contextmanager
@@ -88,48 +88,44 @@ class Function:
 
     # -- graph recording -------------------------------------------------------------------------
     def __call__(self, *inputs):
-        # List comprehensions and one pass per concern: at batch 1 this call's own cost is a
-        # visible share of a small op's time.
+        # Plain loops and one pass: at batch 1 this call's own cost is a visible share of a
+        # small op's time.
         inputs = tuple([x if isinstance(x, Tensor) else as_tensor(x) for x in inputs])
-        needs = tuple([x._requires_grad for x in inputs])
-        record = True in needs and is_grad_enabled()
+        state = _state
+        record = False
+        arrays = []
+        for x in inputs:
+            record = record or x._requires_grad
+            # ``Tensor.data`` is C-contiguous unless a user assigned a view to it; kernels
+            # need it.
+            a = x.data
+            arrays.append(a if a.flags.c_contiguous else
+                          np.ascontiguousarray(a).reshape(a.shape))
+        record = record and state.grad_enabled
         # Ops may test this to skip saving; without a graph nothing will call backward.
-        self.needs_input_grad = needs if record else (False,) * len(inputs)
-        # ``Tensor.data`` is C-contiguous unless a user assigned a view to it; kernels need it.
-        arrays = [x.data for x in inputs]
-        outputs = self.forward(*[a if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(
-            a.shape) for a in arrays])
+        self.needs_input_grad = (tuple([x._requires_grad for x in inputs]) if record
+                                 else (False,) * len(inputs))
+        outputs = self.forward(*arrays)
         single = not isinstance(outputs, tuple)
-        if single:
-            outputs = (outputs,)
         creator = self if record else None
-        results = tuple([Tensor._from_op(np.asarray(y), creator, i)
-                         for i, y in enumerate(outputs)])
+        if single:
+            results = (Tensor._from_op(np.asarray(outputs), creator, 0),)
+        else:
+            results = tuple([Tensor._from_op(np.asarray(y), creator, i)
+                             for i, y in enumerate(outputs)])
         if record:
             self.inputs = inputs
             self.output_meta = tuple([(y.shape, y.dtype) for y in results])
             self._released = False
         else:
             self._saved = None
-        _check_anomaly_forward(self, results)
-        _record_op(self, inputs, results)
+        if state.anomaly_forward is not None:
+            state.anomaly_forward(self, results)
+        if state.op_recorder is not None:
+            # the frame that called the op: the functional wrapper, whose arguments say how
+            # it was set up
+            state.op_recorder(self, inputs, results, sys._getframe(1))
         return results[0] if single else results
 
     def __repr__(self):
         return f"<{type(self).__name__}>"
-
-
-# Anomaly detection hooks; replaced by minigrad.anomaly when it is active.
-def _check_anomaly_forward(fn, outputs):
-    hook = getattr(_state, "anomaly_forward", None)
-    if hook is not None:
-        hook(fn, outputs)
-
-
-# The op recorder of minigrad._trace (model summaries, ONNX export), ``_state.op_recorder``:
-# called with every op this thread runs, its input and output tensors (graph or no graph), and
-# the frame that called the op: the functional wrapper, whose arguments say how it was set up.
-def _record_op(fn, inputs, outputs):
-    recorder = getattr(_state, "op_recorder", None)
-    if recorder is not None:
-        recorder(fn, inputs, outputs, sys._getframe(2))

@@ -170,7 +170,7 @@ class Tensor:
         hooked = _hooked_leaf_uses(order) if _leaf_hooks_registered else None
         pending = {self._creator: [None] * len(self._creator.output_meta)}
         pending[self._creator][self._output_index] = grad
-        backward_hook = getattr(_state, "anomaly_backward", None)
+        backward_hook = _state.anomaly_backward
         for fn in order:
             # every op in ``order`` feeds an input that needed a gradient, so it has one pending
             grad_outputs = [g if g is not None else np.zeros(shape, dtype)

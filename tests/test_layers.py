@@ -172,6 +172,36 @@ def test_batch_norm_forward_and_running_stats_match_numpy():
     np.testing.assert_allclose(bn.running_mean, mean, rtol=1e-5)     # eval does not update
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_inference_kernel_matches_the_recorded_path(dtype):
+    # Without a graph, eval mode runs one kernel that also makes the per-channel scale; with
+    # one, numpy makes it and the affine kernel applies it: both round the same.
+    bn = nn.BatchNorm2d(5)
+    if dtype == np.float64:
+        bn = bn.double()
+    rng = np.random.default_rng(3)
+    bn.weight.data[:] = rng.standard_normal(5)
+    bn.bias.data[:] = rng.standard_normal(5)
+    bn.running_mean[:] = rng.standard_normal(5)
+    bn.running_var[:] = rng.uniform(0.1, 3.0, 5)
+    bn.eval()
+    x = (rng.standard_normal((4, 5, 40, 41)) * 2 + 1).astype(dtype)   # 2 threads' worth
+    recorded = bn(_t(x)).data                   # the parameters require grad: a graph
+    expected = R.batch_norm(x, bn.weight.data, bn.bias.data, bn.running_mean, bn.running_var)
+    before = minigrad.get_num_threads()
+    for threads in (1, 2):
+        minigrad.set_num_threads(threads)
+        try:
+            with minigrad.no_grad():
+                y = bn(_t(x)).data
+        finally:
+            minigrad.set_num_threads(before)
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(y, recorded)
+        np.testing.assert_allclose(y, expected, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                   atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
 def test_batch_norm_cumulative_average_when_momentum_is_none():
     bn = nn.BatchNorm2d(2, momentum=None)
     batches = [_rand(3, 2, 2, 2, seed=s, dtype=np.float32) for s in range(3)]

@@ -16,13 +16,19 @@ which lets the caller use PyTorch's asymmetric split for ``padding='same'``.
 
 Work is split over (image, channel) pairs with ``prange``: both cores stay busy even for a chunk
 of one image, and in col2im each pair owns its own input plane, so there are no write races.
+Below ``PARALLEL_MIN`` column entries a loop runs on one thread: there a second thread's
+start-up costs more than it saves, and its spin-wait afterwards competes with the BLAS threads
+of the product that follows (batch-1 inference).
 """
 from cython.parallel cimport prange
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from ._parallel cimport check_threads
+from ._parallel cimport team_size
 from ._windows cimport end_inside, first_inside
+
+# Column entries below which a loop runs on one thread.
+cdef Py_ssize_t PARALLEL_MIN = 1 << 15
 
 
 def _check_shapes(x_shape, cols_shape, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
@@ -55,7 +61,7 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
     cdef floating* dst_row
     if n_images == 0 or channels == 0 or plane == 0:
         return
-    cdef int nt = check_threads(num_threads)
+    cdef int nt = team_size(n_images * channels * kh * kw * plane, PARALLEL_MIN, num_threads)
     with nogil:
         for pair in prange(n_images * channels, schedule='static', num_threads=nt):
             b = pair // channels
@@ -112,7 +118,8 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
     cdef const floating* src_row
     if n_images == 0 or channels == 0 or height * width == 0:
         return
-    cdef int nt = check_threads(num_threads)
+    cdef int nt = team_size(n_images * channels * kh * kw * out_h * out_w, PARALLEL_MIN,
+                            num_threads)
     with nogil:
         for pair in prange(n_images * channels, schedule='static', num_threads=nt):
             b = pair // channels
@@ -150,7 +157,7 @@ def add_channel_bias(floating[:, :, ::1] y, const floating[::1] bias, int num_th
     cdef Py_ssize_t pair, p
     cdef floating value
     cdef floating* row
-    cdef int nt = check_threads(num_threads)
+    cdef int nt = team_size(n_images * channels * plane, PARALLEL_MIN, num_threads)
     with nogil:
         for pair in prange(n_images * channels, schedule='static', num_threads=nt):
             row = &y[pair // channels, pair % channels, 0]

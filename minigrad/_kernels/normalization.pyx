@@ -11,6 +11,7 @@ four at a time for instruction-level parallelism. The Python wrapper
 """
 from cython.parallel cimport prange
 from cython cimport floating
+from libc.math cimport sqrt
 
 from ._parallel cimport team_size
 
@@ -127,3 +128,27 @@ def affine(const floating[:, :, ::1] x, const floating[::1] scale, const floatin
             for n in range(n_images):
                 for i in range(length):
                     out[n, c, i] = s * (x[n, c, i] - m) + t
+
+
+def normalize(const floating[:, :, ::1] x, const floating[::1] mean, const floating[::1] var,
+              const floating[::1] weight, const floating[::1] bias, double eps,
+              floating[:, :, ::1] out, int num_threads):
+    """out[:, c, :] = γ_c / √(var_c + eps) · (x[:, c, :] − mean_c) + β_c with fixed statistics
+    (inference), the per-channel scale made here in double and rounded to the data type as
+    the two-step path (the statistics' arrays, then ``affine``) does."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
+    cdef Py_ssize_t c, n, i
+    cdef floating s, m, t
+    if not _same(x.shape, out.shape):
+        raise ValueError("normalize: x and out must have the same shape")
+    if (mean.shape[0] != channels or var.shape[0] != channels or weight.shape[0] != channels
+            or bias.shape[0] != channels):
+        raise ValueError(f"normalize: per-channel arrays must have {channels} entries")
+    cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
+    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
+        s = <floating>(<double>weight[c] * (1.0 / sqrt(<double>var[c] + eps)))
+        m = mean[c]
+        t = bias[c]
+        for n in range(n_images):
+            for i in range(length):
+                out[n, c, i] = s * (x[n, c, i] - m) + t

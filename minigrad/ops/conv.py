@@ -14,13 +14,12 @@ Four algorithms, chosen by the shapes:
 """
 import functools
 import math
-from typing import NamedTuple
 
 import numpy as np
 
 from .._kernels import depthwise as _depthwise
 from .._kernels import im2col as _kernels
-from .._validate import check_input_4d, check_max, check_min, pair
+from .._validate import Spec, check_input_4d, check_max, check_min, pair, plain
 from ..function import Function
 from ..tensor import as_tensor
 from ..threads import get_num_threads
@@ -250,25 +249,9 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
     }
 
 
-class _Spec(NamedTuple):
-    """A tensor argument as the checks see it: its shape and dtype (hashable, for the cache)."""
-    shape: tuple
-    dtype: np.dtype
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-
-def _plain(value):
-    """Whether an argument can key the checks' cache: an int, a tuple of ints or a string."""
-    return type(value) in (int, str) or type(value) is tuple and all(
-        type(v) is int for v in value)
-
-
 @functools.lru_cache(maxsize=512)
 def _checked_setup(x, weight, bias, stride, padding, dilation, groups):
-    """Every check of ``conv2d``'s arguments (x, weight, bias as ``_Spec``; None for no bias);
+    """Every check of ``conv2d``'s arguments (x, weight, bias as ``Spec``; None for no bias);
     returns the validated (stride, padding, dilation, groups): pairs, padding as
     ((top, bottom), (left, right)), groups an int."""
     op = "conv2d"
@@ -337,13 +320,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     weight = as_tensor(weight, name="weight", op_name=op)
     if bias is not None:
         bias = as_tensor(bias, name="bias", op_name=op)
-    args = (_Spec(x.shape, x.dtype), _Spec(weight.shape, weight.dtype),
-            None if bias is None else _Spec(bias.shape, bias.dtype),
+    args = (Spec(x.shape, x.dtype), Spec(weight.shape, weight.dtype),
+            None if bias is None else Spec(bias.shape, bias.dtype),
             stride, padding, dilation, groups)
     # A network repeats the same few argument sets at every call: their checks are cached when
     # every argument is a plain int, pair or padding string (so that the cache never confuses
     # 1 with True or 1.0), and run afresh otherwise.
-    check = _checked_setup if all(_plain(a) for a in args[3:]) else _checked_setup.__wrapped__
+    check = (_checked_setup if plain(stride) and plain(padding) and plain(dilation)
+             and plain(groups) else _checked_setup.__wrapped__)
     stride, padding, dilation, groups = check(*args)
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return Conv2d(stride, padding, dilation, groups)(*inputs)

@@ -49,6 +49,8 @@ PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
 #: depends only on the batch size and results do not depend on the thread count.
 MAX_CHUNKS = 16
+#: The kernels' empty bias argument, per dtype.
+_NO_BIAS = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
 
 
 def _round_up(value, multiple):
@@ -161,6 +163,8 @@ class DirectPlan:
         """Group g's slice of the channel axis of ``a`` (axis 1; axis 0 for the weight and
         the bias), which has one of ``self.channels`` or ``self.out_channels`` channels per
         group."""
+        if self.groups == 1:
+            return a
         size = a.shape[axis] // self.groups
         return a[(slice(None),) * axis + (slice(g * size, (g + 1) * size),)]
 
@@ -168,11 +172,10 @@ class DirectPlan:
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous."""
         y = np.empty((self.n, self.out_channels * self.groups, self.out_h, self.out_w), x.dtype)
         grid = self._x_grid(x)
-        no_bias = np.empty(0, x.dtype)
         for g in range(self.groups):
             _kernels.conv(self._group(g, grid), _pack(self._group(g, weight, axis=0)),
                           self.shifts, self._group(g, y),
-                          no_bias if bias is None else self._group(g, bias, axis=0),
+                          _NO_BIAS[x.dtype] if bias is None else self._group(g, bias, axis=0),
                           self.grid_width, 0, get_num_threads())
         return y
 
@@ -190,7 +193,7 @@ class DirectPlan:
 
     def _grad_input_group(self, gy_grid, weight, gx):
         weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
-        no_bias = np.empty(0, gy_grid.dtype)
+        no_bias = _NO_BIAS[gy_grid.dtype]
         if self.stride == (1, 1):
             _kernels.conv(gy_grid, _pack(weight_t), -self.shifts, gx, no_bias,
                           self.grid_width, self.front + self.first_input, get_num_threads())

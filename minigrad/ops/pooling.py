@@ -12,7 +12,7 @@ import functools
 import numpy as np
 
 from .._kernels import pooling as _kernels
-from .._validate import check_input_4d, check_max, check_min, flag, pair
+from .._validate import Spec, check_input_4d, check_max, check_min, flag, pair, plain
 from ..function import Function
 from ..tensor import Tensor, as_tensor
 from ..threads import get_num_threads
@@ -282,6 +282,11 @@ class GlobalAvgPool2d(Function):
 
 def _input(x, op_name, max_type=False):
     x = as_tensor(x, name="x", op_name=op_name)
+    _check_input(x, op_name, max_type)
+    return x
+
+
+def _check_input(x, op_name, max_type=False):
     check_input_4d(x, op_name)
     if min(x.shape[2:]) < 1:
         raise ValueError(f"{op_name}: input must have a non-empty spatial size, got shape "
@@ -289,7 +294,6 @@ def _input(x, op_name, max_type=False):
     if max_type and x.shape[2] * x.shape[3] > _INT32_MAX:
         raise ValueError(f"{op_name}: input planes of {x.shape[2]}×{x.shape[3]} cells exceed the "
                          "int32 argmax range")
-    return x
 
 
 def _window(x, kernel_size, stride, padding, dilation, ceil_mode, op_name):
@@ -325,19 +329,32 @@ def _with_indices(fn, y):
     return y, indices
 
 
+@functools.lru_cache(maxsize=256)
+def _checked_max_pool(x, kernel_size, stride, padding, dilation, ceil_mode):
+    """Every check of ``max_pool2d``'s input (a ``Spec``) and window; returns the kernel's plan
+    (``_sliding_plan``), the output size and the windows' first cells."""
+    op = "max_pool2d"
+    _check_input(x, op, max_type=True)
+    kernel, stride, padding, dilation, out_hw = _window(x, kernel_size, stride, padding, dilation,
+                                                        flag(ceil_mode, "ceil_mode", op), op)
+    first_cells = _first_cells(x.shape[2:], out_hw, stride, padding, dilation)
+    return _sliding_plan(x, out_hw, kernel, stride, padding, dilation, op), out_hw, first_cells
+
+
 @batch_of_one
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """2-D max pooling (see ``MaxPool2d`` for the formula); ``stride`` defaults to
     ``kernel_size``; ``padding ≤ kernel_size // 2``. With ``return_indices`` also returns the
     flat index h·W + w of each maximum within its plane (int64), as PyTorch does."""
-    x = _input(x, "max_pool2d", max_type=True)
-    kernel, stride, padding, dilation, out_hw = _window(x, kernel_size, stride, padding, dilation,
-                                                        flag(ceil_mode, "ceil_mode", "max_pool2d"),
-                                                        "max_pool2d")
-    first_cells = _first_cells(x.shape[2:], out_hw, stride, padding, dilation)
+    x = as_tensor(x, name="x", op_name="max_pool2d")
+    args = (Spec(x.shape, x.dtype), kernel_size, stride, padding, dilation, ceil_mode)
+    # cached for plain arguments, as conv2d's (a bool only where a flag goes)
+    cached = (plain(kernel_size) and (stride is None or plain(stride)) and plain(padding)
+              and plain(dilation) and type(ceil_mode) is bool)
+    check = _checked_max_pool if cached else _checked_max_pool.__wrapped__
+    plan, out_hw, first_cells = check(*args)
     return_indices = flag(return_indices, "return_indices", "max_pool2d")
-    plan = _sliding_plan(x, out_hw, kernel, stride, padding, dilation, "max_pool2d")
     fn = MaxPool2d(plan, out_hw, return_indices, first_cells)
     y = fn(x)
     return _with_indices(fn, y) if return_indices else y

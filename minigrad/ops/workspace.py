@@ -9,6 +9,8 @@ import numpy as np
 #: vectorised kernels lose speed on rows that straddle cache lines (benchmark case conv3x3_s2).
 ALIGNMENT = 4096
 HUGE_PAGE = 2 << 20
+#: Views kept for reuse, per thread (a network asks for a few shapes per layer).
+MAX_VIEWS = 256
 
 
 class _Workspace(threading.local):
@@ -21,14 +23,29 @@ class _Workspace(threading.local):
 
     def __init__(self):
         self.buffers = {}
+        # (name, shape, dtype) → the view last handed out: at batch 1, making the view anew
+        # costs as much as a small kernel
+        self.views = {}
 
     def get(self, name, shape, dtype):
+        key = (name, shape, dtype)
+        view = self.views.get(key)
+        if view is not None:
+            return view
         dtype = np.dtype(dtype)
         nbytes = int(math.prod(shape)) * dtype.itemsize
         buffer = self.buffers.get(name)
         if buffer is None or buffer.size < nbytes:
             buffer = self.buffers[name] = _aligned_bytes(nbytes)
-        return buffer[:nbytes].view(dtype).reshape(shape)
+            self.views = {k: v for k, v in self.views.items() if k[0] != name}
+        if len(self.views) >= MAX_VIEWS:
+            self.views.clear()
+        view = self.views[key] = buffer[:nbytes].view(dtype).reshape(shape)
+        return view
+
+    def clear(self):
+        self.buffers.clear()
+        self.views.clear()
 
 
 def _aligned_bytes(nbytes, alignment=ALIGNMENT):
@@ -53,4 +70,4 @@ workspace = _Workspace()
 
 def release_workspace():
     """Free this thread's convolution scratch buffers (they are re-created on the next call)."""
-    workspace.buffers.clear()
+    workspace.clear()
