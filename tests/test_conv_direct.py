@@ -128,18 +128,29 @@ def test_grouped_direct_path_matches_reference(case, dtype):
     _check_direct_against_reference(x, w, b, hyper, dtype)
 
 
-@pytest.mark.parametrize("x_shape, w_shape, padding, direct", [
-    ((2, 8, 4, 4), (64, 8, 3, 3), 1, False),     # few of the tiles' positions used: im2col
-    ((2, 8, 4, 4), (32, 8, 5, 5), 2, True),      # too few output channels for the GEMM
-    ((2, 8, 16, 16), (64, 8, 3, 3), 1, True),    # most of the tiles used
+@pytest.mark.parametrize("x_shape, w_shape, padding, forward, backward", [
+    ((2, 8, 2, 2), (64, 8, 3, 3), 1, False, False),      # few of the tiles' positions used
+    ((2, 128, 4, 4), (64, 128, 3, 3), 1, False, False),  # and many input channels: im2col
+    ((2, 8, 4, 4), (32, 8, 5, 5), 2, True, True),        # too few output channels for the GEMM
+    ((2, 8, 16, 16), (64, 8, 3, 3), 1, True, True),      # most of the tiles used
+    # two thirds of the tiles used, few input channels: the forward stays direct; the
+    # backward's bar depends on the tile width (MIN_TILE_USE)
+    ((2, 8, 8, 8), (64, 8, 3, 3), 1, True, conv_direct.MIN_TILE_USE <= 2 / 3),
 ])
-def test_tiny_maps_with_many_channels_go_to_im2col(x_shape, w_shape, padding, direct):
+def test_tiny_maps_with_many_channels_go_to_im2col(x_shape, w_shape, padding, forward,
+                                                     backward):
     x = minigrad.tensor(RNG.standard_normal(x_shape), requires_grad=True)
     w = minigrad.tensor(RNG.standard_normal(w_shape), requires_grad=True)
     y = minigrad.nn.functional.conv2d(x, w, padding=padding)
-    assert (y._creator.direct is not None) is direct
+    assert (y._creator.direct is not None) is forward
+    assert (y._creator.direct_backward is not None) is backward
     np.testing.assert_allclose(y.data, R.conv2d(x.data, w.data, None, padding=padding),
                                rtol=1e-10, atol=1e-10)
+    gy = RNG.standard_normal(y.shape)
+    y.backward(gy)
+    grads = R.conv2d_vjp(x.data, w.data, gy, padding=padding)
+    np.testing.assert_allclose(x.grad, grads[0], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(w.grad, grads[1], rtol=1e-10, atol=1e-10)
 
 
 def test_results_do_not_depend_on_the_thread_count():

@@ -51,6 +51,12 @@ def relu_forward(const floating[::1] x, floating[::1] y, int num_threads):
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v
     cdef int nt = team_size(n, PARALLEL_MIN, num_threads)
+    if nt == 1:     # no parallel region: opening one, even for one thread, costs a microsecond
+        with nogil:
+            for i in range(n):
+                v = x[i]
+                y[i] = v if not (v <= 0) else 0
+        return
     for i in prange(n, nogil=True, schedule='static', num_threads=nt):
         v = x[i]
         y[i] = v if not (v <= 0) else 0

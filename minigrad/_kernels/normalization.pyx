@@ -137,18 +137,29 @@ def normalize(const floating[:, :, ::1] x, const floating[::1] mean, const float
     (inference), the per-channel scale made here in double and rounded to the data type as
     the two-step path (the statistics' arrays, then ``affine``) does."""
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
-    cdef Py_ssize_t c, n, i
-    cdef floating s, m, t
+    cdef Py_ssize_t c
     if not _same(x.shape, out.shape):
         raise ValueError("normalize: x and out must have the same shape")
     if (mean.shape[0] != channels or var.shape[0] != channels or weight.shape[0] != channels
             or bias.shape[0] != channels):
         raise ValueError(f"normalize: per-channel arrays must have {channels} entries")
     cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
+    if nt == 1:     # no parallel region: at batch 1 opening one costs a tenth of the pass
+        with nogil:
+            for c in range(channels):
+                _normalize_channel(x, mean, var, weight, bias, eps, out, c)
+        return
     for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
-        s = <floating>(<double>weight[c] * (1.0 / sqrt(<double>var[c] + eps)))
-        m = mean[c]
-        t = bias[c]
-        for n in range(n_images):
-            for i in range(length):
-                out[n, c, i] = s * (x[n, c, i] - m) + t
+        _normalize_channel(x, mean, var, weight, bias, eps, out, c)
+
+
+cdef inline void _normalize_channel(
+        const floating[:, :, ::1] x, const floating[::1] mean, const floating[::1] var,
+        const floating[::1] weight, const floating[::1] bias, double eps,
+        floating[:, :, ::1] out, Py_ssize_t c) noexcept nogil:
+    cdef floating s = <floating>(<double>weight[c] * (1.0 / sqrt(<double>var[c] + eps)))
+    cdef floating m = mean[c], t = bias[c]
+    cdef Py_ssize_t n, i
+    for n in range(x.shape[0]):
+        for i in range(x.shape[2]):
+            out[n, c, i] = s * (x[n, c, i] - m) + t

@@ -148,9 +148,9 @@ class Conv2d(Function):
         need_x, need_weight = self.needs_input_grad[:2]
         need_bias = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         gy = np.ascontiguousarray(gy, dtype=x.dtype)
-        if self.direct is not None:
-            gx = self.direct.grad_input(gy, weight) if need_x else None
-            gw = self.direct.grad_weight(x, gy) if need_weight else None
+        if self.direct_backward is not None:
+            gx = self.direct_backward.grad_input(gy, weight) if need_x else None
+            gw = self.direct_backward.grad_weight(x, gy) if need_weight else None
         elif self.depthwise:
             gx, gw = self._backward_depthwise(x, weight, gy, need_x, need_weight)
         else:
@@ -235,6 +235,8 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
     col_rows = channels * kh * kw
     per_image = col_rows * out_h * out_w * itemsize
     window_args = (kh, kw, sh, sw, top, left, dh, dw)
+    direct, direct_backward = (conv_direct.plan(x_shape, weight_shape, padding, dilation,
+                                                stride, groups) if use_direct else (None, None))
     return {
         "out_h": out_h, "out_w": out_w, "plane": out_h * out_w,
         # the window as the kernels take it; im2col/col2im also take the output size
@@ -242,8 +244,8 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
         "pointwise": (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0),
         # one filter per channel: a stencil, no GEMM to give BLAS
         "depthwise": 1 < groups == channels == out_channels,
-        "direct": conv_direct.plan(x_shape, weight_shape, padding, dilation, stride, groups)
-        if use_direct else None,
+        # the direct plans of the forward and of the backward pass (None: another path)
+        "direct": direct, "direct_backward": direct_backward,
         "col_rows": col_rows,
         "chunk": max(1, min(n, chunk_bytes // max(per_image, 1))),
     }

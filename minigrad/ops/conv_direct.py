@@ -4,7 +4,8 @@
 ``Conv2d`` uses this path for convolutions with at least ``MIN_TAPS`` kernel taps (3×3, 5×5,
 dilated, 'same', strided up to the kernel's size, grouped with at least
 ``GROUP_MIN_CHANNELS`` channels per group: one direct convolution per group), except on tiny
-maps with many output channels (``DirectPlan.beats_gemm``); 1×1 convolutions and narrow groups
+maps with many output channels (``DirectPlan.beats_gemm``; the forward's bar is lower for
+inputs with few channels, ``FORWARD_MIN_TILE_USE``); 1×1 convolutions and narrow groups
 keep the im2col + BLAS path. It is faster than im2col + BLAS for these shapes because it never
 writes the unrolled windows, which for a batch are many times the input's size (benchmark
 cases conv3x3_s1, conv3x3_d2, conv5x5, grouped3x3_g4).
@@ -44,6 +45,12 @@ GROUP_MIN_CHANNELS = 8
 #: backward still loses to BLAS on 8×8 maps: a higher bar.
 MIN_TILE_USE = 0.5 if _kernels.POSITION_BLOCK >= 48 else 0.7
 GEMM_MIN_OUT = 64
+#: The forward alone keeps the direct path down to this tile use when the input has at most
+#: ``FORWARD_MAX_CHANNELS`` channels (per group): im2col's product, C·kh·kw deep and only a
+#: small map wide, is too thin for BLAS there (batch 1 above all: 64→64 on 8×8, 32→128 on
+#: 7×7); with many channels (256 on 4×4) BLAS wins.
+FORWARD_MIN_TILE_USE = 0.5
+FORWARD_MAX_CHANNELS = 64
 #: Upper bound for the weight-gradient partial sums (one (C, taps, O) block per image chunk).
 PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
@@ -67,14 +74,17 @@ def applies(kernel, stride, groups, channels):
 
 
 def plan(x_shape, weight_shape, padding, dilation, stride, groups):
-    """The ``DirectPlan`` for these shapes (all tuples), or None where another algorithm
-    applies or is expected to be faster. ``Conv2d`` keeps it in its cached layout
-    (``conv._layout``), so it is built once per shape."""
+    """The ``DirectPlan`` for these shapes (all tuples) for the forward and for the backward
+    pass, each None where another algorithm applies or is expected to be faster. ``Conv2d``
+    keeps them in its cached layout (``conv._layout``), so they are built once per shape."""
     kernel = weight_shape[2:]
     if not applies(kernel, stride, groups, x_shape[1]):
-        return None
+        return None, None
     direct = DirectPlan(x_shape, weight_shape, padding, dilation, stride, groups)
-    return direct if direct.beats_gemm() else None
+    backward = direct.beats_gemm()
+    forward = backward or (direct.tile_use >= FORWARD_MIN_TILE_USE
+                           and direct.channels <= FORWARD_MAX_CHANNELS)
+    return direct if forward else None, direct if backward else None
 
 
 def _pack(weight):
