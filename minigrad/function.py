@@ -109,7 +109,8 @@ class Function:
         single = not isinstance(outputs, tuple)
         creator = self if record else None
         if single:
-            results = (Tensor._from_op(np.asarray(outputs), creator, 0),)
+            results = (Tensor._from_op(outputs if type(outputs) is np.ndarray
+                                       else np.asarray(outputs), creator, 0),)
         else:
             results = tuple([Tensor._from_op(np.asarray(y), creator, i)
                              for i, y in enumerate(outputs)])

@@ -380,8 +380,9 @@ class Sequential(Module):
             self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self.children():
-            x = m(x)
+        for m in self._modules.values():     # not children(): two generators per module
+            if m is not None:
+                x = m(x)
         return x
 
     def append(self, module):

@@ -33,6 +33,9 @@ def _kernel(kernel, arrays, params=()):
     dtype)."""
     first = arrays[0]
     out = np.empty_like(first)
+    if len(arrays) == 1:      # the forward passes: one contiguous input (Function.__call__)
+        kernel(_flat(first), *params, _flat(out), get_num_threads())
+        return out
     flat = [_flat(np.ascontiguousarray(a, dtype=first.dtype)) for a in arrays]
     kernel(*flat, *params, _flat(out), get_num_threads())
     return out
