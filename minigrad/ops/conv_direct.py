@@ -46,11 +46,13 @@ GROUP_MIN_CHANNELS = 8
 MIN_TILE_USE = 0.5 if _kernels.POSITION_BLOCK >= 48 else 0.7
 GEMM_MIN_OUT = 64
 #: The forward alone keeps the direct path down to this tile use when the input has at most
-#: ``FORWARD_MAX_CHANNELS`` channels (per group): im2col's product, C·kh·kw deep and only a
-#: small map wide, is too thin for BLAS there (batch 1 above all: 64→64 on 8×8, 32→128 on
-#: 7×7); with many channels (256 on 4×4) BLAS wins.
+#: ``FORWARD_MAX_CHANNELS`` channels and the output at most ``FORWARD_MAX_OUT`` (per group):
+#: im2col's product, with few rows and C·kh·kw deep, is then too small for BLAS (64→96 on
+#: 8×8, and at batch 1 32→128 on 7×7); with more channels (256 on 4×4, 64→256 on 7×7) BLAS
+#: wins.
 FORWARD_MIN_TILE_USE = 0.5
 FORWARD_MAX_CHANNELS = 64
+FORWARD_MAX_OUT = 128
 #: Upper bound for the weight-gradient partial sums (one (C, taps, O) block per image chunk).
 PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
@@ -83,7 +85,8 @@ def plan(x_shape, weight_shape, padding, dilation, stride, groups):
     direct = DirectPlan(x_shape, weight_shape, padding, dilation, stride, groups)
     backward = direct.beats_gemm()
     forward = backward or (direct.tile_use >= FORWARD_MIN_TILE_USE
-                           and direct.channels <= FORWARD_MAX_CHANNELS)
+                           and direct.channels <= FORWARD_MAX_CHANNELS
+                           and direct.out_channels <= FORWARD_MAX_OUT)
     return direct if forward else None, direct if backward else None
 
 
