@@ -65,6 +65,20 @@ def test_direct_path_matches_reference(case, dtype):
     _check_direct_against_reference(x, w, b, hyper, dtype)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_channels_summed_in_chunks_match_reference(monkeypatch, stride, dtype):
+    # planes of at least a band of tiles are summed a chunk of channels at a time; a chunk of
+    # 3 splits 7 channels (forward) and 5 (input gradient) unevenly
+    monkeypatch.setattr(conv_direct, "CHANNEL_CHUNK", 3)
+    side = int(np.sqrt(kernels.BAND_TILES * kernels.POSITION_BLOCK)) * stride + 2
+    x, w, b, hyper = _tensors(((1, 7, side, side), (5, 7, 3, 3), 1, 1), dtype)
+    hyper["stride"] = stride
+    plan = conv_direct.DirectPlan(x.shape, w.shape, ((1, 1), (1, 1)), (1, 1), (stride,) * 2)
+    assert conv_direct.channel_chunk(plan.positions) == 3       # a band of tiles or more
+    _check_direct_against_reference(x, w, b, hyper, dtype)
+
+
 STRIDED = [
     ((2, 3, 9, 9), (5, 3, 3, 3), 1, 1, 2),               # odd size: unequal phases
     ((2, 2, 8, 11), (4, 2, 3, 3), 1, 1, (1, 2)),         # stride along the width only
@@ -196,16 +210,16 @@ def test_conv_kernel_rejects_a_short_grid():
     y = np.empty((2, 4, plan.out_h, plan.out_w), np.float32)
     with pytest.raises(ValueError, match="outside"):
         kernels.conv(grid[:, :, :-1].copy(), conv_direct._pack(w), plan.shifts, y,
-                     np.empty(0, np.float32), plan.grid_width, 0, 2)
+                     np.empty(0, np.float32), plan.grid_width, 0, 32, 2)
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.conv(grid, conv_direct._pack(w), plan.shifts[:-1], y, np.empty(0, np.float32),
-                     plan.grid_width, 0, 2)
+                     plan.grid_width, 0, 32, 2)
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.conv(grid, conv_direct._pack(w), plan.shifts, y, np.ones(3, np.float32),
-                     plan.grid_width, 0, 2)
+                     plan.grid_width, 0, 32, 2)
     with pytest.raises(ValueError, match="positive strides"):
         kernels.conv(grid, conv_direct._pack(w), plan.shifts, y[:, :, ::-1],
-                     np.empty(0, np.float32), plan.grid_width, 0, 2)
+                     np.empty(0, np.float32), plan.grid_width, 0, 32, 2)
 
 
 def test_embed_and_weight_grad_reject_inconsistent_buffers():

@@ -63,12 +63,14 @@ cdef extern from "tile_sizes.h":
 
 cdef enum:
     CHANNEL_GROUP = 16  # input channels per work item of the weight-gradient kernel
+    BAND = 24           # tiles per work item of ``conv``, which sum one chunk of channels each
 
 OUT_BLOCK = OB
 POSITION_BLOCK = XB
 GRAD_OUT_BLOCK = GO
 GRAD_OUT_HALF = GH
 TAP_BLOCK = TG
+BAND_TILES = BAND
 
 
 cdef tuple _dims(Py_ssize_t* shape, int ndim):
@@ -161,13 +163,13 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                             Py_ssize_t out_rows, const floating* bias, Py_ssize_t first,
                             Py_ssize_t grid_width, Py_ssize_t out_h, Py_ssize_t out_w,
                             Py_ssize_t plane_stride, Py_ssize_t row_stride,
-                            Py_ssize_t col_stride) noexcept nogil:
+                            Py_ssize_t col_stride, bint accumulate) noexcept nogil:
     """One tile: positions [first, first + XB) of ``out_rows`` (<= OB) output planes.
 
     tile[o][x] = Σ_c Σ_t weight[(c·taps + t)·OB + o] · grid[c·grid_length + shifts[t] + x]
     (``grid`` points at the tile's first position), then position p = r·grid_width + col goes
     to out[o·plane_stride + r·row_stride + col·col_stride] (plus bias[o] unless ``bias`` is
-    NULL) when r < out_h and col < out_w."""
+    NULL; added to what is there if ``accumulate``) when r < out_h and col < out_w."""
     cdef floating tile[OB][XB]
     cdef floating result[OB * XB]
     cdef Py_ssize_t c, t, o, x, r, col, step, valid
@@ -199,7 +201,10 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
         for o in range(out_rows):
             offset = bias[o] if bias != NULL else 0
             dst = out + o * plane_stride + r * row_stride + col * col_stride
-            if col_stride == 1:
+            if accumulate:
+                for t in range(valid):
+                    dst[t * col_stride] += result[o * XB + x + t] + offset
+            elif col_stride == 1:
                 for t in range(valid):
                     dst[t] = result[o * XB + x + t] + offset
             else:
@@ -232,14 +237,19 @@ def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed):
 
 def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
          const Py_ssize_t[::1] shifts, floating[:, :, :, :] out, const floating[::1] bias,
-         Py_ssize_t grid_width, Py_ssize_t start, int num_threads):
+         Py_ssize_t grid_width, Py_ssize_t start, Py_ssize_t channel_chunk, int num_threads):
     """out[n, o, r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col
     + shifts[t]] for r < Ho, col < Wo, with W packed as (blocks, C·T, OB) (``conv_direct._pack``).
 
     ``bias`` may be empty (no bias). ``out`` may be a strided view (positive strides: the input
     gradient of a strided convolution writes one phase's cells of x's gradient in place). Tiles
     cover positions [0, Ho·grid_width) rounded up to XB; ``check_reads`` must hold for the
-    grid's length."""
+    grid's length.
+
+    The channels are summed ``channel_chunk`` at a time over a band of BAND tiles, each chunk
+    added to the band's output: the rows a tile reads for all its channels (and their
+    weights) must stay in L1 for the next tile, which reads them again one tile further on.
+    The order of the sums depends only on the shapes, not on the thread count."""
     cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
     cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3]
     cdef Py_ssize_t grid_length = grid.shape[2], taps = shifts.shape[0]
@@ -266,16 +276,27 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     cdef Py_ssize_t col_stride = out.strides[3] // sizeof(floating)
     if out_w > grid_width:
         raise ValueError(f"conv: output width {out_w} exceeds the grid width {grid_width}")
+    if channel_chunk < 1:
+        raise ValueError(f"conv: channel_chunk must be positive, got {channel_chunk}")
+    cdef Py_ssize_t bands = (tiles + BAND - 1) // BAND, band, c0
     cdef int nt = team_size(n_images * blocks * tiles * XB * OB * channels * taps,
                             PARALLEL_MIN_MACS, num_threads)
-    for item in prange(n_images * blocks * tiles, nogil=True, schedule="static", num_threads=nt):
-        n = item // (blocks * tiles)
-        b = (item // tiles) % blocks
-        tile = item % tiles
-        _conv_tile(&grid[n, 0, start + tile * XB], grid_length, &packed_weight[b, 0, 0],
-                   &shifts[0], channels, taps, &out[n, b * OB, 0, 0],
-                   min(OB, out_channels - b * OB), &bias[b * OB] if has_bias else NULL,
-                   tile * XB, grid_width, out_h, out_w, plane_stride, row_stride, col_stride)
+    for item in prange(n_images * blocks * bands, nogil=True, schedule="static",
+                       num_threads=nt):
+        n = item // (blocks * bands)
+        b = (item // bands) % blocks
+        band = item % bands
+        c0 = 0
+        while c0 < channels:
+            for tile in range(band * BAND, min(tiles, (band + 1) * BAND)):
+                _conv_tile(&grid[n, c0, start + tile * XB], grid_length,
+                           &packed_weight[b, c0 * taps, 0], &shifts[0],
+                           min(channel_chunk, channels - c0), taps, &out[n, b * OB, 0, 0],
+                           min(OB, out_channels - b * OB),
+                           &bias[b * OB] if has_bias and c0 == 0 else NULL,
+                           tile * XB, grid_width, out_h, out_w, plane_stride, row_stride,
+                           col_stride, c0 > 0)
+            c0 = c0 + channel_chunk
 
 
 cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const floating* row,
