@@ -143,6 +143,21 @@ def test_workspace_reused_across_shapes_and_dtypes():
         np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
 
 
+def test_workspace_views_follow_their_buffer():
+    """A view is handed out again for the same name, shape and dtype, and never once its
+    buffer has been replaced by a larger one."""
+    from minigrad.ops.workspace import _Workspace
+    ws = _Workspace()
+    small = ws.get("t", (4,), np.float32)
+    assert ws.get("t", (4,), np.float32) is small
+    assert ws.get("t", (2, 2), np.float32).shape == (2, 2)
+    large = ws.get("t", (1000,), np.float64)                    # the buffer grows
+    again = ws.get("t", (4,), np.float32)
+    assert np.shares_memory(again, large) and not np.shares_memory(again, small)
+    ws.clear()
+    assert not ws.buffers and not ws.views
+
+
 def test_only_needed_gradients_are_computed():
     x, w, b = (RNG.standard_normal(s) for s in ((2, 2, 5, 5), (3, 2, 3, 3), (3,)))
     op = conv_module.Conv2d((1, 1), ((1, 1), (1, 1)), (1, 1), 1)
