@@ -31,6 +31,8 @@ CASES = [
     ((1, 40, 7, 7), (12, 40, 7, 7), 3, 1),          # 49 taps, many channels
     ((2, 3, 3, 50), (4, 3, 3, 3), 1, 1),            # rows longer than a tile
     ((2, 2, 6, 7), (3, 2, 2, 4), "same", 1),        # asymmetric 'same' padding
+    ((2, 3, 8, 8), (20, 3, 3, 3), 1, 1),            # O = 20, 40: the narrower weight-gradient
+    ((2, 3, 8, 8), (40, 3, 3, 3), 1, 1),            # tiles (24 with AVX2, else 16)
 ]
 
 
@@ -222,6 +224,16 @@ def test_conv_kernel_rejects_a_short_grid():
                      np.empty(0, np.float32), plan.grid_width, 0, 32, 2)
 
 
+@pytest.mark.parametrize("out_channels", [1, 10, 16, 20, 33, 40, 64, 96, 160])
+def test_grad_tile_width_pads_least(out_channels):
+    width = conv_direct.grad_tile_width(out_channels)
+    padded = -(-out_channels // width) * width
+    assert width in kernels.GRAD_TILE_WIDTHS
+    assert all(padded <= -(-out_channels // w) * w for w in kernels.GRAD_TILE_WIDTHS)
+    if out_channels % GO == 0:
+        assert width == GO
+
+
 def test_embed_and_weight_grad_reject_inconsistent_buffers():
     x, w, plan, grid = _plan_buffers()
     with pytest.raises(ValueError, match="cannot hold"):
@@ -235,10 +247,13 @@ def test_embed_and_weight_grad_reject_inconsistent_buffers():
     shifts[:plan.taps] = plan.shifts
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.weight_grad(gy_t, grid, shifts, plan.positions,
-                            np.zeros((1, 3, taps, GO + 1), np.float32), 2)
+                            np.zeros((1, 3, taps, GO + 1), np.float32), GO, 2)
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.weight_grad(gy_t, grid, shifts, plan.positions + 1,
-                            np.zeros((1, 3, taps, GO), np.float32), 2)
+                            np.zeros((1, 3, taps, GO), np.float32), GO, 2)
+    with pytest.raises(ValueError, match="width"):
+        kernels.weight_grad(gy_t, grid, shifts, plan.positions,
+                            np.zeros((1, 3, taps, GO), np.float32), 8, 2)
 
 
 @pytest.mark.parametrize("rows", [1, OB, OB + 3])

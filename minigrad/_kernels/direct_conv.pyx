@@ -31,8 +31,8 @@ output channels of accumulators (9 × 32 with AVX-512, 3 × 32 with AVX2), each 
 broadcasting ``TG`` grid values and loading ``GO`` contiguous gradient values. ``GO`` is 32
 because GCC fully unrolls constant loops of up to 16 iterations before it vectorises, which
 left a 16-wide tile scalar (a channel-major variant with horizontal sums was slower too);
-layers with at most 16 output channels use a 16-wide tile written with GCC vector types
-(``grad_tile_half.h``) instead of padding to 32. A work item walks its images outermost over
+layers whose output channels are not a multiple of ``GO`` may use a tile 16 wide (or with AVX2
+24) written with GCC vector types (``grad_tiles_narrow.h``), whichever pads them least. A work item walks its images outermost over
 ``CHANNEL_GROUP`` input channels, so each image's gradient block is read once into the core's
 cache and then by every channel's tile.
 
@@ -59,7 +59,8 @@ cdef extern from "tile_sizes.h":
         XB "MINIGRAD_XB"    # positions per register tile in the forward / input-gradient kernel
         GO "MINIGRAD_GO"    # output channels per register tile of the weight-gradient kernel
         TG "MINIGRAD_TG"    # taps per register tile of the weight-gradient kernel
-        GH "MINIGRAD_GO_HALF"   # output channels of its tile for layers with at most GO / 2
+        G16 "MINIGRAD_GO_16"    # the narrower weight-gradient tiles' widths (0: none)
+        G24 "MINIGRAD_GO_24"
 
 cdef enum:
     CHANNEL_GROUP = 16  # input channels per work item of the weight-gradient kernel
@@ -68,7 +69,8 @@ cdef enum:
 OUT_BLOCK = OB
 POSITION_BLOCK = XB
 GRAD_OUT_BLOCK = GO
-GRAD_OUT_HALF = GH
+#: The weight gradient's tile widths (output channels), widest first.
+GRAD_TILE_WIDTHS = tuple(w for w in (GO, G24, G16) if w)
 TAP_BLOCK = TG
 BAND_TILES = BAND
 
@@ -322,24 +324,37 @@ cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const fl
             tile[t * tap_stride + o] += sums[t][o]
 
 
-cdef extern from "grad_tile_half.h" nogil:
-    void _grad_tile_half_f "minigrad_grad_tile_half_f" (
+cdef extern from "grad_tiles_narrow.h" nogil:
+    void _grad_tile_16_f "minigrad_grad_tile_16_f" (
         const float* gy_t, Py_ssize_t gy_stride, const float* row, const Py_ssize_t* shifts,
         Py_ssize_t count, float* tile, Py_ssize_t tap_stride)
-    void _grad_tile_half_d "minigrad_grad_tile_half_d" (
+    void _grad_tile_16_d "minigrad_grad_tile_16_d" (
+        const double* gy_t, Py_ssize_t gy_stride, const double* row, const Py_ssize_t* shifts,
+        Py_ssize_t count, double* tile, Py_ssize_t tap_stride)
+    void _grad_tile_24_f "minigrad_grad_tile_24_f" (
+        const float* gy_t, Py_ssize_t gy_stride, const float* row, const Py_ssize_t* shifts,
+        Py_ssize_t count, float* tile, Py_ssize_t tap_stride)
+    void _grad_tile_24_d "minigrad_grad_tile_24_d" (
         const double* gy_t, Py_ssize_t gy_stride, const double* row, const Py_ssize_t* shifts,
         Py_ssize_t count, double* tile, Py_ssize_t tap_stride)
 
 
-cdef inline void _grad_tile_half(const floating* gy_t, Py_ssize_t gy_stride, const floating* row,
-                                 const Py_ssize_t* shifts, Py_ssize_t count,
-                                 floating* tile, Py_ssize_t tap_stride) noexcept nogil:
-    """``_grad_tile`` for GO / 2 output channels (layers with at most that many), in C with
-    GCC vector types (``grad_tile_half.h``)."""
+cdef inline void _grad_tile_narrow(const floating* gy_t, Py_ssize_t gy_stride,
+                                   const floating* row, const Py_ssize_t* shifts,
+                                   Py_ssize_t count, floating* tile, Py_ssize_t tap_stride,
+                                   Py_ssize_t width) noexcept nogil:
+    """``_grad_tile`` for ``width`` (G16 or G24) output channels, in C with GCC vector types
+    (``grad_tiles_narrow.h``)."""
     if floating is float:
-        _grad_tile_half_f(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
+        if width == G24:
+            _grad_tile_24_f(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
+        else:
+            _grad_tile_16_f(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
     else:
-        _grad_tile_half_d(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
+        if width == G24:
+            _grad_tile_24_d(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
+        else:
+            _grad_tile_16_d(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
 
 
 cdef inline void _grad_block(const floating* gy_t, Py_ssize_t gy_image, Py_ssize_t gy_stride,
@@ -347,11 +362,11 @@ cdef inline void _grad_block(const floating* gy_t, Py_ssize_t gy_image, Py_ssize
                              Py_ssize_t channels, const Py_ssize_t* shifts, Py_ssize_t groups,
                              Py_ssize_t count, Py_ssize_t first_image, Py_ssize_t end_image,
                              floating* out, Py_ssize_t out_channel,
-                             Py_ssize_t out_tap, bint half) noexcept nogil:
+                             Py_ssize_t out_tap, Py_ssize_t width) noexcept nogil:
     """out[c·out_channel + t·out_tap + o] = Σ_{n in [first_image, end_image)} Σ_p
     grid[n·row_image + c·row_channel + shifts[t] + p] · gy_t[n·gy_image + p·gy_stride + o] for
-    ``channels`` input channels c, groups·TG taps t and GO output channels o (GO / 2 if
-    ``half``).
+    ``channels`` input channels c, groups·TG taps t and ``width`` output channels o (GO, or a
+    narrower tile's G24 or G16).
 
     Images outermost: one image's gradient block (read by every channel's tile) stays in the
     core's cache while all the channels use it, instead of streaming it once per channel. Each
@@ -359,19 +374,20 @@ cdef inline void _grad_block(const floating* gy_t, Py_ssize_t gy_image, Py_ssize
     cdef Py_ssize_t n, c, g, t, o
     for c in range(channels):
         for t in range(groups * TG):
-            for o in range(GH if half else GO):
+            for o in range(width):
                 out[c * out_channel + t * out_tap + o] = 0
     for n in range(first_image, end_image):
         for c in range(channels):
             for g in range(groups):
-                if half:
-                    _grad_tile_half(gy_t + n * gy_image, gy_stride,
-                                    grid + n * row_image + c * row_channel, shifts + g * TG,
-                                    count, out + c * out_channel + g * TG * out_tap, out_tap)
-                else:
+                if width == GO:
                     _grad_tile(gy_t + n * gy_image, gy_stride,
                                grid + n * row_image + c * row_channel, shifts + g * TG, count,
                                out + c * out_channel + g * TG * out_tap, out_tap)
+                else:
+                    _grad_tile_narrow(gy_t + n * gy_image, gy_stride,
+                                      grid + n * row_image + c * row_channel, shifts + g * TG,
+                                      count, out + c * out_channel + g * TG * out_tap, out_tap,
+                                      width)
 
 
 def transpose_embed(const floating[:, :, :, :] src, floating[:, :, ::1] grid_t,
@@ -403,21 +419,22 @@ def transpose_embed(const floating[:, :, :, :] src, floating[:, :, ::1] grid_t,
 
 def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, :] grid,
                 const Py_ssize_t[::1] shifts, Py_ssize_t count, floating[:, :, :, ::1] partials,
-                int num_threads):
+                Py_ssize_t width, int num_threads):
     """partials[k, c, t, o] = Σ_{n in chunk k} Σ_{p < count} grid[n, c, p + shifts[t]] ·
     gy_t[n, p, o].
 
     ``gy_t`` (N, positions, O') is the output gradient position-major (``transpose_embed``),
-    O' a multiple of GO or GO / 2 itself, zero wherever no output exists. Chunk k holds images [k·q, (k+1)·q)
-    with q = ceil(N / chunks): the split depends only on the shapes, so the sum is the same on
-    any number of threads. The number of shifts is a multiple of TG (pad with 0)."""
+    O' a multiple of the tile ``width`` (one of ``GRAD_TILE_WIDTHS``), zero wherever no output
+    exists. Chunk k holds images [k·q, (k+1)·q) with q = ceil(N / chunks): the split depends
+    only on the shapes, so the sum is the same on any number of threads. The number of shifts
+    is a multiple of TG (pad with 0)."""
     cdef Py_ssize_t n_images = grid.shape[0], channels = grid.shape[1]
     cdef Py_ssize_t grid_length = grid.shape[2], out_channels = gy_t.shape[2]
     cdef Py_ssize_t taps = shifts.shape[0], chunks = partials.shape[0]
-    cdef bint half = out_channels == GH
-    cdef Py_ssize_t blocks = 1 if half else out_channels // GO, groups = taps // TG
-    cdef Py_ssize_t per_chunk, item, k, c, b
-    if (gy_t.shape[0] != n_images or (out_channels % GO and not half) or taps % TG or taps == 0
+    cdef Py_ssize_t per_chunk, item, k, c, b, blocks, groups = taps // TG
+    if width not in GRAD_TILE_WIDTHS:
+        raise ValueError(f"weight_grad: width must be one of {GRAD_TILE_WIDTHS}, got {width}")
+    if (gy_t.shape[0] != n_images or out_channels % width or taps % TG or taps == 0
             or _dims(partials.shape, 4)[1:] != (channels, taps, out_channels) or chunks < 1
             or count <= 0 or count > gy_t.shape[1]):
         raise ValueError(f"weight_grad: inconsistent shapes gy {_dims(gy_t.shape, 3)} (count "
@@ -427,20 +444,21 @@ def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, :] grid,
     _check_planes("weight_grad: grid", grid.shape, grid.strides, 3, sizeof(floating))
     cdef Py_ssize_t image_stride = grid.strides[0] // <Py_ssize_t>sizeof(floating)
     per_chunk = (n_images + chunks - 1) // chunks
+    blocks = out_channels // width
     cdef int nt = check_threads(num_threads)
-    # one work item: an image chunk, a block of GO output channels and CHANNEL_GROUP input
-    # channels (each item writes only its own partial sums, whatever thread runs it)
+    # one work item: an image chunk, a block of ``width`` output channels and CHANNEL_GROUP
+    # input channels (each item writes only its own partial sums, whatever thread runs it)
     cdef Py_ssize_t channel_groups = (channels + CHANNEL_GROUP - 1) // CHANNEL_GROUP
     for item in prange(chunks * blocks * channel_groups, nogil=True, schedule="static",
                        num_threads=nt):
         k = item // (blocks * channel_groups)
         b = (item // channel_groups) % blocks
         c = (item % channel_groups) * CHANNEL_GROUP
-        _grad_block(&gy_t[0, 0, b * GO], gy_t.shape[1] * out_channels, out_channels,
+        _grad_block(&gy_t[0, 0, b * width], gy_t.shape[1] * out_channels, out_channels,
                     &grid[0, c, 0], image_stride, grid_length,
                     min(CHANNEL_GROUP, channels - c), &shifts[0], groups, count,
                     k * per_chunk, min(n_images, (k + 1) * per_chunk),
-                    &partials[k, c, 0, b * GO], taps * out_channels, out_channels, half)
+                    &partials[k, c, 0, b * width], taps * out_channels, out_channels, width)
 
 
 def check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count, const Py_ssize_t[::1] shifts):

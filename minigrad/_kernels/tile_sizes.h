@@ -24,7 +24,14 @@
 #define MINIGRAD_PARALLEL_MIN_MACS (1 << 19)
 #endif
 
-/* the weight-gradient tile for layers with at most half of GO output channels */
-#define MINIGRAD_GO_HALF (MINIGRAD_GO / 2)
+/* the narrower weight-gradient tiles (grad_tiles_narrow.h) a layer may use instead: 16
+ * channels, and with AVX2 24 (with AVX-512 the 24-wide tile's 256-bit vectors would do half
+ * the work per instruction of the 32-wide tile's 512-bit ones) */
+#define MINIGRAD_GO_16 16
+#if defined(__AVX512F__)
+#define MINIGRAD_GO_24 0
+#else
+#define MINIGRAD_GO_24 24
+#endif
 
 #endif

@@ -1,11 +1,12 @@
-/* The weight-gradient register tile for layers with at most GO / 2 output channels
- * (direct_conv.pyx, _grad_tile_half), in GCC vector types: written as plain C loops, GCC
- * unrolls a 16-iteration channel loop before it vectorises and the tile runs scalar.
+/* The weight-gradient register tiles narrower than GO output channels (direct_conv.pyx,
+ * _grad_tile_narrow), in GCC vector types: written as plain C loops, GCC unrolls a
+ * 16-iteration channel loop before it vectorises and the tile runs scalar.
  *
  * tile[t * tap_stride + o] += sum_{p < count} row[shifts[t] + p] * gy_t[p * gy_stride + o]
- * for TG taps t and GO / 2 channels o. */
-#ifndef MINIGRAD_GRAD_TILE_HALF_H
-#define MINIGRAD_GRAD_TILE_HALF_H
+ * for TG taps t and WIDTH channels o. A layer whose output channels are not a multiple of GO
+ * pads them to the width that wastes least (16 or, with AVX2, 24): 20 channels to 24, not 32. */
+#ifndef MINIGRAD_GRAD_TILES_NARROW_H
+#define MINIGRAD_GRAD_TILES_NARROW_H
 
 #include "tile_sizes.h"
 
@@ -13,12 +14,12 @@
 typedef float minigrad_v8f __attribute__((vector_size(32), aligned(4), may_alias));
 typedef double minigrad_v4d __attribute__((vector_size(32), aligned(8), may_alias));
 
-#define MINIGRAD_GRAD_TILE_HALF(NAME, T, V, LANES)                                           \
+#define MINIGRAD_GRAD_TILE_NARROW(NAME, T, V, LANES, WIDTH)                                  \
 static inline void NAME(const T *gy_t, Py_ssize_t gy_stride, const T *row,                   \
                         const Py_ssize_t *shifts, Py_ssize_t count, T *tile,                 \
                         Py_ssize_t tap_stride)                                               \
 {                                                                                            \
-    enum { K = MINIGRAD_GO_HALF / LANES };                                                   \
+    enum { K = (WIDTH) / LANES };                                                            \
     V sums[MINIGRAD_TG][K];                                                                  \
     V g[K];                                                                                  \
     Py_ssize_t p;                                                                            \
@@ -41,7 +42,9 @@ static inline void NAME(const T *gy_t, Py_ssize_t gy_stride, const T *row,      
                 tile[t * tap_stride + k * LANES + lane] += sums[t][k][lane];                 \
 }
 
-MINIGRAD_GRAD_TILE_HALF(minigrad_grad_tile_half_f, float, minigrad_v8f, 8)
-MINIGRAD_GRAD_TILE_HALF(minigrad_grad_tile_half_d, double, minigrad_v4d, 4)
+MINIGRAD_GRAD_TILE_NARROW(minigrad_grad_tile_16_f, float, minigrad_v8f, 8, 16)
+MINIGRAD_GRAD_TILE_NARROW(minigrad_grad_tile_16_d, double, minigrad_v4d, 4, 16)
+MINIGRAD_GRAD_TILE_NARROW(minigrad_grad_tile_24_f, float, minigrad_v8f, 8, 24)
+MINIGRAD_GRAD_TILE_NARROW(minigrad_grad_tile_24_d, double, minigrad_v4d, 4, 24)
 
 #endif
