@@ -32,9 +32,9 @@ broadcasting ``TG`` grid values and loading ``GO`` contiguous gradient values. `
 because GCC fully unrolls constant loops of up to 16 iterations before it vectorises, which
 left a 16-wide tile scalar (a channel-major variant with horizontal sums was slower too);
 layers whose output channels are not a multiple of ``GO`` may use a tile 16 wide (or with AVX2
-24) written with GCC vector types (``grad_tiles_narrow.h``), whichever pads them least. A work item walks its images outermost over
-``CHANNEL_GROUP`` input channels, so each image's gradient block is read once into the core's
-cache and then by every channel's tile.
+24) written with GCC vector types (``grad_tiles_narrow.h``), whichever pads them least. A
+work item walks its images outermost over ``CHANNEL_GROUP`` input channels, so each image's
+gradient block is read once into the core's cache and then by every channel's tile.
 
 All loops are ``nogil`` with ``prange``; every thread writes only its own outputs (no atomics),
 so results do not depend on the thread count. The Python wrapper (``minigrad/ops/conv.py``)

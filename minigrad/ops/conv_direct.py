@@ -47,9 +47,8 @@ MIN_TILE_USE = 0.5 if _kernels.POSITION_BLOCK >= 48 else 0.7
 GEMM_MIN_OUT = 64
 #: The forward alone keeps the direct path down to this tile use when the input has at most
 #: ``FORWARD_MAX_CHANNELS`` channels and the output at most ``FORWARD_MAX_OUT`` (per group):
-#: im2col's product, with few rows and C·kh·kw deep, is then too small for BLAS (64→96 on
-#: 8×8, and at batch 1 32→128 on 7×7); with more channels (256 on 4×4, 64→256 on 7×7) BLAS
-#: wins.
+#: im2col's product, with few rows and C·kh·kw deep, is then too small for BLAS (batch 1 above
+#: all); with more channels BLAS wins (docs/algorithms.md has the measurements).
 FORWARD_MIN_TILE_USE = 0.5
 FORWARD_MAX_CHANNELS = 64
 FORWARD_MAX_OUT = 128
@@ -69,9 +68,8 @@ def channel_chunk(positions):
     """Input channels per pass of ``_kernels.conv`` over planes of ``positions`` grid
     positions. On a plane of a band of tiles or more, a pass sweeps the band with the rows
     and weights of ``CHANNEL_CHUNK`` channels, which stay in L1 from one tile to the next
-    (with all of 64 channels they did not: 3×3 32→64 on 32×32, input gradient 21 → 18 ms).
-    On smaller planes there is no sweep to gain from and each extra pass costs (128→128 on
-    8×8 lost 7 %): one pass."""
+    (with 64 channels at once they did not). On smaller planes there is no sweep to gain from
+    and each extra pass costs: one pass (a chunk larger than any layer's channels)."""
     if positions >= _kernels.BAND_TILES * _kernels.POSITION_BLOCK:
         return CHANNEL_CHUNK
     return 1 << 30
