@@ -11,7 +11,6 @@ module of its own so that ``minigrad.tensor`` needs neither ``minigrad.function`
 import threading
 
 
-
 class _State(threading.local):
     # Class defaults rather than getattr(state, name, default): every op reads these.
     grad_enabled = True

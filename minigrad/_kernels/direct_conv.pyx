@@ -325,18 +325,12 @@ cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const fl
 
 
 cdef extern from "grad_tiles_narrow.h" nogil:
-    void _grad_tile_16_f "minigrad_grad_tile_16_f" (
-        const float* gy_t, Py_ssize_t gy_stride, const float* row, const Py_ssize_t* shifts,
-        Py_ssize_t count, float* tile, Py_ssize_t tap_stride)
-    void _grad_tile_16_d "minigrad_grad_tile_16_d" (
-        const double* gy_t, Py_ssize_t gy_stride, const double* row, const Py_ssize_t* shifts,
-        Py_ssize_t count, double* tile, Py_ssize_t tap_stride)
-    void _grad_tile_24_f "minigrad_grad_tile_24_f" (
-        const float* gy_t, Py_ssize_t gy_stride, const float* row, const Py_ssize_t* shifts,
-        Py_ssize_t count, float* tile, Py_ssize_t tap_stride)
-    void _grad_tile_24_d "minigrad_grad_tile_24_d" (
-        const double* gy_t, Py_ssize_t gy_stride, const double* row, const Py_ssize_t* shifts,
-        Py_ssize_t count, double* tile, Py_ssize_t tap_stride)
+    void _grad_tile_narrow_f "minigrad_grad_tile_narrow_f" (
+        Py_ssize_t width, const float* gy_t, Py_ssize_t gy_stride, const float* row,
+        const Py_ssize_t* shifts, Py_ssize_t count, float* tile, Py_ssize_t tap_stride)
+    void _grad_tile_narrow_d "minigrad_grad_tile_narrow_d" (
+        Py_ssize_t width, const double* gy_t, Py_ssize_t gy_stride, const double* row,
+        const Py_ssize_t* shifts, Py_ssize_t count, double* tile, Py_ssize_t tap_stride)
 
 
 cdef inline void _grad_tile_narrow(const floating* gy_t, Py_ssize_t gy_stride,
@@ -346,15 +340,9 @@ cdef inline void _grad_tile_narrow(const floating* gy_t, Py_ssize_t gy_stride,
     """``_grad_tile`` for ``width`` (G16 or G24) output channels, in C with GCC vector types
     (``grad_tiles_narrow.h``)."""
     if floating is float:
-        if width == G24:
-            _grad_tile_24_f(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
-        else:
-            _grad_tile_16_f(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
+        _grad_tile_narrow_f(width, gy_t, gy_stride, row, shifts, count, tile, tap_stride)
     else:
-        if width == G24:
-            _grad_tile_24_d(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
-        else:
-            _grad_tile_16_d(gy_t, gy_stride, row, shifts, count, tile, tap_stride)
+        _grad_tile_narrow_d(width, gy_t, gy_stride, row, shifts, count, tile, tap_stride)
 
 
 cdef inline void _grad_block(const floating* gy_t, Py_ssize_t gy_image, Py_ssize_t gy_stride,

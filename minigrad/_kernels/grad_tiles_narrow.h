@@ -47,4 +47,21 @@ MINIGRAD_GRAD_TILE_NARROW(minigrad_grad_tile_16_d, double, minigrad_v4d, 4, 16)
 MINIGRAD_GRAD_TILE_NARROW(minigrad_grad_tile_24_f, float, minigrad_v8f, 8, 24)
 MINIGRAD_GRAD_TILE_NARROW(minigrad_grad_tile_24_d, double, minigrad_v4d, 4, 24)
 
+/* the tile of ``width`` channels: 24, else 16 */
+#define MINIGRAD_GRAD_TILE_PICK(NAME, T, TILE_16, TILE_24)                                   \
+static inline void NAME(Py_ssize_t width, const T *gy_t, Py_ssize_t gy_stride, const T *row, \
+                        const Py_ssize_t *shifts, Py_ssize_t count, T *tile,                 \
+                        Py_ssize_t tap_stride)                                               \
+{                                                                                            \
+    if (width == 24)                                                                         \
+        TILE_24(gy_t, gy_stride, row, shifts, count, tile, tap_stride);                      \
+    else                                                                                     \
+        TILE_16(gy_t, gy_stride, row, shifts, count, tile, tap_stride);                      \
+}
+
+MINIGRAD_GRAD_TILE_PICK(minigrad_grad_tile_narrow_f, float, minigrad_grad_tile_16_f,
+                        minigrad_grad_tile_24_f)
+MINIGRAD_GRAD_TILE_PICK(minigrad_grad_tile_narrow_d, double, minigrad_grad_tile_16_d,
+                        minigrad_grad_tile_24_d)
+
 #endif
