@@ -27,12 +27,14 @@ extra rows are not stored.
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
 (``transpose_embed``) so that its tile has the forward tile's pattern: ``TG`` taps × ``GO``
-output channels of accumulators (9 × 32 with AVX-512, 3 × 32 with AVX2), each step
-broadcasting ``TG`` grid values and loading ``GO`` contiguous gradient values. ``GO`` is 32
-because GCC fully unrolls constant loops of up to 16 iterations before it vectorises, which
-left a 16-wide tile scalar (a channel-major variant with horizontal sums was slower too);
-layers whose output channels are not a multiple of ``GO`` may use a tile 16 wide (or with AVX2
-24) written with GCC vector types (``grad_tiles_narrow.h``), whichever pads them least. A
+output channels of accumulators, each step broadcasting ``TG`` grid values and loading ``GO``
+contiguous gradient values. With AVX-512 the tile is 9 × 32 (32 because GCC fully unrolls
+constant loops of up to 16 iterations before it vectorises, which left a 16-wide tile scalar).
+With AVX2 it is 2 input channels × 3 taps × 16 (``PAIRS``): a 3 × 32 tile's accumulators
+leave no registers for its gradient vectors, which it then reloads in every FMA, while the
+pair tile keeps its two in registers and shares them between six rows. That tile, and the
+narrower ones a layer may use when they pad its output channels less (16 wide with AVX-512,
+24 with AVX2), are written with GCC vector types (``grad_tiles.h``). A
 work item walks its images outermost over ``CHANNEL_GROUP`` input channels, so each image's
 gradient block is read once into the core's cache and then by every channel's tile.
 
@@ -59,7 +61,8 @@ cdef extern from "tile_sizes.h":
         XB "MINIGRAD_XB"    # positions per register tile in the forward / input-gradient kernel
         GO "MINIGRAD_GO"    # output channels per register tile of the weight-gradient kernel
         TG "MINIGRAD_TG"    # taps per register tile of the weight-gradient kernel
-        G16 "MINIGRAD_GO_16"    # the narrower weight-gradient tiles' widths (0: none)
+        PAIRS "MINIGRAD_GRAD_PAIRS"  # 1: the GO-wide weight-gradient tile takes two channels
+        G16 "MINIGRAD_GO_16"    # the other weight-gradient tiles' widths (0: none)
         G24 "MINIGRAD_GO_24"
 
 cdef enum:
@@ -324,7 +327,7 @@ cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const fl
             tile[t * tap_stride + o] += sums[t][o]
 
 
-cdef extern from "grad_tiles_narrow.h" nogil:
+cdef extern from "grad_tiles.h" nogil:
     void _grad_tile_narrow_f "minigrad_grad_tile_narrow_f" (
         Py_ssize_t width, const float* gy_t, Py_ssize_t gy_stride, const float* row,
         const Py_ssize_t* shifts, Py_ssize_t count, float* tile, Py_ssize_t tap_stride)
@@ -333,12 +336,23 @@ cdef extern from "grad_tiles_narrow.h" nogil:
         const Py_ssize_t* shifts, Py_ssize_t count, double* tile, Py_ssize_t tap_stride)
 
 
+cdef extern from "grad_tiles.h" nogil:
+    void _grad_tile_pair_f "minigrad_grad_tile_pair_f" (
+        const float* gy_t, Py_ssize_t gy_stride, const float* row, Py_ssize_t row_channel,
+        const Py_ssize_t* shifts, Py_ssize_t count, float* tile, Py_ssize_t tile_channel,
+        Py_ssize_t tap_stride)
+    void _grad_tile_pair_d "minigrad_grad_tile_pair_d" (
+        const double* gy_t, Py_ssize_t gy_stride, const double* row, Py_ssize_t row_channel,
+        const Py_ssize_t* shifts, Py_ssize_t count, double* tile, Py_ssize_t tile_channel,
+        Py_ssize_t tap_stride)
+
+
 cdef inline void _grad_tile_narrow(const floating* gy_t, Py_ssize_t gy_stride,
                                    const floating* row, const Py_ssize_t* shifts,
                                    Py_ssize_t count, floating* tile, Py_ssize_t tap_stride,
                                    Py_ssize_t width) noexcept nogil:
     """``_grad_tile`` for ``width`` (G16 or G24) output channels, in C with GCC vector types
-    (``grad_tiles_narrow.h``)."""
+    (``grad_tiles.h``)."""
     if floating is float:
         _grad_tile_narrow_f(width, gy_t, gy_stride, row, shifts, count, tile, tap_stride)
     else:
@@ -360,14 +374,29 @@ cdef inline void _grad_block(const floating* gy_t, Py_ssize_t gy_image, Py_ssize
     core's cache while all the channels use it, instead of streaming it once per channel. Each
     sum still adds one image's partial sum at a time, in image order."""
     cdef Py_ssize_t n, c, g, t, o
+    cdef bint pairs = PAIRS and width == GO
     for c in range(channels):
         for t in range(groups * TG):
             for o in range(width):
                 out[c * out_channel + t * out_tap + o] = 0
     for n in range(first_image, end_image):
-        for c in range(channels):
+        c = 0
+        while c < channels:
             for g in range(groups):
-                if width == GO:
+                if pairs and c + 1 < channels:
+                    if floating is float:
+                        _grad_tile_pair_f(gy_t + n * gy_image, gy_stride,
+                                          grid + n * row_image + c * row_channel, row_channel,
+                                          shifts + g * TG, count,
+                                          out + c * out_channel + g * TG * out_tap, out_channel,
+                                          out_tap)
+                    else:
+                        _grad_tile_pair_d(gy_t + n * gy_image, gy_stride,
+                                          grid + n * row_image + c * row_channel, row_channel,
+                                          shifts + g * TG, count,
+                                          out + c * out_channel + g * TG * out_tap, out_channel,
+                                          out_tap)
+                elif width == GO and not PAIRS:
                     _grad_tile(gy_t + n * gy_image, gy_stride,
                                grid + n * row_image + c * row_channel, shifts + g * TG, count,
                                out + c * out_channel + g * TG * out_tap, out_tap)
@@ -376,6 +405,7 @@ cdef inline void _grad_block(const floating* gy_t, Py_ssize_t gy_image, Py_ssize
                                       grid + n * row_image + c * row_channel, shifts + g * TG,
                                       count, out + c * out_channel + g * TG * out_tap, out_tap,
                                       width)
+            c = c + (2 if pairs and c + 1 < channels else 1)
 
 
 def transpose_embed(const floating[:, :, :, :] src, floating[:, :, ::1] grid_t,

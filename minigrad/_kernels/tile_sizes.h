@@ -12,25 +12,32 @@
 #define MINIGRAD_XB 48
 #define MINIGRAD_GO 32
 #define MINIGRAD_TG 9
+/* one input channel per weight-gradient tile */
+#define MINIGRAD_GRAD_PAIRS 0
 /* below this many multiply-adds a convolution runs on one thread (batch-1 latency) */
 #define MINIGRAD_PARALLEL_MIN_MACS (1 << 22)
 #else
-/* forward: 4 x 24 floats = 12 accumulators; weight gradient: 3 x 32 = 12 */
+/* forward: 4 x 24 floats = 12 accumulators; weight gradient: 2 channels x 3 taps x 16 = 12,
+ * the pair tile of grad_tiles.h */
 #define MINIGRAD_OB 4
 #define MINIGRAD_XB 24
-#define MINIGRAD_GO 32
+#define MINIGRAD_GO 16
 #define MINIGRAD_TG 3
+#define MINIGRAD_GRAD_PAIRS 1
 /* a thread does half the work per cycle: a second one pays from less work */
 #define MINIGRAD_PARALLEL_MIN_MACS (1 << 19)
 #endif
 
-/* the narrower weight-gradient tiles (grad_tiles_narrow.h) a layer may use instead: 16
- * channels, and with AVX2 24 (with AVX-512 the 24-wide tile's 256-bit vectors would do half
- * the work per instruction of the 32-wide tile's 512-bit ones) */
-#define MINIGRAD_GO_16 16
+/* the pair tile's width (used with MINIGRAD_GRAD_PAIRS), and the other weight-gradient tile
+ * widths (grad_tiles.h) a layer may use instead: with AVX-512 16 channels, with AVX2 24
+ * (with AVX-512 the 24-wide tile's 256-bit vectors would do half the work per instruction of
+ * the 32-wide tile's 512-bit ones) */
+#define MINIGRAD_GO_PAIR 16
 #if defined(__AVX512F__)
+#define MINIGRAD_GO_16 16
 #define MINIGRAD_GO_24 0
 #else
+#define MINIGRAD_GO_16 0
 #define MINIGRAD_GO_24 24
 #endif
 

@@ -77,10 +77,12 @@ def channel_chunk(positions):
 
 def grad_tile_width(out_channels):
     """The weight-gradient kernel's tile width for a layer of ``out_channels`` outputs: the
-    one of ``GRAD_TILE_WIDTHS`` that pads them least, the widest on a tie (20 → 24 with AVX2,
-    40 → 48, 64 → 32·2, 10 → 16)."""
+    one of ``GRAD_TILE_WIDTHS`` that pads them least; on a tie the main tile's
+    (``GRAD_OUT_BLOCK``, the fastest), else the widest. With AVX2 (main 16, also 24): 20 → 24,
+    40 → 16·3, 64 → 16·4; with AVX-512 (main 32, also 16): 20 → 32, 40 → 16·3, 10 → 16."""
     return min(_kernels.GRAD_TILE_WIDTHS,
-               key=lambda width: (_round_up(out_channels, width), -width))
+               key=lambda width: (_round_up(out_channels, width),
+                                  width != _kernels.GRAD_OUT_BLOCK, -width))
 
 
 def _round_up(value, multiple):
