@@ -197,6 +197,32 @@ def test_switching_the_direct_path_off_gives_the_same_result(monkeypatch):
     np.testing.assert_allclose(direct.data, unrolled.data, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, grid_width, start, length, stride", [
+    ((2, 3, 5, 5), 7, 8, 60, 5),         # gaps between rows, front and tail, padded channels
+    ((1, 2, 4, 6), 6, 0, 24, 2),         # rows exactly as wide as the grid, no slack
+    ((2, 1, 3, 9), 11, 3, 40, 16),       # one channel in a 16-wide position-major row
+])
+def test_embeddings_overwrite_every_cell_of_a_reused_buffer(dtype, shape, grid_width, start,
+                                                             length, stride):
+    """The workspace hands the embeddings buffers that hold an earlier call's values: every
+    cell must come out as a value or 0, as on a zeroed buffer."""
+    x = RNG.standard_normal(shape).astype(dtype)
+    n, c, rows, width = shape
+    grid = np.full((n, c + 1, length), np.nan, dtype)      # one channel past the planes
+    kernels.embed(x, grid, grid_width, start, 2)
+    expected = np.zeros_like(grid)
+    for r in range(rows):
+        expected[:, :c, start + r * grid_width:start + r * grid_width + width] = x[:, :, r]
+    np.testing.assert_array_equal(grid, expected)
+    grid_t = np.full((n, length, stride), np.nan, dtype)
+    kernels.transpose_embed(x, grid_t, grid_width, 2)
+    expected = np.zeros_like(grid_t)
+    for r in range(rows):
+        expected[:, r * grid_width:r * grid_width + width, :c] = x[:, :, r].transpose(0, 2, 1)
+    np.testing.assert_array_equal(grid_t, expected)
+
+
 # -- the kernels refuse inconsistent buffers instead of reading past them -------------------------
 def _plan_buffers():
     x = np.ones((2, 3, 5, 5), np.float32)

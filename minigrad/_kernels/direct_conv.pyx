@@ -102,7 +102,7 @@ def embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t
     """grid[n, c, start + r·grid_width + col] = src[n, c, r, col]; every other cell is 0."""
     cdef Py_ssize_t channels = src.shape[1]
     cdef Py_ssize_t rows = src.shape[2], width = src.shape[3], length = grid.shape[2]
-    cdef Py_ssize_t plane, n, c, r
+    cdef Py_ssize_t plane, n, c, r, end
     if (grid.shape[0] != src.shape[0] or grid.shape[1] < channels or width > grid_width
             or start < 0 or (rows and start + (rows - 1) * grid_width + width > length)):
         raise ValueError(f"embed: grid {_dims(grid.shape, 3)} (row width {grid_width}, start "
@@ -113,11 +113,19 @@ def embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t
                         num_threads=nt):
         n = plane // grid.shape[1]
         c = plane % grid.shape[1]
-        memset(&grid[n, c, 0], 0, length * sizeof(floating))
-        if c < channels:
-            for r in range(rows):
-                memcpy(&grid[n, c, start + r * grid_width], &src[n, c, r, 0],
-                       width * sizeof(floating))
+        if c >= channels or rows == 0:
+            memset(&grid[n, c, 0], 0, length * sizeof(floating))
+            continue
+        # each cell written once: the rows, and zeros only around them
+        memset(&grid[n, c, 0], 0, start * sizeof(floating))
+        for r in range(rows):
+            memcpy(&grid[n, c, start + r * grid_width], &src[n, c, r, 0],
+                   width * sizeof(floating))
+            if r < rows - 1:
+                memset(&grid[n, c, start + r * grid_width + width], 0,
+                       (grid_width - width) * sizeof(floating))
+        end = start + (rows - 1) * grid_width + width
+        memset(&grid[n, c, end], 0, (length - end) * sizeof(floating))
 
 
 def embed_phases(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t top,
@@ -415,7 +423,7 @@ def transpose_embed(const floating[:, :, :, :] src, floating[:, :, ::1] grid_t,
     cdef Py_ssize_t n_images = src.shape[0], channels = src.shape[1]
     cdef Py_ssize_t rows = src.shape[2], width = src.shape[3]
     cdef Py_ssize_t length = grid_t.shape[1], stride = grid_t.shape[2]
-    cdef Py_ssize_t n, r, col, o, i, block
+    cdef Py_ssize_t n, r, col, o, i, block, gap
     cdef floating* dst
     if (grid_t.shape[0] != n_images or stride < channels or width > grid_width
             or (rows and (rows - 1) * grid_width + width > length)):
@@ -423,7 +431,8 @@ def transpose_embed(const floating[:, :, :, :] src, floating[:, :, ::1] grid_t,
                          f"{grid_width}) cannot hold planes {_dims(src.shape, 4)}")
     cdef int nt = check_threads(num_threads)
     for n in prange(n_images, nogil=True, schedule="static", num_threads=nt):
-        memset(&grid_t[n, 0, 0], 0, length * stride * sizeof(floating))
+        # each cell written once: zeros only where no value goes (padding channels, the
+        # columns past the width, the positions past the last row)
         for r in range(rows):
             # blocks of 8 positions: each channel's read is one short run, the writes one
             # contiguous 8·stride block
@@ -433,6 +442,17 @@ def transpose_embed(const floating[:, :, :, :] src, floating[:, :, ::1] grid_t,
                 for o in range(channels):
                     for i in range(block):
                         dst[i * stride + o] = src[n, o, r, col + i]
+                if stride > channels:
+                    for i in range(block):
+                        memset(dst + i * stride + channels, 0,
+                               (stride - channels) * sizeof(floating))
+            gap = min(grid_width, length - r * grid_width) - width
+            if gap > 0:
+                memset(&grid_t[n, r * grid_width + width, 0], 0,
+                       gap * stride * sizeof(floating))
+        if length > rows * grid_width:
+            memset(&grid_t[n, rows * grid_width, 0], 0,
+                   (length - rows * grid_width) * stride * sizeof(floating))
 
 
 def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, :] grid,
