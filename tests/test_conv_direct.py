@@ -198,15 +198,13 @@ def test_switching_the_direct_path_off_gives_the_same_result(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, grid_width, start, length, stride", [
-    ((2, 3, 5, 5), 7, 8, 60, 5),         # gaps between rows, front and tail, padded channels
-    ((1, 2, 4, 6), 6, 0, 24, 2),         # rows exactly as wide as the grid, no slack
-    ((2, 1, 3, 9), 11, 3, 40, 16),       # one channel in a 16-wide position-major row
+@pytest.mark.parametrize("shape, grid_width, start, length", [
+    ((2, 3, 5, 5), 7, 8, 60),            # gaps between rows, front and tail
+    ((1, 2, 4, 6), 6, 0, 24),            # rows exactly as wide as the grid, no slack
 ])
-def test_embeddings_overwrite_every_cell_of_a_reused_buffer(dtype, shape, grid_width, start,
-                                                             length, stride):
-    """The workspace hands the embeddings buffers that hold an earlier call's values: every
-    cell must come out as a value or 0, as on a zeroed buffer."""
+def test_embed_overwrites_every_cell_of_a_reused_buffer(dtype, shape, grid_width, start, length):
+    """The workspace hands ``embed`` buffers that hold an earlier call's values: every cell
+    must come out as a value or 0, as on a zeroed buffer."""
     x = RNG.standard_normal(shape).astype(dtype)
     n, c, rows, width = shape
     grid = np.full((n, c + 1, length), np.nan, dtype)      # one channel past the planes
@@ -215,12 +213,30 @@ def test_embeddings_overwrite_every_cell_of_a_reused_buffer(dtype, shape, grid_w
     for r in range(rows):
         expected[:, :c, start + r * grid_width:start + r * grid_width + width] = x[:, :, r]
     np.testing.assert_array_equal(grid, expected)
-    grid_t = np.full((n, length, stride), np.nan, dtype)
-    kernels.transpose_embed(x, grid_t, grid_width, 2)
-    expected = np.zeros_like(grid_t)
-    for r in range(rows):
-        expected[:, r * grid_width:r * grid_width + width, :c] = x[:, :, r].transpose(0, 2, 1)
-    np.testing.assert_array_equal(grid_t, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_grad_ignores_stale_scratch_and_partials(dtype):
+    """The kernel's scratch and partial sums come from the workspace with an earlier call's
+    values (NaN here): the result must be that of the reference."""
+    x = RNG.standard_normal((5, 3, 6, 7)).astype(dtype)
+    w = RNG.standard_normal((20, 3, 3, 3)).astype(dtype)
+    gy = RNG.standard_normal((5, 20, 6, 7)).astype(dtype)
+    plan = conv_direct.DirectPlan(x.shape, w.shape, ((1, 1), (1, 1)), (1, 1))
+    grid = plan._x_grid(x)
+    width = conv_direct.grad_tile_width(20)
+    padded = -(-20 // width) * width
+    taps = -(-9 // TG) * TG
+    shifts = np.zeros(taps, np.intp)
+    shifts[:9] = plan.shifts
+    partials = np.full((3, 3, taps, padded), np.nan, dtype)
+    scratch = np.full((2, plan.positions, width), np.nan, dtype)
+    kernels.weight_grad(gy, grid, shifts, plan.positions, plan.grid_width, partials, scratch,
+                        width, 2)
+    got = partials.sum(axis=0)[:, :9, :20].transpose(2, 0, 1).reshape(w.shape)
+    expected = R.conv2d_vjp(x.astype(np.float64), w.astype(np.float64),
+                            gy.astype(np.float64), padding=1)[1]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
 # -- the kernels refuse inconsistent buffers instead of reading past them -------------------------
@@ -264,22 +280,27 @@ def test_embed_and_weight_grad_reject_inconsistent_buffers():
     x, w, plan, grid = _plan_buffers()
     with pytest.raises(ValueError, match="cannot hold"):
         kernels.embed(x, grid[:, :, :10].copy(), plan.grid_width, plan.first_input, 2)
-    with pytest.raises(ValueError, match="cannot hold"):
-        kernels.transpose_embed(np.ones((2, 4, 5, 5), np.float32),
-                                np.zeros((2, 10, GO), np.float32), plan.grid_width, 2)
-    gy_t = np.zeros((2, plan.positions, GO), np.float32)
+    gy = np.zeros((2, 4, plan.out_h, plan.out_w), np.float32)
     taps = -(-plan.taps // TG) * TG
     shifts = np.zeros(taps, np.intp)
     shifts[:plan.taps] = plan.shifts
+    scratch = np.zeros((2, plan.positions, GO), np.float32)
+
+    def weight_grad(gy=gy, count=plan.positions, partials=(1, 3, taps, GO), scratch=scratch,
+                    width=GO):
+        kernels.weight_grad(gy, grid, shifts, count, plan.grid_width,
+                            np.zeros(partials, np.float32), scratch, width, 2)
+    weight_grad()                                          # consistent: no error
     with pytest.raises(ValueError, match="inconsistent"):
-        kernels.weight_grad(gy_t, grid, shifts, plan.positions,
-                            np.zeros((1, 3, taps, GO + 1), np.float32), GO, 2)
+        weight_grad(partials=(1, 3, taps, GO + 1))         # padded past one tile
     with pytest.raises(ValueError, match="inconsistent"):
-        kernels.weight_grad(gy_t, grid, shifts, plan.positions + 1,
-                            np.zeros((1, 3, taps, GO), np.float32), GO, 2)
+        weight_grad(count=plan.positions + plan.grid_width)    # a row more than gy has
+    with pytest.raises(ValueError, match="inconsistent"):
+        weight_grad(scratch=scratch[:1])                   # scratch for one thread, two run
+    with pytest.raises(ValueError, match="inconsistent"):
+        weight_grad(gy=gy[:1])                             # one image, the grid has two
     with pytest.raises(ValueError, match="width"):
-        kernels.weight_grad(gy_t, grid, shifts, plan.positions,
-                            np.zeros((1, 3, taps, GO), np.float32), 8, 2)
+        weight_grad(width=8)
 
 
 @pytest.mark.parametrize("rows", [1, OB, OB + 3])

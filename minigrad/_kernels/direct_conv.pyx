@@ -26,7 +26,7 @@ extra rows are not stored.
 
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
-(``transpose_embed``) so that its tile has the forward tile's pattern: ``TG`` taps × ``GO``
+so that its tile has the forward tile's pattern: ``TG`` taps × ``GO``
 output channels of accumulators, each step broadcasting ``TG`` grid values and loading ``GO``
 contiguous gradient values. With AVX-512 the tile is 9 × 32 (32 because GCC fully unrolls
 constant loops of up to 16 iterations before it vectorises, which left a 16-wide tile scalar).
@@ -34,15 +34,16 @@ With AVX2 it is 2 input channels × 3 taps × 16 (``PAIRS``): a 3 × 32 tile's a
 leave no registers for its gradient vectors, which it then reloads in every FMA, while the
 pair tile keeps its two in registers and shares them between six rows. That tile, and the
 narrower ones a layer may use when they pad its output channels less (16 wide with AVX-512,
-24 with AVX2), are written with GCC vector types (``grad_tiles.h``). A
-work item walks its images outermost over ``CHANNEL_GROUP`` input channels, so each image's
-gradient block is read once into the core's cache and then by every channel's tile.
+24 with AVX2), are written with GCC vector types (``grad_tiles.h``). A work item (an image
+chunk, a block of output channels) copies one image's gradient block position-major into its
+thread's scratch, where every input channel's tiles then read it from the core's cache: the
+copy never goes to memory.
 
 All loops are ``nogil`` with ``prange``; every thread writes only its own outputs (no atomics),
 so results do not depend on the thread count. The Python wrapper (``minigrad/ops/conv.py``)
 validates shapes; ``check_reads`` guards the unchecked reads here.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
@@ -66,7 +67,6 @@ cdef extern from "tile_sizes.h":
         G24 "MINIGRAD_GO_24"
 
 cdef enum:
-    CHANNEL_GROUP = 16  # input channels per work item of the weight-gradient kernel
     BAND = 24           # tiles per work item of ``conv``, which sum one chunk of channels each
 
 OUT_BLOCK = OB
@@ -367,136 +367,105 @@ cdef inline void _grad_tile_narrow(const floating* gy_t, Py_ssize_t gy_stride,
         _grad_tile_narrow_d(width, gy_t, gy_stride, row, shifts, count, tile, tap_stride)
 
 
-cdef inline void _grad_block(const floating* gy_t, Py_ssize_t gy_image, Py_ssize_t gy_stride,
-                             const floating* grid, Py_ssize_t row_image, Py_ssize_t row_channel,
-                             Py_ssize_t channels, const Py_ssize_t* shifts, Py_ssize_t groups,
-                             Py_ssize_t count, Py_ssize_t first_image, Py_ssize_t end_image,
-                             floating* out, Py_ssize_t out_channel,
-                             Py_ssize_t out_tap, Py_ssize_t width) noexcept nogil:
-    """out[c·out_channel + t·out_tap + o] = Σ_{n in [first_image, end_image)} Σ_p
-    grid[n·row_image + c·row_channel + shifts[t] + p] · gy_t[n·gy_image + p·gy_stride + o] for
-    ``channels`` input channels c, groups·TG taps t and ``width`` output channels o (GO, or a
-    narrower tile's G24 or G16).
-
-    Images outermost: one image's gradient block (read by every channel's tile) stays in the
-    core's cache while all the channels use it, instead of streaming it once per channel. Each
-    sum still adds one image's partial sum at a time, in image order."""
-    cdef Py_ssize_t n, c, g, t, o
+cdef inline void _grad_image(const floating* gy_t, Py_ssize_t gy_stride, const floating* rows,
+                             Py_ssize_t row_channel, Py_ssize_t channels,
+                             const Py_ssize_t* shifts, Py_ssize_t groups, Py_ssize_t count,
+                             floating* out, Py_ssize_t out_channel, Py_ssize_t out_tap,
+                             Py_ssize_t width) noexcept nogil:
+    """out[c·out_channel + t·out_tap + o] += Σ_p rows[c·row_channel + shifts[t] + p] ·
+    gy_t[p·gy_stride + o] for ``channels`` input channels c, groups·TG taps t and ``width``
+    output channels o (GO, or a narrower tile's G24 or G16): one image's share."""
+    cdef Py_ssize_t c = 0, g
     cdef bint pairs = PAIRS and width == GO
-    for c in range(channels):
-        for t in range(groups * TG):
-            for o in range(width):
-                out[c * out_channel + t * out_tap + o] = 0
-    for n in range(first_image, end_image):
-        c = 0
-        while c < channels:
-            for g in range(groups):
-                if pairs and c + 1 < channels:
-                    if floating is float:
-                        _grad_tile_pair_f(gy_t + n * gy_image, gy_stride,
-                                          grid + n * row_image + c * row_channel, row_channel,
-                                          shifts + g * TG, count,
-                                          out + c * out_channel + g * TG * out_tap, out_channel,
-                                          out_tap)
-                    else:
-                        _grad_tile_pair_d(gy_t + n * gy_image, gy_stride,
-                                          grid + n * row_image + c * row_channel, row_channel,
-                                          shifts + g * TG, count,
-                                          out + c * out_channel + g * TG * out_tap, out_channel,
-                                          out_tap)
-                elif width == GO and not PAIRS:
-                    _grad_tile(gy_t + n * gy_image, gy_stride,
-                               grid + n * row_image + c * row_channel, shifts + g * TG, count,
-                               out + c * out_channel + g * TG * out_tap, out_tap)
+    while c < channels:
+        for g in range(groups):
+            if pairs and c + 1 < channels:
+                if floating is float:
+                    _grad_tile_pair_f(gy_t, gy_stride, rows + c * row_channel, row_channel,
+                                      shifts + g * TG, count,
+                                      out + c * out_channel + g * TG * out_tap, out_channel,
+                                      out_tap)
                 else:
-                    _grad_tile_narrow(gy_t + n * gy_image, gy_stride,
-                                      grid + n * row_image + c * row_channel, shifts + g * TG,
-                                      count, out + c * out_channel + g * TG * out_tap, out_tap,
-                                      width)
-            c = c + (2 if pairs and c + 1 < channels else 1)
+                    _grad_tile_pair_d(gy_t, gy_stride, rows + c * row_channel, row_channel,
+                                      shifts + g * TG, count,
+                                      out + c * out_channel + g * TG * out_tap, out_channel,
+                                      out_tap)
+            elif width == GO and not PAIRS:
+                _grad_tile(gy_t, gy_stride, rows + c * row_channel, shifts + g * TG, count,
+                           out + c * out_channel + g * TG * out_tap, out_tap)
+            else:
+                _grad_tile_narrow(gy_t, gy_stride, rows + c * row_channel, shifts + g * TG,
+                                  count, out + c * out_channel + g * TG * out_tap, out_tap,
+                                  width)
+        c = c + (2 if pairs and c + 1 < channels else 1)
 
 
-def transpose_embed(const floating[:, :, :, :] src, floating[:, :, ::1] grid_t,
-                    Py_ssize_t grid_width, int num_threads):
-    """grid_t[n, r·grid_width + col, o] = src[n, o, r, col]; every other cell is 0
-    (the position-major layout of an output gradient for ``weight_grad``)."""
-    cdef Py_ssize_t n_images = src.shape[0], channels = src.shape[1]
-    cdef Py_ssize_t rows = src.shape[2], width = src.shape[3]
-    cdef Py_ssize_t length = grid_t.shape[1], stride = grid_t.shape[2]
-    cdef Py_ssize_t n, r, col, o, i, block, gap
-    cdef floating* dst
-    if (grid_t.shape[0] != n_images or stride < channels or width > grid_width
-            or (rows and (rows - 1) * grid_width + width > length)):
-        raise ValueError(f"transpose_embed: grid {_dims(grid_t.shape, 3)} (row width "
-                         f"{grid_width}) cannot hold planes {_dims(src.shape, 4)}")
-    cdef int nt = check_threads(num_threads)
-    for n in prange(n_images, nogil=True, schedule="static", num_threads=nt):
-        # each cell written once: zeros only where no value goes (padding channels, the
-        # columns past the width, the positions past the last row)
-        for r in range(rows):
-            # blocks of 8 positions: each channel's read is one short run, the writes one
-            # contiguous 8·stride block
-            for col in range(0, width, 8):
-                block = min(8, width - col)
-                dst = &grid_t[n, r * grid_width + col, 0]
-                for o in range(channels):
-                    for i in range(block):
-                        dst[i * stride + o] = src[n, o, r, col + i]
-                if stride > channels:
-                    for i in range(block):
-                        memset(dst + i * stride + channels, 0,
-                               (stride - channels) * sizeof(floating))
-            gap = min(grid_width, length - r * grid_width) - width
-            if gap > 0:
-                memset(&grid_t[n, r * grid_width + width, 0], 0,
-                       gap * stride * sizeof(floating))
-        if length > rows * grid_width:
-            memset(&grid_t[n, rows * grid_width, 0], 0,
-                   (length - rows * grid_width) * stride * sizeof(floating))
-
-
-def weight_grad(const floating[:, :, ::1] gy_t, const floating[:, :, :] grid,
-                const Py_ssize_t[::1] shifts, Py_ssize_t count, floating[:, :, :, ::1] partials,
-                Py_ssize_t width, int num_threads):
+def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
+                const Py_ssize_t[::1] shifts, Py_ssize_t count, Py_ssize_t grid_width,
+                floating[:, :, :, ::1] partials, floating[:, :, ::1] scratch, Py_ssize_t width,
+                int num_threads):
     """partials[k, c, t, o] = Σ_{n in chunk k} Σ_{p < count} grid[n, c, p + shifts[t]] ·
-    gy_t[n, p, o].
+    gy[n, o, p div grid_width, p mod grid_width] (0 where o ≥ O or the column ≥ Wo).
 
-    ``gy_t`` (N, positions, O') is the output gradient position-major (``transpose_embed``),
-    O' a multiple of the tile ``width`` (one of ``GRAD_TILE_WIDTHS``), zero wherever no output
-    exists. Chunk k holds images [k·q, (k+1)·q) with q = ceil(N / chunks): the split depends
-    only on the shapes, so the sum is the same on any number of threads. The number of shifts
-    is a multiple of TG (pad with 0)."""
+    ``gy`` (N, O, Ho, Wo), any strides, with Ho = ceil(count / grid_width); ``partials``
+    (chunks, C, T, O'), O' = O rounded up to the tile ``width`` (one of ``GRAD_TILE_WIDTHS``);
+    ``scratch`` (at least num_threads, count, width), any contents. Chunk k holds images
+    [k·q, (k+1)·q) with q = ceil(N / chunks): the split depends only on the shapes, so the sum
+    is the same on any number of threads. The number of shifts is a multiple of TG (pad
+    with 0).
+
+    A work item is an image chunk and a block of ``width`` output channels. For each image it
+    copies the block's gradient position-major into its thread's scratch (the tiles load
+    ``width`` channels of one position at a time), where it stays in the core's cache while
+    every input channel's tiles read it, and then adds that image's sums."""
     cdef Py_ssize_t n_images = grid.shape[0], channels = grid.shape[1]
-    cdef Py_ssize_t grid_length = grid.shape[2], out_channels = gy_t.shape[2]
+    cdef Py_ssize_t grid_length = grid.shape[2], out_channels = gy.shape[1]
+    cdef Py_ssize_t rows = gy.shape[2], cols = gy.shape[3], padded = partials.shape[3]
     cdef Py_ssize_t taps = shifts.shape[0], chunks = partials.shape[0]
-    cdef Py_ssize_t per_chunk, item, k, c, b, blocks, groups = taps // TG
+    cdef Py_ssize_t per_chunk, item, k, b, n, o, r, col, i, step, valid, c, t
+    cdef Py_ssize_t blocks, groups = taps // TG
+    cdef floating* local
+    cdef floating* dst
     if width not in GRAD_TILE_WIDTHS:
         raise ValueError(f"weight_grad: width must be one of {GRAD_TILE_WIDTHS}, got {width}")
-    if (gy_t.shape[0] != n_images or out_channels % width or taps % TG or taps == 0
-            or _dims(partials.shape, 4)[1:] != (channels, taps, out_channels) or chunks < 1
-            or count <= 0 or count > gy_t.shape[1]):
-        raise ValueError(f"weight_grad: inconsistent shapes gy {_dims(gy_t.shape, 3)} (count "
-                         f"{count}), grid {_dims(grid.shape, 3)}, {taps} shifts, partials "
-                         f"{_dims(partials.shape, 4)}")
+    cdef int nt = check_threads(num_threads)
+    if (gy.shape[0] != n_images or padded % width or padded < out_channels
+            or padded - out_channels >= width or taps % TG or taps == 0
+            or _dims(partials.shape, 4)[1:3] != (channels, taps) or chunks < 1
+            or count <= 0 or cols > grid_width or rows != -(-count // grid_width)
+            or scratch.shape[0] < nt or scratch.shape[1] < count or scratch.shape[2] != width):
+        raise ValueError(f"weight_grad: inconsistent shapes gy {_dims(gy.shape, 4)} (count "
+                         f"{count}, grid width {grid_width}), grid {_dims(grid.shape, 3)}, "
+                         f"{taps} shifts, partials {_dims(partials.shape, 4)}, scratch "
+                         f"{_dims(scratch.shape, 3)} for {nt} threads")
     check_reads(grid_length, 0, count, shifts)
     _check_planes("weight_grad: grid", grid.shape, grid.strides, 3, sizeof(floating))
-    cdef Py_ssize_t image_stride = grid.strides[0] // <Py_ssize_t>sizeof(floating)
     per_chunk = (n_images + chunks - 1) // chunks
-    blocks = out_channels // width
-    cdef int nt = check_threads(num_threads)
-    # one work item: an image chunk, a block of ``width`` output channels and CHANNEL_GROUP
-    # input channels (each item writes only its own partial sums, whatever thread runs it)
-    cdef Py_ssize_t channel_groups = (channels + CHANNEL_GROUP - 1) // CHANNEL_GROUP
-    for item in prange(chunks * blocks * channel_groups, nogil=True, schedule="static",
-                       num_threads=nt):
-        k = item // (blocks * channel_groups)
-        b = (item // channel_groups) % blocks
-        c = (item % channel_groups) * CHANNEL_GROUP
-        _grad_block(&gy_t[0, 0, b * width], gy_t.shape[1] * out_channels, out_channels,
-                    &grid[0, c, 0], image_stride, grid_length,
-                    min(CHANNEL_GROUP, channels - c), &shifts[0], groups, count,
-                    k * per_chunk, min(n_images, (k + 1) * per_chunk),
-                    &partials[k, c, 0, b * width], taps * out_channels, out_channels, width)
+    blocks = padded // width
+    # each item writes only its own partial sums, whatever thread runs it
+    for item in prange(chunks * blocks, nogil=True, schedule="static", num_threads=nt):
+        k = item // blocks
+        b = item % blocks
+        valid = min(width, out_channels - b * width)
+        local = &scratch[threadid(), 0, 0]
+        for c in range(channels):
+            for t in range(taps):
+                memset(&partials[k, c, t, b * width], 0, width * sizeof(floating))
+        for n in range(k * per_chunk, min(n_images, (k + 1) * per_chunk)):
+            # the gradient position-major, zeros past the valid channels and columns
+            memset(local, 0, count * width * sizeof(floating))
+            for r in range(rows):
+                # blocks of 8 positions: each channel's read is one short run, the writes one
+                # contiguous 8·width block
+                for col in range(0, cols, 8):
+                    step = min(8, cols - col)
+                    dst = local + (r * grid_width + col) * width
+                    for o in range(valid):
+                        for i in range(step):
+                            dst[i * width + o] = gy[n, b * width + o, r, col + i]
+            _grad_image(local, width, &grid[n, 0, 0], grid_length, channels, &shifts[0],
+                        groups, count, &partials[k, 0, 0, b * width], taps * padded, padded,
+                        width)
 
 
 def check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count, const Py_ssize_t[::1] shifts):

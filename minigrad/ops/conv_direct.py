@@ -19,9 +19,9 @@ gradient with that phase's taps, written straight into its cells of x's gradient
 
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the input
 on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size); in backward the
-output gradient on the phase grid (``N·O·(Hq·Wq + reach)``, Hq·Wq = Hp·Wp / (sh·sw)) and
-position-major (``N·Ho·Wq·O'``, O' = O rounded up to 32) and weight-gradient partials of at
-most ``PARTIALS_BYTES``.
+output gradient on the phase grid (``N·O·(Hq·Wq + reach)``, Hq·Wq = Hp·Wp / (sh·sw)), per
+thread one image's block of it position-major (``Ho·Wq·width``, the weight-gradient tile's
+width) and weight-gradient partials of at most ``PARTIALS_BYTES``.
 """
 
 import numpy as np
@@ -268,14 +268,14 @@ class DirectPlan:
         padded_taps = _round_up(self.taps, _kernels.TAP_BLOCK)
         shifts = np.zeros(padded_taps, np.intp)          # extra taps: computed, discarded
         shifts[:self.taps] = self.shifts
-        gy_t = workspace.get("gy_t", (self.n, self.positions, padded_out), gy.dtype)
-        _kernels.transpose_embed(gy, gy_t, self.grid_width, get_num_threads())
         block_bytes = self.channels * padded_taps * padded_out * gy.itemsize
         chunks = max(1, min(self.n, MAX_CHUNKS, PARTIALS_BYTES // block_bytes))
         partials = workspace.get("partials", (chunks, self.channels, padded_taps, padded_out),
                                  gy.dtype)
-        _kernels.weight_grad(gy_t, grid, shifts, self.positions, partials, width,
-                             get_num_threads())
+        threads = get_num_threads()
+        scratch = workspace.get("gy_scratch", (threads, self.positions, width), gy.dtype)
+        _kernels.weight_grad(gy, grid, shifts, self.positions, self.grid_width, partials,
+                             scratch, width, threads)
         total = partials.sum(axis=0)[:, :self.taps, :self.out_channels]   # (C, T, O)
         return np.ascontiguousarray(total.transpose(2, 0, 1)).reshape(
             self.out_channels, self.channels, -1)
