@@ -114,6 +114,10 @@ def main():
         print(f"\nwritten to {args.save}")
 
 
+#: A change of the GEMM roof between a run's start and end beyond this share is reported.
+ROOF_DRIFT = 0.1
+
+
 def run_suites(args, cores, torch):
     roof = harness.gemm_roof(stat=args.stat)
     print(f"CPU: {harness.cpu_name()}, {cores} cores")
@@ -167,6 +171,13 @@ def run_suites(args, cores, torch):
                                                str(args.memory_steps)], dict(os.environ)),
                  "torch": torch and torch.memory(suite, index, args.memory_steps)}
                 for index, case in selected], args.memory_steps)
+    # The same roof again: a machine shared with other work slows down and speeds up during a
+    # run, and the ratios of such a run are less reliable.
+    end_roof = harness.gemm_roof(stat=args.stat)
+    change = end_roof / roof - 1
+    print(f"\nGEMM roof at the end: {end_roof:.1f} GFLOP/s ({change:+.0%} against the start)"
+          + ("; the machine's speed changed during the run: other work shares it?"
+             if abs(change) > ROOF_DRIFT else ""))
 
 
 if __name__ == "__main__":

@@ -46,13 +46,15 @@ def headers(paths):
     roofs, for the summary's heading."""
     lines, roofs = [], []
     for path in paths:
+        run_roofs = []      # at the start, and (newer reports) at the end
         with open(path) as f:
             for line in f:
                 line = line.strip()
                 if line.startswith(("CPU:", "minigrad ", "torch ", "timing:")) and line not in lines:
                     lines.append(line)
                 elif line.startswith("GEMM roof"):
-                    roofs.append(line)
+                    run_roofs.append(line)
+        roofs.append("; ".join(run_roofs))
     return lines + [f"run {i + 1}: {roof}" for i, roof in enumerate(roofs)]
 
 

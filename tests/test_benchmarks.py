@@ -217,3 +217,18 @@ def test_summarize_gives_the_median_and_range_of_each_ratio_over_runs(tmp_path):
     assert rows["conv3x3_s1 forward"][2:] == ["2.000", "2.000", "1.00", "0.50–1.50", "3"]
     assert rows["conv3x3_s1 fwd+bwd"][2:] == ["4.000", "-", "-", "-", "3"]   # no torch figure
     assert rows["fcn_mnist_step peak"][3:] == ["100.000", "200.000", "0.50", "0.45–0.60", "3"]
+
+
+def test_summarize_heads_each_run_with_its_roofs_at_start_and_end(tmp_path):
+    import summarize
+    paths = []
+    for i, roofs in enumerate([("180.0", "150.0"), ("185.0",)]):      # an older report: one
+        paths.append(str(tmp_path / f"run{i}.md"))
+        with open(paths[-1], "w") as f:
+            f.write("CPU: test, 2 cores\n" + "".join(
+                f"GEMM roof{' at the end' if j else ''}: {roof} GFLOP/s\n"
+                for j, roof in enumerate(roofs)))
+    lines = summarize.headers(paths)
+    assert lines == ["CPU: test, 2 cores",
+                     "run 1: GEMM roof: 180.0 GFLOP/s; GEMM roof at the end: 150.0 GFLOP/s",
+                     "run 2: GEMM roof: 185.0 GFLOP/s"]
