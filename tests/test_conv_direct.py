@@ -144,14 +144,22 @@ def test_grouped_direct_path_matches_reference(case, dtype):
     _check_direct_against_reference(x, w, b, hyper, dtype)
 
 
+#: the share of the tiles' positions a 4×4 output of a 3×3 kernel uses (4 rows of a 6-wide grid)
+_USE_4X4 = 16 / (-(-24 // XB) * XB)
+
+
 @pytest.mark.parametrize("x_shape, w_shape, padding, forward, backward", [
     ((2, 8, 2, 2), (64, 8, 3, 3), 1, False, False),      # few of the tiles' positions used
-    ((2, 128, 4, 4), (64, 128, 3, 3), 1, False, False),  # and many input channels: im2col
+    ((2, 8, 4, 4), (64, 8, 5, 5), 2, False, False),      # a third of them, 64 outputs
     ((2, 8, 4, 4), (32, 8, 5, 5), 2, True, True),        # too few output channels for the GEMM
     ((2, 8, 16, 16), (64, 8, 3, 3), 1, True, True),      # most of the tiles used
-    # two thirds of the tiles used, few input channels: the forward stays direct; the
-    # backward's bar depends on the tile width (MIN_TILE_USE)
-    ((2, 8, 8, 8), (64, 8, 3, 3), 1, True, conv_direct.MIN_TILE_USE <= 2 / 3),
+    # 64 outputs: direct while half of the tiles are used (two thirds of AVX2's 24 positions
+    # on 4×4, a third of AVX-512's 48), many input channels or not
+    ((2, 128, 4, 4), (64, 128, 3, 3), 1, _USE_4X4 >= 0.5, _USE_4X4 >= 0.5),
+    ((2, 8, 8, 8), (64, 8, 3, 3), 1, True, True),        # two thirds used
+    # more outputs: the forward stays direct with few input channels; the backward's bar
+    # depends on the tile width (MIN_TILE_USE)
+    ((2, 8, 8, 8), (128, 8, 3, 3), 1, True, conv_direct.MIN_TILE_USE <= 2 / 3),
 ])
 def test_tiny_maps_with_many_channels_go_to_im2col(x_shape, w_shape, padding, forward,
                                                      backward):

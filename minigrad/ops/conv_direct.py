@@ -42,9 +42,14 @@ GROUP_MIN_CHANNELS = 8
 #: is faster, once there are at least ``GEMM_MIN_OUT`` output channels for the GEMM (benchmark
 #: cases conv3x3_256_4x4, conv3x3_128_8x8; the inception 5×5 branches on small maps, with fewer,
 #: stay direct). The AVX2 tiles are smaller, so they waste less on small maps, but their
-#: backward still loses to BLAS on 8×8 maps: a higher bar.
+#: backward still loses to BLAS on 8×8 maps with more than ``SMALL_MAP_MAX_OUT`` output
+#: channels: a higher bar, which layers with at most that many outputs need not pass while at
+#: least ``SMALL_MAP_MIN_TILE_USE`` of the tiles are used (docs/algorithms.md has the
+#: measurements).
 MIN_TILE_USE = 0.5 if _kernels.POSITION_BLOCK >= 48 else 0.7
 GEMM_MIN_OUT = 64
+SMALL_MAP_MAX_OUT = 64
+SMALL_MAP_MIN_TILE_USE = 0.5
 #: The forward alone keeps the direct path down to this tile use when the input has at most
 #: ``FORWARD_MAX_CHANNELS`` channels and the output at most ``FORWARD_MAX_OUT`` (per group):
 #: im2col's product, with few rows and C·kh·kw deep, is then too small for BLAS (batch 1 above
@@ -183,8 +188,10 @@ class DirectPlan:
 
     def beats_gemm(self):
         """Whether this plan is expected to be faster than im2col + BLAS (measured rule:
-        ``MIN_TILE_USE``)."""
-        return self.tile_use >= MIN_TILE_USE or self.out_channels < GEMM_MIN_OUT
+        ``MIN_TILE_USE``, ``GEMM_MIN_OUT``, ``SMALL_MAP_MAX_OUT``)."""
+        return (self.tile_use >= MIN_TILE_USE or self.out_channels < GEMM_MIN_OUT
+                or (self.out_channels <= SMALL_MAP_MAX_OUT
+                    and self.tile_use >= SMALL_MAP_MIN_TILE_USE))
 
     def _x_grid(self, x):
         grid = workspace.get("grid", (self.n, x.shape[1], self.x_length), x.dtype)
