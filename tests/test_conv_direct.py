@@ -224,6 +224,29 @@ def test_embed_overwrites_every_cell_of_a_reused_buffer(dtype, shape, grid_width
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, top, left, sh, sw", [
+    ((2, 3, 7, 9), 1, 1, 2, 2),          # 3×3/2 'same': padding rows and columns in phases
+    ((1, 2, 6, 5), 3, 0, 2, 3),          # uneven strides, no left padding
+    ((1, 1, 4, 1), 0, 2, 1, 3),          # one column: two of the phases get none
+])
+def test_embed_phases_overwrites_every_cell_of_a_reused_buffer(dtype, shape, top, left, sh,
+                                                               sw):
+    x = RNG.standard_normal(shape).astype(dtype)
+    n, c, rows, width = shape
+    phase_h, phase_w = -(-(rows + top + 1) // sh), -(-(width + left + 1) // sw)
+    length = sh * sw * phase_h * phase_w + 5                 # a tail past the phases
+    grid = np.full((n, c, length), np.nan, dtype)
+    kernels.embed_phases(x, grid, top, left, sh, sw, phase_h, phase_w, 2)
+    expected = np.zeros_like(grid)
+    for r in range(rows):
+        for col in range(width):
+            R, C = r + top, col + left
+            cell = ((R % sh) * sw + C % sw) * phase_h * phase_w + (R // sh) * phase_w + C // sw
+            expected[:, :, cell] = x[:, :, r, col]
+    np.testing.assert_array_equal(grid, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_weight_grad_ignores_stale_scratch_and_partials(dtype):
     """The kernel's scratch and partial sums come from the workspace with an earlier call's
     values (NaN here): the result must be that of the reference."""
