@@ -26,9 +26,9 @@ extra rows are not stored.
 
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
-so that its tile has the forward tile's pattern: ``TG`` taps × ``GO``
-output channels of accumulators, each step broadcasting ``TG`` grid values and loading ``GO``
-contiguous gradient values. With AVX-512 the tile is 9 × 32 (32 because GCC fully unrolls
+so that its tile has the forward tile's pattern: ``TG`` taps × ``GO`` output channels of
+accumulators, each step broadcasting ``TG`` grid values and loading ``GO`` contiguous gradient
+values. With AVX-512 the tile is 9 × 32 (32 because GCC fully unrolls
 constant loops of up to 16 iterations before it vectorises, which left a 16-wide tile scalar).
 With AVX2 it is 2 input channels × 3 taps × 16 (``PAIRS``): a 3 × 32 tile's accumulators
 leave no registers for its gradient vectors, which it then reloads in every FMA, while the
@@ -359,8 +359,9 @@ cdef inline void _grad_tile_narrow(const floating* gy_t, Py_ssize_t gy_stride,
                                    const floating* row, const Py_ssize_t* shifts,
                                    Py_ssize_t count, floating* tile, Py_ssize_t tap_stride,
                                    Py_ssize_t width) noexcept nogil:
-    """``_grad_tile`` for ``width`` (G16 or G24) output channels, in C with GCC vector types
-    (``grad_tiles.h``)."""
+    """``_grad_tile`` for ``width`` (16 or 24) output channels, in C with GCC vector types
+    (``grad_tiles.h``): the narrower widths, and with AVX2 an odd last input channel of the
+    pair tile's 16."""
     if floating is float:
         _grad_tile_narrow_f(width, gy_t, gy_stride, row, shifts, count, tile, tap_stride)
     else:
