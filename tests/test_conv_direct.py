@@ -160,6 +160,9 @@ _USE_4X4 = 16 / (-(-24 // XB) * XB)
     # more outputs: the forward stays direct with few input channels; the backward's bar
     # depends on the tile width (MIN_TILE_USE)
     ((2, 8, 8, 8), (128, 8, 3, 3), 1, True, conv_direct.MIN_TILE_USE <= 2 / 3),
+    # many channels on a plane of one tile: the forward stays direct from a batch of 32
+    ((2, 128, 4, 4), (128, 128, 3, 3), 1, False, False),
+    ((32, 128, 4, 4), (128, 128, 3, 3), 1, _USE_4X4 >= 0.5, False),
 ])
 def test_tiny_maps_with_many_channels_go_to_im2col(x_shape, w_shape, padding, forward,
                                                      backward):

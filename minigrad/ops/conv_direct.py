@@ -57,6 +57,10 @@ SMALL_MAP_MIN_TILE_USE = 0.5
 FORWARD_MIN_TILE_USE = 0.5
 FORWARD_MAX_CHANNELS = 64
 FORWARD_MAX_OUT = 128
+#: With more channels the forward also stays direct on a plane of one tile (3×3 on 4×4 with
+#: AVX2) from this batch on: below it packing the weight, once per call, costs more than the
+#: GEMM's im2col saves (docs/algorithms.md has the measurements).
+FORWARD_ONE_TILE_MIN_BATCH = 32
 #: Upper bound for the weight-gradient partial sums (one (C, taps, O) block per image chunk).
 PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
@@ -112,9 +116,12 @@ def plan(x_shape, weight_shape, padding, dilation, stride, groups):
         return None, None
     direct = DirectPlan(x_shape, weight_shape, padding, dilation, stride, groups)
     backward = direct.beats_gemm()
+    few_channels = (direct.channels <= FORWARD_MAX_CHANNELS
+                    and direct.out_channels <= FORWARD_MAX_OUT)
+    one_tile = (direct.positions <= _kernels.POSITION_BLOCK
+                and direct.n >= FORWARD_ONE_TILE_MIN_BATCH)
     forward = backward or (direct.tile_use >= FORWARD_MIN_TILE_USE
-                           and direct.channels <= FORWARD_MAX_CHANNELS
-                           and direct.out_channels <= FORWARD_MAX_OUT)
+                           and (few_channels or one_tile))
     return direct if forward else None, direct if backward else None
 
 
