@@ -342,9 +342,6 @@ cdef extern from "grad_tiles.h" nogil:
     void _grad_tile_narrow_d "minigrad_grad_tile_narrow_d" (
         Py_ssize_t width, const double* gy_t, Py_ssize_t gy_stride, const double* row,
         const Py_ssize_t* shifts, Py_ssize_t count, double* tile, Py_ssize_t tap_stride)
-
-
-cdef extern from "grad_tiles.h" nogil:
     void _grad_tile_pair_f "minigrad_grad_tile_pair_f" (
         const float* gy_t, Py_ssize_t gy_stride, const float* row, Py_ssize_t row_channel,
         const Py_ssize_t* shifts, Py_ssize_t count, float* tile, Py_ssize_t tile_channel,
