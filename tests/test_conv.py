@@ -10,6 +10,7 @@ import minigrad.nn.functional as F
 from minigrad.ops import conv as conv_module
 
 from helpers import reference as R
+from helpers.conv import forced_winograd
 
 RNG = np.random.default_rng(1234)
 
@@ -54,10 +55,12 @@ def _hyper(config):
     return dict(zip(("stride", "padding", "dilation", "groups"), config[2:6]))
 
 
-@pytest.fixture(params=["direct", "im2col"])
+@pytest.fixture(params=["winograd", "direct", "im2col"])
 def algorithm(request, monkeypatch):
-    """Run a test with the direct kernels where they apply, then with im2col everywhere (the
+    """Run a test with Winograd wherever it can run (3×3, stride 1: whatever the channels and
+    the batch), then with the direct kernels where they apply, then with im2col everywhere (the
     grid's stride-1 cases take the direct path by default)."""
+    forced_winograd(monkeypatch, request.param == "winograd")
     monkeypatch.setattr(conv_module, "USE_DIRECT", request.param == "direct")
     return request.param
 

@@ -10,8 +10,16 @@ from minigrad.ops import conv as conv_module
 from minigrad.ops import conv_direct
 
 from helpers import reference as R
+from helpers.conv import forced_winograd
 
 RNG = np.random.default_rng(99)
+
+
+@pytest.fixture(autouse=True)
+def no_winograd(monkeypatch):
+    """These tests are about the direct path and its rules: Winograd, which would take some
+    of their 3×3 shapes, is off."""
+    forced_winograd(monkeypatch, False)
 
 OB, XB = kernels.OUT_BLOCK, kernels.POSITION_BLOCK
 GO, TG = kernels.GRAD_OUT_BLOCK, kernels.TAP_BLOCK

@@ -21,6 +21,7 @@ import minigrad  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
 
 from helpers import reference as R  # noqa: E402
+from helpers.conv import forced_winograd  # noqa: E402
 
 LAYOUTS = ("contiguous", "transposed", "sliced", "tensor-data-view")
 TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -127,6 +128,34 @@ def test_conv2d_matches_reference(data, dtype):
     _check(w.grad, gw, dtype, "conv2d grad weight")
     if with_bias:
         _check(b.grad, gb, dtype, "conv2d grad bias")
+
+
+@given(data=st.data(), dtype=dtypes)
+def test_winograd_conv2d_matches_reference(data, dtype):
+    """3×3, stride 1 by Winograd whatever the shape (its speed rules off): outputs and
+    padding that leave parts of the 2×2 tiles outside the output or the input."""
+    backward_threads = _forward_threads(data)
+    padding = (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2)))
+    height = data.draw(st.integers(max(1, 3 - 2 * padding[0]), 9))
+    width = data.draw(st.integers(max(1, 3 - 2 * padding[1]), 9))
+    channels, out_channels = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+    n = data.draw(st.integers(1, 3))
+    x, xv = data.draw(arrays((n, channels, height, width), dtype))
+    w, wv = data.draw(arrays((out_channels, channels, 3, 3), dtype))
+    b, bv = data.draw(arrays((out_channels,), dtype))
+    with pytest.MonkeyPatch.context() as patch:
+        forced_winograd(patch)
+        y = F.conv2d(x, w, b, padding=padding)
+        assert y._creator.winograd is not None
+        expected = R.conv2d(xv, wv, bv, (1, 1), padding, (1, 1), 1)
+        _check(y.data, expected, dtype, "winograd forward")
+        gy = _upstream(y.shape)
+        minigrad.set_num_threads(backward_threads)
+        y.backward(gy.astype(dtype))
+    gx, gw, gb = R.conv2d_vjp(xv, wv, gy, (1, 1), padding, (1, 1), 1)
+    _check(x.grad, gx, dtype, "winograd grad x")
+    _check(w.grad, gw, dtype, "winograd grad weight")
+    _check(b.grad, gb, dtype, "winograd grad bias")
 
 
 @given(data=st.data(), dtype=dtypes, ceil_mode=st.booleans())

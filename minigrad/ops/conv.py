@@ -1,8 +1,11 @@
 """2-D convolution (strided, padded, dilated, grouped), PyTorch's ``conv2d`` semantics.
 
-Four algorithms, chosen by the shapes:
+Five algorithms, chosen by the shapes:
 
-- kernels of 3+ taps (strided, and grouped with 8+ channels per group too): direct
+- 3×3, stride 1, ungrouped, with many channels (``conv_winograd.applies`` has the rules):
+  Winograd's F(2×2, 3×3), 16 matrix products over the batch's 2×2 tiles
+  (``conv_winograd.py``, transforms in ``minigrad/_kernels/winograd.pyx``);
+- other kernels of 3+ taps (strided, and grouped with 8+ channels per group too): direct
   convolution on flat padded planes (``conv_direct.py``, kernels in
   ``minigrad/_kernels/direct_conv.pyx``);
 - depthwise (groups = in channels = out channels, any stride, padding and dilation): a
@@ -23,7 +26,7 @@ from .._validate import Spec, check_input_4d, check_max, check_min, pair, plain
 from ..function import Function
 from ..tensor import as_tensor
 from ..threads import get_num_threads
-from . import conv_direct
+from . import conv_direct, conv_winograd
 from .workspace import release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
 from .shape import batch_of_one
@@ -81,7 +84,8 @@ class Conv2d(Function):
     def _setup(self, x, weight):
         self.__dict__.update(_layout(x.shape, weight.shape, tuple(self.stride),
                                      tuple(map(tuple, self.padding)), tuple(self.dilation),
-                                     self.groups, x.itemsize, USE_DIRECT, CHUNK_BYTES))
+                                     self.groups, x.itemsize, USE_DIRECT,
+                                     conv_winograd.USE_WINOGRAD, CHUNK_BYTES))
         # weight as (G, O/G, C/G·kh·kw): one matrix per group
         self.weight_matrices = weight.reshape(self.groups, weight.shape[0] // self.groups, -1)
 
@@ -112,7 +116,10 @@ class Conv2d(Function):
         x = np.ascontiguousarray(x)
         self._setup(x, weight)
         n, out_channels = x.shape[0], weight.shape[0]
-        if self.direct is not None:
+        if self.winograd is not None:
+            self.winograd_weight = self.winograd.transform_weight(weight)
+            y = self.winograd.forward(x, self.winograd_weight, bias)
+        elif self.direct is not None:
             y = self.direct.forward(x, weight, bias)
         elif self.depthwise:
             y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
@@ -148,7 +155,9 @@ class Conv2d(Function):
         need_x, need_weight = self.needs_input_grad[:2]
         need_bias = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         gy = np.ascontiguousarray(gy, dtype=x.dtype)
-        if self.direct_backward is not None:
+        if self.winograd is not None:
+            gx, gw = self.winograd.backward(x, self.winograd_weight, gy, need_x, need_weight)
+        elif self.direct_backward is not None:
             gx = self.direct_backward.grad_input(gy, weight) if need_x else None
             gw = self.direct_backward.grad_weight(x, gy) if need_weight else None
         elif self.depthwise:
@@ -222,7 +231,7 @@ def _weight_gemm_is_smaller(channels, out_channels, plane):
 
 @functools.lru_cache(maxsize=512)
 def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, use_direct,
-            chunk_bytes):
+            use_winograd, chunk_bytes):
     """The geometry of one convolution and its algorithm, as ``Conv2d`` attributes. Cached: a
     network asks for the same few at every step, and working them out costs as much as a small
     convolution at batch 1."""
@@ -235,8 +244,13 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
     col_rows = channels * kh * kw
     per_image = col_rows * out_h * out_w * itemsize
     window_args = (kh, kw, sh, sw, top, left, dh, dw)
+    winograd = (conv_winograd.WinogradPlan(x_shape, weight_shape, padding, itemsize)
+                if use_winograd and conv_winograd.applies(
+                    (kh, kw), stride, dilation, groups, channels, out_channels, n, out_h,
+                    out_w, always=use_winograd == "always") else None)
     direct, direct_backward = (conv_direct.plan(x_shape, weight_shape, padding, dilation,
-                                                stride, groups) if use_direct else (None, None))
+                                                stride, groups)
+                               if use_direct and winograd is None else (None, None))
     return {
         "out_h": out_h, "out_w": out_w, "plane": out_h * out_w,
         # the window as the kernels take it; im2col/col2im also take the output size
@@ -244,8 +258,9 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
         "pointwise": (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0),
         # one filter per channel: a stencil, no GEMM to give BLAS
         "depthwise": 1 < groups == channels == out_channels,
-        # the direct plans of the forward and of the backward pass (None: another path)
-        "direct": direct, "direct_backward": direct_backward,
+        # the Winograd plan, else the direct plans of the forward and of the backward pass
+        # (None: another path)
+        "winograd": winograd, "direct": direct, "direct_backward": direct_backward,
         "col_rows": col_rows,
         "chunk": max(1, min(n, chunk_bytes // max(per_image, 1))),
     }

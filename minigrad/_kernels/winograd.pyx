@@ -1,0 +1,359 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Winograd F(2×2, 3×3): the tile transforms of a 3×3, stride-1 convolution and their adjoints.
+
+An output tile of 2×2 positions needs a 4×4 patch d of the (padded) input. With
+
+    Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]
+    G  = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]
+    Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]
+
+the tile is Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A: 16 products per tile and channel pair
+instead of 36. Summed over channels, each of the 16 points ξ is one matrix product,
+M[ξ] (O, T) = U[ξ] (O, C) · V[ξ] (C, T), over the T tiles of a batch. This module moves data
+between NCHW planes and those ξ-major matrices; the products are BLAS's and the weight
+transform (a 16 × 9 matrix) is numpy's (``minigrad/ops/conv_winograd.py``).
+
+Layout: ``V[ξ, c, t]`` (the ξ planes may lie further apart than C·T entries: callers pad them so
+that the 16 streams of a tile do not fall on the same cache sets) with ξ = 4·k + l (patch row k, column l) and t = b·Th·Tw + ty·Tw + tx for
+image b of the chunk and tile (ty, tx); tile (ty, tx) starts at input cell
+(2·ty − top, 2·tx − left) and writes outputs (2·ty, 2·tx) … (2·ty + 1, 2·tx + 1). Cells outside
+the input read as zero; outputs past (Ho, Wo) are dropped.
+
+Every loop is split over (image, channel) planes with ``prange``; a plane belongs to one thread
+and its tiles are visited in a fixed order, so results do not depend on the thread count. A
+plane is worked on a row of tiles at a time, with the input's columns split into even and odd
+ones in the thread's scratch: then tile tx reads entries tx and tx + 1 of those rows, and every
+loop runs over consecutive tiles with contiguous loads and stores, which the compiler
+vectorises.
+"""
+from cython.parallel cimport prange, threadid
+from cython cimport floating
+from libc.string cimport memset
+
+from ._parallel cimport team_size
+
+# Tile entries below which a loop runs on one thread (see im2col.pyx).
+cdef Py_ssize_t PARALLEL_MIN = 1 << 15
+
+
+def scratch_length(Py_ssize_t tiles_h, Py_ssize_t tiles_w):
+    """Entries of scratch each thread needs for a tile grid of tiles_h × tiles_w: one padded
+    plane split into even and odd columns, and 16 rows of tiles."""
+    return 2 * (2 * tiles_h + 2) * (tiles_w + 1) + 16 * (tiles_w + 1)
+
+
+def _check(str op, planes_shape, tiles_shape, tiles_strides, Py_ssize_t itemsize,
+           scratch_shape, Py_ssize_t tiles_h, Py_ssize_t tiles_w, bint outputs, int nt,
+           Py_ssize_t top=0, Py_ssize_t left=0):
+    """Guard the unchecked loops: the tile matrix must match the planes and the tile grid, the
+    scratch must hold ``scratch_length`` per thread, on output planes (``outputs``) the grid
+    must be exactly the one that covers them, and on input planes the padded plane must fit in
+    the grid's reach."""
+    if min(tiles_h, tiles_w, top, left) < 0:
+        raise ValueError(f"winograd.{op}: the tile grid and the padding must be non-negative, "
+                         f"got {tiles_h}×{tiles_w} tiles, padding ({top}, {left})")
+    expected = (16, planes_shape[1], planes_shape[0] * tiles_h * tiles_w)
+    if tuple(tiles_shape[:3]) != expected:
+        raise ValueError(f"winograd.{op}: tiles must have shape {expected} for planes of shape "
+                         f"{tuple(planes_shape[:4])} and a {tiles_h}×{tiles_w} tile grid, got "
+                         f"{tuple(tiles_shape[:3])}")
+    if ((tiles_shape[2] > 1 and tiles_strides[2] != itemsize) or tiles_strides[0] % itemsize
+            or tiles_strides[0] <= 0):
+        raise ValueError(f"winograd.{op}: tiles must be contiguous along its last axis, with "
+                         f"positive strides, got strides {tuple(tiles_strides[:3])}")
+    needed = (nt, scratch_length(tiles_h, tiles_w))
+    if scratch_shape[0] < needed[0] or scratch_shape[1] < needed[1]:
+        raise ValueError(f"winograd.{op}: scratch must be at least {needed} for {nt} threads, "
+                         f"got {tuple(scratch_shape[:2])}")
+    height, width = planes_shape[2], planes_shape[3]
+    cover = (-(-height // 2), -(-width // 2))
+    if outputs and (tiles_h, tiles_w) != cover:
+        raise ValueError(f"winograd.{op}: outputs of {height}×{width} need a "
+                         f"{cover[0]}×{cover[1]} tile grid, got {tiles_h}×{tiles_w}")
+    if not outputs and (height + top > 2 * tiles_h + 2 or width + left > 2 * tiles_w + 2):
+        raise ValueError(f"winograd.{op}: a {tiles_h}×{tiles_w} tile grid reaches "
+                         f"{2 * tiles_h + 2}×{2 * tiles_w + 2} padded cells, less than "
+                         f"{height}×{width} with padding ({top}, {left})")
+
+
+cdef inline void _split_plane(const floating* src, Py_ssize_t height, Py_ssize_t width,
+                              Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows,
+                              Py_ssize_t half, floating* even, floating* odd) noexcept nogil:
+    """even[R, j] = padded[R, 2·j], odd[R, j] = padded[R, 2·j + 1] for R < rows, j < half,
+    where padded[R, C] = src[R − top, C − left] inside the plane and 0 outside."""
+    cdef Py_ssize_t R, r, j, c
+    memset(even, 0, rows * half * sizeof(floating))
+    memset(odd, 0, rows * half * sizeof(floating))
+    for R in range(rows):
+        r = R - top
+        if r < 0 or r >= height:
+            continue
+        for c in range(width):
+            j = (c + left) >> 1
+            if (c + left) & 1:
+                odd[R * half + j] = src[r * width + c]
+            else:
+                even[R * half + j] = src[r * width + c]
+
+
+cdef void _input_plane(const floating* src, Py_ssize_t height, Py_ssize_t width,
+                       Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                       floating* dst, Py_ssize_t xi_stride, floating* scratch) noexcept nogil:
+    """V[:, t] = Bᵀ d_t B for the tiles of one plane; dst points at V[0, c, first tile]."""
+    cdef Py_ssize_t half = tiles_w + 1, rows = 2 * tiles_h + 2
+    cdef floating* even = scratch
+    cdef floating* odd = scratch + rows * half
+    cdef floating* row_e = scratch + 2 * rows * half      # Bᵀ d, 4 rows, even columns
+    cdef floating* row_o = row_e + 4 * half
+    cdef const floating* e
+    cdef const floating* o
+    cdef floating* out
+    cdef Py_ssize_t ty, tx, j, k
+    _split_plane(src, height, width, top, left, rows, half, even, odd)
+    for ty in range(tiles_h):
+        e = even + 2 * ty * half
+        o = odd + 2 * ty * half
+        for j in range(half):
+            row_e[j] = e[j] - e[2 * half + j]
+            row_e[half + j] = e[half + j] + e[2 * half + j]
+            row_e[2 * half + j] = e[2 * half + j] - e[half + j]
+            row_e[3 * half + j] = e[half + j] - e[3 * half + j]
+            row_o[j] = o[j] - o[2 * half + j]
+            row_o[half + j] = o[half + j] + o[2 * half + j]
+            row_o[2 * half + j] = o[2 * half + j] - o[half + j]
+            row_o[3 * half + j] = o[half + j] - o[3 * half + j]
+        for k in range(4):
+            e = row_e + k * half
+            o = row_o + k * half
+            out = dst + 4 * k * xi_stride + ty * tiles_w
+            for tx in range(tiles_w):
+                out[tx] = e[tx] - e[tx + 1]
+                out[xi_stride + tx] = o[tx] + e[tx + 1]
+                out[2 * xi_stride + tx] = e[tx + 1] - o[tx]
+                out[3 * xi_stride + tx] = o[tx] - o[tx + 1]
+
+
+def input_tiles(const floating[:, :, :, ::1] x, floating[:, :, :] tiles, Py_ssize_t top,
+                Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                floating[:, ::1] scratch, int num_threads):
+    """tiles[ξ, c, t] = (Bᵀ d B)[ξ] for the input patch d of tile t of channel c of x
+    (B, C, H, W); tiles (16, C, B·tiles_h·tiles_w); scratch (threads, ``scratch_length``)."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1]
+    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t per_image = tiles_h * tiles_w
+    cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
+    cdef Py_ssize_t pair, b, c
+    cdef int nt = team_size(16 * xi_stride, PARALLEL_MIN, num_threads)
+    _check("input_tiles", x.shape, tiles.shape, tiles.strides, sizeof(floating),
+           scratch.shape, tiles_h, tiles_w, False, nt, top, left)
+    if n_images * channels * per_image == 0:
+        return
+    with nogil:
+        for pair in prange(n_images * channels, schedule='static', num_threads=nt):
+            b = pair // channels
+            c = pair % channels
+            _input_plane(&x[b, c, 0, 0], height, width, top, left, tiles_h, tiles_w,
+                         &tiles[0, c, b * per_image], xi_stride, &scratch[threadid(), 0])
+
+
+cdef void _input_grad_plane(const floating* src, Py_ssize_t xi_stride, floating* gx,
+                            Py_ssize_t height, Py_ssize_t width, Py_ssize_t top, Py_ssize_t left,
+                            Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                            floating* scratch) noexcept nogil:
+    """gx (one plane) = Σ_t B e_t Bᵀ added into tile t's patch, the adjoint of
+    ``_input_plane``; src points at E[0, c, first tile]."""
+    cdef Py_ssize_t half = tiles_w + 1, rows = 2 * tiles_h + 2
+    cdef floating* even = scratch
+    cdef floating* odd = scratch + rows * half
+    cdef floating* dd = scratch + 2 * rows * half        # 16 rows of tiles_w
+    cdef const floating* a
+    cdef floating* e
+    cdef floating* o
+    cdef floating a0, a1, a2, a3
+    cdef Py_ssize_t ty, tx, k, l, n = tiles_w, r, c, R
+    memset(even, 0, 2 * rows * half * sizeof(floating))
+    for ty in range(tiles_h):
+        # the adjoint of combining columns, per patch row k: dt[k, l]
+        for k in range(4):
+            a = src + 4 * k * xi_stride + ty * tiles_w
+            for tx in range(tiles_w):
+                a0 = a[tx]
+                a1 = a[xi_stride + tx]
+                a2 = a[2 * xi_stride + tx]
+                a3 = a[3 * xi_stride + tx]
+                dd[(4 * k) * n + tx] = a0
+                dd[(4 * k + 1) * n + tx] = a1 - a2 + a3
+                dd[(4 * k + 2) * n + tx] = a2 + a1 - a0
+                dd[(4 * k + 3) * n + tx] = -a3
+        # then of combining rows, added into padded rows 2·ty + k
+        for l in range(4):
+            for tx in range(tiles_w):
+                a0 = dd[l * n + tx]
+                a1 = dd[(4 + l) * n + tx]
+                a2 = dd[(8 + l) * n + tx]
+                a3 = dd[(12 + l) * n + tx]
+                dd[l * n + tx] = a0
+                dd[(4 + l) * n + tx] = a1 - a2 + a3
+                dd[(8 + l) * n + tx] = a2 + a1 - a0
+                dd[(12 + l) * n + tx] = -a3
+        for k in range(4):
+            e = even + (2 * ty + k) * half
+            o = odd + (2 * ty + k) * half
+            for tx in range(tiles_w):
+                e[tx] += dd[4 * k * n + tx]
+                o[tx] += dd[(4 * k + 1) * n + tx]
+            for tx in range(tiles_w):
+                e[tx + 1] += dd[(4 * k + 2) * n + tx]
+                o[tx + 1] += dd[(4 * k + 3) * n + tx]
+    for r in range(height):
+        R = r + top
+        for c in range(width):
+            if (c + left) & 1:
+                gx[r * width + c] = odd[R * half + ((c + left) >> 1)]
+            else:
+                gx[r * width + c] = even[R * half + ((c + left) >> 1)]
+
+
+def input_grad(const floating[:, :, :] tiles, floating[:, :, :, ::1] gx, Py_ssize_t top,
+               Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+               floating[:, ::1] scratch, int num_threads):
+    """gx (B, C, H, W) = the adjoint of ``input_tiles`` applied to tiles (16, C, B·Th·Tw):
+    every tile's B e Bᵀ added into its patch (cells no tile reads get 0)."""
+    cdef Py_ssize_t n_images = gx.shape[0], channels = gx.shape[1]
+    cdef Py_ssize_t height = gx.shape[2], width = gx.shape[3]
+    cdef Py_ssize_t per_image = tiles_h * tiles_w
+    cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
+    cdef Py_ssize_t pair, b, c
+    cdef int nt = team_size(16 * xi_stride, PARALLEL_MIN, num_threads)
+    _check("input_grad", gx.shape, tiles.shape, tiles.strides, sizeof(floating),
+           scratch.shape, tiles_h, tiles_w, False, nt, top, left)
+    if n_images * channels * height * width == 0:
+        return
+    with nogil:
+        for pair in prange(n_images * channels, schedule='static', num_threads=nt):
+            b = pair // channels
+            c = pair % channels
+            _input_grad_plane(&tiles[0, c, b * per_image], xi_stride, &gx[b, c, 0, 0],
+                              height, width, top, left, tiles_h, tiles_w,
+                              &scratch[threadid(), 0])
+
+
+cdef void _output_plane(const floating* src, Py_ssize_t xi_stride, floating* y,
+                        Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t tiles_h,
+                        Py_ssize_t tiles_w, floating bias, floating* scratch) noexcept nogil:
+    """y (one plane) = bias + Aᵀ m_t A for each tile; src points at M[0, o, first tile]."""
+    cdef Py_ssize_t n = tiles_w, ty, tx, l, r, c
+    cdef const floating* m
+    cdef floating* row
+    cdef floating s0[4]
+    cdef floating s1[4]
+    for ty in range(tiles_h):
+        m = src + ty * tiles_w
+        for tx in range(tiles_w):
+            for l in range(4):
+                s0[l] = m[l * xi_stride + tx] + m[(4 + l) * xi_stride + tx] \
+                    + m[(8 + l) * xi_stride + tx]
+                s1[l] = m[(4 + l) * xi_stride + tx] - m[(8 + l) * xi_stride + tx] \
+                    - m[(12 + l) * xi_stride + tx]
+            scratch[tx] = s0[0] + s0[1] + s0[2] + bias
+            scratch[n + tx] = s0[1] - s0[2] - s0[3] + bias
+            scratch[2 * n + tx] = s1[0] + s1[1] + s1[2] + bias
+            scratch[3 * n + tx] = s1[1] - s1[2] - s1[3] + bias
+        for r in range(2 * ty, min(2 * ty + 2, out_h)):
+            row = y + r * out_w
+            l = 2 * (r - 2 * ty) * n
+            for c in range(out_w >> 1):
+                row[2 * c] = scratch[l + c]
+                row[2 * c + 1] = scratch[l + n + c]
+            if out_w & 1:
+                row[out_w - 1] = scratch[l + n - 1]
+
+
+def output_tiles(const floating[:, :, :] tiles, floating[:, :, :, ::1] y,
+                 const floating[::1] bias, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                 floating[:, ::1] scratch, int num_threads):
+    """y[b, o] = bias[o] + Aᵀ m A for each tile m of tiles (16, O, B·Th·Tw); y (B, O, Ho, Wo).
+    An empty bias adds nothing."""
+    cdef Py_ssize_t n_images = y.shape[0], channels = y.shape[1]
+    cdef Py_ssize_t out_h = y.shape[2], out_w = y.shape[3]
+    cdef Py_ssize_t per_image = tiles_h * tiles_w
+    cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
+    cdef Py_ssize_t pair, b, o
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef int nt = team_size(16 * xi_stride, PARALLEL_MIN, num_threads)
+    _check("output_tiles", y.shape, tiles.shape, tiles.strides, sizeof(floating),
+           scratch.shape, tiles_h, tiles_w, True, nt)
+    if bias.shape[0] not in (0, channels):
+        raise ValueError(f"winograd.output_tiles: bias must have {channels} entries or none, "
+                         f"got {bias.shape[0]}")
+    if n_images * channels * out_h * out_w == 0:
+        return
+    with nogil:
+        for pair in prange(n_images * channels, schedule='static', num_threads=nt):
+            b = pair // channels
+            o = pair % channels
+            _output_plane(&tiles[0, o, b * per_image], xi_stride, &y[b, o, 0, 0], out_h,
+                          out_w, tiles_h, tiles_w, bias[o] if has_bias else 0,
+                          &scratch[threadid(), 0])
+
+
+cdef void _output_grad_plane(const floating* gy, Py_ssize_t out_h, Py_ssize_t out_w,
+                             Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating* dst,
+                             Py_ssize_t xi_stride, floating* scratch) noexcept nogil:
+    """dM[:, t] = A g_t Aᵀ for the 2×2 output-gradient tiles g_t of one plane (0 past the
+    output), the adjoint of ``_output_plane``; dst points at dM[0, o, first tile]."""
+    cdef Py_ssize_t n = tiles_w, ty, tx, l, r, c, k
+    cdef const floating* row
+    cdef floating* out
+    cdef floating u[4]
+    cdef floating w[4]
+    for ty in range(tiles_h):
+        # g's two rows, split into even (scratch row 2·k) and odd (2·k + 1) columns
+        memset(scratch, 0, 4 * n * sizeof(floating))
+        for r in range(2 * ty, min(2 * ty + 2, out_h)):
+            row = gy + r * out_w
+            k = 2 * (r - 2 * ty) * n
+            for c in range(out_w >> 1):
+                scratch[k + c] = row[2 * c]
+                scratch[k + n + c] = row[2 * c + 1]
+            if out_w & 1:
+                scratch[k + n - 1] = row[out_w - 1]
+        out = dst + ty * tiles_w
+        for tx in range(tiles_w):
+            u[0] = scratch[tx]
+            u[1] = scratch[tx] + scratch[n + tx]
+            u[2] = scratch[tx] - scratch[n + tx]
+            u[3] = -scratch[n + tx]
+            w[0] = scratch[2 * n + tx]
+            w[1] = scratch[2 * n + tx] + scratch[3 * n + tx]
+            w[2] = scratch[2 * n + tx] - scratch[3 * n + tx]
+            w[3] = -scratch[3 * n + tx]
+            for l in range(4):
+                out[l * xi_stride + tx] = u[l]
+                out[(4 + l) * xi_stride + tx] = u[l] + w[l]
+                out[(8 + l) * xi_stride + tx] = u[l] - w[l]
+                out[(12 + l) * xi_stride + tx] = -w[l]
+
+
+def output_grad(const floating[:, :, :, ::1] gy, floating[:, :, :] tiles,
+                Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating[:, ::1] scratch,
+                int num_threads):
+    """tiles[:, o, t] = A g Aᵀ for each 2×2 tile g of gy (B, O, Ho, Wo), the adjoint of
+    ``output_tiles``; tiles (16, O, B·Th·Tw)."""
+    cdef Py_ssize_t n_images = gy.shape[0], channels = gy.shape[1]
+    cdef Py_ssize_t out_h = gy.shape[2], out_w = gy.shape[3]
+    cdef Py_ssize_t per_image = tiles_h * tiles_w
+    cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
+    cdef Py_ssize_t pair, b, o
+    cdef int nt = team_size(16 * xi_stride, PARALLEL_MIN, num_threads)
+    _check("output_grad", gy.shape, tiles.shape, tiles.strides, sizeof(floating),
+           scratch.shape, tiles_h, tiles_w, True, nt)
+    if n_images * channels * per_image == 0:
+        return
+    with nogil:
+        for pair in prange(n_images * channels, schedule='static', num_threads=nt):
+            b = pair // channels
+            o = pair % channels
+            _output_grad_plane(&gy[b, o, 0, 0], out_h, out_w, tiles_h, tiles_w,
+                               &tiles[0, o, b * per_image], xi_stride,
+                               &scratch[threadid(), 0])

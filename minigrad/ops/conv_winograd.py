@@ -1,0 +1,160 @@
+"""3×3, stride-1 convolution by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray 2016,
+"Fast Algorithms for Convolutional Neural Networks").
+
+Each 2×2 block of outputs comes from a 4×4 patch of the input: with the transforms of
+``minigrad/_kernels/winograd.pyx``, V = Bᵀ d B (per patch and input channel), U = G g Gᵀ (per
+filter), the block is Aᵀ (Σ_c U ⊙ V) A. Summed over channels, each of the 16 points ξ is one
+matrix product over the batch's tiles, M[ξ] = U[ξ] · V[ξ]: 16 multiplies per 4 outputs and
+channel pair instead of 36, done by BLAS.
+
+The backward pass is the same computation run backwards, exactly (each step is linear):
+dM = A gy Aᵀ per output tile, then ∂L/∂V[ξ] = U[ξ]ᵀ · dM[ξ] taken back through Bᵀ · B into
+the input's cells, and ∂L/∂U[ξ] = Σ_tiles dM[ξ] · V[ξ]ᵀ taken back through G · Gᵀ into the
+filter's taps. Its products are as large as the forward's, so the whole pass has the 2.25×
+saving.
+
+Rounding: the transforms only add, subtract and halve, so the result differs from the direct
+sum by a few units in the last place of the largest terms (measured in tests/test_conv_winograd.py
+against the float64 reference).
+
+Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the tile
+matrices of one chunk of images, V (16, C, T) and M (16, O, T) for T tiles, at most
+``CHUNK_BYTES`` together (at least one image); the transformed filters U (16, O, C), kept from
+the forward pass for the backward; in backward one more (16, O, C) for ∂L/∂U.
+"""
+
+import numpy as np
+
+from .._kernels import winograd as _kernels
+from ..threads import get_num_threads
+from .workspace import workspace
+
+#: Bound on one chunk's tile matrices V and M: large enough for BLAS to run at full speed on
+#: the 16 products, small enough that the transforms' output is still in cache when the
+#: products read it.
+CHUNK_BYTES = 8 << 20
+#: Entries between the end of one ξ plane of the tile matrices and the start of the next: with
+#: planes a power of two apart, the 16 entries of a tile would fall on the same cache sets.
+PLANE_GAP = 16
+#: True: use Winograd where the rules below expect it to be faster; ``"always"``: wherever it
+#: can compute the convolution (tests); False: never.
+USE_WINOGRAD = True
+#: Where Winograd is faster than the direct kernels and im2col + BLAS (measured rules,
+#: docs/algorithms.md): the 16 products must have at least ``MIN_CHANNELS`` rows and columns
+#: and ``MIN_TILES`` tiles (below that, at batch 1, transforming the filters on every call
+#: costs more than it saves), and the 2×2 tiles must cover the output with at most a
+#: ``1 − MIN_TILE_USE`` share of dropped outputs (a 7×7 map wastes a quarter). On maps of up
+#: to ``SMALL_MAP_POSITIONS`` outputs, where the direct kernel's tiles are poorly filled, that
+#: is enough; on larger maps the products must also be deep and wide enough,
+#: C·O / (C + O) ≥ ``LARGE_MAP_MIN_DEPTH``, to pay for the transforms, whose cost grows with
+#: C + O.
+MIN_CHANNELS = 64
+MIN_TILES = 32
+MIN_TILE_USE = 0.8
+SMALL_MAP_POSITIONS = 64
+LARGE_MAP_MIN_DEPTH = 96
+
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+#: U[4·k + l] = Σ_ij G[k, i] G[l, j] g[i, j], all filters in one product: (16, 9).
+_FILTER_TRANSFORM = {np.dtype(t): np.kron(_G, _G).astype(t) for t in (np.float32, np.float64)}
+_NO_BIAS = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
+
+
+def applies(kernel, stride, dilation, groups, channels, out_channels, n, out_h, out_w,
+            always=False):
+    """Whether a convolution runs by Winograd: 3×3, stride 1, no dilation, ungrouped, and
+    (unless ``always``) the measured rules above."""
+    if (tuple(kernel) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1)
+            or groups != 1):
+        return False
+    if always:
+        return True
+    if min(channels, out_channels) < MIN_CHANNELS:
+        return False
+    tiles = -(-out_h // 2) * -(-out_w // 2)
+    if n * tiles < MIN_TILES or out_h * out_w < MIN_TILE_USE * 4 * tiles:
+        return False
+    return (out_h * out_w <= SMALL_MAP_POSITIONS
+            or channels * out_channels >= LARGE_MAP_MIN_DEPTH * (channels + out_channels))
+
+
+class WinogradPlan:
+    """The tile grid of one convolution: x (N, C, H, W) padded by ((top, bottom), (left,
+    right)), output (N, O, Ho, Wo) covered by Th × Tw tiles of 2×2 (Th = ceil(Ho / 2)), the
+    batch processed in chunks of ``chunk`` images."""
+
+    def __init__(self, x_shape, weight_shape, padding, itemsize):
+        # only what ``applies`` lets through: 3×3, stride 1, no dilation, ungrouped
+        self.n, self.channels, self.height, self.width = x_shape
+        self.out_channels = weight_shape[0]
+        (self.top, bottom), (self.left, right) = padding
+        self.out_h = self.height + self.top + bottom - 2
+        self.out_w = self.width + self.left + right - 2
+        self.tiles_h, self.tiles_w = -(-self.out_h // 2), -(-self.out_w // 2)
+        self.per_image = self.tiles_h * self.tiles_w
+        self.scratch_length = _kernels.scratch_length(self.tiles_h, self.tiles_w)
+        per_image_bytes = 16 * (self.channels + self.out_channels) * self.per_image * itemsize
+        self.chunk = max(1, min(self.n, CHUNK_BYTES // max(per_image_bytes, 1)))
+
+    def _chunks(self):
+        for start in range(0, self.n, self.chunk):
+            yield start, min(self.n, start + self.chunk)
+
+    def _tiles(self, images, dtype):
+        """The chunk's tile matrices: V (16, C, T) and M (16, O, T), each ξ plane followed by
+        ``PLANE_GAP`` unused entries."""
+        count = images * self.per_image
+        return tuple(workspace.get(name, (16, rows * count + PLANE_GAP), dtype)
+                     [:, :rows * count].reshape(16, rows, count)
+                     for name, rows in (("winograd_v", self.channels),
+                                        ("winograd_m", self.out_channels)))
+
+    def _scratch(self, threads, dtype):
+        return workspace.get("winograd_scratch", (threads, self.scratch_length), dtype)
+
+    def transform_weight(self, weight):
+        """U (16, O, C) = G g Gᵀ for every filter g of weight (O, C, 3, 3)."""
+        flat = weight.reshape(self.out_channels * self.channels, 9)
+        return (_FILTER_TRANSFORM[weight.dtype] @ flat.T).reshape(16, self.out_channels,
+                                                                  self.channels)
+
+    def forward(self, x, u, bias):
+        """y (N, O, Ho, Wo) = conv(x, g) + bias, for U = ``transform_weight(g)``."""
+        y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+        bias = _NO_BIAS[x.dtype] if bias is None else bias
+        threads = get_num_threads()
+        scratch = self._scratch(threads, x.dtype)
+        for start, stop in self._chunks():
+            v, m = self._tiles(stop - start, x.dtype)
+            _kernels.input_tiles(x[start:stop], v, self.top, self.left, self.tiles_h,
+                                 self.tiles_w, scratch, threads)
+            np.matmul(u, v, out=m)
+            _kernels.output_tiles(m, y[start:stop], bias, self.tiles_h, self.tiles_w, scratch,
+                                  threads)
+        return y
+
+    def backward(self, x, u, gy, need_x, need_weight):
+        """(∂L/∂x or None, ∂L/∂weight (O, C, 3, 3) or None) for the output gradient gy."""
+        threads = get_num_threads()
+        scratch = self._scratch(threads, x.dtype)
+        gx = np.empty_like(x) if need_x else None
+        grad_u = None
+        for start, stop in self._chunks():
+            v, m = self._tiles(stop - start, x.dtype)
+            _kernels.output_grad(gy[start:stop], m, self.tiles_h, self.tiles_w, scratch,
+                                 threads)
+            if need_weight:
+                _kernels.input_tiles(x[start:stop], v, self.top, self.left, self.tiles_h,
+                                     self.tiles_w, scratch, threads)
+                partial = np.matmul(m, v.transpose(0, 2, 1))
+                grad_u = partial if grad_u is None else np.add(grad_u, partial, out=grad_u)
+            if need_x:    # V's buffer is free again: it takes ∂L/∂V
+                np.matmul(u.transpose(0, 2, 1), m, out=v)
+                _kernels.input_grad(v, gx[start:stop], self.top, self.left, self.tiles_h,
+                                    self.tiles_w, scratch, threads)
+        if not need_weight:
+            return gx, None
+        if grad_u is None:      # an empty batch
+            grad_u = np.zeros((16, self.out_channels, self.channels), x.dtype)
+        grad_weight = grad_u.reshape(16, -1).T @ _FILTER_TRANSFORM[x.dtype]     # (O·C, 9)
+        return gx, grad_weight.reshape(self.out_channels, self.channels, 3, 3)

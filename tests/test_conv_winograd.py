@@ -1,0 +1,213 @@
+"""Winograd F(2×2, 3×3) convolution (minigrad/ops/conv_winograd.py): forward and both
+gradients against the plain-loop reference and by finite differences, float32 rounding,
+chunked batches, stale workspace buffers, the choice rules and the kernels' argument checks."""
+import numpy as np
+import pytest
+
+import minigrad
+import minigrad.nn.functional as F
+from minigrad._kernels import winograd as kernels
+from minigrad.ops import conv as conv_module
+from minigrad.ops import conv_winograd
+from minigrad.ops.workspace import workspace
+
+from helpers import reference as R
+from helpers.conv import forced_winograd
+
+RNG = np.random.default_rng(7)
+
+# (x shape, out channels, padding): odd and even outputs (dropped tile rows and columns),
+# outputs of one cell, padding 0 to 2, tiles that read only padding
+SHAPES = [
+    ((2, 3, 6, 6), 4, 1),
+    ((1, 2, 7, 5), 3, 1),
+    ((2, 4, 5, 8), 5, 0),
+    ((1, 2, 3, 3), 2, 0),
+    ((2, 3, 4, 7), 2, 2),
+    ((1, 1, 1, 2), 3, 1),
+    ((3, 5, 9, 4), 6, 1),
+]
+
+
+@pytest.fixture(autouse=True)
+def winograd_everywhere(monkeypatch):
+    forced_winograd(monkeypatch)
+
+
+def _layout_of(x, w, padding):
+    return conv_module._layout(x.shape, w.shape, (1, 1), ((padding, padding),) * 2, (1, 1), 1,
+                               x.itemsize, True, conv_winograd.USE_WINOGRAD,
+                               conv_module.CHUNK_BYTES)
+
+
+def _run(x, w, b, padding, gy=None):
+    tensors = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*tensors, padding=padding)
+    if gy is None:
+        gy = RNG.standard_normal(y.shape).astype(x.dtype)
+    y.backward(gy)
+    return (y.data,) + tuple(t.grad for t in tensors), gy
+
+
+@pytest.mark.parametrize("x_shape, out_channels, padding", SHAPES)
+def test_matches_reference_float64(x_shape, out_channels, padding):
+    x = RNG.standard_normal(x_shape)
+    w = RNG.standard_normal((out_channels, x_shape[1], 3, 3))
+    b = RNG.standard_normal(out_channels)
+    assert _layout_of(x, w, padding)["winograd"] is not None
+    (y, gx, gw, gb), gy = _run(x, w, b, padding)
+    np.testing.assert_allclose(y, R.conv2d(x, w, b, padding=padding), rtol=0, atol=1e-12)
+    ex, ew, eb = R.conv2d_vjp(x, w, gy, padding=padding)
+    np.testing.assert_allclose(gx, ex, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(gw, ew, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(gb, eb, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, out_channels, padding", SHAPES[:3])
+def test_gradcheck(x_shape, out_channels, padding):
+    inputs = [minigrad.tensor(RNG.standard_normal(shape), requires_grad=True)
+              for shape in (x_shape, (out_channels, x_shape[1], 3, 3), (out_channels,))]
+    assert minigrad.gradcheck(lambda *t: F.conv2d(*t, padding=padding), inputs)
+
+
+def test_float32_rounding_stays_within_the_conv_tolerances():
+    """The transforms add, subtract and halve: against the float64 reference, float32 results
+    are off by a few units in the last place of the largest terms, as the direct sum is."""
+    x = RNG.standard_normal((4, 64, 8, 8)).astype(np.float32)
+    w = RNG.standard_normal((32, 64, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(32).astype(np.float32)
+    (y, gx, gw, _), gy = _run(x, w, b, 1)
+    wide = [a.astype(np.float64) for a in (x, w, gy)]
+    expected = (R.conv2d(wide[0], wide[1], b.astype(np.float64), padding=1),) + tuple(
+        R.conv2d_vjp(*wide, padding=1)[:2])
+    for actual, exact in zip((y, gx, gw), expected):
+        assert actual.dtype == np.float32
+        # float32's unit roundoff times the magnitude of the sums
+        assert np.abs(actual - exact).max() <= 2e-6 * np.abs(exact).max() * np.sqrt(64 * 9)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 40_000])
+def test_chunked_batches_match_one_chunk(monkeypatch, chunk_bytes):
+    x = RNG.standard_normal((5, 3, 6, 7))
+    w = RNG.standard_normal((4, 3, 3, 3))
+    b = RNG.standard_normal(4)
+    whole, gy = _run(x, w, b, 1)
+    monkeypatch.setattr(conv_winograd, "CHUNK_BYTES", chunk_bytes)
+    conv_module._layout.cache_clear()
+    plan = _layout_of(x, w, 1)["winograd"]
+    assert plan.chunk < 5
+    for actual, expected in zip(_run(x, w, b, 1, gy)[0], whole):
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-12)
+    conv_module._layout.cache_clear()
+
+
+def test_stale_workspace_contents_do_not_leak():
+    """The tile matrices and the scratch are reused from call to call: every entry a call
+    reads must be one it wrote. NaN in all of them before a call must not reach the results."""
+    x = RNG.standard_normal((2, 3, 7, 5)).astype(np.float32)
+    w = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(4).astype(np.float32)
+    first, gy = _run(x, w, b, 1)
+    for name in ("winograd_v", "winograd_m", "winograd_scratch"):
+        workspace.buffers[name].view(np.float32)[:] = np.nan
+    for actual, expected in zip(_run(x, w, b, 1, gy)[0], first):
+        np.testing.assert_array_equal(actual, expected)
+
+
+def test_empty_batch():
+    x = np.zeros((0, 3, 5, 5))
+    (y, gx, gw, gb), _ = _run(x, RNG.standard_normal((2, 3, 3, 3)), np.ones(2), 1)
+    assert y.shape == (0, 2, 5, 5) and gx.shape == x.shape
+    np.testing.assert_array_equal(gw, 0)
+    np.testing.assert_array_equal(gb, 0)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_thread_counts_agree(threads):
+    """The transforms give every plane to one thread; the products are BLAS's, which may
+    order its sums differently with another thread count: equal to rounding."""
+    x = RNG.standard_normal((4, 16, 8, 8)).astype(np.float32)
+    w = RNG.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(16).astype(np.float32)
+    before = minigrad.get_num_threads()
+    try:
+        minigrad.set_num_threads(1)
+        single, gy = _run(x, w, b, 1)
+        minigrad.set_num_threads(threads)
+        for actual, expected in zip(_run(x, w, b, 1, gy)[0], single):
+            np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+    finally:
+        minigrad.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n, channels, size, out_channels, chosen", [
+    (64, 128, 8, 128, True),      # conv3x3_128_8x8: small map, many channels
+    (64, 256, 4, 256, True),      # conv3x3_256_4x4
+    (64, 192, 16, 256, True),     # larger map, deep and wide product
+    (64, 32, 32, 64, False),      # conv3x3_s1: the direct kernel is faster
+    (64, 64, 16, 64, False),      # too shallow a product for a 16×16 map
+    (64, 64, 7, 256, False),      # a 7×7 map drops a quarter of the tiles' outputs
+    (64, 32, 8, 128, False),      # too few input channels
+    (1, 128, 8, 128, False),      # batch 1: too few tiles
+])
+def test_choice_rules(monkeypatch, n, channels, size, out_channels, chosen):
+    monkeypatch.setattr(conv_winograd, "USE_WINOGRAD", True)
+    x = np.zeros((n, channels, size, size), np.float32)
+    w = np.zeros((out_channels, channels, 3, 3), np.float32)
+    assert (_layout_of(x, w, 1)["winograd"] is not None) is chosen
+
+
+def test_only_3x3_stride_1_ungrouped_undilated():
+    for kernel, stride, dilation, groups in [((3, 3), (2, 2), (1, 1), 1), ((5, 5), (1, 1), (1, 1), 1),
+                                             ((3, 3), (1, 1), (2, 2), 1), ((3, 3), (1, 1), (1, 1), 2),
+                                             ((3, 1), (1, 1), (1, 1), 1)]:
+        assert not conv_winograd.applies(kernel, stride, dilation, groups, 256, 256, 64, 8, 8,
+                                         always=True)
+
+
+# -- the kernels' own checks -----------------------------------------------------------------
+
+def _buffers(n=2, channels=3, height=6, width=6, tiles=(3, 3), threads=2):
+    x = np.zeros((n, channels, height, width), np.float32)
+    v = np.zeros((16, channels, n * tiles[0] * tiles[1]), np.float32)
+    scratch = np.zeros((threads, kernels.scratch_length(*tiles)), np.float32)
+    return x, v, scratch
+
+
+def test_kernels_reject_a_tile_matrix_of_the_wrong_shape():
+    x, v, scratch = _buffers()
+    with pytest.raises(ValueError, match="tiles must have shape"):
+        kernels.input_tiles(x, v[:, :, 1:], 1, 1, 3, 3, scratch, 2)
+    with pytest.raises(ValueError, match="tiles must have shape"):
+        kernels.output_tiles(v[:, :2], x, np.empty(0, np.float32), 3, 3, scratch, 2)
+
+
+def test_kernels_reject_too_little_scratch():
+    x, v, scratch = _buffers()
+    with pytest.raises(ValueError, match="scratch must be at least"):
+        kernels.input_tiles(x, v, 1, 1, 3, 3, np.zeros((1, scratch.shape[1] - 1), np.float32),
+                            1)
+    with pytest.raises(ValueError, match="scratch must be at least"):
+        kernels.input_grad(v, x, 1, 1, 3, 3, np.zeros((2, scratch.shape[1] - 1), np.float32),
+                           2)
+
+
+def test_kernels_reject_a_grid_that_does_not_fit_the_planes():
+    x, v, scratch = _buffers()
+    with pytest.raises(ValueError, match="need a 4×3 tile grid"):
+        kernels.output_grad(np.zeros((2, 3, 7, 6), np.float32), v, 3, 3, scratch, 2)
+    with pytest.raises(ValueError, match="padded cells"):
+        kernels.input_grad(v, x, 3, 0, 3, 3, scratch, 2)
+    with pytest.raises(ValueError, match="non-negative"):
+        kernels.input_tiles(x, v, -1, 0, 3, 3, scratch, 2)
+
+
+def test_kernels_reject_a_strided_last_axis_and_a_bad_bias():
+    x, v, scratch = _buffers()
+    wide = np.zeros((16, 3, 2 * v.shape[2]), np.float32)[:, :, ::2]
+    with pytest.raises(ValueError, match="contiguous along its last axis"):
+        kernels.input_tiles(x, wide, 1, 1, 3, 3, scratch, 2)
+    with pytest.raises(ValueError, match="bias must have 3 entries"):
+        kernels.output_tiles(v, x, np.ones(2, np.float32), 3, 3, scratch, 2)
+    with pytest.raises(ValueError, match="num_threads"):
+        kernels.output_tiles(v, x, np.ones(3, np.float32), 3, 3, scratch, 0)
