@@ -158,9 +158,9 @@ def test_choice_rules(monkeypatch, n, channels, size, out_channels, chosen):
 
 
 def test_only_3x3_stride_1_ungrouped_undilated():
-    for kernel, stride, dilation, groups in [((3, 3), (2, 2), (1, 1), 1), ((5, 5), (1, 1), (1, 1), 1),
-                                             ((3, 3), (1, 1), (2, 2), 1), ((3, 3), (1, 1), (1, 1), 2),
-                                             ((3, 1), (1, 1), (1, 1), 1)]:
+    for kernel, stride, dilation, groups in [
+            ((3, 3), (2, 2), (1, 1), 1), ((5, 5), (1, 1), (1, 1), 1),
+            ((3, 3), (1, 1), (2, 2), 1), ((3, 3), (1, 1), (1, 1), 2), ((3, 1), (1, 1), (1, 1), 1)]:
         assert not conv_winograd.applies(kernel, stride, dilation, groups, 256, 256, 64, 8, 8,
                                          always=True)
 

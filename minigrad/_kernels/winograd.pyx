@@ -13,11 +13,12 @@ M[ξ] (O, T) = U[ξ] (O, C) · V[ξ] (C, T), over the T tiles of a batch. This m
 between NCHW planes and those ξ-major matrices; the products are BLAS's and the weight
 transform (a 16 × 9 matrix) is numpy's (``minigrad/ops/conv_winograd.py``).
 
-Layout: ``V[ξ, c, t]`` (the ξ planes may lie further apart than C·T entries: callers pad them so
-that the 16 streams of a tile do not fall on the same cache sets) with ξ = 4·k + l (patch row k, column l) and t = b·Th·Tw + ty·Tw + tx for
-image b of the chunk and tile (ty, tx); tile (ty, tx) starts at input cell
-(2·ty − top, 2·tx − left) and writes outputs (2·ty, 2·tx) … (2·ty + 1, 2·tx + 1). Cells outside
-the input read as zero; outputs past (Ho, Wo) are dropped.
+Layout: ``V[ξ, c, t]`` with ξ = 4·k + l (patch row k, column l) and t = b·Th·Tw + ty·Tw + tx
+for image b of the chunk and tile (ty, tx). The ξ planes may lie further apart than C·T
+entries: callers pad them so that the 16 entries of a tile do not fall on the same cache
+sets. Tile (ty, tx) starts at input cell (2·ty − top, 2·tx − left) and writes outputs
+(2·ty, 2·tx) … (2·ty + 1, 2·tx + 1). Cells outside the input read as zero; outputs past
+(Ho, Wo) are dropped.
 
 Every loop is split over (image, channel) planes with ``prange``; a plane belongs to one thread
 and its tiles are visited in a fixed order, so results do not depend on the thread count. A

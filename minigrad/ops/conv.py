@@ -49,7 +49,9 @@ class Conv2d(Function):
     (N, O, Ho, Wo) with ``Ho = floor((H + pad_top + pad_bottom − dh·(kh − 1) − 1) / sh) + 1``
     (likewise Wo).
 
-    Kernels of 3+ taps (strided up to the kernel's size, grouped with 8+ channels per group)
+    3×3, stride-1 convolutions with many channels go to ``conv_winograd.WinogradPlan``
+    (``conv_winograd.applies`` has the rules; its module docstring, the memory). Other
+    kernels of 3+ taps (strided up to the kernel's size, grouped with 8+ channels per group)
     go to ``conv_direct.DirectPlan`` (no unrolled windows; its docstring gives its extra
     memory), except on tiny maps with many output channels; depthwise ones to the stencil
     kernels of ``minigrad/_kernels/depthwise.pyx`` (bitwise the same for any thread count;
