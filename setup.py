@@ -18,6 +18,8 @@ extensions = [
     Extension(
         "minigrad._kernels." + os.path.splitext(os.path.basename(path))[0],
         [path],
+        # the C headers the kernels include: a change rebuilds them
+        depends=sorted(glob.glob(os.path.join("minigrad", "_kernels", "*.h"))),
         extra_compile_args=compile_args,
         extra_link_args=["-fopenmp"],
     )

@@ -55,12 +55,14 @@ def _hyper(config):
     return dict(zip(("stride", "padding", "dilation", "groups"), config[2:6]))
 
 
-@pytest.fixture(params=["winograd", "direct", "im2col"])
+@pytest.fixture(params=["winograd2", "winograd4", "direct", "im2col"])
 def algorithm(request, monkeypatch):
-    """Run a test with Winograd wherever it can run (3×3, stride 1: whatever the channels and
-    the batch), then with the direct kernels where they apply, then with im2col everywhere (the
-    grid's stride-1 cases take the direct path by default)."""
-    forced_winograd(monkeypatch, request.param == "winograd")
+    """Run a test with Winograd F(2×2, 3×3) and F(4×4, 3×3) wherever they can run (3×3,
+    stride 1: whatever the channels and the batch), then with the direct kernels where they
+    apply, then with im2col everywhere (the grid's stride-1 cases take the direct path by
+    default)."""
+    forced_winograd(monkeypatch, int(request.param[-1]) if "winograd" in request.param
+                    else None)
     monkeypatch.setattr(conv_module, "USE_DIRECT", request.param == "direct")
     return request.param
 

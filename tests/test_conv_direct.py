@@ -19,7 +19,7 @@ RNG = np.random.default_rng(99)
 def no_winograd(monkeypatch):
     """These tests are about the direct path and its rules: Winograd, which would take some
     of their 3×3 shapes, is off."""
-    forced_winograd(monkeypatch, False)
+    forced_winograd(monkeypatch, None)
 
 OB, XB = kernels.OUT_BLOCK, kernels.POSITION_BLOCK
 GO, TG = kernels.GRAD_OUT_BLOCK, kernels.TAP_BLOCK

@@ -1,6 +1,7 @@
-"""Winograd F(2×2, 3×3) convolution (minigrad/ops/conv_winograd.py): forward and both
-gradients against the plain-loop reference and by finite differences, float32 rounding,
-chunked batches, stale workspace buffers, the choice rules and the kernels' argument checks."""
+"""Winograd F(2×2, 3×3) and F(4×4, 3×3) convolution (minigrad/ops/conv_winograd.py): forward
+and both gradients against the plain-loop reference and by finite differences, float32
+rounding, chunked batches, stale workspace buffers, the choice rules and the kernels' argument
+checks."""
 import numpy as np
 import pytest
 
@@ -16,8 +17,9 @@ from helpers.conv import forced_winograd
 
 RNG = np.random.default_rng(7)
 
-# (x shape, out channels, padding): odd and even outputs (dropped tile rows and columns),
-# outputs of one cell, padding 0 to 2, tiles that read only padding
+# (x shape, out channels, padding): outputs that fill the last tile row and column and ones
+# that leave 1 to 3 of them out, outputs of one cell, padding 0 to 2, tiles that read only
+# padding
 SHAPES = [
     ((2, 3, 6, 6), 4, 1),
     ((1, 2, 7, 5), 3, 1),
@@ -26,12 +28,15 @@ SHAPES = [
     ((2, 3, 4, 7), 2, 2),
     ((1, 1, 1, 2), 3, 1),
     ((3, 5, 9, 4), 6, 1),
+    ((2, 3, 10, 11), 3, 1),
 ]
 
 
-@pytest.fixture(autouse=True)
-def winograd_everywhere(monkeypatch):
-    forced_winograd(monkeypatch)
+@pytest.fixture(autouse=True, params=[2, 4], ids=["F2", "F4"])
+def tile(request, monkeypatch):
+    """Every test with F(2×2, 3×3) and with F(4×4, 3×3) wherever Winograd can run."""
+    forced_winograd(monkeypatch, request.param)
+    return request.param
 
 
 def _layout_of(x, w, padding):
@@ -50,11 +55,12 @@ def _run(x, w, b, padding, gy=None):
 
 
 @pytest.mark.parametrize("x_shape, out_channels, padding", SHAPES)
-def test_matches_reference_float64(x_shape, out_channels, padding):
+def test_matches_reference_float64(x_shape, out_channels, padding, tile):
     x = RNG.standard_normal(x_shape)
     w = RNG.standard_normal((out_channels, x_shape[1], 3, 3))
     b = RNG.standard_normal(out_channels)
-    assert _layout_of(x, w, padding)["winograd"] is not None
+    plan = _layout_of(x, w, padding)["winograd"]
+    assert plan.tile == tile
     (y, gx, gw, gb), gy = _run(x, w, b, padding)
     np.testing.assert_allclose(y, R.conv2d(x, w, b, padding=padding), rtol=0, atol=1e-12)
     ex, ew, eb = R.conv2d_vjp(x, w, gy, padding=padding)
@@ -71,8 +77,9 @@ def test_gradcheck(x_shape, out_channels, padding):
 
 
 def test_float32_rounding_stays_within_the_conv_tolerances():
-    """The transforms add, subtract and halve: against the float64 reference, float32 results
-    are off by a few units in the last place of the largest terms, as the direct sum is."""
+    """Against the float64 reference, float32 results are off by a few units in the last place
+    of the largest terms: F(2×2)'s transforms only add, subtract and halve; F(4×4)'s scale by
+    up to 8 and 1/24, which costs a few more bits (still inside the bound)."""
     x = RNG.standard_normal((4, 64, 8, 8)).astype(np.float32)
     w = RNG.standard_normal((32, 64, 3, 3)).astype(np.float32)
     b = RNG.standard_normal(32).astype(np.float32)
@@ -86,7 +93,7 @@ def test_float32_rounding_stays_within_the_conv_tolerances():
         assert np.abs(actual - exact).max() <= 2e-6 * np.abs(exact).max() * np.sqrt(64 * 9)
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 40_000])
+@pytest.mark.parametrize("chunk_bytes", [1, 20_000])
 def test_chunked_batches_match_one_chunk(monkeypatch, chunk_bytes):
     x = RNG.standard_normal((5, 3, 6, 7))
     w = RNG.standard_normal((4, 3, 3, 3))
@@ -141,73 +148,88 @@ def test_thread_counts_agree(threads):
 
 
 @pytest.mark.parametrize("n, channels, size, out_channels, chosen", [
-    (64, 128, 8, 128, True),      # conv3x3_128_8x8: small map, many channels
-    (64, 256, 4, 256, True),      # conv3x3_256_4x4
-    (64, 192, 16, 256, True),     # larger map, deep and wide product
-    (64, 32, 32, 64, False),      # conv3x3_s1: the direct kernel is faster
-    (64, 64, 16, 64, False),      # too shallow a product for a 16×16 map
-    (64, 64, 7, 256, False),      # a 7×7 map drops a quarter of the tiles' outputs
-    (64, 32, 8, 128, False),      # too few input channels
-    (1, 128, 8, 128, False),      # batch 1: too few tiles
+    (64, 128, 8, 128, 4),         # conv3x3_128_8x8: small map, many channels
+    (64, 256, 4, 256, 4),         # conv3x3_256_4x4
+    (64, 192, 16, 256, 4),        # larger map, deep and wide product
+    (64, 32, 32, 64, None),       # conv3x3_s1: the direct kernel is faster
+    (64, 64, 16, 64, None),       # too shallow a product for a 16×16 map
+    (64, 64, 7, 256, None),       # 7×7 drops a quarter of 2×2 tiles' outputs, more of 4×4's
+    (64, 128, 6, 128, 2),         # 6×6: 4×4 tiles would drop 4 of 9 outputs
+    (64, 32, 8, 128, None),       # too few input channels
+    (1, 128, 8, 128, None),       # batch 1: too few tiles
 ])
 def test_choice_rules(monkeypatch, n, channels, size, out_channels, chosen):
     monkeypatch.setattr(conv_winograd, "USE_WINOGRAD", True)
     x = np.zeros((n, channels, size, size), np.float32)
     w = np.zeros((out_channels, channels, 3, 3), np.float32)
-    assert (_layout_of(x, w, 1)["winograd"] is not None) is chosen
+    plan = _layout_of(x, w, 1)["winograd"]
+    assert (None if plan is None else plan.tile) == chosen
 
 
 def test_only_3x3_stride_1_ungrouped_undilated():
     for kernel, stride, dilation, groups in [
             ((3, 3), (2, 2), (1, 1), 1), ((5, 5), (1, 1), (1, 1), 1),
             ((3, 3), (1, 1), (2, 2), 1), ((3, 3), (1, 1), (1, 1), 2), ((3, 1), (1, 1), (1, 1), 1)]:
-        assert not conv_winograd.applies(kernel, stride, dilation, groups, 256, 256, 64, 8, 8,
-                                         always=True)
+        for mode in (True, 2, 4):
+            assert conv_winograd.tile_size(kernel, stride, dilation, groups, 256, 256, 64, 8, 8,
+                                           mode) is None
 
 
 # -- the kernels' own checks -----------------------------------------------------------------
 
-def _buffers(n=2, channels=3, height=6, width=6, tiles=(3, 3), threads=2):
-    x = np.zeros((n, channels, height, width), np.float32)
-    v = np.zeros((16, channels, n * tiles[0] * tiles[1]), np.float32)
-    scratch = np.zeros((threads, kernels.scratch_length(*tiles)), np.float32)
-    return x, v, scratch
+def _buffers(m, n=2, channels=3, size=6, threads=2):
+    """Input planes of size×size, outputs of the same size (padding 1), its tile matrix and
+    scratch."""
+    x = np.zeros((n, channels, size, size), np.float32)
+    tiles = -(-size // m)
+    v = np.zeros(((m + 2) ** 2, channels, n * tiles * tiles), np.float32)
+    scratch = np.zeros((threads, kernels.scratch_length(m, tiles, tiles)), np.float32)
+    return x, v, scratch, tiles
 
 
-def test_kernels_reject_a_tile_matrix_of_the_wrong_shape():
-    x, v, scratch = _buffers()
+def test_kernels_reject_a_tile_matrix_of_the_wrong_shape(tile):
+    x, v, scratch, t = _buffers(tile)
     with pytest.raises(ValueError, match="tiles must have shape"):
-        kernels.input_tiles(x, v[:, :, 1:], 1, 1, 3, 3, scratch, 2)
+        kernels.input_tiles(tile, x, v[:, :, 1:], 1, 1, t, t, scratch, 2)
     with pytest.raises(ValueError, match="tiles must have shape"):
-        kernels.output_tiles(v[:, :2], x, np.empty(0, np.float32), 3, 3, scratch, 2)
+        kernels.output_tiles(tile, v[:, :2], x, np.empty(0, np.float32), t, t, scratch, 2)
+    with pytest.raises(ValueError, match="tiles must have shape"):
+        kernels.output_grad(6 - tile, x, v, t, t, scratch, 2)     # the other tile size
 
 
-def test_kernels_reject_too_little_scratch():
-    x, v, scratch = _buffers()
+def test_kernels_reject_an_unknown_tile_size(tile):
+    x, v, scratch, t = _buffers(tile)
+    with pytest.raises(ValueError, match="tile size must be one of"):
+        kernels.input_tiles(3, x, v, 1, 1, t, t, scratch, 2)
+
+
+def test_kernels_reject_too_little_scratch(tile):
+    x, v, scratch, t = _buffers(tile)
     with pytest.raises(ValueError, match="scratch must be at least"):
-        kernels.input_tiles(x, v, 1, 1, 3, 3, np.zeros((1, scratch.shape[1] - 1), np.float32),
-                            1)
+        kernels.input_tiles(tile, x, v, 1, 1, t, t,
+                            np.zeros((1, scratch.shape[1] - 1), np.float32), 1)
     with pytest.raises(ValueError, match="scratch must be at least"):
-        kernels.input_grad(v, x, 1, 1, 3, 3, np.zeros((2, scratch.shape[1] - 1), np.float32),
-                           2)
+        kernels.input_grad(tile, v, x, 1, 1, t, t,
+                           np.zeros((2, scratch.shape[1] - 1), np.float32), 2)
 
 
-def test_kernels_reject_a_grid_that_does_not_fit_the_planes():
-    x, v, scratch = _buffers()
-    with pytest.raises(ValueError, match="need a 4×3 tile grid"):
-        kernels.output_grad(np.zeros((2, 3, 7, 6), np.float32), v, 3, 3, scratch, 2)
+def test_kernels_reject_a_grid_that_does_not_fit_the_planes(tile):
+    x, v, scratch, t = _buffers(tile)
+    with pytest.raises(ValueError, match="tile grid, got"):
+        kernels.output_grad(tile, np.zeros((2, 3, 6 + tile, 6), np.float32), v, t, t, scratch,
+                            2)
     with pytest.raises(ValueError, match="padded cells"):
-        kernels.input_grad(v, x, 3, 0, 3, 3, scratch, 2)
+        kernels.input_grad(tile, v, x, 5, 0, t, t, scratch, 2)
     with pytest.raises(ValueError, match="non-negative"):
-        kernels.input_tiles(x, v, -1, 0, 3, 3, scratch, 2)
+        kernels.input_tiles(tile, x, v, -1, 0, t, t, scratch, 2)
 
 
-def test_kernels_reject_a_strided_last_axis_and_a_bad_bias():
-    x, v, scratch = _buffers()
-    wide = np.zeros((16, 3, 2 * v.shape[2]), np.float32)[:, :, ::2]
+def test_kernels_reject_a_strided_last_axis_and_a_bad_bias(tile):
+    x, v, scratch, t = _buffers(tile)
+    wide = np.zeros(v.shape[:2] + (2 * v.shape[2],), np.float32)[:, :, ::2]
     with pytest.raises(ValueError, match="contiguous along its last axis"):
-        kernels.input_tiles(x, wide, 1, 1, 3, 3, scratch, 2)
+        kernels.input_tiles(tile, x, wide, 1, 1, t, t, scratch, 2)
     with pytest.raises(ValueError, match="bias must have 3 entries"):
-        kernels.output_tiles(v, x, np.ones(2, np.float32), 3, 3, scratch, 2)
+        kernels.output_tiles(tile, v, x, np.ones(2, np.float32), t, t, scratch, 2)
     with pytest.raises(ValueError, match="num_threads"):
-        kernels.output_tiles(v, x, np.ones(3, np.float32), 3, 3, scratch, 0)
+        kernels.output_tiles(tile, v, x, np.ones(3, np.float32), t, t, scratch, 0)

@@ -132,19 +132,20 @@ def test_conv2d_matches_reference(data, dtype):
 
 @given(data=st.data(), dtype=dtypes)
 def test_winograd_conv2d_matches_reference(data, dtype):
-    """3×3, stride 1 by Winograd whatever the shape (its speed rules off): outputs and
-    padding that leave parts of the 2×2 tiles outside the output or the input."""
+    """3×3, stride 1 by Winograd F(2×2) or F(4×4) whatever the shape (its speed rules off):
+    outputs and padding that leave parts of the tiles outside the output or the input."""
     backward_threads = _forward_threads(data)
     padding = (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2)))
-    height = data.draw(st.integers(max(1, 3 - 2 * padding[0]), 9))
-    width = data.draw(st.integers(max(1, 3 - 2 * padding[1]), 9))
+    height = data.draw(st.integers(max(1, 3 - 2 * padding[0]), 11))
+    width = data.draw(st.integers(max(1, 3 - 2 * padding[1]), 11))
     channels, out_channels = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
     n = data.draw(st.integers(1, 3))
+    tile = data.draw(st.sampled_from([2, 4]), label="tile size")
     x, xv = data.draw(arrays((n, channels, height, width), dtype))
     w, wv = data.draw(arrays((out_channels, channels, 3, 3), dtype))
     b, bv = data.draw(arrays((out_channels,), dtype))
     with pytest.MonkeyPatch.context() as patch:
-        forced_winograd(patch)
+        forced_winograd(patch, tile)
         y = F.conv2d(x, w, b, padding=padding)
         assert y._creator.winograd is not None
         expected = R.conv2d(xv, wv, bv, (1, 1), padding, (1, 1), 1)

@@ -36,44 +36,126 @@ from ._parallel cimport team_size
 # Tile entries below which a loop runs on one thread (see im2col.pyx).
 cdef Py_ssize_t PARALLEL_MIN = 1 << 15
 
+cdef extern from "winograd4.h" nogil:
+    void w4_bt_f "minigrad_w4_bt_f" (const float*, const float*, const float*, const float*,
+                                     const float*, const float*, float*, float*, float*,
+                                     float*, float*, float*, Py_ssize_t)
+    void w4_bt_d "minigrad_w4_bt_d" (const double*, const double*, const double*, const double*,
+                                     const double*, const double*, double*, double*, double*,
+                                     double*, double*, double*, Py_ssize_t)
+    void w4_b_f "minigrad_w4_b_f" (const float*, const float*, const float*, const float*,
+                                   const float*, const float*, float*, float*, float*, float*,
+                                   float*, float*, Py_ssize_t, int)
+    void w4_b_d "minigrad_w4_b_d" (const double*, const double*, const double*, const double*,
+                                   const double*, const double*, double*, double*, double*,
+                                   double*, double*, double*, Py_ssize_t, int)
+    void w4_at_f "minigrad_w4_at_f" (const float*, const float*, const float*, const float*,
+                                     const float*, const float*, float*, float*, float*,
+                                     float*, Py_ssize_t)
+    void w4_at_d "minigrad_w4_at_d" (const double*, const double*, const double*, const double*,
+                                     const double*, const double*, double*, double*, double*,
+                                     double*, Py_ssize_t)
+    void w4_a_f "minigrad_w4_a_f" (const float*, const float*, const float*, const float*,
+                                   float*, float*, float*, float*, float*, float*, Py_ssize_t)
+    void w4_a_d "minigrad_w4_a_d" (const double*, const double*, const double*, const double*,
+                                   double*, double*, double*, double*, double*, double*,
+                                   Py_ssize_t)
 
-def scratch_length(Py_ssize_t tiles_h, Py_ssize_t tiles_w):
-    """Entries of scratch each thread needs for a tile grid of tiles_h × tiles_w: one padded
-    plane split into even and odd columns, and 16 rows of tiles."""
-    return 2 * (2 * tiles_h + 2) * (tiles_w + 1) + 16 * (tiles_w + 1)
+#: The tile sizes m of F(m×m, 3×3) the kernels implement.
+TILE_SIZES = (2, 4)
 
 
-def _check(str op, planes_shape, tiles_shape, tiles_strides, Py_ssize_t itemsize,
-           scratch_shape, Py_ssize_t tiles_h, Py_ssize_t tiles_w, bint outputs, int nt,
-           Py_ssize_t top=0, Py_ssize_t left=0):
-    """Guard the unchecked loops: the tile matrix must match the planes and the tile grid, the
-    scratch must hold ``scratch_length`` per thread, on output planes (``outputs``) the grid
-    must be exactly the one that covers them, and on input planes the padded plane must fit in
-    the grid's reach."""
+cdef inline void _bt4(const floating* i, Py_ssize_t i_step, const floating* i4,
+                      const floating* i5, floating* o, Py_ssize_t o_step,
+                      Py_ssize_t n) noexcept nogil:
+    """o[k·o_step + j] = Σ_r Bᵀ[k, r] · row_r[j] for F(4, 3), rows i + r·i_step (r < 4), i4,
+    i5."""
+    if floating is float:
+        w4_bt_f(i, i + i_step, i + 2 * i_step, i + 3 * i_step, i4, i5, o, o + o_step,
+                o + 2 * o_step, o + 3 * o_step, o + 4 * o_step, o + 5 * o_step, n)
+    else:
+        w4_bt_d(i, i + i_step, i + 2 * i_step, i + 3 * i_step, i4, i5, o, o + o_step,
+                o + 2 * o_step, o + 3 * o_step, o + 4 * o_step, o + 5 * o_step, n)
+
+
+cdef inline void _b4(const floating* i, Py_ssize_t i_step, floating* o, Py_ssize_t o_step,
+                     Py_ssize_t n, int accumulate) noexcept nogil:
+    """o[r·o_step + j] (+)= Σ_k Bᵀ[k, r] · i[k·i_step + j], the adjoint of ``_bt4``."""
+    if floating is float:
+        w4_b_f(i, i + i_step, i + 2 * i_step, i + 3 * i_step, i + 4 * i_step, i + 5 * i_step,
+               o, o + o_step, o + 2 * o_step, o + 3 * o_step, o + 4 * o_step, o + 5 * o_step,
+               n, accumulate)
+    else:
+        w4_b_d(i, i + i_step, i + 2 * i_step, i + 3 * i_step, i + 4 * i_step, i + 5 * i_step,
+               o, o + o_step, o + 2 * o_step, o + 3 * o_step, o + 4 * o_step, o + 5 * o_step,
+               n, accumulate)
+
+
+cdef inline void _at4(const floating* i, Py_ssize_t i_step, floating* o, Py_ssize_t o_step,
+                      Py_ssize_t n) noexcept nogil:
+    """o[k·o_step + j] = Σ_l Aᵀ[k, l] · i[l·i_step + j] for F(4, 3) (6 rows in, 4 out)."""
+    if floating is float:
+        w4_at_f(i, i + i_step, i + 2 * i_step, i + 3 * i_step, i + 4 * i_step, i + 5 * i_step,
+                o, o + o_step, o + 2 * o_step, o + 3 * o_step, n)
+    else:
+        w4_at_d(i, i + i_step, i + 2 * i_step, i + 3 * i_step, i + 4 * i_step, i + 5 * i_step,
+                o, o + o_step, o + 2 * o_step, o + 3 * o_step, n)
+
+
+cdef inline void _a4(const floating* i, Py_ssize_t i_step, floating* o, Py_ssize_t o_step,
+                     Py_ssize_t n) noexcept nogil:
+    """o[l·o_step + j] = Σ_k Aᵀ[k, l] · i[k·i_step + j], the adjoint of ``_at4`` (4 in, 6 out)."""
+    if floating is float:
+        w4_a_f(i, i + i_step, i + 2 * i_step, i + 3 * i_step, o, o + o_step, o + 2 * o_step,
+               o + 3 * o_step, o + 4 * o_step, o + 5 * o_step, n)
+    else:
+        w4_a_d(i, i + i_step, i + 2 * i_step, i + 3 * i_step, o, o + o_step, o + 2 * o_step,
+               o + 3 * o_step, o + 4 * o_step, o + 5 * o_step, n)
+
+
+def scratch_length(Py_ssize_t m, Py_ssize_t tiles_h, Py_ssize_t tiles_w):
+    """Entries of scratch each thread needs for F(m×m, 3×3) on a tile grid of tiles_h ×
+    tiles_w: one padded plane split by column remainder mod m, and the partial transforms of a
+    row of tiles."""
+    cdef Py_ssize_t half = tiles_w + 1
+    if m == 2:
+        return 2 * (2 * tiles_h + 2) * half + 16 * half
+    return 4 * (4 * tiles_h + 2) * half + 24 * half + 6 * tiles_w
+
+
+def _check(str op, Py_ssize_t m, planes_shape, tiles_shape, tiles_strides,
+           Py_ssize_t itemsize, scratch_shape, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+           bint outputs, int nt, Py_ssize_t top=0, Py_ssize_t left=0):
+    """Guard the unchecked loops: a tile size the kernels implement; the tile matrix must match
+    the planes and the tile grid; the scratch must hold ``scratch_length`` per thread; on
+    output planes (``outputs``) the grid must be exactly the one that covers them, and on
+    input planes the padded plane must fit in the grid's reach."""
+    if m not in TILE_SIZES:
+        raise ValueError(f"winograd.{op}: the tile size must be one of {TILE_SIZES}, got {m}")
     if min(tiles_h, tiles_w, top, left) < 0:
         raise ValueError(f"winograd.{op}: the tile grid and the padding must be non-negative, "
                          f"got {tiles_h}×{tiles_w} tiles, padding ({top}, {left})")
-    expected = (16, planes_shape[1], planes_shape[0] * tiles_h * tiles_w)
+    expected = ((m + 2) ** 2, planes_shape[1], planes_shape[0] * tiles_h * tiles_w)
     if tuple(tiles_shape[:3]) != expected:
         raise ValueError(f"winograd.{op}: tiles must have shape {expected} for planes of shape "
-                         f"{tuple(planes_shape[:4])} and a {tiles_h}×{tiles_w} tile grid, got "
-                         f"{tuple(tiles_shape[:3])}")
+                         f"{tuple(planes_shape[:4])} and a {tiles_h}×{tiles_w} grid of {m}×{m} "
+                         f"tiles, got {tuple(tiles_shape[:3])}")
     if ((tiles_shape[2] > 1 and tiles_strides[2] != itemsize) or tiles_strides[0] % itemsize
             or tiles_strides[0] <= 0):
         raise ValueError(f"winograd.{op}: tiles must be contiguous along its last axis, with "
                          f"positive strides, got strides {tuple(tiles_strides[:3])}")
-    needed = (nt, scratch_length(tiles_h, tiles_w))
+    needed = (nt, scratch_length(m, tiles_h, tiles_w))
     if scratch_shape[0] < needed[0] or scratch_shape[1] < needed[1]:
         raise ValueError(f"winograd.{op}: scratch must be at least {needed} for {nt} threads, "
                          f"got {tuple(scratch_shape[:2])}")
     height, width = planes_shape[2], planes_shape[3]
-    cover = (-(-height // 2), -(-width // 2))
+    cover = (-(-height // m), -(-width // m))
     if outputs and (tiles_h, tiles_w) != cover:
         raise ValueError(f"winograd.{op}: outputs of {height}×{width} need a "
                          f"{cover[0]}×{cover[1]} tile grid, got {tiles_h}×{tiles_w}")
-    if not outputs and (height + top > 2 * tiles_h + 2 or width + left > 2 * tiles_w + 2):
+    if not outputs and (height + top > m * tiles_h + 2 or width + left > m * tiles_w + 2):
         raise ValueError(f"winograd.{op}: a {tiles_h}×{tiles_w} tile grid reaches "
-                         f"{2 * tiles_h + 2}×{2 * tiles_w + 2} padded cells, less than "
+                         f"{m * tiles_h + 2}×{m * tiles_w + 2} padded cells, less than "
                          f"{height}×{width} with padding ({top}, {left})")
 
 
@@ -97,7 +179,7 @@ cdef inline void _split_plane(const floating* src, Py_ssize_t height, Py_ssize_t
                 even[R * half + j] = src[r * width + c]
 
 
-cdef void _input_plane(const floating* src, Py_ssize_t height, Py_ssize_t width,
+cdef void _input_plane2(const floating* src, Py_ssize_t height, Py_ssize_t width,
                        Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                        floating* dst, Py_ssize_t xi_stride, floating* scratch) noexcept nogil:
     """V[:, t] = Bᵀ d_t B for the tiles of one plane; dst points at V[0, c, first tile]."""
@@ -134,8 +216,122 @@ cdef void _input_plane(const floating* src, Py_ssize_t height, Py_ssize_t width,
                 out[3 * xi_stride + tx] = o[tx] - o[tx + 1]
 
 
-def input_tiles(const floating[:, :, :, ::1] x, floating[:, :, :] tiles, Py_ssize_t top,
-                Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+cdef inline void _split_plane4(const floating* src, Py_ssize_t height, Py_ssize_t width,
+                               Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows,
+                               Py_ssize_t half, floating* split) noexcept nogil:
+    """split[p, R, j] = padded[R, 4·j + p] for p < 4, R < rows, j < half, where padded[R, C] =
+    src[R − top, C − left] inside the plane and 0 outside."""
+    cdef Py_ssize_t R, r, c, C
+    memset(split, 0, 4 * rows * half * sizeof(floating))
+    for R in range(rows):
+        r = R - top
+        if r < 0 or r >= height:
+            continue
+        for c in range(width):
+            C = c + left
+            split[((C & 3) * rows + R) * half + (C >> 2)] = src[r * width + c]
+
+
+cdef void _input_plane4(const floating* src, Py_ssize_t height, Py_ssize_t width,
+                        Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                        floating* dst, Py_ssize_t xi_stride, floating* scratch) noexcept nogil:
+    """F(4, 3): V[:, t] = Bᵀ d_t B for the tiles of one plane; dst points at V[0, c, first
+    tile]. Patch column l of tile tx is split row l mod 4 at entry tx + l div 4."""
+    cdef Py_ssize_t half = tiles_w + 1, rows = 4 * tiles_h + 2
+    cdef floating* split = scratch
+    cdef floating* rowsum = scratch + 4 * rows * half    # (Bᵀ d)[k, p, j]: (6, 4, half)
+    cdef floating* r0
+    cdef Py_ssize_t ty, k, p
+    _split_plane4(src, height, width, top, left, rows, half, split)
+    for ty in range(tiles_h):
+        for p in range(4):
+            r0 = split + (p * rows + 4 * ty) * half
+            _bt4(r0, half, r0 + 4 * half, r0 + 5 * half, rowsum + p * half, 4 * half, half)
+        for k in range(6):
+            r0 = rowsum + 4 * k * half
+            _bt4(r0, half, r0 + 1, r0 + half + 1, dst + 6 * k * xi_stride + ty * tiles_w,
+                 xi_stride, tiles_w)
+
+
+cdef void _input_grad_plane4(const floating* src, Py_ssize_t xi_stride, floating* gx,
+                             Py_ssize_t height, Py_ssize_t width, Py_ssize_t top,
+                             Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                             floating* scratch) noexcept nogil:
+    """F(4, 3): gx (one plane) = Σ_t B e_t Bᵀ added into tile t's patch, the adjoint of
+    ``_input_plane4``; src points at E[0, c, first tile]."""
+    cdef Py_ssize_t half = tiles_w + 1, rows = 4 * tiles_h + 2, n = tiles_w
+    cdef floating* split = scratch                       # the gradient, split as the input
+    cdef floating* rowsum = scratch + 4 * rows * half    # ∂/∂(Bᵀ d)[k, p, j]: (6, 4, half)
+    cdef floating* cols = rowsum + 24 * half             # one patch row's 6 columns: (6, n)
+    cdef floating* r0
+    cdef Py_ssize_t ty, tx, k, p, r, c, R, C
+    memset(split, 0, 4 * rows * half * sizeof(floating))
+    for ty in range(tiles_h):
+        # the adjoint of the columns' transform; patch columns 4 and 5 are entry tx + 1 of
+        # split rows 0 and 1
+        for k in range(6):
+            _b4(src + 6 * k * xi_stride + ty * tiles_w, xi_stride, cols, n, n, 0)
+            r0 = rowsum + 4 * k * half
+            for p in range(4):
+                for tx in range(n):
+                    r0[p * half + tx] = cols[p * n + tx]
+                r0[p * half + n] = 0
+            for tx in range(n):
+                r0[tx + 1] += cols[4 * n + tx]
+            for tx in range(n):
+                r0[half + tx + 1] += cols[5 * n + tx]
+        # then of the rows' transform, added into padded rows 4·ty + r
+        for p in range(4):
+            _b4(rowsum + p * half, 4 * half, split + (p * rows + 4 * ty) * half, half, half, 1)
+    for R in range(top, top + height):
+        for C in range(left, left + width):
+            gx[(R - top) * width + C - left] = split[((C & 3) * rows + R) * half + (C >> 2)]
+
+
+cdef void _output_plane4(const floating* src, Py_ssize_t xi_stride, floating* y,
+                         Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t tiles_h,
+                         Py_ssize_t tiles_w, floating bias, floating* scratch) noexcept nogil:
+    """F(4, 3): y (one plane) = bias + Aᵀ m_t A for each tile; src points at M[0, o, first
+    tile]."""
+    cdef Py_ssize_t n = tiles_w
+    cdef floating* rowsum = scratch                 # (Aᵀ M)[i, l, tx]: (4, 6, n)
+    cdef floating* cols = scratch + 24 * n          # output column j of each tile: (4, n)
+    cdef floating* row
+    cdef Py_ssize_t ty, i, l, c
+    for ty in range(tiles_h):
+        for l in range(6):
+            _at4(src + l * xi_stride + ty * tiles_w, 6 * xi_stride, rowsum + l * n, 6 * n, n)
+        for i in range(min(4, out_h - 4 * ty)):
+            _at4(rowsum + 6 * i * n, n, cols, n, n)
+            row = y + (4 * ty + i) * out_w
+            for c in range(out_w):
+                row[c] = cols[(c & 3) * n + (c >> 2)] + bias
+
+
+cdef void _output_grad_plane4(const floating* gy, Py_ssize_t out_h, Py_ssize_t out_w,
+                              Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating* dst,
+                              Py_ssize_t xi_stride, floating* scratch) noexcept nogil:
+    """F(4, 3): dM[:, t] = A g_t Aᵀ for the 4×4 output-gradient tiles g_t of one plane (0 past
+    the output), the adjoint of ``_output_plane4``; dst points at dM[0, o, first tile]."""
+    cdef Py_ssize_t n = tiles_w
+    cdef floating* cols = scratch                   # g[i, j, tx]: row i, column j of each tile
+    cdef floating* rowsum = scratch + 16 * n        # (g A)[i, l, tx]: (4, 6, n)
+    cdef const floating* row
+    cdef Py_ssize_t ty, i, l, c
+    for ty in range(tiles_h):
+        memset(cols, 0, 16 * n * sizeof(floating))
+        for i in range(min(4, out_h - 4 * ty)):
+            row = gy + (4 * ty + i) * out_w
+            for c in range(out_w):
+                cols[(4 * i + (c & 3)) * n + (c >> 2)] = row[c]
+        for i in range(4):
+            _a4(cols + 4 * i * n, n, rowsum + 6 * i * n, n, n)
+        for l in range(6):
+            _a4(rowsum + l * n, 6 * n, dst + l * xi_stride + ty * tiles_w, 6 * xi_stride, n)
+
+
+def input_tiles(Py_ssize_t m, const floating[:, :, :, ::1] x, floating[:, :, :] tiles,
+                Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                 floating[:, ::1] scratch, int num_threads):
     """tiles[ξ, c, t] = (Bᵀ d B)[ξ] for the input patch d of tile t of channel c of x
     (B, C, H, W); tiles (16, C, B·tiles_h·tiles_w); scratch (threads, ``scratch_length``)."""
@@ -144,8 +340,9 @@ def input_tiles(const floating[:, :, :, ::1] x, floating[:, :, :] tiles, Py_ssiz
     cdef Py_ssize_t per_image = tiles_h * tiles_w
     cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
     cdef Py_ssize_t pair, b, c
-    cdef int nt = team_size(16 * xi_stride, PARALLEL_MIN, num_threads)
-    _check("input_tiles", x.shape, tiles.shape, tiles.strides, sizeof(floating),
+    cdef int nt = team_size(tiles.shape[0] * tiles.shape[1] * tiles.shape[2], PARALLEL_MIN,
+                            num_threads)
+    _check("input_tiles", m, x.shape, tiles.shape, tiles.strides, sizeof(floating),
            scratch.shape, tiles_h, tiles_w, False, nt, top, left)
     if n_images * channels * per_image == 0:
         return
@@ -153,11 +350,15 @@ def input_tiles(const floating[:, :, :, ::1] x, floating[:, :, :] tiles, Py_ssiz
         for pair in prange(n_images * channels, schedule='static', num_threads=nt):
             b = pair // channels
             c = pair % channels
-            _input_plane(&x[b, c, 0, 0], height, width, top, left, tiles_h, tiles_w,
-                         &tiles[0, c, b * per_image], xi_stride, &scratch[threadid(), 0])
+            if m == 2:
+                _input_plane2(&x[b, c, 0, 0], height, width, top, left, tiles_h, tiles_w,
+                              &tiles[0, c, b * per_image], xi_stride, &scratch[threadid(), 0])
+            else:
+                _input_plane4(&x[b, c, 0, 0], height, width, top, left, tiles_h, tiles_w,
+                              &tiles[0, c, b * per_image], xi_stride, &scratch[threadid(), 0])
 
 
-cdef void _input_grad_plane(const floating* src, Py_ssize_t xi_stride, floating* gx,
+cdef void _input_grad_plane2(const floating* src, Py_ssize_t xi_stride, floating* gx,
                             Py_ssize_t height, Py_ssize_t width, Py_ssize_t top, Py_ssize_t left,
                             Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                             floating* scratch) noexcept nogil:
@@ -215,8 +416,8 @@ cdef void _input_grad_plane(const floating* src, Py_ssize_t xi_stride, floating*
                 gx[r * width + c] = even[R * half + ((c + left) >> 1)]
 
 
-def input_grad(const floating[:, :, :] tiles, floating[:, :, :, ::1] gx, Py_ssize_t top,
-               Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+def input_grad(Py_ssize_t m, const floating[:, :, :] tiles, floating[:, :, :, ::1] gx,
+               Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                floating[:, ::1] scratch, int num_threads):
     """gx (B, C, H, W) = the adjoint of ``input_tiles`` applied to tiles (16, C, B·Th·Tw):
     every tile's B e Bᵀ added into its patch (cells no tile reads get 0)."""
@@ -225,8 +426,9 @@ def input_grad(const floating[:, :, :] tiles, floating[:, :, :, ::1] gx, Py_ssiz
     cdef Py_ssize_t per_image = tiles_h * tiles_w
     cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
     cdef Py_ssize_t pair, b, c
-    cdef int nt = team_size(16 * xi_stride, PARALLEL_MIN, num_threads)
-    _check("input_grad", gx.shape, tiles.shape, tiles.strides, sizeof(floating),
+    cdef int nt = team_size(tiles.shape[0] * tiles.shape[1] * tiles.shape[2], PARALLEL_MIN,
+                            num_threads)
+    _check("input_grad", m, gx.shape, tiles.shape, tiles.strides, sizeof(floating),
            scratch.shape, tiles_h, tiles_w, False, nt, top, left)
     if n_images * channels * height * width == 0:
         return
@@ -234,12 +436,17 @@ def input_grad(const floating[:, :, :] tiles, floating[:, :, :, ::1] gx, Py_ssiz
         for pair in prange(n_images * channels, schedule='static', num_threads=nt):
             b = pair // channels
             c = pair % channels
-            _input_grad_plane(&tiles[0, c, b * per_image], xi_stride, &gx[b, c, 0, 0],
-                              height, width, top, left, tiles_h, tiles_w,
-                              &scratch[threadid(), 0])
+            if m == 2:
+                _input_grad_plane2(&tiles[0, c, b * per_image], xi_stride, &gx[b, c, 0, 0],
+                                   height, width, top, left, tiles_h, tiles_w,
+                                   &scratch[threadid(), 0])
+            else:
+                _input_grad_plane4(&tiles[0, c, b * per_image], xi_stride, &gx[b, c, 0, 0],
+                                   height, width, top, left, tiles_h, tiles_w,
+                                   &scratch[threadid(), 0])
 
 
-cdef void _output_plane(const floating* src, Py_ssize_t xi_stride, floating* y,
+cdef void _output_plane2(const floating* src, Py_ssize_t xi_stride, floating* y,
                         Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t tiles_h,
                         Py_ssize_t tiles_w, floating bias, floating* scratch) noexcept nogil:
     """y (one plane) = bias + Aᵀ m_t A for each tile; src points at M[0, o, first tile]."""
@@ -270,7 +477,7 @@ cdef void _output_plane(const floating* src, Py_ssize_t xi_stride, floating* y,
                 row[out_w - 1] = scratch[l + n - 1]
 
 
-def output_tiles(const floating[:, :, :] tiles, floating[:, :, :, ::1] y,
+def output_tiles(Py_ssize_t m, const floating[:, :, :] tiles, floating[:, :, :, ::1] y,
                  const floating[::1] bias, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                  floating[:, ::1] scratch, int num_threads):
     """y[b, o] = bias[o] + Aᵀ m A for each tile m of tiles (16, O, B·Th·Tw); y (B, O, Ho, Wo).
@@ -281,8 +488,9 @@ def output_tiles(const floating[:, :, :] tiles, floating[:, :, :, ::1] y,
     cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
     cdef Py_ssize_t pair, b, o
     cdef bint has_bias = bias.shape[0] > 0
-    cdef int nt = team_size(16 * xi_stride, PARALLEL_MIN, num_threads)
-    _check("output_tiles", y.shape, tiles.shape, tiles.strides, sizeof(floating),
+    cdef int nt = team_size(tiles.shape[0] * tiles.shape[1] * tiles.shape[2], PARALLEL_MIN,
+                            num_threads)
+    _check("output_tiles", m, y.shape, tiles.shape, tiles.strides, sizeof(floating),
            scratch.shape, tiles_h, tiles_w, True, nt)
     if bias.shape[0] not in (0, channels):
         raise ValueError(f"winograd.output_tiles: bias must have {channels} entries or none, "
@@ -293,12 +501,17 @@ def output_tiles(const floating[:, :, :] tiles, floating[:, :, :, ::1] y,
         for pair in prange(n_images * channels, schedule='static', num_threads=nt):
             b = pair // channels
             o = pair % channels
-            _output_plane(&tiles[0, o, b * per_image], xi_stride, &y[b, o, 0, 0], out_h,
-                          out_w, tiles_h, tiles_w, bias[o] if has_bias else 0,
-                          &scratch[threadid(), 0])
+            if m == 2:
+                _output_plane2(&tiles[0, o, b * per_image], xi_stride, &y[b, o, 0, 0], out_h,
+                               out_w, tiles_h, tiles_w, bias[o] if has_bias else 0,
+                               &scratch[threadid(), 0])
+            else:
+                _output_plane4(&tiles[0, o, b * per_image], xi_stride, &y[b, o, 0, 0], out_h,
+                               out_w, tiles_h, tiles_w, bias[o] if has_bias else 0,
+                               &scratch[threadid(), 0])
 
 
-cdef void _output_grad_plane(const floating* gy, Py_ssize_t out_h, Py_ssize_t out_w,
+cdef void _output_grad_plane2(const floating* gy, Py_ssize_t out_h, Py_ssize_t out_w,
                              Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating* dst,
                              Py_ssize_t xi_stride, floating* scratch) noexcept nogil:
     """dM[:, t] = A g_t Aᵀ for the 2×2 output-gradient tiles g_t of one plane (0 past the
@@ -336,7 +549,7 @@ cdef void _output_grad_plane(const floating* gy, Py_ssize_t out_h, Py_ssize_t ou
                 out[(12 + l) * xi_stride + tx] = -w[l]
 
 
-def output_grad(const floating[:, :, :, ::1] gy, floating[:, :, :] tiles,
+def output_grad(Py_ssize_t m, const floating[:, :, :, ::1] gy, floating[:, :, :] tiles,
                 Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating[:, ::1] scratch,
                 int num_threads):
     """tiles[:, o, t] = A g Aᵀ for each 2×2 tile g of gy (B, O, Ho, Wo), the adjoint of
@@ -346,8 +559,9 @@ def output_grad(const floating[:, :, :, ::1] gy, floating[:, :, :] tiles,
     cdef Py_ssize_t per_image = tiles_h * tiles_w
     cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
     cdef Py_ssize_t pair, b, o
-    cdef int nt = team_size(16 * xi_stride, PARALLEL_MIN, num_threads)
-    _check("output_grad", gy.shape, tiles.shape, tiles.strides, sizeof(floating),
+    cdef int nt = team_size(tiles.shape[0] * tiles.shape[1] * tiles.shape[2], PARALLEL_MIN,
+                            num_threads)
+    _check("output_grad", m, gy.shape, tiles.shape, tiles.strides, sizeof(floating),
            scratch.shape, tiles_h, tiles_w, True, nt)
     if n_images * channels * per_image == 0:
         return
@@ -355,6 +569,11 @@ def output_grad(const floating[:, :, :, ::1] gy, floating[:, :, :] tiles,
         for pair in prange(n_images * channels, schedule='static', num_threads=nt):
             b = pair // channels
             o = pair % channels
-            _output_grad_plane(&gy[b, o, 0, 0], out_h, out_w, tiles_h, tiles_w,
-                               &tiles[0, o, b * per_image], xi_stride,
-                               &scratch[threadid(), 0])
+            if m == 2:
+                _output_grad_plane2(&gy[b, o, 0, 0], out_h, out_w, tiles_h, tiles_w,
+                                    &tiles[0, o, b * per_image], xi_stride,
+                                    &scratch[threadid(), 0])
+            else:
+                _output_grad_plane4(&gy[b, o, 0, 0], out_h, out_w, tiles_h, tiles_w,
+                                    &tiles[0, o, b * per_image], xi_stride,
+                                    &scratch[threadid(), 0])

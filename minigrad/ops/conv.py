@@ -2,7 +2,7 @@
 
 Five algorithms, chosen by the shapes:
 
-- 3×3, stride 1, ungrouped, with many channels (``conv_winograd.applies`` has the rules):
+- 3×3, stride 1, ungrouped, with many channels (``conv_winograd.tile_size`` has the rules):
   Winograd's F(2×2, 3×3), 16 matrix products over the batch's 2×2 tiles
   (``conv_winograd.py``, transforms in ``minigrad/_kernels/winograd.pyx``);
 - other kernels of 3+ taps (strided, and grouped with 8+ channels per group too): direct
@@ -50,7 +50,7 @@ class Conv2d(Function):
     (likewise Wo).
 
     3×3, stride-1 convolutions with many channels go to ``conv_winograd.WinogradPlan``
-    (``conv_winograd.applies`` has the rules; its module docstring, the memory). Other
+    (``conv_winograd.tile_size`` has the rules; its module docstring, the memory). Other
     kernels of 3+ taps (strided up to the kernel's size, grouped with 8+ channels per group)
     go to ``conv_direct.DirectPlan`` (no unrolled windows; its docstring gives its extra
     memory), except on tiny maps with many output channels; depthwise ones to the stencil
@@ -246,10 +246,10 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
     col_rows = channels * kh * kw
     per_image = col_rows * out_h * out_w * itemsize
     window_args = (kh, kw, sh, sw, top, left, dh, dw)
-    winograd = (conv_winograd.WinogradPlan(x_shape, weight_shape, padding, itemsize)
-                if use_winograd and conv_winograd.applies(
-                    (kh, kw), stride, dilation, groups, channels, out_channels, n, out_h,
-                    out_w, always=use_winograd == "always") else None)
+    tile = conv_winograd.tile_size((kh, kw), stride, dilation, groups, channels, out_channels,
+                                   n, out_h, out_w, use_winograd)
+    winograd = (None if tile is None
+                else conv_winograd.WinogradPlan(x_shape, weight_shape, padding, itemsize, tile))
     direct, direct_backward = (conv_direct.plan(x_shape, weight_shape, padding, dilation,
                                                 stride, groups)
                                if use_direct and winograd is None else (None, None))

@@ -36,46 +36,57 @@ CHUNK_BYTES = 8 << 20
 #: Entries between the end of one ξ plane of the tile matrices and the start of the next: with
 #: planes a power of two apart, the 16 entries of a tile would fall on the same cache sets.
 PLANE_GAP = 16
-#: True: use Winograd where the rules below expect it to be faster; ``"always"``: wherever it
-#: can compute the convolution (tests); False: never.
+#: True: use Winograd where the rules below expect it to be faster; a tile size (2 or 4):
+#: that one wherever Winograd can compute the convolution (tests); False: never.
 USE_WINOGRAD = True
 #: Where Winograd is faster than the direct kernels and im2col + BLAS (measured rules,
-#: docs/algorithms.md): the 16 products must have at least ``MIN_CHANNELS`` rows and columns
+#: docs/algorithms.md): the products must have at least ``MIN_CHANNELS`` rows and columns
 #: and ``MIN_TILES`` tiles (below that, at batch 1, transforming the filters on every call
-#: costs more than it saves), and the 2×2 tiles must cover the output with at most a
-#: ``1 − MIN_TILE_USE`` share of dropped outputs (a 7×7 map wastes a quarter). On maps of up
-#: to ``SMALL_MAP_POSITIONS`` outputs, where the direct kernel's tiles are poorly filled, that
-#: is enough; on larger maps the products must also be deep and wide enough,
-#: C·O / (C + O) ≥ ``LARGE_MAP_MIN_DEPTH``, to pay for the transforms, whose cost grows with
-#: C + O.
+#: costs more than it saves), and the m×m tiles must cover the output with at most a
+#: ``1 − MIN_TILE_USE`` share of dropped outputs (a 7×7 map wastes a quarter of 2×2 tiles'
+#: outputs). On maps of up to ``SMALL_MAP_POSITIONS`` outputs, where the direct kernel's
+#: tiles are poorly filled, that is enough; on larger maps the products must also be deep and
+#: wide enough, C·O / (C + O) ≥ ``LARGE_MAP_MIN_DEPTH``, to pay for the transforms, whose
+#: cost grows with C + O.
 MIN_CHANNELS = 64
 MIN_TILES = 32
 MIN_TILE_USE = 0.8
 SMALL_MAP_POSITIONS = 64
 LARGE_MAP_MIN_DEPTH = 96
+#: The tile sizes, preferred first: F(4×4, 3×3) multiplies 36 times per 16 outputs, F(2×2)
+#: 16 times per 4, and its tile matrices are 2.25 / 4 of the size per output.
+TILE_SIZES = (4, 2)
 
-_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-#: U[4·k + l] = Σ_ij G[k, i] G[l, j] g[i, j], all filters in one product: (16, 9).
-_FILTER_TRANSFORM = {np.dtype(t): np.kron(_G, _G).astype(t) for t in (np.float32, np.float64)}
+#: G for each tile size m (Lavin & Gray's points: 0, ±1; 0, ±1, ±2, ±½)
+_G = {2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
+      4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                   [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])}
+#: U[α·k + l] = Σ_ij G[k, i] G[l, j] g[i, j], all filters in one product: (α², 9).
+_FILTER_TRANSFORM = {(m, np.dtype(t)): np.kron(g, g).astype(t)
+                     for m, g in _G.items() for t in (np.float32, np.float64)}
 _NO_BIAS = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
 
 
-def applies(kernel, stride, dilation, groups, channels, out_channels, n, out_h, out_w,
-            always=False):
-    """Whether a convolution runs by Winograd: 3×3, stride 1, no dilation, ungrouped, and
-    (unless ``always``) the measured rules above."""
+def tile_size(kernel, stride, dilation, groups, channels, out_channels, n, out_h, out_w,
+              mode=True):
+    """The tile size m of the F(m×m, 3×3) this convolution runs by, or None for another
+    algorithm: 3×3, stride 1, no dilation, ungrouped, and the measured rules above (``mode``
+    True), or the tile size ``mode`` itself."""
     if (tuple(kernel) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1)
-            or groups != 1):
-        return False
-    if always:
-        return True
+            or groups != 1 or mode is False):
+        return None
+    if mode is not True:
+        return mode
     if min(channels, out_channels) < MIN_CHANNELS:
-        return False
-    tiles = -(-out_h // 2) * -(-out_w // 2)
-    if n * tiles < MIN_TILES or out_h * out_w < MIN_TILE_USE * 4 * tiles:
-        return False
-    return (out_h * out_w <= SMALL_MAP_POSITIONS
-            or channels * out_channels >= LARGE_MAP_MIN_DEPTH * (channels + out_channels))
+        return None
+    if (out_h * out_w > SMALL_MAP_POSITIONS
+            and channels * out_channels < LARGE_MAP_MIN_DEPTH * (channels + out_channels)):
+        return None
+    for m in TILE_SIZES:
+        tiles = -(-out_h // m) * -(-out_w // m)
+        if n * tiles >= MIN_TILES and out_h * out_w >= MIN_TILE_USE * m * m * tiles:
+            return m
+    return None
 
 
 class WinogradPlan:
@@ -83,17 +94,20 @@ class WinogradPlan:
     right)), output (N, O, Ho, Wo) covered by Th × Tw tiles of 2×2 (Th = ceil(Ho / 2)), the
     batch processed in chunks of ``chunk`` images."""
 
-    def __init__(self, x_shape, weight_shape, padding, itemsize):
+    def __init__(self, x_shape, weight_shape, padding, itemsize, tile=2):
         # only what ``applies`` lets through: 3×3, stride 1, no dilation, ungrouped
         self.n, self.channels, self.height, self.width = x_shape
         self.out_channels = weight_shape[0]
         (self.top, bottom), (self.left, right) = padding
         self.out_h = self.height + self.top + bottom - 2
         self.out_w = self.width + self.left + right - 2
-        self.tiles_h, self.tiles_w = -(-self.out_h // 2), -(-self.out_w // 2)
+        self.tile = m = tile
+        self.points = (m + 2) ** 2
+        self.tiles_h, self.tiles_w = -(-self.out_h // m), -(-self.out_w // m)
         self.per_image = self.tiles_h * self.tiles_w
-        self.scratch_length = _kernels.scratch_length(self.tiles_h, self.tiles_w)
-        per_image_bytes = 16 * (self.channels + self.out_channels) * self.per_image * itemsize
+        self.scratch_length = _kernels.scratch_length(m, self.tiles_h, self.tiles_w)
+        per_image_bytes = (self.points * (self.channels + self.out_channels) * self.per_image
+                           * itemsize)
         self.chunk = max(1, min(self.n, CHUNK_BYTES // max(per_image_bytes, 1)))
 
     def _chunks(self):
@@ -104,8 +118,8 @@ class WinogradPlan:
         """The chunk's tile matrices: V (16, C, T) and M (16, O, T), each ξ plane followed by
         ``PLANE_GAP`` unused entries."""
         count = images * self.per_image
-        return tuple(workspace.get(name, (16, rows * count + PLANE_GAP), dtype)
-                     [:, :rows * count].reshape(16, rows, count)
+        return tuple(workspace.get(name, (self.points, rows * count + PLANE_GAP), dtype)
+                     [:, :rows * count].reshape(self.points, rows, count)
                      for name, rows in (("winograd_v", self.channels),
                                         ("winograd_m", self.out_channels)))
 
@@ -115,8 +129,8 @@ class WinogradPlan:
     def transform_weight(self, weight):
         """U (16, O, C) = G g Gᵀ for every filter g of weight (O, C, 3, 3)."""
         flat = weight.reshape(self.out_channels * self.channels, 9)
-        return (_FILTER_TRANSFORM[weight.dtype] @ flat.T).reshape(16, self.out_channels,
-                                                                  self.channels)
+        return (_FILTER_TRANSFORM[self.tile, weight.dtype] @ flat.T).reshape(
+            self.points, self.out_channels, self.channels)
 
     def forward(self, x, u, bias):
         """y (N, O, Ho, Wo) = conv(x, g) + bias, for U = ``transform_weight(g)``."""
@@ -126,10 +140,10 @@ class WinogradPlan:
         scratch = self._scratch(threads, x.dtype)
         for start, stop in self._chunks():
             v, m = self._tiles(stop - start, x.dtype)
-            _kernels.input_tiles(x[start:stop], v, self.top, self.left, self.tiles_h,
+            _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left, self.tiles_h,
                                  self.tiles_w, scratch, threads)
             np.matmul(u, v, out=m)
-            _kernels.output_tiles(m, y[start:stop], bias, self.tiles_h, self.tiles_w, scratch,
+            _kernels.output_tiles(self.tile, m, y[start:stop], bias, self.tiles_h, self.tiles_w, scratch,
                                   threads)
         return y
 
@@ -141,20 +155,21 @@ class WinogradPlan:
         grad_u = None
         for start, stop in self._chunks():
             v, m = self._tiles(stop - start, x.dtype)
-            _kernels.output_grad(gy[start:stop], m, self.tiles_h, self.tiles_w, scratch,
+            _kernels.output_grad(self.tile, gy[start:stop], m, self.tiles_h, self.tiles_w, scratch,
                                  threads)
             if need_weight:
-                _kernels.input_tiles(x[start:stop], v, self.top, self.left, self.tiles_h,
+                _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left, self.tiles_h,
                                      self.tiles_w, scratch, threads)
                 partial = np.matmul(m, v.transpose(0, 2, 1))
                 grad_u = partial if grad_u is None else np.add(grad_u, partial, out=grad_u)
             if need_x:    # V's buffer is free again: it takes ∂L/∂V
                 np.matmul(u.transpose(0, 2, 1), m, out=v)
-                _kernels.input_grad(v, gx[start:stop], self.top, self.left, self.tiles_h,
+                _kernels.input_grad(self.tile, v, gx[start:stop], self.top, self.left, self.tiles_h,
                                     self.tiles_w, scratch, threads)
         if not need_weight:
             return gx, None
         if grad_u is None:      # an empty batch
-            grad_u = np.zeros((16, self.out_channels, self.channels), x.dtype)
-        grad_weight = grad_u.reshape(16, -1).T @ _FILTER_TRANSFORM[x.dtype]     # (O·C, 9)
+            grad_u = np.zeros((self.points, self.out_channels, self.channels), x.dtype)
+        grad_weight = (grad_u.reshape(self.points, -1).T
+                       @ _FILTER_TRANSFORM[self.tile, x.dtype])                # (O·C, 9)
         return gx, grad_weight.reshape(self.out_channels, self.channels, 3, 3)

@@ -2,8 +2,8 @@
 from minigrad.ops import conv_winograd
 
 
-def forced_winograd(monkeypatch, on=True):
-    """With ``on``, run Winograd on every convolution it can compute (3×3, stride 1, no
-    dilation, ungrouped), whatever its speed rules say; otherwise never. (The setting is part
-    of the key of the cached layouts, so no test sees another's choice.)"""
-    monkeypatch.setattr(conv_winograd, "USE_WINOGRAD", "always" if on else False)
+def forced_winograd(monkeypatch, tile=2):
+    """Run Winograd F(tile×tile, 3×3) on every convolution it can compute (3×3, stride 1, no
+    dilation, ungrouped), whatever its speed rules say; with ``tile`` None, never. (The setting
+    is part of the key of the cached layouts, so no test sees another's choice.)"""
+    monkeypatch.setattr(conv_winograd, "USE_WINOGRAD", False if tile is None else tile)

@@ -1,0 +1,96 @@
+/* The 1-D transforms of Winograd F(4, 3) (winograd.pyx), each applied to n consecutive tiles at
+ * once: entry j of every input row belongs to tile j, so every loop is element-wise over j and
+ * vectorises. Written in C for ``restrict``: without it GCC must check six inputs against six
+ * outputs for overlap and keeps the loops scalar.
+ *
+ * Lavin & Gray's matrices for the points 0, +-1, +-2, +-1/2:
+ *   Bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+ *         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+ *   At = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+ * bt: o = Bt i (input patches); b: o (+)= B i, its adjoint (input gradient); at: o = At i
+ * (outputs); a: o = A i, its adjoint (output gradient). */
+#ifndef MINIGRAD_WINOGRAD4_H
+#define MINIGRAD_WINOGRAD4_H
+
+#include <stddef.h>
+
+#define MINIGRAD_W4_ROWS6(T) const T *restrict i0, const T *restrict i1, const T *restrict i2, \
+    const T *restrict i3, const T *restrict i4, const T *restrict i5
+#define MINIGRAD_W4_OUTS6(T) T *restrict o0, T *restrict o1, T *restrict o2, T *restrict o3, \
+    T *restrict o4, T *restrict o5
+
+#define MINIGRAD_W4_FUNCTIONS(SUFFIX, T)                                                       \
+static inline void minigrad_w4_bt_##SUFFIX(MINIGRAD_W4_ROWS6(T), MINIGRAD_W4_OUTS6(T),         \
+                                           ptrdiff_t n)                                        \
+{                                                                                              \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                        \
+        T d0 = i0[j], d1 = i1[j], d2 = i2[j], d3 = i3[j], d4 = i4[j], d5 = i5[j];              \
+        o0[j] = 4 * d0 - 5 * d2 + d4;                                                          \
+        o1[j] = d3 + d4 - 4 * (d1 + d2);                                                       \
+        o2[j] = d4 - d3 + 4 * (d1 - d2);                                                       \
+        o3[j] = d4 - d2 + 2 * (d3 - d1);                                                       \
+        o4[j] = d4 - d2 + 2 * (d1 - d3);                                                       \
+        o5[j] = 4 * d1 - 5 * d3 + d5;                                                          \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+static inline void minigrad_w4_b_##SUFFIX(MINIGRAD_W4_ROWS6(T), MINIGRAD_W4_OUTS6(T),          \
+                                          ptrdiff_t n, int accumulate)                         \
+{                                                                                              \
+    if (accumulate) {                                                                          \
+        for (ptrdiff_t j = 0; j < n; j++) {                                                    \
+            T t0 = i0[j], t1 = i1[j], t2 = i2[j], t3 = i3[j], t4 = i4[j], t5 = i5[j];          \
+            o0[j] += 4 * t0;                                                                   \
+            o1[j] += 4 * (t2 - t1 + t5) + 2 * (t4 - t3);                                       \
+            o2[j] += -5 * t0 - 4 * (t1 + t2) - t3 - t4;                                        \
+            o3[j] += t1 - t2 + 2 * (t3 - t4) - 5 * t5;                                         \
+            o4[j] += t0 + t1 + t2 + t3 + t4;                                                   \
+            o5[j] += t5;                                                                       \
+        }                                                                                      \
+    } else {                                                                                   \
+        for (ptrdiff_t j = 0; j < n; j++) {                                                    \
+            T t0 = i0[j], t1 = i1[j], t2 = i2[j], t3 = i3[j], t4 = i4[j], t5 = i5[j];          \
+            o0[j] = 4 * t0;                                                                    \
+            o1[j] = 4 * (t2 - t1 + t5) + 2 * (t4 - t3);                                        \
+            o2[j] = -5 * t0 - 4 * (t1 + t2) - t3 - t4;                                         \
+            o3[j] = t1 - t2 + 2 * (t3 - t4) - 5 * t5;                                          \
+            o4[j] = t0 + t1 + t2 + t3 + t4;                                                    \
+            o5[j] = t5;                                                                        \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+static inline void minigrad_w4_at_##SUFFIX(MINIGRAD_W4_ROWS6(T), T *restrict o0,               \
+                                           T *restrict o1, T *restrict o2, T *restrict o3,     \
+                                           ptrdiff_t n)                                        \
+{                                                                                              \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                        \
+        T m0 = i0[j], m1 = i1[j], m2 = i2[j], m3 = i3[j], m4 = i4[j], m5 = i5[j];              \
+        T odd = m1 - m2, odd3 = m3 - m4, even = m1 + m2, even3 = m3 + m4;                      \
+        o0[j] = m0 + even + even3;                                                             \
+        o1[j] = odd + 2 * odd3;                                                                \
+        o2[j] = even + 4 * even3;                                                              \
+        o3[j] = odd + 8 * odd3 + m5;                                                           \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+static inline void minigrad_w4_a_##SUFFIX(const T *restrict i0, const T *restrict i1,          \
+                                          const T *restrict i2, const T *restrict i3,          \
+                                          MINIGRAD_W4_OUTS6(T), ptrdiff_t n)                   \
+{                                                                                              \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                        \
+        T y0 = i0[j], y1 = i1[j], y2 = i2[j], y3 = i3[j];                                      \
+        T even = y0 + y2, odd = y1 + y3, even4 = y0 + 4 * y2, odd2 = 2 * y1 + 8 * y3;          \
+        o0[j] = y0;                                                                            \
+        o1[j] = even + odd;                                                                    \
+        o2[j] = even - odd;                                                                    \
+        o3[j] = even4 + odd2;                                                                  \
+        o4[j] = even4 - odd2;                                                                  \
+        o5[j] = y3;                                                                            \
+    }                                                                                          \
+}
+
+MINIGRAD_W4_FUNCTIONS(f, float)
+MINIGRAD_W4_FUNCTIONS(d, double)
+
+#endif
