@@ -151,6 +151,9 @@ def test_thread_counts_agree(threads):
     (64, 128, 8, 128, 4),         # conv3x3_128_8x8: small map, many channels
     (64, 256, 4, 256, 4),         # conv3x3_256_4x4
     (64, 192, 16, 256, 4),        # larger map, deep and wide product
+    (64, 96, 16, 128, 4),         # deep enough for 4×4 tiles
+    (64, 128, 14, 256, None),     # 4×4 tiles drop too much of 14×14, too shallow for 2×2
+    (64, 192, 14, 256, 2),        # deep enough for 2×2 tiles
     (64, 32, 32, 64, None),       # conv3x3_s1: the direct kernel is faster
     (64, 64, 16, 64, None),       # too shallow a product for a 16×16 map
     (64, 64, 7, 256, None),       # 7×7 drops a quarter of 2×2 tiles' outputs, more of 4×4's

@@ -1,31 +1,35 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Winograd F(2×2, 3×3): the tile transforms of a 3×3, stride-1 convolution and their adjoints.
+"""Winograd F(m×m, 3×3), m = 2 or 4: the tile transforms of a 3×3, stride-1 convolution and
+their adjoints.
 
-An output tile of 2×2 positions needs a 4×4 patch d of the (padded) input. With
+An output tile of m×m positions needs an α×α patch d of the (padded) input, α = m + 2. For
+m = 2, with
 
     Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]
     G  = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]
     Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]
 
-the tile is Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A: 16 products per tile and channel pair
-instead of 36. Summed over channels, each of the 16 points ξ is one matrix product,
+(m = 4: the 6×6, 6×3 and 4×6 matrices in ``winograd4.h``), the tile is
+Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A: α² products per tile and channel pair instead of
+9·m². Summed over channels, each of the α² points ξ is one matrix product,
 M[ξ] (O, T) = U[ξ] (O, C) · V[ξ] (C, T), over the T tiles of a batch. This module moves data
 between NCHW planes and those ξ-major matrices; the products are BLAS's and the weight
-transform (a 16 × 9 matrix) is numpy's (``minigrad/ops/conv_winograd.py``).
+transform (an α² × 9 matrix) is numpy's (``minigrad/ops/conv_winograd.py``).
 
-Layout: ``V[ξ, c, t]`` with ξ = 4·k + l (patch row k, column l) and t = b·Th·Tw + ty·Tw + tx
+Layout: ``V[ξ, c, t]`` with ξ = α·k + l (patch row k, column l) and t = b·Th·Tw + ty·Tw + tx
 for image b of the chunk and tile (ty, tx). The ξ planes may lie further apart than C·T
-entries: callers pad them so that the 16 entries of a tile do not fall on the same cache
-sets. Tile (ty, tx) starts at input cell (2·ty − top, 2·tx − left) and writes outputs
-(2·ty, 2·tx) … (2·ty + 1, 2·tx + 1). Cells outside the input read as zero; outputs past
-(Ho, Wo) are dropped.
+entries: callers pad them so that the α² entries of a tile do not fall on the same cache
+sets. Tile (ty, tx) starts at input cell (m·ty − top, m·tx − left) and writes outputs
+(m·ty, m·tx) … (m·ty + m − 1, m·tx + m − 1). Cells outside the input read as zero; outputs
+past (Ho, Wo) are dropped.
 
 Every loop is split over (image, channel) planes with ``prange``; a plane belongs to one thread
 and its tiles are visited in a fixed order, so results do not depend on the thread count. A
-plane is worked on a row of tiles at a time, with the input's columns split into even and odd
-ones in the thread's scratch: then tile tx reads entries tx and tx + 1 of those rows, and every
-loop runs over consecutive tiles with contiguous loads and stores, which the compiler
-vectorises.
+plane is worked on a row of tiles at a time, with the input's columns split by their
+remainder mod m in the thread's scratch: patch column l of tile tx is then entry tx + l div m
+of split row l mod m, and every loop runs over consecutive tiles with contiguous loads and
+stores, which the compiler vectorises. The 2×2 transforms are written out here; the 4×4 ones
+are the 1-D transforms of ``winograd4.h``, applied to the rows, then the columns.
 """
 from cython.parallel cimport prange, threadid
 from cython cimport floating

@@ -3,8 +3,8 @@
 Five algorithms, chosen by the shapes:
 
 - 3×3, stride 1, ungrouped, with many channels (``conv_winograd.tile_size`` has the rules):
-  Winograd's F(2×2, 3×3), 16 matrix products over the batch's 2×2 tiles
-  (``conv_winograd.py``, transforms in ``minigrad/_kernels/winograd.pyx``);
+  Winograd's F(4×4, 3×3) or F(2×2, 3×3), one matrix product per transform point over the
+  batch's tiles (``conv_winograd.py``, transforms in ``minigrad/_kernels/winograd.pyx``);
 - other kernels of 3+ taps (strided, and grouped with 8+ channels per group too): direct
   convolution on flat padded planes (``conv_direct.py``, kernels in
   ``minigrad/_kernels/direct_conv.pyx``);

@@ -1,26 +1,27 @@
-"""3×3, stride-1 convolution by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray 2016,
-"Fast Algorithms for Convolutional Neural Networks").
+"""3×3, stride-1 convolution by Winograd's minimal filtering F(m×m, 3×3), m = 4 or 2 (Lavin &
+Gray 2016, "Fast Algorithms for Convolutional Neural Networks").
 
-Each 2×2 block of outputs comes from a 4×4 patch of the input: with the transforms of
-``minigrad/_kernels/winograd.pyx``, V = Bᵀ d B (per patch and input channel), U = G g Gᵀ (per
-filter), the block is Aᵀ (Σ_c U ⊙ V) A. Summed over channels, each of the 16 points ξ is one
-matrix product over the batch's tiles, M[ξ] = U[ξ] · V[ξ]: 16 multiplies per 4 outputs and
-channel pair instead of 36, done by BLAS.
+Each m×m block of outputs comes from an α×α patch of the input, α = m + 2: with the transforms
+of ``minigrad/_kernels/winograd.pyx``, V = Bᵀ d B (per patch and input channel), U = G g Gᵀ
+(per filter), the block is Aᵀ (Σ_c U ⊙ V) A. Summed over channels, each of the α² points ξ is
+one matrix product over the batch's tiles, M[ξ] = U[ξ] · V[ξ], done by BLAS: 36 multiplies per
+16 outputs and channel pair with m = 4 (4× fewer than the direct sum's 144), 16 per 4 with
+m = 2 (2.25× fewer).
 
 The backward pass is the same computation run backwards, exactly (each step is linear):
 dM = A gy Aᵀ per output tile, then ∂L/∂V[ξ] = U[ξ]ᵀ · dM[ξ] taken back through Bᵀ · B into
 the input's cells, and ∂L/∂U[ξ] = Σ_tiles dM[ξ] · V[ξ]ᵀ taken back through G · Gᵀ into the
-filter's taps. Its products are as large as the forward's, so the whole pass has the 2.25×
-saving.
+filter's taps. Its products are as large as the forward's, so the whole pass has the saving.
 
-Rounding: the transforms only add, subtract and halve, so the result differs from the direct
-sum by a few units in the last place of the largest terms (measured in tests/test_conv_winograd.py
-against the float64 reference).
+Rounding: F(2×2)'s transforms only add, subtract and halve, so its results differ from the
+direct sum by a few units in the last place of the largest terms; F(4×4)'s scale by up to 8
+and 1/24 and lose a few bits more (both measured in tests/test_conv_winograd.py against the
+float64 reference, within the convolution tests' float32 tolerances).
 
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the tile
-matrices of one chunk of images, V (16, C, T) and M (16, O, T) for T tiles, at most
-``CHUNK_BYTES`` together (at least one image); the transformed filters U (16, O, C), kept from
-the forward pass for the backward; in backward one more (16, O, C) for ∂L/∂U.
+matrices of one chunk of images, V (α², C, T) and M (α², O, T) for T tiles, at most
+``CHUNK_BYTES`` together (at least one image); the transformed filters U (α², O, C), kept from
+the forward pass for the backward; in backward one more (α², O, C) for ∂L/∂U.
 """
 
 import numpy as np
@@ -30,11 +31,11 @@ from ..threads import get_num_threads
 from .workspace import workspace
 
 #: Bound on one chunk's tile matrices V and M: large enough for BLAS to run at full speed on
-#: the 16 products, small enough that the transforms' output is still in cache when the
+#: the α² products, small enough that the transforms' output is still in cache when the
 #: products read it.
 CHUNK_BYTES = 8 << 20
 #: Entries between the end of one ξ plane of the tile matrices and the start of the next: with
-#: planes a power of two apart, the 16 entries of a tile would fall on the same cache sets.
+#: planes a power of two apart, the α² entries of a tile would fall on the same cache sets.
 PLANE_GAP = 16
 #: True: use Winograd where the rules below expect it to be faster; a tile size (2 or 4):
 #: that one wherever Winograd can compute the convolution (tests); False: never.
@@ -46,13 +47,13 @@ USE_WINOGRAD = True
 #: ``1 − MIN_TILE_USE`` share of dropped outputs (a 7×7 map wastes a quarter of 2×2 tiles'
 #: outputs). On maps of up to ``SMALL_MAP_POSITIONS`` outputs, where the direct kernel's
 #: tiles are poorly filled, that is enough; on larger maps the products must also be deep and
-#: wide enough, C·O / (C + O) ≥ ``LARGE_MAP_MIN_DEPTH``, to pay for the transforms, whose
-#: cost grows with C + O.
+#: wide enough, C·O / (C + O) ≥ ``LARGE_MAP_MIN_DEPTH[m]``, to pay for the transforms, whose
+#: cost grows with C + O: less deep with 4×4 tiles, whose tile matrices are smaller.
 MIN_CHANNELS = 64
 MIN_TILES = 32
 MIN_TILE_USE = 0.8
 SMALL_MAP_POSITIONS = 64
-LARGE_MAP_MIN_DEPTH = 96
+LARGE_MAP_MIN_DEPTH = {4: 48, 2: 96}
 #: The tile sizes, preferred first: F(4×4, 3×3) multiplies 36 times per 16 outputs, F(2×2)
 #: 16 times per 4, and its tile matrices are 2.25 / 4 of the size per output.
 TILE_SIZES = (4, 2)
@@ -79,12 +80,11 @@ def tile_size(kernel, stride, dilation, groups, channels, out_channels, n, out_h
         return mode
     if min(channels, out_channels) < MIN_CHANNELS:
         return None
-    if (out_h * out_w > SMALL_MAP_POSITIONS
-            and channels * out_channels < LARGE_MAP_MIN_DEPTH * (channels + out_channels)):
-        return None
+    depth = channels * out_channels / (channels + out_channels)
     for m in TILE_SIZES:
         tiles = -(-out_h // m) * -(-out_w // m)
-        if n * tiles >= MIN_TILES and out_h * out_w >= MIN_TILE_USE * m * m * tiles:
+        if (n * tiles >= MIN_TILES and out_h * out_w >= MIN_TILE_USE * m * m * tiles
+                and (out_h * out_w <= SMALL_MAP_POSITIONS or depth >= LARGE_MAP_MIN_DEPTH[m])):
             return m
     return None
 
@@ -115,7 +115,7 @@ class WinogradPlan:
             yield start, min(self.n, start + self.chunk)
 
     def _tiles(self, images, dtype):
-        """The chunk's tile matrices: V (16, C, T) and M (16, O, T), each ξ plane followed by
+        """The chunk's tile matrices: V (α², C, T) and M (α², O, T), each ξ plane followed by
         ``PLANE_GAP`` unused entries."""
         count = images * self.per_image
         return tuple(workspace.get(name, (self.points, rows * count + PLANE_GAP), dtype)
@@ -127,7 +127,7 @@ class WinogradPlan:
         return workspace.get("winograd_scratch", (threads, self.scratch_length), dtype)
 
     def transform_weight(self, weight):
-        """U (16, O, C) = G g Gᵀ for every filter g of weight (O, C, 3, 3)."""
+        """U (α², O, C) = G g Gᵀ for every filter g of weight (O, C, 3, 3)."""
         flat = weight.reshape(self.out_channels * self.channels, 9)
         return (_FILTER_TRANSFORM[self.tile, weight.dtype] @ flat.T).reshape(
             self.points, self.out_channels, self.channels)
@@ -143,8 +143,8 @@ class WinogradPlan:
             _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left, self.tiles_h,
                                  self.tiles_w, scratch, threads)
             np.matmul(u, v, out=m)
-            _kernels.output_tiles(self.tile, m, y[start:stop], bias, self.tiles_h, self.tiles_w, scratch,
-                                  threads)
+            _kernels.output_tiles(self.tile, m, y[start:stop], bias, self.tiles_h,
+                                  self.tiles_w, scratch, threads)
         return y
 
     def backward(self, x, u, gy, need_x, need_weight):
