@@ -127,13 +127,16 @@ def scratch_length(Py_ssize_t m, Py_ssize_t tiles_h, Py_ssize_t tiles_w):
     return 4 * (4 * tiles_h + 2) * half + 24 * half + 6 * tiles_w
 
 
-def _check(str op, Py_ssize_t m, planes_shape, tiles_shape, tiles_strides,
-           Py_ssize_t itemsize, scratch_shape, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-           bint outputs, int nt, Py_ssize_t top=0, Py_ssize_t left=0):
-    """Guard the unchecked loops: a tile size the kernels implement; the tile matrix must match
-    the planes and the tile grid; the scratch must hold ``scratch_length`` per thread; on
-    output planes (``outputs``) the grid must be exactly the one that covers them, and on
-    input planes the padded plane must fit in the grid's reach."""
+def _checked_team(str op, Py_ssize_t m, planes_shape, tiles_shape, tiles_strides,
+                  Py_ssize_t itemsize, scratch_shape, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                  bint outputs, int num_threads, Py_ssize_t top=0, Py_ssize_t left=0):
+    """The team size a kernel runs with, after the checks that guard its unchecked loops: a
+    tile size the kernels implement; the tile matrix must match the planes and the tile grid;
+    the scratch must hold ``scratch_length`` for each thread of the team; on output planes
+    (``outputs``) the grid must be exactly the one that covers them, and on input planes the
+    padded plane must fit in the grid's reach."""
+    cdef int nt = team_size(tiles_shape[0] * tiles_shape[1] * tiles_shape[2], PARALLEL_MIN,
+                            num_threads)
     if m not in TILE_SIZES:
         raise ValueError(f"winograd.{op}: the tile size must be one of {TILE_SIZES}, got {m}")
     if min(tiles_h, tiles_w, top, left) < 0:
@@ -161,7 +164,10 @@ def _check(str op, Py_ssize_t m, planes_shape, tiles_shape, tiles_strides,
         raise ValueError(f"winograd.{op}: a {tiles_h}×{tiles_w} tile grid reaches "
                          f"{m * tiles_h + 2}×{m * tiles_w + 2} padded cells, less than "
                          f"{height}×{width} with padding ({top}, {left})")
+    return nt
 
+
+# -- F(2×2, 3×3): the transforms written out ------------------------------------------------------
 
 cdef inline void _split_plane(const floating* src, Py_ssize_t height, Py_ssize_t width,
                               Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows,
@@ -219,6 +225,135 @@ cdef void _input_plane2(const floating* src, Py_ssize_t height, Py_ssize_t width
                 out[2 * xi_stride + tx] = e[tx + 1] - o[tx]
                 out[3 * xi_stride + tx] = o[tx] - o[tx + 1]
 
+
+cdef void _input_grad_plane2(const floating* src, Py_ssize_t xi_stride, floating* gx,
+                            Py_ssize_t height, Py_ssize_t width, Py_ssize_t top, Py_ssize_t left,
+                            Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                            floating* scratch) noexcept nogil:
+    """gx (one plane) = Σ_t B e_t Bᵀ added into tile t's patch, the adjoint of
+    ``_input_plane``; src points at E[0, c, first tile]."""
+    cdef Py_ssize_t half = tiles_w + 1, rows = 2 * tiles_h + 2
+    cdef floating* even = scratch
+    cdef floating* odd = scratch + rows * half
+    cdef floating* dd = scratch + 2 * rows * half        # 16 rows of tiles_w
+    cdef const floating* a
+    cdef floating* e
+    cdef floating* o
+    cdef floating a0, a1, a2, a3
+    cdef Py_ssize_t ty, tx, k, l, n = tiles_w, r, c, R
+    memset(even, 0, 2 * rows * half * sizeof(floating))
+    for ty in range(tiles_h):
+        # the adjoint of combining columns, per patch row k: dt[k, l]
+        for k in range(4):
+            a = src + 4 * k * xi_stride + ty * tiles_w
+            for tx in range(tiles_w):
+                a0 = a[tx]
+                a1 = a[xi_stride + tx]
+                a2 = a[2 * xi_stride + tx]
+                a3 = a[3 * xi_stride + tx]
+                dd[(4 * k) * n + tx] = a0
+                dd[(4 * k + 1) * n + tx] = a1 - a2 + a3
+                dd[(4 * k + 2) * n + tx] = a2 + a1 - a0
+                dd[(4 * k + 3) * n + tx] = -a3
+        # then of combining rows, added into padded rows 2·ty + k
+        for l in range(4):
+            for tx in range(tiles_w):
+                a0 = dd[l * n + tx]
+                a1 = dd[(4 + l) * n + tx]
+                a2 = dd[(8 + l) * n + tx]
+                a3 = dd[(12 + l) * n + tx]
+                dd[l * n + tx] = a0
+                dd[(4 + l) * n + tx] = a1 - a2 + a3
+                dd[(8 + l) * n + tx] = a2 + a1 - a0
+                dd[(12 + l) * n + tx] = -a3
+        for k in range(4):
+            e = even + (2 * ty + k) * half
+            o = odd + (2 * ty + k) * half
+            for tx in range(tiles_w):
+                e[tx] += dd[4 * k * n + tx]
+                o[tx] += dd[(4 * k + 1) * n + tx]
+            for tx in range(tiles_w):
+                e[tx + 1] += dd[(4 * k + 2) * n + tx]
+                o[tx + 1] += dd[(4 * k + 3) * n + tx]
+    for r in range(height):
+        R = r + top
+        for c in range(width):
+            if (c + left) & 1:
+                gx[r * width + c] = odd[R * half + ((c + left) >> 1)]
+            else:
+                gx[r * width + c] = even[R * half + ((c + left) >> 1)]
+
+
+cdef void _output_plane2(const floating* src, Py_ssize_t xi_stride, floating* y,
+                        Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t tiles_h,
+                        Py_ssize_t tiles_w, floating bias, floating* scratch) noexcept nogil:
+    """y (one plane) = bias + Aᵀ m_t A for each tile; src points at M[0, o, first tile]."""
+    cdef Py_ssize_t n = tiles_w, ty, tx, l, r, c
+    cdef const floating* m
+    cdef floating* row
+    cdef floating s0[4]
+    cdef floating s1[4]
+    for ty in range(tiles_h):
+        m = src + ty * tiles_w
+        for tx in range(tiles_w):
+            for l in range(4):
+                s0[l] = m[l * xi_stride + tx] + m[(4 + l) * xi_stride + tx] \
+                    + m[(8 + l) * xi_stride + tx]
+                s1[l] = m[(4 + l) * xi_stride + tx] - m[(8 + l) * xi_stride + tx] \
+                    - m[(12 + l) * xi_stride + tx]
+            scratch[tx] = s0[0] + s0[1] + s0[2] + bias
+            scratch[n + tx] = s0[1] - s0[2] - s0[3] + bias
+            scratch[2 * n + tx] = s1[0] + s1[1] + s1[2] + bias
+            scratch[3 * n + tx] = s1[1] - s1[2] - s1[3] + bias
+        for r in range(2 * ty, min(2 * ty + 2, out_h)):
+            row = y + r * out_w
+            l = 2 * (r - 2 * ty) * n
+            for c in range(out_w >> 1):
+                row[2 * c] = scratch[l + c]
+                row[2 * c + 1] = scratch[l + n + c]
+            if out_w & 1:
+                row[out_w - 1] = scratch[l + n - 1]
+
+
+cdef void _output_grad_plane2(const floating* gy, Py_ssize_t out_h, Py_ssize_t out_w,
+                             Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating* dst,
+                             Py_ssize_t xi_stride, floating* scratch) noexcept nogil:
+    """dM[:, t] = A g_t Aᵀ for the 2×2 output-gradient tiles g_t of one plane (0 past the
+    output), the adjoint of ``_output_plane``; dst points at dM[0, o, first tile]."""
+    cdef Py_ssize_t n = tiles_w, ty, tx, l, r, c, k
+    cdef const floating* row
+    cdef floating* out
+    cdef floating u[4]
+    cdef floating w[4]
+    for ty in range(tiles_h):
+        # g's two rows, split into even (scratch row 2·k) and odd (2·k + 1) columns
+        memset(scratch, 0, 4 * n * sizeof(floating))
+        for r in range(2 * ty, min(2 * ty + 2, out_h)):
+            row = gy + r * out_w
+            k = 2 * (r - 2 * ty) * n
+            for c in range(out_w >> 1):
+                scratch[k + c] = row[2 * c]
+                scratch[k + n + c] = row[2 * c + 1]
+            if out_w & 1:
+                scratch[k + n - 1] = row[out_w - 1]
+        out = dst + ty * tiles_w
+        for tx in range(tiles_w):
+            u[0] = scratch[tx]
+            u[1] = scratch[tx] + scratch[n + tx]
+            u[2] = scratch[tx] - scratch[n + tx]
+            u[3] = -scratch[n + tx]
+            w[0] = scratch[2 * n + tx]
+            w[1] = scratch[2 * n + tx] + scratch[3 * n + tx]
+            w[2] = scratch[2 * n + tx] - scratch[3 * n + tx]
+            w[3] = -scratch[3 * n + tx]
+            for l in range(4):
+                out[l * xi_stride + tx] = u[l]
+                out[(4 + l) * xi_stride + tx] = u[l] + w[l]
+                out[(8 + l) * xi_stride + tx] = u[l] - w[l]
+                out[(12 + l) * xi_stride + tx] = -w[l]
+
+
+# -- F(4×4, 3×3): the 1-D transforms of winograd4.h over rows, then columns -----------------------
 
 cdef inline void _split_plane4(const floating* src, Py_ssize_t height, Py_ssize_t width,
                                Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows,
@@ -334,250 +469,121 @@ cdef void _output_grad_plane4(const floating* gy, Py_ssize_t out_h, Py_ssize_t o
             _a4(rowsum + l * n, 6 * n, dst + l * xi_stride + ty * tiles_w, 6 * xi_stride, n)
 
 
+# -- the passes: validating wrappers over the planes ----------------------------------------------
+
+cdef enum Pass:
+    INPUT_TILES, INPUT_GRAD, OUTPUT_TILES, OUTPUT_GRAD
+
+
+cdef void _over_planes(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t n_images,
+                       Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
+                       floating* tiles, Py_ssize_t channel_stride, Py_ssize_t xi_stride,
+                       const floating* bias, Py_ssize_t top, Py_ssize_t left,
+                       Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating* scratch,
+                       Py_ssize_t scratch_stride, int nt) noexcept nogil:
+    """One pass of tile size m over the (image, channel) planes of ``planes`` (N, C, H, W,
+    C-contiguous), each against its tiles at ``tiles + c·channel_stride + b·Th·Tw``; every
+    thread works in its own row of ``scratch``."""
+    cdef Py_ssize_t pair, per_image = tiles_h * tiles_w
+    cdef floating* plane
+    cdef floating* first
+    cdef floating* buf
+    cdef floating shift
+    for pair in prange(n_images * channels, schedule='static', num_threads=nt):
+        plane = planes + pair * height * width
+        first = tiles + (pair % channels) * channel_stride + (pair // channels) * per_image
+        buf = scratch + threadid() * scratch_stride
+        if kind == INPUT_TILES:
+            if m == 2:
+                _input_plane2(plane, height, width, top, left, tiles_h, tiles_w, first,
+                              xi_stride, buf)
+            else:
+                _input_plane4(plane, height, width, top, left, tiles_h, tiles_w, first,
+                              xi_stride, buf)
+        elif kind == INPUT_GRAD:
+            if m == 2:
+                _input_grad_plane2(first, xi_stride, plane, height, width, top, left, tiles_h,
+                                   tiles_w, buf)
+            else:
+                _input_grad_plane4(first, xi_stride, plane, height, width, top, left, tiles_h,
+                                   tiles_w, buf)
+        elif kind == OUTPUT_TILES:
+            shift = bias[pair % channels] if bias != NULL else 0
+            if m == 2:
+                _output_plane2(first, xi_stride, plane, height, width, tiles_h, tiles_w, shift,
+                               buf)
+            else:
+                _output_plane4(first, xi_stride, plane, height, width, tiles_h, tiles_w, shift,
+                               buf)
+        elif m == 2:
+            _output_grad_plane2(plane, height, width, tiles_h, tiles_w, first, xi_stride, buf)
+        else:
+            _output_grad_plane4(plane, height, width, tiles_h, tiles_w, first, xi_stride, buf)
+
+
 def input_tiles(Py_ssize_t m, const floating[:, :, :, ::1] x, floating[:, :, :] tiles,
                 Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                 floating[:, ::1] scratch, int num_threads):
     """tiles[ξ, c, t] = (Bᵀ d B)[ξ] for the input patch d of tile t of channel c of x
-    (B, C, H, W); tiles (16, C, B·tiles_h·tiles_w); scratch (threads, ``scratch_length``)."""
-    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1]
-    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
-    cdef Py_ssize_t per_image = tiles_h * tiles_w
-    cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
-    cdef Py_ssize_t pair, b, c
-    cdef int nt = team_size(tiles.shape[0] * tiles.shape[1] * tiles.shape[2], PARALLEL_MIN,
-                            num_threads)
-    _check("input_tiles", m, x.shape, tiles.shape, tiles.strides, sizeof(floating),
-           scratch.shape, tiles_h, tiles_w, False, nt, top, left)
-    if n_images * channels * per_image == 0:
-        return
-    with nogil:
-        for pair in prange(n_images * channels, schedule='static', num_threads=nt):
-            b = pair // channels
-            c = pair % channels
-            if m == 2:
-                _input_plane2(&x[b, c, 0, 0], height, width, top, left, tiles_h, tiles_w,
-                              &tiles[0, c, b * per_image], xi_stride, &scratch[threadid(), 0])
-            else:
-                _input_plane4(&x[b, c, 0, 0], height, width, top, left, tiles_h, tiles_w,
-                              &tiles[0, c, b * per_image], xi_stride, &scratch[threadid(), 0])
-
-
-cdef void _input_grad_plane2(const floating* src, Py_ssize_t xi_stride, floating* gx,
-                            Py_ssize_t height, Py_ssize_t width, Py_ssize_t top, Py_ssize_t left,
-                            Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-                            floating* scratch) noexcept nogil:
-    """gx (one plane) = Σ_t B e_t Bᵀ added into tile t's patch, the adjoint of
-    ``_input_plane``; src points at E[0, c, first tile]."""
-    cdef Py_ssize_t half = tiles_w + 1, rows = 2 * tiles_h + 2
-    cdef floating* even = scratch
-    cdef floating* odd = scratch + rows * half
-    cdef floating* dd = scratch + 2 * rows * half        # 16 rows of tiles_w
-    cdef const floating* a
-    cdef floating* e
-    cdef floating* o
-    cdef floating a0, a1, a2, a3
-    cdef Py_ssize_t ty, tx, k, l, n = tiles_w, r, c, R
-    memset(even, 0, 2 * rows * half * sizeof(floating))
-    for ty in range(tiles_h):
-        # the adjoint of combining columns, per patch row k: dt[k, l]
-        for k in range(4):
-            a = src + 4 * k * xi_stride + ty * tiles_w
-            for tx in range(tiles_w):
-                a0 = a[tx]
-                a1 = a[xi_stride + tx]
-                a2 = a[2 * xi_stride + tx]
-                a3 = a[3 * xi_stride + tx]
-                dd[(4 * k) * n + tx] = a0
-                dd[(4 * k + 1) * n + tx] = a1 - a2 + a3
-                dd[(4 * k + 2) * n + tx] = a2 + a1 - a0
-                dd[(4 * k + 3) * n + tx] = -a3
-        # then of combining rows, added into padded rows 2·ty + k
-        for l in range(4):
-            for tx in range(tiles_w):
-                a0 = dd[l * n + tx]
-                a1 = dd[(4 + l) * n + tx]
-                a2 = dd[(8 + l) * n + tx]
-                a3 = dd[(12 + l) * n + tx]
-                dd[l * n + tx] = a0
-                dd[(4 + l) * n + tx] = a1 - a2 + a3
-                dd[(8 + l) * n + tx] = a2 + a1 - a0
-                dd[(12 + l) * n + tx] = -a3
-        for k in range(4):
-            e = even + (2 * ty + k) * half
-            o = odd + (2 * ty + k) * half
-            for tx in range(tiles_w):
-                e[tx] += dd[4 * k * n + tx]
-                o[tx] += dd[(4 * k + 1) * n + tx]
-            for tx in range(tiles_w):
-                e[tx + 1] += dd[(4 * k + 2) * n + tx]
-                o[tx + 1] += dd[(4 * k + 3) * n + tx]
-    for r in range(height):
-        R = r + top
-        for c in range(width):
-            if (c + left) & 1:
-                gx[r * width + c] = odd[R * half + ((c + left) >> 1)]
-            else:
-                gx[r * width + c] = even[R * half + ((c + left) >> 1)]
+    (B, C, H, W); tiles (α², C, B·tiles_h·tiles_w); scratch (threads, ``scratch_length``)."""
+    cdef int nt = _checked_team("input_tiles", m, x.shape, tiles.shape, tiles.strides,
+                                sizeof(floating), scratch.shape, tiles_h, tiles_w, False,
+                                num_threads, top, left)
+    if tiles.shape[1] * tiles.shape[2] > 0:
+        _over_planes(INPUT_TILES, m, <floating*>&x[0, 0, 0, 0], x.shape[0], x.shape[1],
+                     x.shape[2], x.shape[3], &tiles[0, 0, 0], tiles.strides[1] // sizeof(floating),
+                     tiles.strides[0] // sizeof(floating), NULL, top, left, tiles_h, tiles_w,
+                     &scratch[0, 0], scratch.shape[1], nt)
 
 
 def input_grad(Py_ssize_t m, const floating[:, :, :] tiles, floating[:, :, :, ::1] gx,
                Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                floating[:, ::1] scratch, int num_threads):
-    """gx (B, C, H, W) = the adjoint of ``input_tiles`` applied to tiles (16, C, B·Th·Tw):
+    """gx (B, C, H, W) = the adjoint of ``input_tiles`` applied to tiles (α², C, B·Th·Tw):
     every tile's B e Bᵀ added into its patch (cells no tile reads get 0)."""
-    cdef Py_ssize_t n_images = gx.shape[0], channels = gx.shape[1]
-    cdef Py_ssize_t height = gx.shape[2], width = gx.shape[3]
-    cdef Py_ssize_t per_image = tiles_h * tiles_w
-    cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
-    cdef Py_ssize_t pair, b, c
-    cdef int nt = team_size(tiles.shape[0] * tiles.shape[1] * tiles.shape[2], PARALLEL_MIN,
-                            num_threads)
-    _check("input_grad", m, gx.shape, tiles.shape, tiles.strides, sizeof(floating),
-           scratch.shape, tiles_h, tiles_w, False, nt, top, left)
-    if n_images * channels * height * width == 0:
+    cdef int nt = _checked_team("input_grad", m, gx.shape, tiles.shape, tiles.strides,
+                                sizeof(floating), scratch.shape, tiles_h, tiles_w, False,
+                                num_threads, top, left)
+    if gx.shape[0] * gx.shape[1] * gx.shape[2] * gx.shape[3] == 0:
         return
-    with nogil:
-        for pair in prange(n_images * channels, schedule='static', num_threads=nt):
-            b = pair // channels
-            c = pair % channels
-            if m == 2:
-                _input_grad_plane2(&tiles[0, c, b * per_image], xi_stride, &gx[b, c, 0, 0],
-                                   height, width, top, left, tiles_h, tiles_w,
-                                   &scratch[threadid(), 0])
-            else:
-                _input_grad_plane4(&tiles[0, c, b * per_image], xi_stride, &gx[b, c, 0, 0],
-                                   height, width, top, left, tiles_h, tiles_w,
-                                   &scratch[threadid(), 0])
-
-
-cdef void _output_plane2(const floating* src, Py_ssize_t xi_stride, floating* y,
-                        Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t tiles_h,
-                        Py_ssize_t tiles_w, floating bias, floating* scratch) noexcept nogil:
-    """y (one plane) = bias + Aᵀ m_t A for each tile; src points at M[0, o, first tile]."""
-    cdef Py_ssize_t n = tiles_w, ty, tx, l, r, c
-    cdef const floating* m
-    cdef floating* row
-    cdef floating s0[4]
-    cdef floating s1[4]
-    for ty in range(tiles_h):
-        m = src + ty * tiles_w
-        for tx in range(tiles_w):
-            for l in range(4):
-                s0[l] = m[l * xi_stride + tx] + m[(4 + l) * xi_stride + tx] \
-                    + m[(8 + l) * xi_stride + tx]
-                s1[l] = m[(4 + l) * xi_stride + tx] - m[(8 + l) * xi_stride + tx] \
-                    - m[(12 + l) * xi_stride + tx]
-            scratch[tx] = s0[0] + s0[1] + s0[2] + bias
-            scratch[n + tx] = s0[1] - s0[2] - s0[3] + bias
-            scratch[2 * n + tx] = s1[0] + s1[1] + s1[2] + bias
-            scratch[3 * n + tx] = s1[1] - s1[2] - s1[3] + bias
-        for r in range(2 * ty, min(2 * ty + 2, out_h)):
-            row = y + r * out_w
-            l = 2 * (r - 2 * ty) * n
-            for c in range(out_w >> 1):
-                row[2 * c] = scratch[l + c]
-                row[2 * c + 1] = scratch[l + n + c]
-            if out_w & 1:
-                row[out_w - 1] = scratch[l + n - 1]
+    if tiles.shape[2] == 0:     # no tiles: no cell is read
+        gx[...] = 0
+        return
+    _over_planes(INPUT_GRAD, m, &gx[0, 0, 0, 0], gx.shape[0], gx.shape[1], gx.shape[2],
+                 gx.shape[3], <floating*>&tiles[0, 0, 0], tiles.strides[1] // sizeof(floating),
+                 tiles.strides[0] // sizeof(floating), NULL, top, left, tiles_h, tiles_w,
+                 &scratch[0, 0], scratch.shape[1], nt)
 
 
 def output_tiles(Py_ssize_t m, const floating[:, :, :] tiles, floating[:, :, :, ::1] y,
                  const floating[::1] bias, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                  floating[:, ::1] scratch, int num_threads):
-    """y[b, o] = bias[o] + Aᵀ m A for each tile m of tiles (16, O, B·Th·Tw); y (B, O, Ho, Wo).
+    """y[b, o] = bias[o] + Aᵀ M A for each tile M of tiles (α², O, B·Th·Tw); y (B, O, Ho, Wo).
     An empty bias adds nothing."""
-    cdef Py_ssize_t n_images = y.shape[0], channels = y.shape[1]
-    cdef Py_ssize_t out_h = y.shape[2], out_w = y.shape[3]
-    cdef Py_ssize_t per_image = tiles_h * tiles_w
-    cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
-    cdef Py_ssize_t pair, b, o
-    cdef bint has_bias = bias.shape[0] > 0
-    cdef int nt = team_size(tiles.shape[0] * tiles.shape[1] * tiles.shape[2], PARALLEL_MIN,
-                            num_threads)
-    _check("output_tiles", m, y.shape, tiles.shape, tiles.strides, sizeof(floating),
-           scratch.shape, tiles_h, tiles_w, True, nt)
-    if bias.shape[0] not in (0, channels):
-        raise ValueError(f"winograd.output_tiles: bias must have {channels} entries or none, "
+    cdef int nt = _checked_team("output_tiles", m, y.shape, tiles.shape, tiles.strides,
+                                sizeof(floating), scratch.shape, tiles_h, tiles_w, True,
+                                num_threads)
+    if bias.shape[0] not in (0, y.shape[1]):
+        raise ValueError(f"winograd.output_tiles: bias must have {y.shape[1]} entries or none, "
                          f"got {bias.shape[0]}")
-    if n_images * channels * out_h * out_w == 0:
-        return
-    with nogil:
-        for pair in prange(n_images * channels, schedule='static', num_threads=nt):
-            b = pair // channels
-            o = pair % channels
-            if m == 2:
-                _output_plane2(&tiles[0, o, b * per_image], xi_stride, &y[b, o, 0, 0], out_h,
-                               out_w, tiles_h, tiles_w, bias[o] if has_bias else 0,
-                               &scratch[threadid(), 0])
-            else:
-                _output_plane4(&tiles[0, o, b * per_image], xi_stride, &y[b, o, 0, 0], out_h,
-                               out_w, tiles_h, tiles_w, bias[o] if has_bias else 0,
-                               &scratch[threadid(), 0])
-
-
-cdef void _output_grad_plane2(const floating* gy, Py_ssize_t out_h, Py_ssize_t out_w,
-                             Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating* dst,
-                             Py_ssize_t xi_stride, floating* scratch) noexcept nogil:
-    """dM[:, t] = A g_t Aᵀ for the 2×2 output-gradient tiles g_t of one plane (0 past the
-    output), the adjoint of ``_output_plane``; dst points at dM[0, o, first tile]."""
-    cdef Py_ssize_t n = tiles_w, ty, tx, l, r, c, k
-    cdef const floating* row
-    cdef floating* out
-    cdef floating u[4]
-    cdef floating w[4]
-    for ty in range(tiles_h):
-        # g's two rows, split into even (scratch row 2·k) and odd (2·k + 1) columns
-        memset(scratch, 0, 4 * n * sizeof(floating))
-        for r in range(2 * ty, min(2 * ty + 2, out_h)):
-            row = gy + r * out_w
-            k = 2 * (r - 2 * ty) * n
-            for c in range(out_w >> 1):
-                scratch[k + c] = row[2 * c]
-                scratch[k + n + c] = row[2 * c + 1]
-            if out_w & 1:
-                scratch[k + n - 1] = row[out_w - 1]
-        out = dst + ty * tiles_w
-        for tx in range(tiles_w):
-            u[0] = scratch[tx]
-            u[1] = scratch[tx] + scratch[n + tx]
-            u[2] = scratch[tx] - scratch[n + tx]
-            u[3] = -scratch[n + tx]
-            w[0] = scratch[2 * n + tx]
-            w[1] = scratch[2 * n + tx] + scratch[3 * n + tx]
-            w[2] = scratch[2 * n + tx] - scratch[3 * n + tx]
-            w[3] = -scratch[3 * n + tx]
-            for l in range(4):
-                out[l * xi_stride + tx] = u[l]
-                out[(4 + l) * xi_stride + tx] = u[l] + w[l]
-                out[(8 + l) * xi_stride + tx] = u[l] - w[l]
-                out[(12 + l) * xi_stride + tx] = -w[l]
+    if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] > 0:
+        _over_planes(OUTPUT_TILES, m, &y[0, 0, 0, 0], y.shape[0], y.shape[1], y.shape[2],
+                     y.shape[3], <floating*>&tiles[0, 0, 0], tiles.strides[1] // sizeof(floating),
+                     tiles.strides[0] // sizeof(floating),
+                     &bias[0] if bias.shape[0] > 0 else NULL, 0, 0, tiles_h, tiles_w,
+                     &scratch[0, 0], scratch.shape[1], nt)
 
 
 def output_grad(Py_ssize_t m, const floating[:, :, :, ::1] gy, floating[:, :, :] tiles,
                 Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating[:, ::1] scratch,
                 int num_threads):
-    """tiles[:, o, t] = A g Aᵀ for each 2×2 tile g of gy (B, O, Ho, Wo), the adjoint of
-    ``output_tiles``; tiles (16, O, B·Th·Tw)."""
-    cdef Py_ssize_t n_images = gy.shape[0], channels = gy.shape[1]
-    cdef Py_ssize_t out_h = gy.shape[2], out_w = gy.shape[3]
-    cdef Py_ssize_t per_image = tiles_h * tiles_w
-    cdef Py_ssize_t xi_stride = tiles.strides[0] // sizeof(floating)
-    cdef Py_ssize_t pair, b, o
-    cdef int nt = team_size(tiles.shape[0] * tiles.shape[1] * tiles.shape[2], PARALLEL_MIN,
-                            num_threads)
-    _check("output_grad", m, gy.shape, tiles.shape, tiles.strides, sizeof(floating),
-           scratch.shape, tiles_h, tiles_w, True, nt)
-    if n_images * channels * per_image == 0:
-        return
-    with nogil:
-        for pair in prange(n_images * channels, schedule='static', num_threads=nt):
-            b = pair // channels
-            o = pair % channels
-            if m == 2:
-                _output_grad_plane2(&gy[b, o, 0, 0], out_h, out_w, tiles_h, tiles_w,
-                                    &tiles[0, o, b * per_image], xi_stride,
-                                    &scratch[threadid(), 0])
-            else:
-                _output_grad_plane4(&gy[b, o, 0, 0], out_h, out_w, tiles_h, tiles_w,
-                                    &tiles[0, o, b * per_image], xi_stride,
-                                    &scratch[threadid(), 0])
+    """tiles[:, o, t] = A g Aᵀ for each m×m tile g of gy (B, O, Ho, Wo), the adjoint of
+    ``output_tiles``; tiles (α², O, B·Th·Tw)."""
+    cdef int nt = _checked_team("output_grad", m, gy.shape, tiles.shape, tiles.strides,
+                                sizeof(floating), scratch.shape, tiles_h, tiles_w, True,
+                                num_threads)
+    if tiles.shape[1] * tiles.shape[2] > 0:
+        _over_planes(OUTPUT_GRAD, m, <floating*>&gy[0, 0, 0, 0], gy.shape[0], gy.shape[1],
+                     gy.shape[2], gy.shape[3], &tiles[0, 0, 0],
+                     tiles.strides[1] // sizeof(floating), tiles.strides[0] // sizeof(floating),
+                     NULL, 0, 0, tiles_h, tiles_w, &scratch[0, 0], scratch.shape[1], nt)
