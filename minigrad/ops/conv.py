@@ -119,8 +119,7 @@ class Conv2d(Function):
         self._setup(x, weight)
         n, out_channels = x.shape[0], weight.shape[0]
         if self.winograd is not None:
-            self.winograd_weight = self.winograd.transform_weight(weight)
-            y = self.winograd.forward(x, self.winograd_weight, bias)
+            y = self.winograd.forward(x, self.winograd.transform_weight(weight), bias)
         elif self.direct is not None:
             y = self.direct.forward(x, weight, bias)
         elif self.depthwise:
@@ -158,7 +157,10 @@ class Conv2d(Function):
         need_bias = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         gy = np.ascontiguousarray(gy, dtype=x.dtype)
         if self.winograd is not None:
-            gx, gw = self.winograd.backward(x, self.winograd_weight, gy, need_x, need_weight)
+            # the filters transformed again rather than kept: (m + 2)²/9 times the weight's
+            # memory per layer until backward, for a product far smaller than the pass's
+            gx, gw = self.winograd.backward(x, self.winograd.transform_weight(weight), gy,
+                                            need_x, need_weight)
         elif self.direct_backward is not None:
             gx = self.direct_backward.grad_input(gy, weight) if need_x else None
             gw = self.direct_backward.grad_weight(x, gy) if need_weight else None

@@ -20,8 +20,9 @@ float64 reference, within the convolution tests' float32 tolerances).
 
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the tile
 matrices of one chunk of images, V (α², C, T) and M (α², O, T) for T tiles, at most
-``CHUNK_BYTES`` together (at least one image); the transformed filters U (α², O, C), kept from
-the forward pass for the backward; in backward one more (α², O, C) for ∂L/∂U.
+``CHUNK_BYTES`` together (at least one image); the transformed filters U (α², O, C), made
+again by the backward pass rather than kept from the forward; in backward one more
+(α², O, C) for ∂L/∂U.
 """
 
 import numpy as np
