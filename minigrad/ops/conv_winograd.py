@@ -92,11 +92,11 @@ def tile_size(kernel, stride, dilation, groups, channels, out_channels, n, out_h
 
 class WinogradPlan:
     """The tile grid of one convolution: x (N, C, H, W) padded by ((top, bottom), (left,
-    right)), output (N, O, Ho, Wo) covered by Th × Tw tiles of 2×2 (Th = ceil(Ho / 2)), the
-    batch processed in chunks of ``chunk`` images."""
+    right)), output (N, O, Ho, Wo) covered by Th × Tw tiles of m×m (m = ``tile``,
+    Th = ceil(Ho / m)), the batch processed in chunks of ``chunk`` images."""
 
-    def __init__(self, x_shape, weight_shape, padding, itemsize, tile=2):
-        # only what ``applies`` lets through: 3×3, stride 1, no dilation, ungrouped
+    def __init__(self, x_shape, weight_shape, padding, itemsize, tile=4):
+        # only what ``tile_size`` lets through: 3×3, stride 1, no dilation, ungrouped
         self.n, self.channels, self.height, self.width = x_shape
         self.out_channels = weight_shape[0]
         (self.top, bottom), (self.left, right) = padding
@@ -140,11 +140,11 @@ class WinogradPlan:
         threads = get_num_threads()
         scratch = self._scratch(threads, x.dtype)
         for start, stop in self._chunks():
-            v, m = self._tiles(stop - start, x.dtype)
-            _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left, self.tiles_h,
-                                 self.tiles_w, scratch, threads)
-            np.matmul(u, v, out=m)
-            _kernels.output_tiles(self.tile, m, y[start:stop], bias, self.tiles_h,
+            v, products = self._tiles(stop - start, x.dtype)
+            _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left,
+                                 self.tiles_h, self.tiles_w, scratch, threads)
+            np.matmul(u, v, out=products)
+            _kernels.output_tiles(self.tile, products, y[start:stop], bias, self.tiles_h,
                                   self.tiles_w, scratch, threads)
         return y
 
@@ -155,18 +155,18 @@ class WinogradPlan:
         gx = np.empty_like(x) if need_x else None
         grad_u = None
         for start, stop in self._chunks():
-            v, m = self._tiles(stop - start, x.dtype)
-            _kernels.output_grad(self.tile, gy[start:stop], m, self.tiles_h, self.tiles_w, scratch,
-                                 threads)
+            v, products = self._tiles(stop - start, x.dtype)
+            _kernels.output_grad(self.tile, gy[start:stop], products, self.tiles_h,
+                                 self.tiles_w, scratch, threads)
             if need_weight:
-                _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left, self.tiles_h,
-                                     self.tiles_w, scratch, threads)
-                partial = np.matmul(m, v.transpose(0, 2, 1))
+                _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left,
+                                     self.tiles_h, self.tiles_w, scratch, threads)
+                partial = np.matmul(products, v.transpose(0, 2, 1))
                 grad_u = partial if grad_u is None else np.add(grad_u, partial, out=grad_u)
             if need_x:    # V's buffer is free again: it takes ∂L/∂V
-                np.matmul(u.transpose(0, 2, 1), m, out=v)
-                _kernels.input_grad(self.tile, v, gx[start:stop], self.top, self.left, self.tiles_h,
-                                    self.tiles_w, scratch, threads)
+                np.matmul(u.transpose(0, 2, 1), products, out=v)
+                _kernels.input_grad(self.tile, v, gx[start:stop], self.top, self.left,
+                                    self.tiles_h, self.tiles_w, scratch, threads)
         if not need_weight:
             return gx, None
         if grad_u is None:      # an empty batch
