@@ -300,7 +300,7 @@ def test_conv2d_layer_rejects_bad_arguments(kwargs, words):
 # -- PyTorch --------------------------------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("config", GRID, ids=GRID_IDS)
-def test_matches_torch(config):
+def test_matches_torch(config, algorithm):
     torch = pytest.importorskip("torch")
     x, w, b = _arrays(config, np.float64)
     hyper = _hyper(config)

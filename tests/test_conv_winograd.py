@@ -93,6 +93,24 @@ def test_float32_rounding_stays_within_the_conv_tolerances():
         assert np.abs(actual - exact).max() <= 2e-6 * np.abs(exact).max() * np.sqrt(64 * 9)
 
 
+def test_float32_matches_torch_where_the_rules_choose_it(monkeypatch, tile):
+    """A layer the speed rules give to F(4×4, 3×3) (128 channels on 8×8; with the tile
+    fixture's forcing off), in float32 against PyTorch's own convolution."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(conv_winograd, "USE_WINOGRAD", True)
+    x = RNG.standard_normal((8, 128, 8, 8)).astype(np.float32)
+    w = (RNG.standard_normal((128, 128, 3, 3)) * 0.05).astype(np.float32)
+    b = RNG.standard_normal(128).astype(np.float32)
+    assert _layout_of(x, w, 1)["winograd"].tile == 4
+    (y, gx, gw, gb), gy = _run(x, w, b, 1)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
+    ty.backward(torch.tensor(gy))
+    for mine, theirs in zip((y, gx, gw, gb), (ty.detach(), tx.grad, tw.grad, tb.grad)):
+        theirs = theirs.numpy()
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-5 * np.abs(theirs).max())
+
+
 @pytest.mark.parametrize("chunk_bytes", [1, 20_000])
 def test_chunked_batches_match_one_chunk(monkeypatch, chunk_bytes):
     x = RNG.standard_normal((5, 3, 6, 7))
