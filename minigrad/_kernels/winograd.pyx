@@ -33,7 +33,7 @@ are the 1-D transforms of ``winograd4.h``, applied to the rows, then the columns
 """
 from cython.parallel cimport prange, threadid
 from cython cimport floating
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from ._parallel cimport team_size
 
@@ -64,6 +64,14 @@ cdef extern from "winograd4.h" nogil:
     void w4_a_d "minigrad_w4_a_d" (const double*, const double*, const double*, const double*,
                                    double*, double*, double*, double*, double*, double*,
                                    Py_ssize_t)
+    void w4_split_f "minigrad_w4_split_f" (const float*, float*, float*, float*, float*,
+                                           Py_ssize_t)
+    void w4_split_d "minigrad_w4_split_d" (const double*, double*, double*, double*, double*,
+                                           Py_ssize_t)
+    void w4_join_f "minigrad_w4_join_f" (const float*, const float*, const float*, const float*,
+                                         float*, Py_ssize_t, float)
+    void w4_join_d "minigrad_w4_join_d" (const double*, const double*, const double*,
+                                         const double*, double*, Py_ssize_t, double)
 
 #: The tile sizes m of F(m×m, 3×3) the kernels implement.
 TILE_SIZES = (2, 4)
@@ -117,6 +125,24 @@ cdef inline void _a4(const floating* i, Py_ssize_t i_step, floating* o, Py_ssize
                o + 3 * o_step, o + 4 * o_step, o + 5 * o_step, n)
 
 
+cdef inline void _split4(const floating* row, floating* p, Py_ssize_t p_step,
+                         Py_ssize_t n) noexcept nogil:
+    """p[k·p_step + j] = row[4·j + k] for k < 4, j < n."""
+    if floating is float:
+        w4_split_f(row, p, p + p_step, p + 2 * p_step, p + 3 * p_step, n)
+    else:
+        w4_split_d(row, p, p + p_step, p + 2 * p_step, p + 3 * p_step, n)
+
+
+cdef inline void _join4(const floating* p, Py_ssize_t p_step, floating* row, Py_ssize_t n,
+                        floating shift) noexcept nogil:
+    """row[4·j + k] = p[k·p_step + j] + shift for k < 4, j < n."""
+    if floating is float:
+        w4_join_f(p, p + p_step, p + 2 * p_step, p + 3 * p_step, row, n, shift)
+    else:
+        w4_join_d(p, p + p_step, p + 2 * p_step, p + 3 * p_step, row, n, shift)
+
+
 def scratch_length(Py_ssize_t m, Py_ssize_t tiles_h, Py_ssize_t tiles_w):
     """Entries of scratch each thread needs for F(m×m, 3×3) on a tile grid of tiles_h ×
     tiles_w: one padded plane split by column remainder mod m, and the partial transforms of a
@@ -124,7 +150,7 @@ def scratch_length(Py_ssize_t m, Py_ssize_t tiles_h, Py_ssize_t tiles_w):
     cdef Py_ssize_t half = tiles_w + 1
     if m == 2:
         return 2 * (2 * tiles_h + 2) * half + 16 * half
-    return 4 * (4 * tiles_h + 2) * half + 24 * half + 6 * tiles_w
+    return 4 * (4 * tiles_h + 2) * half + 28 * half + 6 * tiles_w
 
 
 def _checked_team(str op, Py_ssize_t m, planes_shape, tiles_shape, tiles_strides,
@@ -357,18 +383,19 @@ cdef void _output_grad_plane2(const floating* gy, Py_ssize_t out_h, Py_ssize_t o
 
 cdef inline void _split_plane4(const floating* src, Py_ssize_t height, Py_ssize_t width,
                                Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows,
-                               Py_ssize_t half, floating* split) noexcept nogil:
+                               Py_ssize_t half, floating* split,
+                               floating* padded) noexcept nogil:
     """split[p, R, j] = padded[R, 4·j + p] for p < 4, R < rows, j < half, where padded[R, C] =
-    src[R − top, C − left] inside the plane and 0 outside."""
-    cdef Py_ssize_t R, r, c, C
+    src[R − top, C − left] inside the plane and 0 outside; ``padded`` holds one such row."""
+    cdef Py_ssize_t R, r
     memset(split, 0, 4 * rows * half * sizeof(floating))
+    memset(padded, 0, 4 * half * sizeof(floating))
     for R in range(rows):
         r = R - top
         if r < 0 or r >= height:
             continue
-        for c in range(width):
-            C = c + left
-            split[((C & 3) * rows + R) * half + (C >> 2)] = src[r * width + c]
+        memcpy(padded + left, src + r * width, width * sizeof(floating))
+        _split4(padded, split + R * half, rows * half, half)
 
 
 cdef void _input_plane4(const floating* src, Py_ssize_t height, Py_ssize_t width,
@@ -381,7 +408,8 @@ cdef void _input_plane4(const floating* src, Py_ssize_t height, Py_ssize_t width
     cdef floating* rowsum = scratch + 4 * rows * half    # (Bᵀ d)[k, p, j]: (6, 4, half)
     cdef floating* r0
     cdef Py_ssize_t ty, k, p
-    _split_plane4(src, height, width, top, left, rows, half, split)
+    _split_plane4(src, height, width, top, left, rows, half, split,
+                  rowsum + 24 * half + 6 * tiles_w)
     for ty in range(tiles_h):
         for p in range(4):
             r0 = split + (p * rows + 4 * ty) * half
@@ -402,8 +430,9 @@ cdef void _input_grad_plane4(const floating* src, Py_ssize_t xi_stride, floating
     cdef floating* split = scratch                       # the gradient, split as the input
     cdef floating* rowsum = scratch + 4 * rows * half    # ∂/∂(Bᵀ d)[k, p, j]: (6, 4, half)
     cdef floating* cols = rowsum + 24 * half             # one patch row's 6 columns: (6, n)
+    cdef floating* padded = cols + 6 * n                 # one padded row of the gradient
     cdef floating* r0
-    cdef Py_ssize_t ty, tx, k, p, r, c, R, C
+    cdef Py_ssize_t ty, tx, k, p, R
     memset(split, 0, 4 * rows * half * sizeof(floating))
     for ty in range(tiles_h):
         # the adjoint of the columns' transform; patch columns 4 and 5 are entry tx + 1 of
@@ -423,8 +452,8 @@ cdef void _input_grad_plane4(const floating* src, Py_ssize_t xi_stride, floating
         for p in range(4):
             _b4(rowsum + p * half, 4 * half, split + (p * rows + 4 * ty) * half, half, half, 1)
     for R in range(top, top + height):
-        for C in range(left, left + width):
-            gx[(R - top) * width + C - left] = split[((C & 3) * rows + R) * half + (C >> 2)]
+        _join4(split + R * half, rows * half, padded, half, 0)
+        memcpy(gx + (R - top) * width, padded + left, width * sizeof(floating))
 
 
 cdef void _output_plane4(const floating* src, Py_ssize_t xi_stride, floating* y,
@@ -435,16 +464,20 @@ cdef void _output_plane4(const floating* src, Py_ssize_t xi_stride, floating* y,
     cdef Py_ssize_t n = tiles_w
     cdef floating* rowsum = scratch                 # (Aᵀ M)[i, l, tx]: (4, 6, n)
     cdef floating* cols = scratch + 24 * n          # output column j of each tile: (4, n)
+    cdef floating* joined = cols + 4 * n            # a row of 4·n outputs, when Wo < 4·n
     cdef floating* row
-    cdef Py_ssize_t ty, i, l, c
+    cdef Py_ssize_t ty, i, l
     for ty in range(tiles_h):
         for l in range(6):
             _at4(src + l * xi_stride + ty * tiles_w, 6 * xi_stride, rowsum + l * n, 6 * n, n)
         for i in range(min(4, out_h - 4 * ty)):
             _at4(rowsum + 6 * i * n, n, cols, n, n)
             row = y + (4 * ty + i) * out_w
-            for c in range(out_w):
-                row[c] = cols[(c & 3) * n + (c >> 2)] + bias
+            if out_w == 4 * n:
+                _join4(cols, n, row, n, bias)
+            else:
+                _join4(cols, n, joined, n, bias)
+                memcpy(row, joined, out_w * sizeof(floating))
 
 
 cdef void _output_grad_plane4(const floating* gy, Py_ssize_t out_h, Py_ssize_t out_w,
@@ -455,14 +488,18 @@ cdef void _output_grad_plane4(const floating* gy, Py_ssize_t out_h, Py_ssize_t o
     cdef Py_ssize_t n = tiles_w
     cdef floating* cols = scratch                   # g[i, j, tx]: row i, column j of each tile
     cdef floating* rowsum = scratch + 16 * n        # (g A)[i, l, tx]: (4, 6, n)
+    cdef floating* padded = rowsum + 24 * n         # a row of g padded to 4·n, when Wo < 4·n
     cdef const floating* row
-    cdef Py_ssize_t ty, i, l, c
+    cdef Py_ssize_t ty, i, l
+    memset(padded, 0, 4 * n * sizeof(floating))
     for ty in range(tiles_h):
         memset(cols, 0, 16 * n * sizeof(floating))
         for i in range(min(4, out_h - 4 * ty)):
             row = gy + (4 * ty + i) * out_w
-            for c in range(out_w):
-                cols[(4 * i + (c & 3)) * n + (c >> 2)] = row[c]
+            if out_w != 4 * n:
+                memcpy(padded, row, out_w * sizeof(floating))
+                row = padded
+            _split4(row, cols + 4 * i * n, n, n)
         for i in range(4):
             _a4(cols + 4 * i * n, n, rowsum + 6 * i * n, n, n)
         for l in range(6):
