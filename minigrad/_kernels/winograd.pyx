@@ -64,6 +64,11 @@ cdef extern from "winograd4.h" nogil:
     void w4_a_d "minigrad_w4_a_d" (const double*, const double*, const double*, const double*,
                                    double*, double*, double*, double*, double*, double*,
                                    Py_ssize_t)
+    void w2_split_f "minigrad_w2_split_f" (const float*, float*, float*, Py_ssize_t)
+    void w2_split_d "minigrad_w2_split_d" (const double*, double*, double*, Py_ssize_t)
+    void w2_join_f "minigrad_w2_join_f" (const float*, const float*, float*, Py_ssize_t, float)
+    void w2_join_d "minigrad_w2_join_d" (const double*, const double*, double*, Py_ssize_t,
+                                         double)
     void w4_split_f "minigrad_w4_split_f" (const float*, float*, float*, float*, float*,
                                            Py_ssize_t)
     void w4_split_d "minigrad_w4_split_d" (const double*, double*, double*, double*, double*,
@@ -125,22 +130,84 @@ cdef inline void _a4(const floating* i, Py_ssize_t i_step, floating* o, Py_ssize
                o + 3 * o_step, o + 4 * o_step, o + 5 * o_step, n)
 
 
-cdef inline void _split4(const floating* row, floating* p, Py_ssize_t p_step,
-                         Py_ssize_t n) noexcept nogil:
-    """p[k·p_step + j] = row[4·j + k] for k < 4, j < n."""
-    if floating is float:
+cdef inline void _split(Py_ssize_t m, const floating* row, floating* p, Py_ssize_t p_step,
+                        Py_ssize_t n) noexcept nogil:
+    """p[k·p_step + j] = row[m·j + k] for k < m (2 or 4), j < n."""
+    if m == 2:
+        if floating is float:
+            w2_split_f(row, p, p + p_step, n)
+        else:
+            w2_split_d(row, p, p + p_step, n)
+    elif floating is float:
         w4_split_f(row, p, p + p_step, p + 2 * p_step, p + 3 * p_step, n)
     else:
         w4_split_d(row, p, p + p_step, p + 2 * p_step, p + 3 * p_step, n)
 
 
-cdef inline void _join4(const floating* p, Py_ssize_t p_step, floating* row, Py_ssize_t n,
-                        floating shift) noexcept nogil:
-    """row[4·j + k] = p[k·p_step + j] + shift for k < 4, j < n."""
-    if floating is float:
+cdef inline void _join(Py_ssize_t m, const floating* p, Py_ssize_t p_step, floating* row,
+                       Py_ssize_t n, floating shift) noexcept nogil:
+    """row[m·j + k] = p[k·p_step + j] + shift for k < m (2 or 4), j < n."""
+    if m == 2:
+        if floating is float:
+            w2_join_f(p, p + p_step, row, n, shift)
+        else:
+            w2_join_d(p, p + p_step, row, n, shift)
+    elif floating is float:
         w4_join_f(p, p + p_step, p + 2 * p_step, p + 3 * p_step, row, n, shift)
     else:
         w4_join_d(p, p + p_step, p + 2 * p_step, p + 3 * p_step, row, n, shift)
+
+
+cdef inline void _split_row(Py_ssize_t m, const floating* row, Py_ssize_t width, floating* p,
+                            Py_ssize_t p_step, Py_ssize_t n, floating* padded) noexcept nogil:
+    """``_split`` of an output row of ``width`` ≤ m·n cells, the missing ones 0 (read from
+    ``padded``, m·n cells whose tail past ``width`` is 0, when the row is short)."""
+    if width != m * n:
+        memcpy(padded, row, width * sizeof(floating))
+        row = padded
+    _split(m, row, p, p_step, n)
+
+
+cdef inline void _join_row(Py_ssize_t m, const floating* p, Py_ssize_t p_step, Py_ssize_t n,
+                           floating shift, floating* row, Py_ssize_t width,
+                           floating* joined) noexcept nogil:
+    """``_join`` into an output row of ``width`` ≤ m·n cells (through ``joined``, m·n cells,
+    when the row is short)."""
+    if width == m * n:
+        _join(m, p, p_step, row, n, shift)
+    else:
+        _join(m, p, p_step, joined, n, shift)
+        memcpy(row, joined, width * sizeof(floating))
+
+
+cdef inline void _split_plane(const floating* src, Py_ssize_t height, Py_ssize_t width,
+                              Py_ssize_t top, Py_ssize_t left, Py_ssize_t m, Py_ssize_t rows,
+                              Py_ssize_t half, floating* split,
+                              floating* padded) noexcept nogil:
+    """split[p, R, j] = padded[R, m·j + p] for p < m, R < rows, j < half, where padded[R, C] =
+    src[R − top, C − left] inside the plane and 0 outside; ``padded`` holds one such row
+    (m·half cells)."""
+    cdef Py_ssize_t R, r
+    memset(split, 0, m * rows * half * sizeof(floating))
+    memset(padded, 0, m * half * sizeof(floating))
+    for R in range(rows):
+        r = R - top
+        if r < 0 or r >= height:
+            continue
+        memcpy(padded + left, src + r * width, width * sizeof(floating))
+        _split(m, padded, split + R * half, rows * half, half)
+
+
+cdef inline void _join_plane(const floating* split, Py_ssize_t m, Py_ssize_t rows,
+                             Py_ssize_t half, Py_ssize_t top, Py_ssize_t left,
+                             Py_ssize_t height, Py_ssize_t width, floating* plane,
+                             floating* padded) noexcept nogil:
+    """The adjoint of ``_split_plane``'s layout: plane[r, c] = split[(c + left) mod m, r + top,
+    (c + left) div m] for the plane's cells (``padded``: one row of m·half cells)."""
+    cdef Py_ssize_t R
+    for R in range(top, top + height):
+        _join(m, split + R * half, rows * half, padded, half, 0)
+        memcpy(plane + (R - top) * width, padded + left, width * sizeof(floating))
 
 
 def scratch_length(Py_ssize_t m, Py_ssize_t tiles_h, Py_ssize_t tiles_w):
@@ -149,7 +216,7 @@ def scratch_length(Py_ssize_t m, Py_ssize_t tiles_h, Py_ssize_t tiles_w):
     row of tiles."""
     cdef Py_ssize_t half = tiles_w + 1
     if m == 2:
-        return 2 * (2 * tiles_h + 2) * half + 16 * half
+        return 2 * (2 * tiles_h + 2) * half + 18 * half
     return 4 * (4 * tiles_h + 2) * half + 28 * half + 6 * tiles_w
 
 
@@ -195,26 +262,6 @@ def _checked_team(str op, Py_ssize_t m, planes_shape, tiles_shape, tiles_strides
 
 # -- F(2×2, 3×3): the transforms written out ------------------------------------------------------
 
-cdef inline void _split_plane(const floating* src, Py_ssize_t height, Py_ssize_t width,
-                              Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows,
-                              Py_ssize_t half, floating* even, floating* odd) noexcept nogil:
-    """even[R, j] = padded[R, 2·j], odd[R, j] = padded[R, 2·j + 1] for R < rows, j < half,
-    where padded[R, C] = src[R − top, C − left] inside the plane and 0 outside."""
-    cdef Py_ssize_t R, r, j, c
-    memset(even, 0, rows * half * sizeof(floating))
-    memset(odd, 0, rows * half * sizeof(floating))
-    for R in range(rows):
-        r = R - top
-        if r < 0 or r >= height:
-            continue
-        for c in range(width):
-            j = (c + left) >> 1
-            if (c + left) & 1:
-                odd[R * half + j] = src[r * width + c]
-            else:
-                even[R * half + j] = src[r * width + c]
-
-
 cdef void _input_plane2(const floating* src, Py_ssize_t height, Py_ssize_t width,
                        Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                        floating* dst, Py_ssize_t xi_stride, floating* scratch) noexcept nogil:
@@ -228,7 +275,7 @@ cdef void _input_plane2(const floating* src, Py_ssize_t height, Py_ssize_t width
     cdef const floating* o
     cdef floating* out
     cdef Py_ssize_t ty, tx, j, k
-    _split_plane(src, height, width, top, left, rows, half, even, odd)
+    _split_plane(src, height, width, top, left, 2, rows, half, even, row_o + 4 * half)
     for ty in range(tiles_h):
         e = even + 2 * ty * half
         o = odd + 2 * ty * half
@@ -266,7 +313,7 @@ cdef void _input_grad_plane2(const floating* src, Py_ssize_t xi_stride, floating
     cdef floating* e
     cdef floating* o
     cdef floating a0, a1, a2, a3
-    cdef Py_ssize_t ty, tx, k, l, n = tiles_w, r, c, R
+    cdef Py_ssize_t ty, tx, k, l, n = tiles_w
     memset(even, 0, 2 * rows * half * sizeof(floating))
     for ty in range(tiles_h):
         # the adjoint of combining columns, per patch row k: dt[k, l]
@@ -301,22 +348,15 @@ cdef void _input_grad_plane2(const floating* src, Py_ssize_t xi_stride, floating
             for tx in range(tiles_w):
                 e[tx + 1] += dd[(4 * k + 2) * n + tx]
                 o[tx + 1] += dd[(4 * k + 3) * n + tx]
-    for r in range(height):
-        R = r + top
-        for c in range(width):
-            if (c + left) & 1:
-                gx[r * width + c] = odd[R * half + ((c + left) >> 1)]
-            else:
-                gx[r * width + c] = even[R * half + ((c + left) >> 1)]
+    _join_plane(even, 2, rows, half, top, left, height, width, gx, dd + 16 * half)
 
 
 cdef void _output_plane2(const floating* src, Py_ssize_t xi_stride, floating* y,
                         Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t tiles_h,
                         Py_ssize_t tiles_w, floating bias, floating* scratch) noexcept nogil:
     """y (one plane) = bias + Aᵀ m_t A for each tile; src points at M[0, o, first tile]."""
-    cdef Py_ssize_t n = tiles_w, ty, tx, l, r, c
+    cdef Py_ssize_t n = tiles_w, ty, tx, l, r
     cdef const floating* m
-    cdef floating* row
     cdef floating s0[4]
     cdef floating s1[4]
     for ty in range(tiles_h):
@@ -332,13 +372,8 @@ cdef void _output_plane2(const floating* src, Py_ssize_t xi_stride, floating* y,
             scratch[2 * n + tx] = s1[0] + s1[1] + s1[2] + bias
             scratch[3 * n + tx] = s1[1] - s1[2] - s1[3] + bias
         for r in range(2 * ty, min(2 * ty + 2, out_h)):
-            row = y + r * out_w
-            l = 2 * (r - 2 * ty) * n
-            for c in range(out_w >> 1):
-                row[2 * c] = scratch[l + c]
-                row[2 * c + 1] = scratch[l + n + c]
-            if out_w & 1:
-                row[out_w - 1] = scratch[l + n - 1]
+            _join_row(2, scratch + 2 * (r - 2 * ty) * n, n, n, 0, y + r * out_w, out_w,
+                      scratch + 4 * n)
 
 
 cdef void _output_grad_plane2(const floating* gy, Py_ssize_t out_h, Py_ssize_t out_w,
@@ -346,22 +381,17 @@ cdef void _output_grad_plane2(const floating* gy, Py_ssize_t out_h, Py_ssize_t o
                              Py_ssize_t xi_stride, floating* scratch) noexcept nogil:
     """dM[:, t] = A g_t Aᵀ for the 2×2 output-gradient tiles g_t of one plane (0 past the
     output), the adjoint of ``_output_plane``; dst points at dM[0, o, first tile]."""
-    cdef Py_ssize_t n = tiles_w, ty, tx, l, r, c, k
-    cdef const floating* row
+    cdef Py_ssize_t n = tiles_w, ty, tx, l, r
     cdef floating* out
     cdef floating u[4]
     cdef floating w[4]
+    memset(scratch + 4 * n, 0, 2 * n * sizeof(floating))
     for ty in range(tiles_h):
         # g's two rows, split into even (scratch row 2·k) and odd (2·k + 1) columns
         memset(scratch, 0, 4 * n * sizeof(floating))
         for r in range(2 * ty, min(2 * ty + 2, out_h)):
-            row = gy + r * out_w
-            k = 2 * (r - 2 * ty) * n
-            for c in range(out_w >> 1):
-                scratch[k + c] = row[2 * c]
-                scratch[k + n + c] = row[2 * c + 1]
-            if out_w & 1:
-                scratch[k + n - 1] = row[out_w - 1]
+            _split_row(2, gy + r * out_w, out_w, scratch + 2 * (r - 2 * ty) * n, n, n,
+                       scratch + 4 * n)
         out = dst + ty * tiles_w
         for tx in range(tiles_w):
             u[0] = scratch[tx]
@@ -381,23 +411,6 @@ cdef void _output_grad_plane2(const floating* gy, Py_ssize_t out_h, Py_ssize_t o
 
 # -- F(4×4, 3×3): the 1-D transforms of winograd4.h over rows, then columns -----------------------
 
-cdef inline void _split_plane4(const floating* src, Py_ssize_t height, Py_ssize_t width,
-                               Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows,
-                               Py_ssize_t half, floating* split,
-                               floating* padded) noexcept nogil:
-    """split[p, R, j] = padded[R, 4·j + p] for p < 4, R < rows, j < half, where padded[R, C] =
-    src[R − top, C − left] inside the plane and 0 outside; ``padded`` holds one such row."""
-    cdef Py_ssize_t R, r
-    memset(split, 0, 4 * rows * half * sizeof(floating))
-    memset(padded, 0, 4 * half * sizeof(floating))
-    for R in range(rows):
-        r = R - top
-        if r < 0 or r >= height:
-            continue
-        memcpy(padded + left, src + r * width, width * sizeof(floating))
-        _split4(padded, split + R * half, rows * half, half)
-
-
 cdef void _input_plane4(const floating* src, Py_ssize_t height, Py_ssize_t width,
                         Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                         floating* dst, Py_ssize_t xi_stride, floating* scratch) noexcept nogil:
@@ -408,8 +421,8 @@ cdef void _input_plane4(const floating* src, Py_ssize_t height, Py_ssize_t width
     cdef floating* rowsum = scratch + 4 * rows * half    # (Bᵀ d)[k, p, j]: (6, 4, half)
     cdef floating* r0
     cdef Py_ssize_t ty, k, p
-    _split_plane4(src, height, width, top, left, rows, half, split,
-                  rowsum + 24 * half + 6 * tiles_w)
+    _split_plane(src, height, width, top, left, 4, rows, half, split,
+                 rowsum + 24 * half + 6 * tiles_w)
     for ty in range(tiles_h):
         for p in range(4):
             r0 = split + (p * rows + 4 * ty) * half
@@ -432,7 +445,7 @@ cdef void _input_grad_plane4(const floating* src, Py_ssize_t xi_stride, floating
     cdef floating* cols = rowsum + 24 * half             # one patch row's 6 columns: (6, n)
     cdef floating* padded = cols + 6 * n                 # one padded row of the gradient
     cdef floating* r0
-    cdef Py_ssize_t ty, tx, k, p, R
+    cdef Py_ssize_t ty, tx, k, p
     memset(split, 0, 4 * rows * half * sizeof(floating))
     for ty in range(tiles_h):
         # the adjoint of the columns' transform; patch columns 4 and 5 are entry tx + 1 of
@@ -451,9 +464,7 @@ cdef void _input_grad_plane4(const floating* src, Py_ssize_t xi_stride, floating
         # then of the rows' transform, added into padded rows 4·ty + r
         for p in range(4):
             _b4(rowsum + p * half, 4 * half, split + (p * rows + 4 * ty) * half, half, half, 1)
-    for R in range(top, top + height):
-        _join4(split + R * half, rows * half, padded, half, 0)
-        memcpy(gx + (R - top) * width, padded + left, width * sizeof(floating))
+    _join_plane(split, 4, rows, half, top, left, height, width, gx, padded)
 
 
 cdef void _output_plane4(const floating* src, Py_ssize_t xi_stride, floating* y,
@@ -465,19 +476,13 @@ cdef void _output_plane4(const floating* src, Py_ssize_t xi_stride, floating* y,
     cdef floating* rowsum = scratch                 # (Aᵀ M)[i, l, tx]: (4, 6, n)
     cdef floating* cols = scratch + 24 * n          # output column j of each tile: (4, n)
     cdef floating* joined = cols + 4 * n            # a row of 4·n outputs, when Wo < 4·n
-    cdef floating* row
     cdef Py_ssize_t ty, i, l
     for ty in range(tiles_h):
         for l in range(6):
             _at4(src + l * xi_stride + ty * tiles_w, 6 * xi_stride, rowsum + l * n, 6 * n, n)
         for i in range(min(4, out_h - 4 * ty)):
             _at4(rowsum + 6 * i * n, n, cols, n, n)
-            row = y + (4 * ty + i) * out_w
-            if out_w == 4 * n:
-                _join4(cols, n, row, n, bias)
-            else:
-                _join4(cols, n, joined, n, bias)
-                memcpy(row, joined, out_w * sizeof(floating))
+            _join_row(4, cols, n, n, bias, y + (4 * ty + i) * out_w, out_w, joined)
 
 
 cdef void _output_grad_plane4(const floating* gy, Py_ssize_t out_h, Py_ssize_t out_w,
@@ -489,17 +494,12 @@ cdef void _output_grad_plane4(const floating* gy, Py_ssize_t out_h, Py_ssize_t o
     cdef floating* cols = scratch                   # g[i, j, tx]: row i, column j of each tile
     cdef floating* rowsum = scratch + 16 * n        # (g A)[i, l, tx]: (4, 6, n)
     cdef floating* padded = rowsum + 24 * n         # a row of g padded to 4·n, when Wo < 4·n
-    cdef const floating* row
     cdef Py_ssize_t ty, i, l
     memset(padded, 0, 4 * n * sizeof(floating))
     for ty in range(tiles_h):
         memset(cols, 0, 16 * n * sizeof(floating))
         for i in range(min(4, out_h - 4 * ty)):
-            row = gy + (4 * ty + i) * out_w
-            if out_w != 4 * n:
-                memcpy(padded, row, out_w * sizeof(floating))
-                row = padded
-            _split4(row, cols + 4 * i * n, n, n)
+            _split_row(4, gy + (4 * ty + i) * out_w, out_w, cols + 4 * i * n, n, n, padded)
         for i in range(4):
             _a4(cols + 4 * i * n, n, rowsum + 6 * i * n, n, n)
         for l in range(6):

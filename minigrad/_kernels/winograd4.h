@@ -1,7 +1,8 @@
-/* The 1-D transforms of Winograd F(4, 3) (winograd.pyx), each applied to n consecutive tiles at
- * once: entry j of every input row belongs to tile j, so every loop is element-wise over j and
- * vectorises. Written in C for ``restrict``: without it GCC must check six inputs against six
- * outputs for overlap and keeps the loops scalar.
+/* The 1-D transforms of Winograd F(4, 3) (winograd.pyx), and the column splits of F(4, 3) and
+ * F(2, 3), each applied to n consecutive tiles at once: entry j of every input row belongs to
+ * tile j, so every loop is element-wise over j and vectorises. Written in C for
+ * ``restrict``: without it GCC must check six inputs against six outputs for overlap and keeps
+ * the loops scalar.
  *
  * Lavin & Gray's matrices for the points 0, +-1, +-2, +-1/2:
  *   Bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
@@ -90,9 +91,28 @@ static inline void minigrad_w4_a_##SUFFIX(const T *restrict i0, const T *restric
     }                                                                                          \
 }
 
-/* The tiles' columns split by remainder mod 4 and joined back: p_k[j] = row[4j + k] and
- * row[4j + k] = p_k[j] + shift, j < n (GCC vectorises both with permutes). */
-#define MINIGRAD_W4_SPLIT_JOIN(SUFFIX, T)                                                      \
+/* The tiles' columns split by remainder mod m and joined back (m = 2 for F(2, 3) too):
+ * p_k[j] = row[m j + k] and row[m j + k] = p_k[j] + shift, j < n (GCC vectorises both with
+ * permutes). */
+#define MINIGRAD_W_SPLIT_JOIN(SUFFIX, T)                                                       \
+static inline void minigrad_w2_split_##SUFFIX(const T *restrict row, T *restrict p0,           \
+                                              T *restrict p1, ptrdiff_t n)                     \
+{                                                                                              \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                        \
+        p0[j] = row[2 * j];                                                                    \
+        p1[j] = row[2 * j + 1];                                                                \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+static inline void minigrad_w2_join_##SUFFIX(const T *restrict p0, const T *restrict p1,       \
+                                             T *restrict row, ptrdiff_t n, T shift)            \
+{                                                                                              \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                        \
+        row[2 * j] = p0[j] + shift;                                                            \
+        row[2 * j + 1] = p1[j] + shift;                                                        \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
 static inline void minigrad_w4_split_##SUFFIX(const T *restrict row, T *restrict p0,           \
                                               T *restrict p1, T *restrict p2, T *restrict p3,  \
                                               ptrdiff_t n)                                     \
@@ -119,7 +139,7 @@ static inline void minigrad_w4_join_##SUFFIX(const T *restrict p0, const T *rest
 
 MINIGRAD_W4_FUNCTIONS(f, float)
 MINIGRAD_W4_FUNCTIONS(d, double)
-MINIGRAD_W4_SPLIT_JOIN(f, float)
-MINIGRAD_W4_SPLIT_JOIN(d, double)
+MINIGRAD_W_SPLIT_JOIN(f, float)
+MINIGRAD_W_SPLIT_JOIN(d, double)
 
 #endif
