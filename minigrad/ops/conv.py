@@ -27,7 +27,7 @@ from ..function import Function
 from ..tensor import as_tensor
 from ..threads import get_num_threads
 from . import conv_direct, conv_winograd
-from .workspace import release_workspace, workspace as _workspace  # noqa: F401 (re-export)
+from .workspace import absent, release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
 from .shape import batch_of_one
 
@@ -125,7 +125,7 @@ class Conv2d(Function):
         elif self.depthwise:
             y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             _depthwise.forward(x, weight.reshape(out_channels, -1),
-                               np.empty(0, x.dtype) if bias is None else bias, y,
+                               absent(x.dtype) if bias is None else bias, y,
                                *self.window_args, get_num_threads())
         elif self.pointwise:
             y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)

@@ -28,7 +28,7 @@ import numpy as np
 
 from .._kernels import direct_conv as _kernels
 from ..threads import get_num_threads
-from .workspace import workspace
+from .workspace import absent, workspace
 
 #: Kernels with fewer taps go to im2col: the weight-gradient kernel works on groups of
 #: ``TAP_BLOCK`` taps (9 with AVX-512), so a 1×2 kernel would waste most of its work.
@@ -69,8 +69,6 @@ MAX_CHUNKS = 16
 #: Input channels the forward kernel sums per pass over a band of tiles, on planes of at least
 #: a band (``channel_chunk``).
 CHANNEL_CHUNK = 32
-#: The kernels' empty bias argument, per dtype.
-_NO_BIAS = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
 
 
 def channel_chunk(positions):
@@ -225,7 +223,7 @@ class DirectPlan:
         for g in range(self.groups):
             _kernels.conv(self._group(g, grid), _pack(self._group(g, weight, axis=0)),
                           self.shifts, self._group(g, y),
-                          _NO_BIAS[x.dtype] if bias is None else self._group(g, bias, axis=0),
+                          absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
                           self.grid_width, 0, channel_chunk(self.positions), get_num_threads())
         return y
 
@@ -243,7 +241,7 @@ class DirectPlan:
 
     def _grad_input_group(self, gy_grid, weight, gx):
         weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
-        no_bias = _NO_BIAS[gy_grid.dtype]
+        no_bias = absent(gy_grid.dtype)
         if self.stride == (1, 1):
             _kernels.conv(gy_grid, _pack(weight_t), -self.shifts, gx, no_bias,
                           self.grid_width, self.front + self.first_input,

@@ -29,7 +29,7 @@ import numpy as np
 
 from .._kernels import winograd as _kernels
 from ..threads import get_num_threads
-from .workspace import workspace
+from .workspace import absent, workspace
 
 #: Bound on one chunk's tile matrices V and M: large enough for BLAS to run at full speed on
 #: the α² products, small enough that the transforms' output is still in cache when the
@@ -66,7 +66,6 @@ _G = {2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0,
 #: U[α·k + l] = Σ_ij G[k, i] G[l, j] g[i, j], all filters in one product: (α², 9).
 _FILTER_TRANSFORM = {(m, np.dtype(t)): np.kron(g, g).astype(t)
                      for m, g in _G.items() for t in (np.float32, np.float64)}
-_NO_BIAS = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
 
 
 def tile_size(kernel, stride, dilation, groups, channels, out_channels, n, out_h, out_w,
@@ -136,7 +135,7 @@ class WinogradPlan:
     def forward(self, x, u, bias):
         """y (N, O, Ho, Wo) = conv(x, g) + bias, for U = ``transform_weight(g)``."""
         y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
-        bias = _NO_BIAS[x.dtype] if bias is None else bias
+        bias = absent(x.dtype) if bias is None else bias
         threads = get_num_threads()
         scratch = self._scratch(threads, x.dtype)
         for start, stop in self._chunks():

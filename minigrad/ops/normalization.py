@@ -18,13 +18,10 @@ from .._validate import flag, real_number
 from ..function import Function
 from ..tensor import Tensor, as_tensor, float_input
 from ..threads import get_num_threads
+from .workspace import absent
 
 _FLOATS = (np.float32, np.float64)
 
-
-#: Empty arrays for the kernels' optional arguments.
-_NONE = {np.dtype(t): np.empty((0, 0, 0), t) for t in _FLOATS}
-_NONE_1D = {np.dtype(t): np.empty(0, t) for t in _FLOATS}
 
 
 class BatchNorm(Function):
@@ -65,7 +62,7 @@ class BatchNorm(Function):
         inv_std = 1.0 / np.sqrt(np.add(var, self.eps, dtype=np.float64))
         scale = (weight * inv_std).astype(x.dtype)
         y = np.empty_like(xr)
-        _kernels.affine(xr, scale, mean.astype(x.dtype), bias, _NONE[x.dtype], _NONE_1D[x.dtype],
+        _kernels.affine(xr, scale, mean.astype(x.dtype), bias, absent(x.dtype, 3), absent(x.dtype),
                         y, threads)
         if any(self.needs_input_grad):
             self.save_for_backward(xr, mean, inv_std, scale)
@@ -95,7 +92,7 @@ class BatchNorm(Function):
                                 shift.astype(dtype), gy, scale, gx, threads)
             else:
                 zeros = np.zeros(channels, dtype)
-                _kernels.affine(gy, scale, zeros, zeros, _NONE[dtype], _NONE_1D[dtype], gx,
+                _kernels.affine(gy, scale, zeros, zeros, absent(dtype, 3), absent(dtype), gx,
                                 threads)
             gx = gx.reshape(shape)
         return (gx, grad_weight.astype(dtype) if need_gw else None,

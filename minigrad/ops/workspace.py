@@ -1,4 +1,5 @@
-"""Per-thread scratch buffers that the convolution kernels reuse from call to call."""
+"""Per-thread scratch buffers that the convolution kernels reuse from call to call, and the
+empty arrays that stand for the kernels' absent optional arguments."""
 import math
 import mmap
 import threading
@@ -11,6 +12,19 @@ ALIGNMENT = 4096
 HUGE_PAGE = 2 << 20
 #: Views kept for reuse, per thread (a network asks for a few shapes per layer).
 MAX_VIEWS = 256
+
+_ABSENT = {}
+
+
+def absent(dtype, ndim=1):
+    """An empty ``ndim``-D array of ``dtype``: what a kernel takes for an optional array
+    argument it should skip (no bias, no second input). Shared and never written to."""
+    key = (np.dtype(dtype), ndim)
+    array = _ABSENT.get(key)
+    if array is None:
+        array = _ABSENT[key] = np.empty((0,) * ndim, key[0])
+        array.flags.writeable = False
+    return array
 
 
 class _Workspace(threading.local):
