@@ -152,6 +152,29 @@ def test_grouped_direct_path_matches_reference(case, dtype):
     _check_direct_against_reference(x, w, b, hyper, dtype)
 
 
+@pytest.mark.parametrize("padding, dilation, stride, width", [
+    (((1, 1), (1, 1)), (1, 1), (1, 1), 11),      # one gap of 1 between rows, not 2
+    (((2, 2), (0, 3)), (1, 1), (1, 1), 13),      # the wider of the two sides
+    (((2, 2), (2, 2)), (2, 2), (1, 1), 12),      # dilated 'same'
+    (((0, 0), (0, 0)), (1, 1), (1, 1), 10),      # valid: no gap
+    (((1, 1), (1, 1)), (1, 1), (2, 2), 6),       # strided: each phase of the padded row
+])
+def test_grid_rows_share_their_padding(padding, dilation, stride, width):
+    plan = conv_direct.DirectPlan((2, 3, 10, 10), (4, 3, 3, 3), padding, dilation, stride)
+    assert plan.grid_width == width
+    x = RNG.standard_normal((2, 3, 10, 10))
+    w = RNG.standard_normal((4, 3, 3, 3))
+    y = plan.forward(x, w, None)
+    pads = (padding[0][0], padding[0][1], padding[1][0], padding[1][1])
+    padded = np.pad(x, ((0, 0), (0, 0), pads[:2], pads[2:]))
+    np.testing.assert_allclose(y, R.conv2d(padded, w, None, stride=stride, dilation=dilation),
+                               rtol=1e-10, atol=1e-10)
+    # the gradients read the same grid: each the adjoint of the forward
+    gy = RNG.standard_normal(y.shape)
+    np.testing.assert_allclose(np.vdot(plan.grad_input(gy, w), x), np.vdot(gy, y), rtol=1e-10)
+    np.testing.assert_allclose(np.vdot(plan.grad_weight(x, gy), w), np.vdot(gy, y), rtol=1e-10)
+
+
 #: the share of the tiles' positions a 4×4 output of a 3×3 kernel uses (4 rows of a 6-wide grid)
 _USE_4X4 = 16 / (-(-24 // XB) * XB)
 

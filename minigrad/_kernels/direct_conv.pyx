@@ -1,8 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Direct convolution on flat planes: no unrolled windows, no BLAS.
 
-The grid layout. Each (image, channel) plane is stored flat in rows of a fixed width ``Wg``
-(the padded input width), zeros in the padding, with some zero slack at both ends. A tap
+The grid layout. Each (image, channel) plane is stored flat in rows of a fixed width ``Wg``,
+zeros in the padding, with some zero slack at both ends. With stride 1, Wg is the input width
+plus one gap of max(left, right) padding zeros, which is the right padding of one row and the
+left padding of the next (``conv_direct.DirectPlan``); with a stride, the padded width. A tap
 (i, j) of a stride-1 kernel with dilation (dh, dw) is then one constant shift of the flat
 position, ``shift[t] = i·dh·Wg + j·dw``, and a convolution is a 1-D correlation along it:
 
@@ -10,7 +12,7 @@ position, ``shift[t] = i·dh·Wg + j·dw``, and a convolution is a 1-D correlati
     p = row·Wg + col,  row < Ho,  col < Wg.
 
 Positions with ``col ≥ Wo`` wrap into the next row: they are computed but never stored (the
-price is (Wg − Wo)/Wg extra work, 6–12 % for 3×3 and 5×5 kernels on 32-pixel rows). The same
+price is (Wg − Wo)/Wg extra work, 3–6 % for 3×3 and 5×5 kernels on 32-pixel rows). The same
 kernel computes the input gradient: the output gradient laid out on the input's grid,
 correlated with the flipped, transposed weight (negative shifts). A strided convolution runs
 on the plane split into its stride phases (``embed_phases``), where each tap is again one

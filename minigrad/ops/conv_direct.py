@@ -118,7 +118,7 @@ def plan(x_shape, weight_shape, padding, dilation, stride, groups):
                     and direct.out_channels <= FORWARD_MAX_OUT)
     one_tile = (direct.positions <= _kernels.POSITION_BLOCK
                 and direct.n >= FORWARD_ONE_TILE_MIN_BATCH)
-    forward = backward or (direct.tile_use >= FORWARD_MIN_TILE_USE
+    forward = backward or (direct.rule_tile_use >= FORWARD_MIN_TILE_USE
                            and (few_channels or one_tile))
     return direct if forward else None, direct if backward else None
 
@@ -138,8 +138,10 @@ def _pack(weight):
 class DirectPlan:
     """Grid geometry of one convolution: x (N, C, H, W) padded by ((top, bottom), (left,
     right)) to (Hp, Wp) and split into sh·sw phase planes of Hq × Wq (Hq = ceil(Hp / sh), Wq =
-    ceil(Wp / sw); stride 1: one phase, the padded plane itself), kernel (kh, kw) with
-    dilation (dh, dw), output (N, O, Ho, Wo) with Ho = (Hp − dh·(kh − 1) − 1) div sh + 1.
+    ceil(Wp / sw)), kernel (kh, kw) with dilation (dh, dw), output (N, O, Ho, Wo) with
+    Ho = (Hp − dh·(kh − 1) − 1) div sh + 1. Stride 1 has one phase, the padded plane, with
+    rows Wq = W + max(left, right, Wo − W) wide: a reading past a row's end lands in the
+    next row's left padding, so one gap serves both sides.
 
     Tap t = i·kw + j reads grid position p + shifts[t] for the output at p = r·Wq + col, with
     shifts[t] = phase(t)·Hq·Wq + ((i·dh) div sh)·Wq + (j·dw) div sw."""
@@ -158,6 +160,12 @@ class DirectPlan:
         self.out_h = (padded_height - dh * (kh - 1) - 1) // sh + 1
         self.out_w = (padded_width - dw * (kw - 1) - 1) // sw + 1
         self.phase_h, self.grid_width = -(-padded_height // sh), -(-padded_width // sw)
+        self.padded_positions = self.out_h * self.grid_width      # with each row's own padding
+        if self.stride == (1, 1):
+            # One gap of max(left, right) zeros between consecutive rows serves as the right
+            # padding of one and the left padding of the next: fewer wasted positions per row
+            # (the row must still hold an output row).
+            self.grid_width = width + max(self.left, right, self.out_w - width)
         self.phase_length = self.phase_h * self.grid_width
         self.taps = kh * kw
         offsets = [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
@@ -188,15 +196,23 @@ class DirectPlan:
     def tile_use(self):
         """The share of the register tiles' positions that are outputs (the rest: the grid's
         padding columns and the last tile's overhang)."""
-        tile = _kernels.POSITION_BLOCK
-        return self.out_h * self.out_w / _round_up(self.positions, tile)
+        return self.out_h * self.out_w / _round_up(self.positions, _kernels.POSITION_BLOCK)
+
+    @property
+    def rule_tile_use(self):
+        """``tile_use`` on a grid whose rows each keep both paddings: the measure the choice
+        rules were measured with. The shared gap between rows makes an 8×8 map use 8/9 of the
+        AVX2 tiles instead of 2/3, yet its backward still loses to im2col + BLAS: what decides
+        on small maps is more than the wasted columns (docs/algorithms.md)."""
+        return self.out_h * self.out_w / _round_up(self.padded_positions,
+                                                   _kernels.POSITION_BLOCK)
 
     def beats_gemm(self):
         """Whether this plan is expected to be faster than im2col + BLAS (measured rule:
         ``MIN_TILE_USE``, ``GEMM_MIN_OUT``, ``SMALL_MAP_MAX_OUT``)."""
-        return (self.tile_use >= MIN_TILE_USE or self.out_channels < GEMM_MIN_OUT
+        return (self.rule_tile_use >= MIN_TILE_USE or self.out_channels < GEMM_MIN_OUT
                 or (self.out_channels <= SMALL_MAP_MAX_OUT
-                    and self.tile_use >= SMALL_MAP_MIN_TILE_USE))
+                    and self.rule_tile_use >= SMALL_MAP_MIN_TILE_USE))
 
     def _x_grid(self, x):
         grid = workspace.get("grid", (self.n, x.shape[1], self.x_length), x.dtype)
