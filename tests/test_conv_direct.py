@@ -175,22 +175,29 @@ def test_grid_rows_share_their_padding(padding, dilation, stride, width):
     np.testing.assert_allclose(np.vdot(plan.grad_weight(x, gy), w), np.vdot(gy, y), rtol=1e-10)
 
 
-#: the share of the tiles' positions a 4×4 output of a 3×3 kernel uses (4 rows of a 6-wide grid)
-_USE_4X4 = 16 / (-(-24 // XB) * XB)
+def _tile_use(side, padding):
+    """The share of the tiles' positions that a side×side output uses: its rows on the grid,
+    side + padding wide (one gap of padding zeros between rows), whole tiles per plane."""
+    positions = side * (side + padding)
+    return side * side / (-(-positions // XB) * XB)
+
+
+_USE_4X4 = _tile_use(4, 1)
+_USE_8X8 = _tile_use(8, 1)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, padding, forward, backward", [
     ((2, 8, 2, 2), (64, 8, 3, 3), 1, False, False),      # few of the tiles' positions used
-    ((2, 8, 4, 4), (64, 8, 5, 5), 2, False, False),      # a third of them, 64 outputs
+    ((2, 8, 3, 3), (64, 8, 5, 5), 2, False, False),      # under half of them, 64 outputs
     ((2, 8, 4, 4), (32, 8, 5, 5), 2, True, True),        # too few output channels for the GEMM
     ((2, 8, 16, 16), (64, 8, 3, 3), 1, True, True),      # most of the tiles used
     # 64 outputs: direct while half of the tiles are used (two thirds of AVX2's 24 positions
     # on 4×4, a third of AVX-512's 48), many input channels or not
     ((2, 128, 4, 4), (64, 128, 3, 3), 1, _USE_4X4 >= 0.5, _USE_4X4 >= 0.5),
-    ((2, 8, 8, 8), (64, 8, 3, 3), 1, True, True),        # two thirds used
+    ((2, 8, 8, 8), (64, 8, 3, 3), 1, True, True),        # 8/9 (AVX2) or 2/3 (AVX-512) used
     # more outputs: the forward stays direct with few input channels; the backward's bar
     # depends on the tile width (MIN_TILE_USE)
-    ((2, 8, 8, 8), (128, 8, 3, 3), 1, True, conv_direct.MIN_TILE_USE <= 2 / 3),
+    ((2, 8, 8, 8), (128, 8, 3, 3), 1, True, _USE_8X8 >= conv_direct.MIN_TILE_USE),
     # many channels on a plane of one tile: the forward stays direct from a batch of 32
     ((2, 128, 4, 4), (128, 128, 3, 3), 1, False, False),
     ((32, 128, 4, 4), (128, 128, 3, 3), 1, _USE_4X4 >= 0.5, False),

@@ -42,7 +42,7 @@ GROUP_MIN_CHANNELS = 8
 #: is faster, once there are at least ``GEMM_MIN_OUT`` output channels for the GEMM (benchmark
 #: cases conv3x3_256_4x4, conv3x3_128_8x8; the inception 5×5 branches on small maps, with fewer,
 #: stay direct). The AVX2 tiles are smaller, so they waste less on small maps, but their
-#: backward still loses to BLAS on 8×8 maps with more than ``SMALL_MAP_MAX_OUT`` output
+#: backward still loses to BLAS on 7×7 and 4×4 maps with more than ``SMALL_MAP_MAX_OUT`` output
 #: channels: a higher bar, which layers with at most that many outputs need not pass while at
 #: least ``SMALL_MAP_MIN_TILE_USE`` of the tiles are used (docs/algorithms.md has the
 #: measurements).
@@ -118,7 +118,7 @@ def plan(x_shape, weight_shape, padding, dilation, stride, groups):
                     and direct.out_channels <= FORWARD_MAX_OUT)
     one_tile = (direct.positions <= _kernels.POSITION_BLOCK
                 and direct.n >= FORWARD_ONE_TILE_MIN_BATCH)
-    forward = backward or (direct.rule_tile_use >= FORWARD_MIN_TILE_USE
+    forward = backward or (direct.tile_use >= FORWARD_MIN_TILE_USE
                            and (few_channels or one_tile))
     return direct if forward else None, direct if backward else None
 
@@ -160,7 +160,6 @@ class DirectPlan:
         self.out_h = (padded_height - dh * (kh - 1) - 1) // sh + 1
         self.out_w = (padded_width - dw * (kw - 1) - 1) // sw + 1
         self.phase_h, self.grid_width = -(-padded_height // sh), -(-padded_width // sw)
-        self.padded_positions = self.out_h * self.grid_width      # with each row's own padding
         if self.stride == (1, 1):
             # One gap of max(left, right) zeros between consecutive rows serves as the right
             # padding of one and the left padding of the next: fewer wasted positions per row
@@ -198,21 +197,12 @@ class DirectPlan:
         padding columns and the last tile's overhang)."""
         return self.out_h * self.out_w / _round_up(self.positions, _kernels.POSITION_BLOCK)
 
-    @property
-    def rule_tile_use(self):
-        """``tile_use`` on a grid whose rows each keep both paddings: the measure the choice
-        rules were measured with. The shared gap between rows makes an 8×8 map use 8/9 of the
-        AVX2 tiles instead of 2/3, yet its backward still loses to im2col + BLAS: what decides
-        on small maps is more than the wasted columns (docs/algorithms.md)."""
-        return self.out_h * self.out_w / _round_up(self.padded_positions,
-                                                   _kernels.POSITION_BLOCK)
-
     def beats_gemm(self):
         """Whether this plan is expected to be faster than im2col + BLAS (measured rule:
         ``MIN_TILE_USE``, ``GEMM_MIN_OUT``, ``SMALL_MAP_MAX_OUT``)."""
-        return (self.rule_tile_use >= MIN_TILE_USE or self.out_channels < GEMM_MIN_OUT
+        return (self.tile_use >= MIN_TILE_USE or self.out_channels < GEMM_MIN_OUT
                 or (self.out_channels <= SMALL_MAP_MAX_OUT
-                    and self.rule_tile_use >= SMALL_MAP_MIN_TILE_USE))
+                    and self.tile_use >= SMALL_MAP_MIN_TILE_USE))
 
     def _x_grid(self, x):
         grid = workspace.get("grid", (self.n, x.shape[1], self.x_length), x.dtype)
