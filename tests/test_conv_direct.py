@@ -269,6 +269,12 @@ def test_embed_overwrites_every_cell_of_a_reused_buffer(dtype, shape, grid_width
     ((2, 3, 7, 9), 1, 1, 2, 2),          # 3×3/2 'same': padding rows and columns in phases
     ((1, 2, 6, 5), 3, 0, 2, 3),          # uneven strides, no left padding
     ((1, 1, 4, 1), 0, 2, 1, 3),          # one column: two of the phases get none
+    # two column phases: one pass splits a row into both, for either parity of the width
+    # and of the left padding
+    ((2, 2, 5, 8), 1, 0, 2, 2),
+    ((1, 2, 5, 8), 0, 3, 3, 2),
+    ((1, 3, 4, 7), 2, 2, 1, 2),
+    ((1, 1, 3, 1), 1, 1, 2, 2),          # one column: the odd phase gets none
 ])
 def test_embed_phases_overwrites_every_cell_of_a_reused_buffer(dtype, shape, top, left, sh,
                                                                sw):

@@ -141,6 +141,7 @@ def embed_phases(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_
     cdef Py_ssize_t length = grid.shape[2], phase_len = phase_h * phase_w
     cdef Py_ssize_t plane, n, c, r, R, b, col0, k, count
     cdef floating* dst
+    cdef floating* odd
     cdef const floating* row
     if (grid.shape[0] != src.shape[0] or grid.shape[1] != channels or sh < 1 or sw < 1
             or top < 0 or left < 0 or sh * sw * phase_len > length
@@ -158,18 +159,27 @@ def embed_phases(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_
         for r in range(rows):
             R = r + top
             row = &src[n, c, r, 0]
+            if sw == 2:
+                # one pass over the row: column col goes to phase (col + left) mod 2, cell
+                # (col + left) div 2, so even columns fill one phase's run, odd ones the other's
+                dst = &grid[n, c, ((R % sh) * 2 + left % 2) * phase_len + (R // sh) * phase_w
+                            + left // 2]
+                odd = &grid[n, c, ((R % sh) * 2 + (left + 1) % 2) * phase_len
+                            + (R // sh) * phase_w + (left + 1) // 2]
+                for k in range(width // 2):
+                    dst[k] = row[2 * k]
+                    odd[k] = row[2 * k + 1]
+                if width % 2:
+                    dst[width // 2] = row[width - 1]
+                continue
             for b in range(sw):
                 # the columns col ≡ b − left (mod sw) land on one contiguous run of phase b
                 col0 = ((b - left) % sw + sw) % sw
                 count = (width - col0 + sw - 1) // sw if col0 < width else 0
                 dst = &grid[n, c, ((R % sh) * sw + b) * phase_len + (R // sh) * phase_w
                             + (col0 + left) // sw]
-                if sw == 2:     # a constant stride: the compiler vectorises the gather
-                    for k in range(count):
-                        dst[k] = row[col0 + 2 * k]
-                else:
-                    for k in range(count):
-                        dst[k] = row[col0 + k * sw]
+                for k in range(count):
+                    dst[k] = row[col0 + k * sw]
 
 
 cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
