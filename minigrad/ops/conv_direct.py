@@ -159,12 +159,14 @@ class DirectPlan:
         padded_height, padded_width = height + self.top + bottom, width + self.left + right
         self.out_h = (padded_height - dh * (kh - 1) - 1) // sh + 1
         self.out_w = (padded_width - dw * (kw - 1) - 1) // sw + 1
-        self.phase_h, self.grid_width = -(-padded_height // sh), -(-padded_width // sw)
+        self.phase_h = -(-padded_height // sh)
         if self.stride == (1, 1):
             # One gap of max(left, right) zeros between consecutive rows serves as the right
             # padding of one and the left padding of the next: fewer wasted positions per row
             # (the row must still hold an output row).
             self.grid_width = width + max(self.left, right, self.out_w - width)
+        else:
+            self.grid_width = -(-padded_width // sw)
         self.phase_length = self.phase_h * self.grid_width
         self.taps = kh * kw
         offsets = [(i * dh, j * dw) for i in range(kh) for j in range(kw)]

@@ -23,7 +23,6 @@ from .workspace import absent
 _FLOATS = (np.float32, np.float64)
 
 
-
 class BatchNorm(Function):
     """Inputs x, γ, β. With batch statistics the gradient is
 
