@@ -22,6 +22,7 @@ def no_winograd(monkeypatch):
     forced_winograd(monkeypatch, None)
 
 OB, XB = kernels.OUT_BLOCK, kernels.POSITION_BLOCK
+RUN, RUNS = kernels.POSITION_RUN, kernels.POSITION_RUNS
 GO, TG = kernels.GRAD_OUT_BLOCK, kernels.TAP_BLOCK
 
 # (x shape, weight shape, padding, dilation): output channels around the register blocks
@@ -177,9 +178,36 @@ def test_grid_rows_share_their_padding(padding, dilation, stride, width):
 
 def _tile_use(side, padding):
     """The share of the tiles' positions that a side×side output uses: its rows on the grid,
-    side + padding wide (one gap of padding zeros between rows), whole tiles per plane."""
-    positions = side * (side + padding)
-    return side * side / (-(-positions // XB) * XB)
+    side + padding wide (one gap of padding zeros between rows), in runs of RUN positions,
+    RUNS runs per tile."""
+    runs = conv_direct.position_runs(side, side, side + padding)
+    return side * side / (-(-len(runs) // RUNS) * XB)
+
+
+@pytest.mark.parametrize("rows, cols, width", [
+    (8, 8, 10), (8, 8, 9), (16, 16, 17), (7, 7, 8), (4, 4, 6), (14, 14, 15), (3, 5, 5),
+    (1, 1, 1), (2, 3, 40), (5, 30, 31)])
+def test_position_runs_cover_the_output_and_start_on_it(rows, cols, width):
+    runs = conv_direct.position_runs(rows, cols, width)
+    assert not runs.flags.writeable
+    covered = np.zeros(rows * width + RUN, bool)
+    for start in runs:
+        assert start % width < cols and start // width < rows       # never in the padding
+        assert not covered[start:start + RUN].any()                 # no overlap
+        covered[start:start + RUN] = True
+    outputs = (np.arange(rows)[:, None] * width + np.arange(cols)).ravel()
+    assert covered[outputs].all()
+    # each run starts at the first position the runs before it left uncovered
+    uncovered = [p for p in outputs if p >= runs[0] + RUN]
+    assert len(runs) == 1 or runs[1] == uncovered[0]
+
+
+def test_position_runs_skip_the_padding_columns():
+    # an 8-wide output on rows 10 wide: with 8-position runs (AVX2), one run per row
+    runs = conv_direct.position_runs(8, 8, 10)
+    if RUN == 8:
+        np.testing.assert_array_equal(runs, np.arange(8) * 10)
+    assert len(runs) <= -(-80 // RUN)
 
 
 _USE_4X4 = _tile_use(4, 1)
@@ -330,18 +358,31 @@ def _plan_buffers():
 def test_conv_kernel_rejects_a_short_grid():
     x, w, plan, grid = _plan_buffers()
     y = np.empty((2, 4, plan.out_h, plan.out_w), np.float32)
+
+    def conv(grid=grid, shifts=plan.shifts, y=y, bias=np.empty(0, np.float32), runs=plan.runs):
+        kernels.conv(grid, conv_direct._pack(w), shifts, y, bias, plan.grid_width, 0, runs,
+                     32, 2)
+
+    conv()
     with pytest.raises(ValueError, match="outside"):
-        kernels.conv(grid[:, :, :-1].copy(), conv_direct._pack(w), plan.shifts, y,
-                     np.empty(0, np.float32), plan.grid_width, 0, 32, 2)
+        conv(grid=grid[:, :, :-1].copy())
     with pytest.raises(ValueError, match="inconsistent"):
-        kernels.conv(grid, conv_direct._pack(w), plan.shifts[:-1], y, np.empty(0, np.float32),
-                     plan.grid_width, 0, 32, 2)
+        conv(shifts=plan.shifts[:-1])
     with pytest.raises(ValueError, match="inconsistent"):
-        kernels.conv(grid, conv_direct._pack(w), plan.shifts, y, np.ones(3, np.float32),
-                     plan.grid_width, 0, 32, 2)
+        conv(bias=np.ones(3, np.float32))
     with pytest.raises(ValueError, match="positive strides"):
-        kernels.conv(grid, conv_direct._pack(w), plan.shifts, y[:, :, ::-1],
-                     np.empty(0, np.float32), plan.grid_width, 0, 32, 2)
+        conv(y=y[:, :, ::-1])
+    # the runs: within the grid, increasing without overlap, covering every output
+    with pytest.raises(ValueError, match="inconsistent"):
+        conv(runs=plan.runs[:0])
+    with pytest.raises(ValueError, match="outside"):
+        conv(runs=np.append(plan.runs, grid.shape[2]))
+    with pytest.raises(ValueError, match="start at 0"):
+        conv(runs=plan.runs - plan.runs[0] - 1)
+    with pytest.raises(ValueError, match="start at 0"):
+        conv(runs=np.sort(np.append(plan.runs, plan.runs[-1] + 1)))
+    with pytest.raises(ValueError, match="cover"):
+        conv(runs=plan.runs[:-1])
 
 
 @pytest.mark.parametrize("out_channels", [1, 10, 16, 20, 33, 40, 64, 96, 160])

@@ -11,17 +11,21 @@ position, ``shift[t] = i·dh·Wg + j·dw``, and a convolution is a 1-D correlati
     out[n, o, p] = Σ_c Σ_t weight[o, c, t] · grid[n, c, start + p + shift[t]],
     p = row·Wg + col,  row < Ho,  col < Wg.
 
-Positions with ``col ≥ Wo`` wrap into the next row: they are computed but never stored (the
-price is (Wg − Wo)/Wg extra work, 3–6 % for 3×3 and 5×5 kernels on 32-pixel rows). The same
+Positions with ``col ≥ Wo`` that a tile's run crosses are computed but never stored; a run
+never starts on one (``conv_direct.position_runs``), so on rows a whole number of runs wide
+the padding columns cost nothing. The same
 kernel computes the input gradient: the output gradient laid out on the input's grid,
 correlated with the flipped, transposed weight (negative shifts). A strided convolution runs
 on the plane split into its stride phases (``embed_phases``), where each tap is again one
 constant shift (``minigrad/ops/conv_direct.py``).
 
-Register tiling. A tile is ``OB`` output channels × ``XB`` consecutive positions held in
-accumulators (``tile_sizes.h``: 8 × 48 floats in 24 of AVX-512's 32 registers, 4 × 24 in 12
-of AVX2's 16); each step loads ``XB`` grid values once and broadcasts ``OB`` weights, so the
-loop is compute-bound (near the GEMM roof: benchmark cases conv5x5 and conv3x3_s1). The
+Register tiling. A tile is ``OB`` output channels × ``XB`` positions held in accumulators
+(``tile_sizes.h``: 8 × 48 floats in 24 of AVX-512's 32 registers, 4 × 24 in 12 of AVX2's 16),
+the positions in three runs of ``XB / 3`` consecutive ones (a float32 vector each), which may
+start anywhere: an 8×8 output on rows 10 wide (5×5 'same') is eight runs, three tiles, where
+24 consecutive positions per tile took four. Each step loads ``XB`` grid values once and
+broadcasts ``OB`` weights, so the loop is compute-bound (near the GEMM roof: benchmark cases
+conv5x5 and conv3x3_s1); its sums are written with GCC vector types (``conv_tile.h``). The
 weight is packed as (O/OB blocks, C·T, OB) so one step reads ``OB`` contiguous weights; a
 block of a channel count that is not a multiple of ``OB`` is padded with zero weights and its
 extra rows are not stored.
@@ -62,6 +66,8 @@ cdef extern from "tile_sizes.h":
     enum:
         OB "MINIGRAD_OB"    # output channels per register tile (the weight packing's block size)
         XB "MINIGRAD_XB"    # positions per register tile in the forward / input-gradient kernel
+        RUNS "MINIGRAD_RUNS"    # ... in this many runs of consecutive positions
+        RUN "MINIGRAD_RUN"      # of this length each
         GO "MINIGRAD_GO"    # output channels per register tile of the weight-gradient kernel
         TG "MINIGRAD_TG"    # taps per register tile of the weight-gradient kernel
         PAIRS "MINIGRAD_GRAD_PAIRS"  # 1: the GO-wide weight-gradient tile takes two channels
@@ -73,6 +79,8 @@ cdef enum:
 
 OUT_BLOCK = OB
 POSITION_BLOCK = XB
+POSITION_RUN = RUN
+POSITION_RUNS = RUNS
 GRAD_OUT_BLOCK = GO
 #: The weight gradient's tile widths (output channels), widest first.
 GRAD_TILE_WIDTHS = tuple(w for w in (GO, G24, G16) if w)
@@ -182,64 +190,70 @@ def embed_phases(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_
                     dst[k] = row[col0 + k * sw]
 
 
+cdef extern from "conv_tile.h" nogil:
+    void _conv_sums_f "minigrad_conv_sums_f" (
+        const float* run_0, const float* run_1, const float* run_2, Py_ssize_t grid_length,
+        const float* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
+        float* result)
+    void _conv_sums_d "minigrad_conv_sums_d" (
+        const double* run_0, const double* run_1, const double* run_2, Py_ssize_t grid_length,
+        const double* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
+        double* result)
+
+
 cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                             const floating* weight, const Py_ssize_t* shifts,
                             Py_ssize_t channels, Py_ssize_t taps, floating* out,
-                            Py_ssize_t out_rows, const floating* bias, Py_ssize_t first,
-                            Py_ssize_t grid_width, Py_ssize_t out_h, Py_ssize_t out_w,
-                            Py_ssize_t plane_stride, Py_ssize_t row_stride,
+                            Py_ssize_t out_rows, const floating* bias, const Py_ssize_t* runs,
+                            Py_ssize_t n_runs, Py_ssize_t grid_width, Py_ssize_t out_h,
+                            Py_ssize_t out_w, Py_ssize_t plane_stride, Py_ssize_t row_stride,
                             Py_ssize_t col_stride, bint accumulate) noexcept nogil:
-    """One tile: positions [first, first + XB) of ``out_rows`` (<= OB) output planes.
+    """One tile: ``n_runs`` (1 to RUNS) runs of RUN positions, run s being positions
+    [runs[s], runs[s] + RUN), of ``out_rows`` (<= OB) output planes.
 
-    tile[o][x] = Σ_c Σ_t weight[(c·taps + t)·OB + o] · grid[c·grid_length + shifts[t] + x]
-    (``grid`` points at the tile's first position), then position p = r·grid_width + col goes
-    to out[o·plane_stride + r·row_stride + col·col_stride] (plus bias[o] unless ``bias`` is
-    NULL; added to what is there if ``accumulate``) when r < out_h and col < out_w."""
-    cdef floating tile[OB][XB]
+    tile[o][s·RUN + x] = Σ_c Σ_t weight[(c·taps + t)·OB + o] · grid[c·grid_length + shifts[t]
+    + runs[s] + x], then position p = r·grid_width + col goes to out[o·plane_stride +
+    r·row_stride + col·col_stride] (plus bias[o] unless ``bias`` is NULL; added to what is
+    there if ``accumulate``) when r < out_h and col < out_w. A tile of fewer runs computes
+    its last run again in the missing ones and does not store them."""
     cdef floating result[OB * XB]
-    cdef Py_ssize_t c, t, o, x, r, col, step, valid
-    cdef const floating* row
-    cdef const floating* w
+    cdef Py_ssize_t t, o, x, s, r, col, step, valid, end
     cdef floating* dst
-    cdef floating w_o, offset
-    for o in range(OB):
-        for x in range(XB):
-            tile[o][x] = 0
-    for c in range(channels):
-        for t in range(taps):
-            row = grid + c * grid_length + shifts[t]
-            w = weight + (c * taps + t) * OB
-            for o in range(OB):
-                w_o = w[o]
-                for x in range(XB):
-                    tile[o][x] += w_o * row[x]
-    for o in range(OB):     # constant bounds keep ``tile`` in registers above
-        for x in range(XB):
-            result[o * XB + x] = tile[o][x]
-    # store row segment by row segment: positions [x, x + step) lie on one grid row
-    r = first // grid_width
-    col = first - r * grid_width
-    x = 0
-    while x < XB and r < out_h:
-        step = min(grid_width - col, XB - x)
-        valid = min(out_w - col, step)
-        for o in range(out_rows):
-            offset = bias[o] if bias != NULL else 0
-            dst = out + o * plane_stride + r * row_stride + col * col_stride
-            if accumulate:
-                for t in range(valid):
-                    dst[t * col_stride] += result[o * XB + x + t] + offset
-            elif col_stride == 1:
-                for t in range(valid):
-                    dst[t] = result[o * XB + x + t] + offset
-            else:
-                for t in range(valid):
-                    dst[t * col_stride] = result[o * XB + x + t] + offset
-        x = x + step
-        col = col + step
-        if col == grid_width:
-            col = 0
-            r = r + 1
+    cdef floating offset
+    if floating is float:
+        _conv_sums_f(grid + runs[0], grid + runs[min(1, n_runs - 1)],
+                     grid + runs[min(2, n_runs - 1)], grid_length, weight, shifts, channels,
+                     taps, result)
+    else:
+        _conv_sums_d(grid + runs[0], grid + runs[min(1, n_runs - 1)],
+                     grid + runs[min(2, n_runs - 1)], grid_length, weight, shifts, channels,
+                     taps, result)
+    # store each run row segment by row segment: positions [x, x + step) lie on one grid row
+    for s in range(n_runs):
+        r = runs[s] // grid_width
+        col = runs[s] - r * grid_width
+        x = s * RUN
+        end = x + RUN
+        while x < end and r < out_h:
+            step = min(grid_width - col, end - x)
+            valid = min(out_w - col, step)
+            for o in range(out_rows):
+                offset = bias[o] if bias != NULL else 0
+                dst = out + o * plane_stride + r * row_stride + col * col_stride
+                if accumulate:
+                    for t in range(valid):
+                        dst[t * col_stride] += result[o * XB + x + t] + offset
+                elif col_stride == 1:
+                    for t in range(valid):
+                        dst[t] = result[o * XB + x + t] + offset
+                else:
+                    for t in range(valid):
+                        dst[t * col_stride] = result[o * XB + x + t] + offset
+            x = x + step
+            col = col + step
+            if col == grid_width:
+                col = 0
+                r = r + 1
 
 
 def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed):
@@ -262,14 +276,18 @@ def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed):
 
 def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
          const Py_ssize_t[::1] shifts, floating[:, :, :, :] out, const floating[::1] bias,
-         Py_ssize_t grid_width, Py_ssize_t start, Py_ssize_t channel_chunk, int num_threads):
+         Py_ssize_t grid_width, Py_ssize_t start, const Py_ssize_t[::1] runs,
+         Py_ssize_t channel_chunk, int num_threads):
     """out[n, o, r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col
     + shifts[t]] for r < Ho, col < Wo, with W packed as (blocks, C·T, OB) (``conv_direct._pack``).
 
     ``bias`` may be empty (no bias). ``out`` may be a strided view (positive strides: the input
-    gradient of a strided convolution writes one phase's cells of x's gradient in place). Tiles
-    cover positions [0, Ho·grid_width) rounded up to XB; ``check_reads`` must hold for the
-    grid's length.
+    gradient of a strided convolution writes one phase's cells of x's gradient in place).
+
+    ``runs`` lists where the runs of POSITION_RUN consecutive positions that the tiles compute
+    start (RUNS runs per tile), increasing without overlap; together they must cover every
+    output position r·grid_width + col (``conv_direct.position_runs``), and ``check_reads``
+    must hold for the grid's length up to the end of the last run.
 
     The channels are summed ``channel_chunk`` at a time over a band of BAND tiles, each chunk
     added to the band's output: the rows a tile reads for all its channels (and their
@@ -280,16 +298,16 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     cdef Py_ssize_t grid_length = grid.shape[2], taps = shifts.shape[0]
     cdef Py_ssize_t blocks = packed_weight.shape[0]
     cdef Py_ssize_t channels = packed_weight.shape[1] // taps if taps else 0
-    cdef Py_ssize_t tiles = (out_h * grid_width + XB - 1) // XB
+    cdef Py_ssize_t n_runs = runs.shape[0], i
+    cdef Py_ssize_t tiles = (n_runs + RUNS - 1) // RUNS
     cdef bint has_bias = bias.shape[0] > 0
     cdef Py_ssize_t item, n, b, tile
     if (grid.shape[0] != n_images or taps == 0 or packed_weight.shape[1] != channels * taps
             or grid.shape[1] < channels or packed_weight.shape[2] != OB or blocks * OB < out_channels
-            or (has_bias and bias.shape[0] != out_channels)):
+            or (has_bias and bias.shape[0] != out_channels) or n_runs == 0):
         raise ValueError(f"conv: inconsistent shapes grid {_dims(grid.shape, 3)}, packed "
                          f"weight {_dims(packed_weight.shape, 3)}, {taps} shifts, out "
-                         f"{_dims(out.shape, 4)}, bias {_dims(bias.shape, 1)}")
-    check_reads(grid_length, start, tiles * XB, shifts)
+                         f"{_dims(out.shape, 4)}, bias {_dims(bias.shape, 1)}, {n_runs} runs")
     _check_planes("conv: grid", grid.shape, grid.strides, 3, sizeof(floating))
     cdef int axis
     for axis in range(1, 4):
@@ -299,8 +317,21 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     cdef Py_ssize_t plane_stride = out.strides[1] // sizeof(floating)
     cdef Py_ssize_t row_stride = out.strides[2] // sizeof(floating)
     cdef Py_ssize_t col_stride = out.strides[3] // sizeof(floating)
+    if grid_width < 1:
+        raise ValueError(f"conv: grid_width must be positive, got {grid_width}")
     if out_w > grid_width:
         raise ValueError(f"conv: output width {out_w} exceeds the grid width {grid_width}")
+    cdef Py_ssize_t covered = 0, p
+    for i in range(n_runs):
+        if runs[i] < 0 or (i > 0 and runs[i] < runs[i - 1] + RUN):
+            raise ValueError(f"conv: runs must start at 0 or later, each at least {RUN} after "
+                             f"the one before, got {runs[i - 1] if i else None} then {runs[i]}")
+        for p in range(runs[i], runs[i] + RUN):
+            covered += p // grid_width < out_h and p % grid_width < out_w
+    if covered != out_h * out_w:
+        raise ValueError(f"conv: the runs cover {covered} of the {out_h}×{out_w} outputs")
+    # the runs increase: the last one reads furthest
+    check_reads(grid_length, start, runs[n_runs - 1] + RUN, shifts)
     if channel_chunk < 1:
         raise ValueError(f"conv: channel_chunk must be positive, got {channel_chunk}")
     cdef Py_ssize_t bands = (tiles + BAND - 1) // BAND, band, c0
@@ -314,13 +345,13 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
         c0 = 0
         while c0 < channels:
             for tile in range(band * BAND, min(tiles, (band + 1) * BAND)):
-                _conv_tile(&grid[n, c0, start + tile * XB], grid_length,
+                _conv_tile(&grid[n, c0, start], grid_length,
                            &packed_weight[b, c0 * taps, 0], &shifts[0],
                            min(channel_chunk, channels - c0), taps, &out[n, b * OB, 0, 0],
                            min(OB, out_channels - b * OB),
                            &bias[b * OB] if has_bias and c0 == 0 else NULL,
-                           tile * XB, grid_width, out_h, out_w, plane_stride, row_stride,
-                           col_stride, c0 > 0)
+                           &runs[tile * RUNS], min(RUNS, n_runs - tile * RUNS), grid_width,
+                           out_h, out_w, plane_stride, row_stride, col_stride, c0 > 0)
             c0 = c0 + channel_chunk
 
 

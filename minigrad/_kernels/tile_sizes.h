@@ -28,6 +28,11 @@
 #define MINIGRAD_PARALLEL_MIN_MACS (1 << 19)
 #endif
 
+/* a forward tile's positions come in three runs of XB / 3, one vector wide with AVX-512 and
+ * AVX2 for float32 */
+#define MINIGRAD_RUNS 3
+#define MINIGRAD_RUN (MINIGRAD_XB / MINIGRAD_RUNS)
+
 /* the pair tile's width (used with MINIGRAD_GRAD_PAIRS), and the other weight-gradient tile
  * widths (grad_tiles.h) a layer may use instead: with AVX-512 16 channels, with AVX2 24
  * (with AVX-512 the 24-wide tile's 256-bit vectors would do half the work per instruction of

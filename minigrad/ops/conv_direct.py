@@ -24,6 +24,8 @@ thread one image's block of it position-major (``Ho·Wq·width``, the weight-gra
 width) and weight-gradient partials of at most ``PARTIALS_BYTES``.
 """
 
+from functools import lru_cache
+
 import numpy as np
 
 from .._kernels import direct_conv as _kernels
@@ -96,6 +98,31 @@ def _round_up(value, multiple):
     return -(-value // multiple) * multiple
 
 
+@lru_cache(maxsize=256)
+def position_runs(rows, cols, grid_width):
+    """Where the forward kernel's runs of ``POSITION_RUN`` consecutive grid positions start
+    for a rows × cols output on rows ``grid_width`` wide (read-only, increasing). Each run
+    starts at the first output position the runs before it leave uncovered, so a run never
+    starts in the padding columns: on an 8×8 output with 5×5 'same' padding (rows 10 wide),
+    the eight 8-wide runs of AVX2 cover the output exactly, where consecutive tiles would
+    compute four 24-position tiles for 64 outputs."""
+    run = _kernels.POSITION_RUN
+    starts = []
+    position = 0
+    while True:
+        row, col = divmod(position, grid_width)
+        if col >= cols:
+            row, col = row + 1, 0
+        if row >= rows:
+            break
+        position = row * grid_width + col
+        starts.append(position)
+        position += run
+    runs = np.array(starts, np.intp)
+    runs.flags.writeable = False
+    return runs
+
+
 def applies(kernel, stride, groups, channels):
     """Whether the direct path handles this convolution: enough taps, a stride no larger than
     the kernel (so that every stride phase has taps), and ungrouped or at least
@@ -116,7 +143,7 @@ def plan(x_shape, weight_shape, padding, dilation, stride, groups):
     backward = direct.beats_gemm()
     few_channels = (direct.channels <= FORWARD_MAX_CHANNELS
                     and direct.out_channels <= FORWARD_MAX_OUT)
-    one_tile = (direct.positions <= _kernels.POSITION_BLOCK
+    one_tile = (direct.tiles == 1
                 and direct.n >= FORWARD_ONE_TILE_MIN_BATCH)
     forward = backward or (direct.tile_use >= FORWARD_MIN_TILE_USE
                            and (few_channels or one_tile))
@@ -176,16 +203,20 @@ class DirectPlan:
         self.shifts = np.array(self.tap_phases, np.intp) * self.phase_length + self.local_shifts
         reach = int(self.shifts.max())
         self.positions = self.out_h * self.grid_width
-        tile = _kernels.POSITION_BLOCK
-        # input grid: the forward's tiles read up to a whole tile past the last output
-        self.x_length = max(sh * sw * self.phase_length, _round_up(self.positions, tile) + reach)
+        tile, run = _kernels.POSITION_BLOCK, _kernels.POSITION_RUN
+        self.runs = position_runs(self.out_h, self.out_w, self.grid_width)
+        # input grid: the forward's last run reads up to a run past the last output, the
+        # weight gradient every position of the output's rows
+        self.x_length = max(sh * sw * self.phase_length,
+                            max(int(self.runs[-1]) + run, self.positions) + reach)
         # output gradient grid: the input gradient at phase position q reads q − shift (that
         # phase's taps); ``front`` zeros keep those reads inside the plane
         self.first_input = self.top * self.grid_width + self.left    # stride 1 only
         if self.stride == (1, 1):
             self.front = max(0, reach - self.first_input)
+            self.input_runs = position_runs(height, width, self.grid_width)
             self.gy_length = self.front + max(
-                self.first_input + _round_up(height * self.grid_width, tile), self.positions)
+                self.first_input + int(self.input_runs[-1]) + run, self.positions)
         else:
             # the input gradient's tiles for one phase of x's cells start up to a row into
             # the phase grid and overhang its last cell by up to a tile
@@ -194,10 +225,15 @@ class DirectPlan:
                                               self.positions)
 
     @property
+    def tiles(self):
+        """Register tiles per output plane of the forward."""
+        return -(-len(self.runs) // _kernels.POSITION_RUNS)
+
+    @property
     def tile_use(self):
         """The share of the register tiles' positions that are outputs (the rest: the grid's
-        padding columns and the last tile's overhang)."""
-        return self.out_h * self.out_w / _round_up(self.positions, _kernels.POSITION_BLOCK)
+        padding columns that runs cross and the runs' overhang)."""
+        return self.out_h * self.out_w / (self.tiles * _kernels.POSITION_BLOCK)
 
     def beats_gemm(self):
         """Whether this plan is expected to be faster than im2col + BLAS (measured rule:
@@ -232,7 +268,8 @@ class DirectPlan:
             _kernels.conv(self._group(g, grid), _pack(self._group(g, weight, axis=0)),
                           self.shifts, self._group(g, y),
                           absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
-                          self.grid_width, 0, channel_chunk(self.positions), get_num_threads())
+                          self.grid_width, 0, self.runs, channel_chunk(self.positions),
+                          get_num_threads())
         return y
 
     def grad_input(self, gy, weight):
@@ -252,7 +289,7 @@ class DirectPlan:
         no_bias = absent(gy_grid.dtype)
         if self.stride == (1, 1):
             _kernels.conv(gy_grid, _pack(weight_t), -self.shifts, gx, no_bias,
-                          self.grid_width, self.front + self.first_input,
+                          self.grid_width, self.front + self.first_input, self.input_runs,
                           channel_chunk(self.positions), get_num_threads())
             return
         sh, sw = self.stride
@@ -273,6 +310,7 @@ class DirectPlan:
                 _kernels.conv(gy_grid, _pack(weight_t[:, :, taps]), -self.local_shifts[taps],
                               target, no_bias, self.grid_width,
                               self.front + first_row * self.grid_width + first_col,
+                              position_runs(*target.shape[2:], self.grid_width),
                               channel_chunk(self.positions), get_num_threads())
 
     def grad_weight(self, x, gy):

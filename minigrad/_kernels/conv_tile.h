@@ -1,0 +1,62 @@
+/* The forward register tile's sums in GCC vector types (direct_conv.pyx, _conv_tile): written
+ * as plain C loops over a run of RUN positions, GCC unrolls the short loop before it
+ * vectorises and the tile runs scalar.
+ *
+ * result[o * XB + s * RUN + x] = sum_c sum_t weight[(c * taps + t) * OB + o]
+ *                                 * run_s[c * grid_length + shifts[t] + x]
+ * for OB output channels o and the RUNS runs s (run_0, run_1, run_2) of RUN positions x. */
+#ifndef MINIGRAD_CONV_TILE_H
+#define MINIGRAD_CONV_TILE_H
+
+#include "tile_sizes.h"
+
+#if defined(__AVX512F__)
+#define MINIGRAD_VECTOR_BYTES 64
+#else
+#define MINIGRAD_VECTOR_BYTES 32
+#endif
+
+/* vectors that may sit at any element boundary (unaligned loads) */
+typedef float minigrad_vf __attribute__((vector_size(MINIGRAD_VECTOR_BYTES), aligned(4),
+                                         may_alias));
+typedef double minigrad_vd __attribute__((vector_size(MINIGRAD_VECTOR_BYTES), aligned(8),
+                                          may_alias));
+
+#define MINIGRAD_CONV_SUMS(NAME, T, V)                                                       \
+static inline void NAME(const T *run_0, const T *run_1, const T *run_2,                      \
+                        Py_ssize_t grid_length, const T *weight, const Py_ssize_t *shifts,   \
+                        Py_ssize_t channels, Py_ssize_t taps, T *result)                     \
+{                                                                                            \
+    enum { LANES = MINIGRAD_VECTOR_BYTES / sizeof(T), K = MINIGRAD_RUN / LANES };            \
+    V sums[MINIGRAD_OB][MINIGRAD_RUNS][K];                                                   \
+    const T *runs[MINIGRAD_RUNS] = {run_0, run_1, run_2};                                    \
+    Py_ssize_t c, t;                                                                         \
+    int o, s, k;                                                                             \
+    for (o = 0; o < MINIGRAD_OB; o++)                                                        \
+        for (s = 0; s < MINIGRAD_RUNS; s++)                                                  \
+            for (k = 0; k < K; k++)                                                          \
+                sums[o][s][k] = (V){0};                                                      \
+    for (c = 0; c < channels; c++)                                                           \
+        for (t = 0; t < taps; t++) {                                                         \
+            Py_ssize_t at = c * grid_length + shifts[t];                                     \
+            const T *w = weight + (c * taps + t) * MINIGRAD_OB;                              \
+            V x[MINIGRAD_RUNS][K];                                                           \
+            for (s = 0; s < MINIGRAD_RUNS; s++)                                              \
+                for (k = 0; k < K; k++)                                                      \
+                    x[s][k] = *(const V *)(runs[s] + at + k * LANES);                        \
+            for (o = 0; o < MINIGRAD_OB; o++)                                                \
+                for (s = 0; s < MINIGRAD_RUNS; s++)                                          \
+                    for (k = 0; k < K; k++)                                                  \
+                        sums[o][s][k] += w[o] * x[s][k];                                     \
+        }                                                                                    \
+    for (o = 0; o < MINIGRAD_OB; o++)                                                        \
+        for (s = 0; s < MINIGRAD_RUNS; s++)                                                  \
+            for (k = 0; k < K; k++)                                                          \
+                *(V *)(result + o * MINIGRAD_XB + s * MINIGRAD_RUN + k * LANES) =            \
+                    sums[o][s][k];                                                           \
+}
+
+MINIGRAD_CONV_SUMS(minigrad_conv_sums_f, float, minigrad_vf)
+MINIGRAD_CONV_SUMS(minigrad_conv_sums_d, double, minigrad_vd)
+
+#endif
