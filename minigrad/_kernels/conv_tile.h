@@ -1,6 +1,6 @@
 /* The forward register tile's sums in GCC vector types (direct_conv.pyx, _conv_tile): the same
- * sums as plain loops over the runs' RUN positions compiled to slower code (1.6-2.5x the
- * time), as the weight-gradient tile's short loops did (grad_tiles.h).
+ * sums as plain loops over the runs' RUN positions compiled to much slower code, as the
+ * weight-gradient tile's short loops did (grad_tiles.h; docs/algorithms.md has the figures).
  *
  * result[o * XB + s * RUN + x] = sum_c sum_t weight[(c * taps + t) * OB + o]
  *                                 * run_s[c * grid_length + shifts[t] + x]
