@@ -356,23 +356,28 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
 
 
 cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const floating* row,
-                            const Py_ssize_t* shifts, Py_ssize_t count,
-                            floating* tile, Py_ssize_t tap_stride) noexcept nogil:
-    """tile[t·tap_stride + o] += Σ_{p < count} row[shifts[t] + p] · gy_t[p·gy_stride + o] for
-    TG taps and GO output channels (``gy_t`` position-major)."""
+                            const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols,
+                            Py_ssize_t grid_width, floating* tile,
+                            Py_ssize_t tap_stride) noexcept nogil:
+    """tile[t·tap_stride + o] += Σ_p row[shifts[t] + p] · gy_t[p·gy_stride + o] over the
+    positions p < count in the output's columns (p mod grid_width < cols), for TG taps and GO
+    output channels (``gy_t`` position-major)."""
     cdef floating sums[TG][GO]
-    cdef Py_ssize_t o, t, p
+    cdef Py_ssize_t o, t, p, first
     cdef const floating* g
     cdef floating v
     for t in range(TG):
         for o in range(GO):
             sums[t][o] = 0
-    for p in range(count):
-        g = gy_t + p * gy_stride
-        for t in range(TG):
-            v = row[shifts[t] + p]
-            for o in range(GO):
-                sums[t][o] += v * g[o]
+    first = 0
+    while first < count:
+        for p in range(first, min(first + cols, count)):
+            g = gy_t + p * gy_stride
+            for t in range(TG):
+                v = row[shifts[t] + p]
+                for o in range(GO):
+                    sums[t][o] += v * g[o]
+        first = first + grid_width
     for t in range(TG):
         for o in range(GO):
             tile[t * tap_stride + o] += sums[t][o]
@@ -381,41 +386,47 @@ cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const fl
 cdef extern from "grad_tiles.h" nogil:
     void _grad_tile_narrow_f "minigrad_grad_tile_narrow_f" (
         Py_ssize_t width, const float* gy_t, Py_ssize_t gy_stride, const float* row,
-        const Py_ssize_t* shifts, Py_ssize_t count, float* tile, Py_ssize_t tap_stride)
+        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
+        float* tile, Py_ssize_t tap_stride)
     void _grad_tile_narrow_d "minigrad_grad_tile_narrow_d" (
         Py_ssize_t width, const double* gy_t, Py_ssize_t gy_stride, const double* row,
-        const Py_ssize_t* shifts, Py_ssize_t count, double* tile, Py_ssize_t tap_stride)
+        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
+        double* tile, Py_ssize_t tap_stride)
     void _grad_tile_pair_f "minigrad_grad_tile_pair_f" (
         const float* gy_t, Py_ssize_t gy_stride, const float* row, Py_ssize_t row_channel,
-        const Py_ssize_t* shifts, Py_ssize_t count, float* tile, Py_ssize_t tile_channel,
-        Py_ssize_t tap_stride)
+        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
+        float* tile, Py_ssize_t tile_channel, Py_ssize_t tap_stride)
     void _grad_tile_pair_d "minigrad_grad_tile_pair_d" (
         const double* gy_t, Py_ssize_t gy_stride, const double* row, Py_ssize_t row_channel,
-        const Py_ssize_t* shifts, Py_ssize_t count, double* tile, Py_ssize_t tile_channel,
-        Py_ssize_t tap_stride)
+        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
+        double* tile, Py_ssize_t tile_channel, Py_ssize_t tap_stride)
 
 
 cdef inline void _grad_tile_narrow(const floating* gy_t, Py_ssize_t gy_stride,
                                    const floating* row, const Py_ssize_t* shifts,
-                                   Py_ssize_t count, floating* tile, Py_ssize_t tap_stride,
+                                   Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
+                                   floating* tile, Py_ssize_t tap_stride,
                                    Py_ssize_t width) noexcept nogil:
     """``_grad_tile`` for ``width`` (16 or 24) output channels, in C with GCC vector types
     (``grad_tiles.h``): the narrower widths, and with AVX2 an odd last input channel of the
     pair tile's 16."""
     if floating is float:
-        _grad_tile_narrow_f(width, gy_t, gy_stride, row, shifts, count, tile, tap_stride)
+        _grad_tile_narrow_f(width, gy_t, gy_stride, row, shifts, count, cols, grid_width, tile,
+                            tap_stride)
     else:
-        _grad_tile_narrow_d(width, gy_t, gy_stride, row, shifts, count, tile, tap_stride)
+        _grad_tile_narrow_d(width, gy_t, gy_stride, row, shifts, count, cols, grid_width, tile,
+                            tap_stride)
 
 
 cdef inline void _grad_image(const floating* gy_t, Py_ssize_t gy_stride, const floating* rows,
                              Py_ssize_t row_channel, Py_ssize_t channels,
                              const Py_ssize_t* shifts, Py_ssize_t groups, Py_ssize_t count,
-                             floating* out, Py_ssize_t out_channel, Py_ssize_t out_tap,
+                             Py_ssize_t cols, Py_ssize_t grid_width, floating* out, Py_ssize_t out_channel, Py_ssize_t out_tap,
                              Py_ssize_t width) noexcept nogil:
     """out[c·out_channel + t·out_tap + o] += Σ_p rows[c·row_channel + shifts[t] + p] ·
     gy_t[p·gy_stride + o] for ``channels`` input channels c, groups·TG taps t and ``width``
-    output channels o (GO, or a narrower tile's G24 or G16): one image's share."""
+    output channels o (GO, or a narrower tile's G24 or G16), over the positions p < count in
+    the output's columns (p mod grid_width < cols): one image's share."""
     cdef Py_ssize_t c = 0, g
     cdef bint pairs = PAIRS and width == GO
     while c < channels:
@@ -423,21 +434,21 @@ cdef inline void _grad_image(const floating* gy_t, Py_ssize_t gy_stride, const f
             if pairs and c + 1 < channels:
                 if floating is float:
                     _grad_tile_pair_f(gy_t, gy_stride, rows + c * row_channel, row_channel,
-                                      shifts + g * TG, count,
+                                      shifts + g * TG, count, cols, grid_width,
                                       out + c * out_channel + g * TG * out_tap, out_channel,
                                       out_tap)
                 else:
                     _grad_tile_pair_d(gy_t, gy_stride, rows + c * row_channel, row_channel,
-                                      shifts + g * TG, count,
+                                      shifts + g * TG, count, cols, grid_width,
                                       out + c * out_channel + g * TG * out_tap, out_channel,
                                       out_tap)
             elif width == GO and not PAIRS:
                 _grad_tile(gy_t, gy_stride, rows + c * row_channel, shifts + g * TG, count,
-                           out + c * out_channel + g * TG * out_tap, out_tap)
+                           cols, grid_width, out + c * out_channel + g * TG * out_tap, out_tap)
             else:
                 _grad_tile_narrow(gy_t, gy_stride, rows + c * row_channel, shifts + g * TG,
-                                  count, out + c * out_channel + g * TG * out_tap, out_tap,
-                                  width)
+                                  count, cols, grid_width,
+                                  out + c * out_channel + g * TG * out_tap, out_tap, width)
         c = c + (2 if pairs and c + 1 < channels else 1)
 
 
@@ -445,8 +456,9 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
                 const Py_ssize_t[::1] shifts, Py_ssize_t count, Py_ssize_t grid_width,
                 floating[:, :, :, ::1] partials, floating[:, :, ::1] scratch, Py_ssize_t width,
                 int num_threads):
-    """partials[k, c, t, o] = Σ_{n in chunk k} Σ_{p < count} grid[n, c, p + shifts[t]] ·
-    gy[n, o, p div grid_width, p mod grid_width] (0 where o ≥ O or the column ≥ Wo).
+    """partials[k, c, t, o] = Σ_{n in chunk k} Σ_p grid[n, c, p + shifts[t]] ·
+    gy[n, o, p div grid_width, p mod grid_width] over the positions p < count in the output's
+    columns (p mod grid_width < Wo; the padding columns are skipped); 0 where o ≥ O.
 
     ``gy`` (N, O, Ho, Wo), any strides, with Ho = ceil(count / grid_width); ``partials``
     (chunks, C, T, O'), O' = O rounded up to the tile ``width`` (one of ``GRAD_TILE_WIDTHS``);
@@ -505,8 +517,8 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
                         for i in range(step):
                             dst[i * width + o] = gy[n, b * width + o, r, col + i]
             _grad_image(local, width, &grid[n, 0, 0], grid_length, channels, &shifts[0],
-                        groups, count, &partials[k, 0, 0, b * width], taps * padded, padded,
-                        width)
+                        groups, count, cols, grid_width, &partials[k, 0, 0, b * width],
+                        taps * padded, padded, width)
 
 
 def check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count, const Py_ssize_t[::1] shifts):

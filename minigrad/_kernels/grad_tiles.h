@@ -2,11 +2,13 @@
  * as plain C loops, GCC unrolls a 16-iteration channel loop before it vectorises and the tile
  * runs scalar.
  *
- * tile[t * tap_stride + o] += sum_{p < count} row[shifts[t] + p] * gy_t[p * gy_stride + o]
- * for TG taps t and WIDTH channels o, for one or two input channels: with AVX2 the main tile
- * (the pair tile, two channels), and one-channel tiles for an odd last channel and for the
- * narrower widths a layer whose output channels are not a multiple of GO may use when they
- * pad them less (16 wide with AVX-512, 24 with AVX2: 20 channels to 24, not 32). */
+ * tile[t * tap_stride + o] += sum_p row[shifts[t] + p] * gy_t[p * gy_stride + o]
+ * over the positions p < count whose column p mod grid_width is below cols (the rest are
+ * padding columns, whose gradient is zero), for TG taps t and WIDTH channels o, for one or
+ * two input channels: with AVX2 the main tile (the pair tile, two channels), and one-channel
+ * tiles for an odd last channel and for the narrower widths a layer whose output channels are
+ * not a multiple of GO may use when they pad them less (16 wide with AVX-512, 24 with AVX2:
+ * 20 channels to 24, not 32). */
 #ifndef MINIGRAD_GRAD_TILES_H
 #define MINIGRAD_GRAD_TILES_H
 
@@ -24,26 +26,30 @@ typedef double minigrad_v4d __attribute__((vector_size(32), aligned(8), may_alia
 #define MINIGRAD_GRAD_TILE(NAME, T, V, LANES, WIDTH, CHANNELS)                               \
 static inline void NAME(const T *gy_t, Py_ssize_t gy_stride, const T *row,                   \
                         Py_ssize_t row_channel, const Py_ssize_t *shifts, Py_ssize_t count,  \
-                        T *tile, Py_ssize_t tile_channel, Py_ssize_t tap_stride)             \
+                        Py_ssize_t cols, Py_ssize_t grid_width, T *tile,                     \
+                        Py_ssize_t tile_channel, Py_ssize_t tap_stride)                      \
 {                                                                                            \
     enum { K = (WIDTH) / LANES };                                                            \
     V sums[CHANNELS][MINIGRAD_TG][K];                                                        \
     V g[K];                                                                                  \
-    Py_ssize_t p;                                                                            \
+    Py_ssize_t first, end, p;                                                                \
     int c, t, k;                                                                             \
     for (c = 0; c < (CHANNELS); c++)                                                         \
         for (t = 0; t < MINIGRAD_TG; t++)                                                    \
             for (k = 0; k < K; k++)                                                          \
                 sums[c][t][k] = (V){0};                                                      \
-    for (p = 0; p < count; p++) {                                                            \
-        for (k = 0; k < K; k++)                                                              \
-            g[k] = *(const V *)(gy_t + p * gy_stride + k * LANES);                           \
-        for (c = 0; c < (CHANNELS); c++)                                                     \
-            for (t = 0; t < MINIGRAD_TG; t++) {                                              \
-                T v = row[c * row_channel + shifts[t] + p];                                  \
-                for (k = 0; k < K; k++)                                                      \
-                    sums[c][t][k] += v * g[k];                                               \
-            }                                                                                \
+    for (first = 0; first < count; first += grid_width) {                                    \
+        end = first + cols < count ? first + cols : count;                                   \
+        for (p = first; p < end; p++) {                                                      \
+            for (k = 0; k < K; k++)                                                          \
+                g[k] = *(const V *)(gy_t + p * gy_stride + k * LANES);                       \
+            for (c = 0; c < (CHANNELS); c++)                                                 \
+                for (t = 0; t < MINIGRAD_TG; t++) {                                          \
+                    T v = row[c * row_channel + shifts[t] + p];                              \
+                    for (k = 0; k < K; k++)                                                  \
+                        sums[c][t][k] += v * g[k];                                           \
+                }                                                                            \
+        }                                                                                    \
     }                                                                                        \
     for (c = 0; c < (CHANNELS); c++)                                                         \
         for (t = 0; t < MINIGRAD_TG; t++)                                                    \
@@ -62,13 +68,15 @@ MINIGRAD_GRAD_TILE(minigrad_grad_tile_24_d, double, minigrad_v4d, 4, 24, 1)
 /* the tile of ``width`` channels: 24, else 16 */
 #define MINIGRAD_GRAD_TILE_PICK(NAME, T, TILE_16, TILE_24)                                   \
 static inline void NAME(Py_ssize_t width, const T *gy_t, Py_ssize_t gy_stride, const T *row, \
-                        const Py_ssize_t *shifts, Py_ssize_t count, T *tile,                 \
-                        Py_ssize_t tap_stride)                                               \
+                        const Py_ssize_t *shifts, Py_ssize_t count, Py_ssize_t cols,         \
+                        Py_ssize_t grid_width, T *tile, Py_ssize_t tap_stride)               \
 {                                                                                            \
     if (width == 24)                                                                         \
-        TILE_24(gy_t, gy_stride, row, 0, shifts, count, tile, 0, tap_stride);                \
+        TILE_24(gy_t, gy_stride, row, 0, shifts, count, cols, grid_width, tile, 0,           \
+                tap_stride);                                                                 \
     else                                                                                     \
-        TILE_16(gy_t, gy_stride, row, 0, shifts, count, tile, 0, tap_stride);                \
+        TILE_16(gy_t, gy_stride, row, 0, shifts, count, cols, grid_width, tile, 0,           \
+                tap_stride);                                                                 \
 }
 
 MINIGRAD_GRAD_TILE_PICK(minigrad_grad_tile_narrow_f, float, minigrad_grad_tile_16_f,
