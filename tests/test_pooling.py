@@ -252,31 +252,35 @@ def test_max_pool_nan_wins_and_propagates():
     assert t.grad[0, 0, 1, 0] == 1 and t.grad[0, 0, 0, 1] == 0
 
 
-WHOLE_PLANE = [(3, 1, 1, 1, False, (4, 4)), (3, 2, 1, 1, False, (8, 8)),
-               (3, 2, 1, 1, True, (7, 9)), ((2, 4), (3, 1), (1, 2), (2, 1), True, (7, 9)),
-               (3, (1, 2), 1, (2, 1), False, (6, 11)), (2, 2, 1, 1, False, (5, 5))]
+PHASE_PLANES = [(3, 1, 1, 1, False, (4, 4)), (3, 2, 1, 1, False, (8, 8)),
+                (3, 2, 1, 1, True, (7, 9)), ((2, 4), (3, 1), (1, 2), (2, 1), True, (7, 9)),
+                (3, (1, 2), 1, (2, 1), False, (6, 11)), (2, 2, 1, 1, False, (5, 5)),
+                # rows of whole vectors, of vectors and a part, and shorter than a vector
+                (3, 1, 1, 1, False, (3, 16)), (3, 1, 1, 1, False, (4, 21)),
+                (3, 2, 1, 1, False, (5, 37)), (5, 1, 2, 1, False, (3, 7))]
 
 
-@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode,hw", WHOLE_PLANE)
-def test_whole_plane_and_row_by_row_max_pool_agree(kernel, stride, padding, dilation, ceil_mode,
-                                                   hw, monkeypatch):
-    """Small padded planes take the whole-plane kernel; the row-by-row one must give the same
-    values, indices (ties, NaN, −∞) and gradient."""
-    from minigrad.ops import pooling as pooling_ops
-    x = rng.standard_normal((2, 3) + hw)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode,hw", PHASE_PLANES)
+def test_phase_plane_max_pool_matches_reference(kernel, stride, padding, dilation, ceil_mode,
+                                                hw, dtype):
+    """Padded planes are pooled from their stride phases a vector of outputs at a time, the
+    last vector of a row overlapping the one before it (or on a buffer when the row is shorter
+    than one): values, indices (ties, NaN, −∞) and the gradient as the reference loops."""
+    x = rng.standard_normal((2, 3) + hw).astype(dtype)
     x[0, 1, 1:3, 1:3] = 0.25
     x[1, 0] = -np.inf
     x[rng.random(x.shape) < 0.1] = np.nan
-    results = []
-    for cells in (pooling_ops.FLAT_CELLS, 0):
-        monkeypatch.setattr(pooling_ops, "FLAT_CELLS", cells)
-        xm = minigrad.tensor(x, requires_grad=True)
-        y, idx = F.max_pool2d(xm, kernel, stride, padding, dilation, ceil_mode,
-                              return_indices=True)
-        y.backward(np.arange(y.size, dtype=np.float64).reshape(y.shape))
-        results.append((y.data, idx.data, xm.grad))
-    for flat, rows in zip(*results):
-        np.testing.assert_array_equal(flat, rows)
+    xm = minigrad.tensor(x, requires_grad=True)
+    y, idx = F.max_pool2d(xm, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)
+    expected, argmax = R.max_pool2d(x, *map(pair, (kernel, stride, padding, dilation)),
+                                    ceil_mode)
+    np.testing.assert_array_equal(y.data, expected.astype(dtype))
+    np.testing.assert_array_equal(idx.data, argmax)
+    gy = np.arange(y.size, dtype=dtype).reshape(y.shape)
+    y.backward(gy)
+    np.testing.assert_array_equal(xm.grad, R.scatter_to_argmax(x.shape, argmax, gy))
 
 
 # -- PyTorch parity -----------------------------------------------------------------------------------

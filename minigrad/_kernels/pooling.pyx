@@ -16,7 +16,8 @@ greater than the current maximum (so the first of equal values wins) or when it 
 and propagates). Indices are therefore never −1. Every max-type backward is ``max_pool_backward``.
 
 Sliding windows (max and average pooling) are computed "tap by tap": for one output row, each
-kernel offset (i, j) updates the whole row, ``y[o] = max(y[o], row[o·sw + j·dw])``. Unless the
+kernel offset (i, j) updates the whole row, ``y[o] = max(y[o], row[o·sw + j·dw])`` (padded max
+pooling folds the taps of a vector of outputs in registers instead: ``_max_rows``). Unless the
 windows lie inside the input with stride 1 (or a 2×2/stride-2 fast path applies), each plane is
 first copied into a per-thread buffer whose border holds the padding value (−∞ for max, 0 for
 sums; filled once per call) and whose rows are split into ``sw`` phases (columns c ≡ r mod sw
@@ -32,6 +33,7 @@ from cython cimport floating
 from libc.math cimport INFINITY, fabs, isnan, pow, sqrt
 from libc.limits cimport INT_MIN
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._parallel cimport team_size
@@ -255,91 +257,114 @@ cdef inline void _copy_phases(const floating* x, floating* buf, Py_ssize_t H, Py
                   W, w.pw, w.sw, Hq * w.Lq, True)
 
 
-cdef inline void _max_flat(const floating* planes, floating* fy, int* fidx, floating* y,
-                           int* idx, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Window* w,
-                           Py_ssize_t Hq, const Py_ssize_t* first_row,
+cdef extern from "max_row.h" nogil:
+    enum: MAX_ROW_SLACK "MINIGRAD_MAX_ROW_SLACK"
+    void _max_row_f "minigrad_max_row_f" (
+        const float* src, const Py_ssize_t* shifts, const int* offsets, Py_ssize_t taps,
+        Py_ssize_t count, int corner, int sw, float* y, int* idx)
+    void _max_row_d "minigrad_max_row_d" (
+        const double* src, const Py_ssize_t* shifts, const int* offsets, Py_ssize_t taps,
+        Py_ssize_t count, int corner, int sw, double* y, int* idx)
+
+
+#: Cells the phase-plane path of ``max_pool_forward`` reads past the phase planes.
+PHASE_SLACK = MAX_ROW_SLACK
+
+
+cdef inline void _max_rows(const floating* planes, floating* y, int* idx, Py_ssize_t W,
+                           Py_ssize_t OH, Py_ssize_t OW, Window* w, const Py_ssize_t* shifts,
+                           const int* offsets, Py_ssize_t taps, const Py_ssize_t* first_row,
                            const Py_ssize_t* first_col) noexcept nogil:
-    """Max pooling of a whole plane at once from its phase planes (``_copy_phases``), for small
-    planes. Output (oh, ow) sits at flat position oh·Lq + ow of ``fy`` (the columns ow ≥ OW
-    are computed and dropped); tap (i, j) reads phase plane ((i·dh) mod sh, (j·dw) mod sw)
-    at the one shift ((i·dh) div sh)·Lq + (j·dw) div sw for every output, so each tap is
-    one long branch-free loop instead of a short one per output row. ``fidx`` (NULL: values
-    only) records the winning tap as its offset from the window's corner cell oh·sh·W +
-    ow·sw, (i·dh − ph)·W + j·dw − pw, a constant per tap (INT_MIN while no cell beat −∞)."""
-    cdef Py_ssize_t n = OH * w.Lq, i, j, oh, ow, shift, di, dj
-    cdef int q
-    for i in range(n):
-        fy[i] = -INFINITY
-    if fidx != NULL:
-        for i in range(n):
-            fidx[i] = INT_MIN
-    for i in range(w.kh):            # row-major tap order: PyTorch's tie rule
-        di = i * w.dh
-        for j in range(w.kw):
-            dj = j * w.dw
-            shift = (((di % w.sh) * w.sw + dj % w.sw) * Hq + di // w.sh) * w.Lq + dj // w.sw
-            _max_tap(planes + shift, fy, fidx, <int>((di - w.ph) * W + dj - w.pw), n, 0)
+    """Max pooling of a whole plane from its phase planes (``_copy_phases``), row by row: tap
+    t of output (oh, ow) reads ``planes[shifts[t] + oh·Lq + ow]``, one constant shift per tap
+    (phase plane ((i·dh) mod sh, (j·dw) mod sw), cell shift ((i·dh) div sh)·Lq + (j·dw) div
+    sw), so each output row is one branch-free vector loop over the taps (``max_row.h``).
+    The winning tap's cell is the window's corner oh·sh·W + ow·sw plus offsets[t] =
+    (i·dh − ph)·W + j·dw − pw; before any cell beats −∞ the index is the window's first
+    in-bounds cell."""
+    cdef Py_ssize_t oh, ow
+    cdef int* row_idx
     for oh in range(OH):
-        memcpy(y + oh * OW, fy + oh * w.Lq, OW * sizeof(floating))
-        if fidx == NULL:
-            continue
-        for ow in range(OW):
-            q = fidx[oh * w.Lq + ow]
-            idx[oh * OW + ow] = <int>(first_row[oh] * W + first_col[ow] if q == INT_MIN
-                                      else oh * w.sh * W + ow * w.sw + q)
+        row_idx = NULL
+        if idx != NULL:
+            row_idx = idx + oh * OW
+            for ow in range(OW):
+                row_idx[ow] = <int>(first_row[oh] * W + first_col[ow])
+        if floating is float:
+            _max_row_f(planes + oh * w.Lq, shifts, offsets, taps, OW, <int>(oh * w.sh * W),
+                       <int>w.sw, y + oh * OW, row_idx)
+        else:
+            _max_row_d(planes + oh * w.Lq, shifts, offsets, taps, OW, <int>(oh * w.sh * W),
+                       <int>w.sw, y + oh * OW, row_idx)
 
 
 def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] idx,
                      int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
                      Py_ssize_t Hp, Py_ssize_t Lq, floating[:, ::1] scratch,
                      const Py_ssize_t[::1] first_row, const Py_ssize_t[::1] first_col,
-                     int[:, ::1] flat_index, int num_threads):
+                     int num_threads):
     """y[p, oh, ow] = max over the window (−∞ padding); idx (or None) gets the flat argmax.
 
-    The padded plane holds every window: Hp rows of sw phases of Lq cells; scratch is
-    (num_threads, Hp·sw·Lq), or (num_threads, 0) to read the input directly (windows inside
-    it, stride 1 or the 2×2 fast path; then Hp, Lq = H, W).
-    first_row[oh] / first_col[ow]: the window's first in-bounds row / column.
-
-    ``flat_index`` (num_threads, OH·Lq) selects the whole-plane path (``_max_flat``) for a
-    buffered window; (num_threads, 0) the row-by-row one. Its scratch rows are then
-    sh·sw·Hq·Lq + ((kw − 1)·dw) div sw + OH·Lq long, Hq = ceil(Hp / sh): the phase planes,
-    the overreach of the dropped columns' taps, and the flat output."""
+    The padded plane holds every window: Hp rows of Lq·sw cells. scratch is (num_threads, 0)
+    to read the input directly, row by row (windows inside it, stride 1 or the 2×2 fast path;
+    then Hp, Lq = H, W). Otherwise each plane is copied into its sh·sw phase planes
+    (``_copy_phases``) and pooled whole (``_max_rows``): scratch rows of sh·sw·Hq·Lq +
+    ((kw − 1)·dw) div sw + ``PHASE_SLACK`` cells, Hq = ceil(Hp / sh) (the phase planes, the
+    overreach of the dropped columns' taps and that of a vector on rows shorter than one).
+    first_row[oh] / first_col[ow]: the window's first in-bounds row / column."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], p, oh
     cdef bint with_index = idx is not None
     cdef bint fast_2x2 = _fast_2x2(kh, kw, sh, sw, dh, dw, scratch.shape[1])
     cdef Window w = _window(kh, kw, sh, sw, ph, pw, dh, dw, Hp, Lq, scratch.shape[1] > 0)
-    cdef Py_ssize_t flat = flat_index.shape[1], Hq = (Hp + sh - 1) // sh
+    cdef Py_ssize_t Hq = (Hp + sh - 1) // sh
     cdef Py_ssize_t phase_cells = sh * sw * Hq * Lq + (kw - 1) * dw // sw
+    cdef Py_ssize_t taps = kh * kw, i, j, t
+    cdef bint phase_planes = scratch.shape[1] > 0
     cdef const floating* plane
     cdef floating* buf
     cdef int* ip
-    cdef int* fidx
-    if flat and (scratch.shape[1] < phase_cells + flat or flat < OH * Lq
-                 or flat_index.shape[0] < scratch.shape[0]):
-        raise ValueError(f"max_pool_forward: a flat buffer of {flat} cells and scratch rows of "
-                         f"{scratch.shape[1]} do not fit a {Hp}×{Lq} plane, stride "
-                         f"({sh}, {sw}), {OH} output rows")
+    if phase_planes and (scratch.shape[1] < phase_cells + MAX_ROW_SLACK or OW > Lq or taps < 1):
+        raise ValueError(f"max_pool_forward: scratch rows of {scratch.shape[1]} cells do not "
+                         f"fit the phase planes of a {Hp}×{Lq} plane, stride ({sh}, {sw}), "
+                         f"{OW} output columns")
     cdef int nt = _scratch_team(scratch, P * H * W, num_threads)
-    with nogil, parallel(num_threads=nt):
-        buf = _thread_plane(scratch, -INFINITY)
-        fidx = &flat_index[threadid(), 0] if flat and with_index else NULL
-        for p in prange(P, schedule='static'):
-            if flat:
-                _copy_phases(&x[p, 0, 0], buf, H, W, &w, Hq)
-                _max_flat(buf, buf + phase_cells, fidx, &y[p, 0, 0],
-                          &idx[p, 0, 0] if with_index else NULL, W, OH, OW, &w, Hq,
-                          &first_row[0], &first_col[0])
-                continue
-            plane = _read_plane(&x[p, 0, 0], buf, H, W, &w)
-            for oh in range(OH):
-                ip = &idx[p, oh, 0] if with_index else NULL
-                if fast_2x2:
-                    _max_2x2_row(plane + 2 * oh * W, &y[p, oh, 0], ip, W, OW, 2 * oh)
-                else:
-                    _max_row(plane, &y[p, oh, 0], ip, H, W, OW, oh, &w, first_row[oh],
-                             &first_col[0])
+    # per tap: its shift in the phase planes and its cell's offset from the window's corner
+    cdef Py_ssize_t* shifts = NULL
+    cdef int* offsets = NULL
+    if phase_planes:
+        shifts = <Py_ssize_t*>malloc(taps * sizeof(Py_ssize_t))
+        offsets = <int*>malloc(taps * sizeof(int))
+        if shifts == NULL or offsets == NULL:
+            free(shifts)
+            free(offsets)
+            raise MemoryError()
+        for i in range(kh):          # row-major tap order: PyTorch's tie rule
+            for j in range(kw):
+                t = i * kw + j
+                shifts[t] = ((((i * dh) % sh) * sw + (j * dw) % sw) * Hq + (i * dh) // sh) * Lq \
+                    + (j * dw) // sw
+                offsets[t] = <int>((i * dh - ph) * W + j * dw - pw)
+    try:
+        with nogil, parallel(num_threads=nt):
+            buf = _thread_plane(scratch, -INFINITY)
+            for p in prange(P, schedule='static'):
+                if phase_planes:
+                    _copy_phases(&x[p, 0, 0], buf, H, W, &w, Hq)
+                    _max_rows(buf, &y[p, 0, 0], &idx[p, 0, 0] if with_index else NULL, W, OH,
+                              OW, &w, shifts, offsets, taps, &first_row[0], &first_col[0])
+                    continue
+                plane = _read_plane(&x[p, 0, 0], buf, H, W, &w)
+                for oh in range(OH):
+                    ip = &idx[p, oh, 0] if with_index else NULL
+                    if fast_2x2:
+                        _max_2x2_row(plane + 2 * oh * W, &y[p, oh, 0], ip, W, OW, 2 * oh)
+                    else:
+                        _max_row(plane, &y[p, oh, 0], ip, H, W, OW, oh, &w, first_row[oh],
+                                 &first_col[0])
+    finally:
+        free(shifts)
+        free(offsets)
 
 
 def adaptive_max_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] idx,

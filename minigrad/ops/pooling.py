@@ -20,12 +20,6 @@ from .geometry import (adaptive_bins, adaptive_output_shape, check_padded_plane,
                        check_pool_padding, first_in_bounds, sliding_output_shape)
 from .shape import batch_of_one
 
-#: Padded max pooling of planes whose output rows, padding columns included, hold at most
-#: this many cells runs tap by tap over the whole plane, split into its stride phases (small
-#: maps: every tap one long loop instead of one per row); larger planes go row by row, which
-#: keeps the work in L1.
-FLAT_CELLS = 512
-
 _INT32_MAX = np.iinfo(np.int32).max
 
 
@@ -85,16 +79,13 @@ class MaxPool2d(_ArgmaxPool):
     def kernel(self, x, y, idx):
         threads = get_num_threads()
         kernel, stride, padding, dilation, Hp, Lq, width = self.plan
-        flat = 0
-        if width and y.shape[1] * Lq <= FLAT_CELLS:
-            flat = y.shape[1] * Lq     # the whole-plane kernel: see max_pool_forward
+        if width:               # a buffered plane, pooled from its phase planes
             phase_rows = -(-Hp // stride[0]) * stride[0]
             width = (phase_rows * stride[1] * Lq + (kernel[1] - 1) * dilation[1] // stride[1]
-                     + flat)
-        flat_index = np.empty((threads, flat), np.int32)
+                     + _kernels.PHASE_SLACK)
         _kernels.max_pool_forward(x, y, idx, *kernel, *stride, *padding, *dilation, Hp, Lq,
                                   np.empty((threads, width), x.dtype), *self.first_cells,
-                                  flat_index, threads)
+                                  threads)
 
 
 class AdaptiveMaxPool2d(_ArgmaxPool):
