@@ -189,24 +189,26 @@ def _tile_use(side, padding):
     (1, 1, 1), (2, 3, 40), (5, 30, 31)])
 def test_position_runs_cover_the_output_and_start_on_it(rows, cols, width):
     runs = conv_direct.position_runs(rows, cols, width)
-    assert not runs.flags.writeable
+    assert not runs.flags.writeable and runs.shape == (len(runs), 2)
     covered = np.zeros(rows * width + RUN, bool)
-    for start in runs:
-        assert start % width < cols and start // width < rows       # never in the padding
+    for row, col in runs:
+        assert row < rows and col < cols                            # never in the padding
+        start = row * width + col
         assert not covered[start:start + RUN].any()                 # no overlap
         covered[start:start + RUN] = True
     outputs = (np.arange(rows)[:, None] * width + np.arange(cols)).ravel()
     assert covered[outputs].all()
     # each run starts at the first position the runs before it left uncovered
-    uncovered = [p for p in outputs if p >= runs[0] + RUN]
-    assert len(runs) == 1 or runs[1] == uncovered[0]
+    starts = runs[:, 0] * width + runs[:, 1]
+    uncovered = [p for p in outputs if p >= starts[0] + RUN]
+    assert len(runs) == 1 or starts[1] == uncovered[0]
 
 
 def test_position_runs_skip_the_padding_columns():
     # an 8-wide output on rows 10 wide: with 8-position runs (AVX2), one run per row
     runs = conv_direct.position_runs(8, 8, 10)
     if RUN == 8:
-        np.testing.assert_array_equal(runs, np.arange(8) * 10)
+        np.testing.assert_array_equal(runs, np.c_[np.arange(8), np.zeros(8, int)])
     assert len(runs) <= -(-80 // RUN)
 
 
@@ -373,16 +375,21 @@ def test_conv_kernel_rejects_a_short_grid():
     with pytest.raises(ValueError, match="positive strides"):
         conv(y=y[:, :, ::-1])
     # the runs: within the grid, increasing without overlap, covering every output
+    runs = plan.runs
     with pytest.raises(ValueError, match="inconsistent"):
-        conv(runs=plan.runs[:0])
+        conv(runs=runs[:0])
+    with pytest.raises(ValueError, match="pairs"):
+        conv(runs=np.ascontiguousarray(runs[:, :1]))
     with pytest.raises(ValueError, match="outside"):
-        conv(runs=np.append(plan.runs, grid.shape[2]))
-    with pytest.raises(ValueError, match="start at 0"):
-        conv(runs=plan.runs - plan.runs[0] - 1)
-    with pytest.raises(ValueError, match="start at 0"):
-        conv(runs=np.sort(np.append(plan.runs, plan.runs[-1] + 1)))
+        conv(runs=np.vstack([runs, [[grid.shape[2] // plan.grid_width, 0]]]))
+    with pytest.raises(ValueError, match="start in the grid"):
+        conv(runs=np.vstack([[[-1, 0]], runs[1:]]))
+    with pytest.raises(ValueError, match="start in the grid"):
+        conv(runs=np.vstack([[[0, plan.grid_width]], runs[1:]]))
+    with pytest.raises(ValueError, match="start in the grid"):      # overlapping runs
+        conv(runs=np.vstack([runs[:1], runs[:1] + [0, 1], runs[1:]]))
     with pytest.raises(ValueError, match="cover"):
-        conv(runs=plan.runs[:-1])
+        conv(runs=runs[:-1])
 
 
 @pytest.mark.parametrize("out_channels", [1, 10, 16, 20, 33, 40, 64, 96, 160])

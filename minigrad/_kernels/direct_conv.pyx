@@ -208,32 +208,43 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                             Py_ssize_t n_runs, Py_ssize_t grid_width, Py_ssize_t out_h,
                             Py_ssize_t out_w, Py_ssize_t plane_stride, Py_ssize_t row_stride,
                             Py_ssize_t col_stride, bint accumulate) noexcept nogil:
-    """One tile: ``n_runs`` (1 to RUNS) runs of RUN positions, run s being positions
-    [runs[s], runs[s] + RUN), of ``out_rows`` (<= OB) output planes.
+    """One tile: ``n_runs`` (1 to RUNS) runs of RUN positions, run s starting at row
+    runs[2s], column runs[2s + 1], that is at position a_s = runs[2s]·grid_width + runs[2s + 1],
+    of ``out_rows`` (<= OB) output planes.
 
     tile[o][s·RUN + x] = Σ_c Σ_t weight[(c·taps + t)·OB + o] · grid[c·grid_length + shifts[t]
-    + runs[s] + x], then position p = r·grid_width + col goes to out[o·plane_stride +
+    + a_s + x], then position p = r·grid_width + col goes to out[o·plane_stride +
     r·row_stride + col·col_stride] (plus bias[o] unless ``bias`` is NULL; added to what is
     there if ``accumulate``) when r < out_h and col < out_w. A tile of fewer runs computes
     its last run again in the missing ones and does not store them."""
     cdef floating result[OB * XB]
     cdef Py_ssize_t t, o, x, s, r, col, step, valid, end
+    cdef Py_ssize_t at[RUNS]
     cdef floating* dst
     cdef floating offset
+    for s in range(RUNS):
+        t = 2 * min(s, n_runs - 1)
+        at[s] = runs[t] * grid_width + runs[t + 1]
     if floating is float:
-        _conv_sums_f(grid + runs[0], grid + runs[min(1, n_runs - 1)],
-                     grid + runs[min(2, n_runs - 1)], grid_length, weight, shifts, channels,
-                     taps, result)
+        _conv_sums_f(grid + at[0], grid + at[1], grid + at[2], grid_length, weight, shifts,
+                     channels, taps, result)
     else:
-        _conv_sums_d(grid + runs[0], grid + runs[min(1, n_runs - 1)],
-                     grid + runs[min(2, n_runs - 1)], grid_length, weight, shifts, channels,
-                     taps, result)
+        _conv_sums_d(grid + at[0], grid + at[1], grid + at[2], grid_length, weight, shifts,
+                     channels, taps, result)
     # store each run row segment by row segment: positions [x, x + step) lie on one grid row
     for s in range(n_runs):
-        r = runs[s] // grid_width
-        col = runs[s] - r * grid_width
+        r = runs[2 * s]
+        col = runs[2 * s + 1]
         x = s * RUN
         end = x + RUN
+        if col + RUN <= out_w and r < out_h and col_stride == 1 and not accumulate:
+            # the common case, a run inside one output row: a loop of constant length
+            for o in range(out_rows):
+                offset = bias[o] if bias != NULL else 0
+                dst = out + o * plane_stride + r * row_stride + col
+                for t in range(RUN):
+                    dst[t] = result[o * XB + x + t] + offset
+            continue
         while x < end and r < out_h:
             step = min(grid_width - col, end - x)
             valid = min(out_w - col, step)
@@ -276,7 +287,7 @@ def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed):
 
 def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
          const Py_ssize_t[::1] shifts, floating[:, :, :, :] out, const floating[::1] bias,
-         Py_ssize_t grid_width, Py_ssize_t start, const Py_ssize_t[::1] runs,
+         Py_ssize_t grid_width, Py_ssize_t start, const Py_ssize_t[:, ::1] runs,
          Py_ssize_t channel_chunk, int num_threads):
     """out[n, o, r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col
     + shifts[t]] for r < Ho, col < Wo, with W packed as (blocks, C·T, OB) (``conv_direct._pack``).
@@ -284,10 +295,11 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     ``bias`` may be empty (no bias). ``out`` may be a strided view (positive strides: the input
     gradient of a strided convolution writes one phase's cells of x's gradient in place).
 
-    ``runs`` lists where the runs of POSITION_RUN consecutive positions that the tiles compute
-    start (RUNS runs per tile), increasing without overlap; together they must cover every
-    output position r·grid_width + col (``conv_direct.position_runs``), and ``check_reads``
-    must hold for the grid's length up to the end of the last run.
+    ``runs`` (n, 2) lists the (row, column) where each run of POSITION_RUN consecutive
+    positions that the tiles compute starts (RUNS runs per tile), increasing without overlap;
+    together they must cover every output position r·grid_width + col
+    (``conv_direct.position_runs``), and ``check_reads`` must hold for the grid's length up
+    to the end of the last run.
 
     The channels are summed ``channel_chunk`` at a time over a band of BAND tiles, each chunk
     added to the band's output: the rows a tile reads for all its channels (and their
@@ -321,17 +333,25 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
         raise ValueError(f"conv: grid_width must be positive, got {grid_width}")
     if out_w > grid_width:
         raise ValueError(f"conv: output width {out_w} exceeds the grid width {grid_width}")
-    cdef Py_ssize_t covered = 0, p
+    cdef Py_ssize_t covered = 0, p, first, last = 0
+    if runs.shape[1] != 2:
+        raise ValueError(f"conv: runs must be (row, column) pairs, got shape "
+                         f"{_dims(runs.shape, 2)}")
     for i in range(n_runs):
-        if runs[i] < 0 or (i > 0 and runs[i] < runs[i - 1] + RUN):
-            raise ValueError(f"conv: runs must start at 0 or later, each at least {RUN} after "
-                             f"the one before, got {runs[i - 1] if i else None} then {runs[i]}")
-        for p in range(runs[i], runs[i] + RUN):
+        first = runs[i, 0] * grid_width + runs[i, 1]
+        if (runs[i, 0] < 0 or runs[i, 1] < 0 or runs[i, 1] >= grid_width
+                or (i > 0 and first < last + RUN)):
+            raise ValueError(f"conv: runs must start in the grid's rows, each at least {RUN} "
+                             f"positions after the one before, got ({runs[i, 0]}, "
+                             f"{runs[i, 1]}) on rows {grid_width} wide after position "
+                             f"{last if i else None}")
+        last = first
+        for p in range(first, first + RUN):
             covered += p // grid_width < out_h and p % grid_width < out_w
     if covered != out_h * out_w:
         raise ValueError(f"conv: the runs cover {covered} of the {out_h}×{out_w} outputs")
     # the runs increase: the last one reads furthest
-    check_reads(grid_length, start, runs[n_runs - 1] + RUN, shifts)
+    check_reads(grid_length, start, last + RUN, shifts)
     if channel_chunk < 1:
         raise ValueError(f"conv: channel_chunk must be positive, got {channel_chunk}")
     cdef Py_ssize_t bands = (tiles + BAND - 1) // BAND, band, c0
@@ -350,7 +370,7 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
                            min(channel_chunk, channels - c0), taps, &out[n, b * OB, 0, 0],
                            min(OB, out_channels - b * OB),
                            &bias[b * OB] if has_bias and c0 == 0 else NULL,
-                           &runs[tile * RUNS], min(RUNS, n_runs - tile * RUNS), grid_width,
+                           &runs[tile * RUNS, 0], min(RUNS, n_runs - tile * RUNS), grid_width,
                            out_h, out_w, plane_stride, row_stride, col_stride, c0 > 0)
             c0 = c0 + channel_chunk
 

@@ -101,11 +101,11 @@ def _round_up(value, multiple):
 @lru_cache(maxsize=256)
 def position_runs(rows, cols, grid_width):
     """Where the forward kernel's runs of ``POSITION_RUN`` consecutive grid positions start
-    for a rows × cols output on rows ``grid_width`` wide (read-only, increasing). Each run
-    starts at the first output position the runs before it leave uncovered, so a run never
-    starts in the padding columns: on an 8×8 output with 5×5 'same' padding (rows 10 wide),
-    the eight 8-wide runs of AVX2 cover the output exactly, where consecutive tiles would
-    compute four 24-position tiles for 64 outputs."""
+    for a rows × cols output on rows ``grid_width`` wide: (row, column) pairs, (n, 2),
+    read-only, in increasing order. Each run starts at the first output position the runs
+    before it leave uncovered, so a run never starts in the padding columns: on an 8×8 output
+    with 5×5 'same' padding (rows 10 wide), the eight 8-wide runs of AVX2 cover the output
+    exactly, where consecutive tiles would compute four 24-position tiles for 64 outputs."""
     run = _kernels.POSITION_RUN
     starts = []
     position = 0
@@ -115,12 +115,17 @@ def position_runs(rows, cols, grid_width):
             row, col = row + 1, 0
         if row >= rows:
             break
-        position = row * grid_width + col
-        starts.append(position)
-        position += run
-    runs = np.array(starts, np.intp)
+        starts.append((row, col))
+        position = row * grid_width + col + run
+    runs = np.array(starts, np.intp).reshape(-1, 2)
     runs.flags.writeable = False
     return runs
+
+
+def _run_end(runs, grid_width):
+    """The position after the last run's last one."""
+    row, col = runs[-1]
+    return int(row * grid_width + col) + _kernels.POSITION_RUN
 
 
 def applies(kernel, stride, groups, channels):
@@ -203,12 +208,12 @@ class DirectPlan:
         self.shifts = np.array(self.tap_phases, np.intp) * self.phase_length + self.local_shifts
         reach = int(self.shifts.max())
         self.positions = self.out_h * self.grid_width
-        tile, run = _kernels.POSITION_BLOCK, _kernels.POSITION_RUN
+        tile = _kernels.POSITION_BLOCK
         self.runs = position_runs(self.out_h, self.out_w, self.grid_width)
         # input grid: the forward's last run reads up to a run past the last output, the
         # weight gradient every position of the output's rows
         self.x_length = max(sh * sw * self.phase_length,
-                            max(int(self.runs[-1]) + run, self.positions) + reach)
+                            max(_run_end(self.runs, self.grid_width), self.positions) + reach)
         # output gradient grid: the input gradient at phase position q reads q − shift (that
         # phase's taps); ``front`` zeros keep those reads inside the plane
         self.first_input = self.top * self.grid_width + self.left    # stride 1 only
@@ -216,7 +221,8 @@ class DirectPlan:
             self.front = max(0, reach - self.first_input)
             self.input_runs = position_runs(height, width, self.grid_width)
             self.gy_length = self.front + max(
-                self.first_input + int(self.input_runs[-1]) + run, self.positions)
+                self.first_input + _run_end(self.input_runs, self.grid_width),
+                self.positions)
         else:
             # the input gradient's tiles for one phase of x's cells start up to a row into
             # the phase grid and overhang its last cell by up to a tile
