@@ -218,13 +218,13 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
     there if ``accumulate``) when r < out_h and col < out_w. A tile of fewer runs computes
     its last run again in the missing ones and does not store them."""
     cdef floating result[OB * XB]
-    cdef Py_ssize_t t, o, x, s, r, col, step, valid, end
+    cdef Py_ssize_t t, o, x, s, r, col, step, valid, end, pair
     cdef Py_ssize_t at[RUNS]
     cdef floating* dst
     cdef floating offset
     for s in range(RUNS):
-        t = 2 * min(s, n_runs - 1)
-        at[s] = runs[t] * grid_width + runs[t + 1]
+        pair = 2 * min(s, n_runs - 1)
+        at[s] = runs[pair] * grid_width + runs[pair + 1]
     if floating is float:
         _conv_sums_f(grid + at[0], grid + at[1], grid + at[2], grid_length, weight, shifts,
                      channels, taps, result)

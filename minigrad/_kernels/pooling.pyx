@@ -31,7 +31,6 @@ clipped at the bottom/right edge by ceil_mode) and sum in double for float32 inp
 from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
 from libc.math cimport INFINITY, fabs, isnan, pow, sqrt
-from libc.limits cimport INT_MIN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
