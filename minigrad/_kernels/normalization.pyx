@@ -50,6 +50,30 @@ cdef inline double _sum(const floating* a, Py_ssize_t length) noexcept nogil:
     return (s0 + s1) + (s2 + s3)
 
 
+cdef inline void _sum_and_dot(const floating* a, const floating* b, Py_ssize_t length,
+                              double shift_b, double* total, double* dot) noexcept nogil:
+    """total += Σ a[i] and dot += Σ a[i] · (b[i] − shift_b) in one pass over the row, each
+    summed in the same order as ``_sum`` and ``_dot`` (so the results are theirs, bitwise)."""
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0, t0 = 0, t1 = 0, t2 = 0, t3 = 0
+    cdef Py_ssize_t i = 0
+    while i + 4 <= length:
+        s0 += a[i]
+        s1 += a[i + 1]
+        s2 += a[i + 2]
+        s3 += a[i + 3]
+        t0 += a[i] * (b[i] - shift_b)
+        t1 += a[i + 1] * (b[i + 1] - shift_b)
+        t2 += a[i + 2] * (b[i + 2] - shift_b)
+        t3 += a[i + 3] * (b[i + 3] - shift_b)
+        i += 4
+    while i < length:
+        s0 += a[i]
+        t0 += a[i] * (b[i] - shift_b)
+        i += 1
+    total[0] = total[0] + ((s0 + s1) + (s2 + s3))
+    dot[0] = dot[0] + ((t0 + t1) + (t2 + t3))
+
+
 cdef bint _same(Py_ssize_t* a, Py_ssize_t* b):
     return a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
 
@@ -91,8 +115,7 @@ def grad_sums(const floating[:, :, ::1] gy, const floating[:, :, ::1] x,
         s = 0
         t = 0
         for n in range(n_images):
-            s = s + _sum(&gy[n, c, 0], length)
-            t = t + _dot(&gy[n, c, 0], &x[n, c, 0], length, 0.0, mean[c])
+            _sum_and_dot(&gy[n, c, 0], &x[n, c, 0], length, mean[c], &s, &t)
         sum_gy[c] = s
         sum_gy_xc[c] = t
 
