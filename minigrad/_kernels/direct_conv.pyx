@@ -441,7 +441,8 @@ cdef inline void _grad_tile_narrow(const floating* gy_t, Py_ssize_t gy_stride,
 cdef inline void _grad_image(const floating* gy_t, Py_ssize_t gy_stride, const floating* rows,
                              Py_ssize_t row_channel, Py_ssize_t channels,
                              const Py_ssize_t* shifts, Py_ssize_t groups, Py_ssize_t count,
-                             Py_ssize_t cols, Py_ssize_t grid_width, floating* out, Py_ssize_t out_channel, Py_ssize_t out_tap,
+                             Py_ssize_t cols, Py_ssize_t grid_width, floating* out,
+                             Py_ssize_t out_channel, Py_ssize_t out_tap,
                              Py_ssize_t width) noexcept nogil:
     """out[c·out_channel + t·out_tap + o] += Σ_p rows[c·row_channel + shifts[t] + p] ·
     gy_t[p·gy_stride + o] for ``channels`` input channels c, groups·TG taps t and ``width``

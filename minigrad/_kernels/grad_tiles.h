@@ -13,10 +13,7 @@
 #define MINIGRAD_GRAD_TILES_H
 
 #include "tile_sizes.h"
-
-/* 32-byte vectors that may sit at any element boundary (unaligned loads) */
-typedef float minigrad_v8f __attribute__((vector_size(32), aligned(4), may_alias));
-typedef double minigrad_v4d __attribute__((vector_size(32), aligned(8), may_alias));
+#include "vectors.h"
 
 /* CHANNELS (1 or 2) input channels at once: rows ``row`` and ``row + row_channel``, written to
  * ``tile`` and ``tile + tile_channel``, all CHANNELS x TG rows of accumulators sharing each

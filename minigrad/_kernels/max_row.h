@@ -14,13 +14,14 @@
 
 #include <math.h>
 
+#include "vectors.h"
+
 /* the cells a row may read past its last output (a vector's worth, for rows shorter than
  * one) */
 #define MINIGRAD_MAX_ROW_SLACK 8
 
-typedef float minigrad_mf __attribute__((vector_size(32), aligned(4), may_alias));
+/* the comparison masks and index vectors beside minigrad_v8f and minigrad_v4d */
 typedef int minigrad_mi8 __attribute__((vector_size(32), aligned(4), may_alias));
-typedef double minigrad_md __attribute__((vector_size(32), aligned(8), may_alias));
 typedef long long minigrad_ml __attribute__((vector_size(32), aligned(8), may_alias));
 typedef int minigrad_mi4 __attribute__((vector_size(16), aligned(4), may_alias));
 
@@ -83,7 +84,7 @@ static inline void NAME(const T *src, const Py_ssize_t *shifts, const int *offse
     }                                                                                        \
 }
 
-MINIGRAD_MAX_ROW(minigrad_max_row_f, float, minigrad_mf, minigrad_mi8, minigrad_mi8, 8)
-MINIGRAD_MAX_ROW(minigrad_max_row_d, double, minigrad_md, minigrad_ml, minigrad_mi4, 4)
+MINIGRAD_MAX_ROW(minigrad_max_row_f, float, minigrad_v8f, minigrad_mi8, minigrad_mi8, 8)
+MINIGRAD_MAX_ROW(minigrad_max_row_d, double, minigrad_v4d, minigrad_ml, minigrad_mi4, 4)
 
 #endif
