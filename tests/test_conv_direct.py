@@ -102,11 +102,30 @@ STRIDED = [
 
 @pytest.mark.parametrize("case", STRIDED)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_strided_direct_path_matches_reference(case, dtype):
+@pytest.mark.parametrize("gemm_grad_input", [False, True])
+def test_strided_direct_path_matches_reference(monkeypatch, case, dtype, gemm_grad_input):
+    """The input gradient on the stride phases and, on planes past the rule's size, by
+    im2col's product and col2im (forced both ways here)."""
+    monkeypatch.setattr(conv_direct, "GEMM_GRAD_INPUT_MIN_POSITIONS",
+                        1 if gemm_grad_input else 1 << 30)
     x_shape, w_shape, padding, dilation, stride = case
     x, w, b, hyper = _tensors((x_shape, w_shape, padding, dilation), dtype)
     hyper["stride"] = stride
     _check_direct_against_reference(x, w, b, hyper, dtype)
+
+
+@pytest.mark.parametrize("side, stride, by_gemm", [
+    (16, 2, True),      # 8×8 outputs: the rule's size
+    (14, 2, False),     # 7×7
+    (16, (1, 2), True),
+    (16, 1, False),     # stride 1: the direct input gradient on any plane
+])
+def test_strided_input_gradient_goes_to_gemm_from_the_rule_size(side, stride, by_gemm):
+    stride = (stride, stride) if isinstance(stride, int) else stride
+    plan = conv_direct.DirectPlan((2, 8, side, side), (8, 8, 3, 3), ((1, 1), (1, 1)), (1, 1),
+                                  stride)
+    assert plan.out_h * plan.out_w >= conv_direct.GEMM_GRAD_INPUT_MIN_POSITIONS or not by_gemm
+    assert plan.grad_input_by_gemm is by_gemm
 
 
 def test_gradcheck_on_the_strided_direct_path():

@@ -162,7 +162,11 @@ class Conv2d(Function):
             gx, gw = self.winograd.backward(x, self.winograd.transform_weight(weight), gy,
                                             need_x, need_weight)
         elif self.direct_backward is not None:
-            gx = self.direct_backward.grad_input(gy, weight) if need_x else None
+            gx = None
+            if need_x and self.direct_backward.grad_input_by_gemm:
+                gx, _ = self._backward_unrolled(x, gy, True, False)
+            elif need_x:
+                gx = self.direct_backward.grad_input(gy, weight)
             gw = self.direct_backward.grad_weight(x, gy) if need_weight else None
         elif self.depthwise:
             gx, gw = self._backward_depthwise(x, weight, gy, need_x, need_weight)

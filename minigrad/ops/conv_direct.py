@@ -63,6 +63,12 @@ FORWARD_MAX_OUT = 128
 #: AVX2) from this batch on: below it packing the weight, once per call, costs more than the
 #: GEMM's im2col saves (docs/algorithms.md has the measurements).
 FORWARD_ONE_TILE_MIN_BATCH = 32
+#: A strided convolution's input gradient goes to im2col's product and col2im from this many
+#: output positions per plane on: each stride phase of it is a correlation with a few of the
+#: taps (a 3×3/2 kernel's phases have 4, 2, 2 and 1), too few per channel for the direct
+#: tiles to pay for loading the channel's rows; on smaller planes the columns cost more
+#: (docs/algorithms.md has the measurements).
+GEMM_GRAD_INPUT_MIN_POSITIONS = 64
 #: Upper bound for the weight-gradient partial sums (one (C, taps, O) block per image chunk).
 PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
@@ -229,6 +235,13 @@ class DirectPlan:
             self.front = int(self.local_shifts.max())
             self.gy_length = self.front + max(self.phase_length + self.grid_width + tile,
                                               self.positions)
+
+    @property
+    def grad_input_by_gemm(self):
+        """Whether the input gradient should be im2col's product and col2im rather than
+        ``grad_input`` (``GEMM_GRAD_INPUT_MIN_POSITIONS``)."""
+        return (self.stride != (1, 1)
+                and self.out_h * self.out_w >= GEMM_GRAD_INPUT_MIN_POSITIONS)
 
     @property
     def tiles(self):
