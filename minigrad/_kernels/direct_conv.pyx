@@ -526,9 +526,12 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
             for t in range(taps):
                 memset(&partials[k, c, t, b * width], 0, width * sizeof(floating))
         for n in range(k * per_chunk, min(n_images, (k + 1) * per_chunk)):
-            # the gradient position-major, zeros past the valid channels and columns
-            memset(local, 0, count * width * sizeof(floating))
+            # the gradient position-major in the output's columns (the tiles read no other
+            # positions), zeros past the valid channels
             for r in range(rows):
+                if valid < width:
+                    memset(local + r * grid_width * width, 0,
+                           min(cols, count - r * grid_width) * width * sizeof(floating))
                 # blocks of 8 positions: each channel's read is one short run, the writes one
                 # contiguous 8·width block
                 for col in range(0, cols, 8):
