@@ -97,21 +97,41 @@ STRIDED = [
     ((2, 2, 10, 9), (3, 2, 3, 3), (2, 1), 2, 2),         # dilation and stride
     ((1, 4, 11, 10), (33, 4, 5, 4), (0, 2), 1, (3, 2)),  # stride 3, O = GO + 1
     ((3, 1, 5, 5), (2, 1, 2, 2), 0, 1, 2),               # every tap its own phase
+    ((2, 3, 32, 31), (5, 3, 3, 3), 1, 1, 2),             # rows of 16: the phases interleaved
+    ((1, 2, 32, 32), (6, 2, 7, 7), 3, 1, 2),             # a 7×7 stem on interleaved rows
 ]
 
 
 @pytest.mark.parametrize("case", STRIDED)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("gemm_grad_input", [False, True])
-def test_strided_direct_path_matches_reference(monkeypatch, case, dtype, gemm_grad_input):
+@pytest.mark.parametrize("interleave", [False, True])
+def test_strided_direct_path_matches_reference(monkeypatch, case, dtype, gemm_grad_input,
+                                               interleave):
     """The input gradient on the stride phases and, on planes past the rule's size, by
-    im2col's product and col2im (forced both ways here)."""
+    im2col's product and col2im; the forward on whole phase planes and, on output rows of
+    the rule's width, on interleaved phase rows (each forced both ways here)."""
     monkeypatch.setattr(conv_direct, "GEMM_GRAD_INPUT_MIN_POSITIONS",
                         1 if gemm_grad_input else 1 << 30)
+    monkeypatch.setattr(conv_direct, "INTERLEAVE_MIN_COLUMNS", 1 if interleave else None)
+    conv_module._layout.cache_clear()
     x_shape, w_shape, padding, dilation, stride = case
     x, w, b, hyper = _tensors((x_shape, w_shape, padding, dilation), dtype)
     hyper["stride"] = stride
     _check_direct_against_reference(x, w, b, hyper, dtype)
+    conv_module._layout.cache_clear()
+
+
+def test_interleaved_phase_rows_give_the_planes_results_bit_for_bit(monkeypatch):
+    """The same sums in the same order, only read from another layout."""
+    x, w, b, hyper = _tensors(((3, 5, 33, 32), (9, 5, 3, 3), 1, 1), np.float32)
+    plans = {}
+    for interleave in (False, True):
+        monkeypatch.setattr(conv_direct, "INTERLEAVE_MIN_COLUMNS", 1 if interleave else None)
+        plans[interleave] = conv_direct.DirectPlan(x.shape, w.shape, ((1, 1), (1, 1)), (1, 1),
+                                                   (2, 2))
+    assert plans[True].interleaved and not plans[False].interleaved
+    np.testing.assert_array_equal(plans[True].forward(x, w, b), plans[False].forward(x, w, b))
 
 
 @pytest.mark.parametrize("side, stride, by_gemm", [
@@ -325,21 +345,45 @@ def test_embed_overwrites_every_cell_of_a_reused_buffer(dtype, shape, grid_width
     ((1, 3, 4, 7), 2, 2, 1, 2),
     ((1, 1, 3, 1), 1, 1, 2, 2),          # one column: the odd phase gets none
 ])
+@pytest.mark.parametrize("interleaved", [False, True])
 def test_embed_phases_overwrites_every_cell_of_a_reused_buffer(dtype, shape, top, left, sh,
-                                                               sw):
+                                                               sw, interleaved):
     x = RNG.standard_normal(shape).astype(dtype)
     n, c, rows, width = shape
     phase_h, phase_w = -(-(rows + top + 1) // sh), -(-(width + left + 1) // sw)
+    # whole phase planes one after another, or row i of every phase, then row i + 1
+    phase_stride, row_stride = ((phase_w, sh * sw * phase_w) if interleaved
+                                else (phase_h * phase_w, phase_w))
     length = sh * sw * phase_h * phase_w + 5                 # a tail past the phases
     grid = np.full((n, c, length), np.nan, dtype)
-    kernels.embed_phases(x, grid, top, left, sh, sw, phase_h, phase_w, 2)
+    kernels.embed_phases(x, grid, top, left, sh, sw, phase_h, phase_w, phase_stride,
+                         row_stride, 2)
     expected = np.zeros_like(grid)
     for r in range(rows):
         for col in range(width):
             R, C = r + top, col + left
-            cell = ((R % sh) * sw + C % sw) * phase_h * phase_w + (R // sh) * phase_w + C // sw
+            cell = ((R % sh) * sw + C % sw) * phase_stride + (R // sh) * row_stride + C // sw
             expected[:, :, cell] = x[:, :, r, col]
     np.testing.assert_array_equal(grid, expected)
+
+
+@pytest.mark.parametrize("phase_stride, row_stride, length", [
+    (12, 3, 48),        # planes of 4 rows of 3, 12 apart: fits exactly
+    (3, 12, 48),        # interleaved rows
+    (12, 3, 47),        # one cell short
+    (3, 11, 60),        # interleaved rows that overlap the next row's phases
+    (11, 3, 60),        # planes that overlap
+])
+def test_embed_phases_checks_its_layout(phase_stride, row_stride, length):
+    x = np.ones((1, 1, 6, 5), np.float32)
+    grid = np.zeros((1, 1, length), np.float32)
+    fits = length >= 48 and (phase_stride, row_stride) in ((12, 3), (3, 12))
+    if fits:
+        kernels.embed_phases(x, grid, 1, 1, 2, 2, 4, 3, phase_stride, row_stride, 1)
+        assert grid.sum() == 30
+    else:
+        with pytest.raises(ValueError, match="cannot hold"):
+            kernels.embed_phases(x, grid, 1, 1, 2, 2, 4, 3, phase_stride, row_stride, 1)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -140,24 +140,31 @@ def embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t
 
 def embed_phases(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t top,
                  Py_ssize_t left, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t phase_h,
-                 Py_ssize_t phase_w, int num_threads):
+                 Py_ssize_t phase_w, Py_ssize_t phase_stride, Py_ssize_t row_stride,
+                 int num_threads):
     """The strided layout: each plane padded by (top, left) and split into its sh·sw stride
-    phases, phase (a, b) a phase_h × phase_w plane at offset (a·sw + b)·phase_h·phase_w:
-    padded cell (R, C) = (r + top, col + left) of src[n, c, r, col] goes to phase
-    (R mod sh, C mod sw), cell (R div sh, C div sw). Every other cell is 0."""
+    phases of phase_h × phase_w cells: padded cell (R, C) = (r + top, col + left) of
+    src[n, c, r, col] goes to phase p = (R mod sh)·sw + C mod sw, cell (R div sh, C div sw),
+    at p·phase_stride + (R div sh)·row_stride + C div sw. Either the phases are whole planes
+    one after the other (phase_stride ≥ phase_h·row_stride, row_stride ≥ phase_w) or their
+    rows are interleaved (row_stride ≥ sh·sw·phase_stride, phase_stride ≥ phase_w: row i of
+    every phase, then row i + 1 of every phase). Every other cell is 0."""
     cdef Py_ssize_t channels = src.shape[1], rows = src.shape[2], width = src.shape[3]
-    cdef Py_ssize_t length = grid.shape[2], phase_len = phase_h * phase_w
+    cdef Py_ssize_t length = grid.shape[2], phases = sh * sw
     cdef Py_ssize_t plane, n, c, r, R, b, col0, k, count
     cdef floating* dst
     cdef floating* odd
     cdef const floating* row
+    cdef bint planes = phase_stride >= phase_h * row_stride and row_stride >= phase_w
+    cdef bint interleaved = row_stride >= phases * phase_stride and phase_stride >= phase_w
     if (grid.shape[0] != src.shape[0] or grid.shape[1] != channels or sh < 1 or sw < 1
-            or top < 0 or left < 0 or sh * sw * phase_len > length
+            or top < 0 or left < 0 or phase_h < 1 or phase_w < 1 or not (planes or interleaved)
+            or (phases - 1) * phase_stride + (phase_h - 1) * row_stride + phase_w > length
             or (rows and (rows - 1 + top) // sh >= phase_h)
             or (width and (width - 1 + left) // sw >= phase_w)):
         raise ValueError(f"embed_phases: grid {_dims(grid.shape, 3)} ({sh}×{sw} phases of "
-                         f"{phase_h}×{phase_w}, padding {top}, {left}) cannot hold planes "
-                         f"{_dims(src.shape, 4)}")
+                         f"{phase_h}×{phase_w}, {phase_stride} apart, rows {row_stride} apart, "
+                         f"padding {top}, {left}) cannot hold planes {_dims(src.shape, 4)}")
     cdef int nt = team_size(grid.shape[0] * channels * length, PARALLEL_MIN_CELLS, num_threads)
     for plane in prange(src.shape[0] * channels, nogil=True, schedule="static",
                         num_threads=nt):
@@ -170,10 +177,10 @@ def embed_phases(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_
             if sw == 2:
                 # one pass over the row: column col goes to phase (col + left) mod 2, cell
                 # (col + left) div 2, so even columns fill one phase's run, odd ones the other's
-                dst = &grid[n, c, ((R % sh) * 2 + left % 2) * phase_len + (R // sh) * phase_w
-                            + left // 2]
-                odd = &grid[n, c, ((R % sh) * 2 + (left + 1) % 2) * phase_len
-                            + (R // sh) * phase_w + (left + 1) // 2]
+                dst = &grid[n, c, ((R % sh) * 2 + left % 2) * phase_stride
+                            + (R // sh) * row_stride + left // 2]
+                odd = &grid[n, c, ((R % sh) * 2 + (left + 1) % 2) * phase_stride
+                            + (R // sh) * row_stride + (left + 1) // 2]
                 for k in range(width // 2):
                     dst[k] = row[2 * k]
                     odd[k] = row[2 * k + 1]
@@ -184,7 +191,7 @@ def embed_phases(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_
                 # the columns col ≡ b − left (mod sw) land on one contiguous run of phase b
                 col0 = ((b - left) % sw + sw) % sw
                 count = (width - col0 + sw - 1) // sw if col0 < width else 0
-                dst = &grid[n, c, ((R % sh) * sw + b) * phase_len + (R // sh) * phase_w
+                dst = &grid[n, c, ((R % sh) * sw + b) * phase_stride + (R // sh) * row_stride
                             + (col0 + left) // sw]
                 for k in range(count):
                     dst[k] = row[col0 + k * sw]

@@ -63,6 +63,12 @@ FORWARD_MAX_OUT = 128
 #: AVX2) from this batch on: below it packing the weight, once per call, costs more than the
 #: GEMM's im2col saves (docs/algorithms.md has the measurements).
 FORWARD_ONE_TILE_MIN_BATCH = 32
+#: The forward of a strided convolution with output rows of at least this many columns reads
+#: its input with the phases' rows interleaved, where that takes no more runs
+#: (``DirectPlan.interleaved``); on shorter rows a channel's phase planes are small and
+#: interleaving them did not pay (docs/algorithms.md has the measurements). None: never
+#: (tests compare both layouts).
+INTERLEAVE_MIN_COLUMNS = 16
 #: A strided convolution's input gradient goes to im2col's product and col2im from this many
 #: output positions per plane on: each stride phase of it is a correlation with a few of the
 #: taps (a 3×3/2 kernel's phases have 4, 2, 2 and 1), too few per channel for the direct
@@ -182,7 +188,10 @@ class DirectPlan:
     next row's left padding, so one gap serves both sides.
 
     Tap t = i·kw + j reads grid position p + shifts[t] for the output at p = r·Wq + col, with
-    shifts[t] = phase(t)·Hq·Wq + ((i·dh) div sh)·Wq + (j·dw) div sw."""
+    shifts[t] = phase(t)·Hq·Wq + ((i·dh) div sh)·Wq + (j·dw) div sw. The forward may lay
+    the phases' rows interleaved instead (``interleaved``): rows sh·sw·Wq wide, phase p's row
+    i at i·sh·sw·Wq + p·Wq, so ``forward_shifts``[t] = phase(t)·Wq + ((i·dh) div sh)·sh·sw·Wq
+    + (j·dw) div sw and the output at p = r·sh·sw·Wq + col (``forward_width``)."""
 
     def __init__(self, x_shape, weight_shape, padding, dilation, stride=(1, 1), groups=1):
         self.n, channels, height, width = x_shape
@@ -212,14 +221,34 @@ class DirectPlan:
         self.local_shifts = np.array([(di // sh) * self.grid_width + dj // sw
                                       for di, dj in offsets], np.intp)
         self.shifts = np.array(self.tap_phases, np.intp) * self.phase_length + self.local_shifts
-        reach = int(self.shifts.max())
         self.positions = self.out_h * self.grid_width
-        tile = _kernels.POSITION_BLOCK
+        # The forward's grid: with a stride, the phases' rows interleaved (row i of every
+        # phase, then row i + 1) where that takes no more runs than whole phase planes one
+        # after another: a tile then reads one stretch of each channel instead of sh·sw. (The
+        # weight gradient keeps the planes: on interleaved rows its position-major copy of
+        # the output gradient would be sh·sw times as long.)
         self.runs = position_runs(self.out_h, self.out_w, self.grid_width)
+        self.forward_width, self.forward_phase_stride = self.grid_width, self.phase_length
+        self.forward_shifts = self.shifts
+        if (self.stride != (1, 1) and INTERLEAVE_MIN_COLUMNS is not None
+                and self.out_w >= INTERLEAVE_MIN_COLUMNS):
+            runs = position_runs(self.out_h, self.out_w, sh * sw * self.grid_width)
+            if len(runs) <= len(self.runs):
+                self.runs = runs
+                self.forward_width = sh * sw * self.grid_width
+                self.forward_phase_stride = self.grid_width
+                self.forward_shifts = np.array(
+                    [phase * self.grid_width + (di // sh) * self.forward_width + dj // sw
+                     for phase, (di, dj) in zip(self.tap_phases, offsets)], np.intp)
+        self.interleaved = self.forward_width != self.grid_width
+        tile = _kernels.POSITION_BLOCK
         # input grid: the forward's last run reads up to a run past the last output, the
         # weight gradient every position of the output's rows
         self.x_length = max(sh * sw * self.phase_length,
-                            max(_run_end(self.runs, self.grid_width), self.positions) + reach)
+                            _run_end(self.runs, self.forward_width)
+                            + int(self.forward_shifts.max()),
+                            self.positions + int(self.shifts.max()))
+        reach = int(self.shifts.max())
         # output gradient grid: the input gradient at phase position q reads q − shift (that
         # phase's taps); ``front`` zeros keep those reads inside the plane
         self.first_input = self.top * self.grid_width + self.left    # stride 1 only
@@ -261,13 +290,20 @@ class DirectPlan:
                 or (self.out_channels <= SMALL_MAP_MAX_OUT
                     and self.tile_use >= SMALL_MAP_MIN_TILE_USE))
 
-    def _x_grid(self, x):
+    def _x_grid(self, x, forward=False):
+        """x on its grid: the forward's (``forward``: with a stride, maybe interleaved) or
+        the weight gradient's."""
         grid = workspace.get("grid", (self.n, x.shape[1], self.x_length), x.dtype)
         if self.stride == (1, 1):
             _kernels.embed(x, grid, self.grid_width, self.first_input, get_num_threads())
+        elif forward:
+            _kernels.embed_phases(x, grid, self.top, self.left, *self.stride, self.phase_h,
+                                  self.grid_width, self.forward_phase_stride,
+                                  self.forward_width, get_num_threads())
         else:
             _kernels.embed_phases(x, grid, self.top, self.left, *self.stride, self.phase_h,
-                                  self.grid_width, get_num_threads())
+                                  self.grid_width, self.phase_length, self.grid_width,
+                                  get_num_threads())
         return grid
 
     def _group(self, g, a, axis=1):
@@ -282,12 +318,12 @@ class DirectPlan:
     def forward(self, x, weight, bias):
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous."""
         y = np.empty((self.n, self.out_channels * self.groups, self.out_h, self.out_w), x.dtype)
-        grid = self._x_grid(x)
+        grid = self._x_grid(x, forward=True)
         for g in range(self.groups):
             _kernels.conv(self._group(g, grid), _pack(self._group(g, weight, axis=0)),
-                          self.shifts, self._group(g, y),
+                          self.forward_shifts, self._group(g, y),
                           absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
-                          self.grid_width, 0, self.runs, channel_chunk(self.positions),
+                          self.forward_width, 0, self.runs, channel_chunk(self.positions),
                           get_num_threads())
         return y
 
