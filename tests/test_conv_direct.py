@@ -109,10 +109,14 @@ STRIDED = [
 def test_strided_direct_path_matches_reference(monkeypatch, case, dtype, gemm_grad_input,
                                                interleave):
     """The input gradient on the stride phases and, on planes past the rule's size, by
-    im2col's product and col2im; the forward on whole phase planes and, on output rows of
-    the rule's width, on interleaved phase rows (each forced both ways here)."""
+    im2col's product and col2im (the weight gradient the other way round); the forward on
+    whole phase planes and, on output rows of the rule's width, on interleaved phase rows
+    (each forced both ways here)."""
     monkeypatch.setattr(conv_direct, "GEMM_GRAD_INPUT_MIN_POSITIONS",
                         1 if gemm_grad_input else 1 << 30)
+    # the weight gradient by GEMM exactly when the input gradient is not: each mix once
+    monkeypatch.setattr(conv_direct, "GEMM_GRAD_WEIGHT_MIN_CHANNELS",
+                        1 << 30 if gemm_grad_input else 1)
     monkeypatch.setattr(conv_direct, "INTERLEAVE_MIN_COLUMNS", 1 if interleave else None)
     conv_module._layout.cache_clear()
     x_shape, w_shape, padding, dilation, stride = case
@@ -132,6 +136,18 @@ def test_interleaved_phase_rows_give_the_planes_results_bit_for_bit(monkeypatch)
                                                    (2, 2))
     assert plans[True].interleaved and not plans[False].interleaved
     np.testing.assert_array_equal(plans[True].forward(x, w, b), plans[False].forward(x, w, b))
+
+
+@pytest.mark.parametrize("channels, stride, by_gemm", [
+    (conv_direct.GEMM_GRAD_WEIGHT_MIN_CHANNELS, 2, True),
+    (conv_direct.GEMM_GRAD_WEIGHT_MIN_CHANNELS - 1, 2, False),
+    (conv_direct.GEMM_GRAD_WEIGHT_MIN_CHANNELS, 1, False),
+])
+def test_strided_weight_gradient_goes_to_gemm_from_the_rule_channels(channels, stride,
+                                                                     by_gemm):
+    plan = conv_direct.DirectPlan((2, channels, 16, 16), (8, channels, 3, 3),
+                                  ((1, 1), (1, 1)), (1, 1), (stride, stride))
+    assert plan.grad_weight_by_gemm is by_gemm
 
 
 @pytest.mark.parametrize("side, stride, by_gemm", [

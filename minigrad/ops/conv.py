@@ -162,12 +162,16 @@ class Conv2d(Function):
             gx, gw = self.winograd.backward(x, self.winograd.transform_weight(weight), gy,
                                             need_x, need_weight)
         elif self.direct_backward is not None:
-            gx = None
-            if need_x and self.direct_backward.grad_input_by_gemm:
-                gx, _ = self._backward_unrolled(x, gy, True, False)
-            elif need_x:
-                gx = self.direct_backward.grad_input(gy, weight)
-            gw = self.direct_backward.grad_weight(x, gy) if need_weight else None
+            plan = self.direct_backward
+            gemm_x = need_x and plan.grad_input_by_gemm
+            gemm_w = need_weight and plan.grad_weight_by_gemm
+            gx = gw = None
+            if gemm_x or gemm_w:         # one pass of im2col's chunks for both
+                gx, gw = self._backward_unrolled(x, gy, gemm_x, gemm_w)
+            if need_x and not gemm_x:
+                gx = plan.grad_input(gy, weight)
+            if need_weight and not gemm_w:
+                gw = plan.grad_weight(x, gy)
         elif self.depthwise:
             gx, gw = self._backward_depthwise(x, weight, gy, need_x, need_weight)
         else:

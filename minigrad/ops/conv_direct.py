@@ -75,6 +75,10 @@ INTERLEAVE_MIN_COLUMNS = 16
 #: tiles to pay for loading the channel's rows; on smaller planes the columns cost more
 #: (docs/algorithms.md has the measurements).
 GEMM_GRAD_INPUT_MIN_POSITIONS = 64
+#: ... and its weight gradient from this many input channels (per group): the direct kernel's
+#: sums per image are flushed to partials of C·taps·(its tile's width) values, which with
+#: many channels outgrow the core's cache (docs/algorithms.md has the measurements).
+GEMM_GRAD_WEIGHT_MIN_CHANNELS = 160
 #: Upper bound for the weight-gradient partial sums (one (C, taps, O) block per image chunk).
 PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
@@ -271,6 +275,12 @@ class DirectPlan:
         ``grad_input`` (``GEMM_GRAD_INPUT_MIN_POSITIONS``)."""
         return (self.stride != (1, 1)
                 and self.out_h * self.out_w >= GEMM_GRAD_INPUT_MIN_POSITIONS)
+
+    @property
+    def grad_weight_by_gemm(self):
+        """Whether the weight gradient should be im2col's product rather than
+        ``grad_weight`` (``GEMM_GRAD_WEIGHT_MIN_CHANNELS``)."""
+        return self.stride != (1, 1) and self.channels >= GEMM_GRAD_WEIGHT_MIN_CHANNELS
 
     @property
     def tiles(self):
