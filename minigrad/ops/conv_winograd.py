@@ -55,6 +55,12 @@ MIN_TILES = 32
 MIN_TILE_USE = 0.8
 SMALL_MAP_POSITIONS = 64
 LARGE_MAP_MIN_DEPTH = {4: 48, 2: 96}
+#: F(4×4) on large maps also pays for shallower products, C·O / (C + O) ≥
+#: ``SHALLOW_MIN_DEPTH`` with at least ``SHALLOW_MIN_CHANNELS`` on each side, once a batch has
+#: ``SHALLOW_MIN_TILES`` tiles to spread the filters' transform over (at batch 1 it did not).
+SHALLOW_MIN_DEPTH = 21
+SHALLOW_MIN_CHANNELS = 32
+SHALLOW_MIN_TILES = 512
 #: The tile sizes, preferred first: F(4×4, 3×3) multiplies 36 times per 16 outputs, F(2×2)
 #: 16 times per 4, and its tile matrices are 2.25 / 4 of the size per output.
 TILE_SIZES = (4, 2)
@@ -78,13 +84,17 @@ def tile_size(kernel, stride, dilation, groups, channels, out_channels, n, out_h
         return None
     if mode is not True:
         return mode
-    if min(channels, out_channels) < MIN_CHANNELS:
-        return None
+    narrow = min(channels, out_channels)
     depth = channels * out_channels / (channels + out_channels)
     for m in TILE_SIZES:
         tiles = -(-out_h // m) * -(-out_w // m)
-        if (n * tiles >= MIN_TILES and out_h * out_w >= MIN_TILE_USE * m * m * tiles
-                and (out_h * out_w <= SMALL_MAP_POSITIONS or depth >= LARGE_MAP_MIN_DEPTH[m])):
+        if n * tiles < MIN_TILES or out_h * out_w < MIN_TILE_USE * m * m * tiles:
+            continue
+        if narrow >= MIN_CHANNELS and (out_h * out_w <= SMALL_MAP_POSITIONS
+                                       or depth >= LARGE_MAP_MIN_DEPTH[m]):
+            return m
+        if (m == 4 and out_h * out_w > SMALL_MAP_POSITIONS and depth >= SHALLOW_MIN_DEPTH
+                and narrow >= SHALLOW_MIN_CHANNELS and n * tiles >= SHALLOW_MIN_TILES):
             return m
     return None
 
