@@ -15,7 +15,11 @@ padded cell (R, C) goes to phase plane (R mod sh, C mod sw), cell (R div sh, C d
 (i, j) of output (r, col) then reads phase ((i·dh) mod sh, (j·dw) mod sw) at cell
 (r + (i·dh) div sh, col + (j·dw) div sw): one constant shift in the flat layout, as for stride
 1 (one phase). The input gradient of each phase is a stride-1 correlation of the output
-gradient with that phase's taps, written straight into its cells of x's gradient.
+gradient with that phase's taps, written straight into its cells of x's gradient. On wide
+enough outputs the forward interleaves the phases' rows (``DirectPlan.interleaved``), and on
+large enough planes (input gradient) or with many channels (weight gradient) a strided
+convolution's backward is im2col's product instead (``DirectPlan.grad_input_by_gemm``,
+``grad_weight_by_gemm``: ``Conv2d.backward`` asks).
 
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the input
 on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size); in backward the
