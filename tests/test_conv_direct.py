@@ -196,12 +196,19 @@ GROUPED = [
     ((2, 24, 7, 8), (9, 8, 3, 3), 1, 1, 1, 3),           # 8 channels in, 3 out per group
     ((2, 16, 9, 9), (8, 8, 3, 3), 1, 1, 2, 2),           # grouped and strided
     ((1, 16, 8, 8), (66, 8, 5, 5), 2, 2, 1, 2),          # dilated, 33 out per group (GO + 1)
+    ((2, 16, 32, 32), (6, 8, 3, 3), 1, 1, 2, 2),         # strided, interleaved phase rows
 ]
 
 
 @pytest.mark.parametrize("case", GROUPED)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_grouped_direct_path_matches_reference(case, dtype):
+@pytest.mark.parametrize("gemm_backward", [False, True])
+def test_grouped_direct_path_matches_reference(monkeypatch, case, dtype, gemm_backward):
+    """Also with a strided layer's gradients forced to im2col's product, per group."""
+    monkeypatch.setattr(conv_direct, "GEMM_GRAD_INPUT_MIN_POSITIONS",
+                        1 if gemm_backward else 1 << 30)
+    monkeypatch.setattr(conv_direct, "GEMM_GRAD_WEIGHT_MIN_CHANNELS",
+                        1 if gemm_backward else 1 << 30)
     x_shape, w_shape, padding, dilation, stride, groups = case
     x, w, b, hyper = _tensors((x_shape, w_shape, padding, dilation), dtype)
     hyper.update(stride=stride, groups=groups)
