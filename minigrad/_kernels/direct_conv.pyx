@@ -252,6 +252,21 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                 for t in range(RUN):
                     dst[t] = result[o * XB + x + t] + offset
             continue
+        step = grid_width - col
+        if (col_stride == 1 and not accumulate and col < out_w and step < RUN
+                and r + 1 < out_h and RUN - step <= out_w):
+            # a run that ends in the next output row: the rest of row r, then the start of
+            # row r + 1 (the padding columns between them skipped)
+            valid = out_w - col
+            for o in range(out_rows):
+                offset = bias[o] if bias != NULL else 0
+                dst = out + o * plane_stride + r * row_stride + col
+                for t in range(valid):
+                    dst[t] = result[o * XB + x + t] + offset
+                dst = out + o * plane_stride + (r + 1) * row_stride
+                for t in range(RUN - step):
+                    dst[t] = result[o * XB + x + step + t] + offset
+            continue
         while x < end and r < out_h:
             step = min(grid_width - col, end - x)
             valid = min(out_w - col, step)
