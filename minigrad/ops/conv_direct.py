@@ -226,9 +226,15 @@ class DirectPlan:
         self.taps = kh * kw
         offsets = [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
         self.tap_phases = [(di % sh) * sw + dj % sw for di, dj in offsets]
-        self.local_shifts = np.array([(di // sh) * self.grid_width + dj // sw
-                                      for di, dj in offsets], np.intp)
-        self.shifts = np.array(self.tap_phases, np.intp) * self.phase_length + self.local_shifts
+
+        def tap_shifts(phase_stride, row_stride):
+            # tap t's shift on a grid whose phases lie phase_stride apart, rows row_stride
+            return np.array([phase * phase_stride + (di // sh) * row_stride + dj // sw
+                             for phase, (di, dj) in zip(self.tap_phases, offsets)], np.intp)
+        # within its phase (the output gradient's grid of the strided input gradient)
+        self.local_shifts = tap_shifts(0, self.grid_width)
+        self.shifts = tap_shifts(self.phase_length, self.grid_width)
+        reach = int(self.shifts.max())
         self.positions = self.out_h * self.grid_width
         # The forward's grid: with a stride, the phases' rows interleaved (row i of every
         # phase, then row i + 1) where that takes no more runs than whole phase planes one
@@ -245,9 +251,7 @@ class DirectPlan:
                 self.runs = runs
                 self.forward_width = sh * sw * self.grid_width
                 self.forward_phase_stride = self.grid_width
-                self.forward_shifts = np.array(
-                    [phase * self.grid_width + (di // sh) * self.forward_width + dj // sw
-                     for phase, (di, dj) in zip(self.tap_phases, offsets)], np.intp)
+                self.forward_shifts = tap_shifts(self.grid_width, self.forward_width)
         self.interleaved = self.forward_width != self.grid_width
         tile = _kernels.POSITION_BLOCK
         # input grid: the forward's last run reads up to a run past the last output, the
@@ -255,8 +259,7 @@ class DirectPlan:
         self.x_length = max(sh * sw * self.phase_length,
                             _run_end(self.runs, self.forward_width)
                             + int(self.forward_shifts.max()),
-                            self.positions + int(self.shifts.max()))
-        reach = int(self.shifts.max())
+                            self.positions + reach)
         # output gradient grid: the input gradient at phase position q reads q − shift (that
         # phase's taps); ``front`` zeros keep those reads inside the plane
         self.first_input = self.top * self.grid_width + self.left    # stride 1 only
@@ -310,14 +313,11 @@ class DirectPlan:
         grid = workspace.get("grid", (self.n, x.shape[1], self.x_length), x.dtype)
         if self.stride == (1, 1):
             _kernels.embed(x, grid, self.grid_width, self.first_input, get_num_threads())
-        elif forward:
-            _kernels.embed_phases(x, grid, self.top, self.left, *self.stride, self.phase_h,
-                                  self.grid_width, self.forward_phase_stride,
-                                  self.forward_width, get_num_threads())
-        else:
-            _kernels.embed_phases(x, grid, self.top, self.left, *self.stride, self.phase_h,
-                                  self.grid_width, self.phase_length, self.grid_width,
-                                  get_num_threads())
+            return grid
+        phase_stride, row_stride = ((self.forward_phase_stride, self.forward_width) if forward
+                                    else (self.phase_length, self.grid_width))
+        _kernels.embed_phases(x, grid, self.top, self.left, *self.stride, self.phase_h,
+                              self.grid_width, phase_stride, row_stride, get_num_threads())
         return grid
 
     def _group(self, g, a, axis=1):
