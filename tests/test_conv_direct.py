@@ -69,11 +69,61 @@ def _check_direct_against_reference(x, w, b, hyper, dtype):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max()))
 
 
-@pytest.mark.parametrize("case", CASES)
+def _stacking(monkeypatch, on):
+    """Stack the batch's planes wherever the stride-1 direct path can (``on``), else never.
+    The rule is read when a layout is built, so the cached layouts are dropped."""
+    monkeypatch.setattr(conv_direct, "STACK_MAX_TILE_SHARE", 1e9 if on else None)
+    conv_module._layout.cache_clear()
+
+
+@pytest.mark.parametrize("case", CASES + [
+    ((3, 2, 5, 6), (4, 2, 3, 3), 3, 1),             # padded past 'same': output taller than x
+    ((4, 3, 4, 4), (8, 3, 3, 3), (0, 2), 1),        # rows padded, columns not
+])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_direct_path_matches_reference(case, dtype):
+@pytest.mark.parametrize("stack", [False, True])
+def test_direct_path_matches_reference(monkeypatch, case, dtype, stack):
+    """Each image's planes apart and, with a batch, the batch's planes stacked."""
+    _stacking(monkeypatch, stack)
     x, w, b, hyper = _tensors(case, dtype)
     _check_direct_against_reference(x, w, b, hyper, dtype)
+    conv_module._layout.cache_clear()
+
+
+@pytest.mark.parametrize("x_shape, padding, forward, backward", [
+    ((64, 16, 8, 8), 2, True, True),       # the inception 5×5 branch on 8×8
+    ((3, 2, 5, 6), 5, True, False),        # output taller than x: its gradient overflows a slot
+    ((1, 2, 8, 8), 2, False, False),       # one image: nothing to stack
+])
+def test_stacked_planes_give_the_separate_planes_results_bit_for_bit(
+        monkeypatch, x_shape, padding, forward, backward):
+    """The same sums in the same order (the channels in one chunk), only read from and
+    written to another layout."""
+    x, w, b, _ = _tensors((x_shape, (9, x_shape[1], 5, 5), padding, 1), np.float32)
+    pads = ((padding, padding), (padding, padding))
+    plans = {}
+    for stack in (False, True):
+        _stacking(monkeypatch, stack)
+        plans[stack] = conv_direct.DirectPlan(x.shape, w.shape, pads, (1, 1))
+    assert (plans[True].stack_runs is not None) is forward
+    assert (plans[True].stack_input_runs is not None) is backward
+    assert plans[False].stack_runs is plans[False].stack_input_runs is None
+    y = plans[True].forward(x, w, b)
+    np.testing.assert_array_equal(y, plans[False].forward(x, w, b))
+    gy = RNG.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(plans[True].grad_input(gy, w), plans[False].grad_input(gy, w))
+
+
+def test_planes_are_stacked_where_that_saves_tiles():
+    # 8×8 'same' 5×5 (rows 10 wide): runs go on into the next image; 32×32 3×3 fills its
+    # tiles one image at a time
+    small = conv_direct.DirectPlan((64, 16, 8, 8), (32, 16, 5, 5), ((2, 2), (2, 2)), (1, 1))
+    large = conv_direct.DirectPlan((64, 16, 32, 32), (32, 16, 3, 3), ((1, 1), (1, 1)), (1, 1))
+    assert small.stack_runs is not None and small.stack_input_runs is not None
+    assert large.stack_runs is None and large.stack_input_runs is None
+    strided = conv_direct.DirectPlan((64, 16, 8, 8), (32, 16, 5, 5), ((2, 2), (2, 2)), (1, 1),
+                                     (2, 2))
+    assert strided.stack_runs is None
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -204,7 +254,9 @@ GROUPED = [
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("gemm_backward", [False, True])
 def test_grouped_direct_path_matches_reference(monkeypatch, case, dtype, gemm_backward):
-    """Also with a strided layer's gradients forced to im2col's product, per group."""
+    """Also with a strided layer's gradients forced to im2col's product, per group (and a
+    stride-1 layer's planes stacked)."""
+    _stacking(monkeypatch, gemm_backward)
     monkeypatch.setattr(conv_direct, "GEMM_GRAD_INPUT_MIN_POSITIONS",
                         1 if gemm_backward else 1 << 30)
     monkeypatch.setattr(conv_direct, "GEMM_GRAD_WEIGHT_MIN_CHANNELS",
@@ -213,6 +265,7 @@ def test_grouped_direct_path_matches_reference(monkeypatch, case, dtype, gemm_ba
     x, w, b, hyper = _tensors((x_shape, w_shape, padding, dilation), dtype)
     hyper.update(stride=stride, groups=groups)
     _check_direct_against_reference(x, w, b, hyper, dtype)
+    conv_module._layout.cache_clear()
 
 
 @pytest.mark.parametrize("padding, dilation, stride, width", [
@@ -264,6 +317,24 @@ def test_position_runs_cover_the_output_and_start_on_it(rows, cols, width):
     starts = runs[:, 0] * width + runs[:, 1]
     uncovered = [p for p in outputs if p >= starts[0] + RUN]
     assert len(runs) == 1 or starts[1] == uncovered[0]
+
+
+@pytest.mark.parametrize("rows, cols, width, planes, period", [
+    (8, 8, 10, 5, 10), (4, 4, 5, 7, 5), (7, 7, 8, 3, 9), (1, 3, 3, 4, 1), (5, 6, 6, 3, 7)])
+def test_stacked_position_runs_cover_every_plane_and_skip_the_rows_between(
+        rows, cols, width, planes, period):
+    runs = conv_direct.position_runs(rows, cols, width, planes, period)
+    covered = np.zeros(planes * period * width + RUN, bool)
+    for row, col in runs:
+        assert row % period < rows and col < cols and row < planes * period
+        start = row * width + col
+        assert not covered[start:start + RUN].any()
+        covered[start:start + RUN] = True
+    outputs = [(n * period + r) * width + c
+               for n in range(planes) for r in range(rows) for c in range(cols)]
+    assert covered[outputs].all()
+    # fewer runs than one plane at a time, never more
+    assert len(runs) <= planes * len(conv_direct.position_runs(rows, cols, width))
 
 
 def test_position_runs_skip_the_padding_columns():
@@ -476,6 +547,30 @@ def test_conv_kernel_rejects_a_short_grid():
         conv(runs=np.vstack([runs[:1], runs[:1] + [0, 1], runs[1:]]))
     with pytest.raises(ValueError, match="cover"):
         conv(runs=runs[:-1])
+
+
+def test_conv_kernel_checks_stacked_planes():
+    """With a period the grid holds one tall plane and out the images' planes."""
+    x, w, plan, _ = _plan_buffers()
+    period = plan.out_h + 1
+    runs = conv_direct.position_runs(plan.out_h, plan.out_w, plan.grid_width, 2, period)
+    tall = np.zeros((1, 3, 2 * period * plan.grid_width + plan.x_length), np.float32)
+    y = np.empty((2, 4, plan.out_h, plan.out_w), np.float32)
+
+    def conv(runs=runs, period=period, grid=tall):
+        kernels.conv(grid, conv_direct._pack(w), plan.shifts, y, np.empty(0, np.float32),
+                     plan.grid_width, 0, runs, 32, 2, period)
+
+    conv()
+    with pytest.raises(ValueError, match="stacked"):
+        conv(period=plan.out_h - 1)
+    with pytest.raises(ValueError, match="inconsistent"):
+        conv(grid=np.zeros((2,) + tall.shape[1:], np.float32))     # two tall planes
+    with pytest.raises(ValueError, match="cover"):
+        conv(runs=conv_direct.position_runs(plan.out_h, plan.out_w, plan.grid_width))
+    with pytest.raises(ValueError, match="contiguous"):
+        kernels.embed(x.transpose(0, 1, 3, 2), tall.reshape(3, 1, -1)[:2], plan.grid_width,
+                      0, 2)
 
 
 @pytest.mark.parametrize("out_channels", [1, 10, 16, 20, 33, 40, 64, 96, 160])

@@ -107,12 +107,18 @@ cdef int _check_planes(str name, Py_ssize_t* shape, Py_ssize_t* strides, int ndi
     return 0
 
 
-def embed(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_ssize_t grid_width,
+def embed(const floating[:, :, :, :] src, floating[:, :, :] grid, Py_ssize_t grid_width,
           Py_ssize_t start, int num_threads):
-    """grid[n, c, start + r·grid_width + col] = src[n, c, r, col]; every other cell is 0."""
+    """grid[n, c, start + r·grid_width + col] = src[n, c, r, col]; every other cell is 0.
+    Each row of src and each plane of grid must be contiguous; the other axes may have any
+    stride (the stacked layout embeds x transposed, channels first)."""
     cdef Py_ssize_t channels = src.shape[1]
     cdef Py_ssize_t rows = src.shape[2], width = src.shape[3], length = grid.shape[2]
     cdef Py_ssize_t plane, n, c, r, end
+    if ((width > 1 and src.strides[3] != sizeof(floating))
+            or (length > 1 and grid.strides[2] != sizeof(floating))):
+        raise ValueError(f"embed: the rows of src (strides {_dims(src.strides, 4)}) and the "
+                         f"planes of grid (strides {_dims(grid.strides, 3)}) must be contiguous")
     if (grid.shape[0] != src.shape[0] or grid.shape[1] < channels or width > grid_width
             or start < 0 or (rows and start + (rows - 1) * grid_width + width > length)):
         raise ValueError(f"embed: grid {_dims(grid.shape, 3)} (row width {grid_width}, start "
@@ -208,13 +214,26 @@ cdef extern from "conv_tile.h" nogil:
         double* result)
 
 
+cdef inline Py_ssize_t _row_offset(Py_ssize_t r, Py_ssize_t out_h, Py_ssize_t period,
+                                   Py_ssize_t images, Py_ssize_t image_stride,
+                                   Py_ssize_t row_stride) noexcept nogil:
+    """Where output row r of the runs starts in out, or -1 where r is no output row: row r
+    itself below out_h, or with ``period`` > 0 row r mod period of image r div period."""
+    if period == 0:
+        return r * row_stride if r < out_h else -1
+    if r // period >= images or r % period >= out_h:
+        return -1
+    return (r // period) * image_stride + (r % period) * row_stride
+
+
 cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                             const floating* weight, const Py_ssize_t* shifts,
                             Py_ssize_t channels, Py_ssize_t taps, floating* out,
                             Py_ssize_t out_rows, const floating* bias, const Py_ssize_t* runs,
                             Py_ssize_t n_runs, Py_ssize_t grid_width, Py_ssize_t out_h,
                             Py_ssize_t out_w, Py_ssize_t plane_stride, Py_ssize_t row_stride,
-                            Py_ssize_t col_stride, bint accumulate) noexcept nogil:
+                            Py_ssize_t col_stride, bint accumulate, Py_ssize_t period,
+                            Py_ssize_t images, Py_ssize_t image_stride) noexcept nogil:
     """One tile: ``n_runs`` (1 to RUNS) runs of RUN positions, run s starting at row
     runs[2s], column runs[2s + 1], that is at position a_s = runs[2s]·grid_width + runs[2s + 1],
     of ``out_rows`` (<= OB) output planes.
@@ -222,10 +241,11 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
     tile[o][s·RUN + x] = Σ_c Σ_t weight[(c·taps + t)·OB + o] · grid[c·grid_length + shifts[t]
     + a_s + x], then position p = r·grid_width + col goes to out[o·plane_stride +
     r·row_stride + col·col_stride] (plus bias[o] unless ``bias`` is NULL; added to what is
-    there if ``accumulate``) when r < out_h and col < out_w. A tile of fewer runs computes
+    there if ``accumulate``) when r < out_h and col < out_w; with ``period`` > 0, row r is
+    row r mod period of image r div period (``_row_offset``). A tile of fewer runs computes
     its last run again in the missing ones and does not store them."""
     cdef floating result[OB * XB]
-    cdef Py_ssize_t t, o, x, s, r, col, step, valid, end, pair
+    cdef Py_ssize_t t, o, x, s, r, col, step, valid, end, pair, at_row, next_row
     cdef Py_ssize_t at[RUNS]
     cdef floating* dst
     cdef floating offset
@@ -244,35 +264,38 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
         col = runs[2 * s + 1]
         x = s * RUN
         end = x + RUN
-        if col + RUN <= out_w and r < out_h and col_stride == 1 and not accumulate:
+        at_row = _row_offset(r, out_h, period, images, image_stride, row_stride)
+        if col + RUN <= out_w and at_row >= 0 and col_stride == 1 and not accumulate:
             # the common case, a run inside one output row: a loop of constant length
             for o in range(out_rows):
                 offset = bias[o] if bias != NULL else 0
-                dst = out + o * plane_stride + r * row_stride + col
+                dst = out + o * plane_stride + at_row + col
                 for t in range(RUN):
                     dst[t] = result[o * XB + x + t] + offset
             continue
         step = grid_width - col
+        next_row = _row_offset(r + 1, out_h, period, images, image_stride, row_stride)
         if (col_stride == 1 and not accumulate and col < out_w and step < RUN
-                and r + 1 < out_h and RUN - step <= out_w):
+                and at_row >= 0 and next_row >= 0 and RUN - step <= out_w):
             # a run that ends in the next output row: the rest of row r, then the start of
             # row r + 1 (the padding columns between them skipped)
             valid = out_w - col
             for o in range(out_rows):
                 offset = bias[o] if bias != NULL else 0
-                dst = out + o * plane_stride + r * row_stride + col
+                dst = out + o * plane_stride + at_row + col
                 for t in range(valid):
                     dst[t] = result[o * XB + x + t] + offset
-                dst = out + o * plane_stride + (r + 1) * row_stride
+                dst = out + o * plane_stride + next_row
                 for t in range(RUN - step):
                     dst[t] = result[o * XB + x + step + t] + offset
             continue
-        while x < end and r < out_h:
+        while x < end:
             step = min(grid_width - col, end - x)
             valid = min(out_w - col, step)
-            for o in range(out_rows):
+            at_row = _row_offset(r, out_h, period, images, image_stride, row_stride)
+            for o in range(out_rows if at_row >= 0 else 0):
                 offset = bias[o] if bias != NULL else 0
-                dst = out + o * plane_stride + r * row_stride + col * col_stride
+                dst = out + o * plane_stride + at_row + col * col_stride
                 if accumulate:
                     for t in range(valid):
                         dst[t * col_stride] += result[o * XB + x + t] + offset
@@ -310,9 +333,14 @@ def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed):
 def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
          const Py_ssize_t[::1] shifts, floating[:, :, :, :] out, const floating[::1] bias,
          Py_ssize_t grid_width, Py_ssize_t start, const Py_ssize_t[:, ::1] runs,
-         Py_ssize_t channel_chunk, int num_threads):
+         Py_ssize_t channel_chunk, int num_threads, Py_ssize_t period=0):
     """out[n, o, r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col
     + shifts[t]] for r < Ho, col < Wo, with W packed as (blocks, C·T, OB) (``conv_direct._pack``).
+
+    With ``period`` > 0 the grid holds one tall plane per channel (grid.shape[0] == 1) in
+    which the N images' planes are stacked ``period`` rows apart: row r of the runs is then
+    row r mod period of image r div period, and the rows from Ho to ``period`` of each image
+    are computed but not stored.
 
     ``bias`` may be empty (no bias). ``out`` may be a strided view (positive strides: the input
     gradient of a strided convolution writes one phase's cells of x's gradient in place).
@@ -329,6 +357,7 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     The order of the sums depends only on the shapes, not on the thread count."""
     cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
     cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3]
+    cdef Py_ssize_t grid_images = 1 if period else n_images
     cdef Py_ssize_t grid_length = grid.shape[2], taps = shifts.shape[0]
     cdef Py_ssize_t blocks = packed_weight.shape[0]
     cdef Py_ssize_t channels = packed_weight.shape[1] // taps if taps else 0
@@ -336,7 +365,9 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     cdef Py_ssize_t tiles = (n_runs + RUNS - 1) // RUNS
     cdef bint has_bias = bias.shape[0] > 0
     cdef Py_ssize_t item, n, b, tile
-    if (grid.shape[0] != n_images or taps == 0 or packed_weight.shape[1] != channels * taps
+    if period < 0 or (period and period < out_h):
+        raise ValueError(f"conv: planes of {out_h} rows cannot be stacked {period} rows apart")
+    if (grid.shape[0] != grid_images or taps == 0 or packed_weight.shape[1] != channels * taps
             or grid.shape[1] < channels or packed_weight.shape[2] != OB or blocks * OB < out_channels
             or (has_bias and bias.shape[0] != out_channels) or n_runs == 0):
         raise ValueError(f"conv: inconsistent shapes grid {_dims(grid.shape, 3)}, packed "
@@ -355,6 +386,10 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
         raise ValueError(f"conv: grid_width must be positive, got {grid_width}")
     if out_w > grid_width:
         raise ValueError(f"conv: output width {out_w} exceeds the grid width {grid_width}")
+    cdef Py_ssize_t image_stride = out.strides[0] // sizeof(floating)
+    if period and n_images > 1 and (out.strides[0] <= 0 or out.strides[0] % sizeof(floating)):
+        raise ValueError(f"conv: out must have positive strides in whole elements, got "
+                         f"strides {_dims(out.strides, 4)}")
     cdef Py_ssize_t covered = 0, p, first, last = 0
     if runs.shape[1] != 2:
         raise ValueError(f"conv: runs must be (row, column) pairs, got shape "
@@ -369,17 +404,19 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
                              f"{last if i else None}")
         last = first
         for p in range(first, first + RUN):
-            covered += p // grid_width < out_h and p % grid_width < out_w
-    if covered != out_h * out_w:
-        raise ValueError(f"conv: the runs cover {covered} of the {out_h}×{out_w} outputs")
+            covered += (p % grid_width < out_w
+                        and _row_offset(p // grid_width, out_h, period, n_images, 0, 0) >= 0)
+    if covered != out_h * out_w * (n_images if period else 1):
+        raise ValueError(f"conv: the runs cover {covered} of the "
+                         f"{n_images if period else 1}×{out_h}×{out_w} outputs")
     # the runs increase: the last one reads furthest
     check_reads(grid_length, start, last + RUN, shifts)
     if channel_chunk < 1:
         raise ValueError(f"conv: channel_chunk must be positive, got {channel_chunk}")
     cdef Py_ssize_t bands = (tiles + BAND - 1) // BAND, band, c0
-    cdef int nt = team_size(n_images * blocks * tiles * XB * OB * channels * taps,
+    cdef int nt = team_size(grid_images * blocks * tiles * XB * OB * channels * taps,
                             PARALLEL_MIN_MACS, num_threads)
-    for item in prange(n_images * blocks * bands, nogil=True, schedule="static",
+    for item in prange(grid_images * blocks * bands, nogil=True, schedule="static",
                        num_threads=nt):
         n = item // (blocks * bands)
         b = (item // bands) % blocks
@@ -393,7 +430,8 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
                            min(OB, out_channels - b * OB),
                            &bias[b * OB] if has_bias and c0 == 0 else NULL,
                            &runs[tile * RUNS, 0], min(RUNS, n_runs - tile * RUNS), grid_width,
-                           out_h, out_w, plane_stride, row_stride, col_stride, c0 > 0)
+                           out_h, out_w, plane_stride, row_stride, col_stride, c0 > 0,
+                           period, n_images, image_stride)
             c0 = c0 + channel_chunk
 
 

@@ -88,6 +88,9 @@ PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
 #: depends only on the batch size and results do not depend on the thread count.
 MAX_CHUNKS = 16
+#: A stride-1 forward stacks the batch's planes (``DirectPlan.stacked``) when that takes at
+#: most this share of the tiles of one plane at a time. None: never (tests compare both).
+STACK_MAX_TILE_SHARE = 0.9
 #: Input channels the forward kernel sums per pass over a band of tiles, on planes of at least
 #: a band (``channel_chunk``).
 CHANNEL_CHUNK = 32
@@ -119,27 +122,41 @@ def _round_up(value, multiple):
 
 
 @lru_cache(maxsize=256)
-def position_runs(rows, cols, grid_width):
+def position_runs(rows, cols, grid_width, planes=1, period=None):
     """Where the forward kernel's runs of ``POSITION_RUN`` consecutive grid positions start
     for a rows × cols output on rows ``grid_width`` wide: (row, column) pairs, (n, 2),
     read-only, in increasing order. Each run starts at the first output position the runs
     before it leave uncovered, so a run never starts in the padding columns: on an 8×8 output
     with 5×5 'same' padding (rows 10 wide), the eight 8-wide runs of AVX2 cover the output
-    exactly, where consecutive tiles would compute four 24-position tiles for 64 outputs."""
+    exactly, where consecutive tiles would compute four 24-position tiles for 64 outputs.
+
+    With ``planes`` > 1, the outputs of that many planes stacked ``period`` rows apart (the
+    rows between them skipped like the padding columns): a run may then end in the next
+    plane's first row."""
     run = _kernels.POSITION_RUN
+    period = rows if period is None else period
     starts = []
     position = 0
     while True:
         row, col = divmod(position, grid_width)
         if col >= cols:
             row, col = row + 1, 0
-        if row >= rows:
+        if row % period >= rows:
+            row, col = (row // period + 1) * period, 0
+        if row >= planes * period:
             break
         starts.append((row, col))
         position = row * grid_width + col + run
     runs = np.array(starts, np.intp).reshape(-1, 2)
     runs.flags.writeable = False
     return runs
+
+
+def _fewer_tiles(stacked, runs, planes):
+    """Whether the ``stacked`` runs of ``planes`` planes take at most
+    ``STACK_MAX_TILE_SHARE`` of the tiles of ``runs`` once per plane."""
+    tiles = -(-len(stacked) // _kernels.POSITION_RUNS)
+    return tiles <= STACK_MAX_TILE_SHARE * planes * -(-len(runs) // _kernels.POSITION_RUNS)
 
 
 def _run_end(runs, grid_width):
@@ -275,6 +292,20 @@ class DirectPlan:
             self.front = int(self.local_shifts.max())
             self.gy_length = self.front + max(self.phase_length + self.grid_width + tile,
                                               self.positions)
+        # Small maps: the batch's planes of a channel stacked into one tall plane, `period`
+        # rows apart (the zero rows between two images serve as the bottom padding of one and
+        # the top padding of the next), so that a tile's runs go on into the next image
+        # instead of each image ending in a partly used tile.
+        self.stack_period = self.stack_runs = self.stack_input_runs = None
+        if self.stride == (1, 1) and STACK_MAX_TILE_SHARE is not None and self.n > 1:
+            period = height + max(self.top, bottom, self.out_h - height)
+            runs = position_runs(self.out_h, self.out_w, self.grid_width, self.n, period)
+            if _fewer_tiles(runs, self.runs, self.n):
+                self.stack_period, self.stack_runs = period, runs
+            # the input gradient's too, where each image's output gradient fits its slot
+            runs = position_runs(height, width, self.grid_width, self.n, period)
+            if self.out_h - self.top <= height and _fewer_tiles(runs, self.input_runs, self.n):
+                self.stack_period, self.stack_input_runs = period, runs
 
     @property
     def grad_input_by_gemm(self):
@@ -307,6 +338,54 @@ class DirectPlan:
                 or (self.out_channels <= SMALL_MAP_MAX_OUT
                     and self.tile_use >= SMALL_MAP_MIN_TILE_USE))
 
+    def _stacked(self, x, front, first_row, first_col, reads, name):
+        """x (N, C, h, w) on a grid of stacked planes, (1, C, L) with L at least ``reads``:
+        image n's cell (r, col) at front + n·P + (first_row + r)·Wq + first_col + col
+        (P = stack_period·Wq), zeros elsewhere."""
+        plane = self.stack_period * self.grid_width
+        length = max(front + self.n * plane, reads)
+        grid = workspace.get(name, (1, x.shape[1], length), x.dtype)
+        slots = grid[0, :, front:front + self.n * plane].reshape(x.shape[1], self.n, plane)
+        _kernels.embed(x.transpose(1, 0, 2, 3), slots, self.grid_width,
+                       first_row * self.grid_width + first_col, get_num_threads())
+        grid[0, :, :front] = 0
+        grid[0, :, front + self.n * plane:] = 0
+        return grid
+
+    def _stacked_forward(self, x, weight, bias):
+        """The forward on the stacked planes: image n's output row r is row n·period + r of
+        the tall output, which the kernel stores as y[n, :, r]."""
+        gap = self.stack_period - self.height
+        start = (gap - self.top) * self.grid_width
+        grid = self._stacked(x, 0, gap, self.left, start + _run_end(self.stack_runs,
+                             self.grid_width) + int(self.shifts.max()), "grid")
+        y = np.empty((self.n, self.out_channels * self.groups, self.out_h, self.out_w), x.dtype)
+        for g in range(self.groups):
+            _kernels.conv(self._group(g, grid), _pack(self._group(g, weight, axis=0)),
+                          self.shifts, self._group(g, y),
+                          absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
+                          self.grid_width, start, self.stack_runs, channel_chunk(grid.shape[2]), get_num_threads(),
+                          self.stack_period)
+        return y
+
+    def _stacked_grad_input(self, gy, weight):
+        """The input gradient on stacked planes: image n's output gradient where the forward
+        reads its outputs, its input cells where the forward reads them."""
+        gap = self.stack_period - self.height
+        front = max(0, int(self.shifts.max()) - gap * self.grid_width - self.left)
+        start = front + gap * self.grid_width + self.left
+        gy_grid = self._stacked(gy, front, gap - self.top, 0, start + _run_end(
+            self.stack_input_runs, self.grid_width), "gy_grid")
+        gx = np.empty((self.n, self.channels * self.groups, self.height, self.width), gy.dtype)
+        for g in range(self.groups):
+            weight_t = self._group(g, weight, axis=0).transpose(1, 0, 2, 3)
+            _kernels.conv(self._group(g, gy_grid), _pack(weight_t), -self.shifts,
+                          self._group(g, gx), absent(gy.dtype), self.grid_width, start,
+                          self.stack_input_runs,
+                          channel_chunk(gy_grid.shape[2]), get_num_threads(),
+                          self.stack_period)
+        return gx
+
     def _x_grid(self, x, forward=False):
         """x on its grid: the forward's (``forward``: with a stride, maybe interleaved) or
         the weight gradient's."""
@@ -331,6 +410,8 @@ class DirectPlan:
 
     def forward(self, x, weight, bias):
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous."""
+        if self.stack_runs is not None:
+            return self._stacked_forward(x, weight, bias)
         y = np.empty((self.n, self.out_channels * self.groups, self.out_h, self.out_w), x.dtype)
         grid = self._x_grid(x, forward=True)
         for g in range(self.groups):
@@ -345,6 +426,8 @@ class DirectPlan:
         """∂L/∂x: the output gradient on the input's grid, correlated with the transposed
         weight at the negated shifts; only the positions inside the padding are stored. With
         a stride, one such correlation per phase plane, over that phase's taps."""
+        if self.stack_input_runs is not None:
+            return self._stacked_grad_input(gy, weight)
         gy_grid = workspace.get("gy_grid", (self.n, gy.shape[1], self.gy_length), gy.dtype)
         _kernels.embed(gy, gy_grid, self.grid_width, self.front, get_num_threads())
         gx = np.empty((self.n, self.channels * self.groups, self.height, self.width), gy.dtype)
