@@ -17,7 +17,9 @@ the padding columns cost nothing. The same
 kernel computes the input gradient: the output gradient laid out on the input's grid,
 correlated with the flipped, transposed weight (negative shifts). A strided convolution runs
 on the plane split into its stride phases (``embed_phases``), where each tap is again one
-constant shift (``minigrad/ops/conv_direct.py``).
+constant shift (``minigrad/ops/conv_direct.py``). On small maps the batch's planes of a channel
+may be stacked into one tall plane (``conv``'s ``period``), so that the tiles' runs go on from
+one image into the next.
 
 Register tiling. A tile is ``OB`` output channels × ``XB`` positions held in accumulators
 (``tile_sizes.h``: 8 × 48 floats in 24 of AVX-512's 32 registers, 4 × 24 in 12 of AVX2's 16),
@@ -111,7 +113,7 @@ def embed(const floating[:, :, :, :] src, floating[:, :, :] grid, Py_ssize_t gri
           Py_ssize_t start, int num_threads):
     """grid[n, c, start + r·grid_width + col] = src[n, c, r, col]; every other cell is 0.
     Each row of src and each plane of grid must be contiguous; the other axes may have any
-    stride (the stacked layout embeds x transposed, channels first)."""
+    stride (the stacked layout's planes lie channel by channel, image after image)."""
     cdef Py_ssize_t channels = src.shape[1]
     cdef Py_ssize_t rows = src.shape[2], width = src.shape[3], length = grid.shape[2]
     cdef Py_ssize_t plane, n, c, r, end
@@ -394,6 +396,7 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     if runs.shape[1] != 2:
         raise ValueError(f"conv: runs must be (row, column) pairs, got shape "
                          f"{_dims(runs.shape, 2)}")
+    cdef Py_ssize_t r, col, step
     for i in range(n_runs):
         first = runs[i, 0] * grid_width + runs[i, 1]
         if (runs[i, 0] < 0 or runs[i, 1] < 0 or runs[i, 1] >= grid_width
@@ -403,9 +406,13 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
                              f"{runs[i, 1]}) on rows {grid_width} wide after position "
                              f"{last if i else None}")
         last = first
-        for p in range(first, first + RUN):
-            covered += (p % grid_width < out_w
-                        and _row_offset(p // grid_width, out_h, period, n_images, 0, 0) >= 0)
+        # the run's outputs, one row segment at a time
+        r, col, p = runs[i, 0], runs[i, 1], 0
+        while p < RUN:
+            step = min(grid_width - col, RUN - p)
+            if _row_offset(r, out_h, period, n_images, 0, 0) >= 0:
+                covered += max(0, min(out_w - col, step))
+            p, col, r = p + step, 0, r + 1
     if covered != out_h * out_w * (n_images if period else 1):
         raise ValueError(f"conv: the runs cover {covered} of the "
                          f"{n_images if period else 1}×{out_h}×{out_w} outputs")
@@ -413,17 +420,28 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     check_reads(grid_length, start, last + RUN, shifts)
     if channel_chunk < 1:
         raise ValueError(f"conv: channel_chunk must be positive, got {channel_chunk}")
-    cdef Py_ssize_t bands = (tiles + BAND - 1) // BAND, band, c0
     cdef int nt = team_size(grid_images * blocks * tiles * XB * OB * channels * taps,
                             PARALLEL_MIN_MACS, num_threads)
+    cdef Py_ssize_t bands = (tiles + BAND - 1) // BAND, band_tiles = BAND, band, c0
+    if period:
+        # One tall plane: bands of equal size, a whole number per thread, taken band by band
+        # (all blocks of one, then the next), so that each thread reads its own share of the
+        # images (which it embedded) and all finish together.
+        bands = (bands + nt - 1) // nt * nt
+        band_tiles = (tiles + bands - 1) // bands
+        bands = (tiles + band_tiles - 1) // band_tiles
     for item in prange(grid_images * blocks * bands, nogil=True, schedule="static",
                        num_threads=nt):
         n = item // (blocks * bands)
-        b = (item // bands) % blocks
-        band = item % bands
+        if period:
+            band = (item // blocks) % bands
+            b = item % blocks
+        else:
+            b = (item // bands) % blocks
+            band = item % bands
         c0 = 0
         while c0 < channels:
-            for tile in range(band * BAND, min(tiles, (band + 1) * BAND)):
+            for tile in range(band * band_tiles, min(tiles, (band + 1) * band_tiles)):
                 _conv_tile(&grid[n, c0, start], grid_length,
                            &packed_weight[b, c0 * taps, 0], &shifts[0],
                            min(channel_chunk, channels - c0), taps, &out[n, b * OB, 0, 0],

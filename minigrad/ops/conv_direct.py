@@ -21,6 +21,14 @@ large enough planes (input gradient) or with many channels (weight gradient) a s
 convolution's backward is im2col's product instead (``DirectPlan.grad_input_by_gemm``,
 ``grad_weight_by_gemm``: ``Conv2d.backward`` asks).
 
+On a small map each plane ends in a partly used tile (an 8×8 output fills two thirds of its
+tiles' positions with AVX-512, a 7×7 half), so where it saves tiles (``STACK_MAX_TILE_SHARE``)
+a stride-1 convolution stacks the batch's planes of each channel into one tall plane,
+``DirectPlan.stack_period`` rows per image: the zero rows between two images are the bottom
+padding of one and the top padding of the next, and a tile's runs go on from one image into
+the next. The kernel stores each output row straight into its image, and the input gradient
+runs on the same stacking.
+
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the input
 on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size); in backward the
 output gradient on the phase grid (``N·O·(Hq·Wq + reach)``, Hq·Wq = Hp·Wp / (sh·sw)), per
@@ -88,8 +96,9 @@ PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
 #: depends only on the batch size and results do not depend on the thread count.
 MAX_CHUNKS = 16
-#: A stride-1 forward stacks the batch's planes (``DirectPlan.stacked``) when that takes at
-#: most this share of the tiles of one plane at a time. None: never (tests compare both).
+#: A stride-1 forward (and its input gradient) stacks the batch's planes
+#: (``DirectPlan.stack_period``) when that takes at most this share of the tiles of one plane
+#: at a time. None: never (tests compare both).
 STACK_MAX_TILE_SHARE = 0.9
 #: Input channels the forward kernel sums per pass over a band of tiles, on planes of at least
 #: a band (``channel_chunk``).
@@ -346,7 +355,8 @@ class DirectPlan:
         length = max(front + self.n * plane, reads)
         grid = workspace.get(name, (1, x.shape[1], length), x.dtype)
         slots = grid[0, :, front:front + self.n * plane].reshape(x.shape[1], self.n, plane)
-        _kernels.embed(x.transpose(1, 0, 2, 3), slots, self.grid_width,
+        # image by image, as the kernel's threads then read them (each its share of images)
+        _kernels.embed(x, slots.transpose(1, 0, 2), self.grid_width,
                        first_row * self.grid_width + first_col, get_num_threads())
         grid[0, :, :front] = 0
         grid[0, :, front + self.n * plane:] = 0
@@ -364,8 +374,8 @@ class DirectPlan:
             _kernels.conv(self._group(g, grid), _pack(self._group(g, weight, axis=0)),
                           self.shifts, self._group(g, y),
                           absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
-                          self.grid_width, start, self.stack_runs, channel_chunk(grid.shape[2]), get_num_threads(),
-                          self.stack_period)
+                          self.grid_width, start, self.stack_runs,
+                          channel_chunk(grid.shape[2]), get_num_threads(), self.stack_period)
         return y
 
     def _stacked_grad_input(self, gy, weight):
@@ -381,9 +391,8 @@ class DirectPlan:
             weight_t = self._group(g, weight, axis=0).transpose(1, 0, 2, 3)
             _kernels.conv(self._group(g, gy_grid), _pack(weight_t), -self.shifts,
                           self._group(g, gx), absent(gy.dtype), self.grid_width, start,
-                          self.stack_input_runs,
-                          channel_chunk(gy_grid.shape[2]), get_num_threads(),
-                          self.stack_period)
+                          self.stack_input_runs, channel_chunk(gy_grid.shape[2]),
+                          get_num_threads(), self.stack_period)
         return gx
 
     def _x_grid(self, x, forward=False):
