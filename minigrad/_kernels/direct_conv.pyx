@@ -276,9 +276,11 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                     dst[t] = result[o * XB + x + t] + offset
             continue
         step = grid_width - col
-        next_row = _row_offset(r + 1, out_h, period, images, image_stride, row_stride)
+        next_row = -1
         if (col_stride == 1 and not accumulate and col < out_w and step < RUN
-                and at_row >= 0 and next_row >= 0 and RUN - step <= out_w):
+                and at_row >= 0 and RUN - step <= out_w):
+            next_row = _row_offset(r + 1, out_h, period, images, image_stride, row_stride)
+        if next_row >= 0:
             # a run that ends in the next output row: the rest of row r, then the start of
             # row r + 1 (the padding columns between them skipped)
             valid = out_w - col

@@ -362,38 +362,25 @@ class DirectPlan:
         grid[0, :, front + self.n * plane:] = 0
         return grid
 
-    def _stacked_forward(self, x, weight, bias):
-        """The forward on the stacked planes: image n's output row r is row n·period + r of
-        the tall output, which the kernel stores as y[n, :, r]."""
+    def _stacked_x(self, x):
+        """x on the stacked grid and the forward's start: image n's output row r is row
+        n·period + r of the tall output, which the kernel stores as y[n, :, r]."""
         gap = self.stack_period - self.height
         start = (gap - self.top) * self.grid_width
         grid = self._stacked(x, 0, gap, self.left, start + _run_end(self.stack_runs,
                              self.grid_width) + int(self.shifts.max()), "grid")
-        y = np.empty((self.n, self.out_channels * self.groups, self.out_h, self.out_w), x.dtype)
-        for g in range(self.groups):
-            _kernels.conv(self._group(g, grid), _pack(self._group(g, weight, axis=0)),
-                          self.shifts, self._group(g, y),
-                          absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
-                          self.grid_width, start, self.stack_runs,
-                          channel_chunk(grid.shape[2]), get_num_threads(), self.stack_period)
-        return y
+        return grid, start
 
-    def _stacked_grad_input(self, gy, weight):
-        """The input gradient on stacked planes: image n's output gradient where the forward
-        reads its outputs, its input cells where the forward reads them."""
+    def _stacked_gy(self, gy):
+        """The output gradient on the stacked grid and the input gradient's start: image n's
+        output gradient where the forward reads its outputs, its input cells where the
+        forward reads them."""
         gap = self.stack_period - self.height
         front = max(0, int(self.shifts.max()) - gap * self.grid_width - self.left)
         start = front + gap * self.grid_width + self.left
         gy_grid = self._stacked(gy, front, gap - self.top, 0, start + _run_end(
             self.stack_input_runs, self.grid_width), "gy_grid")
-        gx = np.empty((self.n, self.channels * self.groups, self.height, self.width), gy.dtype)
-        for g in range(self.groups):
-            weight_t = self._group(g, weight, axis=0).transpose(1, 0, 2, 3)
-            _kernels.conv(self._group(g, gy_grid), _pack(weight_t), -self.shifts,
-                          self._group(g, gx), absent(gy.dtype), self.grid_width, start,
-                          self.stack_input_runs, channel_chunk(gy_grid.shape[2]),
-                          get_num_threads(), self.stack_period)
-        return gx
+        return gy_grid, start
 
     def _x_grid(self, x, forward=False):
         """x on its grid: the forward's (``forward``: with a stride, maybe interleaved) or
@@ -420,15 +407,20 @@ class DirectPlan:
     def forward(self, x, weight, bias):
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous."""
         if self.stack_runs is not None:
-            return self._stacked_forward(x, weight, bias)
+            grid, start = self._stacked_x(x)
+            shifts, width, runs, period = (self.shifts, self.grid_width, self.stack_runs,
+                                           self.stack_period)
+            chunk = channel_chunk(grid.shape[2])
+        else:
+            grid, start = self._x_grid(x, forward=True), 0
+            shifts, width, runs, period = self.forward_shifts, self.forward_width, self.runs, 0
+            chunk = channel_chunk(self.positions)
         y = np.empty((self.n, self.out_channels * self.groups, self.out_h, self.out_w), x.dtype)
-        grid = self._x_grid(x, forward=True)
         for g in range(self.groups):
             _kernels.conv(self._group(g, grid), _pack(self._group(g, weight, axis=0)),
-                          self.forward_shifts, self._group(g, y),
+                          shifts, self._group(g, y),
                           absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
-                          self.forward_width, 0, self.runs, channel_chunk(self.positions),
-                          get_num_threads())
+                          width, start, runs, chunk, get_num_threads(), period)
         return y
 
     def grad_input(self, gy, weight):
@@ -436,22 +428,28 @@ class DirectPlan:
         weight at the negated shifts; only the positions inside the padding are stored. With
         a stride, one such correlation per phase plane, over that phase's taps."""
         if self.stack_input_runs is not None:
-            return self._stacked_grad_input(gy, weight)
-        gy_grid = workspace.get("gy_grid", (self.n, gy.shape[1], self.gy_length), gy.dtype)
-        _kernels.embed(gy, gy_grid, self.grid_width, self.front, get_num_threads())
+            gy_grid, start = self._stacked_gy(gy)
+            # stride 1: where the correlation starts, its runs, channel chunk and period
+            layout = (start, self.stack_input_runs, channel_chunk(gy_grid.shape[2]),
+                      self.stack_period)
+        else:
+            gy_grid = workspace.get("gy_grid", (self.n, gy.shape[1], self.gy_length), gy.dtype)
+            _kernels.embed(gy, gy_grid, self.grid_width, self.front, get_num_threads())
+            layout = ((self.front + self.first_input, self.input_runs,
+                       channel_chunk(self.positions), 0) if self.stride == (1, 1) else None)
         gx = np.empty((self.n, self.channels * self.groups, self.height, self.width), gy.dtype)
         for g in range(self.groups):
             self._grad_input_group(self._group(g, gy_grid), self._group(g, weight, axis=0),
-                                   self._group(g, gx))
+                                   self._group(g, gx), layout)
         return gx
 
-    def _grad_input_group(self, gy_grid, weight, gx):
+    def _grad_input_group(self, gy_grid, weight, gx, layout):
         weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
         no_bias = absent(gy_grid.dtype)
         if self.stride == (1, 1):
+            start, runs, chunk, period = layout
             _kernels.conv(gy_grid, _pack(weight_t), -self.shifts, gx, no_bias,
-                          self.grid_width, self.front + self.first_input, self.input_runs,
-                          channel_chunk(self.positions), get_num_threads())
+                          self.grid_width, start, runs, chunk, get_num_threads(), period)
             return
         sh, sw = self.stride
         weight_t = weight_t.reshape(self.channels, self.out_channels, self.taps)
