@@ -66,11 +66,15 @@ def test_inception_block():
     assert (s.total_params, s.total_macs) == (params, macs)
     by_name = {row.name: row for row in s.rows}
     assert by_name["0"].output_shape == (2, c1 + c3 + c5 + pool, h, w)
-    assert by_name["0.branch2.1.conv"] == Row("0.branch2.1.conv", "Conv2d", 4, (2, c3, h, w),
+    # the branches' 3×3 conv runs as a module (inside branch2's second ConvNormReLU); the
+    # three 1×1 convs of the input run as one functional conv of the block's
+    assert by_name["0.branch2.1.conv"] == Row("0.branch2.1.conv", "Conv2d", 3, (2, c3, h, w),
                                               c3r * c3 * 9, c3r * c3 * 9, h * w * c3r * c3 * 9)
-    # a container's numbers are those of everything it ran
-    branch2 = [r for r in s.rows if r.name.startswith("0.branch2.") and r.type == "Conv2d"]
-    assert by_name["0.branch2"].macs == sum(r.macs for r in branch2) + h * w * (c3r + c3)
+    assert by_name["0.branch2.0.bn"].output_shape == (2, c3r, h, w)
+    assert "0.branch2.0.conv" not in by_name
+    # a module's numbers are those of everything it ran: its children's and its own ops
+    children = [r for r in s.rows if r.depth == 2]
+    assert by_name["0"].macs == sum(r.macs for r in children) + h * w * cin * (c1 + c3r + c5r)
 
 
 @pytest.mark.parametrize("example, shape", [("fcn_mnist", (1, 1, 28, 28)),

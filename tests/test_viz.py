@@ -75,12 +75,14 @@ def test_an_inception_block():
     x = mg.tensor(np.zeros((1, 8, 6, 6), np.float32), requires_grad=True)
     nodes, edges = parse(viz.to_dot(block(x), params={"x": x, **dict(block.named_parameters())}))
     ops = [label[0] for node, label in nodes.items() if node.startswith("op")]
-    assert sorted(ops) == sorted(["Conv2d"] * 6 + ["BatchNorm"] * 6 + ["ReLU"] * 6 +
-                                 ["MaxPool2d", "Concat"])
+    # the three 1×1 convs of x as one: their weights joined (Concat), the output split
+    assert sorted(ops) == sorted(["Conv2d"] * 4 + ["BatchNorm"] * 6 + ["ReLU"] * 6 +
+                                 ["MaxPool2d", "Concat", "Concat", "Split"])
     leaves = {label[0] for node, label in nodes.items() if node.startswith("leaf")}
     assert leaves == {"x"} | {name for name, _ in block.named_parameters()}
     assert nodes[f"op{len(ops) - 1}"] == ["Concat", "(1, 22, 6, 6)"]
-    assert len(edges) == 6 * 2 + 6 * 3 + 6 + 1 + 4      # conv, bn, relu, pool, cat inputs
+    # conv, weight cat, bn, relu, split, pool, cat inputs
+    assert len(edges) == 4 * 2 + 3 + 6 * 3 + 6 + 1 + 1 + 4
 
 
 def test_ops_on_tensors_without_gradient_are_not_in_the_graph():

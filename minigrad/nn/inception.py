@@ -2,8 +2,9 @@
 Table 1)."""
 from .._validate import positive_int
 from ..ops.activation import relu
+from ..ops.conv import conv2d
 from ..ops.pooling import max_pool2d
-from ..ops.shape import cat
+from ..ops.shape import cat, split
 from .conv import Conv2d
 from .layers import BatchNorm2d
 from .module import Module, Sequential
@@ -22,7 +23,10 @@ class ConvNormReLU(Module):
         self.bn = BatchNorm2d(out_channels) if norm == "batch" else None
 
     def forward(self, x):
-        x = self.conv(x)
+        return self.norm_relu(self.conv(x))
+
+    def norm_relu(self, x):
+        """The layers after the convolution."""
         if self.bn is not None:
             x = self.bn(x)
         return relu(x)
@@ -39,6 +43,12 @@ class Inception(Module):
     every conv followed by ReLU (``norm='batch'``: BatchNorm2d, then ReLU). Output
     (N, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W): the spatial size is unchanged. GoogLeNet's
     inception (3a), for example, is ``Inception(192, 64, 96, 128, 16, 32, 32)``.
+
+    The three 1×1 convolutions of the input (branch 1 and the reductions of branches 2 and 3)
+    run as one, their weights stacked, and its output is split among the branches: the same
+    sums, but one larger product per image, which BLAS runs faster than three small ones, and
+    in backward one product for the input's gradient instead of three to add up. The
+    parameters stay each branch's own.
     """
 
     def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj,
@@ -64,7 +74,13 @@ class Inception(Module):
             raise ValueError(f"Inception: expected input (N, {self.in_channels}, H, W), got "
                              f"shape {x.shape}")
         pooled = max_pool2d(x, kernel_size=3, stride=1, padding=1)
-        return cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(pooled)],
+        first = [self.branch1, self.branch2[0], self.branch3[0]]
+        convs = [m.conv for m in first]
+        reduced = conv2d(x, cat([c.weight for c in convs]),
+                         None if self.norm else cat([c.bias for c in convs]))
+        y1, y2, y3 = (m.norm_relu(part) for m, part in
+                      zip(first, split(reduced, [c.out_channels for c in convs], axis=1)))
+        return cat([y1, self.branch2[1](y2), self.branch3[1](y3), self.branch4(pooled)],
                    axis=1)
 
     def extra_repr(self):
