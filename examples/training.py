@@ -214,32 +214,11 @@ def count_parameters(model):
 
 def forward_flops(model, input_shape):
     """Forward FLOPs (2 × multiply-adds) of the convolutions and linear layers for one input of
-    ``input_shape``, counted by running it once with a forward hook on each of them."""
-    total = 0
-
-    def count_conv(conv, args, y):
-        nonlocal total
-        total += 2 * y.size * (conv.weight.size // conv.weight.shape[0])
-
-    def count_linear(linear, args, y):
-        nonlocal total
-        total += 2 * y.size * linear.weight.shape[1]
-
-    handles = []
-    try:
-        for m in model.modules():
-            if isinstance(m, mg.nn.Conv2d):
-                handles.append(m.register_forward_hook(count_conv))
-            elif isinstance(m, mg.nn.Linear):
-                handles.append(m.register_forward_hook(count_linear))
-        model.eval()
-        with mg.no_grad():
-            model(mg.tensor(np.zeros(input_shape, np.float32)))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train()
-    return total // input_shape[0]
+    ``input_shape``, from ``minigrad.summary``'s count of one pass's ops: also the
+    convolutions a module runs without a submodule of its own (``nn.Inception`` runs its three
+    1×1 convolutions as one)."""
+    macs = mg.summary(model, input_shape).macs_by_op
+    return 2 * (macs.get("Conv2d", 0) + macs.get("Linear", 0))
 
 
 def export_onnx(model, path, images, any_size):

@@ -71,15 +71,18 @@ class Summary:
         total_params, trainable_params: parameter counts of the model (each shared parameter
             once); ``param_bytes`` their memory.
         total_macs: multiply-adds per sample of the whole forward pass.
+        macs_by_op: the same split by op type, e.g. ``{"Conv2d": ..., "BatchNorm": ...}``
+            (op types that count none left out).
         activation_bytes: memory of every op output of one forward pass at ``input_shape``
             (what a training step keeps for backward, at most).
         input_shape, output_shape, dtype: of the pass that was run.
     """
 
-    def __init__(self, model, rows, total_macs, activation_bytes, input_shape, output_shape,
+    def __init__(self, model, rows, macs_by_op, activation_bytes, input_shape, output_shape,
                  dtype):
         self.model_type = type(model).__name__
-        self.rows, self.total_macs = rows, total_macs
+        self.rows, self.macs_by_op = rows, macs_by_op
+        self.total_macs = sum(macs_by_op.values())
         self.total_params, self.trainable_params, self.param_bytes = _count(model)
         self.activation_bytes = activation_bytes
         self.input_shape, self.output_shape, self.dtype = input_shape, output_shape, dtype
@@ -137,7 +140,7 @@ def summary(model, input_shape, dtype=np.float32):
 
     Returns:
         a ``Summary``: ``print()`` it for the table; ``rows``, ``total_params``,
-        ``trainable_params`` and ``total_macs`` give the numbers.
+        ``trainable_params``, ``total_macs`` and ``macs_by_op`` give the numbers.
 
     Example::
 
@@ -153,11 +156,15 @@ def summary(model, input_shape, dtype=np.float32):
     with eval_mode(model):
         record = trace(model, x)
     macs = [0] * len(record.modules)
+    by_op = {}
     activation_bytes = 0
     for op in record.ops:
         count = op_macs(op.fn, op.inputs, op.outputs)
         for call in op.calls:
             macs[call] += count
+        if count:
+            name = type(op.fn).__name__
+            by_op[name] = by_op.get(name, 0) + count
         activation_bytes += sum(y.data.nbytes for y in op.outputs)
     rows = []
     for call, total in zip(record.modules, macs):
@@ -166,6 +173,6 @@ def summary(model, input_shape, dtype=np.float32):
         params, trainable, _ = _count(call.module)
         rows.append(Row(call.name, type(call.module).__name__, call.depth, _shape(call.output),
                         params, trainable, total // batch))
-    total_macs = sum(op_macs(op.fn, op.inputs, op.outputs) for op in record.ops) // batch
-    return Summary(model, rows, total_macs, activation_bytes, input_shape,
+    return Summary(model, rows, {name: count // batch for name, count in by_op.items()},
+                   activation_bytes, input_shape,
                    _shape(record.output), dtype)

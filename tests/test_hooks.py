@@ -249,3 +249,14 @@ def test_forward_flops_of_the_fcn_example_by_hand():
                     + 10 * 49 * 32)
     assert expected == 878080
     assert forward_flops(build_model(4), (1, 1, 28, 28)) == expected
+
+
+def test_forward_flops_counts_convolutions_run_without_a_module():
+    from training import forward_flops
+
+    # nn.Inception runs its three 1×1 convolutions of the input as one functional conv
+    h, w = 9, 8
+    block = nn.Inception(10, 4, 3, 6, 2, 5, 7, norm="batch")
+    convs = [(10, 4, 1), (10, 3, 1), (3, 6, 3), (10, 2, 1), (2, 5, 5), (10, 7, 1)]
+    expected = 2 * h * w * sum(i * o * k * k for i, o, k in convs)
+    assert forward_flops(nn.Sequential(block), (2, 10, h, w)) == expected

@@ -64,6 +64,8 @@ def test_inception_block():
     params = sum(i * o * k * k for i, o, k in convs) + sum(2 * c for c in norms)
     macs = h * w * (sum(i * o * k * k for i, o, k in convs) + sum(norms))
     assert (s.total_params, s.total_macs) == (params, macs)
+    assert s.macs_by_op == {"Conv2d": h * w * sum(i * o * k * k for i, o, k in convs),
+                            "BatchNorm": h * w * sum(norms)}
     by_name = {row.name: row for row in s.rows}
     assert by_name["0"].output_shape == (2, c1 + c3 + c5 + pool, h, w)
     # the branches' 3×3 conv runs as a module (inside branch2's second ConvNormReLU); the
