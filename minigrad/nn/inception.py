@@ -48,7 +48,9 @@ class Inception(Module):
     run as one, their weights stacked, and its output is split among the branches: the same
     sums, but one larger product per image, which BLAS runs faster than three small ones, and
     in backward one product for the input's gradient instead of three to add up. The
-    parameters stay each branch's own.
+    parameters stay each branch's own; those three ``Conv2d`` modules are not called, so
+    their forward hooks do not run (``minigrad.summary`` counts the joined convolution in the
+    block's row).
     """
 
     def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj,
