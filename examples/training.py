@@ -84,6 +84,13 @@ def parse_args(description, defaults, extra=None, argv=None, *, name):
                              "averaged over each test image and its mirror (test-time "
                              "augmentation; default: "
                              f"{'on' if flip else 'off'})")
+    shift = defaults.get("test_shift", 0)
+    parser.add_argument("--test-shift", type=non_negative_int, default=shift, metavar="PIXELS",
+                        help="after the last epoch, also report the accuracy of the logits "
+                             "summed over the test views (each image, and its mirror with "
+                             "--test-flip) and each of them moved by (PIXELS, PIXELS) and "
+                             "(-PIXELS, -PIXELS), borders reflected (test-time augmentation; "
+                             f"default: {shift}, 0 is off)")
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="train on the first N training images only (at least one batch: "
                              "incomplete batches are dropped)")
@@ -242,32 +249,59 @@ def export_onnx(model, path, images, any_size):
     return path
 
 
-def evaluate(model, loader, flip=False):
+def translate(images, dy, dx):
+    """``images`` (N, C, H, W) moved by (dy, dx) pixels, the uncovered border filled by
+    reflection, as the training crops pad."""
+    pad = max(abs(dy), abs(dx))
+    height, width = images.shape[-2:]
+    padded = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    return np.ascontiguousarray(padded[..., pad - dy:pad - dy + height,
+                                       pad - dx:pad - dx + width])
+
+
+def evaluate(model, loader, flip=False, shift=0):
     """Accuracy and mean loss of ``model`` in eval mode, without building a graph; over all
     ranks' shards when ``loader`` is sharded (every rank must call it then).
 
-    With ``flip`` (test-time augmentation) also the accuracy of the logits averaged over each
-    image and its horizontal mirror, from the same pass: returns (accuracy, loss,
-    flip_accuracy)."""
+    Test-time augmentation: with ``flip`` also the accuracy of the logits summed over each
+    image and its horizontal mirror; with ``shift`` (pixels) also that of the logits summed
+    over those views and each of them moved by (shift, shift) and (-shift, -shift) (reflected
+    borders). Then returns (accuracy, loss, augmented), ``augmented`` holding
+    ``test_acc_flip`` and ``test_acc_shift`` as asked for."""
     model.eval()
-    correct = flip_correct = total = 0
-    loss_sum = 0.0
+    correct, total, loss_sum = 0, 0, 0.0
+    augmented = dict.fromkeys((["test_acc_flip"] if flip else [])
+                              + (["test_acc_shift"] if shift else []), 0)
+    moves = [(shift, shift), (-shift, -shift)] if shift else []
+
+    def logits_of(images):
+        return model(mg.tensor(np.ascontiguousarray(images))).data
+
     with mg.no_grad():
         for images, labels in loader:
             logits = model(mg.tensor(images))
             loss_sum += F.cross_entropy(logits, mg.tensor(labels), reduction="sum").item()
             correct += int((logits.data.argmax(axis=1) == labels).sum())
-            if flip:
-                mirrored = model(mg.tensor(np.ascontiguousarray(images[..., ::-1]))).data
-                flip_correct += int(((logits.data + mirrored).argmax(axis=1) == labels).sum())
             total += len(labels)
+            summed = logits.data
+            if flip:
+                images = np.concatenate([images, images[..., ::-1]])
+                summed = summed + logits_of(images[len(labels):])
+                augmented["test_acc_flip"] += int((summed.argmax(axis=1) == labels).sum())
+            for dy, dx in moves:
+                moved = logits_of(translate(images, dy, dx))
+                summed = summed + moved.reshape(-1, len(labels), moved.shape[1]).sum(axis=0)
+            if shift:
+                augmented["test_acc_shift"] += int((summed.argmax(axis=1) == labels).sum())
     model.train()
+    keys = list(augmented)
     if loader.world_size > 1:
-        correct, flip_correct, total, loss_sum = dist.all_reduce(
-            np.array([correct, flip_correct, total, loss_sum]))
-    if flip:
-        return correct / total, loss_sum / total, flip_correct / total
-    return correct / total, loss_sum / total
+        correct, total, loss_sum, *counts = dist.all_reduce(
+            np.array([correct, total, loss_sum] + [augmented[k] for k in keys]))
+        augmented = dict(zip(keys, counts))
+    if not keys:
+        return correct / total, loss_sum / total
+    return correct / total, loss_sum / total, {k: augmented[k] / total for k in keys}
 
 
 class Progress:
@@ -476,19 +510,23 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
             loss_sum, correct, seen = dist.all_reduce(np.array([loss_sum, correct, seen]))
         seconds = time.perf_counter() - start
         trained_seconds += seconds
-        # the mirrored pass doubles the evaluation: only after the run's last epoch
+        # the extra views multiply the evaluation: only after the run's last epoch
         last = epoch == args.epochs or (args.stop_after is not None and epoch >= args.stop_after)
-        test_acc, test_loss, *flipped = evaluate(model, test_loader,
-                                                 flip=args.test_flip and last)
+        test_acc, test_loss, *augmented = evaluate(model, test_loader,
+                                                   flip=args.test_flip and last,
+                                                   shift=args.test_shift if last else 0)
+        augmented = augmented[0] if augmented else {}
         history.append({"epoch": epoch, "train_loss": loss_sum / seen,
                         "train_acc": correct / seen, "test_loss": test_loss,
                         "test_acc": test_acc, "seconds": seconds,
-                        "images_per_second": seen / seconds})
-        if flipped:
-            history[-1]["test_acc_flip"] = flipped[0]
+                        "images_per_second": seen / seconds, **augmented})
+        views = [f"{label} {augmented[key]:.4f}" for key, label in
+                 (("test_acc_flip", "with flips"), ("test_acc_shift", "with flips and shifts"
+                                                    if args.test_flip else "with shifts"))
+                 if key in augmented]
         print(f"epoch {epoch}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
               f"test loss {test_loss:.4f} acc {test_acc:.4f}"
-              + (f" (with flips {flipped[0]:.4f})" if flipped else "")
+              + (f" ({'; '.join(views)})" if views else "")
               + f" | {seconds:.1f} s, {seen / seconds:.0f} img/s", flush=True)
         if rank == 0:
             mg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -498,11 +536,15 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
         if args.stop_after is not None and epoch >= args.stop_after:
             break
 
-    # With --test-flip the headline accuracy is the flip-averaged one (the plain one is kept).
-    accuracy_key = "test_acc_flip" if history and "test_acc_flip" in history[-1] else "test_acc"
-    results = {"name": name, "test_accuracy": history[-1][accuracy_key] if history else None,
-               "test_accuracy_no_flip": history[-1]["test_acc"] if history else None,
-               "test_flip": accuracy_key == "test_acc_flip",
+    # The headline accuracy is that of all the test-time views asked for (the others are kept).
+    final = history[-1] if history else {}
+    accuracy_key = next((k for k in ("test_acc_shift", "test_acc_flip") if k in final),
+                        "test_acc")
+    results = {"name": name, "test_accuracy": final.get(accuracy_key),
+               "test_accuracy_no_flip": final.get("test_acc"),
+               "test_accuracy_flip": final.get("test_acc_flip"),
+               "test_flip": "test_acc_flip" in final,
+               "test_shift": args.test_shift if "test_acc_shift" in final else 0,
                "training_seconds": trained_seconds, "epochs": len(history),
                "images_per_second": float(np.mean([h["images_per_second"] for h in history]))
                if history else None,
@@ -520,7 +562,8 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
             json.dump(results, f, indent=2)
     results["step_losses"] = step_losses      # this run's per-step losses (not saved)
     print(f"{name}: test accuracy {results['test_accuracy']:.4f}"
-          + (" (test-time flips)" if results["test_flip"] else "")
+          + (" (test-time flips)" if accuracy_key == "test_acc_flip" else "")
+          + (" (test-time flips and shifts)" if accuracy_key == "test_acc_shift" else "")
           + f" after {len(history)} epochs, "
           f"{trained_seconds / 60:.1f} min of training, "
           f"{results['images_per_second']:.0f} img/s; checkpoint {checkpoint}"
