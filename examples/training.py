@@ -563,7 +563,8 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
     results["step_losses"] = step_losses      # this run's per-step losses (not saved)
     print(f"{name}: test accuracy {results['test_accuracy']:.4f}"
           + (" (test-time flips)" if accuracy_key == "test_acc_flip" else "")
-          + (" (test-time flips and shifts)" if accuracy_key == "test_acc_shift" else "")
+          + (f" (test-time {'flips and ' if results['test_flip'] else ''}shifts)"
+             if accuracy_key == "test_acc_shift" else "")
           + f" after {len(history)} epochs, "
           f"{trained_seconds / 60:.1f} min of training, "
           f"{results['images_per_second']:.0f} img/s; checkpoint {checkpoint}"
