@@ -32,6 +32,13 @@ weight is packed as (O/OB blocks, C·T, OB) so one step reads ``OB`` contiguous 
 block of a channel count that is not a multiple of ``OB`` is padded with zero weights and its
 extra rows are not stored.
 
+The lane tile (``conv_lanes``, ``lane_tile.h``, AVX-512 only) turns that around for outputs
+7 or 14 wide, where runs of a vector lose lanes to the row ends: output channels in the lanes
+(two vectors: 32 float32 or 16 float64 channels), positions in registers, one row segment of
+14 outputs or two rows of 7 per tile, so every lane is an output. Each step loads the two
+weight vectors and broadcasts the tile's 14 grid values; the tile's sums are transposed into
+the output planes as they are stored.
+
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
 so that its tile has the forward tile's pattern: ``TG`` taps × ``GO`` output channels of
@@ -453,6 +460,125 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
                            out_h, out_w, plane_stride, row_stride, col_stride, c0 > 0,
                            period, n_images, image_stride)
             c0 = c0 + channel_chunk
+
+
+cdef extern from "lane_tile.h" nogil:
+    enum:
+        LANES_BUILT "MINIGRAD_LANES"
+    void _lanes_14_f "minigrad_lanes_14_f" (
+        const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width, const float* weight,
+        const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps, float* result)
+    void _lanes_14_d "minigrad_lanes_14_d" (
+        const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width, const double* weight,
+        const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps, double* result)
+    void _lanes_7_f "minigrad_lanes_7_f" (
+        const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width, const float* weight,
+        const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps, float* result)
+    void _lanes_7_d "minigrad_lanes_7_d" (
+        const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width, const double* weight,
+        const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps, double* result)
+
+cdef enum:
+    LANE_POSITIONS = 14     # outputs per lane tile: one row segment of 14, or two rows of 7
+    LANE_BYTES = 128        # output channels per lane tile: two 64-byte vectors of them
+    LANE_RESULT = 448       # LANE_POSITIONS · LANE_BYTES / 4: a tile's sums in float32
+
+#: Whether the lane tile (``lane_tile.h``, output channels in the vector lanes) is built: with
+#: AVX-512 only.
+LANE_TILE = bool(LANES_BUILT)
+#: Outputs per row segment of the lane tile (rows of 7 take two rows per tile).
+LANE_WIDTH = LANE_POSITIONS
+
+
+def lane_block(itemsize):
+    """Output channels per lane tile (and per block of its packed weight) for elements of
+    ``itemsize`` bytes: 32 float32, 16 float64."""
+    return LANE_BYTES // itemsize
+
+
+cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
+                            Py_ssize_t grid_width, const floating* weight,
+                            const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
+                            bint two_rows, floating* out, Py_ssize_t out_rows,
+                            Py_ssize_t plane_stride, Py_ssize_t row_stride,
+                            const floating* bias) noexcept nogil:
+    """One lane tile whose first output sits at grid position 0 and at out[0]: 14 outputs of
+    one row, or (``two_rows``) 7 of two rows, of ``out_rows`` (at most the block) output
+    planes, plus bias[j] unless ``bias`` is NULL."""
+    cdef floating result[LANE_RESULT]
+    cdef Py_ssize_t block = LANE_BYTES // sizeof(floating), j, p
+    cdef Py_ssize_t width = 7 if two_rows else LANE_POSITIONS
+    cdef floating offset
+    cdef floating* dst
+    if floating is float:
+        if two_rows:
+            _lanes_7_f(grid, grid_length, grid_width, weight, shifts, channels, taps, result)
+        else:
+            _lanes_14_f(grid, grid_length, grid_width, weight, shifts, channels, taps, result)
+    else:
+        if two_rows:
+            _lanes_7_d(grid, grid_length, grid_width, weight, shifts, channels, taps, result)
+        else:
+            _lanes_14_d(grid, grid_length, grid_width, weight, shifts, channels, taps, result)
+    for j in range(out_rows):
+        offset = bias[j] if bias != NULL else 0
+        dst = out + j * plane_stride
+        for p in range(LANE_POSITIONS):
+            dst[(p // width) * row_stride + p % width] = result[p * block + j] + offset
+
+
+def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
+               const Py_ssize_t[::1] shifts, floating[:, :, :, ::1] out,
+               const floating[::1] bias, Py_ssize_t grid_width, int num_threads):
+    """``conv`` with the lane tile, for outputs 7 wide or a multiple of 14 wide: out[n, o, r,
+    col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, r·grid_width + col + shifts[t]], W packed
+    as (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
+    channel, B = ``lane_block(itemsize)``.
+
+    A tile is one row segment of 14 outputs or, on 7-wide outputs, two rows (on an odd number
+    of rows the last tile overlaps the one before and writes its row again, the same values),
+    times one block of output channels, summed over all channels in registers. Work items are
+    (image, block, tile row), each written by one thread: the result does not depend on the
+    thread count."""
+    cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
+    cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3]
+    cdef Py_ssize_t taps = shifts.shape[0], grid_length = grid.shape[2]
+    cdef Py_ssize_t block = LANE_BYTES // sizeof(floating), blocks = packed_weight.shape[0]
+    cdef Py_ssize_t channels = packed_weight.shape[1] // taps if taps else 0
+    cdef bint has_bias = bias.shape[0] > 0, two_rows = out_w == 7
+    cdef Py_ssize_t tile_rows = 2 if two_rows else 1
+    if not LANES_BUILT:
+        raise RuntimeError("conv_lanes: the lane tile is built with AVX-512 only")
+    if not two_rows and (out_w == 0 or out_w % LANE_POSITIONS):
+        raise ValueError(f"conv_lanes: outputs must be 7 or a multiple of 14 wide, got {out_w}")
+    if (grid.shape[0] != n_images or taps == 0 or packed_weight.shape[1] != channels * taps
+            or grid.shape[1] < channels or packed_weight.shape[2] != block
+            or blocks * block < out_channels or out_h < tile_rows or out_w > grid_width
+            or (has_bias and bias.shape[0] != out_channels)):
+        raise ValueError(f"conv_lanes: inconsistent shapes grid {_dims(grid.shape, 3)} (rows "
+                         f"{grid_width} wide), packed weight {_dims(packed_weight.shape, 3)}, "
+                         f"{taps} shifts, out {_dims(out.shape, 4)}, bias "
+                         f"{_dims(bias.shape, 1)}")
+    _check_planes("conv_lanes: grid", grid.shape, grid.strides, 3, sizeof(floating))
+    check_reads(grid_length, 0, (out_h - 1) * grid_width + out_w, shifts)
+    cdef Py_ssize_t plane_stride = out.strides[1] // sizeof(floating)
+    cdef Py_ssize_t row_stride = out.strides[2] // sizeof(floating)
+    cdef Py_ssize_t row_tiles = (out_h + tile_rows - 1) // tile_rows
+    cdef Py_ssize_t segments = out_w // (7 if two_rows else LANE_POSITIONS)
+    cdef Py_ssize_t item, n, b, r, s
+    cdef int nt = team_size(n_images * blocks * row_tiles * segments * LANE_POSITIONS * block
+                            * channels * taps, PARALLEL_MIN_MACS, num_threads)
+    for item in prange(n_images * blocks * row_tiles, nogil=True, schedule="static",
+                       num_threads=nt):
+        n = item // (blocks * row_tiles)
+        b = (item // row_tiles) % blocks
+        r = min((item % row_tiles) * tile_rows, out_h - tile_rows)
+        for s in range(segments):
+            _lane_tile(&grid[n, 0, r * grid_width + s * LANE_POSITIONS], grid_length,
+                       grid_width, &packed_weight[b, 0, 0], &shifts[0], channels, taps,
+                       two_rows, &out[n, b * block, r, s * LANE_POSITIONS],
+                       min(block, out_channels - b * block), plane_stride, row_stride,
+                       &bias[b * block] if has_bias else NULL)
 
 
 cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const floating* row,

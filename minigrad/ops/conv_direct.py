@@ -96,6 +96,13 @@ PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
 #: depends only on the batch size and results do not depend on the thread count.
 MAX_CHUNKS = 16
+#: A stride-1 forward on outputs 7 or 14 wide, with a whole number of lane blocks of output
+#: channels (32) and at least this many input channels, runs on the lane tile
+#: (``_kernels.conv_lanes``: output channels in the vector lanes, so rows of 14 or 7 lose no
+#: lanes; on wider rows the position tiles lose few and were as fast). With fewer channels
+#: each tile's transposing store weighs more against its sums. None: never (tests compare
+#: both kernels).
+LANE_MIN_CHANNELS = 16
 #: A stride-1 forward (and its input gradient) stacks the batch's planes
 #: (``DirectPlan.stack_period``) when that takes at most this share of the tiles of one plane
 #: at a time. None: never (tests compare both).
@@ -196,8 +203,8 @@ def plan(x_shape, weight_shape, padding, dilation, stride, groups):
                     and direct.out_channels <= FORWARD_MAX_OUT)
     one_tile = (direct.tiles == 1
                 and direct.n >= FORWARD_ONE_TILE_MIN_BATCH)
-    forward = backward or (direct.tile_use >= FORWARD_MIN_TILE_USE
-                           and (few_channels or one_tile))
+    forward = backward or direct.lanes or (direct.tile_use >= FORWARD_MIN_TILE_USE
+                                           and (few_channels or one_tile))
     return direct if forward else None, direct if backward else None
 
 
@@ -211,6 +218,17 @@ def _pack(weight):
     packed = np.empty((-(-rows // block), channels * weight.shape[2], block), weight.dtype)
     _kernels.pack_weight(weight, packed)
     return packed
+
+
+def _pack_lanes(weight):
+    """(R, C, kh, kw), any strides → (R'/B, C·taps, B), B = ``lane_block``, R' = R rounded up
+    to B with zero rows: the lane tile's two weight vectors for one (channel, tap) step are
+    contiguous."""
+    block = _kernels.lane_block(weight.itemsize)
+    rows = weight.shape[0]
+    flat = np.zeros((-(-rows // block) * block, weight[0].size), weight.dtype)
+    flat[:rows] = weight.reshape(rows, -1)
+    return np.ascontiguousarray(flat.reshape(-1, block, flat.shape[1]).transpose(0, 2, 1))
 
 
 class DirectPlan:
@@ -317,6 +335,15 @@ class DirectPlan:
                 self.stack_period, self.stack_input_runs = period, runs
 
     @property
+    def lanes(self):
+        """Whether the forward runs on the lane tile (``LANE_MIN_CHANNELS``)."""
+        return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None and self.groups == 1
+                and self.stride == (1, 1) and self.channels >= LANE_MIN_CHANNELS
+                and self.out_channels % _kernels.lane_block(4) == 0
+                and (self.out_w == 7 and self.out_h >= 2
+                     or self.out_w == _kernels.LANE_WIDTH))
+
+    @property
     def grad_input_by_gemm(self):
         """Whether the input gradient should be im2col's product and col2im rather than
         ``grad_input`` (``GEMM_GRAD_INPUT_MIN_POSITIONS``)."""
@@ -406,6 +433,13 @@ class DirectPlan:
 
     def forward(self, x, weight, bias):
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous."""
+        if self.lanes:
+            y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+            _kernels.conv_lanes(self._x_grid(x, forward=True), _pack_lanes(weight),
+                                self.forward_shifts, y,
+                                absent(x.dtype) if bias is None else bias,
+                                self.forward_width, get_num_threads())
+            return y
         if self.stack_runs is not None:
             grid, start = self._stacked_x(x)
             shifts, width, runs, period = (self.shifts, self.grid_width, self.stack_runs,

@@ -1,0 +1,155 @@
+"""The direct convolution's lane tile (output channels in the vector lanes,
+``_kernels.conv_lanes`` via ``conv_direct.DirectPlan.lanes``): the shapes that take it against
+the plain-loop reference, the rule that picks it, and the kernel's own guards."""
+import numpy as np
+import pytest
+
+import minigrad
+from minigrad._kernels import direct_conv as kernels
+from minigrad.ops import conv as conv_module
+from minigrad.ops import conv_direct
+
+from helpers import reference as R
+from helpers.conv import forced_winograd
+
+RNG = np.random.default_rng(7)
+
+pytestmark = pytest.mark.skipif(not kernels.LANE_TILE,
+                                reason="the lane tile is built with AVX-512 only")
+
+
+@pytest.fixture(autouse=True)
+def no_winograd(monkeypatch):
+    """Winograd would take some of these 3×3 shapes; the lane tile is what is tested."""
+    forced_winograd(monkeypatch, None)
+    conv_module._layout.cache_clear()
+    yield
+    conv_module._layout.cache_clear()
+
+
+# (x shape, weight shape, padding, dilation): rows of 14 (one segment) and of 7 (two rows per
+# tile; an odd number of rows makes the last tile overlap the one before), one to three blocks
+# of output channels, 'same' 5×5, dilation, rows padded unevenly.
+CASES = [
+    ((2, 16, 14, 14), (32, 16, 3, 3), 1, 1),
+    ((3, 24, 7, 7), (64, 24, 3, 3), 1, 1),
+    ((2, 16, 7, 7), (96, 16, 3, 3), 1, 1),
+    ((2, 16, 14, 14), (32, 16, 5, 5), 2, 1),
+    ((1, 16, 14, 14), (32, 16, 3, 3), 2, 2),
+    ((2, 17, 9, 14), (32, 17, 3, 3), 1, 1),            # 9 rows of 14
+    ((2, 16, 6, 7), (32, 16, 3, 3), (0, 1), 1),        # 4 rows of 7, rows unpadded
+    ((1, 16, 5, 7), (32, 16, 1, 3), (0, 1), 1),        # 5 rows of 7: the last tile overlaps
+]
+
+
+def _conv(case, dtype, bias=True):
+    x_shape, w_shape, padding, dilation = case
+    x = minigrad.tensor(RNG.standard_normal(x_shape).astype(dtype), requires_grad=True)
+    w = minigrad.tensor(RNG.standard_normal(w_shape).astype(dtype), requires_grad=True)
+    b = minigrad.tensor(RNG.standard_normal(w_shape[0]).astype(dtype), requires_grad=True) \
+        if bias else None
+    y = minigrad.nn.functional.conv2d(x, w, b, padding=padding, dilation=dilation)
+    return x, w, b, y, dict(padding=padding, dilation=dilation)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bias", [True, False])
+def test_lane_tile_matches_reference(case, dtype, bias):
+    x, w, b, y, hyper = _conv(case, dtype, bias)
+    assert y._creator.direct is not None and y._creator.direct.lanes
+    expected = R.conv2d(x.data.astype(np.float64), w.data.astype(np.float64),
+                        None if b is None else b.data.astype(np.float64), **hyper)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol * np.abs(expected).max())
+    # the backward still runs its own kernels, from the forward's saved inputs
+    gy = RNG.standard_normal(y.shape).astype(dtype)
+    y.backward(gy)
+    grads = R.conv2d_vjp(x.data.astype(np.float64), w.data.astype(np.float64),
+                         gy.astype(np.float64), **hyper)
+    for got, want in zip((x.grad, w.grad), grads):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def test_lane_tile_gives_the_position_tiles_results(monkeypatch):
+    """The same sums as the position tiles (one chunk of channels), in the same order."""
+    case = ((4, 16, 14, 14), (32, 16, 3, 3), 1, 1)
+    results = []
+    for lanes in (16, None):
+        monkeypatch.setattr(conv_direct, "LANE_MIN_CHANNELS", lanes)
+        conv_module._layout.cache_clear()
+        rng = np.random.default_rng(3)
+        x = rng.standard_normal(case[0]).astype(np.float32)
+        w = rng.standard_normal(case[1]).astype(np.float32)
+        y = minigrad.nn.functional.conv2d(minigrad.tensor(x, requires_grad=True),
+                                          minigrad.tensor(w), padding=1)
+        assert y._creator.direct.lanes is (lanes is not None)
+        results.append(y.data)
+    np.testing.assert_array_equal(*results)
+
+
+def test_lane_tile_results_do_not_depend_on_the_thread_count():
+    x = minigrad.tensor(RNG.standard_normal((5, 16, 7, 7)).astype(np.float32),
+                        requires_grad=True)
+    w = minigrad.tensor(RNG.standard_normal((64, 16, 3, 3)).astype(np.float32))
+    before = minigrad.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            minigrad.set_num_threads(threads)
+            y = minigrad.nn.functional.conv2d(x, w, padding=1)
+            assert y._creator.direct.lanes
+            results.append(y.data)
+    finally:
+        minigrad.set_num_threads(before)
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, groups, lanes", [
+    ((2, 16, 14, 14), (32, 16, 3, 3), 1, 1, True),
+    ((2, 16, 7, 7), (64, 16, 3, 3), 1, 1, True),
+    ((2, 8, 14, 14), (32, 8, 3, 3), 1, 1, False),      # under LANE_MIN_CHANNELS
+    ((2, 16, 14, 14), (48, 16, 3, 3), 1, 1, False),    # not a whole number of blocks
+    ((2, 16, 28, 28), (32, 16, 3, 3), 1, 1, False),    # wide rows: the position tiles
+    ((2, 16, 8, 8), (32, 16, 3, 3), 1, 1, False),
+    ((2, 16, 28, 28), (32, 16, 3, 3), 2, 1, False),    # 14 wide, but strided
+    ((2, 32, 14, 14), (64, 16, 3, 3), 1, 2, False),    # grouped
+    ((2, 16, 1, 7), (32, 16, 1, 3), 1, 1, False),      # one row of 7: a tile takes two
+])
+def test_lane_tile_rule(x_shape, w_shape, stride, groups, lanes):
+    padding = ((w_shape[2] // 2,) * 2, (w_shape[3] // 2,) * 2)
+    plan = conv_direct.DirectPlan(x_shape, w_shape, padding, (1, 1), (stride, stride), groups)
+    assert plan.lanes is lanes
+
+
+def test_conv_lanes_kernel_checks_its_arguments():
+    x = RNG.standard_normal((2, 16, 14, 14)).astype(np.float32)
+    w = RNG.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    plan = conv_direct.DirectPlan(x.shape, w.shape, ((1, 1), (1, 1)), (1, 1))
+    grid = plan._x_grid(x, forward=True).copy()
+    packed = conv_direct._pack_lanes(w)
+    y = np.empty((2, 32, 14, 14), np.float32)
+
+    def conv(grid=grid, packed=packed, shifts=plan.forward_shifts, y=y,
+             bias=np.empty(0, np.float32)):
+        kernels.conv_lanes(grid, packed, shifts, y, bias, plan.forward_width, 2)
+
+    conv()
+    np.testing.assert_allclose(y, R.conv2d(x, w, None, padding=1), rtol=1e-4, atol=1e-3)
+    # the last read: the last output's farthest tap
+    reads = (plan.out_h - 1) * plan.forward_width + plan.out_w + int(plan.forward_shifts.max())
+    conv(grid=grid[:, :, :reads].copy())
+    with pytest.raises(ValueError, match="outside"):
+        conv(grid=grid[:, :, :reads - 1].copy())
+    with pytest.raises(ValueError, match="7 or a multiple of 14"):
+        conv(y=np.empty((2, 32, 14, 8), np.float32))
+    with pytest.raises(ValueError, match="inconsistent"):
+        conv(shifts=plan.forward_shifts[:-1])
+    with pytest.raises(ValueError, match="inconsistent"):
+        conv(bias=np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="inconsistent"):
+        conv(y=np.empty((2, 64, 14, 14), np.float32))      # more outputs than blocks
+    with pytest.raises(ValueError, match="inconsistent"):
+        conv(packed=np.ascontiguousarray(packed[:, :, :16]))
