@@ -29,7 +29,8 @@ def no_winograd(monkeypatch):
 
 # (x shape, weight shape, padding, dilation): rows of 14 (one segment) and of 7 (two rows per
 # tile; an odd number of rows makes the last tile overlap the one before), one to three blocks
-# of output channels, 'same' 5×5, dilation, rows padded unevenly.
+# of output channels, 'same' 5×5, dilation, rows padded unevenly. With a multiple of 32 input
+# channels the input gradient runs on the lane tile too.
 CASES = [
     ((2, 16, 14, 14), (32, 16, 3, 3), 1, 1),
     ((3, 24, 7, 7), (64, 24, 3, 3), 1, 1),
@@ -39,7 +40,18 @@ CASES = [
     ((2, 17, 9, 14), (32, 17, 3, 3), 1, 1),            # 9 rows of 14
     ((2, 16, 6, 7), (32, 16, 3, 3), (0, 1), 1),        # 4 rows of 7, rows unpadded
     ((1, 16, 5, 7), (32, 16, 1, 3), (0, 1), 1),        # 5 rows of 7: the last tile overlaps
+    ((2, 32, 14, 14), (16, 32, 3, 3), 1, 1),           # the input gradient only
+    ((2, 32, 7, 7), (32, 32, 3, 3), 1, 1),             # both
+    ((2, 64, 7, 7), (32, 64, 5, 5), 2, 1),
+    ((1, 32, 14, 14), (32, 32, 3, 3), 2, 2),
+    ((2, 32, 5, 7), (16, 32, 3, 3), 1, 1),             # 5 rows of 7
 ]
+
+
+def _uses_lanes(case):
+    """(forward, input gradient) on the lane tile, by the rule."""
+    (_, channels, *_), (out_channels, *_) = case[:2]
+    return out_channels % 32 == 0, channels % 32 == 0
 
 
 def _conv(case, dtype, bias=True):
@@ -57,7 +69,9 @@ def _conv(case, dtype, bias=True):
 @pytest.mark.parametrize("bias", [True, False])
 def test_lane_tile_matches_reference(case, dtype, bias):
     x, w, b, y, hyper = _conv(case, dtype, bias)
-    assert y._creator.direct is not None and y._creator.direct.lanes
+    op = y._creator
+    assert op.direct is not None and op.direct_backward is not None
+    assert (op.direct.lanes, op.direct_backward.input_lanes) == _uses_lanes(case)
     expected = R.conv2d(x.data.astype(np.float64), w.data.astype(np.float64),
                         None if b is None else b.data.astype(np.float64), **hyper)
     tol = 1e-10 if dtype == np.float64 else 1e-4
@@ -122,6 +136,12 @@ def test_lane_tile_rule(x_shape, w_shape, stride, groups, lanes):
     padding = ((w_shape[2] // 2,) * 2, (w_shape[3] // 2,) * 2)
     plan = conv_direct.DirectPlan(x_shape, w_shape, padding, (1, 1), (stride, stride), groups)
     assert plan.lanes is lanes
+    # the input gradient: the same rule on the input's width, the channels' roles swapped
+    n, channels, height, width = x_shape
+    swapped = conv_direct.DirectPlan((n, w_shape[0] * groups, height, width),
+                                     (channels, w_shape[0], *w_shape[2:]), padding, (1, 1),
+                                     (stride, stride), groups)
+    assert swapped.input_lanes is lanes
 
 
 def test_conv_lanes_kernel_checks_its_arguments():
@@ -134,7 +154,7 @@ def test_conv_lanes_kernel_checks_its_arguments():
 
     def conv(grid=grid, packed=packed, shifts=plan.forward_shifts, y=y,
              bias=np.empty(0, np.float32)):
-        kernels.conv_lanes(grid, packed, shifts, y, bias, plan.forward_width, 2)
+        kernels.conv_lanes(grid, packed, shifts, y, bias, plan.forward_width, 0, 2)
 
     conv()
     np.testing.assert_allclose(y, R.conv2d(x, w, None, padding=1), rtol=1e-4, atol=1e-3)

@@ -37,7 +37,8 @@ The lane tile (``conv_lanes``, ``lane_tile.h``, AVX-512 only) turns that around 
 (two vectors: 32 float32 or 16 float64 channels), positions in registers, one row segment of
 14 outputs or two rows of 7 per tile, so every lane is an output. Each step loads the two
 weight vectors and broadcasts the tile's 14 grid values; the tile's sums are transposed into
-the output planes as they are stored.
+the output planes as they are stored. The input gradient of a stride-1 convolution on
+inputs 7 or 14 wide runs on it too (``conv_lanes`` with a ``start``, as ``conv``).
 
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
@@ -529,9 +530,11 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
 
 def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
                const Py_ssize_t[::1] shifts, floating[:, :, :, ::1] out,
-               const floating[::1] bias, Py_ssize_t grid_width, int num_threads):
+               const floating[::1] bias, Py_ssize_t grid_width, Py_ssize_t start,
+               int num_threads):
     """``conv`` with the lane tile, for outputs 7 wide or a multiple of 14 wide: out[n, o, r,
-    col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, r·grid_width + col + shifts[t]], W packed
+    col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]],
+    W packed
     as (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
     channel, B = ``lane_block(itemsize)``.
 
@@ -560,7 +563,7 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                          f"{taps} shifts, out {_dims(out.shape, 4)}, bias "
                          f"{_dims(bias.shape, 1)}")
     _check_planes("conv_lanes: grid", grid.shape, grid.strides, 3, sizeof(floating))
-    check_reads(grid_length, 0, (out_h - 1) * grid_width + out_w, shifts)
+    check_reads(grid_length, start, (out_h - 1) * grid_width + out_w, shifts)
     cdef Py_ssize_t plane_stride = out.strides[1] // sizeof(floating)
     cdef Py_ssize_t row_stride = out.strides[2] // sizeof(floating)
     cdef Py_ssize_t row_tiles = (out_h + tile_rows - 1) // tile_rows
@@ -574,7 +577,7 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
         b = (item // row_tiles) % blocks
         r = min((item % row_tiles) * tile_rows, out_h - tile_rows)
         for s in range(segments):
-            _lane_tile(&grid[n, 0, r * grid_width + s * LANE_POSITIONS], grid_length,
+            _lane_tile(&grid[n, 0, start + r * grid_width + s * LANE_POSITIONS], grid_length,
                        grid_width, &packed_weight[b, 0, 0], &shifts[0], channels, taps,
                        two_rows, &out[n, b * block, r, s * LANE_POSITIONS],
                        min(block, out_channels - b * block), plane_stride, row_stride,

@@ -344,6 +344,17 @@ class DirectPlan:
                      or self.out_w == _kernels.LANE_WIDTH))
 
     @property
+    def input_lanes(self):
+        """Whether the input gradient (stride 1: a correlation of the output gradient with the
+        transposed weight) runs on the lane tile: the rule of ``lanes`` with the input's
+        width and the roles of the channels swapped."""
+        return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None and self.groups == 1
+                and self.stride == (1, 1) and self.out_channels >= LANE_MIN_CHANNELS
+                and self.channels % _kernels.lane_block(4) == 0
+                and (self.width == 7 and self.height >= 2
+                     or self.width == _kernels.LANE_WIDTH))
+
+    @property
     def grad_input_by_gemm(self):
         """Whether the input gradient should be im2col's product and col2im rather than
         ``grad_input`` (``GEMM_GRAD_INPUT_MIN_POSITIONS``)."""
@@ -438,7 +449,7 @@ class DirectPlan:
             _kernels.conv_lanes(self._x_grid(x, forward=True), _pack_lanes(weight),
                                 self.forward_shifts, y,
                                 absent(x.dtype) if bias is None else bias,
-                                self.forward_width, get_num_threads())
+                                self.forward_width, 0, get_num_threads())
             return y
         if self.stack_runs is not None:
             grid, start = self._stacked_x(x)
@@ -461,7 +472,7 @@ class DirectPlan:
         """∂L/∂x: the output gradient on the input's grid, correlated with the transposed
         weight at the negated shifts; only the positions inside the padding are stored. With
         a stride, one such correlation per phase plane, over that phase's taps."""
-        if self.stack_input_runs is not None:
+        if self.stack_input_runs is not None and not self.input_lanes:
             gy_grid, start = self._stacked_gy(gy)
             # stride 1: where the correlation starts, its runs, channel chunk and period
             layout = (start, self.stack_input_runs, channel_chunk(gy_grid.shape[2]),
@@ -480,6 +491,11 @@ class DirectPlan:
     def _grad_input_group(self, gy_grid, weight, gx, layout):
         weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
         no_bias = absent(gy_grid.dtype)
+        if self.input_lanes:
+            _kernels.conv_lanes(gy_grid, _pack_lanes(weight_t), -self.shifts, gx, no_bias,
+                                self.grid_width, self.front + self.first_input,
+                                get_num_threads())
+            return
         if self.stride == (1, 1):
             start, runs, chunk, period = layout
             _kernels.conv(gy_grid, _pack(weight_t), -self.shifts, gx, no_bias,
