@@ -8,7 +8,8 @@
  * result[p][j] = sum_c sum_t weight[(c * taps + t) * LB + j]
  *                * grid[c * grid_length + shifts[t] + (p / Q) * grid_width + p % Q]
  * for the R·Q positions p and the LB = two vectors of output channels j. With AVX-512 only:
- * its 32 registers hold the 28 accumulators of Q = 14 (or R = 2, Q = 7) and the two weights. */
+ * its 32 registers hold the 28 accumulators of Q = 14 (or R = 2, Q = 7; 16 of Q = 8) and the
+ * two weights. */
 #ifndef MINIGRAD_LANE_TILE_H
 #define MINIGRAD_LANE_TILE_H
 
@@ -51,10 +52,12 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
     }                                                                                        \
 }
 
-/* a row segment of 14 outputs; two rows of 7 */
+/* a row of 14 outputs; two rows of 7; a row of 8 */
 MINIGRAD_LANE_SUMS(minigrad_lanes_14_f, float, minigrad_lf, 1, 14)
 MINIGRAD_LANE_SUMS(minigrad_lanes_14_d, double, minigrad_ld, 1, 14)
 MINIGRAD_LANE_SUMS(minigrad_lanes_7_f, float, minigrad_lf, 2, 7)
 MINIGRAD_LANE_SUMS(minigrad_lanes_7_d, double, minigrad_ld, 2, 7)
+MINIGRAD_LANE_SUMS(minigrad_lanes_8_f, float, minigrad_lf, 1, 8)
+MINIGRAD_LANE_SUMS(minigrad_lanes_8_d, double, minigrad_ld, 1, 8)
 
 #endif

@@ -103,6 +103,8 @@ MAX_CHUNKS = 16
 #: each tile's transposing store weighs more against its sums. None: never (tests compare
 #: both kernels).
 LANE_MIN_CHANNELS = 16
+#: The output widths that take the lane tile (of the kernel's ``LANE_WIDTHS``).
+LANE_WIDTHS = _kernels.LANE_WIDTHS
 #: A stride-1 forward (and its input gradient) stacks the batch's planes
 #: (``DirectPlan.stack_period``) when that takes at most this share of the tiles of one plane
 #: at a time. None: never (tests compare both).
@@ -340,8 +342,7 @@ class DirectPlan:
         return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None and self.groups == 1
                 and self.stride == (1, 1) and self.channels >= LANE_MIN_CHANNELS
                 and self.out_channels % _kernels.lane_block(4) == 0
-                and (self.out_w == 7 and self.out_h >= 2
-                     or self.out_w == _kernels.LANE_WIDTH))
+                and self.out_w in LANE_WIDTHS and (self.out_w != 7 or self.out_h >= 2))
 
     @property
     def input_lanes(self):
@@ -351,8 +352,7 @@ class DirectPlan:
         return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None and self.groups == 1
                 and self.stride == (1, 1) and self.out_channels >= LANE_MIN_CHANNELS
                 and self.channels % _kernels.lane_block(4) == 0
-                and (self.width == 7 and self.height >= 2
-                     or self.width == _kernels.LANE_WIDTH))
+                and self.width in LANE_WIDTHS and (self.width != 7 or self.height >= 2))
 
     @property
     def grad_input_by_gemm(self):
