@@ -466,24 +466,14 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
 cdef extern from "lane_tile.h" nogil:
     enum:
         LANES_BUILT "MINIGRAD_LANES"
-    void _lanes_14_f "minigrad_lanes_14_f" (
-        const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width, const float* weight,
-        const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps, float* result)
-    void _lanes_14_d "minigrad_lanes_14_d" (
-        const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width, const double* weight,
-        const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps, double* result)
-    void _lanes_7_f "minigrad_lanes_7_f" (
-        const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width, const float* weight,
-        const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps, float* result)
-    void _lanes_7_d "minigrad_lanes_7_d" (
-        const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width, const double* weight,
-        const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps, double* result)
-    void _lanes_8_f "minigrad_lanes_8_f" (
-        const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width, const float* weight,
-        const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps, float* result)
-    void _lanes_8_d "minigrad_lanes_8_d" (
-        const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width, const double* weight,
-        const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps, double* result)
+    void _lanes_f "minigrad_lanes_f" (
+        Py_ssize_t width, const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
+        const float* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
+        float* result)
+    void _lanes_d "minigrad_lanes_d" (
+        Py_ssize_t width, const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
+        const double* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
+        double* result)
 
 cdef enum:
     LANE_BYTES = 128        # output channels per lane tile: two 64-byte vectors of them
@@ -517,19 +507,9 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
     cdef floating offset
     cdef floating* dst
     if floating is float:
-        if width == 7:
-            _lanes_7_f(grid, grid_length, grid_width, weight, shifts, channels, taps, result)
-        elif width == 8:
-            _lanes_8_f(grid, grid_length, grid_width, weight, shifts, channels, taps, result)
-        else:
-            _lanes_14_f(grid, grid_length, grid_width, weight, shifts, channels, taps, result)
+        _lanes_f(width, grid, grid_length, grid_width, weight, shifts, channels, taps, result)
     else:
-        if width == 7:
-            _lanes_7_d(grid, grid_length, grid_width, weight, shifts, channels, taps, result)
-        elif width == 8:
-            _lanes_8_d(grid, grid_length, grid_width, weight, shifts, channels, taps, result)
-        else:
-            _lanes_14_d(grid, grid_length, grid_width, weight, shifts, channels, taps, result)
+        _lanes_d(width, grid, grid_length, grid_width, weight, shifts, channels, taps, result)
     for j in range(out_rows):
         offset = bias[j] if bias != NULL else 0
         dst = out + j * plane_stride

@@ -60,4 +60,24 @@ MINIGRAD_LANE_SUMS(minigrad_lanes_7_d, double, minigrad_ld, 2, 7)
 MINIGRAD_LANE_SUMS(minigrad_lanes_8_f, float, minigrad_lf, 1, 8)
 MINIGRAD_LANE_SUMS(minigrad_lanes_8_d, double, minigrad_ld, 1, 8)
 
+/* the tile for outputs ``width`` wide (7, 8 or 14) */
+#define MINIGRAD_LANE_WIDTHS(NAME, T, SUFFIX)                                                \
+static inline void NAME(Py_ssize_t width, const T *grid, Py_ssize_t grid_length,              \
+                        Py_ssize_t grid_width, const T *weight, const Py_ssize_t *shifts,     \
+                        Py_ssize_t channels, Py_ssize_t taps, T *result)                     \
+{                                                                                            \
+    if (width == 7)                                                                          \
+        minigrad_lanes_7_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,   \
+                                  taps, result);                                             \
+    else if (width == 8)                                                                     \
+        minigrad_lanes_8_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,   \
+                                  taps, result);                                             \
+    else                                                                                     \
+        minigrad_lanes_14_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,  \
+                                   taps, result);                                            \
+}
+
+MINIGRAD_LANE_WIDTHS(minigrad_lanes_f, float, f)
+MINIGRAD_LANE_WIDTHS(minigrad_lanes_d, double, d)
+
 #endif

@@ -222,6 +222,14 @@ def _pack(weight):
     return packed
 
 
+def _takes_lanes(summed, produced, height, width):
+    """The lane tile's rule (``LANE_MIN_CHANNELS``) for a correlation that sums ``summed``
+    channels into ``produced`` ones on maps height × width."""
+    return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None
+            and summed >= LANE_MIN_CHANNELS and produced % _kernels.lane_block(4) == 0
+            and width in LANE_WIDTHS and (width != 7 or height >= 2))
+
+
 def _pack_lanes(weight):
     """(R, C, kh, kw), any strides → (R'/B, C·taps, B), B = ``lane_block``, R' = R rounded up
     to B with zero rows: the lane tile's two weight vectors for one (channel, tap) step are
@@ -339,20 +347,16 @@ class DirectPlan:
     @property
     def lanes(self):
         """Whether the forward runs on the lane tile (``LANE_MIN_CHANNELS``)."""
-        return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None and self.groups == 1
-                and self.stride == (1, 1) and self.channels >= LANE_MIN_CHANNELS
-                and self.out_channels % _kernels.lane_block(4) == 0
-                and self.out_w in LANE_WIDTHS and (self.out_w != 7 or self.out_h >= 2))
+        return (self.stride == (1, 1) and self.groups == 1
+                and _takes_lanes(self.channels, self.out_channels, self.out_h, self.out_w))
 
     @property
     def input_lanes(self):
         """Whether the input gradient (stride 1: a correlation of the output gradient with the
-        transposed weight) runs on the lane tile: the rule of ``lanes`` with the input's
-        width and the roles of the channels swapped."""
-        return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None and self.groups == 1
-                and self.stride == (1, 1) and self.out_channels >= LANE_MIN_CHANNELS
-                and self.channels % _kernels.lane_block(4) == 0
-                and self.width in LANE_WIDTHS and (self.width != 7 or self.height >= 2))
+        transposed weight) runs on the lane tile: the forward's rule with the channels'
+        roles swapped, on the input's height and width."""
+        return (self.stride == (1, 1) and self.groups == 1
+                and _takes_lanes(self.out_channels, self.channels, self.height, self.width))
 
     @property
     def grad_input_by_gemm(self):
