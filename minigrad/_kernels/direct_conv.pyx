@@ -33,12 +33,12 @@ block of a channel count that is not a multiple of ``OB`` is padded with zero we
 extra rows are not stored.
 
 The lane tile (``conv_lanes``, ``lane_tile.h``, AVX-512 only) turns that around for outputs
-7, 8 or 14 wide, where runs of a vector lose lanes to the row ends: output channels in the
-lanes (two vectors: 32 float32 or 16 float64 channels), positions in registers, one row of 14
-or 8 outputs or two rows of 7 per tile, so every lane is an output. Each step loads the two
-weight vectors and broadcasts the tile's 14 (or 8) grid values; the tile's sums are transposed into
+7 or 14 wide, where runs of a vector lose lanes to the row ends: output channels in the lanes
+(two vectors: 32 float32 or 16 float64 channels), positions in registers, one row segment of
+14 outputs or two rows of 7 per tile, so every lane is an output. Each step loads the two
+weight vectors and broadcasts the tile's 14 grid values; the tile's sums are transposed into
 the output planes as they are stored. The input gradient of a stride-1 convolution on
-inputs 7, 8 or 14 wide runs on it too (``conv_lanes`` with a ``start``, as ``conv``).
+inputs 7 or 14 wide runs on it too (``conv_lanes`` with a ``start``, as ``conv``).
 
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
@@ -467,23 +467,24 @@ cdef extern from "lane_tile.h" nogil:
     enum:
         LANES_BUILT "MINIGRAD_LANES"
     void _lanes_f "minigrad_lanes_f" (
-        Py_ssize_t width, const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
+        int two_rows, const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
         const float* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
         float* result)
     void _lanes_d "minigrad_lanes_d" (
-        Py_ssize_t width, const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
+        int two_rows, const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
         const double* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
         double* result)
 
 cdef enum:
+    LANE_POSITIONS = 14     # outputs per lane tile: one row segment of 14, or two rows of 7
     LANE_BYTES = 128        # output channels per lane tile: two 64-byte vectors of them
-    LANE_RESULT = 448       # 14 positions · LANE_BYTES / 4: a tile's sums in float32
+    LANE_RESULT = 448       # LANE_POSITIONS · LANE_BYTES / 4: a tile's sums in float32
 
 #: Whether the lane tile (``lane_tile.h``, output channels in the vector lanes) is built: with
 #: AVX-512 only.
 LANE_TILE = bool(LANES_BUILT)
-#: The output widths the lane tile takes: a tile is one row of 14 or 8, or two rows of 7.
-LANE_WIDTHS = (7, 8, 14)
+#: Outputs per row segment of the lane tile (rows of 7 take two rows per tile).
+LANE_WIDTH = LANE_POSITIONS
 
 
 def lane_block(itemsize):
@@ -495,25 +496,25 @@ def lane_block(itemsize):
 cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
                             Py_ssize_t grid_width, const floating* weight,
                             const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
-                            Py_ssize_t width, floating* out, Py_ssize_t out_rows,
+                            bint two_rows, floating* out, Py_ssize_t out_rows,
                             Py_ssize_t plane_stride, Py_ssize_t row_stride,
                             const floating* bias) noexcept nogil:
-    """One lane tile whose first output sits at grid position 0 and at out[0], outputs
-    ``width`` (7, 8 or 14) wide: a row of 14 or 8, or two rows of 7, of ``out_rows`` (at most
-    the block) output planes, plus bias[j] unless ``bias`` is NULL."""
+    """One lane tile whose first output sits at grid position 0 and at out[0]: 14 outputs of
+    one row, or (``two_rows``) 7 of two rows, of ``out_rows`` (at most the block) output
+    planes, plus bias[j] unless ``bias`` is NULL."""
     cdef floating result[LANE_RESULT]
     cdef Py_ssize_t block = LANE_BYTES // sizeof(floating), j, p
-    cdef Py_ssize_t positions = 8 if width == 8 else 14
+    cdef Py_ssize_t width = 7 if two_rows else LANE_POSITIONS
     cdef floating offset
     cdef floating* dst
     if floating is float:
-        _lanes_f(width, grid, grid_length, grid_width, weight, shifts, channels, taps, result)
+        _lanes_f(two_rows, grid, grid_length, grid_width, weight, shifts, channels, taps, result)
     else:
-        _lanes_d(width, grid, grid_length, grid_width, weight, shifts, channels, taps, result)
+        _lanes_d(two_rows, grid, grid_length, grid_width, weight, shifts, channels, taps, result)
     for j in range(out_rows):
         offset = bias[j] if bias != NULL else 0
         dst = out + j * plane_stride
-        for p in range(positions):
+        for p in range(LANE_POSITIONS):
             dst[(p // width) * row_stride + p % width] = result[p * block + j] + offset
 
 
@@ -521,26 +522,28 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                const Py_ssize_t[::1] shifts, floating[:, :, :, ::1] out,
                const floating[::1] bias, Py_ssize_t grid_width, Py_ssize_t start,
                int num_threads):
-    """``conv`` with the lane tile, for outputs 7, 8 or 14 wide (``LANE_WIDTHS``): out[n, o,
-    r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col +
-    shifts[t]], W packed as (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero
-    past the last output channel, B = ``lane_block(itemsize)``.
+    """``conv`` with the lane tile, for outputs 7 wide or a multiple of 14 wide: out[n, o, r,
+    col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]],
+    W packed
+    as (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
+    channel, B = ``lane_block(itemsize)``.
 
-    A tile is one output row or, 7 wide, two rows (on an odd number of rows the last tile
-    overlaps the one before and writes its row again, the same values), times one block of
-    output channels, summed over all channels in registers. Work items are (image, block,
-    tile row), each written by one thread: the result does not depend on the thread count."""
+    A tile is one row segment of 14 outputs or, on 7-wide outputs, two rows (on an odd number
+    of rows the last tile overlaps the one before and writes its row again, the same values),
+    times one block of output channels, summed over all channels in registers. Work items are
+    (image, block, tile row), each written by one thread: the result does not depend on the
+    thread count."""
     cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
     cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3]
     cdef Py_ssize_t taps = shifts.shape[0], grid_length = grid.shape[2]
     cdef Py_ssize_t block = LANE_BYTES // sizeof(floating), blocks = packed_weight.shape[0]
     cdef Py_ssize_t channels = packed_weight.shape[1] // taps if taps else 0
-    cdef bint has_bias = bias.shape[0] > 0
-    cdef Py_ssize_t tile_rows = 2 if out_w == 7 else 1
+    cdef bint has_bias = bias.shape[0] > 0, two_rows = out_w == 7
+    cdef Py_ssize_t tile_rows = 2 if two_rows else 1
     if not LANES_BUILT:
         raise RuntimeError("conv_lanes: the lane tile is built with AVX-512 only")
-    if out_w not in (7, 8, 14):
-        raise ValueError(f"conv_lanes: outputs must be 7, 8 or 14 wide, got {out_w}")
+    if not two_rows and (out_w == 0 or out_w % LANE_POSITIONS):
+        raise ValueError(f"conv_lanes: outputs must be 7 or a multiple of 14 wide, got {out_w}")
     if (grid.shape[0] != n_images or taps == 0 or packed_weight.shape[1] != channels * taps
             or grid.shape[1] < channels or packed_weight.shape[2] != block
             or blocks * block < out_channels or out_h < tile_rows or out_w > grid_width
@@ -554,18 +557,21 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     cdef Py_ssize_t plane_stride = out.strides[1] // sizeof(floating)
     cdef Py_ssize_t row_stride = out.strides[2] // sizeof(floating)
     cdef Py_ssize_t row_tiles = (out_h + tile_rows - 1) // tile_rows
-    cdef Py_ssize_t item, n, b, r
-    cdef int nt = team_size(n_images * blocks * row_tiles * tile_rows * out_w * block
+    cdef Py_ssize_t segments = out_w // (7 if two_rows else LANE_POSITIONS)
+    cdef Py_ssize_t item, n, b, r, s
+    cdef int nt = team_size(n_images * blocks * row_tiles * segments * LANE_POSITIONS * block
                             * channels * taps, PARALLEL_MIN_MACS, num_threads)
     for item in prange(n_images * blocks * row_tiles, nogil=True, schedule="static",
                        num_threads=nt):
         n = item // (blocks * row_tiles)
         b = (item // row_tiles) % blocks
         r = min((item % row_tiles) * tile_rows, out_h - tile_rows)
-        _lane_tile(&grid[n, 0, start + r * grid_width], grid_length, grid_width,
-                   &packed_weight[b, 0, 0], &shifts[0], channels, taps, out_w,
-                   &out[n, b * block, r, 0], min(block, out_channels - b * block),
-                   plane_stride, row_stride, &bias[b * block] if has_bias else NULL)
+        for s in range(segments):
+            _lane_tile(&grid[n, 0, start + r * grid_width + s * LANE_POSITIONS], grid_length,
+                       grid_width, &packed_weight[b, 0, 0], &shifts[0], channels, taps,
+                       two_rows, &out[n, b * block, r, s * LANE_POSITIONS],
+                       min(block, out_channels - b * block), plane_stride, row_stride,
+                       &bias[b * block] if has_bias else NULL)
 
 
 cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const floating* row,

@@ -103,8 +103,8 @@ MAX_CHUNKS = 16
 #: each tile's transposing store weighs more against its sums. None: never (tests compare
 #: both kernels).
 LANE_MIN_CHANNELS = 16
-#: The output widths that take the lane tile (of the kernel's ``LANE_WIDTHS``).
-LANE_WIDTHS = _kernels.LANE_WIDTHS
+#: The output widths that take the lane tile: a tile is one row of 14 or two rows of 7.
+LANE_WIDTHS = (7, _kernels.LANE_WIDTH)
 #: A stride-1 forward (and its input gradient) stacks the batch's planes
 #: (``DirectPlan.stack_period``) when that takes at most this share of the tiles of one plane
 #: at a time. None: never (tests compare both).
