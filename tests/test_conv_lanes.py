@@ -27,7 +27,7 @@ def no_winograd(monkeypatch):
     conv_module._layout.cache_clear()
 
 
-# (x shape, weight shape, padding, dilation): rows of 14 (one segment) and of 7 (two rows per
+# (x shape, weight shape, padding, dilation): rows of 14 (one per tile) and of 7 (two rows per
 # tile; an odd number of rows makes the last tile overlap the one before), one to three blocks
 # of output channels, 'same' 5×5, dilation, rows padded unevenly. With a multiple of 32 input
 # channels the input gradient runs on the lane tile too.
@@ -163,7 +163,7 @@ def test_conv_lanes_kernel_checks_its_arguments():
     conv(grid=grid[:, :, :reads].copy())
     with pytest.raises(ValueError, match="outside"):
         conv(grid=grid[:, :, :reads - 1].copy())
-    with pytest.raises(ValueError, match="7 or a multiple of 14"):
+    with pytest.raises(ValueError, match="7 or 14 wide"):
         conv(y=np.empty((2, 32, 14, 8), np.float32))
     with pytest.raises(ValueError, match="inconsistent"):
         conv(shifts=plan.forward_shifts[:-1])

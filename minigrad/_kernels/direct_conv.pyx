@@ -34,7 +34,7 @@ extra rows are not stored.
 
 The lane tile (``conv_lanes``, ``lane_tile.h``, AVX-512 only) turns that around for outputs
 7 or 14 wide, where runs of a vector lose lanes to the row ends: output channels in the lanes
-(two vectors: 32 float32 or 16 float64 channels), positions in registers, one row segment of
+(two vectors: 32 float32 or 16 float64 channels), positions in registers, one row of
 14 outputs or two rows of 7 per tile, so every lane is an output. Each step loads the two
 weight vectors and broadcasts the tile's 14 grid values; the tile's sums are transposed into
 the output planes as they are stored. The input gradient of a stride-1 convolution on
@@ -476,14 +476,14 @@ cdef extern from "lane_tile.h" nogil:
         double* result)
 
 cdef enum:
-    LANE_POSITIONS = 14     # outputs per lane tile: one row segment of 14, or two rows of 7
+    LANE_POSITIONS = 14     # outputs per lane tile: one row of 14, or two rows of 7
     LANE_BYTES = 128        # output channels per lane tile: two 64-byte vectors of them
     LANE_RESULT = 448       # LANE_POSITIONS · LANE_BYTES / 4: a tile's sums in float32
 
 #: Whether the lane tile (``lane_tile.h``, output channels in the vector lanes) is built: with
 #: AVX-512 only.
 LANE_TILE = bool(LANES_BUILT)
-#: Outputs per row segment of the lane tile (rows of 7 take two rows per tile).
+#: Outputs per row of the lane tile (rows of 7 take two rows per tile).
 LANE_WIDTH = LANE_POSITIONS
 
 
@@ -522,13 +522,12 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                const Py_ssize_t[::1] shifts, floating[:, :, :, ::1] out,
                const floating[::1] bias, Py_ssize_t grid_width, Py_ssize_t start,
                int num_threads):
-    """``conv`` with the lane tile, for outputs 7 wide or a multiple of 14 wide: out[n, o, r,
-    col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]],
-    W packed
-    as (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
+    """``conv`` with the lane tile, for outputs 7 or 14 wide: out[n, o, r, col] = bias[o] +
+    Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]], W packed as
+    (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
     channel, B = ``lane_block(itemsize)``.
 
-    A tile is one row segment of 14 outputs or, on 7-wide outputs, two rows (on an odd number
+    A tile is one row of 14 outputs or, on 7-wide outputs, two rows (on an odd number
     of rows the last tile overlaps the one before and writes its row again, the same values),
     times one block of output channels, summed over all channels in registers. Work items are
     (image, block, tile row), each written by one thread: the result does not depend on the
@@ -542,8 +541,8 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     cdef Py_ssize_t tile_rows = 2 if two_rows else 1
     if not LANES_BUILT:
         raise RuntimeError("conv_lanes: the lane tile is built with AVX-512 only")
-    if not two_rows and (out_w == 0 or out_w % LANE_POSITIONS):
-        raise ValueError(f"conv_lanes: outputs must be 7 or a multiple of 14 wide, got {out_w}")
+    if out_w != 7 and out_w != LANE_POSITIONS:
+        raise ValueError(f"conv_lanes: outputs must be 7 or 14 wide, got {out_w}")
     if (grid.shape[0] != n_images or taps == 0 or packed_weight.shape[1] != channels * taps
             or grid.shape[1] < channels or packed_weight.shape[2] != block
             or blocks * block < out_channels or out_h < tile_rows or out_w > grid_width
@@ -557,21 +556,18 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     cdef Py_ssize_t plane_stride = out.strides[1] // sizeof(floating)
     cdef Py_ssize_t row_stride = out.strides[2] // sizeof(floating)
     cdef Py_ssize_t row_tiles = (out_h + tile_rows - 1) // tile_rows
-    cdef Py_ssize_t segments = out_w // (7 if two_rows else LANE_POSITIONS)
-    cdef Py_ssize_t item, n, b, r, s
-    cdef int nt = team_size(n_images * blocks * row_tiles * segments * LANE_POSITIONS * block
-                            * channels * taps, PARALLEL_MIN_MACS, num_threads)
+    cdef Py_ssize_t item, n, b, r
+    cdef int nt = team_size(n_images * blocks * row_tiles * LANE_POSITIONS * block * channels
+                            * taps, PARALLEL_MIN_MACS, num_threads)
     for item in prange(n_images * blocks * row_tiles, nogil=True, schedule="static",
                        num_threads=nt):
         n = item // (blocks * row_tiles)
         b = (item // row_tiles) % blocks
         r = min((item % row_tiles) * tile_rows, out_h - tile_rows)
-        for s in range(segments):
-            _lane_tile(&grid[n, 0, start + r * grid_width + s * LANE_POSITIONS], grid_length,
-                       grid_width, &packed_weight[b, 0, 0], &shifts[0], channels, taps,
-                       two_rows, &out[n, b * block, r, s * LANE_POSITIONS],
-                       min(block, out_channels - b * block), plane_stride, row_stride,
-                       &bias[b * block] if has_bias else NULL)
+        _lane_tile(&grid[n, 0, start + r * grid_width], grid_length, grid_width,
+                   &packed_weight[b, 0, 0], &shifts[0], channels, taps, two_rows,
+                   &out[n, b * block, r, 0], min(block, out_channels - b * block),
+                   plane_stride, row_stride, &bias[b * block] if has_bias else NULL)
 
 
 cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const floating* row,

@@ -1,8 +1,8 @@
 /* The lane tile of the direct convolution (direct_conv.pyx, conv_lanes): output channels in
  * the vector lanes, positions in the registers. Where the position tile of conv_tile.h puts
  * consecutive positions in a vector and so loses lanes on rows that are not a whole number of
- * vectors (14 or 7 outputs wide), this tile holds R rows of Q outputs each, exactly a row
- * segment, times two vectors of output channels; each step loads the two weight vectors and
+ * vectors (14 or 7 outputs wide), this tile holds R whole rows of Q outputs each,
+ * times two vectors of output channels; each step loads the two weight vectors and
  * broadcasts the tile's R·Q input values.
  *
  * result[p][j] = sum_c sum_t weight[(c * taps + t) * LB + j]
@@ -51,7 +51,7 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
     }                                                                                        \
 }
 
-/* a row segment of 14 outputs; two rows of 7 */
+/* a row of 14 outputs; two rows of 7 */
 MINIGRAD_LANE_SUMS(minigrad_lanes_14_f, float, minigrad_lf, 1, 14)
 MINIGRAD_LANE_SUMS(minigrad_lanes_14_d, double, minigrad_ld, 1, 14)
 MINIGRAD_LANE_SUMS(minigrad_lanes_7_f, float, minigrad_lf, 2, 7)
