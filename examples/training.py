@@ -462,6 +462,9 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
     scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr,
                                               total_steps=total_steps, **ONE_CYCLE)
     checkpoint = checkpoint_path(args)
+    # what each test-time accuracy of ``evaluate`` sums, for the printed lines
+    views = {"test_acc_flip": "flips",
+             "test_acc_shift": "flips and shifts" if args.test_flip else "shifts"}
     history, first_epoch, trained_seconds, step_losses = [], 1, 0.0, []
     if args.resume:
         state = args.checkpoint
@@ -520,13 +523,10 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
                         "train_acc": correct / seen, "test_loss": test_loss,
                         "test_acc": test_acc, "seconds": seconds,
                         "images_per_second": seen / seconds, **augmented})
-        views = [f"{label} {augmented[key]:.4f}" for key, label in
-                 (("test_acc_flip", "with flips"), ("test_acc_shift", "with flips and shifts"
-                                                    if args.test_flip else "with shifts"))
-                 if key in augmented]
+        extra = "; ".join(f"with {views[key]} {value:.4f}" for key, value in augmented.items())
         print(f"epoch {epoch}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
               f"test loss {test_loss:.4f} acc {test_acc:.4f}"
-              + (f" ({'; '.join(views)})" if views else "")
+              + (f" ({extra})" if extra else "")
               + f" | {seconds:.1f} s, {seen / seconds:.0f} img/s", flush=True)
         if rank == 0:
             mg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -562,9 +562,7 @@ def main(args, build_model, train_set, test_set, train_transform, test_transform
             json.dump(results, f, indent=2)
     results["step_losses"] = step_losses      # this run's per-step losses (not saved)
     print(f"{name}: test accuracy {results['test_accuracy']:.4f}"
-          + (" (test-time flips)" if accuracy_key == "test_acc_flip" else "")
-          + (f" (test-time {'flips and ' if results['test_flip'] else ''}shifts)"
-             if accuracy_key == "test_acc_shift" else "")
+          + (f" (test-time {views[accuracy_key]})" if accuracy_key in views else "")
           + f" after {len(history)} epochs, "
           f"{trained_seconds / 60:.1f} min of training, "
           f"{results['images_per_second']:.0f} img/s; checkpoint {checkpoint}"
