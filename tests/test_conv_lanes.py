@@ -28,9 +28,10 @@ def no_winograd(monkeypatch):
 
 
 # (x shape, weight shape, padding, dilation): rows of 14 (one per tile) and of 7 (two rows per
-# tile; an odd number of rows makes the last tile overlap the one before), one to three blocks
-# of output channels, 'same' 5×5, dilation, rows padded unevenly. With a multiple of 32 input
-# channels the input gradient runs on the lane tile too.
+# tile; on an odd number of rows the last tile has one), one to three blocks of output
+# channels, 'same' 5×5, dilation, rows padded unevenly, padding wider than the map (rows
+# whose taps mostly read padding, which the tile skips). With a multiple of 32 input channels
+# the input gradient runs on the lane tile too.
 CASES = [
     ((2, 16, 14, 14), (32, 16, 3, 3), 1, 1),
     ((3, 24, 7, 7), (64, 24, 3, 3), 1, 1),
@@ -39,12 +40,16 @@ CASES = [
     ((1, 16, 14, 14), (32, 16, 3, 3), 2, 2),
     ((2, 17, 9, 14), (32, 17, 3, 3), 1, 1),            # 9 rows of 14
     ((2, 16, 6, 7), (32, 16, 3, 3), (0, 1), 1),        # 4 rows of 7, rows unpadded
-    ((1, 16, 5, 7), (32, 16, 1, 3), (0, 1), 1),        # 5 rows of 7: the last tile overlaps
+    ((1, 16, 5, 7), (32, 16, 1, 3), (0, 1), 1),        # 5 rows of 7: the last tile has one
+    ((2, 16, 1, 7), (32, 16, 3, 3), 1, 1),             # one row of 7
+    ((2, 16, 3, 7), (32, 16, 7, 3), (3, 1), 1),        # most taps on padding rows
+    ((2, 16, 2, 7), (32, 16, 5, 3), (4, 1), 1),        # rows of padding only, top and bottom
     ((2, 32, 14, 14), (16, 32, 3, 3), 1, 1),           # the input gradient only
     ((2, 32, 7, 7), (32, 32, 3, 3), 1, 1),             # both
     ((2, 64, 7, 7), (32, 64, 5, 5), 2, 1),
     ((1, 32, 14, 14), (32, 32, 3, 3), 2, 2),
     ((2, 32, 5, 7), (16, 32, 3, 3), 1, 1),             # 5 rows of 7
+    ((2, 32, 3, 14), (32, 32, 5, 3), (3, 1), (2, 1)),  # dilated rows, mostly padding
 ]
 
 
@@ -130,7 +135,8 @@ def test_lane_tile_results_do_not_depend_on_the_thread_count():
     ((2, 16, 8, 8), (32, 16, 3, 3), 1, 1, False),
     ((2, 16, 28, 28), (32, 16, 3, 3), 2, 1, False),    # 14 wide, but strided
     ((2, 32, 14, 14), (64, 16, 3, 3), 1, 2, False),    # grouped
-    ((2, 16, 1, 7), (32, 16, 1, 3), 1, 1, False),      # one row of 7: a tile takes two
+    ((2, 16, 1, 7), (32, 16, 1, 3), 1, 1, True),       # one row of 7: a tile of one row
+    ((2, 16, 14, 14), (32, 16, 9, 9), 1, 1, False),    # more taps than a tile's lists hold
 ])
 def test_lane_tile_rule(x_shape, w_shape, stride, groups, lanes):
     padding = ((w_shape[2] // 2,) * 2, (w_shape[3] // 2,) * 2)
@@ -152,9 +158,10 @@ def test_conv_lanes_kernel_checks_its_arguments():
     packed = conv_direct._pack_lanes(w)
     y = np.empty((2, 32, 14, 14), np.float32)
 
-    def conv(grid=grid, packed=packed, shifts=plan.forward_shifts, y=y,
+    def conv(grid=grid, packed=packed, shifts=plan.forward_shifts, tap_rows=plan.tap_rows, y=y,
              bias=np.empty(0, np.float32)):
-        kernels.conv_lanes(grid, packed, shifts, y, bias, plan.forward_width, 0, 2)
+        kernels.conv_lanes(grid, packed, shifts, tap_rows, 1, 15, y, bias, plan.forward_width,
+                           0, 2)
 
     conv()
     np.testing.assert_allclose(y, R.conv2d(x, w, None, padding=1), rtol=1e-4, atol=1e-3)
@@ -167,6 +174,11 @@ def test_conv_lanes_kernel_checks_its_arguments():
         conv(y=np.empty((2, 32, 14, 8), np.float32))
     with pytest.raises(ValueError, match="inconsistent"):
         conv(shifts=plan.forward_shifts[:-1])
+    with pytest.raises(ValueError, match="inconsistent"):
+        conv(tap_rows=plan.tap_rows[:-1])
+    many = np.zeros(kernels.LANE_TAPS + 1, np.intp)
+    with pytest.raises(ValueError, match="at most"):
+        conv(packed=np.zeros((1, 16 * many.size, 32), np.float32), shifts=many, tap_rows=many)
     with pytest.raises(ValueError, match="inconsistent"):
         conv(bias=np.ones(3, np.float32))
     with pytest.raises(ValueError, match="inconsistent"):

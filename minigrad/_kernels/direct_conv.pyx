@@ -37,8 +37,10 @@ The lane tile (``conv_lanes``, ``lane_tile.h``, AVX-512 only) turns that around 
 (two vectors: 32 float32 or 16 float64 channels), positions in registers, one row of
 14 outputs or two rows of 7 per tile, so every lane is an output. Each step loads the two
 weight vectors and broadcasts the tile's 14 grid values; the tile's sums are transposed into
-the output planes as they are stored. The input gradient of a stride-1 convolution on
-inputs 7 or 14 wide runs on it too (``conv_lanes`` with a ``start``, as ``conv``).
+the output planes as they are stored. A tile skips the taps its rows would read from
+padding rows (on 7×7 with 3×3, a ninth of the products). The input gradient of a stride-1
+convolution on inputs 7 or 14 wide runs on it too (``conv_lanes`` with a ``start``, as
+``conv``).
 
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
@@ -466,14 +468,15 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
 cdef extern from "lane_tile.h" nogil:
     enum:
         LANES_BUILT "MINIGRAD_LANES"
+        LANE_MAX_TAPS "MINIGRAD_LANE_MAX_TAPS"
     void _lanes_f "minigrad_lanes_f" (
         int two_rows, const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
         const float* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
-        float* result)
+        const int* taps_of, const int* counts, float* result)
     void _lanes_d "minigrad_lanes_d" (
         int two_rows, const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
         const double* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
-        double* result)
+        const int* taps_of, const int* counts, double* result)
 
 cdef enum:
     LANE_POSITIONS = 14     # outputs per lane tile: one row of 14, or two rows of 7
@@ -485,6 +488,8 @@ cdef enum:
 LANE_TILE = bool(LANES_BUILT)
 #: Outputs per row of the lane tile (rows of 7 take two rows per tile).
 LANE_WIDTH = LANE_POSITIONS
+#: The most taps a kernel may have on the lane tile.
+LANE_TAPS = LANE_MAX_TAPS
 
 
 def lane_block(itemsize):
@@ -495,43 +500,66 @@ def lane_block(itemsize):
 
 cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
                             Py_ssize_t grid_width, const floating* weight,
-                            const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
-                            bint two_rows, floating* out, Py_ssize_t out_rows,
-                            Py_ssize_t plane_stride, Py_ssize_t row_stride,
+                            const Py_ssize_t* shifts, const Py_ssize_t* tap_rows,
+                            Py_ssize_t first_row, Py_ssize_t last_row, Py_ssize_t channels,
+                            Py_ssize_t taps, bint two_rows, Py_ssize_t rows, floating* out,
+                            Py_ssize_t out_rows, Py_ssize_t plane_stride, Py_ssize_t row_stride,
                             const floating* bias) noexcept nogil:
     """One lane tile whose first output sits at grid position 0 and at out[0]: 14 outputs of
-    one row, or (``two_rows``) 7 of two rows, of ``out_rows`` (at most the block) output
-    planes, plus bias[j] unless ``bias`` is NULL."""
+    one row, or (``two_rows``) 7 of ``rows`` (1 or 2) rows, of ``out_rows`` (at most the
+    block) output planes, plus bias[j] unless ``bias`` is NULL. Tap t reads the plane (not
+    its padding rows) from the tile's row i (0 or 1) if first_row <= i + tap_rows[t] <
+    last_row; the others are skipped."""
     cdef floating result[LANE_RESULT]
-    cdef Py_ssize_t block = LANE_BYTES // sizeof(floating), j, p
+    cdef int taps_of[3 * LANE_MAX_TAPS]
+    cdef int counts[3]
+    cdef Py_ssize_t block = LANE_BYTES // sizeof(floating), j, p, t, list_
     cdef Py_ssize_t width = 7 if two_rows else LANE_POSITIONS
+    cdef bint reads_first, reads_second
     cdef floating offset
     cdef floating* dst
+    counts[0] = counts[1] = counts[2] = 0
+    for t in range(taps):
+        reads_first = first_row <= tap_rows[t] < last_row
+        reads_second = two_rows and rows == 2 and first_row <= tap_rows[t] + 1 < last_row
+        if not (reads_first or reads_second):
+            continue
+        # every row, the first only, the second only
+        list_ = 0 if reads_first == reads_second or not two_rows else (1 if reads_first else 2)
+        taps_of[list_ * LANE_MAX_TAPS + counts[list_]] = <int>t
+        counts[list_] += 1
     if floating is float:
-        _lanes_f(two_rows, grid, grid_length, grid_width, weight, shifts, channels, taps, result)
+        _lanes_f(two_rows, grid, grid_length, grid_width, weight, shifts, channels, taps,
+                 taps_of, counts, result)
     else:
-        _lanes_d(two_rows, grid, grid_length, grid_width, weight, shifts, channels, taps, result)
+        _lanes_d(two_rows, grid, grid_length, grid_width, weight, shifts, channels, taps,
+                 taps_of, counts, result)
     for j in range(out_rows):
         offset = bias[j] if bias != NULL else 0
         dst = out + j * plane_stride
-        for p in range(LANE_POSITIONS):
-            dst[(p // width) * row_stride + p % width] = result[p * block + j] + offset
+        for p in range(width):
+            dst[p] = result[p * block + j] + offset
+        if two_rows and rows == 2:
+            for p in range(7):
+                dst[row_stride + p] = result[(7 + p) * block + j] + offset
 
 
 def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
-               const Py_ssize_t[::1] shifts, floating[:, :, :, ::1] out,
+               const Py_ssize_t[::1] shifts, const Py_ssize_t[::1] tap_rows,
+               Py_ssize_t first_row, Py_ssize_t last_row, floating[:, :, :, ::1] out,
                const floating[::1] bias, Py_ssize_t grid_width, Py_ssize_t start,
                int num_threads):
     """``conv`` with the lane tile, for outputs 7 or 14 wide: out[n, o, r, col] = bias[o] +
     Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]], W packed as
     (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
-    channel, B = ``lane_block(itemsize)``.
+    channel, B = ``lane_block(itemsize)``. The grid holds zeros only outside the rows
+    ``first_row`` ≤ r + tap_rows[t] < ``last_row`` of tap t at output row r (its padding
+    rows, with the columns it reads there), so those products are skipped.
 
-    A tile is one row of 14 outputs or, on 7-wide outputs, two rows (on an odd number
-    of rows the last tile overlaps the one before and writes its row again, the same values),
-    times one block of output channels, summed over all channels in registers. Work items are
-    (image, block, tile row), each written by one thread: the result does not depend on the
-    thread count."""
+    A tile is one row of 14 outputs or, on 7-wide outputs, two rows (on an odd number of
+    rows the last tile has one), times one block of output channels, summed over all
+    channels in registers. Work items are (image, block, tile row), each written by one
+    thread: the result does not depend on the thread count."""
     cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
     cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3]
     cdef Py_ssize_t taps = shifts.shape[0], grid_length = grid.shape[2]
@@ -543,14 +571,17 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
         raise RuntimeError("conv_lanes: the lane tile is built with AVX-512 only")
     if out_w != 7 and out_w != LANE_POSITIONS:
         raise ValueError(f"conv_lanes: outputs must be 7 or 14 wide, got {out_w}")
+    if taps > LANE_MAX_TAPS:
+        raise ValueError(f"conv_lanes: at most {LANE_MAX_TAPS} taps, got {taps}")
     if (grid.shape[0] != n_images or taps == 0 or packed_weight.shape[1] != channels * taps
+            or tap_rows.shape[0] != taps
             or grid.shape[1] < channels or packed_weight.shape[2] != block
-            or blocks * block < out_channels or out_h < tile_rows or out_w > grid_width
+            or blocks * block < out_channels or out_w > grid_width
             or (has_bias and bias.shape[0] != out_channels)):
         raise ValueError(f"conv_lanes: inconsistent shapes grid {_dims(grid.shape, 3)} (rows "
                          f"{grid_width} wide), packed weight {_dims(packed_weight.shape, 3)}, "
-                         f"{taps} shifts, out {_dims(out.shape, 4)}, bias "
-                         f"{_dims(bias.shape, 1)}")
+                         f"{taps} shifts, {tap_rows.shape[0]} tap rows, out "
+                         f"{_dims(out.shape, 4)}, bias {_dims(bias.shape, 1)}")
     _check_planes("conv_lanes: grid", grid.shape, grid.strides, 3, sizeof(floating))
     check_reads(grid_length, start, (out_h - 1) * grid_width + out_w, shifts)
     cdef Py_ssize_t plane_stride = out.strides[1] // sizeof(floating)
@@ -563,9 +594,10 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                        num_threads=nt):
         n = item // (blocks * row_tiles)
         b = (item // row_tiles) % blocks
-        r = min((item % row_tiles) * tile_rows, out_h - tile_rows)
+        r = (item % row_tiles) * tile_rows
         _lane_tile(&grid[n, 0, start + r * grid_width], grid_length, grid_width,
-                   &packed_weight[b, 0, 0], &shifts[0], channels, taps, two_rows,
+                   &packed_weight[b, 0, 0], &shifts[0], &tap_rows[0], first_row - r,
+                   last_row - r, channels, taps, two_rows, min(tile_rows, out_h - r),
                    &out[n, b * block, r, 0], min(block, out_channels - b * block),
                    plane_stride, row_stride, &bias[b * block] if has_bias else NULL)
 

@@ -7,10 +7,14 @@
  *
  * result[p][j] = sum_c sum_t weight[(c * taps + t) * LB + j]
  *                * grid[c * grid_length + shifts[t] + (p / Q) * grid_width + p % Q]
- * for the R·Q positions p and the LB = two vectors of output channels j. With AVX-512 only:
+ * for the R·Q positions p and the LB = two vectors of output channels j, over the taps that
+ * read inside the plane. With AVX-512 only:
  * its 32 registers hold the 28 accumulators of Q = 14 (or R = 2, Q = 7) and the two weights. */
 #ifndef MINIGRAD_LANE_TILE_H
 #define MINIGRAD_LANE_TILE_H
+
+/* the longest tap list of a tile: kernels of up to 8×8 taps */
+#define MINIGRAD_LANE_MAX_TAPS 64
 
 #if defined(__AVX512F__)
 #define MINIGRAD_LANES 1
@@ -21,30 +25,55 @@
 typedef float minigrad_lf __attribute__((vector_size(64), aligned(4), may_alias));
 typedef double minigrad_ld __attribute__((vector_size(64), aligned(8), may_alias));
 
+/* One step of the sums: tap t of channel c (its weights at w) for the positions [FIRST, LAST). */
+#define MINIGRAD_LANE_STEP(T, V, Q, FIRST, LAST)                                             \
+    {                                                                                        \
+        const T *g = gc + shifts[t];                                                         \
+        V w0 = *(const V *)(wc + t * LB);                                                    \
+        V w1 = *(const V *)(wc + t * LB + LANES);                                            \
+        for (p = (FIRST); p < (LAST); p++) {                                                 \
+            V x = g[(p / (Q)) * grid_width + p % (Q)] - (V){0};                              \
+            sums[p][0] += x * w0;                                                            \
+            sums[p][1] += x * w1;                                                            \
+        }                                                                                    \
+    }
+
+/* The taps come in three lists of ``counts`` taps each, MINIGRAD_LANE_MAX_TAPS apart in
+ * ``taps_of``: those every row of the tile reads inside the plane, those only its first row
+ * does, those only its second row does. The taps a row would read from padding rows only are
+ * left out: their products are zeros. */
 #define MINIGRAD_LANE_SUMS(NAME, T, V, R, Q)                                                 \
 static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_width,        \
                         const T *weight, const Py_ssize_t *shifts, Py_ssize_t channels,      \
-                        Py_ssize_t taps, T *result)                                          \
+                        Py_ssize_t taps, const int *taps_of, const int *counts, T *result)   \
 {                                                                                            \
     enum { LANES = 64 / sizeof(T), LB = 2 * LANES, P = (R) * (Q) };                          \
     V sums[P][2];                                                                            \
+    const int *first = taps_of + MINIGRAD_LANE_MAX_TAPS;                                     \
+    const int *second = first + MINIGRAD_LANE_MAX_TAPS;                                      \
     Py_ssize_t c, t;                                                                         \
-    int p;                                                                                   \
+    int p, k;                                                                                \
     for (p = 0; p < P; p++) {                                                                \
         sums[p][0] = (V){0};                                                                 \
         sums[p][1] = (V){0};                                                                 \
     }                                                                                        \
-    for (c = 0; c < channels; c++)                                                           \
-        for (t = 0; t < taps; t++) {                                                         \
-            const T *g = grid + c * grid_length + shifts[t];                                 \
-            V w0 = *(const V *)(weight + (c * taps + t) * LB);                               \
-            V w1 = *(const V *)(weight + (c * taps + t) * LB + LANES);                       \
-            for (p = 0; p < P; p++) {                                                        \
-                V x = (V){0} + g[(p / (Q)) * grid_width + p % (Q)];                          \
-                sums[p][0] += x * w0;                                                        \
-                sums[p][1] += x * w1;                                                        \
+    for (c = 0; c < channels; c++) {                                                         \
+        const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;                  \
+        for (k = 0; k < counts[0]; k++) {                                                    \
+            t = taps_of[k];                                                                  \
+            MINIGRAD_LANE_STEP(T, V, Q, 0, P)                                                \
+        }                                                                                    \
+        if ((R) == 2) {                                                                      \
+            for (k = 0; k < counts[1]; k++) {                                                \
+                t = first[k];                                                                \
+                MINIGRAD_LANE_STEP(T, V, Q, 0, Q)                                            \
+            }                                                                                \
+            for (k = 0; k < counts[2]; k++) {                                                \
+                t = second[k];                                                               \
+                MINIGRAD_LANE_STEP(T, V, Q, Q, P)                                            \
             }                                                                                \
         }                                                                                    \
+    }                                                                                        \
     for (p = 0; p < P; p++) {                                                                \
         *(V *)(result + p * LB) = sums[p][0];                                                \
         *(V *)(result + p * LB + LANES) = sums[p][1];                                        \
@@ -61,14 +90,15 @@ MINIGRAD_LANE_SUMS(minigrad_lanes_7_d, double, minigrad_ld, 2, 7)
 #define MINIGRAD_LANE_TILE(NAME, T, SUFFIX)                                                  \
 static inline void NAME(int two_rows, const T *grid, Py_ssize_t grid_length,                 \
                         Py_ssize_t grid_width, const T *weight, const Py_ssize_t *shifts,     \
-                        Py_ssize_t channels, Py_ssize_t taps, T *result)                     \
+                        Py_ssize_t channels, Py_ssize_t taps, const int *taps_of,            \
+                        const int *counts, T *result)                                        \
 {                                                                                            \
     if (two_rows)                                                                            \
         minigrad_lanes_7_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,   \
-                                  taps, result);                                             \
+                                  taps, taps_of, counts, result);                            \
     else                                                                                     \
         minigrad_lanes_14_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,  \
-                                   taps, result);                                            \
+                                   taps, taps_of, counts, result);                           \
 }
 
 MINIGRAD_LANE_TILE(minigrad_lanes_f, float, f)

@@ -222,12 +222,12 @@ def _pack(weight):
     return packed
 
 
-def _takes_lanes(summed, produced, height, width):
-    """The lane tile's rule (``LANE_MIN_CHANNELS``) for a correlation that sums ``summed``
-    channels into ``produced`` ones on maps height × width."""
+def _takes_lanes(summed, produced, width, taps):
+    """The lane tile's rule (``LANE_MIN_CHANNELS``) for a correlation of ``taps`` taps that
+    sums ``summed`` channels into ``produced`` ones on maps ``width`` wide."""
     return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None
             and summed >= LANE_MIN_CHANNELS and produced % _kernels.lane_block(4) == 0
-            and width in LANE_WIDTHS and (width != 7 or height >= 2))
+            and width in LANE_WIDTHS and taps <= _kernels.LANE_TAPS)
 
 
 def _pack_lanes(weight):
@@ -279,6 +279,8 @@ class DirectPlan:
         self.phase_length = self.phase_h * self.grid_width
         self.taps = kh * kw
         offsets = [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
+        # the row offset of each tap (stride 1: the lane tile skips taps on padding rows)
+        self.tap_rows = np.array([di for di, _ in offsets], np.intp)
         self.tap_phases = [(di % sh) * sw + dj % sw for di, dj in offsets]
 
         def tap_shifts(phase_stride, row_stride):
@@ -348,7 +350,7 @@ class DirectPlan:
     def lanes(self):
         """Whether the forward runs on the lane tile (``LANE_MIN_CHANNELS``)."""
         return (self.stride == (1, 1) and self.groups == 1
-                and _takes_lanes(self.channels, self.out_channels, self.out_h, self.out_w))
+                and _takes_lanes(self.channels, self.out_channels, self.out_w, self.taps))
 
     @property
     def input_lanes(self):
@@ -356,7 +358,7 @@ class DirectPlan:
         transposed weight) runs on the lane tile: the forward's rule with the channels'
         roles swapped, on the input's height and width."""
         return (self.stride == (1, 1) and self.groups == 1
-                and _takes_lanes(self.out_channels, self.channels, self.height, self.width))
+                and _takes_lanes(self.out_channels, self.channels, self.width, self.taps))
 
     @property
     def grad_input_by_gemm(self):
@@ -450,8 +452,10 @@ class DirectPlan:
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous."""
         if self.lanes:
             y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+            # tap t at output row r reads x's row r + tap_rows[t] − top
             _kernels.conv_lanes(self._x_grid(x, forward=True), _pack_lanes(weight),
-                                self.forward_shifts, y,
+                                self.forward_shifts, self.tap_rows, self.top,
+                                self.top + self.height, y,
                                 absent(x.dtype) if bias is None else bias,
                                 self.forward_width, 0, get_num_threads())
             return y
@@ -496,7 +500,9 @@ class DirectPlan:
         weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
         no_bias = absent(gy_grid.dtype)
         if self.input_lanes:
-            _kernels.conv_lanes(gy_grid, _pack_lanes(weight_t), -self.shifts, gx, no_bias,
+            # tap t at input row r reads gy's row r − tap_rows[t] + top
+            _kernels.conv_lanes(gy_grid, _pack_lanes(weight_t), -self.shifts, -self.tap_rows,
+                                -self.top, self.out_h - self.top, gx, no_bias,
                                 self.grid_width, self.front + self.first_input,
                                 get_num_threads())
             return
