@@ -27,8 +27,8 @@ def no_winograd(monkeypatch):
     conv_module._layout.cache_clear()
 
 
-# (x shape, weight shape, padding, dilation): rows of 14 (one per tile) and of 7 (two rows per
-# tile; on an odd number of rows the last tile has one), one to three blocks of output
+# (x shape, weight shape, padding, dilation): rows of 14 and 8 (one per tile) and of 7 (two rows
+# per tile; on an odd number of rows the last tile has one), one to three blocks of output
 # channels, 'same' 5×5, dilation, rows padded unevenly, padding wider than the map (rows
 # whose taps mostly read padding, which the tile skips). With a multiple of 32 input channels
 # the input gradient runs on the lane tile too.
@@ -50,6 +50,9 @@ CASES = [
     ((1, 32, 14, 14), (32, 32, 3, 3), 2, 2),
     ((2, 32, 5, 7), (16, 32, 3, 3), 1, 1),             # 5 rows of 7
     ((2, 32, 3, 14), (32, 32, 5, 3), (3, 1), (2, 1)),  # dilated rows, mostly padding
+    ((2, 16, 8, 8), (32, 16, 3, 3), 1, 1),             # rows of 8
+    ((2, 32, 8, 8), (64, 32, 5, 5), 2, 1),
+    ((1, 32, 3, 8), (32, 32, 3, 3), (2, 1), 1),
 ]
 
 
@@ -132,7 +135,8 @@ def test_lane_tile_results_do_not_depend_on_the_thread_count():
     ((2, 8, 14, 14), (32, 8, 3, 3), 1, 1, False),      # under LANE_MIN_CHANNELS
     ((2, 16, 14, 14), (48, 16, 3, 3), 1, 1, False),    # not a whole number of blocks
     ((2, 16, 28, 28), (32, 16, 3, 3), 1, 1, False),    # wide rows: the position tiles
-    ((2, 16, 8, 8), (32, 16, 3, 3), 1, 1, False),
+    ((2, 16, 8, 8), (32, 16, 3, 3), 1, 1, True),       # rows of 8
+    ((2, 16, 9, 9), (32, 16, 3, 3), 1, 1, False),
     ((2, 16, 28, 28), (32, 16, 3, 3), 2, 1, False),    # 14 wide, but strided
     ((2, 32, 14, 14), (64, 16, 3, 3), 1, 2, False),    # grouped
     ((2, 16, 1, 7), (32, 16, 1, 3), 1, 1, True),       # one row of 7: a tile of one row
@@ -170,8 +174,8 @@ def test_conv_lanes_kernel_checks_its_arguments():
     conv(grid=grid[:, :, :reads].copy())
     with pytest.raises(ValueError, match="outside"):
         conv(grid=grid[:, :, :reads - 1].copy())
-    with pytest.raises(ValueError, match="7 or 14 wide"):
-        conv(y=np.empty((2, 32, 14, 8), np.float32))
+    with pytest.raises(ValueError, match="7, 8 or 14 wide"):
+        conv(y=np.empty((2, 32, 14, 9), np.float32))
     with pytest.raises(ValueError, match="inconsistent"):
         conv(shifts=plan.forward_shifts[:-1])
     with pytest.raises(ValueError, match="inconsistent"):

@@ -33,13 +33,13 @@ block of a channel count that is not a multiple of ``OB`` is padded with zero we
 extra rows are not stored.
 
 The lane tile (``conv_lanes``, ``lane_tile.h``, AVX-512 only) turns that around for outputs
-7 or 14 wide, where runs of a vector lose lanes to the row ends: output channels in the lanes
-(two vectors: 32 float32 or 16 float64 channels), positions in registers, one row of
-14 outputs or two rows of 7 per tile, so every lane is an output. Each step loads the two
-weight vectors and broadcasts the tile's 14 grid values; the tile's sums are transposed into
-the output planes as they are stored. A tile skips the taps its rows would read from
+7, 8 or 14 wide, where runs of a vector lose lanes to the row ends: output channels in the
+lanes (two vectors: 32 float32 or 16 float64 channels), positions in registers, one row of
+14 or 8 outputs or two rows of 7 per tile, so every lane is an output. Each step loads the
+two weight vectors and broadcasts the tile's grid values; the tile's sums are transposed
+into the output planes as they are stored. A tile skips the taps its rows would read from
 padding rows (on 7×7 with 3×3, a ninth of the products). The input gradient of a stride-1
-convolution on inputs 7 or 14 wide runs on it too (``conv_lanes`` with a ``start``, as
+convolution on inputs 7, 8 or 14 wide runs on it too (``conv_lanes`` with a ``start``, as
 ``conv``).
 
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
@@ -470,24 +470,24 @@ cdef extern from "lane_tile.h" nogil:
         LANES_BUILT "MINIGRAD_LANES"
         LANE_MAX_TAPS "MINIGRAD_LANE_MAX_TAPS"
     void _lanes_f "minigrad_lanes_f" (
-        int two_rows, const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
+        int width, const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
         const float* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
         const int* taps_of, const int* counts, float* result)
     void _lanes_d "minigrad_lanes_d" (
-        int two_rows, const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
+        int width, const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
         const double* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
         const int* taps_of, const int* counts, double* result)
 
 cdef enum:
-    LANE_POSITIONS = 14     # outputs per lane tile: one row of 14, or two rows of 7
+    LANE_POSITIONS = 14     # outputs per lane tile: one row of 14 (or 8), or two rows of 7
     LANE_BYTES = 128        # output channels per lane tile: two 64-byte vectors of them
     LANE_RESULT = 448       # LANE_POSITIONS · LANE_BYTES / 4: a tile's sums in float32
 
 #: Whether the lane tile (``lane_tile.h``, output channels in the vector lanes) is built: with
 #: AVX-512 only.
 LANE_TILE = bool(LANES_BUILT)
-#: Outputs per row of the lane tile (rows of 7 take two rows per tile).
-LANE_WIDTH = LANE_POSITIONS
+#: The output widths the lane tile takes (rows of 7 take two rows per tile).
+LANE_WIDTHS = (7, 8, LANE_POSITIONS)
 #: The most taps a kernel may have on the lane tile.
 LANE_TAPS = LANE_MAX_TAPS
 
@@ -502,11 +502,11 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
                             Py_ssize_t grid_width, const floating* weight,
                             const Py_ssize_t* shifts, const Py_ssize_t* tap_rows,
                             Py_ssize_t first_row, Py_ssize_t last_row, Py_ssize_t channels,
-                            Py_ssize_t taps, bint two_rows, Py_ssize_t rows, floating* out,
+                            Py_ssize_t taps, int width, Py_ssize_t rows, floating* out,
                             Py_ssize_t out_rows, Py_ssize_t plane_stride, Py_ssize_t row_stride,
                             const floating* bias) noexcept nogil:
-    """One lane tile whose first output sits at grid position 0 and at out[0]: 14 outputs of
-    one row, or (``two_rows``) 7 of ``rows`` (1 or 2) rows, of ``out_rows`` (at most the
+    """One lane tile whose first output sits at grid position 0 and at out[0]: ``width``
+    outputs (14 or 8) of one row, or 7 of ``rows`` (1 or 2) rows, of ``out_rows`` (at most the
     block) output planes, plus bias[j] unless ``bias`` is NULL. Tap t reads the plane (not
     its padding rows) from the tile's row i (0 or 1) if first_row <= i + tap_rows[t] <
     last_row; the others are skipped."""
@@ -514,8 +514,7 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
     cdef int taps_of[3 * LANE_MAX_TAPS]
     cdef int counts[3]
     cdef Py_ssize_t block = LANE_BYTES // sizeof(floating), j, p, t, list_
-    cdef Py_ssize_t width = 7 if two_rows else LANE_POSITIONS
-    cdef bint reads_first, reads_second
+    cdef bint two_rows = width == 7, reads_first, reads_second
     cdef floating offset
     cdef floating* dst
     counts[0] = counts[1] = counts[2] = 0
@@ -529,10 +528,10 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
         taps_of[list_ * LANE_MAX_TAPS + counts[list_]] = <int>t
         counts[list_] += 1
     if floating is float:
-        _lanes_f(two_rows, grid, grid_length, grid_width, weight, shifts, channels, taps,
+        _lanes_f(width, grid, grid_length, grid_width, weight, shifts, channels, taps,
                  taps_of, counts, result)
     else:
-        _lanes_d(two_rows, grid, grid_length, grid_width, weight, shifts, channels, taps,
+        _lanes_d(width, grid, grid_length, grid_width, weight, shifts, channels, taps,
                  taps_of, counts, result)
     for j in range(out_rows):
         offset = bias[j] if bias != NULL else 0
@@ -549,14 +548,14 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                Py_ssize_t first_row, Py_ssize_t last_row, floating[:, :, :, ::1] out,
                const floating[::1] bias, Py_ssize_t grid_width, Py_ssize_t start,
                int num_threads):
-    """``conv`` with the lane tile, for outputs 7 or 14 wide: out[n, o, r, col] = bias[o] +
+    """``conv`` with the lane tile, for outputs 7, 8 or 14 wide: out[n, o, r, col] = bias[o] +
     Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]], W packed as
     (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
     channel, B = ``lane_block(itemsize)``. The grid holds zeros only outside the rows
     ``first_row`` ≤ r + tap_rows[t] < ``last_row`` of tap t at output row r (its padding
     rows, with the columns it reads there), so those products are skipped.
 
-    A tile is one row of 14 outputs or, on 7-wide outputs, two rows (on an odd number of
+    A tile is one row of 14 or 8 outputs or, on 7-wide outputs, two rows (on an odd number of
     rows the last tile has one), times one block of output channels, summed over all
     channels in registers. Work items are (image, block, tile row), each written by one
     thread: the result does not depend on the thread count."""
@@ -569,8 +568,8 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     cdef Py_ssize_t tile_rows = 2 if two_rows else 1
     if not LANES_BUILT:
         raise RuntimeError("conv_lanes: the lane tile is built with AVX-512 only")
-    if out_w != 7 and out_w != LANE_POSITIONS:
-        raise ValueError(f"conv_lanes: outputs must be 7 or 14 wide, got {out_w}")
+    if out_w != 7 and out_w != 8 and out_w != LANE_POSITIONS:
+        raise ValueError(f"conv_lanes: outputs must be 7, 8 or 14 wide, got {out_w}")
     if taps > LANE_MAX_TAPS:
         raise ValueError(f"conv_lanes: at most {LANE_MAX_TAPS} taps, got {taps}")
     if (grid.shape[0] != n_images or taps == 0 or packed_weight.shape[1] != channels * taps
@@ -597,7 +596,7 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
         r = (item % row_tiles) * tile_rows
         _lane_tile(&grid[n, 0, start + r * grid_width], grid_length, grid_width,
                    &packed_weight[b, 0, 0], &shifts[0], &tap_rows[0], first_row - r,
-                   last_row - r, channels, taps, two_rows, min(tile_rows, out_h - r),
+                   last_row - r, channels, taps, <int>out_w, min(tile_rows, out_h - r),
                    &out[n, b * block, r, 0], min(block, out_channels - b * block),
                    plane_stride, row_stride, &bias[b * block] if has_bias else NULL)
 

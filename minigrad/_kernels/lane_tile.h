@@ -8,8 +8,8 @@
  * result[p][j] = sum_c sum_t weight[(c * taps + t) * LB + j]
  *                * grid[c * grid_length + shifts[t] + (p / Q) * grid_width + p % Q]
  * for the R·Q positions p and the LB = two vectors of output channels j, over the taps that
- * read inside the plane. With AVX-512 only:
- * its 32 registers hold the 28 accumulators of Q = 14 (or R = 2, Q = 7) and the two weights. */
+ * read inside the plane. With AVX-512 only: its 32 registers hold the 28 accumulators of
+ * Q = 14 (or R = 2, Q = 7; 16 of Q = 8) and the two weights. */
 #ifndef MINIGRAD_LANE_TILE_H
 #define MINIGRAD_LANE_TILE_H
 
@@ -80,21 +80,26 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
     }                                                                                        \
 }
 
-/* a row of 14 outputs; two rows of 7 */
+/* a row of 14 outputs; two rows of 7; a row of 8 */
 MINIGRAD_LANE_SUMS(minigrad_lanes_14_f, float, minigrad_lf, 1, 14)
 MINIGRAD_LANE_SUMS(minigrad_lanes_14_d, double, minigrad_ld, 1, 14)
 MINIGRAD_LANE_SUMS(minigrad_lanes_7_f, float, minigrad_lf, 2, 7)
 MINIGRAD_LANE_SUMS(minigrad_lanes_7_d, double, minigrad_ld, 2, 7)
+MINIGRAD_LANE_SUMS(minigrad_lanes_8_f, float, minigrad_lf, 1, 8)
+MINIGRAD_LANE_SUMS(minigrad_lanes_8_d, double, minigrad_ld, 1, 8)
 
-/* the tile of two rows of 7 (``two_rows``) or of a row of 14 */
+/* the tile for outputs ``width`` wide: 7 (two rows), 8 or 14 */
 #define MINIGRAD_LANE_TILE(NAME, T, SUFFIX)                                                  \
-static inline void NAME(int two_rows, const T *grid, Py_ssize_t grid_length,                 \
+static inline void NAME(int width, const T *grid, Py_ssize_t grid_length,                    \
                         Py_ssize_t grid_width, const T *weight, const Py_ssize_t *shifts,     \
                         Py_ssize_t channels, Py_ssize_t taps, const int *taps_of,            \
                         const int *counts, T *result)                                        \
 {                                                                                            \
-    if (two_rows)                                                                            \
+    if (width == 7)                                                                          \
         minigrad_lanes_7_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,   \
+                                  taps, taps_of, counts, result);                            \
+    else if (width == 8)                                                                     \
+        minigrad_lanes_8_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,   \
                                   taps, taps_of, counts, result);                            \
     else                                                                                     \
         minigrad_lanes_14_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,  \

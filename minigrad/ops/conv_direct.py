@@ -96,15 +96,15 @@ PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
 #: depends only on the batch size and results do not depend on the thread count.
 MAX_CHUNKS = 16
-#: A stride-1 forward on outputs 7 or 14 wide, with a whole number of lane blocks of output
+#: A stride-1 forward on outputs 7, 8 or 14 wide, with a whole number of lane blocks of output
 #: channels (32) and at least this many input channels, runs on the lane tile
-#: (``_kernels.conv_lanes``: output channels in the vector lanes, so rows of 14 or 7 lose no
-#: lanes; on wider rows the position tiles lose few and were as fast). With fewer channels
+#: (``_kernels.conv_lanes``: output channels in the vector lanes, so rows of 14, 8 or 7 lose
+#: no lanes; on wider rows the position tiles lose few and were as fast). With fewer channels
 #: each tile's transposing store weighs more against its sums. None: never (tests compare
 #: both kernels).
 LANE_MIN_CHANNELS = 16
-#: The output widths that take the lane tile: a tile is one row of 14 or two rows of 7.
-LANE_WIDTHS = (7, _kernels.LANE_WIDTH)
+#: The output widths that take the lane tile: a tile is one row of 14 or 8, or two rows of 7.
+LANE_WIDTHS = _kernels.LANE_WIDTHS
 #: A stride-1 forward (and its input gradient) stacks the batch's planes
 #: (``DirectPlan.stack_period``) when that takes at most this share of the tiles of one plane
 #: at a time. None: never (tests compare both).
