@@ -95,8 +95,10 @@ def test_lane_tile_matches_reference(case, dtype, bias):
 
 
 def test_lane_tile_gives_the_position_tiles_results(monkeypatch):
-    """The same sums as the position tiles (one chunk of channels), in the same order."""
-    case = ((4, 16, 14, 14), (32, 16, 3, 3), 1, 1)
+    """The same sums as the position tiles (one chunk of channels), in the same order: with a
+    3×1 kernel no tap is moved to a list that skips a column, and the skipped rows' products
+    are zeros."""
+    case = ((4, 16, 14, 14), (32, 16, 3, 1), (1, 0), 1)
     results = []
     for lanes in (16, None):
         monkeypatch.setattr(conv_direct, "LANE_MIN_CHANNELS", lanes)
@@ -105,7 +107,7 @@ def test_lane_tile_gives_the_position_tiles_results(monkeypatch):
         x = rng.standard_normal(case[0]).astype(np.float32)
         w = rng.standard_normal(case[1]).astype(np.float32)
         y = minigrad.nn.functional.conv2d(minigrad.tensor(x, requires_grad=True),
-                                          minigrad.tensor(w), padding=1)
+                                          minigrad.tensor(w), padding=case[2])
         assert y._creator.direct.lanes is (lanes is not None)
         results.append(y.data)
     np.testing.assert_array_equal(*results)
@@ -162,9 +164,9 @@ def test_conv_lanes_kernel_checks_its_arguments():
     packed = conv_direct._pack_lanes(w)
     y = np.empty((2, 32, 14, 14), np.float32)
 
-    def conv(grid=grid, packed=packed, shifts=plan.forward_shifts, tap_rows=plan.tap_rows, y=y,
-             bias=np.empty(0, np.float32)):
-        kernels.conv_lanes(grid, packed, shifts, tap_rows, 1, 15, y, bias, plan.forward_width,
+    def conv(grid=grid, packed=packed, shifts=plan.forward_shifts, offsets=plan.tap_offsets,
+             y=y, bias=np.empty(0, np.float32), inside=(1, 15, 1, 15)):
+        kernels.conv_lanes(grid, packed, shifts, offsets, inside, y, bias, plan.forward_width,
                            0, 2)
 
     conv()
@@ -179,10 +181,13 @@ def test_conv_lanes_kernel_checks_its_arguments():
     with pytest.raises(ValueError, match="inconsistent"):
         conv(shifts=plan.forward_shifts[:-1])
     with pytest.raises(ValueError, match="inconsistent"):
-        conv(tap_rows=plan.tap_rows[:-1])
+        conv(offsets=plan.tap_offsets[:-1])
+    with pytest.raises(ValueError, match="inside"):
+        conv(inside=(1, 15, 1))
     many = np.zeros(kernels.LANE_TAPS + 1, np.intp)
     with pytest.raises(ValueError, match="at most"):
-        conv(packed=np.zeros((1, 16 * many.size, 32), np.float32), shifts=many, tap_rows=many)
+        conv(packed=np.zeros((1, 16 * many.size, 32), np.float32), shifts=many,
+             offsets=np.zeros((many.size, 2), np.intp))
     with pytest.raises(ValueError, match="inconsistent"):
         conv(bias=np.ones(3, np.float32))
     with pytest.raises(ValueError, match="inconsistent"):

@@ -38,7 +38,8 @@ lanes (two vectors: 32 float32 or 16 float64 channels), positions in registers, 
 14 or 8 outputs or two rows of 7 per tile, so every lane is an output. Each step loads the
 two weight vectors and broadcasts the tile's grid values; the tile's sums are transposed
 into the output planes as they are stored. A tile skips the taps its rows would read from
-padding rows (on 7×7 with 3×3, a ninth of the products). The input gradient of a stride-1
+padding rows, and each row's first or last column where a tap reads the padding columns
+(on 7×7 with 3×3, together a sixth of the products). The input gradient of a stride-1
 convolution on inputs 7, 8 or 14 wide runs on it too (``conv_lanes`` with a ``start``, as
 ``conv``).
 
@@ -500,31 +501,44 @@ def lane_block(itemsize):
 
 cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
                             Py_ssize_t grid_width, const floating* weight,
-                            const Py_ssize_t* shifts, const Py_ssize_t* tap_rows,
-                            Py_ssize_t first_row, Py_ssize_t last_row, Py_ssize_t channels,
-                            Py_ssize_t taps, int width, Py_ssize_t rows, floating* out,
-                            Py_ssize_t out_rows, Py_ssize_t plane_stride, Py_ssize_t row_stride,
+                            const Py_ssize_t* shifts, const Py_ssize_t* offsets,
+                            Py_ssize_t first_row, Py_ssize_t last_row, Py_ssize_t first_col,
+                            Py_ssize_t last_col, Py_ssize_t channels, Py_ssize_t taps,
+                            int width, Py_ssize_t rows, floating* out, Py_ssize_t out_rows,
+                            Py_ssize_t plane_stride, Py_ssize_t row_stride,
                             const floating* bias) noexcept nogil:
     """One lane tile whose first output sits at grid position 0 and at out[0]: ``width``
     outputs (14 or 8) of one row, or 7 of ``rows`` (1 or 2) rows, of ``out_rows`` (at most the
-    block) output planes, plus bias[j] unless ``bias`` is NULL. Tap t reads the plane (not
-    its padding rows) from the tile's row i (0 or 1) if first_row <= i + tap_rows[t] <
-    last_row; the others are skipped."""
+    block) output planes, plus bias[j] unless ``bias`` is NULL. Tap t, at (row, column) offset
+    (offsets[2t], offsets[2t + 1]), reads the plane from the tile's row i and column col where
+    first_row <= i + offsets[2t] < last_row and first_col <= col + offsets[2t + 1] < last_col;
+    the products it would take from padding rows, and from a row's first or last column, are
+    skipped."""
     cdef floating result[LANE_RESULT]
-    cdef int taps_of[3 * LANE_MAX_TAPS]
-    cdef int counts[3]
-    cdef Py_ssize_t block = LANE_BYTES // sizeof(floating), j, p, t, list_
+    cdef int taps_of[9 * LANE_MAX_TAPS]
+    cdef int counts[9]
+    cdef Py_ssize_t block = LANE_BYTES // sizeof(floating), j, p, t, list_, dr, dc
     cdef bint two_rows = width == 7, reads_first, reads_second
     cdef floating offset
     cdef floating* dst
-    counts[0] = counts[1] = counts[2] = 0
+    for j in range(9):
+        counts[j] = 0
     for t in range(taps):
-        reads_first = first_row <= tap_rows[t] < last_row
-        reads_second = two_rows and rows == 2 and first_row <= tap_rows[t] + 1 < last_row
-        if not (reads_first or reads_second):
+        dr, dc = offsets[2 * t], offsets[2 * t + 1]
+        reads_first = first_row <= dr < last_row
+        reads_second = two_rows and rows == 2 and first_row <= dr + 1 < last_row
+        # no column inside: [first_col - dc, last_col - dc) misses [0, width)
+        if not (reads_first or reads_second) or last_col - dc <= 0 or first_col - dc >= width:
             continue
         # every row, the first only, the second only
         list_ = 0 if reads_first == reads_second or not two_rows else (1 if reads_first else 2)
+        # every column, all but the first, all but the last
+        if not first_col <= dc < last_col:
+            list_ = list_ * 3 + 1
+        elif not first_col <= width - 1 + dc < last_col:
+            list_ = list_ * 3 + 2
+        else:
+            list_ = list_ * 3
         taps_of[list_ * LANE_MAX_TAPS + counts[list_]] = <int>t
         counts[list_] += 1
     if floating is float:
@@ -544,16 +558,17 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
 
 
 def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
-               const Py_ssize_t[::1] shifts, const Py_ssize_t[::1] tap_rows,
-               Py_ssize_t first_row, Py_ssize_t last_row, floating[:, :, :, ::1] out,
-               const floating[::1] bias, Py_ssize_t grid_width, Py_ssize_t start,
-               int num_threads):
+               const Py_ssize_t[::1] shifts, const Py_ssize_t[:, ::1] offsets, tuple inside,
+               floating[:, :, :, ::1] out, const floating[::1] bias, Py_ssize_t grid_width,
+               Py_ssize_t start, int num_threads):
     """``conv`` with the lane tile, for outputs 7, 8 or 14 wide: out[n, o, r, col] = bias[o] +
     Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]], W packed as
     (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
-    channel, B = ``lane_block(itemsize)``. The grid holds zeros only outside the rows
-    ``first_row`` ≤ r + tap_rows[t] < ``last_row`` of tap t at output row r (its padding
-    rows, with the columns it reads there), so those products are skipped.
+    channel, B = ``lane_block(itemsize)``. With ``inside`` = (first_row, last_row, first_col,
+    last_col) and tap t's (row, column) offsets (T, 2), the grid holds zeros wherever tap t
+    at output (r, col) reads outside first_row ≤ r + offsets[t, 0] < last_row, first_col ≤
+    col + offsets[t, 1] < last_col (its padding), so those products are skipped: those of
+    whole rows, and of a row's first or last column.
 
     A tile is one row of 14 or 8 outputs or, on 7-wide outputs, two rows (on an odd number of
     rows the last tile has one), times one block of output channels, summed over all
@@ -566,20 +581,25 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     cdef Py_ssize_t channels = packed_weight.shape[1] // taps if taps else 0
     cdef bint has_bias = bias.shape[0] > 0, two_rows = out_w == 7
     cdef Py_ssize_t tile_rows = 2 if two_rows else 1
+    cdef Py_ssize_t first_row, last_row, first_col, last_col
     if not LANES_BUILT:
         raise RuntimeError("conv_lanes: the lane tile is built with AVX-512 only")
     if out_w != 7 and out_w != 8 and out_w != LANE_POSITIONS:
         raise ValueError(f"conv_lanes: outputs must be 7, 8 or 14 wide, got {out_w}")
     if taps > LANE_MAX_TAPS:
         raise ValueError(f"conv_lanes: at most {LANE_MAX_TAPS} taps, got {taps}")
+    if len(inside) != 4:
+        raise ValueError(f"conv_lanes: inside must be (first_row, last_row, first_col, "
+                         f"last_col), got {inside!r}")
+    first_row, last_row, first_col, last_col = inside
     if (grid.shape[0] != n_images or taps == 0 or packed_weight.shape[1] != channels * taps
-            or tap_rows.shape[0] != taps
+            or offsets.shape[0] != taps or offsets.shape[1] != 2
             or grid.shape[1] < channels or packed_weight.shape[2] != block
             or blocks * block < out_channels or out_w > grid_width
             or (has_bias and bias.shape[0] != out_channels)):
         raise ValueError(f"conv_lanes: inconsistent shapes grid {_dims(grid.shape, 3)} (rows "
                          f"{grid_width} wide), packed weight {_dims(packed_weight.shape, 3)}, "
-                         f"{taps} shifts, {tap_rows.shape[0]} tap rows, out "
+                         f"{taps} shifts, offsets {_dims(offsets.shape, 2)}, out "
                          f"{_dims(out.shape, 4)}, bias {_dims(bias.shape, 1)}")
     _check_planes("conv_lanes: grid", grid.shape, grid.strides, 3, sizeof(floating))
     check_reads(grid_length, start, (out_h - 1) * grid_width + out_w, shifts)
@@ -595,8 +615,9 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
         b = (item // row_tiles) % blocks
         r = (item % row_tiles) * tile_rows
         _lane_tile(&grid[n, 0, start + r * grid_width], grid_length, grid_width,
-                   &packed_weight[b, 0, 0], &shifts[0], &tap_rows[0], first_row - r,
-                   last_row - r, channels, taps, <int>out_w, min(tile_rows, out_h - r),
+                   &packed_weight[b, 0, 0], &shifts[0], &offsets[0, 0], first_row - r,
+                   last_row - r, first_col, last_col, channels, taps, <int>out_w,
+                   min(tile_rows, out_h - r),
                    &out[n, b * block, r, 0], min(block, out_channels - b * block),
                    plane_stride, row_stride, &bias[b * block] if has_bias else NULL)
 

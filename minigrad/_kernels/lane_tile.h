@@ -7,8 +7,8 @@
  *
  * result[p][j] = sum_c sum_t weight[(c * taps + t) * LB + j]
  *                * grid[c * grid_length + shifts[t] + (p / Q) * grid_width + p % Q]
- * for the R·Q positions p and the LB = two vectors of output channels j, over the taps that
- * read inside the plane. With AVX-512 only: its 32 registers hold the 28 accumulators of
+ * for the R·Q positions p and the LB = two vectors of output channels j, over the products
+ * that read inside the plane. With AVX-512 only: its 32 registers hold the 28 accumulators of
  * Q = 14 (or R = 2, Q = 7; 16 of Q = 8) and the two weights. */
 #ifndef MINIGRAD_LANE_TILE_H
 #define MINIGRAD_LANE_TILE_H
@@ -25,23 +25,36 @@
 typedef float minigrad_lf __attribute__((vector_size(64), aligned(4), may_alias));
 typedef double minigrad_ld __attribute__((vector_size(64), aligned(8), may_alias));
 
-/* One step of the sums: tap t of channel c (its weights at w) for the positions [FIRST, LAST). */
-#define MINIGRAD_LANE_STEP(T, V, Q, FIRST, LAST)                                             \
+/* One step of the sums: tap t of channel c for the positions [FIRST, LAST), without each
+ * row's first (SKIP_FIRST) or last (SKIP_LAST) column. The bounds are constants: the loop
+ * unrolls and the skipped positions vanish. */
+#define MINIGRAD_LANE_STEP(T, V, Q, FIRST, LAST, SKIP_FIRST, SKIP_LAST)                     \
     {                                                                                        \
         const T *g = gc + shifts[t];                                                         \
         V w0 = *(const V *)(wc + t * LB);                                                    \
         V w1 = *(const V *)(wc + t * LB + LANES);                                            \
         for (p = (FIRST); p < (LAST); p++) {                                                 \
+            if (((SKIP_FIRST) && p % (Q) == 0) || ((SKIP_LAST) && p % (Q) == (Q) - 1))       \
+                continue;                                                                    \
             V x = g[(p / (Q)) * grid_width + p % (Q)] - (V){0};                              \
             sums[p][0] += x * w0;                                                            \
             sums[p][1] += x * w1;                                                            \
         }                                                                                    \
     }
 
-/* The taps come in three lists of ``counts`` taps each, MINIGRAD_LANE_MAX_TAPS apart in
- * ``taps_of``: those every row of the tile reads inside the plane, those only its first row
- * does, those only its second row does. The taps a row would read from padding rows only are
- * left out: their products are zeros. */
+/* The steps of list ROWS * 3 + COLUMNS (see below) over the positions [FIRST, LAST). */
+#define MINIGRAD_LANE_LIST(T, V, Q, ROWS, COLUMNS, FIRST, LAST)                              \
+    for (k = 0; k < counts[(ROWS) * 3 + (COLUMNS)]; k++) {                                   \
+        t = taps_of[((ROWS) * 3 + (COLUMNS)) * MINIGRAD_LANE_MAX_TAPS + k];                  \
+        MINIGRAD_LANE_STEP(T, V, Q, FIRST, LAST, (COLUMNS) == 1, (COLUMNS) == 2)             \
+    }
+
+/* The taps come in nine lists of ``counts[l]`` taps each, MINIGRAD_LANE_MAX_TAPS apart in
+ * ``taps_of``: list l = rows · 3 + columns holds the taps that read inside the plane from
+ * every row of the tile (rows 0), only from its first row (1) or only from its second (2),
+ * and from every column (columns 0), all but each row's first (1) or all but its last (2).
+ * The taps a row would read from padding rows only are left out, and so are, per list, the
+ * first or last columns' products: they are zeros. */
 #define MINIGRAD_LANE_SUMS(NAME, T, V, R, Q)                                                 \
 static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_width,        \
                         const T *weight, const Py_ssize_t *shifts, Py_ssize_t channels,      \
@@ -49,8 +62,6 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
 {                                                                                            \
     enum { LANES = 64 / sizeof(T), LB = 2 * LANES, P = (R) * (Q) };                          \
     V sums[P][2];                                                                            \
-    const int *first = taps_of + MINIGRAD_LANE_MAX_TAPS;                                     \
-    const int *second = first + MINIGRAD_LANE_MAX_TAPS;                                      \
     Py_ssize_t c, t;                                                                         \
     int p, k;                                                                                \
     for (p = 0; p < P; p++) {                                                                \
@@ -59,19 +70,16 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
     }                                                                                        \
     for (c = 0; c < channels; c++) {                                                         \
         const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;                  \
-        for (k = 0; k < counts[0]; k++) {                                                    \
-            t = taps_of[k];                                                                  \
-            MINIGRAD_LANE_STEP(T, V, Q, 0, P)                                                \
-        }                                                                                    \
+        MINIGRAD_LANE_LIST(T, V, Q, 0, 0, 0, P)                                              \
+        MINIGRAD_LANE_LIST(T, V, Q, 0, 1, 0, P)                                              \
+        MINIGRAD_LANE_LIST(T, V, Q, 0, 2, 0, P)                                              \
         if ((R) == 2) {                                                                      \
-            for (k = 0; k < counts[1]; k++) {                                                \
-                t = first[k];                                                                \
-                MINIGRAD_LANE_STEP(T, V, Q, 0, Q)                                            \
-            }                                                                                \
-            for (k = 0; k < counts[2]; k++) {                                                \
-                t = second[k];                                                               \
-                MINIGRAD_LANE_STEP(T, V, Q, Q, P)                                            \
-            }                                                                                \
+            MINIGRAD_LANE_LIST(T, V, Q, 1, 0, 0, Q)                                          \
+            MINIGRAD_LANE_LIST(T, V, Q, 1, 1, 0, Q)                                          \
+            MINIGRAD_LANE_LIST(T, V, Q, 1, 2, 0, Q)                                          \
+            MINIGRAD_LANE_LIST(T, V, Q, 2, 0, Q, P)                                          \
+            MINIGRAD_LANE_LIST(T, V, Q, 2, 1, Q, P)                                          \
+            MINIGRAD_LANE_LIST(T, V, Q, 2, 2, Q, P)                                          \
         }                                                                                    \
     }                                                                                        \
     for (p = 0; p < P; p++) {                                                                \

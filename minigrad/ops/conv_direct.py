@@ -279,8 +279,8 @@ class DirectPlan:
         self.phase_length = self.phase_h * self.grid_width
         self.taps = kh * kw
         offsets = [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
-        # the row offset of each tap (stride 1: the lane tile skips taps on padding rows)
-        self.tap_rows = np.array([di for di, _ in offsets], np.intp)
+        # each tap's (row, column) offset (stride 1: the lane tile skips its padding products)
+        self.tap_offsets = np.array(offsets, np.intp).reshape(-1, 2)
         self.tap_phases = [(di % sh) * sw + dj % sw for di, dj in offsets]
 
         def tap_shifts(phase_stride, row_stride):
@@ -452,10 +452,10 @@ class DirectPlan:
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous."""
         if self.lanes:
             y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
-            # tap t at output row r reads x's row r + tap_rows[t] − top
+            # tap t at output (r, col) reads x at (r, col) + tap_offsets[t] − (top, left)
+            inside = (self.top, self.top + self.height, self.left, self.left + self.width)
             _kernels.conv_lanes(self._x_grid(x, forward=True), _pack_lanes(weight),
-                                self.forward_shifts, self.tap_rows, self.top,
-                                self.top + self.height, y,
+                                self.forward_shifts, self.tap_offsets, inside, y,
                                 absent(x.dtype) if bias is None else bias,
                                 self.forward_width, 0, get_num_threads())
             return y
@@ -500,9 +500,10 @@ class DirectPlan:
         weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
         no_bias = absent(gy_grid.dtype)
         if self.input_lanes:
-            # tap t at input row r reads gy's row r − tap_rows[t] + top
-            _kernels.conv_lanes(gy_grid, _pack_lanes(weight_t), -self.shifts, -self.tap_rows,
-                                -self.top, self.out_h - self.top, gx, no_bias,
+            # tap t at input (r, col) reads gy at (r, col) − tap_offsets[t] + (top, left)
+            inside = (-self.top, self.out_h - self.top, -self.left, self.out_w - self.left)
+            _kernels.conv_lanes(gy_grid, _pack_lanes(weight_t), -self.shifts, -self.tap_offsets,
+                                inside, gx, no_bias,
                                 self.grid_width, self.front + self.first_input,
                                 get_num_threads())
             return
