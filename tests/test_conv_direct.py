@@ -496,12 +496,36 @@ def test_weight_grad_ignores_stale_scratch_and_partials(dtype):
     shifts[:9] = plan.shifts
     partials = np.full((3, 3, taps, padded), np.nan, dtype)
     scratch = np.full((2, plan.positions, width), np.nan, dtype)
-    kernels.weight_grad(gy, grid, shifts, plan.positions, plan.grid_width, partials, scratch,
-                        width, 2)
+    kernels.weight_grad(gy, grid, shifts, *plan._grad_masks(), plan.positions, plan.grid_width,
+                        partials, scratch, width, 2)
     got = partials.sum(axis=0)[:, :9, :20].transpose(2, 0, 1).reshape(w.shape)
     expected = R.conv2d_vjp(x.astype(np.float64), w.astype(np.float64),
                             gy.astype(np.float64), padding=1)[1]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.skipif(kernels.GRAD_OUT_BLOCK != 32, reason="the masked tile is AVX-512's")
+def test_weight_grad_skips_the_taps_its_masks_leave_out():
+    """The AVX-512 tile takes a tap at an output only where both masks set its bit: a row
+    mask without tap 4 (the centre of 3×3) at row 2 drops exactly those products."""
+    x = RNG.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    gy = RNG.standard_normal((2, 32, 5, 6)).astype(np.float32)
+    plan = conv_direct.DirectPlan(x.shape, (32, 3, 3, 3), ((1, 1), (1, 1)), (1, 1))
+    grid = plan._x_grid(x).copy()
+    row_masks, col_masks = (m.copy() for m in plan._grad_masks())
+    sums = []
+    for drop in (False, True):
+        if drop:
+            row_masks[0, 2] &= ~(1 << 4)
+        partials = np.zeros((2, 3, TG, 32), np.float32)
+        scratch = np.zeros((2, plan.positions, 32), np.float32)
+        kernels.weight_grad(gy, grid, plan.shifts, row_masks, col_masks, plan.positions,
+                            plan.grid_width, partials, scratch, 32, 2)
+        sums.append(partials.sum(axis=0))                   # (C, taps, O)
+    # the centre tap's products at row 2: x there times gy there, over images and columns
+    dropped = np.einsum("ncw,now->co", x[:, :, 2], gy[:, :, 2])
+    np.testing.assert_allclose(sums[0][:, 4] - sums[1][:, 4], dropped, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(np.delete(sums[0], 4, axis=1), np.delete(sums[1], 4, axis=1))
 
 
 # -- the kernels refuse inconsistent buffers instead of reading past them -------------------------
@@ -593,9 +617,11 @@ def test_embed_and_weight_grad_reject_inconsistent_buffers():
     shifts[:plan.taps] = plan.shifts
     scratch = np.zeros((2, plan.positions, GO), np.float32)
 
+    row_masks, col_masks = plan._grad_masks()
+
     def weight_grad(gy=gy, count=plan.positions, partials=(1, 3, taps, GO), scratch=scratch,
-                    width=GO):
-        kernels.weight_grad(gy, grid, shifts, count, plan.grid_width,
+                    width=GO, row_masks=row_masks):
+        kernels.weight_grad(gy, grid, shifts, row_masks, col_masks, count, plan.grid_width,
                             np.zeros(partials, np.float32), scratch, width, 2)
     weight_grad()                                          # consistent: no error
     with pytest.raises(ValueError, match="inconsistent"):
@@ -608,6 +634,8 @@ def test_embed_and_weight_grad_reject_inconsistent_buffers():
         weight_grad(gy=gy[:1])                             # one image, the grid has two
     with pytest.raises(ValueError, match="width"):
         weight_grad(width=8)
+    with pytest.raises(ValueError, match="inconsistent"):
+        weight_grad(row_masks=row_masks[:, :-1].copy())     # a mask row short
 
 
 @pytest.mark.parametrize("rows", [1, OB, OB + 3])

@@ -47,13 +47,15 @@ The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p +
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
 so that its tile has the forward tile's pattern: ``TG`` taps × ``GO`` output channels of
 accumulators, each step broadcasting ``TG`` grid values and loading ``GO`` contiguous gradient
-values. With AVX-512 the tile is 9 × 32 (32 because GCC fully unrolls
-constant loops of up to 16 iterations before it vectorises, which left a 16-wide tile scalar).
-With AVX2 it is 2 input channels × 3 taps × 16 (``PAIRS``): a 3 × 32 tile's accumulators
-leave no registers for its gradient vectors, which it then reloads in every FMA, while the
-pair tile keeps its two in registers and shares them between six rows. That tile, and the
-narrower ones a layer may use when they pad its output channels less (16 wide with AVX-512,
-24 with AVX2), are written with GCC vector types (``grad_tiles.h``). A work item (an image
+values. With AVX-512 the tile is 9 × 32, and it skips the taps that read padding at each
+output (tap masks by row and by column, ``DirectPlan._grad_masks``; on 7×7 with 3×3 a sixth
+of the products). With AVX2 it is 2 input channels × 3 taps × 16 (``PAIRS``): a 3 × 32
+tile's accumulators leave no registers for its gradient vectors, which it then reloads in
+every FMA, while the pair tile keeps its two in registers and shares them between six rows.
+The tiles, and the narrower ones a layer may use when they pad its output channels less (16
+wide with AVX-512, 24 with AVX2), are written with GCC vector types (``grad_tiles.h``; GCC
+fully unrolls constant loops of up to 16 iterations before it vectorises, which left the
+16-wide tile of an earlier Cython loop scalar). A work item (an image
 chunk, a block of output channels) copies one image's gradient block position-major into its
 thread's scratch, where every input channel's tiles then read it from the core's cache: the
 copy never goes to memory.
@@ -622,111 +624,82 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                    plane_stride, row_stride, &bias[b * block] if has_bias else NULL)
 
 
-cdef inline void _grad_tile(const floating* gy_t, Py_ssize_t gy_stride, const floating* row,
-                            const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols,
-                            Py_ssize_t grid_width, floating* tile,
-                            Py_ssize_t tap_stride) noexcept nogil:
-    """tile[t·tap_stride + o] += Σ_p row[shifts[t] + p] · gy_t[p·gy_stride + o] over the
-    positions p < count in the output's columns (p mod grid_width < cols), for TG taps and GO
-    output channels (``gy_t`` position-major)."""
-    cdef floating sums[TG][GO]
-    cdef Py_ssize_t o, t, p, first
-    cdef const floating* g
-    cdef floating v
-    for t in range(TG):
-        for o in range(GO):
-            sums[t][o] = 0
-    first = 0
-    while first < count:
-        for p in range(first, min(first + cols, count)):
-            g = gy_t + p * gy_stride
-            for t in range(TG):
-                v = row[shifts[t] + p]
-                for o in range(GO):
-                    sums[t][o] += v * g[o]
-        first = first + grid_width
-    for t in range(TG):
-        for o in range(GO):
-            tile[t * tap_stride + o] += sums[t][o]
-
-
 cdef extern from "grad_tiles.h" nogil:
+    void _grad_tile_main_f "minigrad_grad_tile_main_f" (
+        const float* gy_t, Py_ssize_t gy_stride, const float* row, Py_ssize_t row_channel,
+        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
+        const int* row_masks, const int* col_masks, float* tile, Py_ssize_t tile_channel,
+        Py_ssize_t tap_stride)
+    void _grad_tile_main_d "minigrad_grad_tile_main_d" (
+        const double* gy_t, Py_ssize_t gy_stride, const double* row, Py_ssize_t row_channel,
+        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
+        const int* row_masks, const int* col_masks, double* tile, Py_ssize_t tile_channel,
+        Py_ssize_t tap_stride)
     void _grad_tile_narrow_f "minigrad_grad_tile_narrow_f" (
         Py_ssize_t width, const float* gy_t, Py_ssize_t gy_stride, const float* row,
         const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
-        float* tile, Py_ssize_t tap_stride)
+        const int* row_masks, const int* col_masks, float* tile, Py_ssize_t tap_stride)
     void _grad_tile_narrow_d "minigrad_grad_tile_narrow_d" (
         Py_ssize_t width, const double* gy_t, Py_ssize_t gy_stride, const double* row,
         const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
-        double* tile, Py_ssize_t tap_stride)
-    void _grad_tile_pair_f "minigrad_grad_tile_pair_f" (
-        const float* gy_t, Py_ssize_t gy_stride, const float* row, Py_ssize_t row_channel,
-        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
-        float* tile, Py_ssize_t tile_channel, Py_ssize_t tap_stride)
-    void _grad_tile_pair_d "minigrad_grad_tile_pair_d" (
-        const double* gy_t, Py_ssize_t gy_stride, const double* row, Py_ssize_t row_channel,
-        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
-        double* tile, Py_ssize_t tile_channel, Py_ssize_t tap_stride)
-
-
-cdef inline void _grad_tile_narrow(const floating* gy_t, Py_ssize_t gy_stride,
-                                   const floating* row, const Py_ssize_t* shifts,
-                                   Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
-                                   floating* tile, Py_ssize_t tap_stride,
-                                   Py_ssize_t width) noexcept nogil:
-    """``_grad_tile`` for ``width`` (16 or 24) output channels, in C with GCC vector types
-    (``grad_tiles.h``): the narrower widths, and with AVX2 an odd last input channel of the
-    pair tile's 16."""
-    if floating is float:
-        _grad_tile_narrow_f(width, gy_t, gy_stride, row, shifts, count, cols, grid_width, tile,
-                            tap_stride)
-    else:
-        _grad_tile_narrow_d(width, gy_t, gy_stride, row, shifts, count, cols, grid_width, tile,
-                            tap_stride)
+        const int* row_masks, const int* col_masks, double* tile, Py_ssize_t tap_stride)
 
 
 cdef inline void _grad_image(const floating* gy_t, Py_ssize_t gy_stride, const floating* rows,
                              Py_ssize_t row_channel, Py_ssize_t channels,
                              const Py_ssize_t* shifts, Py_ssize_t groups, Py_ssize_t count,
-                             Py_ssize_t cols, Py_ssize_t grid_width, floating* out,
-                             Py_ssize_t out_channel, Py_ssize_t out_tap,
-                             Py_ssize_t width) noexcept nogil:
+                             Py_ssize_t cols, Py_ssize_t grid_width, const int* row_masks,
+                             const int* col_masks, floating* out, Py_ssize_t out_channel,
+                             Py_ssize_t out_tap, Py_ssize_t width) noexcept nogil:
     """out[c·out_channel + t·out_tap + o] += Σ_p rows[c·row_channel + shifts[t] + p] ·
     gy_t[p·gy_stride + o] for ``channels`` input channels c, groups·TG taps t and ``width``
     output channels o (GO, or a narrower tile's G24 or G16), over the positions p < count in
-    the output's columns (p mod grid_width < cols): one image's share."""
-    cdef Py_ssize_t c = 0, g
-    cdef bint pairs = PAIRS and width == GO
+    the output's columns (p mod grid_width < cols) and the taps the masks keep there
+    (``weight_grad``): one image's share. The tiles are C with GCC vector types
+    (``grad_tiles.h``): the main one (GO wide; with AVX2 two channels at a time), and a
+    narrower one for the narrower widths and, with AVX2, an odd last channel."""
+    cdef Py_ssize_t n_rows = (count + grid_width - 1) // grid_width
+    cdef Py_ssize_t c = 0, g, step
+    cdef const int* rm
+    cdef const int* cm
+    cdef floating* tile
+    cdef const floating* row
     while c < channels:
+        # the main tile takes two channels with AVX2 (PAIRS), one with AVX-512
+        step = 2 if PAIRS else 1
         for g in range(groups):
-            if pairs and c + 1 < channels:
+            rm, cm = row_masks + g * n_rows, col_masks + g * cols
+            row, tile = rows + c * row_channel, out + c * out_channel + g * TG * out_tap
+            if width == GO and c + step <= channels:
                 if floating is float:
-                    _grad_tile_pair_f(gy_t, gy_stride, rows + c * row_channel, row_channel,
-                                      shifts + g * TG, count, cols, grid_width,
-                                      out + c * out_channel + g * TG * out_tap, out_channel,
+                    _grad_tile_main_f(gy_t, gy_stride, row, row_channel, shifts + g * TG,
+                                      count, cols, grid_width, rm, cm, tile, out_channel,
                                       out_tap)
                 else:
-                    _grad_tile_pair_d(gy_t, gy_stride, rows + c * row_channel, row_channel,
-                                      shifts + g * TG, count, cols, grid_width,
-                                      out + c * out_channel + g * TG * out_tap, out_channel,
+                    _grad_tile_main_d(gy_t, gy_stride, row, row_channel, shifts + g * TG,
+                                      count, cols, grid_width, rm, cm, tile, out_channel,
                                       out_tap)
-            elif width == GO and not PAIRS:
-                _grad_tile(gy_t, gy_stride, rows + c * row_channel, shifts + g * TG, count,
-                           cols, grid_width, out + c * out_channel + g * TG * out_tap, out_tap)
+            elif floating is float:
+                _grad_tile_narrow_f(min(width, 24), gy_t, gy_stride, row, shifts + g * TG,
+                                    count, cols, grid_width, rm, cm, tile, out_tap)
             else:
-                _grad_tile_narrow(gy_t, gy_stride, rows + c * row_channel, shifts + g * TG,
-                                  count, cols, grid_width,
-                                  out + c * out_channel + g * TG * out_tap, out_tap, width)
-        c = c + (2 if pairs and c + 1 < channels else 1)
+                _grad_tile_narrow_d(min(width, 24), gy_t, gy_stride, row, shifts + g * TG,
+                                    count, cols, grid_width, rm, cm, tile, out_tap)
+        c = c + (step if width == GO and c + step <= channels else 1)
 
 
 def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
-                const Py_ssize_t[::1] shifts, Py_ssize_t count, Py_ssize_t grid_width,
+                const Py_ssize_t[::1] shifts, const int[:, ::1] row_masks,
+                const int[:, ::1] col_masks, Py_ssize_t count, Py_ssize_t grid_width,
                 floating[:, :, :, ::1] partials, floating[:, :, ::1] scratch, Py_ssize_t width,
                 int num_threads):
     """partials[k, c, t, o] = Σ_{n in chunk k} Σ_p grid[n, c, p + shifts[t]] ·
     gy[n, o, p div grid_width, p mod grid_width] over the positions p < count in the output's
     columns (p mod grid_width < Wo; the padding columns are skipped); 0 where o ≥ O.
+    ``row_masks`` (T / TG, Ho) and ``col_masks`` (T / TG, Wo): bit b of [g, r] and of
+    [g, col] set where tap g·TG + b at output row r, column col reads inside the input; the
+    products of the other taps there are zeros (or belong to dropped padding taps), and the
+    AVX-512 tile skips them: the caller vouches for that.
 
     ``gy`` (N, O, Ho, Wo), any strides, with Ho = ceil(count / grid_width); ``partials``
     (chunks, C, T, O'), O' = O rounded up to the tile ``width`` (one of ``GRAD_TILE_WIDTHS``);
@@ -754,11 +727,14 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
             or padded - out_channels >= width or taps % TG or taps == 0
             or _dims(partials.shape, 4)[1:3] != (channels, taps) or chunks < 1
             or count <= 0 or cols > grid_width or rows != -(-count // grid_width)
-            or scratch.shape[0] < nt or scratch.shape[1] < count or scratch.shape[2] != width):
+            or scratch.shape[0] < nt or scratch.shape[1] < count or scratch.shape[2] != width
+            or _dims(row_masks.shape, 2) != (taps // TG, rows)
+            or _dims(col_masks.shape, 2) != (taps // TG, cols)):
         raise ValueError(f"weight_grad: inconsistent shapes gy {_dims(gy.shape, 4)} (count "
                          f"{count}, grid width {grid_width}), grid {_dims(grid.shape, 3)}, "
-                         f"{taps} shifts, partials {_dims(partials.shape, 4)}, scratch "
-                         f"{_dims(scratch.shape, 3)} for {nt} threads")
+                         f"{taps} shifts, masks {_dims(row_masks.shape, 2)} and "
+                         f"{_dims(col_masks.shape, 2)}, partials {_dims(partials.shape, 4)}, "
+                         f"scratch {_dims(scratch.shape, 3)} for {nt} threads")
     check_reads(grid_length, 0, count, shifts)
     _check_planes("weight_grad: grid", grid.shape, grid.strides, 3, sizeof(floating))
     per_chunk = (n_images + chunks - 1) // chunks
@@ -788,8 +764,8 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
                         for i in range(step):
                             dst[i * width + o] = gy[n, b * width + o, r, col + i]
             _grad_image(local, width, &grid[n, 0, 0], grid_length, channels, &shifts[0],
-                        groups, count, cols, grid_width, &partials[k, 0, 0, b * width],
-                        taps * padded, padded, width)
+                        groups, count, cols, grid_width, &row_masks[0, 0], &col_masks[0, 0],
+                        &partials[k, 0, 0, b * width], taps * padded, padded, width)
 
 
 def check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count, const Py_ssize_t[::1] shifts):

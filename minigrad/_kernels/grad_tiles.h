@@ -4,76 +4,104 @@
  *
  * tile[t * tap_stride + o] += sum_p row[shifts[t] + p] * gy_t[p * gy_stride + o]
  * over the positions p < count whose column p mod grid_width is below cols (the rest are
- * padding columns, whose gradient is zero), for TG taps t and WIDTH channels o, for one or
- * two input channels: with AVX2 the main tile (the pair tile, two channels), and one-channel
- * tiles for an odd last channel and for the narrower widths a layer whose output channels are
- * not a multiple of GO may use when they pad them less (16 wide with AVX-512, 24 with AVX2:
- * 20 channels to 24, not 32). */
+ * padding columns, whose gradient is zero) and, in the masked tile, the taps t the masks keep
+ * there, for TG taps
+ * and WIDTH channels o, for one or two input channels: the main tile (with AVX-512 one
+ * channel x 32, with AVX2 the pair tile, two channels x 16), and one-channel tiles for an
+ * odd last channel and for the narrower widths a layer whose output channels are not a
+ * multiple of GO may use when they pad them less (16 wide with AVX-512, 24 with AVX2: 20
+ * channels to 24, not 32). */
 #ifndef MINIGRAD_GRAD_TILES_H
 #define MINIGRAD_GRAD_TILES_H
 
 #include "tile_sizes.h"
 #include "vectors.h"
 
+/* One position's step: the taps whose bit is set in MASK (a constant for the positions that
+ * read no padding, so that loop has no tests), for each of the tile's input channels. */
+#define MINIGRAD_GRAD_STEP(T, V, LANES, CHANNELS, MASK)                                      \
+    for (k = 0; k < K; k++)                                                                  \
+        g[k] = *(const V *)(gy_t + p * gy_stride + k * (LANES));                             \
+    for (c = 0; c < (CHANNELS); c++)                                                         \
+        for (t = 0; t < MINIGRAD_TG; t++) {                                                  \
+            if (!((MASK) >> t & 1))                                                          \
+                continue;                                                                    \
+            T v = row[c * row_channel + shifts[t] + p];                                      \
+            for (k = 0; k < K; k++)                                                          \
+                sums[c][t][k] += v * g[k];                                                   \
+        }
+
 /* CHANNELS (1 or 2) input channels at once: rows ``row`` and ``row + row_channel``, written to
  * ``tile`` and ``tile + tile_channel``, all CHANNELS x TG rows of accumulators sharing each
  * loaded gradient vector. With AVX2 the pair tile, 2 x 3 x 16 floats, fills 12 of the 16
  * registers and leaves room for its two gradient vectors, which a 3 x 32 tile has not (it
- * reloads them in every FMA). */
-#define MINIGRAD_GRAD_TILE(NAME, T, V, LANES, WIDTH, CHANNELS)                               \
+ * reloads them in every FMA).
+ *
+ * MASKED: the output at row r, column col takes tap t only where bit t of row_masks[r] &
+ * col_masks[col] is set: the masks leave out the taps that read padding there (zeros: on
+ * 7 x 7 with 3 x 3, a sixth of the products) and the padded taps of a last group. The main
+ * tile of AVX-512 only: on the 16-wide tile the tests cost more than they saved (16 -> 16
+ * on 28 x 28), and the AVX2 tiles were not measured with them. */
+#define MINIGRAD_GRAD_TILE(NAME, T, V, LANES, WIDTH, CHANNELS, MASKED)                       \
 static inline void NAME(const T *gy_t, Py_ssize_t gy_stride, const T *row,                   \
                         Py_ssize_t row_channel, const Py_ssize_t *shifts, Py_ssize_t count,  \
-                        Py_ssize_t cols, Py_ssize_t grid_width, T *tile,                     \
-                        Py_ssize_t tile_channel, Py_ssize_t tap_stride)                      \
+                        Py_ssize_t cols, Py_ssize_t grid_width, const int *row_masks,        \
+                        const int *col_masks, T *tile, Py_ssize_t tile_channel,              \
+                        Py_ssize_t tap_stride)                                               \
 {                                                                                            \
-    enum { K = (WIDTH) / LANES };                                                            \
+    enum { K = (WIDTH) / (LANES), ALL = (1 << MINIGRAD_TG) - 1 };                            \
     V sums[CHANNELS][MINIGRAD_TG][K];                                                        \
     V g[K];                                                                                  \
-    Py_ssize_t first, end, p;                                                                \
-    int c, t, k;                                                                             \
+    Py_ssize_t first, end, p, r;                                                             \
+    int c, t, k, mask;                                                                       \
     for (c = 0; c < (CHANNELS); c++)                                                         \
         for (t = 0; t < MINIGRAD_TG; t++)                                                    \
             for (k = 0; k < K; k++)                                                          \
                 sums[c][t][k] = (V){0};                                                      \
-    for (first = 0; first < count; first += grid_width) {                                    \
+    for (first = 0, r = 0; first < count; first += grid_width, r++) {                        \
         end = first + cols < count ? first + cols : count;                                   \
         for (p = first; p < end; p++) {                                                      \
-            for (k = 0; k < K; k++)                                                          \
-                g[k] = *(const V *)(gy_t + p * gy_stride + k * LANES);                       \
-            for (c = 0; c < (CHANNELS); c++)                                                 \
-                for (t = 0; t < MINIGRAD_TG; t++) {                                          \
-                    T v = row[c * row_channel + shifts[t] + p];                              \
-                    for (k = 0; k < K; k++)                                                  \
-                        sums[c][t][k] += v * g[k];                                           \
-                }                                                                            \
+            mask = (MASKED) ? row_masks[r] & col_masks[p - first] : ALL;                     \
+            if (mask == ALL) {                                                               \
+                MINIGRAD_GRAD_STEP(T, V, LANES, CHANNELS, ALL)                               \
+            } else {                                                                         \
+                MINIGRAD_GRAD_STEP(T, V, LANES, CHANNELS, mask)                              \
+            }                                                                                \
         }                                                                                    \
     }                                                                                        \
     for (c = 0; c < (CHANNELS); c++)                                                         \
         for (t = 0; t < MINIGRAD_TG; t++)                                                    \
             for (k = 0; k < K; k++)                                                          \
-                *(V *)(tile + c * tile_channel + t * tap_stride + k * LANES) += sums[c][t][k]; \
+                *(V *)(tile + c * tile_channel + t * tap_stride + k * (LANES)) += sums[c][t][k]; \
 }
 
-MINIGRAD_GRAD_TILE(minigrad_grad_tile_pair_f, float, minigrad_v8f, 8, MINIGRAD_GO_PAIR, 2)
-MINIGRAD_GRAD_TILE(minigrad_grad_tile_pair_d, double, minigrad_v4d, 4, MINIGRAD_GO_PAIR, 2)
-
-MINIGRAD_GRAD_TILE(minigrad_grad_tile_16_f, float, minigrad_v8f, 8, 16, 1)
-MINIGRAD_GRAD_TILE(minigrad_grad_tile_16_d, double, minigrad_v4d, 4, 16, 1)
-MINIGRAD_GRAD_TILE(minigrad_grad_tile_24_f, float, minigrad_v8f, 8, 24, 1)
-MINIGRAD_GRAD_TILE(minigrad_grad_tile_24_d, double, minigrad_v4d, 4, 24, 1)
+/* the main tile: with AVX-512 one channel x GO (two 64-byte vectors), with AVX2 the pair tile */
+#if defined(__AVX512F__)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_f, float, minigrad_lf, 16, MINIGRAD_GO, 1, 1)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_d, double, minigrad_ld, 8, MINIGRAD_GO, 1, 1)
+#else
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_f, float, minigrad_v8f, 8, MINIGRAD_GO_PAIR, 2, 0)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_d, double, minigrad_v4d, 4, MINIGRAD_GO_PAIR, 2, 0)
+#endif
+/* one channel of 16 (with AVX2 the pair tile's width: an odd last channel) */
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_16_f, float, minigrad_v8f, 8, 16, 1, 0)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_16_d, double, minigrad_v4d, 4, 16, 1, 0)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_24_f, float, minigrad_v8f, 8, 24, 1, 0)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_24_d, double, minigrad_v4d, 4, 24, 1, 0)
 
 /* the tile of ``width`` channels: 24, else 16 */
 #define MINIGRAD_GRAD_TILE_PICK(NAME, T, TILE_16, TILE_24)                                   \
 static inline void NAME(Py_ssize_t width, const T *gy_t, Py_ssize_t gy_stride, const T *row, \
                         const Py_ssize_t *shifts, Py_ssize_t count, Py_ssize_t cols,         \
-                        Py_ssize_t grid_width, T *tile, Py_ssize_t tap_stride)               \
+                        Py_ssize_t grid_width, const int *row_masks, const int *col_masks,   \
+                        T *tile, Py_ssize_t tap_stride)                                      \
 {                                                                                            \
     if (width == 24)                                                                         \
-        TILE_24(gy_t, gy_stride, row, 0, shifts, count, cols, grid_width, tile, 0,           \
-                tap_stride);                                                                 \
+        TILE_24(gy_t, gy_stride, row, 0, shifts, count, cols, grid_width, row_masks,         \
+                col_masks, tile, 0, tap_stride);                                             \
     else                                                                                     \
-        TILE_16(gy_t, gy_stride, row, 0, shifts, count, cols, grid_width, tile, 0,           \
-                tap_stride);                                                                 \
+        TILE_16(gy_t, gy_stride, row, 0, shifts, count, cols, grid_width, row_masks,         \
+                col_masks, tile, 0, tap_stride);                                             \
 }
 
 MINIGRAD_GRAD_TILE_PICK(minigrad_grad_tile_narrow_f, float, minigrad_grad_tile_16_f,

@@ -22,8 +22,7 @@
 #define MINIGRAD_LANES 0
 #endif
 
-typedef float minigrad_lf __attribute__((vector_size(64), aligned(4), may_alias));
-typedef double minigrad_ld __attribute__((vector_size(64), aligned(8), may_alias));
+#include "vectors.h"
 
 /* One step of the sums: tap t of channel c for the positions [FIRST, LAST), without each
  * row's first (SKIP_FIRST) or last (SKIP_LAST) column. The bounds are constants: the loop
