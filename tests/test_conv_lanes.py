@@ -94,6 +94,37 @@ def test_lane_tile_matches_reference(case, dtype, bias):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
+# 1×1 convolutions (x shape, weight shape, the forward's and the input gradient's rows): planes
+# of 64, 32, 49 and 14 positions as rows of 8, 8, 7 and 14; 25 positions make no rows
+POINTWISE = [
+    ((2, 16, 8, 8), (32, 16, 1, 1), 8, None),         # 16 input channels: no input gradient
+    ((2, 32, 4, 8), (64, 32, 1, 1), 8, 8),
+    ((2, 64, 7, 7), (32, 64, 1, 1), 7, 7),
+    ((3, 32, 2, 7), (96, 32, 1, 1), 14, 14),
+    ((2, 32, 5, 5), (32, 32, 1, 1), None, None),       # BLAS
+]
+
+
+@pytest.mark.parametrize("case", POINTWISE)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pointwise_on_the_lane_tile_matches_reference(case, dtype):
+    x_shape, w_shape, row, input_row = case
+    x = minigrad.tensor(RNG.standard_normal(x_shape).astype(dtype), requires_grad=True)
+    w = minigrad.tensor(RNG.standard_normal(w_shape).astype(dtype), requires_grad=True)
+    b = minigrad.tensor(RNG.standard_normal(w_shape[0]).astype(dtype), requires_grad=True)
+    y = minigrad.nn.functional.conv2d(x, w, b)
+    op = y._creator
+    assert (op.pointwise_row, op.pointwise_input_row) == (row, input_row)
+    x64, w64 = x.data.astype(np.float64), w.data.astype(np.float64)
+    expected = R.conv2d(x64, w64, b.data.astype(np.float64))
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol * np.abs(expected).max())
+    gy = RNG.standard_normal(y.shape).astype(dtype)
+    y.backward(gy)
+    for got, want in zip((x.grad, w.grad), R.conv2d_vjp(x64, w64, gy.astype(np.float64))):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
 def test_lane_tile_gives_the_position_tiles_results(monkeypatch):
     """The same sums as the position tiles (one chunk of channels), in the same order: with a
     3×1 kernel no tap is moved to a list that skips a column, and the skipped rows' products

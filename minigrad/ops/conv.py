@@ -70,7 +70,10 @@ class Conv2d(Function):
     products ``B·O·Ho·Wo·itemsize`` (at most ``O / (C·kh·kw)`` times the former). Both are
     kept per thread and reused by later calls (``release_workspace()`` frees them). The 1×1,
     stride-1, unpadded case is a product straight from x into the NCHW output, one per image
-    (no columns, no copies), with only the weight-gradient partials ``B·O·C/G·itemsize``
+    (no columns, no copies), or, ungrouped with AVX-512 and the lane tile's channel counts on
+    planes of a whole number of rows of 7, 8 or 14, the lane tile reading x in place
+    (``conv_direct.pointwise``; so too its input gradient), with only the weight-gradient
+    partials ``B·O·C/G·itemsize``
     extra; ungrouped, where those partials would exceed copies of x and gy (small maps, many
     channels), the weight gradient is instead one GEMM over position-major copies of x and
     gy, ``N·Ho·Wo·(C + O)·itemsize`` extra.
@@ -127,6 +130,8 @@ class Conv2d(Function):
             _depthwise.forward(x, weight.reshape(out_channels, -1),
                                absent(x.dtype) if bias is None else bias, y,
                                *self.window_args, get_num_threads())
+        elif self.pointwise_row is not None:
+            y = conv_direct.pointwise(x, weight, bias, self.pointwise_row)
         elif self.pointwise:
             y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             np.matmul(self.weight_matrices, self._grouped(x, x.shape[1]),
@@ -202,7 +207,11 @@ class Conv2d(Function):
         if self.pointwise:
             gy_g = self._grouped(gy, out_channels)
             x_g = self._grouped(x, x.shape[1])
-            if need_x:
+            if need_x and self.pointwise_input_row is not None:
+                # the transposed weight (C, O, 1, 1) summing gy's channels, on the lane tile
+                gx = conv_direct.pointwise(gy, weight_t[0][:, :, None, None], None,
+                                           self.pointwise_input_row)
+            elif need_x:
                 np.matmul(weight_t, gy_g, out=self._grouped(gx, x.shape[1]))
             if need_weight and self.groups == 1 and _weight_gemm_is_smaller(
                     x.shape[1], out_channels, self.plane):
@@ -255,6 +264,7 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
     out_w = window_output_size(width, kw, sw, left, dw, padding_end=right)
     col_rows = channels * kh * kw
     per_image = col_rows * out_h * out_w * itemsize
+    pointwise = (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0)
     window_args = (kh, kw, sh, sw, top, left, dh, dw)
     tile = conv_winograd.tile_size((kh, kw), stride, dilation, groups, channels, out_channels,
                                    n, out_h, out_w, use_winograd)
@@ -267,7 +277,12 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
         "out_h": out_h, "out_w": out_w, "plane": out_h * out_w,
         # the window as the kernels take it; im2col/col2im also take the output size
         "window_args": window_args, "kernel_args": window_args + (out_h, out_w),
-        "pointwise": (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0),
+        "pointwise": pointwise,
+        # the lane tile's rows for a 1×1 convolution's forward and input gradient (None: BLAS)
+        "pointwise_row": pointwise and groups == 1 and use_direct and conv_direct.pointwise_row(
+            channels, out_channels, out_h * out_w) or None,
+        "pointwise_input_row": pointwise and groups == 1 and use_direct and
+        conv_direct.pointwise_row(out_channels, channels, out_h * out_w) or None,
         # one filter per channel: a stencil, no GEMM to give BLAS
         "depthwise": 1 < groups == channels == out_channels,
         # the Winograd plan, else the direct plans of the forward and of the backward pass

@@ -230,6 +230,35 @@ def _takes_lanes(summed, produced, width, taps):
             and width in LANE_WIDTHS and taps <= _kernels.LANE_TAPS)
 
 
+def pointwise_row(summed, produced, plane):
+    """The row width (one of ``LANE_WIDTHS``) a 1×1 convolution that sums ``summed`` channels
+    into ``produced`` ones on planes of ``plane`` positions runs its lane tile on, or None
+    (the lane tile's rule, ``_takes_lanes``). Its positions are independent, so any plane that
+    is a whole number of rows of such a width is one: 32×32 as 128 rows of 8."""
+    for width in sorted(LANE_WIDTHS, reverse=True):
+        if plane % width == 0 and _takes_lanes(summed, produced, width, 1):
+            return width
+    return None
+
+
+_NO_SHIFT = np.zeros(1, np.intp)
+_NO_OFFSET = np.zeros((1, 2), np.intp)
+
+
+def pointwise(x, weight, bias, row):
+    """y[n, o, p] = bias[o] + Σ_c weight[o, c] · x[n, c, p], the 1×1 convolution (stride 1,
+    unpadded) on the lane tile, its planes read in place as rows ``row`` wide
+    (``pointwise_row``): x (N, C, H, W) C-contiguous, weight (O, C, 1, 1) any strides, bias
+    (O,) or None. No copy of x: a plane is its own grid."""
+    n, channels, height, width = x.shape
+    rows = height * width // row
+    y = np.empty((n, weight.shape[0], height, width), x.dtype)
+    _kernels.conv_lanes(x.reshape(n, channels, -1), _pack_lanes(weight), _NO_SHIFT, _NO_OFFSET,
+                        (0, rows, 0, row), y.reshape(n, -1, rows, row),
+                        absent(x.dtype) if bias is None else bias, row, 0, get_num_threads())
+    return y
+
+
 def _pack_lanes(weight):
     """(R, C, kh, kw), any strides → (R'/B, C·taps, B), B = ``lane_block``, R' = R rounded up
     to B with zero rows: the lane tile's two weight vectors for one (channel, tap) step are
