@@ -73,10 +73,9 @@ class Conv2d(Function):
     (no columns, no copies), or, ungrouped with AVX-512 and the lane tile's channel counts on
     planes of a whole number of rows of 7, 8 or 14, the lane tile reading x in place
     (``conv_direct.pointwise``; so too its input gradient), with only the weight-gradient
-    partials ``B·O·C/G·itemsize``
-    extra; ungrouped, where those partials would exceed copies of x and gy (small maps, many
-    channels), the weight gradient is instead one GEMM over position-major copies of x and
-    gy, ``N·Ho·Wo·(C + O)·itemsize`` extra.
+    partials ``B·O·C/G·itemsize`` extra; ungrouped, where those partials would exceed copies
+    of x and gy (small maps, many channels), the weight gradient is instead one GEMM over
+    position-major copies of x and gy, ``N·Ho·Wo·(C + O)·itemsize`` extra.
     """
 
     def __init__(self, stride, padding, dilation, groups):

@@ -5,10 +5,12 @@
 dilated, 'same', strided up to the kernel's size, grouped with at least
 ``GROUP_MIN_CHANNELS`` channels per group: one direct convolution per group), except on tiny
 maps with many output channels (``DirectPlan.beats_gemm``; the forward's bar is lower for
-inputs with few channels, ``FORWARD_MIN_TILE_USE``); 1×1 convolutions and narrow groups
-keep the im2col + BLAS path. It is faster than im2col + BLAS for these shapes because it never
-writes the unrolled windows, which for a batch are many times the input's size (benchmark
-cases conv3x3_s1, conv3x3_d2, conv5x5, grouped3x3_g4).
+inputs with few channels, ``FORWARD_MIN_TILE_USE``); narrow groups keep the im2col + BLAS
+path, and 1×1 convolutions their per-image BLAS products, except where the lane tile takes
+their channels and planes (``pointwise``: forward and input gradient). It is faster than
+im2col + BLAS for these shapes because it never writes the unrolled windows, which for a
+batch are many times the input's size (benchmark cases conv3x3_s1, conv3x3_d2, conv5x5,
+grouped3x3_g4).
 
 A stride-(sh, sw) convolution runs on the input split into its sh·sw stride phases (polyphase):
 padded cell (R, C) goes to phase plane (R mod sh, C mod sw), cell (R div sh, C div sw). Tap
