@@ -505,9 +505,10 @@ def test_weight_grad_ignores_stale_scratch_and_partials(dtype):
 
 
 @pytest.mark.skipif(kernels.GRAD_OUT_BLOCK != 32, reason="the masked tile is AVX-512's")
-def test_weight_grad_skips_the_taps_its_masks_leave_out():
-    """The AVX-512 tile takes a tap at an output only where both masks set its bit: a row
-    mask without tap 4 (the centre of 3×3) at row 2 drops exactly those products."""
+@pytest.mark.parametrize("by_rows", [True, False])
+def test_weight_grad_skips_the_taps_its_masks_leave_out(by_rows):
+    """The AVX-512 tile takes a tap at an output only where both masks set its bit: without
+    tap 4 (the centre of 3×3) in row 2's mask, or in column 3's, exactly those products go."""
     x = RNG.standard_normal((2, 3, 5, 6)).astype(np.float32)
     gy = RNG.standard_normal((2, 32, 5, 6)).astype(np.float32)
     plan = conv_direct.DirectPlan(x.shape, (32, 3, 3, 3), ((1, 1), (1, 1)), (1, 1))
@@ -516,14 +517,15 @@ def test_weight_grad_skips_the_taps_its_masks_leave_out():
     sums = []
     for drop in (False, True):
         if drop:
-            row_masks[0, 2] &= ~(1 << 4)
+            (row_masks[0, 2:3] if by_rows else col_masks[0, 3:4])[...] &= ~(1 << 4)
         partials = np.zeros((2, 3, TG, 32), np.float32)
         scratch = np.zeros((2, plan.positions, 32), np.float32)
         kernels.weight_grad(gy, grid, plan.shifts, row_masks, col_masks, plan.positions,
                             plan.grid_width, partials, scratch, 32, 2)
         sums.append(partials.sum(axis=0))                   # (C, taps, O)
-    # the centre tap's products at row 2: x there times gy there, over images and columns
-    dropped = np.einsum("ncw,now->co", x[:, :, 2], gy[:, :, 2])
+    # the centre tap's products in row 2 (or column 3): x there times gy there
+    dropped = (np.einsum("ncw,now->co", x[:, :, 2], gy[:, :, 2]) if by_rows
+               else np.einsum("nch,noh->co", x[:, :, :, 3], gy[:, :, :, 3]))
     np.testing.assert_allclose(sums[0][:, 4] - sums[1][:, 4], dropped, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(np.delete(sums[0], 4, axis=1), np.delete(sums[1], 4, axis=1))
 
