@@ -214,15 +214,13 @@ class Conv2d(Function):
                 np.matmul(weight_t, gy_g, out=self._grouped(gx, x.shape[1]))
             if need_weight and self.groups == 1 and _weight_gemm_is_smaller(
                     x.shape[1], out_channels, self.plane):
-                # One GEMM over the whole batch: (C, N·P) · (N·P, O), from position-major
-                # copies of x and gy (in the workspace), instead of N per-image partials to
-                # add up; this way round BLAS ran faster than (O, N·P) · (N·P, C).
-                x_rows = _workspace.get("cols", (x.shape[1], n, self.plane), x.dtype)
-                np.copyto(x_rows, x_g[:, 0].transpose(1, 0, 2))
-                gy_rows = _workspace.get("products", (out_channels, n, self.plane), x.dtype)
-                np.copyto(gy_rows, gy_g[:, 0].transpose(1, 0, 2))
-                gw[0] = np.matmul(x_rows.reshape(x.shape[1], -1),
-                                  gy_rows.reshape(out_channels, -1).T).T
+                # One GEMM over the whole batch: (O, N·P) · (N·P, C), from position-major
+                # copies of gy and x, instead of N per-image partials to add up.
+                gy_rows = np.ascontiguousarray(gy_g[:, 0].transpose(1, 0, 2)).reshape(
+                    out_channels, -1)
+                x_rows = np.ascontiguousarray(x_g[:, 0].transpose(1, 0, 2)).reshape(
+                    x.shape[1], -1)
+                np.matmul(gy_rows, x_rows.T, out=gw[0])
             elif need_weight:
                 for start, stop in self._chunks(n):
                     shape = (stop - start,) + self.weight_matrices.shape
@@ -245,13 +243,10 @@ class Conv2d(Function):
 
 
 def _weight_gemm_is_smaller(channels, out_channels, plane):
-    """Whether the 1×1 weight gradient should be one GEMM over the batch rather than per-image
-    partials: copies of x and gy, N·P·(C + O) values, against the N·O·C partials to add up
-    (and N small products). True on small maps with many channels (late inception stages):
-    measured, the GEMM wins from half the partials' size on (batch 64, ms: 256→64 on 8×8
-    1.17–1.18 against 1.36–1.37, 128→128 on 8×8 1.13–1.15 against 1.36, 64→64 on 8×8 0.47
-    against 0.52) and loses at a sixth (64→128 on 16×16: 3.19–3.22 against 2.11–2.14)."""
-    return 2 * channels * out_channels >= plane * (channels + out_channels)
+    """Whether the 1×1 weight gradient as one GEMM over the batch moves less memory than the
+    per-image partials: copies of x and gy, N·P·(C + O) values, against the N·O·C partials
+    to add up. True on small maps with many channels (late inception stages)."""
+    return channels * out_channels > plane * (channels + out_channels)
 
 
 @functools.lru_cache(maxsize=512)
