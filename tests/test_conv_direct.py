@@ -496,7 +496,7 @@ def test_weight_grad_ignores_stale_scratch_and_partials(dtype):
     shifts[:9] = plan.shifts
     partials = np.full((3, 3, taps, padded), np.nan, dtype)
     scratch = np.full((2, plan.positions, width), np.nan, dtype)
-    kernels.weight_grad(gy, grid, shifts, *plan._grad_masks(), plan.positions, plan.grid_width,
+    kernels.weight_grad(gy, grid, shifts, *plan.grad_masks, plan.positions, plan.grid_width,
                         partials, scratch, width, 2)
     got = partials.sum(axis=0)[:, :9, :20].transpose(2, 0, 1).reshape(w.shape)
     expected = R.conv2d_vjp(x.astype(np.float64), w.astype(np.float64),
@@ -513,7 +513,7 @@ def test_weight_grad_skips_the_taps_its_masks_leave_out(by_rows):
     gy = RNG.standard_normal((2, 32, 5, 6)).astype(np.float32)
     plan = conv_direct.DirectPlan(x.shape, (32, 3, 3, 3), ((1, 1), (1, 1)), (1, 1))
     grid = plan._x_grid(x).copy()
-    row_masks, col_masks = (m.copy() for m in plan._grad_masks())
+    row_masks, col_masks = (m.copy() for m in plan.grad_masks)
     sums = []
     for drop in (False, True):
         if drop:
@@ -619,7 +619,7 @@ def test_embed_and_weight_grad_reject_inconsistent_buffers():
     shifts[:plan.taps] = plan.shifts
     scratch = np.zeros((2, plan.positions, GO), np.float32)
 
-    row_masks, col_masks = plan._grad_masks()
+    row_masks, col_masks = plan.grad_masks
 
     def weight_grad(gy=gy, count=plan.positions, partials=(1, 3, taps, GO), scratch=scratch,
                     width=GO, row_masks=row_masks):

@@ -48,7 +48,7 @@ a sum over positions per (o, c, t). It runs on a position-major copy of the outp
 so that its tile has the forward tile's pattern: ``TG`` taps × ``GO`` output channels of
 accumulators, each step broadcasting ``TG`` grid values and loading ``GO`` contiguous gradient
 values. With AVX-512 the tile is 9 × 32, and it skips the taps that read padding at each
-output (tap masks by row and by column, ``DirectPlan._grad_masks``; on 7×7 with 3×3 a sixth
+output (tap masks by row and by column, ``DirectPlan.grad_masks``; on 7×7 with 3×3 a sixth
 of the products). With AVX2 it is 2 input channels × 3 taps × 16 (``PAIRS``): a 3 × 32
 tile's accumulators leave no registers for its gradient vectors, which it then reloads in
 every FMA, while the pair tile keeps its two in registers and shares them between six rows.
@@ -659,18 +659,19 @@ cdef inline void _grad_image(const floating* gy_t, Py_ssize_t gy_stride, const f
     (``grad_tiles.h``): the main one (GO wide; with AVX2 two channels at a time), and a
     narrower one for the narrower widths and, with AVX2, an odd last channel."""
     cdef Py_ssize_t n_rows = (count + grid_width - 1) // grid_width
-    cdef Py_ssize_t c = 0, g, step
+    # the main tile takes two channels with AVX2 (PAIRS), one with AVX-512
+    cdef Py_ssize_t c = 0, g, step = 2 if PAIRS else 1
+    cdef bint main
     cdef const int* rm
     cdef const int* cm
     cdef floating* tile
     cdef const floating* row
     while c < channels:
-        # the main tile takes two channels with AVX2 (PAIRS), one with AVX-512
-        step = 2 if PAIRS else 1
+        main = width == GO and c + step <= channels
         for g in range(groups):
             rm, cm = row_masks + g * n_rows, col_masks + g * cols
             row, tile = rows + c * row_channel, out + c * out_channel + g * TG * out_tap
-            if width == GO and c + step <= channels:
+            if main:
                 if floating is float:
                     _grad_tile_main_f(gy_t, gy_stride, row, row_channel, shifts + g * TG,
                                       count, cols, grid_width, rm, cm, tile, out_channel,
@@ -680,12 +681,12 @@ cdef inline void _grad_image(const floating* gy_t, Py_ssize_t gy_stride, const f
                                       count, cols, grid_width, rm, cm, tile, out_channel,
                                       out_tap)
             elif floating is float:
-                _grad_tile_narrow_f(min(width, 24), gy_t, gy_stride, row, shifts + g * TG,
-                                    count, cols, grid_width, rm, cm, tile, out_tap)
+                _grad_tile_narrow_f(width, gy_t, gy_stride, row, shifts + g * TG, count, cols,
+                                    grid_width, rm, cm, tile, out_tap)
             else:
-                _grad_tile_narrow_d(min(width, 24), gy_t, gy_stride, row, shifts + g * TG,
-                                    count, cols, grid_width, rm, cm, tile, out_tap)
-        c = c + (step if width == GO and c + step <= channels else 1)
+                _grad_tile_narrow_d(width, gy_t, gy_stride, row, shifts + g * TG, count, cols,
+                                    grid_width, rm, cm, tile, out_tap)
+        c = c + (step if main else 1)
 
 
 def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,

@@ -5,12 +5,11 @@
  * tile[t * tap_stride + o] += sum_p row[shifts[t] + p] * gy_t[p * gy_stride + o]
  * over the positions p < count whose column p mod grid_width is below cols (the rest are
  * padding columns, whose gradient is zero) and, in the masked tile, the taps t the masks keep
- * there, for TG taps
- * and WIDTH channels o, for one or two input channels: the main tile (with AVX-512 one
- * channel x 32, with AVX2 the pair tile, two channels x 16), and one-channel tiles for an
- * odd last channel and for the narrower widths a layer whose output channels are not a
- * multiple of GO may use when they pad them less (16 wide with AVX-512, 24 with AVX2: 20
- * channels to 24, not 32). */
+ * there, for TG taps and WIDTH channels o, for one or two input channels: the main tile (with
+ * AVX-512 one channel x 32, with AVX2 the pair tile, two channels x 16), and one-channel
+ * tiles for an odd last channel and for the narrower widths a layer whose output channels
+ * are not a multiple of GO may use when they pad them less (16 wide with AVX-512, 24 with
+ * AVX2: 20 channels to 24, not 32). */
 #ifndef MINIGRAD_GRAD_TILES_H
 #define MINIGRAD_GRAD_TILES_H
 

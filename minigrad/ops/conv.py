@@ -200,13 +200,15 @@ class Conv2d(Function):
     def _backward_unrolled(self, x, gy, need_x, need_weight):
         """(grad_x, grad_weight as (G, O/G, C/G·kh·kw)) by the pointwise product or im2col."""
         n, out_channels = gy.shape[:2]
-        gx = np.empty_like(x) if need_x else None
+        # (the lane tile's 1×1 input gradient comes as a new array)
+        lane_x = need_x and self.pointwise_input_row is not None
+        gx = np.empty_like(x) if need_x and not lane_x else None
         gw = np.zeros(self.weight_matrices.shape, x.dtype) if need_weight else None
         weight_t = self.weight_matrices.transpose(0, 2, 1)
         if self.pointwise:
             gy_g = self._grouped(gy, out_channels)
             x_g = self._grouped(x, x.shape[1])
-            if need_x and self.pointwise_input_row is not None:
+            if lane_x:
                 # the transposed weight (C, O, 1, 1) summing gy's channels, on the lane tile
                 gx = conv_direct.pointwise(gy, weight_t[0][:, :, None, None], None,
                                            self.pointwise_input_row)
@@ -264,6 +266,7 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
     col_rows = channels * kh * kw
     per_image = col_rows * out_h * out_w * itemsize
     pointwise = (kh, kw, sh, sw, top, bottom, left, right) == (1, 1, 1, 1, 0, 0, 0, 0)
+    lane_pointwise = pointwise and groups == 1 and use_direct   # then the lane tile may take it
     window_args = (kh, kw, sh, sw, top, left, dh, dw)
     tile = conv_winograd.tile_size((kh, kw), stride, dilation, groups, channels, out_channels,
                                    n, out_h, out_w, use_winograd)
@@ -278,10 +281,10 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
         "window_args": window_args, "kernel_args": window_args + (out_h, out_w),
         "pointwise": pointwise,
         # the lane tile's rows for a 1×1 convolution's forward and input gradient (None: BLAS)
-        "pointwise_row": pointwise and groups == 1 and use_direct and conv_direct.pointwise_row(
-            channels, out_channels, out_h * out_w) or None,
-        "pointwise_input_row": pointwise and groups == 1 and use_direct and
-        conv_direct.pointwise_row(out_channels, channels, out_h * out_w) or None,
+        "pointwise_row": conv_direct.pointwise_row(channels, out_channels, out_h * out_w)
+        if lane_pointwise else None,
+        "pointwise_input_row": conv_direct.pointwise_row(out_channels, channels, out_h * out_w)
+        if lane_pointwise else None,
         # one filter per channel: a stencil, no GEMM to give BLAS
         "depthwise": 1 < groups == channels == out_channels,
         # the Winograd plan, else the direct plans of the forward and of the backward pass

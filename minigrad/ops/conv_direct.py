@@ -38,7 +38,7 @@ thread one image's block of it position-major (``Ho·Wq·width``, the weight-gra
 width) and weight-gradient partials of at most ``PARTIALS_BYTES``.
 """
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -312,7 +312,6 @@ class DirectPlan:
         offsets = [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
         # each tap's (row, column) offset (stride 1: the lane tile skips its padding products)
         self.tap_offsets = np.array(offsets, np.intp).reshape(-1, 2)
-        self._masks = None      # the weight gradient's (``_grad_masks``)
         self.tap_phases = [(di % sh) * sw + dj % sw for di, dj in offsets]
 
         def tap_shifts(phase_stride, row_stride):
@@ -572,28 +571,26 @@ class DirectPlan:
         return np.concatenate([self._grad_weight_group(self._group(g, grid), self._group(g, gy))
                                for g in range(self.groups)])
 
-    def _grad_masks(self):
+    @cached_property
+    def grad_masks(self):
         """The weight-gradient kernel's tap masks, (T' / TG, Ho) by rows and (T' / TG, Wo) by
         columns (T' = taps rounded up to TG): bit b of [g, r] set where tap g·TG + b at
         output row r reads a row of x (not padding), likewise for columns; the rounding's
         taps are never set."""
-        if self._masks is None:
-            block = _kernels.TAP_BLOCK
-            padded = _round_up(self.taps, block)
-            sh, sw = self.stride
-            rows = np.arange(self.out_h)[:, None] * sh + self.tap_offsets[None, :, 0] - self.top
-            cols = (np.arange(self.out_w)[:, None] * sw + self.tap_offsets[None, :, 1]
-                    - self.left)
-            bits = np.left_shift(1, np.arange(padded) % block)[:self.taps]
-            groups = np.arange(self.taps) // block
+        block = _kernels.TAP_BLOCK
+        padded = _round_up(self.taps, block)
+        sh, sw = self.stride
+        rows = np.arange(self.out_h)[:, None] * sh + self.tap_offsets[None, :, 0] - self.top
+        cols = np.arange(self.out_w)[:, None] * sw + self.tap_offsets[None, :, 1] - self.left
+        bits = np.left_shift(1, np.arange(padded) % block)[:self.taps]
+        groups = np.arange(self.taps) // block
 
-            def masks(inside, count):
-                out = np.zeros((padded // block, count), np.intc)
-                np.add.at(out.T, (slice(None), groups), np.where(inside, bits, 0))
-                return out
-            self._masks = (masks((rows >= 0) & (rows < self.height), self.out_h),
-                           masks((cols >= 0) & (cols < self.width), self.out_w))
-        return self._masks
+        def masks(inside, count):
+            out = np.zeros((padded // block, count), np.intc)
+            np.add.at(out.T, (slice(None), groups), np.where(inside, bits, 0))
+            return out
+        return (masks((rows >= 0) & (rows < self.height), self.out_h),
+                masks((cols >= 0) & (cols < self.width), self.out_w))
 
     def _grad_weight_group(self, grid, gy):
         width = grad_tile_width(self.out_channels)
@@ -607,7 +604,7 @@ class DirectPlan:
                                  gy.dtype)
         threads = get_num_threads()
         scratch = workspace.get("gy_scratch", (threads, self.positions, width), gy.dtype)
-        _kernels.weight_grad(gy, grid, shifts, *self._grad_masks(), self.positions,
+        _kernels.weight_grad(gy, grid, shifts, *self.grad_masks, self.positions,
                              self.grid_width, partials, scratch, width, threads)
         total = partials.sum(axis=0)[:, :self.taps, :self.out_channels]   # (C, T, O)
         return np.ascontiguousarray(total.transpose(2, 0, 1)).reshape(
