@@ -53,33 +53,59 @@ CASES = [
     ((2, 16, 8, 8), (32, 16, 3, 3), 1, 1),             # rows of 8
     ((2, 32, 8, 8), (64, 32, 5, 5), 2, 1),
     ((1, 32, 3, 8), (32, 32, 3, 3), (2, 1), 1),
+    ((2, 16, 4, 28), (32, 16, 3, 3), 1, 1),            # rows of 28: two tiles of 14
+    ((2, 32, 6, 16), (64, 32, 5, 5), 2, 1),            # rows of 16: two tiles of 8
+    ((1, 32, 5, 32), (32, 32, 3, 3), 2, 2),            # dilated, rows of 32: four tiles of 8
+    ((2, 16, 3, 20), (32, 16, 3, 5), (1, 8), 1),       # 32 wide from 20: tiles on padding
+]
+
+
+# Strided forwards on the lane tile (x shape, weight shape, padding, dilation, stride): outputs
+# 16, 14, 8 and 7 wide, odd heights (taps with a row fewer inside), dilated, 7×7, stride (2, 1).
+# Their input gradients keep the phase planes' position tiles.
+STRIDED = [
+    ((2, 16, 32, 32), (32, 16, 3, 3), 1, 1, 2),
+    ((2, 16, 28, 28), (32, 16, 3, 3), 1, 1, 2),
+    ((2, 16, 15, 15), (64, 16, 3, 3), 1, 1, 2),
+    ((2, 16, 14, 13), (32, 16, 5, 5), 2, 1, 2),
+    ((1, 16, 31, 31), (32, 16, 3, 3), 2, 2, 2),
+    ((2, 16, 16, 16), (32, 16, 7, 7), 3, 1, 2),
+    ((2, 16, 15, 14), (32, 16, 3, 3), 1, 1, (2, 1)),
+    ((1, 16, 23, 21), (32, 16, 3, 3), (0, 2), 1, 3),
 ]
 
 
 def _uses_lanes(case):
     """(forward, input gradient) on the lane tile, by the rule."""
-    (_, channels, *_), (out_channels, *_) = case[:2]
-    return out_channels % 32 == 0, channels % 32 == 0
+    (_, channels, height, width), (out_channels, _, kh, kw), padding, dilation = case[:4]
+    stride = np.broadcast_to(case[4] if len(case) > 4 else 1, 2)
+    pads = np.broadcast_to(padding, 2)
+    dilation = np.broadcast_to(dilation, 2)
+    out_width = (width + 2 * pads[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    return (out_channels % 32 == 0 and kernels.lane_tile_width(out_width) > 0,
+            channels % 32 == 0 and kernels.lane_tile_width(width) > 0 and stride.max() == 1)
 
 
 def _conv(case, dtype, bias=True):
-    x_shape, w_shape, padding, dilation = case
+    x_shape, w_shape, padding, dilation = case[:4]
+    hyper = dict(padding=padding, dilation=dilation, stride=case[4] if len(case) > 4 else 1)
     x = minigrad.tensor(RNG.standard_normal(x_shape).astype(dtype), requires_grad=True)
     w = minigrad.tensor(RNG.standard_normal(w_shape).astype(dtype), requires_grad=True)
     b = minigrad.tensor(RNG.standard_normal(w_shape[0]).astype(dtype), requires_grad=True) \
         if bias else None
-    y = minigrad.nn.functional.conv2d(x, w, b, padding=padding, dilation=dilation)
-    return x, w, b, y, dict(padding=padding, dilation=dilation)
+    y = minigrad.nn.functional.conv2d(x, w, b, **hyper)
+    return x, w, b, y, hyper
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", CASES + STRIDED)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("bias", [True, False])
 def test_lane_tile_matches_reference(case, dtype, bias):
     x, w, b, y, hyper = _conv(case, dtype, bias)
     op = y._creator
-    assert op.direct is not None and op.direct_backward is not None
-    assert (op.direct.lanes, op.direct_backward.input_lanes) == _uses_lanes(case)
+    assert op.direct is not None
+    backward = op.direct_backward
+    assert (op.direct.lanes, backward is not None and backward.input_lanes) == _uses_lanes(case)
     expected = R.conv2d(x.data.astype(np.float64), w.data.astype(np.float64),
                         None if b is None else b.data.astype(np.float64), **hyper)
     tol = 1e-10 if dtype == np.float64 else 1e-4
@@ -167,10 +193,11 @@ def test_lane_tile_results_do_not_depend_on_the_thread_count():
     ((2, 16, 7, 7), (64, 16, 3, 3), 1, 1, True),
     ((2, 8, 14, 14), (32, 8, 3, 3), 1, 1, False),      # under LANE_MIN_CHANNELS
     ((2, 16, 14, 14), (48, 16, 3, 3), 1, 1, False),    # not a whole number of blocks
-    ((2, 16, 28, 28), (32, 16, 3, 3), 1, 1, False),    # wide rows: the position tiles
+    ((2, 16, 28, 28), (32, 16, 3, 3), 1, 1, True),     # rows of 28: two tiles of 14
+    ((2, 16, 30, 30), (32, 16, 3, 3), 1, 1, False),    # rows of 30: no whole tiles
     ((2, 16, 8, 8), (32, 16, 3, 3), 1, 1, True),       # rows of 8
     ((2, 16, 9, 9), (32, 16, 3, 3), 1, 1, False),
-    ((2, 16, 28, 28), (32, 16, 3, 3), 2, 1, False),    # 14 wide, but strided
+    ((2, 16, 28, 28), (32, 16, 3, 3), 2, 1, True),     # 14 wide, strided: the forward
     ((2, 32, 14, 14), (64, 16, 3, 3), 1, 2, False),    # grouped
     ((2, 16, 1, 7), (32, 16, 1, 3), 1, 1, True),       # one row of 7: a tile of one row
     ((2, 16, 14, 14), (32, 16, 9, 9), 1, 1, False),    # more taps than a tile's lists hold
@@ -180,6 +207,8 @@ def test_lane_tile_rule(x_shape, w_shape, stride, groups, lanes):
     plan = conv_direct.DirectPlan(x_shape, w_shape, padding, (1, 1), (stride, stride), groups)
     assert plan.lanes is lanes
     # the input gradient: the same rule on the input's width, the channels' roles swapped
+    # (stride 1 only)
+    lanes = lanes and stride == 1
     n, channels, height, width = x_shape
     swapped = conv_direct.DirectPlan((n, w_shape[0] * groups, height, width),
                                      (channels, w_shape[0], *w_shape[2:]), padding, (1, 1),
@@ -207,7 +236,7 @@ def test_conv_lanes_kernel_checks_its_arguments():
     conv(grid=grid[:, :, :reads].copy())
     with pytest.raises(ValueError, match="outside"):
         conv(grid=grid[:, :, :reads - 1].copy())
-    with pytest.raises(ValueError, match="7, 8 or 14 wide"):
+    with pytest.raises(ValueError, match="7 wide or a multiple of 14 or 8"):
         conv(y=np.empty((2, 32, 14, 9), np.float32))
     with pytest.raises(ValueError, match="inconsistent"):
         conv(shifts=plan.forward_shifts[:-1])

@@ -495,6 +495,19 @@ LANE_WIDTHS = (7, 8, LANE_POSITIONS)
 LANE_TAPS = LANE_MAX_TAPS
 
 
+def lane_tile_width(out_width):
+    """The tile width the lane tile takes outputs ``out_width`` wide in: 7 (two rows of 7) for
+    7, else 14 or 8 where the row is a whole number of such tiles (14 first: more positions per
+    weight load), else 0 (not on the lane tile)."""
+    if out_width == 7:
+        return 7
+    if out_width > 0 and out_width % LANE_POSITIONS == 0:
+        return LANE_POSITIONS
+    if out_width > 0 and out_width % 8 == 0:
+        return 8
+    return 0
+
+
 def lane_block(itemsize):
     """Output channels per lane tile (and per block of its packed weight) for elements of
     ``itemsize`` bytes: 32 float32, 16 float64."""
@@ -563,7 +576,8 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                const Py_ssize_t[::1] shifts, const Py_ssize_t[:, ::1] offsets, tuple inside,
                floating[:, :, :, ::1] out, const floating[::1] bias, Py_ssize_t grid_width,
                Py_ssize_t start, int num_threads):
-    """``conv`` with the lane tile, for outputs 7, 8 or 14 wide: out[n, o, r, col] = bias[o] +
+    """``conv`` with the lane tile, for outputs 7 wide or a whole number of 14 or 8
+    (``lane_tile_width``): out[n, o, r, col] = bias[o] +
     Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]], W packed as
     (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
     channel, B = ``lane_block(itemsize)``. With ``inside`` = (first_row, last_row, first_col,
@@ -572,10 +586,10 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     col + offsets[t, 1] < last_col (its padding), so those products are skipped: those of
     whole rows, and of a row's first or last column.
 
-    A tile is one row of 14 or 8 outputs or, on 7-wide outputs, two rows (on an odd number of
+    A tile is 14 or 8 outputs of one row or, on 7-wide outputs, two rows (on an odd number of
     rows the last tile has one), times one block of output channels, summed over all
-    channels in registers. Work items are (image, block, tile row), each written by one
-    thread: the result does not depend on the thread count."""
+    channels in registers. Work items are (image, block, tile row, tile column), each written
+    by one thread: the result does not depend on the thread count."""
     cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
     cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3]
     cdef Py_ssize_t taps = shifts.shape[0], grid_length = grid.shape[2]
@@ -584,10 +598,12 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     cdef bint has_bias = bias.shape[0] > 0, two_rows = out_w == 7
     cdef Py_ssize_t tile_rows = 2 if two_rows else 1
     cdef Py_ssize_t first_row, last_row, first_col, last_col
+    cdef int tile_width = lane_tile_width(out_w)
     if not LANES_BUILT:
         raise RuntimeError("conv_lanes: the lane tile is built with AVX-512 only")
-    if out_w != 7 and out_w != 8 and out_w != LANE_POSITIONS:
-        raise ValueError(f"conv_lanes: outputs must be 7, 8 or 14 wide, got {out_w}")
+    if tile_width == 0:
+        raise ValueError(f"conv_lanes: outputs must be 7 wide or a multiple of 14 or 8 wide, "
+                         f"got {out_w}")
     if taps > LANE_MAX_TAPS:
         raise ValueError(f"conv_lanes: at most {LANE_MAX_TAPS} taps, got {taps}")
     if len(inside) != 4:
@@ -608,19 +624,21 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     cdef Py_ssize_t plane_stride = out.strides[1] // sizeof(floating)
     cdef Py_ssize_t row_stride = out.strides[2] // sizeof(floating)
     cdef Py_ssize_t row_tiles = (out_h + tile_rows - 1) // tile_rows
-    cdef Py_ssize_t item, n, b, r
-    cdef int nt = team_size(n_images * blocks * row_tiles * LANE_POSITIONS * block * channels
+    cdef Py_ssize_t col_tiles = out_w // tile_width, tiles = row_tiles * col_tiles
+    cdef Py_ssize_t item, n, b, r, col
+    cdef int nt = team_size(n_images * blocks * tiles * LANE_POSITIONS * block * channels
                             * taps, PARALLEL_MIN_MACS, num_threads)
-    for item in prange(n_images * blocks * row_tiles, nogil=True, schedule="static",
+    for item in prange(n_images * blocks * tiles, nogil=True, schedule="static",
                        num_threads=nt):
-        n = item // (blocks * row_tiles)
-        b = (item // row_tiles) % blocks
-        r = (item % row_tiles) * tile_rows
-        _lane_tile(&grid[n, 0, start + r * grid_width], grid_length, grid_width,
+        n = item // (blocks * tiles)
+        b = (item // tiles) % blocks
+        r = (item % tiles) // col_tiles * tile_rows
+        col = (item % col_tiles) * tile_width
+        _lane_tile(&grid[n, 0, start + r * grid_width + col], grid_length, grid_width,
                    &packed_weight[b, 0, 0], &shifts[0], &offsets[0, 0], first_row - r,
-                   last_row - r, first_col, last_col, channels, taps, <int>out_w,
+                   last_row - r, first_col - col, last_col - col, channels, taps, tile_width,
                    min(tile_rows, out_h - r),
-                   &out[n, b * block, r, 0], min(block, out_channels - b * block),
+                   &out[n, b * block, r, col], min(block, out_channels - b * block),
                    plane_stride, row_stride, &bias[b * block] if has_bias else NULL)
 
 

@@ -229,7 +229,7 @@ def _takes_lanes(summed, produced, width, taps):
     sums ``summed`` channels into ``produced`` ones on maps ``width`` wide."""
     return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None
             and summed >= LANE_MIN_CHANNELS and produced % _kernels.lane_block(4) == 0
-            and width in LANE_WIDTHS and taps <= _kernels.LANE_TAPS)
+            and _kernels.lane_tile_width(width) > 0 and taps <= _kernels.LANE_TAPS)
 
 
 def pointwise_row(summed, produced, plane):
@@ -380,8 +380,21 @@ class DirectPlan:
     @property
     def lanes(self):
         """Whether the forward runs on the lane tile (``LANE_MIN_CHANNELS``)."""
-        return (self.stride == (1, 1) and self.groups == 1
+        return (self.groups == 1
                 and _takes_lanes(self.channels, self.out_channels, self.out_w, self.taps))
+
+    @cached_property
+    def lane_reads(self):
+        """The forward lane tile's (offsets (T, 2), inside): tap t reads inside x at output
+        (r, col) where 0 ≤ r + offsets[t, 0] < inside[1] and 0 ≤ col + offsets[t, 1] <
+        inside[3]. Tap t's rows inside are r·sh + di − top in [0, H): r from
+        ceil((top − di) / sh), for up to ceil(H / sh) rows (one more than some taps have on
+        odd heights: that row's products read padding zeros, which is harmless)."""
+        starts = -((self.tap_offsets - (self.top, self.left)) // self.stride)
+        ends = -((self.tap_offsets - (self.top + self.height, self.left + self.width))
+                 // self.stride)
+        rows, cols = (ends - starts).max(axis=0)
+        return np.ascontiguousarray(-starts), (0, int(rows), 0, int(cols))
 
     @property
     def input_lanes(self):
@@ -483,10 +496,9 @@ class DirectPlan:
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous."""
         if self.lanes:
             y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
-            # tap t at output (r, col) reads x at (r, col) + tap_offsets[t] − (top, left)
-            inside = (self.top, self.top + self.height, self.left, self.left + self.width)
+            offsets, inside = self.lane_reads
             _kernels.conv_lanes(self._x_grid(x, forward=True), _pack_lanes(weight),
-                                self.forward_shifts, self.tap_offsets, inside, y,
+                                self.forward_shifts, offsets, inside, y,
                                 absent(x.dtype) if bias is None else bias,
                                 self.forward_width, 0, get_num_threads())
             return y
