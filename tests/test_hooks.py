@@ -244,10 +244,11 @@ def test_forward_flops_of_the_fcn_example_by_hand():
     from training import forward_flops
 
     minigrad.manual_seed(0)
-    # width 4 on 28x28: 3x3 convs 1->4, 4->4 (28x28), 4->8, 8->8 (14x14), 8->32 (7x7), 1x1 32->10
-    expected = 2 * (4 * 784 * 9 + 4 * 784 * 36 + 8 * 196 * 36 + 8 * 196 * 72 + 32 * 49 * 72
-                    + 10 * 49 * 32)
-    assert expected == 878080
+    # width 4 on 28x28: 3x3 convs 1->4, 4->4 (28x28), 4->8, 8->8 (14x14), 8->16, 16->32 (7x7),
+    # 1x1 32->10
+    expected = 2 * (4 * 784 * 9 + 4 * 784 * 36 + 8 * 196 * 36 + 8 * 196 * 72 + 16 * 49 * 72
+                    + 32 * 49 * 144 + 10 * 49 * 32)
+    assert expected == 1216768
     assert forward_flops(build_model(4), (1, 1, 28, 28)) == expected
 
 

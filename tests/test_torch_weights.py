@@ -64,7 +64,10 @@ def _outputs_agree(model, twin, input_shape, seed, rtol=1e-4, atol=1e-5):
         mine = model(minigrad.tensor(x)).data
     with torch.no_grad():
         theirs = twin(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(mine, theirs, rtol=rtol, atol=atol)
+    # float32 sums in other orders: an output that cancels to a small value keeps an error
+    # of the size of the others', so the tolerance is scaled to the largest output too
+    np.testing.assert_allclose(mine, theirs, rtol=rtol,
+                               atol=max(atol, rtol * float(np.abs(theirs).max())))
 
 
 def _both_ways(make_model, make_twin, input_shape):
