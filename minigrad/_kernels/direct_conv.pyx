@@ -70,14 +70,13 @@ from libc.string cimport memcpy, memset
 
 from ._parallel cimport check_threads, team_size
 
-# Below these amounts of work a kernel runs on one thread: waking the team (its threads asleep
-# after the Python code between two kernels) costs more than it saves, which decides batch-1
-# latency. Results are the same for any thread count.
-cdef Py_ssize_t PARALLEL_MIN_CELLS = 1 << 16      # grid cells written by the embeddings
 # The tile sizes: compile-time constants (they size the register tiles' C arrays) that depend on
 # the target's vector registers (tile_sizes.h), exported to Python below under their long names.
 cdef extern from "tile_sizes.h":
-    Py_ssize_t PARALLEL_MIN_MACS "MINIGRAD_PARALLEL_MIN_MACS"  # multiply-adds of a convolution
+    # Below this many multiply-adds a convolution runs on one thread: waking the team (its
+    # threads asleep after the Python code between two kernels) costs more than it saves,
+    # which decides batch-1 latency. Results are the same for any thread count.
+    Py_ssize_t PARALLEL_MIN_MACS "MINIGRAD_PARALLEL_MIN_MACS"
     enum:
         OB "MINIGRAD_OB"    # output channels per register tile (the weight packing's block size)
         XB "MINIGRAD_XB"    # positions per register tile in the forward / input-gradient kernel
@@ -126,7 +125,10 @@ def embed(const floating[:, :, :, :] src, floating[:, :, :] grid, Py_ssize_t gri
           Py_ssize_t start, int num_threads):
     """grid[n, c, start + r·grid_width + col] = src[n, c, r, col]; every other cell is 0.
     Each row of src and each plane of grid must be contiguous; the other axes may have any
-    stride (the stacked layout's planes lie channel by channel, image after image)."""
+    stride (the stacked layout's planes lie channel by channel, image after image). Runs on
+    ``num_threads`` threads, image by image: the caller passes the team of the kernel that
+    reads the grid (``team``), whose threads then find their images in their own core's cache
+    (a thread reading what another core wrote waits for it line by line)."""
     cdef Py_ssize_t channels = src.shape[1]
     cdef Py_ssize_t rows = src.shape[2], width = src.shape[3], length = grid.shape[2]
     cdef Py_ssize_t plane, n, c, r, end
@@ -138,8 +140,7 @@ def embed(const floating[:, :, :, :] src, floating[:, :, :] grid, Py_ssize_t gri
             or start < 0 or (rows and start + (rows - 1) * grid_width + width > length)):
         raise ValueError(f"embed: grid {_dims(grid.shape, 3)} (row width {grid_width}, start "
                          f"{start}) cannot hold planes {_dims(src.shape, 4)}")
-    cdef int nt = team_size(grid.shape[0] * grid.shape[1] * length, PARALLEL_MIN_CELLS,
-                            num_threads)
+    cdef int nt = check_threads(num_threads)
     for plane in prange(src.shape[0] * grid.shape[1], nogil=True, schedule="static",
                         num_threads=nt):
         n = plane // grid.shape[1]
@@ -169,7 +170,8 @@ def embed_phases(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_
     at p·phase_stride + (R div sh)·row_stride + C div sw. Either the phases are whole planes
     one after the other (phase_stride ≥ phase_h·row_stride, row_stride ≥ phase_w) or their
     rows are interleaved (row_stride ≥ sh·sw·phase_stride, phase_stride ≥ phase_w: row i of
-    every phase, then row i + 1 of every phase). Every other cell is 0."""
+    every phase, then row i + 1 of every phase). Every other cell is 0. Runs on
+    ``num_threads`` threads, as ``embed``."""
     cdef Py_ssize_t channels = src.shape[1], rows = src.shape[2], width = src.shape[3]
     cdef Py_ssize_t length = grid.shape[2], phases = sh * sw
     cdef Py_ssize_t plane, n, c, r, R, b, col0, k, count
@@ -186,7 +188,7 @@ def embed_phases(const floating[:, :, :, ::1] src, floating[:, :, ::1] grid, Py_
         raise ValueError(f"embed_phases: grid {_dims(grid.shape, 3)} ({sh}×{sw} phases of "
                          f"{phase_h}×{phase_w}, {phase_stride} apart, rows {row_stride} apart, "
                          f"padding {top}, {left}) cannot hold planes {_dims(src.shape, 4)}")
-    cdef int nt = team_size(grid.shape[0] * channels * length, PARALLEL_MIN_CELLS, num_threads)
+    cdef int nt = check_threads(num_threads)
     for plane in prange(src.shape[0] * channels, nogil=True, schedule="static",
                         num_threads=nt):
         n = plane // channels
@@ -493,6 +495,12 @@ LANE_TILE = bool(LANES_BUILT)
 LANE_WIDTHS = (7, 8, LANE_POSITIONS)
 #: The most taps a kernel may have on the lane tile.
 LANE_TAPS = LANE_MAX_TAPS
+
+
+def team(Py_ssize_t macs, int num_threads):
+    """The threads a convolution of ``macs`` multiply-adds runs on: ``num_threads``, or 1 below
+    ``PARALLEL_MIN_MACS``. Its grids are embedded by the same team."""
+    return team_size(macs, PARALLEL_MIN_MACS, num_threads)
 
 
 def lane_tile_width(out_width):

@@ -309,6 +309,8 @@ class DirectPlan:
             self.grid_width = -(-padded_width // sw)
         self.phase_length = self.phase_h * self.grid_width
         self.taps = kh * kw
+        self.macs = groups * self.n * self.channels * self.out_channels * self.taps \
+            * self.out_h * self.out_w
         offsets = [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
         # each tap's (row, column) offset (stride 1: the lane tile skips its padding products)
         self.tap_offsets = np.array(offsets, np.intp).reshape(-1, 2)
@@ -376,6 +378,11 @@ class DirectPlan:
             runs = position_runs(height, width, self.grid_width, self.n, period)
             if self.out_h - self.top <= height and _fewer_tiles(runs, self.input_runs, self.n):
                 self.stack_period, self.stack_input_runs = period, runs
+
+    def team(self):
+        """The threads this convolution's kernels run on, and so the embeddings of their grids
+        (``_kernels.team``: one below ``PARALLEL_MIN_MACS`` multiply-adds)."""
+        return _kernels.team(self.macs, get_num_threads())
 
     @property
     def lanes(self):
@@ -445,7 +452,7 @@ class DirectPlan:
         slots = grid[0, :, front:front + self.n * plane].reshape(x.shape[1], self.n, plane)
         # image by image, as the kernel's threads then read them (each its share of images)
         _kernels.embed(x, slots.transpose(1, 0, 2), self.grid_width,
-                       first_row * self.grid_width + first_col, get_num_threads())
+                       first_row * self.grid_width + first_col, self.team())
         grid[0, :, :front] = 0
         grid[0, :, front + self.n * plane:] = 0
         return grid
@@ -475,12 +482,12 @@ class DirectPlan:
         the weight gradient's."""
         grid = workspace.get("grid", (self.n, x.shape[1], self.x_length), x.dtype)
         if self.stride == (1, 1):
-            _kernels.embed(x, grid, self.grid_width, self.first_input, get_num_threads())
+            _kernels.embed(x, grid, self.grid_width, self.first_input, self.team())
             return grid
         phase_stride, row_stride = ((self.forward_phase_stride, self.forward_width) if forward
                                     else (self.phase_length, self.grid_width))
         _kernels.embed_phases(x, grid, self.top, self.left, *self.stride, self.phase_h,
-                              self.grid_width, phase_stride, row_stride, get_num_threads())
+                              self.grid_width, phase_stride, row_stride, self.team())
         return grid
 
     def _group(self, g, a, axis=1):
@@ -500,7 +507,7 @@ class DirectPlan:
             _kernels.conv_lanes(self._x_grid(x, forward=True), _pack_lanes(weight),
                                 self.forward_shifts, offsets, inside, y,
                                 absent(x.dtype) if bias is None else bias,
-                                self.forward_width, 0, get_num_threads())
+                                self.forward_width, 0, self.team())
             return y
         if self.stack_runs is not None:
             grid, start = self._stacked_x(x)
@@ -516,7 +523,7 @@ class DirectPlan:
             _kernels.conv(self._group(g, grid), _pack(self._group(g, weight, axis=0)),
                           shifts, self._group(g, y),
                           absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
-                          width, start, runs, chunk, get_num_threads(), period)
+                          width, start, runs, chunk, self.team(), period)
         return y
 
     def grad_input(self, gy, weight):
@@ -530,7 +537,7 @@ class DirectPlan:
                       self.stack_period)
         else:
             gy_grid = workspace.get("gy_grid", (self.n, gy.shape[1], self.gy_length), gy.dtype)
-            _kernels.embed(gy, gy_grid, self.grid_width, self.front, get_num_threads())
+            _kernels.embed(gy, gy_grid, self.grid_width, self.front, self.team())
             layout = ((self.front + self.first_input, self.input_runs,
                        channel_chunk(self.positions), 0) if self.stride == (1, 1) else None)
         gx = np.empty((self.n, self.channels * self.groups, self.height, self.width), gy.dtype)
@@ -548,12 +555,12 @@ class DirectPlan:
             _kernels.conv_lanes(gy_grid, _pack_lanes(weight_t), -self.shifts, -self.tap_offsets,
                                 inside, gx, no_bias,
                                 self.grid_width, self.front + self.first_input,
-                                get_num_threads())
+                                self.team())
             return
         if self.stride == (1, 1):
             start, runs, chunk, period = layout
             _kernels.conv(gy_grid, _pack(weight_t), -self.shifts, gx, no_bias,
-                          self.grid_width, start, runs, chunk, get_num_threads(), period)
+                          self.grid_width, start, runs, chunk, self.team(), period)
             return
         sh, sw = self.stride
         weight_t = weight_t.reshape(self.channels, self.out_channels, self.taps)
@@ -574,7 +581,7 @@ class DirectPlan:
                               target, no_bias, self.grid_width,
                               self.front + first_row * self.grid_width + first_col,
                               position_runs(*target.shape[2:], self.grid_width),
-                              channel_chunk(self.positions), get_num_threads())
+                              channel_chunk(self.positions), self.team())
 
     def grad_weight(self, x, gy):
         """∂L/∂weight (O, C/groups, kh, kw): Σ over images and positions of gy · shifted x,
@@ -614,7 +621,7 @@ class DirectPlan:
         chunks = max(1, min(self.n, MAX_CHUNKS, PARTIALS_BYTES // block_bytes))
         partials = workspace.get("partials", (chunks, self.channels, padded_taps, padded_out),
                                  gy.dtype)
-        threads = get_num_threads()
+        threads = self.team()
         scratch = workspace.get("gy_scratch", (threads, self.positions, width), gy.dtype)
         _kernels.weight_grad(gy, grid, shifts, *self.grad_masks, self.positions,
                              self.grid_width, partials, scratch, width, threads)
