@@ -57,6 +57,9 @@ CASES = [
     ((2, 32, 6, 16), (64, 32, 5, 5), 2, 1),            # rows of 16: two tiles of 8
     ((1, 32, 5, 32), (32, 32, 3, 3), 2, 2),            # dilated, rows of 32: four tiles of 8
     ((2, 16, 3, 20), (32, 16, 3, 5), (1, 8), 1),       # 32 wide from 20: tiles on padding
+    ((2, 16, 7, 7), (48, 16, 3, 3), 1, 1),             # one vector: three blocks of 16
+    ((2, 32, 8, 8), (16, 32, 5, 5), 2, 1),             # one vector, two rows of 8
+    ((2, 16, 5, 14), (16, 16, 3, 3), 1, 1),            # one vector, the last tile one row
 ]
 
 
@@ -82,8 +85,14 @@ def _uses_lanes(case):
     pads = np.broadcast_to(padding, 2)
     dilation = np.broadcast_to(dilation, 2)
     out_width = (width + 2 * pads[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    return (out_channels % 32 == 0 and kernels.lane_tile_width(out_width) > 0,
-            channels % 32 == 0 and kernels.lane_tile_width(width) > 0 and stride.max() == 1)
+
+    def rule(summed, produced, width):
+        # two vectors of 32 output channels on any whole number of tiles, one of 16 on one
+        tile = kernels.lane_tile_width(width)
+        return summed >= 16 and (tile > 0 if produced % 32 == 0 else
+                                 produced % 16 == 0 and tile == width)
+    return (rule(channels, out_channels, out_width),
+            rule(out_channels, channels, width) and stride.max() == 1)
 
 
 def _conv(case, dtype, bias=True):
@@ -123,7 +132,7 @@ def test_lane_tile_matches_reference(case, dtype, bias):
 # 1×1 convolutions (x shape, weight shape, the forward's and the input gradient's rows): planes
 # of 64, 32, 49 and 14 positions as rows of 8, 8, 7 and 14; 25 positions make no rows
 POINTWISE = [
-    ((2, 16, 8, 8), (32, 16, 1, 1), 8, None),         # 16 input channels: no input gradient
+    ((2, 16, 8, 8), (32, 16, 1, 1), 8, None),         # input gradient of 16: BLAS
     ((2, 32, 4, 8), (64, 32, 1, 1), 8, 8),
     ((2, 64, 7, 7), (32, 64, 1, 1), 7, 7),
     ((3, 32, 2, 7), (96, 32, 1, 1), 14, 14),
@@ -192,7 +201,9 @@ def test_lane_tile_results_do_not_depend_on_the_thread_count():
     ((2, 16, 14, 14), (32, 16, 3, 3), 1, 1, True),
     ((2, 16, 7, 7), (64, 16, 3, 3), 1, 1, True),
     ((2, 8, 14, 14), (32, 8, 3, 3), 1, 1, False),      # under LANE_MIN_CHANNELS
-    ((2, 16, 14, 14), (48, 16, 3, 3), 1, 1, False),    # not a whole number of blocks
+    ((2, 16, 14, 14), (40, 16, 3, 3), 1, 1, False),    # not a whole number of blocks
+    ((2, 16, 14, 14), (48, 16, 3, 3), 1, 1, True),     # one vector: three blocks of 16
+    ((2, 16, 28, 28), (16, 16, 3, 3), 1, 1, False),    # one vector: rows of one tile only
     ((2, 16, 28, 28), (32, 16, 3, 3), 1, 1, True),     # rows of 28: two tiles of 14
     ((2, 16, 30, 30), (32, 16, 3, 3), 1, 1, False),    # rows of 30: no whole tiles
     ((2, 16, 8, 8), (32, 16, 3, 3), 1, 1, True),       # rows of 8

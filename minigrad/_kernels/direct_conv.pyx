@@ -475,11 +475,13 @@ cdef extern from "lane_tile.h" nogil:
         LANES_BUILT "MINIGRAD_LANES"
         LANE_MAX_TAPS "MINIGRAD_LANE_MAX_TAPS"
     void _lanes_f "minigrad_lanes_f" (
-        int width, const float* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
+        int width, int vectors, const float* grid, Py_ssize_t grid_length,
+        Py_ssize_t grid_width,
         const float* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
         const int* taps_of, const int* counts, float* result)
     void _lanes_d "minigrad_lanes_d" (
-        int width, const double* grid, Py_ssize_t grid_length, Py_ssize_t grid_width,
+        int width, int vectors, const double* grid, Py_ssize_t grid_length,
+        Py_ssize_t grid_width,
         const double* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
         const int* taps_of, const int* counts, double* result)
 
@@ -516,10 +518,13 @@ def lane_tile_width(out_width):
     return 0
 
 
-def lane_block(itemsize):
+def lane_block(itemsize, vectors=2):
     """Output channels per lane tile (and per block of its packed weight) for elements of
-    ``itemsize`` bytes: 32 float32, 16 float64."""
-    return LANE_BYTES // itemsize
+    ``itemsize`` bytes, with ``vectors`` (1 or 2) vectors of them: 32 float32 or 16 float64
+    with two, half that with one."""
+    if vectors not in (1, 2):
+        raise ValueError(f"lane_block: vectors must be 1 or 2, got {vectors!r}")
+    return LANE_BYTES // 2 * vectors // itemsize
 
 
 cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
@@ -527,12 +532,12 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
                             const Py_ssize_t* shifts, const Py_ssize_t* offsets,
                             Py_ssize_t first_row, Py_ssize_t last_row, Py_ssize_t first_col,
                             Py_ssize_t last_col, Py_ssize_t channels, Py_ssize_t taps,
-                            int width, Py_ssize_t rows, floating* out, Py_ssize_t out_rows,
-                            Py_ssize_t plane_stride, Py_ssize_t row_stride,
-                            const floating* bias) noexcept nogil:
+                            int width, int vectors, Py_ssize_t tile_rows, Py_ssize_t rows,
+                            floating* out, Py_ssize_t out_rows, Py_ssize_t plane_stride,
+                            Py_ssize_t row_stride, const floating* bias) noexcept nogil:
     """One lane tile whose first output sits at grid position 0 and at out[0]: ``width``
-    outputs (14 or 8) of one row, or 7 of ``rows`` (1 or 2) rows, of ``out_rows`` (at most the
-    block) output planes, plus bias[j] unless ``bias`` is NULL. Tap t, at (row, column) offset
+    outputs (14, 8 or 7) of ``rows`` rows (at most ``tile_rows``, 1 or 2), of ``out_rows`` (at
+    most the block of ``vectors`` vectors) output planes, plus bias[j] unless ``bias`` is NULL. Tap t, at (row, column) offset
     (offsets[2t], offsets[2t + 1]), reads the plane from the tile's row i and column col where
     first_row <= i + offsets[2t] < last_row and first_col <= col + offsets[2t + 1] < last_col;
     the products it would take from padding rows, and from a row's first or last column, are
@@ -540,8 +545,9 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
     cdef floating result[LANE_RESULT]
     cdef int taps_of[9 * LANE_MAX_TAPS]
     cdef int counts[9]
-    cdef Py_ssize_t block = LANE_BYTES // sizeof(floating), j, p, t, list_, dr, dc
-    cdef bint two_rows = width == 7, reads_first, reads_second
+    cdef Py_ssize_t block = LANE_BYTES // 2 * vectors // sizeof(floating), j, p, t, list_
+    cdef Py_ssize_t dr, dc
+    cdef bint two_rows = tile_rows == 2, reads_first, reads_second
     cdef floating offset
     cdef floating* dst
     for j in range(9):
@@ -565,19 +571,19 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
         taps_of[list_ * LANE_MAX_TAPS + counts[list_]] = <int>t
         counts[list_] += 1
     if floating is float:
-        _lanes_f(width, grid, grid_length, grid_width, weight, shifts, channels, taps,
-                 taps_of, counts, result)
+        _lanes_f(width, vectors, grid, grid_length, grid_width, weight, shifts, channels,
+                 taps, taps_of, counts, result)
     else:
-        _lanes_d(width, grid, grid_length, grid_width, weight, shifts, channels, taps,
-                 taps_of, counts, result)
+        _lanes_d(width, vectors, grid, grid_length, grid_width, weight, shifts, channels,
+                 taps, taps_of, counts, result)
     for j in range(out_rows):
         offset = bias[j] if bias != NULL else 0
         dst = out + j * plane_stride
         for p in range(width):
             dst[p] = result[p * block + j] + offset
         if two_rows and rows == 2:
-            for p in range(7):
-                dst[row_stride + p] = result[(7 + p) * block + j] + offset
+            for p in range(width):
+                dst[row_stride + p] = result[(width + p) * block + j] + offset
 
 
 def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
@@ -588,23 +594,27 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     (``lane_tile_width``): out[n, o, r, col] = bias[o] +
     Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]], W packed as
     (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
-    channel, B = ``lane_block(itemsize)``. With ``inside`` = (first_row, last_row, first_col,
+    channel, B = ``lane_block(itemsize, vectors)`` (two vectors, or one). With ``inside`` =
+    (first_row, last_row, first_col,
     last_col) and tap t's (row, column) offsets (T, 2), the grid holds zeros wherever tap t
     at output (r, col) reads outside first_row ≤ r + offsets[t, 0] < last_row, first_col ≤
     col + offsets[t, 1] < last_col (its padding), so those products are skipped: those of
     whole rows, and of a row's first or last column.
 
-    A tile is 14 or 8 outputs of one row or, on 7-wide outputs, two rows (on an odd number of
-    rows the last tile has one), times one block of output channels, summed over all
+    A tile is 14 or 8 outputs of one row or, on 7-wide outputs or with one vector of output
+    channels, two rows (on an odd number of rows the last tile has one), times one block of
+    output channels, summed over all
     channels in registers. Work items are (image, block, tile row, tile column), each written
     by one thread: the result does not depend on the thread count."""
     cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
     cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3]
     cdef Py_ssize_t taps = shifts.shape[0], grid_length = grid.shape[2]
-    cdef Py_ssize_t block = LANE_BYTES // sizeof(floating), blocks = packed_weight.shape[0]
+    cdef Py_ssize_t block = packed_weight.shape[2], blocks = packed_weight.shape[0]
     cdef Py_ssize_t channels = packed_weight.shape[1] // taps if taps else 0
-    cdef bint has_bias = bias.shape[0] > 0, two_rows = out_w == 7
-    cdef Py_ssize_t tile_rows = 2 if two_rows else 1
+    cdef bint has_bias = bias.shape[0] > 0
+    # one vector of output channels: two rows of any width; two vectors: two rows of 7
+    cdef int vectors = 1 if block * sizeof(floating) * 2 == LANE_BYTES else 2
+    cdef Py_ssize_t tile_rows = 2 if vectors == 1 or out_w == 7 else 1
     cdef Py_ssize_t first_row, last_row, first_col, last_col
     cdef int tile_width = lane_tile_width(out_w)
     if not LANES_BUILT:
@@ -620,7 +630,7 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     first_row, last_row, first_col, last_col = inside
     if (grid.shape[0] != n_images or taps == 0 or packed_weight.shape[1] != channels * taps
             or offsets.shape[0] != taps or offsets.shape[1] != 2
-            or grid.shape[1] < channels or packed_weight.shape[2] != block
+            or grid.shape[1] < channels or block * sizeof(floating) * 2 != vectors * LANE_BYTES
             or blocks * block < out_channels or out_w > grid_width
             or (has_bias and bias.shape[0] != out_channels)):
         raise ValueError(f"conv_lanes: inconsistent shapes grid {_dims(grid.shape, 3)} (rows "
@@ -645,7 +655,7 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
         _lane_tile(&grid[n, 0, start + r * grid_width + col], grid_length, grid_width,
                    &packed_weight[b, 0, 0], &shifts[0], &offsets[0, 0], first_row - r,
                    last_row - r, first_col - col, last_col - col, channels, taps, tile_width,
-                   min(tile_rows, out_h - r),
+                   vectors, tile_rows, min(tile_rows, out_h - r),
                    &out[n, b * block, r, col], min(block, out_channels - b * block),
                    plane_stride, row_stride, &bias[b * block] if has_bias else NULL)
 

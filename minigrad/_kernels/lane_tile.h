@@ -2,14 +2,15 @@
  * the vector lanes, positions in the registers. Where the position tile of conv_tile.h puts
  * consecutive positions in a vector and so loses lanes on rows that are not a whole number of
  * vectors (14 or 7 outputs wide), this tile holds R whole rows of Q outputs each,
- * times two vectors of output channels; each step loads the two weight vectors and
- * broadcasts the tile's R·Q input values.
+ * times two vectors of output channels (or one, for layers of 16); each step loads the weight
+ * vectors and broadcasts the tile's R·Q input values.
  *
  * result[p][j] = sum_c sum_t weight[(c * taps + t) * LB + j]
  *                * grid[c * grid_length + shifts[t] + (p / Q) * grid_width + p % Q]
- * for the R·Q positions p and the LB = two vectors of output channels j, over the products
- * that read inside the plane. With AVX-512 only: its 32 registers hold the 28 accumulators of
- * Q = 14 (or R = 2, Q = 7; 16 of Q = 8) and the two weights. */
+ * for the R·Q positions p and the LB = one or two vectors of output channels j, over the
+ * products that read inside the plane. With AVX-512 only: its 32 registers hold the 28
+ * accumulators of Q = 14 (or R = 2, Q = 7; 16 of Q = 8) and the two weights, or with one
+ * vector the 28 of two rows of 14 and the weight. */
 #ifndef MINIGRAD_LANE_TILE_H
 #define MINIGRAD_LANE_TILE_H
 
@@ -26,26 +27,29 @@
 
 /* One step of the sums: tap t of channel c for the positions [FIRST, LAST), without each
  * row's first (SKIP_FIRST) or last (SKIP_LAST) column. The bounds are constants: the loop
- * unrolls and the skipped positions vanish. */
-#define MINIGRAD_LANE_STEP(T, V, Q, FIRST, LAST, SKIP_FIRST, SKIP_LAST)                     \
+ * unrolls (told to: GCC peels at most 16 iterations by itself, and the 28 of two rows of 14
+ * left in a loop would keep the sums in memory) and the skipped positions vanish. */
+#define MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST)               \
     {                                                                                        \
         const T *g = gc + shifts[t];                                                         \
-        V w0 = *(const V *)(wc + t * LB);                                                    \
-        V w1 = *(const V *)(wc + t * LB + LANES);                                            \
+        V w[VECS];                                                                           \
+        for (v = 0; v < (VECS); v++)                                                         \
+            w[v] = *(const V *)(wc + t * LB + v * LANES);                                    \
+        _Pragma("GCC unroll 32")                                                             \
         for (p = (FIRST); p < (LAST); p++) {                                                 \
             if (((SKIP_FIRST) && p % (Q) == 0) || ((SKIP_LAST) && p % (Q) == (Q) - 1))       \
                 continue;                                                                    \
             V x = g[(p / (Q)) * grid_width + p % (Q)] - (V){0};                              \
-            sums[p][0] += x * w0;                                                            \
-            sums[p][1] += x * w1;                                                            \
+            for (v = 0; v < (VECS); v++)                                                     \
+                sums[p][v] += x * w[v];                                                      \
         }                                                                                    \
     }
 
 /* The steps of list ROWS * 3 + COLUMNS (see below) over the positions [FIRST, LAST). */
-#define MINIGRAD_LANE_LIST(T, V, Q, ROWS, COLUMNS, FIRST, LAST)                              \
+#define MINIGRAD_LANE_LIST(T, V, Q, VECS, ROWS, COLUMNS, FIRST, LAST)                        \
     for (k = 0; k < counts[(ROWS) * 3 + (COLUMNS)]; k++) {                                   \
         t = taps_of[((ROWS) * 3 + (COLUMNS)) * MINIGRAD_LANE_MAX_TAPS + k];                  \
-        MINIGRAD_LANE_STEP(T, V, Q, FIRST, LAST, (COLUMNS) == 1, (COLUMNS) == 2)             \
+        MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, (COLUMNS) == 1, (COLUMNS) == 2)       \
     }
 
 /* The taps come in nine lists of ``counts[l]`` taps each, MINIGRAD_LANE_MAX_TAPS apart in
@@ -53,56 +57,72 @@
  * every row of the tile (rows 0), only from its first row (1) or only from its second (2),
  * and from every column (columns 0), all but each row's first (1) or all but its last (2).
  * The taps a row would read from padding rows only are left out, and so are, per list, the
- * first or last columns' products: they are zeros. */
-#define MINIGRAD_LANE_SUMS(NAME, T, V, R, Q)                                                 \
+ * first or last columns' products: they are zeros. A tile is R rows of Q positions times
+ * VECS vectors of output channels. */
+#define MINIGRAD_LANE_SUMS(NAME, T, V, R, Q, VECS)                                           \
 static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_width,        \
                         const T *weight, const Py_ssize_t *shifts, Py_ssize_t channels,      \
                         Py_ssize_t taps, const int *taps_of, const int *counts, T *result)   \
 {                                                                                            \
-    enum { LANES = 64 / sizeof(T), LB = 2 * LANES, P = (R) * (Q) };                          \
-    V sums[P][2];                                                                            \
+    enum { LANES = 64 / sizeof(T), LB = (VECS) * LANES, P = (R) * (Q) };                     \
+    V sums[P][VECS];                                                                         \
     Py_ssize_t c, t;                                                                         \
-    int p, k;                                                                                \
-    for (p = 0; p < P; p++) {                                                                \
-        sums[p][0] = (V){0};                                                                 \
-        sums[p][1] = (V){0};                                                                 \
-    }                                                                                        \
+    int p, k, v;                                                                             \
+    for (p = 0; p < P; p++)                                                                  \
+        for (v = 0; v < (VECS); v++)                                                         \
+            sums[p][v] = (V){0};                                                             \
     for (c = 0; c < channels; c++) {                                                         \
         const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;                  \
-        MINIGRAD_LANE_LIST(T, V, Q, 0, 0, 0, P)                                              \
-        MINIGRAD_LANE_LIST(T, V, Q, 0, 1, 0, P)                                              \
-        MINIGRAD_LANE_LIST(T, V, Q, 0, 2, 0, P)                                              \
+        MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 0, 0, P)                                        \
+        MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 1, 0, P)                                        \
+        MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 2, 0, P)                                        \
         if ((R) == 2) {                                                                      \
-            MINIGRAD_LANE_LIST(T, V, Q, 1, 0, 0, Q)                                          \
-            MINIGRAD_LANE_LIST(T, V, Q, 1, 1, 0, Q)                                          \
-            MINIGRAD_LANE_LIST(T, V, Q, 1, 2, 0, Q)                                          \
-            MINIGRAD_LANE_LIST(T, V, Q, 2, 0, Q, P)                                          \
-            MINIGRAD_LANE_LIST(T, V, Q, 2, 1, Q, P)                                          \
-            MINIGRAD_LANE_LIST(T, V, Q, 2, 2, Q, P)                                          \
+            MINIGRAD_LANE_LIST(T, V, Q, VECS, 1, 0, 0, Q)                                    \
+            MINIGRAD_LANE_LIST(T, V, Q, VECS, 1, 1, 0, Q)                                    \
+            MINIGRAD_LANE_LIST(T, V, Q, VECS, 1, 2, 0, Q)                                    \
+            MINIGRAD_LANE_LIST(T, V, Q, VECS, 2, 0, Q, P)                                    \
+            MINIGRAD_LANE_LIST(T, V, Q, VECS, 2, 1, Q, P)                                    \
+            MINIGRAD_LANE_LIST(T, V, Q, VECS, 2, 2, Q, P)                                    \
         }                                                                                    \
     }                                                                                        \
-    for (p = 0; p < P; p++) {                                                                \
-        *(V *)(result + p * LB) = sums[p][0];                                                \
-        *(V *)(result + p * LB + LANES) = sums[p][1];                                        \
-    }                                                                                        \
+    for (p = 0; p < P; p++)                                                                  \
+        for (v = 0; v < (VECS); v++)                                                         \
+            *(V *)(result + p * LB + v * LANES) = sums[p][v];                                \
 }
 
-/* a row of 14 outputs; two rows of 7; a row of 8 */
-MINIGRAD_LANE_SUMS(minigrad_lanes_14_f, float, minigrad_lf, 1, 14)
-MINIGRAD_LANE_SUMS(minigrad_lanes_14_d, double, minigrad_ld, 1, 14)
-MINIGRAD_LANE_SUMS(minigrad_lanes_7_f, float, minigrad_lf, 2, 7)
-MINIGRAD_LANE_SUMS(minigrad_lanes_7_d, double, minigrad_ld, 2, 7)
-MINIGRAD_LANE_SUMS(minigrad_lanes_8_f, float, minigrad_lf, 1, 8)
-MINIGRAD_LANE_SUMS(minigrad_lanes_8_d, double, minigrad_ld, 1, 8)
+/* Two vectors of output channels: a row of 14 outputs; two rows of 7; a row of 8 */
+MINIGRAD_LANE_SUMS(minigrad_lanes_14_f, float, minigrad_lf, 1, 14, 2)
+MINIGRAD_LANE_SUMS(minigrad_lanes_14_d, double, minigrad_ld, 1, 14, 2)
+MINIGRAD_LANE_SUMS(minigrad_lanes_7_f, float, minigrad_lf, 2, 7, 2)
+MINIGRAD_LANE_SUMS(minigrad_lanes_7_d, double, minigrad_ld, 2, 7, 2)
+MINIGRAD_LANE_SUMS(minigrad_lanes_8_f, float, minigrad_lf, 1, 8, 2)
+MINIGRAD_LANE_SUMS(minigrad_lanes_8_d, double, minigrad_ld, 1, 8, 2)
+/* One vector (16 float32 output channels): two rows of 14, of 7 or of 8 */
+MINIGRAD_LANE_SUMS(minigrad_lanes1_14_f, float, minigrad_lf, 2, 14, 1)
+MINIGRAD_LANE_SUMS(minigrad_lanes1_14_d, double, minigrad_ld, 2, 14, 1)
+MINIGRAD_LANE_SUMS(minigrad_lanes1_7_f, float, minigrad_lf, 2, 7, 1)
+MINIGRAD_LANE_SUMS(minigrad_lanes1_7_d, double, minigrad_ld, 2, 7, 1)
+MINIGRAD_LANE_SUMS(minigrad_lanes1_8_f, float, minigrad_lf, 2, 8, 1)
+MINIGRAD_LANE_SUMS(minigrad_lanes1_8_d, double, minigrad_ld, 2, 8, 1)
 
-/* the tile for outputs ``width`` wide: 7 (two rows), 8 or 14 */
+/* the tile for outputs ``width`` wide (7, 8 or 14) and ``vectors`` vectors of channels */
 #define MINIGRAD_LANE_TILE(NAME, T, SUFFIX)                                                  \
-static inline void NAME(int width, const T *grid, Py_ssize_t grid_length,                    \
+static inline void NAME(int width, int vectors, const T *grid, Py_ssize_t grid_length,       \
                         Py_ssize_t grid_width, const T *weight, const Py_ssize_t *shifts,     \
                         Py_ssize_t channels, Py_ssize_t taps, const int *taps_of,            \
                         const int *counts, T *result)                                        \
 {                                                                                            \
-    if (width == 7)                                                                          \
+    if (vectors == 1) {                                                                      \
+        if (width == 7)                                                                      \
+            minigrad_lanes1_7_##SUFFIX(grid, grid_length, grid_width, weight, shifts,        \
+                                       channels, taps, taps_of, counts, result);             \
+        else if (width == 8)                                                                 \
+            minigrad_lanes1_8_##SUFFIX(grid, grid_length, grid_width, weight, shifts,        \
+                                       channels, taps, taps_of, counts, result);             \
+        else                                                                                 \
+            minigrad_lanes1_14_##SUFFIX(grid, grid_length, grid_width, weight, shifts,       \
+                                        channels, taps, taps_of, counts, result);            \
+    } else if (width == 7)                                                                   \
         minigrad_lanes_7_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,   \
                                   taps, taps_of, counts, result);                            \
     else if (width == 8)                                                                     \

@@ -105,6 +105,10 @@ MAX_CHUNKS = 16
 #: each tile's transposing store weighs more against its sums. None: never (tests compare
 #: both kernels).
 LANE_MIN_CHANNELS = 16
+#: The fewest vectors of output channels a lane tile holds: 1 lets layers of 16 (or 48, …)
+#: output channels take it on outputs 7, 8 or 14 wide with one vector per tile (two rows of
+#: positions), 2 keeps them off.
+LANE_MIN_VECTORS = 1
 #: The output widths that take the lane tile: a tile is one row of 14 or 8, or two rows of 7.
 LANE_WIDTHS = _kernels.LANE_WIDTHS
 #: A stride-1 forward (and its input gradient) stacks the batch's planes
@@ -227,18 +231,29 @@ def _pack(weight):
 def _takes_lanes(summed, produced, width, taps):
     """The lane tile's rule (``LANE_MIN_CHANNELS``) for a correlation of ``taps`` taps that
     sums ``summed`` channels into ``produced`` ones on maps ``width`` wide."""
+    tile, vectors = _kernels.lane_tile_width(width), lane_vectors(produced)
+    # with one vector only rows of one tile: on wider rows the position tiles were as fast
     return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None
-            and summed >= LANE_MIN_CHANNELS and produced % _kernels.lane_block(4) == 0
-            and _kernels.lane_tile_width(width) > 0 and taps <= _kernels.LANE_TAPS)
+            and summed >= LANE_MIN_CHANNELS and vectors >= LANE_MIN_VECTORS
+            and produced % _kernels.lane_block(4, vectors) == 0
+            and tile > 0 and (vectors == 2 or tile == width) and taps <= _kernels.LANE_TAPS)
+
+
+def lane_vectors(produced):
+    """The vectors of output channels per lane tile for ``produced`` of them: two (32 float32
+    channels) where they are a whole number of such blocks, else one."""
+    return 2 if produced % _kernels.lane_block(4, 2) == 0 else 1
 
 
 def pointwise_row(summed, produced, plane):
     """The row width (one of ``LANE_WIDTHS``) a 1×1 convolution that sums ``summed`` channels
     into ``produced`` ones on planes of ``plane`` positions runs its lane tile on, or None
     (the lane tile's rule, ``_takes_lanes``). Its positions are independent, so any plane that
-    is a whole number of rows of such a width is one: 32×32 as 128 rows of 8."""
+    is a whole number of rows of such a width is one: 32×32 as 128 rows of 8. Only with two
+    vectors of output channels: with one, BLAS was faster."""
     for width in sorted(LANE_WIDTHS, reverse=True):
-        if plane % width == 0 and _takes_lanes(summed, produced, width, 1):
+        if (plane % width == 0 and lane_vectors(produced) == 2
+                and _takes_lanes(summed, produced, width, 1)):
             return width
     return None
 
@@ -262,10 +277,10 @@ def pointwise(x, weight, bias, row):
 
 
 def _pack_lanes(weight):
-    """(R, C, kh, kw), any strides → (R'/B, C·taps, B), B = ``lane_block``, R' = R rounded up
-    to B with zero rows: the lane tile's two weight vectors for one (channel, tap) step are
-    contiguous."""
-    block = _kernels.lane_block(weight.itemsize)
+    """(R, C, kh, kw), any strides → (R'/B, C·taps, B), B = ``lane_block`` of
+    ``lane_vectors(R)``, R' = R rounded up to B with zero rows: the lane tile's weight vectors
+    for one (channel, tap) step are contiguous."""
+    block = _kernels.lane_block(weight.itemsize, lane_vectors(weight.shape[0]))
     rows = weight.shape[0]
     flat = np.zeros((-(-rows // block) * block, weight[0].size), weight.dtype)
     flat[:rows] = weight.reshape(rows, -1)
