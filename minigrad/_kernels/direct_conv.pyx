@@ -33,15 +33,16 @@ block of a channel count that is not a multiple of ``OB`` is padded with zero we
 extra rows are not stored.
 
 The lane tile (``conv_lanes``, ``lane_tile.h``, AVX-512 only) turns that around for outputs
-7, 8 or 14 wide, where runs of a vector lose lanes to the row ends: output channels in the
-lanes (two vectors: 32 float32 or 16 float64 channels), positions in registers, one row of
-14 or 8 outputs or two rows of 7 per tile, so every lane is an output. Each step loads the
+7 wide or a whole number of 14 or 8, where runs of a vector lose lanes to the row ends:
+output channels in the lanes (two vectors: 32 float32 or 16 float64 channels; or one, for
+layers of 16 on rows of one tile), positions in registers, 14 or 8 outputs of a row or two
+rows of 7 per tile (two rows of any with one vector), so every lane is an output. Each step loads the
 two weight vectors and broadcasts the tile's grid values; the tile's sums are transposed
 into the output planes as they are stored. A tile skips the taps its rows would read from
 padding rows, and each row's first or last column where a tap reads the padding columns
-(on 7×7 with 3×3, together a sixth of the products). The input gradient of a stride-1
-convolution on inputs 7, 8 or 14 wide runs on it too (``conv_lanes`` with a ``start``, as
-``conv``).
+(on 7×7 with 3×3, together a sixth of the products). A strided forward runs on it over its
+interleaved phase rows, and the input gradient of a stride-1 convolution on inputs of such
+widths too (``conv_lanes`` with a ``start``, as ``conv``).
 
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
@@ -476,14 +477,14 @@ cdef extern from "lane_tile.h" nogil:
         LANE_MAX_TAPS "MINIGRAD_LANE_MAX_TAPS"
     void _lanes_f "minigrad_lanes_f" (
         int width, int vectors, const float* grid, Py_ssize_t grid_length,
-        Py_ssize_t grid_width,
-        const float* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
-        const int* taps_of, const int* counts, float* result)
+        Py_ssize_t grid_width, const float* weight, const Py_ssize_t* shifts,
+        Py_ssize_t channels, Py_ssize_t taps, const int* taps_of, const int* counts,
+        float* result)
     void _lanes_d "minigrad_lanes_d" (
         int width, int vectors, const double* grid, Py_ssize_t grid_length,
-        Py_ssize_t grid_width,
-        const double* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
-        const int* taps_of, const int* counts, double* result)
+        Py_ssize_t grid_width, const double* weight, const Py_ssize_t* shifts,
+        Py_ssize_t channels, Py_ssize_t taps, const int* taps_of, const int* counts,
+        double* result)
 
 cdef enum:
     LANE_POSITIONS = 14     # outputs per lane tile: one row of 14 (or 8), or two rows of 7
@@ -537,8 +538,8 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
                             Py_ssize_t row_stride, const floating* bias) noexcept nogil:
     """One lane tile whose first output sits at grid position 0 and at out[0]: ``width``
     outputs (14, 8 or 7) of ``rows`` rows (at most ``tile_rows``, 1 or 2), of ``out_rows`` (at
-    most the block of ``vectors`` vectors) output planes, plus bias[j] unless ``bias`` is NULL. Tap t, at (row, column) offset
-    (offsets[2t], offsets[2t + 1]), reads the plane from the tile's row i and column col where
+    most the block of ``vectors`` vectors) output planes, plus bias[j] unless ``bias`` is
+    NULL. Tap t, at (row, column) offset (offsets[2t], offsets[2t + 1]), reads the plane from the tile's row i and column col where
     first_row <= i + offsets[2t] < last_row and first_col <= col + offsets[2t + 1] < last_col;
     the products it would take from padding rows, and from a row's first or last column, are
     skipped."""
@@ -595,16 +596,14 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]], W packed as
     (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
     channel, B = ``lane_block(itemsize, vectors)`` (two vectors, or one). With ``inside`` =
-    (first_row, last_row, first_col,
-    last_col) and tap t's (row, column) offsets (T, 2), the grid holds zeros wherever tap t
+    (first_row, last_row, first_col, last_col) and tap t's (row, column) offsets (T, 2), the grid holds zeros wherever tap t
     at output (r, col) reads outside first_row ≤ r + offsets[t, 0] < last_row, first_col ≤
     col + offsets[t, 1] < last_col (its padding), so those products are skipped: those of
     whole rows, and of a row's first or last column.
 
     A tile is 14 or 8 outputs of one row or, on 7-wide outputs or with one vector of output
     channels, two rows (on an odd number of rows the last tile has one), times one block of
-    output channels, summed over all
-    channels in registers. Work items are (image, block, tile row, tile column), each written
+    output channels, summed over all channels in registers. Work items are (image, block, tile row, tile column), each written
     by one thread: the result does not depend on the thread count."""
     cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
     cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3]

@@ -98,18 +98,19 @@ PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
 #: depends only on the batch size and results do not depend on the thread count.
 MAX_CHUNKS = 16
-#: A stride-1 forward on outputs 7, 8 or 14 wide, with a whole number of lane blocks of output
-#: channels (32) and at least this many input channels, runs on the lane tile
+#: A forward on outputs 7 wide or a whole number of 14 or 8 (``_kernels.lane_tile_width``),
+#: with a whole number of lane blocks of output channels (32, or 16 on rows of one tile:
+#: ``LANE_MIN_VECTORS``) and at least this many input channels, runs on the lane tile
 #: (``_kernels.conv_lanes``: output channels in the vector lanes, so rows of 14, 8 or 7 lose
-#: no lanes; on wider rows the position tiles lose few and were as fast). With fewer channels
-#: each tile's transposing store weighs more against its sums. None: never (tests compare
-#: both kernels).
+#: no lanes, and it skips the padding's products, which the position tiles multiply). With
+#: fewer channels each tile's transposing store weighs more against its sums. None: never
+#: (tests compare both kernels).
 LANE_MIN_CHANNELS = 16
 #: The fewest vectors of output channels a lane tile holds: 1 lets layers of 16 (or 48, …)
 #: output channels take it on outputs 7, 8 or 14 wide with one vector per tile (two rows of
 #: positions), 2 keeps them off.
 LANE_MIN_VECTORS = 1
-#: The output widths that take the lane tile: a tile is one row of 14 or 8, or two rows of 7.
+#: The row widths of a lane tile: 14 or 8 outputs of one row, or two rows of 7.
 LANE_WIDTHS = _kernels.LANE_WIDTHS
 #: A stride-1 forward (and its input gradient) stacks the batch's planes
 #: (``DirectPlan.stack_period``) when that takes at most this share of the tiles of one plane
@@ -327,7 +328,7 @@ class DirectPlan:
         self.macs = groups * self.n * self.channels * self.out_channels * self.taps \
             * self.out_h * self.out_w
         offsets = [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
-        # each tap's (row, column) offset (stride 1: the lane tile skips its padding products)
+        # each tap's (row, column) offset (the lane tile skips its padding products)
         self.tap_offsets = np.array(offsets, np.intp).reshape(-1, 2)
         self.tap_phases = [(di % sh) * sw + dj % sw for di, dj in offsets]
 
