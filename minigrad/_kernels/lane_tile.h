@@ -90,20 +90,19 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
             *(V *)(result + p * LB + v * LANES) = sums[p][v];                                \
 }
 
+/* the sums in float32 (NAME_f) and float64 (NAME_d) */
+#define MINIGRAD_LANE_SUMS_BOTH(NAME, R, Q, VECS)                                            \
+    MINIGRAD_LANE_SUMS(NAME##_f, float, minigrad_lf, R, Q, VECS)                             \
+    MINIGRAD_LANE_SUMS(NAME##_d, double, minigrad_ld, R, Q, VECS)
+
 /* Two vectors of output channels: a row of 14 outputs; two rows of 7; a row of 8 */
-MINIGRAD_LANE_SUMS(minigrad_lanes_14_f, float, minigrad_lf, 1, 14, 2)
-MINIGRAD_LANE_SUMS(minigrad_lanes_14_d, double, minigrad_ld, 1, 14, 2)
-MINIGRAD_LANE_SUMS(minigrad_lanes_7_f, float, minigrad_lf, 2, 7, 2)
-MINIGRAD_LANE_SUMS(minigrad_lanes_7_d, double, minigrad_ld, 2, 7, 2)
-MINIGRAD_LANE_SUMS(minigrad_lanes_8_f, float, minigrad_lf, 1, 8, 2)
-MINIGRAD_LANE_SUMS(minigrad_lanes_8_d, double, minigrad_ld, 1, 8, 2)
+MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_14, 1, 14, 2)
+MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_7, 2, 7, 2)
+MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_8, 1, 8, 2)
 /* One vector (16 float32 output channels): two rows of 14, of 7 or of 8 */
-MINIGRAD_LANE_SUMS(minigrad_lanes1_14_f, float, minigrad_lf, 2, 14, 1)
-MINIGRAD_LANE_SUMS(minigrad_lanes1_14_d, double, minigrad_ld, 2, 14, 1)
-MINIGRAD_LANE_SUMS(minigrad_lanes1_7_f, float, minigrad_lf, 2, 7, 1)
-MINIGRAD_LANE_SUMS(minigrad_lanes1_7_d, double, minigrad_ld, 2, 7, 1)
-MINIGRAD_LANE_SUMS(minigrad_lanes1_8_f, float, minigrad_lf, 2, 8, 1)
-MINIGRAD_LANE_SUMS(minigrad_lanes1_8_d, double, minigrad_ld, 2, 8, 1)
+MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_14, 2, 14, 1)
+MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_7, 2, 7, 1)
+MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_8, 2, 8, 1)
 
 /* the tile for outputs ``width`` wide (7, 8 or 14) and ``vectors`` vectors of channels */
 #define MINIGRAD_LANE_TILE(NAME, T, SUFFIX)                                                  \
