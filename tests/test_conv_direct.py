@@ -651,3 +651,20 @@ def test_pack_weight_blocks_rows_and_takes_any_strides(rows):
         np.testing.assert_array_equal(packed, padded.reshape(blocks, OB, -1).transpose(0, 2, 1))
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.pack_weight(w.reshape(5, rows, 6), np.empty((-(-5 // OB), rows * 6 + 1, OB)))
+
+
+def test_a_convolution_and_the_embedding_of_its_grid_share_one_team(monkeypatch):
+    """DirectPlan.team: the convolution's threads (one below PARALLEL_MIN_MACS multiply-adds),
+    which also embed its grids, so each thread reads the images it wrote."""
+    small = conv_direct.DirectPlan((1, 1, 8, 8), (16, 1, 3, 3), ((1, 1), (1, 1)), (1, 1))
+    large = conv_direct.DirectPlan((64, 1, 28, 28), (16, 1, 3, 3), ((1, 1), (1, 1)), (1, 1))
+    assert small.macs == 16 * 9 * 64 and large.macs == 64 * 16 * 9 * 784
+    monkeypatch.setattr(conv_direct, "get_num_threads", lambda: 3)
+    assert small.team() == 1 and large.team() == 3
+    # the embedding takes the count it is given, validated
+    x = RNG.standard_normal((2, 1, 8, 8)).astype(np.float32)
+    grid = np.empty((2, 1, small.x_length), np.float32)
+    with pytest.raises(ValueError, match="num_threads must be a positive int"):
+        kernels.embed(x, grid, small.grid_width, small.first_input, 0)
+    with pytest.raises(ValueError, match="num_threads must be a positive int"):
+        kernels.team(10, 0)

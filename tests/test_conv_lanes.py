@@ -265,3 +265,12 @@ def test_conv_lanes_kernel_checks_its_arguments():
         conv(y=np.empty((2, 64, 14, 14), np.float32))      # more outputs than blocks
     with pytest.raises(ValueError, match="inconsistent"):
         conv(packed=np.ascontiguousarray(packed[:, :, :16]))
+
+
+def test_lane_block_counts_vectors_of_channels():
+    assert kernels.lane_block(4) == kernels.lane_block(4, 2) == 32
+    assert kernels.lane_block(4, 1) == 16 and kernels.lane_block(8, 1) == 8
+    with pytest.raises(ValueError, match="vectors must be 1 or 2"):
+        kernels.lane_block(4, 3)
+    assert conv_direct.lane_vectors(64) == 2 and conv_direct.lane_vectors(48) == 1
+
