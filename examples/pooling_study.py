@@ -6,8 +6,8 @@ average pooling "does not consistently perform better than max pooling"; there a
 alternatives (Lp, stochastic, fractional max, the generalised mixed, gated and tree poolings);
 and strided or atrous (dilated) convolutions now often replace pooling.
 
-The network is the FCN of ``fcn_mnist.py``: two stages of two 3×3 conv-BN-ReLU layers, each
-followed by a downsampling layer (28 → 14 → 7 on MNIST), a third conv-BN-ReLU stage, a 1×1
+The network is an FCN like ``fcn_mnist.py``'s: two stages of two 3×3 conv-BN-ReLU layers, each
+followed by a downsampling layer (28 → 14 → 7 on MNIST), a third stage of one conv-BN-ReLU, a 1×1
 convolution to one map per class and global average pooling. The downsampling layers
 (``--variants``, all by default):
 
@@ -126,7 +126,8 @@ def conv_bn_relu(cin, cout, stride=1, dilation=1):
 
 
 def build_model(variant, in_channels=1, width=16, classes=10):
-    """The FCN of fcn_mnist.py with ``variant``'s downsampling (see the module docstring)."""
+    """An FCN like fcn_mnist.py's (its last stage one 3×3 convolution to 4·width channels),
+    with ``variant``'s downsampling (see the module docstring)."""
     w = width
     atrous = variant == "atrous"
     layers = [*conv_bn_relu(in_channels, w), *conv_bn_relu(w, w)]
