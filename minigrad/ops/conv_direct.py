@@ -407,15 +407,23 @@ class DirectPlan:
                 and _takes_lanes(self.channels, self.out_channels, self.out_w, self.taps))
 
     @cached_property
-    def lane_reads(self):
-        """The forward lane tile's (offsets (T, 2), inside): tap t reads inside x at output
-        (r, col) where 0 ≤ r + offsets[t, 0] < inside[1] and 0 ≤ col + offsets[t, 1] <
-        inside[3]. Tap t's rows inside are r·sh + di − top in [0, H): r from
-        ceil((top − di) / sh), for up to ceil(H / sh) rows (one more than some taps have on
-        odd heights: that row's products read padding zeros, which is harmless)."""
+    def tap_inside(self):
+        """(starts, ends), each (T, 2): tap t at output row r reads x's row r·sh + di − top,
+        inside x for starts[t, 0] ≤ r < ends[t, 0], i.e. from ceil((top − di) / sh) to
+        ceil((top + H − di) / sh); likewise columns ([t, 1])."""
         starts = -((self.tap_offsets - (self.top, self.left)) // self.stride)
         ends = -((self.tap_offsets - (self.top + self.height, self.left + self.width))
                  // self.stride)
+        return starts, ends
+
+    @cached_property
+    def lane_reads(self):
+        """The forward lane tile's (offsets (T, 2), inside): tap t reads inside x at output
+        (r, col) where 0 ≤ r + offsets[t, 0] < inside[1] and 0 ≤ col + offsets[t, 1] <
+        inside[3] (``tap_inside`` shifted to start at 0), for up to ceil(H / sh) rows (one
+        more than some taps have on odd heights: that row's products read padding zeros,
+        which is harmless)."""
+        starts, ends = self.tap_inside
         rows, cols = (ends - starts).max(axis=0)
         return np.ascontiguousarray(-starts), (0, int(rows), 0, int(cols))
 
@@ -614,18 +622,17 @@ class DirectPlan:
         taps are never set."""
         block = _kernels.TAP_BLOCK
         padded = _round_up(self.taps, block)
-        sh, sw = self.stride
-        rows = np.arange(self.out_h)[:, None] * sh + self.tap_offsets[None, :, 0] - self.top
-        cols = np.arange(self.out_w)[:, None] * sw + self.tap_offsets[None, :, 1] - self.left
+        starts, ends = self.tap_inside
         bits = np.left_shift(1, np.arange(padded) % block)[:self.taps]
         groups = np.arange(self.taps) // block
 
-        def masks(inside, count):
+        def masks(axis, count):
+            at = np.arange(count)[:, None]
+            inside = (at >= starts[:, axis]) & (at < ends[:, axis])
             out = np.zeros((padded // block, count), np.intc)
             np.add.at(out.T, (slice(None), groups), np.where(inside, bits, 0))
             return out
-        return (masks((rows >= 0) & (rows < self.height), self.out_h),
-                masks((cols >= 0) & (cols < self.width), self.out_w))
+        return masks(0, self.out_h), masks(1, self.out_w)
 
     def _grad_weight_group(self, grid, gy):
         width = grad_tile_width(self.out_channels)
