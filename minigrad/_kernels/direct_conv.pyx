@@ -36,8 +36,8 @@ The lane tile (``conv_lanes``, ``lane_tile.h``, AVX-512 only) turns that around 
 7 wide or a whole number of 14 or 8, where runs of a vector lose lanes to the row ends:
 output channels in the lanes (two vectors: 32 float32 or 16 float64 channels; or one, for
 layers of 16 on rows of one tile), positions in registers, 14 or 8 outputs of a row or two
-rows of 7 per tile (two rows of any with one vector), so every lane is an output. Each step loads the
-two weight vectors and broadcasts the tile's grid values; the tile's sums are transposed
+rows of 7 per tile (two rows of any with one vector), so every lane is an output. Each step
+loads the weight vectors and broadcasts the tile's grid values; the tile's sums are transposed
 into the output planes as they are stored. A tile skips the taps its rows would read from
 padding rows, and each row's first or last column where a tap reads the padding columns
 (on 7×7 with 3×3, together a sixth of the products). A strided forward runs on it over its
@@ -539,10 +539,10 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
     """One lane tile whose first output sits at grid position 0 and at out[0]: ``width``
     outputs (14, 8 or 7) of ``rows`` rows (at most ``tile_rows``, 1 or 2), of ``out_rows`` (at
     most the block of ``vectors`` vectors) output planes, plus bias[j] unless ``bias`` is
-    NULL. Tap t, at (row, column) offset (offsets[2t], offsets[2t + 1]), reads the plane from the tile's row i and column col where
-    first_row <= i + offsets[2t] < last_row and first_col <= col + offsets[2t + 1] < last_col;
-    the products it would take from padding rows, and from a row's first or last column, are
-    skipped."""
+    NULL. Tap t, at (row, column) offset (offsets[2t], offsets[2t + 1]), reads the plane
+    from the tile's row i and column col where first_row <= i + offsets[2t] < last_row and
+    first_col <= col + offsets[2t + 1] < last_col; the products it would take from padding
+    rows, and from a row's first or last column, are skipped."""
     cdef floating result[LANE_RESULT]
     cdef int taps_of[9 * LANE_MAX_TAPS]
     cdef int counts[9]
@@ -596,15 +596,16 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]], W packed as
     (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
     channel, B = ``lane_block(itemsize, vectors)`` (two vectors, or one). With ``inside`` =
-    (first_row, last_row, first_col, last_col) and tap t's (row, column) offsets (T, 2), the grid holds zeros wherever tap t
-    at output (r, col) reads outside first_row ≤ r + offsets[t, 0] < last_row, first_col ≤
-    col + offsets[t, 1] < last_col (its padding), so those products are skipped: those of
-    whole rows, and of a row's first or last column.
+    (first_row, last_row, first_col, last_col) and tap t's (row, column) offsets (T, 2), the
+    grid holds zeros wherever tap t at output (r, col) reads outside first_row ≤ r +
+    offsets[t, 0] < last_row, first_col ≤ col + offsets[t, 1] < last_col (its padding), so
+    those products are skipped: those of whole rows, and of a row's first or last column.
 
     A tile is 14 or 8 outputs of one row or, on 7-wide outputs or with one vector of output
     channels, two rows (on an odd number of rows the last tile has one), times one block of
-    output channels, summed over all channels in registers. Work items are (image, block, tile row, tile column), each written
-    by one thread: the result does not depend on the thread count."""
+    output channels, summed over all channels in registers. Work items are (image, block,
+    tile row, tile column), each written by one thread: the result does not depend on the
+    thread count."""
     cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
     cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3]
     cdef Py_ssize_t taps = shifts.shape[0], grid_length = grid.shape[2]
