@@ -158,12 +158,13 @@ STRIDED = [
 @pytest.mark.parametrize("interleave", [False, True])
 def test_strided_direct_path_matches_reference(monkeypatch, case, dtype, gemm_grad_input,
                                                interleave):
-    """The input gradient on the stride phases and, on planes past the rule's size, by
+    """The input gradient on the stride phases and, on planes up to the rule's size, by
     im2col's product and col2im (the weight gradient the other way round); the forward on
     whole phase planes and, on output rows of the rule's width, on interleaved phase rows
     (each forced both ways here)."""
-    monkeypatch.setattr(conv_direct, "GEMM_GRAD_INPUT_MIN_POSITIONS",
-                        1 if gemm_grad_input else 1 << 30)
+    monkeypatch.setattr(conv_direct, "GEMM_GRAD_INPUT_MAX_POSITIONS",
+                        1 << 30 if gemm_grad_input else -1)
+    monkeypatch.setattr(conv_direct, "GEMM_GRAD_INPUT_MIN_CHANNELS", 0)
     # the weight gradient by GEMM exactly when the input gradient is not: each mix once
     monkeypatch.setattr(conv_direct, "GEMM_GRAD_WEIGHT_MIN_CHANNELS",
                         1 << 30 if gemm_grad_input else 1)
@@ -200,17 +201,20 @@ def test_strided_weight_gradient_goes_to_gemm_from_the_rule_channels(channels, s
     assert plan.grad_weight_by_gemm is by_gemm
 
 
-@pytest.mark.parametrize("side, stride, by_gemm", [
-    (16, 2, True),      # 8×8 outputs: the rule's size
-    (14, 2, False),     # 7×7
-    (16, (1, 2), True),
-    (16, 1, False),     # stride 1: the direct input gradient on any plane
+@pytest.mark.parametrize("side, stride, channels, by_gemm", [
+    (16, 2, 8, True),       # 8×8 outputs: the rule's size
+    (14, 2, 8, True),       # 7×7
+    (18, 2, 8, False),      # 9×9
+    (16, (1, 2), 8, False),
+    (32, 2, 3, True),       # fewer input channels than a tile's block
+    (8, 1, 3, False),       # stride 1: the direct input gradient on any plane
 ])
-def test_strided_input_gradient_goes_to_gemm_from_the_rule_size(side, stride, by_gemm):
+def test_strided_input_gradient_goes_to_gemm_by_the_rule(side, stride, channels, by_gemm):
     stride = (stride, stride) if isinstance(stride, int) else stride
-    plan = conv_direct.DirectPlan((2, 8, side, side), (8, 8, 3, 3), ((1, 1), (1, 1)), (1, 1),
-                                  stride)
-    assert plan.out_h * plan.out_w >= conv_direct.GEMM_GRAD_INPUT_MIN_POSITIONS or not by_gemm
+    plan = conv_direct.DirectPlan((2, channels, side, side), (8, channels, 3, 3),
+                                  ((1, 1), (1, 1)), (1, 1), stride)
+    assert (plan.out_h * plan.out_w <= conv_direct.GEMM_GRAD_INPUT_MAX_POSITIONS
+            or channels < conv_direct.GEMM_GRAD_INPUT_MIN_CHANNELS or not by_gemm)
     assert plan.grad_input_by_gemm is by_gemm
 
 
@@ -257,8 +261,9 @@ def test_grouped_direct_path_matches_reference(monkeypatch, case, dtype, gemm_ba
     """Also with a strided layer's gradients forced to im2col's product, per group (and a
     stride-1 layer's planes stacked)."""
     _stacking(monkeypatch, gemm_backward)
-    monkeypatch.setattr(conv_direct, "GEMM_GRAD_INPUT_MIN_POSITIONS",
-                        1 if gemm_backward else 1 << 30)
+    monkeypatch.setattr(conv_direct, "GEMM_GRAD_INPUT_MAX_POSITIONS",
+                        1 << 30 if gemm_backward else -1)
+    monkeypatch.setattr(conv_direct, "GEMM_GRAD_INPUT_MIN_CHANNELS", 0)
     monkeypatch.setattr(conv_direct, "GEMM_GRAD_WEIGHT_MIN_CHANNELS",
                         1 if gemm_backward else 1 << 30)
     x_shape, w_shape, padding, dilation, stride, groups = case
@@ -346,6 +351,7 @@ def test_position_runs_skip_the_padding_columns():
 
 
 _USE_4X4 = _tile_use(4, 1)
+_LANES = conv_direct._kernels.LANE_TILE
 _USE_8X8 = _tile_use(8, 1)
 
 
@@ -355,15 +361,16 @@ _USE_8X8 = _tile_use(8, 1)
     ((2, 8, 4, 4), (32, 8, 5, 5), 2, True, True),        # too few output channels for the GEMM
     ((2, 8, 16, 16), (64, 8, 3, 3), 1, True, True),      # most of the tiles used
     # 64 outputs: direct while half of the tiles are used (two thirds of AVX2's 24 positions
-    # on 4×4, a third of AVX-512's 48), many input channels or not
-    ((2, 128, 4, 4), (64, 128, 3, 3), 1, _USE_4X4 >= 0.5, _USE_4X4 >= 0.5),
+    # on 4×4, a third of AVX-512's 48), many input channels or not; with AVX-512 both passes
+    # run on the lane tile's two rows of 4 (_LANES)
+    ((2, 128, 4, 4), (64, 128, 3, 3), 1, _USE_4X4 >= 0.5 or _LANES, _USE_4X4 >= 0.5 or _LANES),
     ((2, 8, 8, 8), (64, 8, 3, 3), 1, True, True),        # 8/9 (AVX2) or 2/3 (AVX-512) used
     # more outputs: the forward stays direct with few input channels; the backward's bar
     # depends on the tile width (MIN_TILE_USE)
     ((2, 8, 8, 8), (128, 8, 3, 3), 1, True, _USE_8X8 >= conv_direct.MIN_TILE_USE),
     # many channels on a plane of one tile: the forward stays direct from a batch of 32
-    ((2, 128, 4, 4), (128, 128, 3, 3), 1, False, False),
-    ((32, 128, 4, 4), (128, 128, 3, 3), 1, _USE_4X4 >= 0.5, False),
+    ((2, 128, 4, 4), (128, 128, 3, 3), 1, _LANES, _LANES),
+    ((32, 128, 4, 4), (128, 128, 3, 3), 1, _USE_4X4 >= 0.5 or _LANES, _LANES),
 ])
 def test_tiny_maps_with_many_channels_go_to_im2col(x_shape, w_shape, padding, forward,
                                                      backward):

@@ -60,11 +60,15 @@ CASES = [
     ((2, 16, 7, 7), (48, 16, 3, 3), 1, 1),             # one vector: three blocks of 16
     ((2, 32, 8, 8), (16, 32, 5, 5), 2, 1),             # one vector, two rows of 8
     ((2, 16, 5, 14), (16, 16, 3, 3), 1, 1),            # one vector, the last tile one row
+    ((2, 32, 4, 4), (32, 32, 3, 3), 1, 1),             # two rows of 4, both passes
+    ((3, 16, 5, 4), (32, 16, 5, 5), 2, 1),             # 5×5 on 4 wide, the last tile one row
+    ((2, 32, 4, 4), (16, 32, 3, 3), 1, 1),             # one vector, two rows of 4
 ]
 
 
 # Strided forwards on the lane tile (x shape, weight shape, padding, dilation, stride): outputs
-# 16, 14, 8 and 7 wide, odd heights (taps with a row fewer inside), dilated, 7×7, stride (2, 1).
+# 16, 14, 8, 7 and 4 wide, odd heights (taps with a row fewer inside), dilated, 7×7, stride
+# (2, 1).
 # Their input gradients keep the phase planes' position tiles.
 STRIDED = [
     ((2, 16, 32, 32), (32, 16, 3, 3), 1, 1, 2),
@@ -75,6 +79,8 @@ STRIDED = [
     ((2, 16, 16, 16), (32, 16, 7, 7), 3, 1, 2),
     ((2, 16, 15, 14), (32, 16, 3, 3), 1, 1, (2, 1)),
     ((1, 16, 23, 21), (32, 16, 3, 3), (0, 2), 1, 3),
+    ((2, 32, 8, 8), (64, 32, 3, 3), 1, 1, 2),          # 4 wide: two rows of 4
+    ((2, 16, 7, 7), (32, 16, 3, 3), 1, 1, 2),
 ]
 
 
@@ -208,6 +214,9 @@ def test_lane_tile_results_do_not_depend_on_the_thread_count():
     ((2, 16, 30, 30), (32, 16, 3, 3), 1, 1, False),    # rows of 30: no whole tiles
     ((2, 16, 8, 8), (32, 16, 3, 3), 1, 1, True),       # rows of 8
     ((2, 16, 9, 9), (32, 16, 3, 3), 1, 1, False),
+    ((2, 16, 4, 4), (32, 16, 3, 3), 1, 1, True),       # two rows of 4
+    ((2, 16, 8, 8), (64, 16, 3, 3), 2, 1, True),       # strided to 4 wide
+    ((2, 16, 4, 12), (32, 16, 3, 3), 1, 1, False),     # rows of 12: no whole tiles
     ((2, 16, 28, 28), (32, 16, 3, 3), 2, 1, True),     # 14 wide, strided: the forward
     ((2, 32, 14, 14), (64, 16, 3, 3), 1, 2, False),    # grouped
     ((2, 16, 1, 7), (32, 16, 1, 3), 1, 1, True),       # one row of 7: a tile of one row
@@ -247,7 +256,7 @@ def test_conv_lanes_kernel_checks_its_arguments():
     conv(grid=grid[:, :, :reads].copy())
     with pytest.raises(ValueError, match="outside"):
         conv(grid=grid[:, :, :reads - 1].copy())
-    with pytest.raises(ValueError, match="7 wide or a multiple of 14 or 8"):
+    with pytest.raises(ValueError, match="4 or 7 wide or a multiple of 14 or 8"):
         conv(y=np.empty((2, 32, 14, 9), np.float32))
     with pytest.raises(ValueError, match="inconsistent"):
         conv(shifts=plan.forward_shifts[:-1])

@@ -33,16 +33,16 @@ block of a channel count that is not a multiple of ``OB`` is padded with zero we
 extra rows are not stored.
 
 The lane tile (``conv_lanes``, ``lane_tile.h``, AVX-512 only) turns that around for outputs
-7 wide or a whole number of 14 or 8, where runs of a vector lose lanes to the row ends:
+4 or 7 wide or a whole number of 14 or 8, where runs of a vector lose lanes to the row ends:
 output channels in the lanes (two vectors: 32 float32 or 16 float64 channels; or one, for
 layers of 16 on rows of one tile), positions in registers, 14 or 8 outputs of a row or two
-rows of 7 per tile (two rows of any with one vector), so every lane is an output. Each step
-loads the weight vectors and broadcasts the tile's grid values; the tile's sums are transposed
-into the output planes as they are stored. A tile skips the taps its rows would read from
-padding rows, and each row's first or last column where a tap reads the padding columns
-(on 7×7 with 3×3, together a sixth of the products). A strided forward runs on it over its
-interleaved phase rows, and the input gradient of a stride-1 convolution on inputs of such
-widths too (``conv_lanes`` with a ``start``, as ``conv``).
+rows of 7 or of 4 per tile (two rows of any with one vector), so every lane is an output.
+Each step loads the weight vectors and broadcasts the tile's grid values; the tile's sums
+are transposed into the output planes as they are stored. A tile skips the taps its rows
+would read from padding rows, and each row's first or last column where a tap reads the
+padding columns (on 7×7 with 3×3, together a sixth of the products). A strided forward runs
+on it over its interleaved phase rows, and the input gradient of a stride-1 convolution on
+inputs of such widths too (``conv_lanes`` with a ``start``, as ``conv``).
 
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
@@ -494,8 +494,8 @@ cdef enum:
 #: Whether the lane tile (``lane_tile.h``, output channels in the vector lanes) is built: with
 #: AVX-512 only.
 LANE_TILE = bool(LANES_BUILT)
-#: The output widths the lane tile takes (rows of 7 take two rows per tile).
-LANE_WIDTHS = (7, 8, LANE_POSITIONS)
+#: The output widths the lane tile takes (rows of 7 and of 4 take two rows per tile).
+LANE_WIDTHS = (4, 7, 8, LANE_POSITIONS)
 #: The most taps a kernel may have on the lane tile.
 LANE_TAPS = LANE_MAX_TAPS
 
@@ -507,11 +507,11 @@ def team(Py_ssize_t macs, int num_threads):
 
 
 def lane_tile_width(out_width):
-    """The tile width the lane tile takes outputs ``out_width`` wide in: 7 (two rows of 7) for
-    7, else 14 or 8 where the row is a whole number of such tiles (14 first: more positions per
-    weight load), else 0 (not on the lane tile)."""
-    if out_width == 7:
-        return 7
+    """The tile width the lane tile takes outputs ``out_width`` wide in: 7 or 4 (two rows of
+    them) for 7 or 4, else 14 or 8 where the row is a whole number of such tiles (14 first:
+    more positions per weight load), else 0 (not on the lane tile)."""
+    if out_width in (4, 7):
+        return out_width
     if out_width > 0 and out_width % LANE_POSITIONS == 0:
         return LANE_POSITIONS
     if out_width > 0 and out_width % 8 == 0:
@@ -537,9 +537,9 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
                             floating* out, Py_ssize_t out_rows, Py_ssize_t plane_stride,
                             Py_ssize_t row_stride, const floating* bias) noexcept nogil:
     """One lane tile whose first output sits at grid position 0 and at out[0]: ``width``
-    outputs (14, 8 or 7) of ``rows`` rows (at most ``tile_rows``, 1 or 2), of ``out_rows`` (at
-    most the block of ``vectors`` vectors) output planes, plus bias[j] unless ``bias`` is
-    NULL. Tap t, at (row, column) offset (offsets[2t], offsets[2t + 1]), reads the plane
+    outputs (14, 8, 7 or 4) of ``rows`` rows (at most ``tile_rows``, 1 or 2), of ``out_rows``
+    (at most the block of ``vectors`` vectors) output planes, plus bias[j] unless ``bias``
+    is NULL. Tap t, at (row, column) offset (offsets[2t], offsets[2t + 1]), reads the plane
     from the tile's row i and column col where first_row <= i + offsets[2t] < last_row and
     first_col <= col + offsets[2t + 1] < last_col; the products it would take from padding
     rows, and from a row's first or last column, are skipped."""
@@ -591,7 +591,7 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                const Py_ssize_t[::1] shifts, const Py_ssize_t[:, ::1] offsets, tuple inside,
                floating[:, :, :, ::1] out, const floating[::1] bias, Py_ssize_t grid_width,
                Py_ssize_t start, int num_threads):
-    """``conv`` with the lane tile, for outputs 7 wide or a whole number of 14 or 8
+    """``conv`` with the lane tile, for outputs 4 or 7 wide or a whole number of 14 or 8
     (``lane_tile_width``): out[n, o, r, col] = bias[o] +
     Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]], W packed as
     (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
@@ -601,27 +601,27 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     offsets[t, 0] < last_row, first_col ≤ col + offsets[t, 1] < last_col (its padding), so
     those products are skipped: those of whole rows, and of a row's first or last column.
 
-    A tile is 14 or 8 outputs of one row or, on 7-wide outputs or with one vector of output
-    channels, two rows (on an odd number of rows the last tile has one), times one block of
-    output channels, summed over all channels in registers. Work items are (image, block,
-    tile row, tile column), each written by one thread: the result does not depend on the
-    thread count."""
+    A tile is 14 or 8 outputs of one row or, on 7- or 4-wide outputs or with one vector of
+    output channels, two rows (on an odd number of rows the last tile has one), times one
+    block of output channels, summed over all channels in registers. Work items are (image,
+    block, tile row, tile column), each written by one thread: the result does not depend on
+    the thread count."""
     cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
     cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3]
     cdef Py_ssize_t taps = shifts.shape[0], grid_length = grid.shape[2]
     cdef Py_ssize_t block = packed_weight.shape[2], blocks = packed_weight.shape[0]
     cdef Py_ssize_t channels = packed_weight.shape[1] // taps if taps else 0
     cdef bint has_bias = bias.shape[0] > 0
-    # one vector of output channels: two rows of any width; two vectors: two rows of 7
+    # one vector of output channels: two rows of any width; two vectors: two rows of 7 or 4
     cdef int vectors = 1 if block * sizeof(floating) * 2 == LANE_BYTES else 2
-    cdef Py_ssize_t tile_rows = 2 if vectors == 1 or out_w == 7 else 1
-    cdef Py_ssize_t first_row, last_row, first_col, last_col
     cdef int tile_width = lane_tile_width(out_w)
+    cdef Py_ssize_t tile_rows = 2 if vectors == 1 or tile_width in (4, 7) else 1
+    cdef Py_ssize_t first_row, last_row, first_col, last_col
     if not LANES_BUILT:
         raise RuntimeError("conv_lanes: the lane tile is built with AVX-512 only")
     if tile_width == 0:
-        raise ValueError(f"conv_lanes: outputs must be 7 wide or a multiple of 14 or 8 wide, "
-                         f"got {out_w}")
+        raise ValueError(f"conv_lanes: outputs must be 4 or 7 wide or a multiple of 14 or 8 "
+                         f"wide, got {out_w}")
     if taps > LANE_MAX_TAPS:
         raise ValueError(f"conv_lanes: at most {LANE_MAX_TAPS} taps, got {taps}")
     if len(inside) != 4:

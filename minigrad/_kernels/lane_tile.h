@@ -95,16 +95,19 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
     MINIGRAD_LANE_SUMS(NAME##_f, float, minigrad_lf, R, Q, VECS)                             \
     MINIGRAD_LANE_SUMS(NAME##_d, double, minigrad_ld, R, Q, VECS)
 
-/* Two vectors of output channels: a row of 14 outputs; two rows of 7; a row of 8 */
+/* Two vectors of output channels: a row of 14 outputs; two rows of 7; a row of 8; two rows
+ * of 4 */
 MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_14, 1, 14, 2)
 MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_7, 2, 7, 2)
 MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_8, 1, 8, 2)
-/* One vector (16 float32 output channels): two rows of 14, of 7 or of 8 */
+MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_4, 2, 4, 2)
+/* One vector (16 float32 output channels): two rows of 14, of 7, of 8 or of 4 */
 MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_14, 2, 14, 1)
 MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_7, 2, 7, 1)
 MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_8, 2, 8, 1)
+MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_4, 2, 4, 1)
 
-/* the tile for outputs ``width`` wide (7, 8 or 14) and ``vectors`` vectors of channels */
+/* the tile for outputs ``width`` wide (4, 7, 8 or 14) and ``vectors`` vectors of channels */
 #define MINIGRAD_LANE_TILE(NAME, T, SUFFIX)                                                  \
 static inline void NAME(int width, int vectors, const T *grid, Py_ssize_t grid_length,       \
                         Py_ssize_t grid_width, const T *weight, const Py_ssize_t *shifts,     \
@@ -118,6 +121,9 @@ static inline void NAME(int width, int vectors, const T *grid, Py_ssize_t grid_l
         else if (width == 8)                                                                 \
             minigrad_lanes1_8_##SUFFIX(grid, grid_length, grid_width, weight, shifts,        \
                                        channels, taps, taps_of, counts, result);             \
+        else if (width == 4)                                                                 \
+            minigrad_lanes1_4_##SUFFIX(grid, grid_length, grid_width, weight, shifts,        \
+                                       channels, taps, taps_of, counts, result);             \
         else                                                                                 \
             minigrad_lanes1_14_##SUFFIX(grid, grid_length, grid_width, weight, shifts,       \
                                         channels, taps, taps_of, counts, result);            \
@@ -126,6 +132,9 @@ static inline void NAME(int width, int vectors, const T *grid, Py_ssize_t grid_l
                                   taps, taps_of, counts, result);                            \
     else if (width == 8)                                                                     \
         minigrad_lanes_8_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,   \
+                                  taps, taps_of, counts, result);                            \
+    else if (width == 4)                                                                     \
+        minigrad_lanes_4_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,   \
                                   taps, taps_of, counts, result);                            \
     else                                                                                     \
         minigrad_lanes_14_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,  \

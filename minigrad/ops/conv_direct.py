@@ -19,7 +19,7 @@ padded cell (R, C) goes to phase plane (R mod sh, C mod sw), cell (R div sh, C d
 1 (one phase). The input gradient of each phase is a stride-1 correlation of the output
 gradient with that phase's taps, written straight into its cells of x's gradient. On wide
 enough outputs the forward interleaves the phases' rows (``DirectPlan.interleaved``), and on
-large enough planes (input gradient) or with many channels (weight gradient) a strided
+small planes (input gradient) or with many channels (weight gradient) a strided
 convolution's backward is im2col's product instead (``DirectPlan.grad_input_by_gemm``,
 ``grad_weight_by_gemm``: ``Conv2d.backward`` asks).
 
@@ -83,12 +83,16 @@ FORWARD_ONE_TILE_MIN_BATCH = 32
 #: interleaving them did not pay (docs/algorithms.md has the measurements). None: never
 #: (tests compare both layouts).
 INTERLEAVE_MIN_COLUMNS = 16
-#: A strided convolution's input gradient goes to im2col's product and col2im from this many
-#: output positions per plane on: each stride phase of it is a correlation with a few of the
-#: taps (a 3×3/2 kernel's phases have 4, 2, 2 and 1), too few per channel for the direct
-#: tiles to pay for loading the channel's rows; on smaller planes the columns cost more
+#: A strided convolution's input gradient goes to im2col's product and col2im up to this many
+#: output positions per plane, and for inputs of fewer channels than
+#: ``GEMM_GRAD_INPUT_MIN_CHANNELS`` (a tile's block, ``_kernels.OUT_BLOCK``): each stride
+#: phase of it is a correlation with a few of the taps (a 3×3/2 kernel's phases have 4, 2, 2
+#: and 1) over a phase plane of a quarter of the input's cells; on small planes the position
+#: tiles of those correlations are mostly overhang, with few channels their blocks mostly
+#: empty. Elsewhere the direct correlations are faster than writing the columns
 #: (docs/algorithms.md has the measurements).
-GEMM_GRAD_INPUT_MIN_POSITIONS = 64
+GEMM_GRAD_INPUT_MAX_POSITIONS = 64
+GEMM_GRAD_INPUT_MIN_CHANNELS = _kernels.OUT_BLOCK
 #: ... and its weight gradient from this many input channels (per group): the direct kernel's
 #: sums per image are flushed to partials of C·taps·(its tile's width) values, which with
 #: many channels outgrow the core's cache (docs/algorithms.md has the measurements).
@@ -98,19 +102,19 @@ PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
 #: depends only on the batch size and results do not depend on the thread count.
 MAX_CHUNKS = 16
-#: A forward on outputs 7 wide or a whole number of 14 or 8 (``_kernels.lane_tile_width``),
+#: A forward on outputs 4 or 7 wide or a whole number of 14 or 8 (``_kernels.lane_tile_width``),
 #: with a whole number of lane blocks of output channels (32, or 16 on rows of one tile:
 #: ``LANE_MIN_VECTORS``) and at least this many input channels, runs on the lane tile
-#: (``_kernels.conv_lanes``: output channels in the vector lanes, so rows of 14, 8 or 7 lose
+#: (``_kernels.conv_lanes``: output channels in the vector lanes, so rows of 14, 8, 7 or 4 lose
 #: no lanes, and it skips the padding's products, which the position tiles multiply). With
 #: fewer channels each tile's transposing store weighs more against its sums. None: never
 #: (tests compare both kernels).
 LANE_MIN_CHANNELS = 16
 #: The fewest vectors of output channels a lane tile holds: 1 lets layers of 16 (or 48, …)
-#: output channels take it on outputs 7, 8 or 14 wide with one vector per tile (two rows of
+#: output channels take it on outputs 4, 7, 8 or 14 wide with one vector per tile (two rows of
 #: positions), 2 keeps them off.
 LANE_MIN_VECTORS = 1
-#: The row widths of a lane tile: 14 or 8 outputs of one row, or two rows of 7.
+#: The row widths of a lane tile: 14 or 8 outputs of one row, or two rows of 7 or of 4.
 LANE_WIDTHS = _kernels.LANE_WIDTHS
 #: A stride-1 forward (and its input gradient) stacks the batch's planes
 #: (``DirectPlan.stack_period``) when that takes at most this share of the tiles of one plane
@@ -251,8 +255,9 @@ def pointwise_row(summed, produced, plane):
     into ``produced`` ones on planes of ``plane`` positions runs its lane tile on, or None
     (the lane tile's rule, ``_takes_lanes``). Its positions are independent, so any plane that
     is a whole number of rows of such a width is one: 32×32 as 128 rows of 8. Only with two
-    vectors of output channels: with one, BLAS was faster."""
-    for width in sorted(LANE_WIDTHS, reverse=True):
+    vectors of output channels (with one, BLAS was faster), and not on rows of 4 (not
+    measured against BLAS)."""
+    for width in sorted(set(LANE_WIDTHS) - {4}, reverse=True):
         if (plane % width == 0 and lane_vectors(produced) == 2
                 and _takes_lanes(summed, produced, width, 1)):
             return width
@@ -438,9 +443,11 @@ class DirectPlan:
     @property
     def grad_input_by_gemm(self):
         """Whether the input gradient should be im2col's product and col2im rather than
-        ``grad_input`` (``GEMM_GRAD_INPUT_MIN_POSITIONS``)."""
-        return (self.stride != (1, 1)
-                and self.out_h * self.out_w >= GEMM_GRAD_INPUT_MIN_POSITIONS)
+        ``grad_input`` (``GEMM_GRAD_INPUT_MAX_POSITIONS``,
+        ``GEMM_GRAD_INPUT_MIN_CHANNELS``)."""
+        return self.stride != (1, 1) and (
+            self.out_h * self.out_w <= GEMM_GRAD_INPUT_MAX_POSITIONS
+            or self.channels < GEMM_GRAD_INPUT_MIN_CHANNELS)
 
     @property
     def grad_weight_by_gemm(self):
@@ -460,11 +467,13 @@ class DirectPlan:
         return self.out_h * self.out_w / (self.tiles * _kernels.POSITION_BLOCK)
 
     def beats_gemm(self):
-        """Whether this plan is expected to be faster than im2col + BLAS (measured rule:
-        ``MIN_TILE_USE``, ``GEMM_MIN_OUT``, ``SMALL_MAP_MAX_OUT``)."""
+        """Whether this plan's backward is expected to be faster than im2col + BLAS (measured
+        rule: ``MIN_TILE_USE``, ``GEMM_MIN_OUT``, ``SMALL_MAP_MAX_OUT``; and wherever the input
+        gradient runs on the lane tile, which wastes no positions on small maps)."""
         return (self.tile_use >= MIN_TILE_USE or self.out_channels < GEMM_MIN_OUT
                 or (self.out_channels <= SMALL_MAP_MAX_OUT
-                    and self.tile_use >= SMALL_MAP_MIN_TILE_USE))
+                    and self.tile_use >= SMALL_MAP_MIN_TILE_USE)
+                or self.input_lanes)
 
     def _stacked(self, x, front, first_row, first_col, reads, name):
         """x (N, C, h, w) on a grid of stacked planes, (1, C, L) with L at least ``reads``:
