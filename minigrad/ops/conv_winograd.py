@@ -4,9 +4,9 @@ Gray 2016, "Fast Algorithms for Convolutional Neural Networks").
 Each m×m block of outputs comes from an α×α patch of the input, α = m + 2: with the transforms
 of ``minigrad/_kernels/winograd.pyx``, V = Bᵀ d B (per patch and input channel), U = G g Gᵀ
 (per filter), the block is Aᵀ (Σ_c U ⊙ V) A. Summed over channels, each of the α² points ξ is
-one matrix product over the batch's tiles, M[ξ] = U[ξ] · V[ξ], done by BLAS: 36 multiplies per
-16 outputs and channel pair with m = 4 (4× fewer than the direct sum's 144), 16 per 4 with
-m = 2 (2.25× fewer).
+one matrix product over the batch's tiles, M[ξ] = U[ξ] · V[ξ], done by BLAS on minigrad's
+threads (``team_matmul``): 36 multiplies per 16 outputs and channel pair with m = 4 (4× fewer
+than the direct sum's 144), 16 per 4 with m = 2 (2.25× fewer).
 
 The backward pass is the same computation run backwards, exactly (each step is linear):
 dM = A gy Aᵀ per output tile, then ∂L/∂V[ξ] = U[ξ]ᵀ · dM[ξ] taken back through Bᵀ · B into
@@ -29,6 +29,7 @@ import numpy as np
 
 from .._kernels import winograd as _kernels
 from ..threads import get_num_threads
+from .team_matmul import matmul
 from .workspace import absent, workspace
 
 #: Bound on one chunk's tile matrices V and M: large enough for BLAS to run at full speed on
@@ -152,7 +153,7 @@ class WinogradPlan:
             v, products = self._tiles(stop - start, x.dtype)
             _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left,
                                  self.tiles_h, self.tiles_w, scratch, threads)
-            np.matmul(u, v, out=products)
+            matmul(u, v, products)
             _kernels.output_tiles(self.tile, products, y[start:stop], bias, self.tiles_h,
                                   self.tiles_w, scratch, threads)
         return y
@@ -162,7 +163,8 @@ class WinogradPlan:
         threads = get_num_threads()
         scratch = self._scratch(threads, x.dtype)
         gx = np.empty_like(x) if need_x else None
-        grad_u = None
+        grad_u = (np.zeros((self.points, self.out_channels, self.channels), x.dtype)
+                  if need_weight else None)
         for start, stop in self._chunks():
             v, products = self._tiles(stop - start, x.dtype)
             _kernels.output_grad(self.tile, gy[start:stop], products, self.tiles_h,
@@ -170,16 +172,13 @@ class WinogradPlan:
             if need_weight:
                 _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left,
                                      self.tiles_h, self.tiles_w, scratch, threads)
-                partial = np.matmul(products, v.transpose(0, 2, 1))
-                grad_u = partial if grad_u is None else np.add(grad_u, partial, out=grad_u)
+                matmul(products, v.transpose(0, 2, 1), grad_u, accumulate=start > 0)
             if need_x:    # V's buffer is free again: it takes ∂L/∂V
-                np.matmul(u.transpose(0, 2, 1), products, out=v)
+                matmul(u.transpose(0, 2, 1), products, v)
                 _kernels.input_grad(self.tile, v, gx[start:stop], self.top, self.left,
                                     self.tiles_h, self.tiles_w, scratch, threads)
         if not need_weight:
             return gx, None
-        if grad_u is None:      # an empty batch
-            grad_u = np.zeros((self.points, self.out_channels, self.channels), x.dtype)
         grad_weight = (grad_u.reshape(self.points, -1).T
                        @ _FILTER_TRANSFORM[self.tile, x.dtype])                # (O·C, 9)
         return gx, grad_weight.reshape(self.out_channels, self.channels, 3, 3)

@@ -1,0 +1,124 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""A batch of matrix products on minigrad's own threads, each product whole on one thread, by
+numpy's BLAS called single-threaded.
+
+Why: numpy's OpenBLAS runs a large product on threads of its own, which on a machine with as
+many cores as minigrad's threads take turns on the cores with minigrad's OpenMP team (one
+hands the core to the other at every switch between a BLAS product and a kernel). Here the
+team itself runs the products, one after the other per thread, while OpenBLAS is set to one
+thread, so that only the team's threads run.
+
+The BLAS entry points are not linked but bound at run time (``bind``) from the OpenBLAS that
+numpy loaded, by ``minigrad/ops/team_matmul.py``; unbound, ``products`` raises.
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t, intptr_t
+
+from ._parallel cimport check_threads
+
+ctypedef fused floating:
+    float
+    double
+
+# CBLAS's enums
+cdef enum:
+    ROW_MAJOR = 101
+    NO_TRANS = 111
+    TRANS = 112
+
+# cblas_?gemm with 64-bit (ILP64) or 32-bit integers
+ctypedef void (*sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float*,
+                           int64_t, const float*, int64_t, float, float*,
+                           int64_t) noexcept nogil
+ctypedef void (*dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double*,
+                           int64_t, const double*, int64_t, double, double*,
+                           int64_t) noexcept nogil
+ctypedef void (*sgemm32_t)(int, int, int, int, int, int, float, const float*, int,
+                           const float*, int, float, float*, int) noexcept nogil
+ctypedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double*, int,
+                           const double*, int, double, double*, int) noexcept nogil
+ctypedef void (*set_threads_t)(int) noexcept nogil
+ctypedef int (*get_threads_t)() noexcept nogil
+
+cdef void* _sgemm = NULL
+cdef void* _dgemm = NULL
+cdef bint _ilp64 = False
+cdef set_threads_t _set_threads = NULL
+cdef get_threads_t _get_threads = NULL
+
+
+def bind(intptr_t sgemm, intptr_t dgemm, bint ilp64, intptr_t set_threads,
+         intptr_t get_threads):
+    """Use these addresses (of cblas_sgemm, cblas_dgemm, with 64-bit integers if ``ilp64``,
+    and of the library's set/get thread-count functions) from now on; all zero: unbind."""
+    global _sgemm, _dgemm, _ilp64, _set_threads, _get_threads
+    if not (sgemm and dgemm and set_threads and get_threads):
+        sgemm = dgemm = set_threads = get_threads = 0
+    _sgemm, _dgemm, _ilp64 = <void*>sgemm, <void*>dgemm, ilp64
+    _set_threads, _get_threads = <set_threads_t>set_threads, <get_threads_t>get_threads
+
+
+def bound():
+    """Whether BLAS entry points are bound."""
+    return _sgemm != NULL
+
+
+cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                       const floating* a, Py_ssize_t lda, const floating* b, Py_ssize_t ldb,
+                       floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
+    cdef int ta = TRANS if trans_a else NO_TRANS, tb = TRANS if trans_b else NO_TRANS
+    if floating is float:
+        if _ilp64:
+            (<sgemm64_t>_sgemm)(ROW_MAJOR, ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+        else:
+            (<sgemm32_t>_sgemm)(ROW_MAJOR, ta, tb, <int>m, <int>n, <int>k, 1, a, <int>lda, b,
+                                <int>ldb, beta, c, <int>ldc)
+    else:
+        if _ilp64:
+            (<dgemm64_t>_dgemm)(ROW_MAJOR, ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+        else:
+            (<dgemm32_t>_dgemm)(ROW_MAJOR, ta, tb, <int>m, <int>n, <int>k, 1, a, <int>lda, b,
+                                <int>ldb, beta, c, <int>ldc)
+
+
+def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b, bint trans_b,
+             floating[:, :, :] out, bint accumulate, int num_threads):
+    """out[p] (+)= op(a[p]) · op(b[p]) for every p, op(x) = xᵀ where asked (``trans_a``,
+    ``trans_b``): a (P, M, K) or, transposed, (P, K, M); b (P, K, N) or (P, N, K); out
+    (P, M, N); ``accumulate`` adds to out instead of overwriting it. Each matrix has unit
+    steps along its last axis and a leading dimension (step of its middle axis) at least its
+    row length; out overlaps neither input (the wrapper checks all of it). Products p are
+    split evenly over ``num_threads`` threads; OpenBLAS runs on one thread meanwhile and on
+    its former count afterwards."""
+    cdef Py_ssize_t count = out.shape[0], m = out.shape[1], n = out.shape[2]
+    cdef Py_ssize_t k = a.shape[1] if trans_a else a.shape[2]
+    cdef Py_ssize_t lda = a.strides[1] // sizeof(floating)
+    cdef Py_ssize_t ldb = b.strides[1] // sizeof(floating)
+    cdef Py_ssize_t ldc = out.strides[1] // sizeof(floating)
+    cdef floating beta = 1 if accumulate else 0
+    cdef Py_ssize_t p
+    cdef int nt = check_threads(num_threads), before
+    if _sgemm == NULL:
+        raise RuntimeError("team_gemm.products: no BLAS bound (team_gemm.bind)")
+    if (a.shape[0] != count or b.shape[0] != count
+            or (a.shape[2] if trans_a else a.shape[1]) != m
+            or (b.shape[2] if trans_b else b.shape[1]) != k
+            or (b.shape[1] if trans_b else b.shape[2]) != n):
+        raise ValueError(f"team_gemm.products: shapes do not chain: a "
+                         f"({a.shape[0]}, {a.shape[1]}, {a.shape[2]}){'ᵀ' if trans_a else ''}, "
+                         f"b ({b.shape[0]}, {b.shape[1]}, {b.shape[2]}){'ᵀ' if trans_b else ''},"
+                         f" out ({count}, {m}, {n})")
+    if (a.strides[2] != sizeof(floating) or b.strides[2] != sizeof(floating)
+            or out.strides[2] != sizeof(floating) or lda < max(1, a.shape[2])
+            or ldb < max(1, b.shape[2]) or ldc < max(1, n)):
+        raise ValueError("team_gemm.products: every matrix needs unit steps along its rows "
+                         "and a leading dimension at least its row length")
+    if count == 0 or m == 0 or n == 0:
+        return
+    with nogil:
+        before = _get_threads()
+        _set_threads(1)
+        for p in prange(count, schedule="static", num_threads=nt):
+            _gemm(trans_a, trans_b, m, n, k, &a[p, 0, 0], lda, &b[p, 0, 0], ldb, beta,
+                  &out[p, 0, 0], ldc)
+        _set_threads(before)

@@ -1,0 +1,106 @@
+"""Stacks of matrix products for the convolution's hot paths, run by minigrad's own threads
+(``minigrad/_kernels/team_gemm.pyx``: each product whole on one thread, numpy's OpenBLAS
+called single-threaded) instead of by OpenBLAS's threads.
+
+On a machine with as many cores as threads, OpenBLAS's threads and minigrad's OpenMP team
+take turns on the cores: every switch between a BLAS product and a kernel hands a core from
+one thread to the other. Winograd's convolution alternates them on every call (transforms,
+α² products, transforms), and its products ran faster on the team (docs/algorithms.md has the
+measurements).
+
+The BLAS is found at import: the OpenBLAS numpy loaded (``/proc/self/maps``), with its CBLAS
+``?gemm`` and its thread-count functions. Where there is none (another BLAS, another
+platform), or with one thread, ``matmul`` is numpy's ``matmul``.
+"""
+import ctypes
+
+import numpy as np
+
+from .._kernels import team_gemm as _kernels
+from ..threads import get_num_threads
+
+#: Run the products on the team where a BLAS was bound (tests switch it off to compare).
+USE_TEAM = True
+
+#: The entry points by OpenBLAS build: numpy's own wheels (64-bit integers, prefixed), 64-bit
+#: integer builds, plain builds: (sgemm, dgemm, 64-bit integers, set threads, get threads).
+_SYMBOLS = (
+    ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", True,
+     "scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("cblas_sgemm64_", "cblas_dgemm64_", True,
+     "openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("cblas_sgemm", "cblas_dgemm", False, "openblas_set_num_threads", "openblas_get_num_threads"),
+)
+
+
+def _bind():
+    """Bind the kernels to numpy's OpenBLAS; whether one was found."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    except OSError:
+        return False
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sgemm, dgemm, ilp64, set_threads, get_threads in _SYMBOLS:
+            if all(hasattr(library, name) for name in (sgemm, dgemm, set_threads, get_threads)):
+                _kernels.bind(*(ctypes.cast(getattr(library, name), ctypes.c_void_p).value
+                                for name in (sgemm, dgemm)), ilp64,
+                              *(ctypes.cast(getattr(library, name), ctypes.c_void_p).value
+                                for name in (set_threads, get_threads)))
+                return True
+    return False
+
+
+#: Whether a BLAS was found and bound.
+BOUND = _bind()
+
+
+def _operand(matrices):
+    """(transposed, view) for a stack of matrices (P, R, S) the kernel can read: itself with
+    unit steps along its rows, or its transpose (P, S, R) with them; None otherwise."""
+    step = matrices.itemsize
+    if matrices.strides[2] == step and matrices.strides[1] >= max(1, matrices.shape[2]) * step:
+        return False, matrices
+    swapped = matrices.transpose(0, 2, 1)
+    if swapped.strides[2] == step and swapped.strides[1] >= max(1, swapped.shape[2]) * step:
+        return True, swapped
+    return None
+
+
+def matmul(a, b, out, accumulate=False):
+    """out = a @ b, or out += a @ b with ``accumulate``, for stacks of matrices a (P, M, K),
+    b (P, K, N) and out (P, M, N) of one float dtype (any of them transposed views); returns
+    out. The P products are split evenly over the threads, each whole on one thread, where a
+    BLAS is bound and every matrix has unit steps along its rows or columns; otherwise numpy's
+    ``matmul``. Results do not depend on the thread count (each product is BLAS's on one
+    thread, whichever runs it).
+
+    Example::
+
+        u = np.ones((36, 64, 32), np.float32); v = np.ones((36, 32, 100), np.float32)
+        m = np.empty((36, 64, 100), np.float32)
+        team_matmul.matmul(u, v, m)
+    """
+    if a.ndim != 3 or b.ndim != 3 or out.ndim != 3 or not (
+            a.shape[0] == b.shape[0] == out.shape[0] and a.shape[2] == b.shape[1]
+            and out.shape[1:] == (a.shape[1], b.shape[2])):
+        raise ValueError(f"team_matmul.matmul: shapes do not chain: a {a.shape} @ b {b.shape} "
+                         f"-> out {out.shape}")
+    threads = get_num_threads()
+    if USE_TEAM and BOUND and threads > 1 and a.dtype == b.dtype == out.dtype \
+            and a.dtype in (np.float32, np.float64) and out.strides[2] == out.itemsize \
+            and out.strides[1] >= max(1, out.shape[2]) * out.itemsize \
+            and not (np.may_share_memory(out, a) or np.may_share_memory(out, b)):
+        left, right = _operand(a), _operand(b)
+        if left is not None and right is not None:
+            _kernels.products(left[1], left[0], right[1], right[0], out, accumulate, threads)
+            return out
+    if accumulate:
+        out += np.matmul(a, b)
+    else:
+        np.matmul(a, b, out=out)
+    return out

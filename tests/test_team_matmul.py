@@ -1,0 +1,133 @@
+"""Stacks of matrix products on minigrad's threads (``ops.team_matmul``, kernel
+``_kernels.team_gemm``): against numpy's matmul, transposed operands, accumulation, the
+fallback, the thread count, and the kernel's own guards."""
+import numpy as np
+import pytest
+
+import minigrad
+from minigrad._kernels import team_gemm
+from minigrad.ops import team_matmul
+
+RNG = np.random.default_rng(3)
+
+needs_blas = pytest.mark.skipif(not team_matmul.BOUND,
+                                reason="no OpenBLAS with CBLAS entry points found in numpy")
+
+
+@pytest.fixture
+def two_threads():
+    before = minigrad.get_num_threads()
+    minigrad.set_num_threads(2)
+    yield
+    minigrad.set_num_threads(before)
+
+
+def _stacks(p, m, k, n, dtype, trans_a=False, trans_b=False):
+    a = RNG.standard_normal((p, k, m) if trans_a else (p, m, k)).astype(dtype)
+    b = RNG.standard_normal((p, n, k) if trans_b else (p, k, n)).astype(dtype)
+    return (a.transpose(0, 2, 1) if trans_a else a), (b.transpose(0, 2, 1) if trans_b else b)
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
+                                              (True, True)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_products_match_numpy(two_threads, monkeypatch, dtype, trans_a, trans_b, accumulate):
+    a, b = _stacks(5, 7, 9, 11, dtype, trans_a, trans_b)
+    start = RNG.standard_normal((5, 7, 11)).astype(dtype)
+    out = start.copy()
+    calls = []
+    monkeypatch.setattr(team_gemm, "products",
+                        lambda *args: calls.append(args) or _products(*args))
+    assert team_matmul.matmul(a, b, out, accumulate=accumulate) is out
+    assert calls, "the team's kernel was not used"
+    expected = np.matmul(a.astype(np.float64), b.astype(np.float64)) + (start if accumulate
+                                                                        else 0)
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
+
+
+_products = team_gemm.products
+
+
+@needs_blas
+def test_products_on_strided_planes(two_threads):
+    """Planes a gap apart (as Winograd's tile matrices are) and rows longer than the matrix."""
+    a = RNG.standard_normal((4, 6, 8)).astype(np.float32)
+    wide = RNG.standard_normal((4 * 3 * 10 + 5,)).astype(np.float32)
+    b = np.lib.stride_tricks.as_strided(wide, (4, 8, 3), (4 * (3 * 10 + 1), 4 * 3, 4))
+    out = np.zeros((4, 6, 5), np.float32)[:, :, :3]
+    team_matmul.matmul(a, b, out)
+    np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-5, atol=1e-5)
+
+
+@needs_blas
+def test_results_do_not_depend_on_the_thread_count():
+    a, b = _stacks(6, 33, 40, 50, np.float32)
+    results = []
+    before = minigrad.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            minigrad.set_num_threads(threads)
+            results.append(team_matmul.matmul(a, b, np.empty((6, 33, 50), np.float32)))
+    finally:
+        minigrad.set_num_threads(before)
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
+
+
+def test_fallback_is_numpy(monkeypatch):
+    monkeypatch.setattr(team_matmul, "USE_TEAM", False)
+    monkeypatch.setattr(team_gemm, "products", None)     # would fail if called
+    a, b = _stacks(3, 4, 5, 6, np.float64)
+    out = np.ones((3, 4, 6))
+    team_matmul.matmul(a, b, out, accumulate=True)
+    np.testing.assert_allclose(out, 1 + np.matmul(a, b), rtol=1e-12)
+
+
+@needs_blas
+def test_overlapping_or_unsupported_layouts_fall_back(two_threads, monkeypatch):
+    monkeypatch.setattr(team_gemm, "products", None)
+    a, b = _stacks(2, 4, 4, 4, np.float32)
+    # out overlapping an input: numpy's matmul handles it (it copies)
+    buffer = np.concatenate([a, b])
+    expected = np.matmul(a, b)
+    team_matmul.matmul(buffer[:2], buffer[2:], buffer[:2])
+    np.testing.assert_allclose(buffer[:2], expected, rtol=1e-5)
+    # every step of a operand larger than one element: no rows to hand to BLAS
+    team_matmul.matmul(np.ones((2, 8, 8), np.float32)[:, ::2, ::2], b, np.empty((2, 4, 4),
+                                                                               np.float32))
+
+
+@pytest.mark.parametrize("shapes", [((2, 3, 4), (2, 5, 6), (2, 3, 6)),
+                                    ((2, 3, 4), (3, 4, 6), (2, 3, 6)),
+                                    ((2, 3, 4), (2, 4, 6), (2, 3, 5)),
+                                    ((3, 4), (4, 6), (3, 6))])
+def test_matmul_names_the_shapes_that_do_not_chain(shapes):
+    a, b, out = (np.ones(s, np.float32) for s in shapes)
+    with pytest.raises(ValueError, match="shapes do not chain"):
+        team_matmul.matmul(a, b, out)
+
+
+@needs_blas
+def test_empty_stacks(two_threads):
+    out = np.ones((0, 3, 4), np.float32)
+    team_matmul.matmul(np.ones((0, 3, 2), np.float32), np.ones((0, 2, 4), np.float32), out)
+    out = np.ones((2, 3, 4), np.float32)
+    team_matmul.matmul(np.ones((2, 3, 0), np.float32), np.ones((2, 0, 4), np.float32), out)
+    np.testing.assert_array_equal(out, 0)
+
+
+@needs_blas
+def test_kernel_checks_its_arguments():
+    a = np.ones((2, 3, 4), np.float32)
+    b = np.ones((2, 4, 5), np.float32)
+    out = np.empty((2, 3, 5), np.float32)
+    with pytest.raises(ValueError, match="do not chain"):
+        team_gemm.products(a, False, b, True, out, False, 2)
+    with pytest.raises(ValueError, match="unit steps"):
+        team_gemm.products(a, False, np.ones((2, 4, 10), np.float32)[:, :, ::2], False, out,
+                           False, 2)
+    with pytest.raises(ValueError, match="num_threads"):
+        team_gemm.products(a, False, b, False, out, False, 0)
