@@ -29,6 +29,7 @@ from ..threads import get_num_threads
 from . import conv_direct, conv_winograd
 from .workspace import absent, release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
+from .team_matmul import matmul
 from .shape import batch_of_one
 
 #: Upper bound for the unrolled-window (im2col) buffer: a batch is processed in chunks of as
@@ -133,8 +134,8 @@ class Conv2d(Function):
             y = conv_direct.pointwise(x, weight, bias, self.pointwise_row)
         elif self.pointwise:
             y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
-            np.matmul(self.weight_matrices, self._grouped(x, x.shape[1]),
-                      out=self._grouped(y, out_channels))
+            _per_image_matmul(self.weight_matrices, self._grouped(x, x.shape[1]),
+                              self._grouped(y, out_channels))
             if bias is not None:
                 _kernels.add_channel_bias(y.reshape(n, out_channels, self.plane), bias,
                                           get_num_threads())
@@ -213,7 +214,7 @@ class Conv2d(Function):
                 gx = conv_direct.pointwise(gy, weight_t[0][:, :, None, None], None,
                                            self.pointwise_input_row)
             elif need_x:
-                np.matmul(weight_t, gy_g, out=self._grouped(gx, x.shape[1]))
+                _per_image_matmul(weight_t, gy_g, self._grouped(gx, x.shape[1]))
             if need_weight and self.groups == 1 and _weight_gemm_is_smaller(
                     x.shape[1], out_channels, self.plane):
                 # One GEMM over the whole batch: (O, N·P) · (N·P, C), from position-major
@@ -227,8 +228,8 @@ class Conv2d(Function):
                 for start, stop in self._chunks(n):
                     shape = (stop - start,) + self.weight_matrices.shape
                     partials = _workspace.get("products", shape, x.dtype)
-                    np.matmul(gy_g[start:stop], x_g[start:stop].transpose(0, 1, 3, 2),
-                              out=partials)
+                    _per_image_matmul(gy_g[start:stop], x_g[start:stop].transpose(0, 1, 3, 2),
+                                      partials)
                     gw += partials.sum(axis=0)
         elif need_x or need_weight:
             for start, stop in self._chunks(n):
@@ -242,6 +243,16 @@ class Conv2d(Function):
                     np.matmul(weight_t, gy_chunk, out=cols_g)
                     _kernels.col2im(cols, gx[start:stop], *self.kernel_args, get_num_threads())
         return gx, gw
+
+
+def _per_image_matmul(a, b, out):
+    """out = a @ b for the pointwise path's stacks (N, G, R, S) (a may be the weight, (G, R,
+    S), for every image); ungrouped, the N products run on minigrad's threads
+    (``team_matmul``), each whole on one."""
+    if out.shape[1] != 1:
+        return np.matmul(a, b, out=out)
+    a = np.broadcast_to(a, out.shape[:1] + a.shape[-3:])
+    return matmul(a[:, 0], b[:, 0], out[:, 0])
 
 
 def _weight_gemm_is_smaller(channels, out_channels, plane):
