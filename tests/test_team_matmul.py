@@ -131,3 +131,45 @@ def test_kernel_checks_its_arguments():
                            False, 2)
     with pytest.raises(ValueError, match="num_threads"):
         team_gemm.products(a, False, b, False, out, False, 0)
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
+                                              (True, True)])
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("n", [1, 2, 37])
+def test_column_slabs_match_numpy(two_threads, monkeypatch, dtype, trans_a, trans_b, accumulate,
+                                  n):
+    """One product, out's columns split over the threads (fewer columns than threads too)."""
+    a, b = _stacks(1, 9, 13, n, dtype, trans_a, trans_b)
+    a, b = a[0], b[0]
+    start = RNG.standard_normal((9, n)).astype(dtype)
+    out = start.copy()
+    calls = []
+    monkeypatch.setattr(team_gemm, "columns", lambda *args: calls.append(args) or _columns(*args))
+    assert team_matmul.matmul_columns(a, b, out, accumulate=accumulate) is out
+    assert calls, "the team's kernel was not used"
+    expected = a.astype(np.float64) @ b.astype(np.float64) + (start if accumulate else 0)
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
+
+
+_columns = team_gemm.columns
+
+
+def test_column_slabs_name_the_shapes_that_do_not_chain():
+    with pytest.raises(ValueError, match="shapes do not chain"):
+        team_matmul.matmul_columns(np.ones((3, 4)), np.ones((5, 6)), np.ones((3, 6)))
+
+
+@needs_blas
+def test_column_kernel_checks_its_arguments():
+    a, b, out = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32), np.ones((3, 5),
+                                                                                  np.float32)
+    with pytest.raises(ValueError, match="do not chain"):
+        team_gemm.columns(a, False, b, True, out, False, 2)
+    with pytest.raises(ValueError, match="unit steps"):
+        team_gemm.columns(a, False, np.ones((4, 10), np.float32)[:, ::2], False, out, False, 2)
+    with pytest.raises(ValueError, match="num_threads"):
+        team_gemm.columns(a, False, b, False, out, False, 0)

@@ -122,3 +122,44 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
             _gemm(trans_a, trans_b, m, n, k, &a[p, 0, 0], lda, &b[p, 0, 0], ldb, beta,
                   &out[p, 0, 0], ldc)
         _set_threads(before)
+
+
+def columns(const floating[:, :] a, bint trans_a, const floating[:, :] b, bint trans_b,
+            floating[:, :] out, bint accumulate, int num_threads):
+    """out (+)= op(a) · op(b) for single matrices, as ``products``: a (M, K) or (K, M), b
+    (K, N) or (N, K), out (M, N), out's columns split into ``num_threads`` slabs of N / T
+    (rounded), each slab one product on one thread."""
+    cdef Py_ssize_t m = out.shape[0], n = out.shape[1]
+    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
+    cdef Py_ssize_t lda = a.strides[0] // sizeof(floating)
+    cdef Py_ssize_t ldb = b.strides[0] // sizeof(floating)
+    cdef Py_ssize_t ldc = out.strides[0] // sizeof(floating)
+    cdef floating beta = 1 if accumulate else 0
+    cdef Py_ssize_t t, first, last
+    cdef int nt = check_threads(num_threads), before
+    if _sgemm == NULL:
+        raise RuntimeError("team_gemm.columns: no BLAS bound (team_gemm.bind)")
+    if ((a.shape[1] if trans_a else a.shape[0]) != m
+            or (b.shape[1] if trans_b else b.shape[0]) != k
+            or (b.shape[0] if trans_b else b.shape[1]) != n):
+        raise ValueError(f"team_gemm.columns: shapes do not chain: a ({a.shape[0]}, "
+                         f"{a.shape[1]}){'ᵀ' if trans_a else ''}, b ({b.shape[0]}, "
+                         f"{b.shape[1]}){'ᵀ' if trans_b else ''}, out ({m}, {n})")
+    if (a.strides[1] != sizeof(floating) or b.strides[1] != sizeof(floating)
+            or out.strides[1] != sizeof(floating) or lda < max(1, a.shape[1])
+            or ldb < max(1, b.shape[1]) or ldc < max(1, n)):
+        raise ValueError("team_gemm.columns: every matrix needs unit steps along its rows "
+                         "and a leading dimension at least its row length")
+    if m == 0 or n == 0:
+        return
+    nt = <int>min(nt, n)
+    with nogil:
+        before = _get_threads()
+        _set_threads(1)
+        for t in prange(nt, schedule="static", num_threads=nt):
+            first = t * n // nt
+            last = (t + 1) * n // nt
+            # the slab's columns of op(b): columns of b, or rows of the stored bᵀ
+            _gemm(trans_a, trans_b, m, last - first, k, &a[0, 0], lda,
+                  &b[first, 0] if trans_b else &b[0, first], ldb, beta, &out[0, first], ldc)
+        _set_threads(before)

@@ -29,7 +29,7 @@ from ..threads import get_num_threads
 from . import conv_direct, conv_winograd
 from .workspace import absent, release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
-from .team_matmul import matmul
+from .team_matmul import matmul, matmul_columns
 from .shape import batch_of_one
 
 #: Upper bound for the unrolled-window (im2col) buffer: a batch is processed in chunks of as
@@ -146,7 +146,7 @@ class Conv2d(Function):
                 cols, cols_g = self._columns(stop - start, x.dtype)
                 _kernels.im2col(x[start:stop], cols, *self.kernel_args, get_num_threads())
                 products, products_nchw = self._products(out_channels, stop - start, x.dtype)
-                np.matmul(self.weight_matrices, cols_g, out=products)
+                _group_matmul(self.weight_matrices, cols_g, products)
                 y_chunk = self._grouped(y[start:stop], out_channels)
                 if bias is None:
                     np.copyto(y_chunk, products_nchw)
@@ -238,9 +238,9 @@ class Conv2d(Function):
                 np.copyto(gy_nchw, self._grouped(gy[start:stop], out_channels))
                 if need_weight:
                     _kernels.im2col(x[start:stop], cols, *self.kernel_args, get_num_threads())
-                    gw += np.matmul(gy_chunk, cols_g.transpose(0, 2, 1))
+                    _group_matmul(gy_chunk, cols_g.transpose(0, 2, 1), gw, accumulate=True)
                 if need_x:     # reuse the columns buffer for the input-gradient columns
-                    np.matmul(weight_t, gy_chunk, out=cols_g)
+                    _group_matmul(weight_t, gy_chunk, cols_g)
                     _kernels.col2im(cols, gx[start:stop], *self.kernel_args, get_num_threads())
         return gx, gw
 
@@ -253,6 +253,17 @@ def _per_image_matmul(a, b, out):
         return np.matmul(a, b, out=out)
     a = np.broadcast_to(a, out.shape[:1] + a.shape[-3:])
     return matmul(a[:, 0], b[:, 0], out[:, 0])
+
+
+def _group_matmul(a, b, out, accumulate=False):
+    """out (+)= a @ b for im2col's per-group matrices (G, R, S); ungrouped, the one product
+    with its columns split over minigrad's threads (``team_matmul``)."""
+    if out.shape[0] == 1:
+        return matmul_columns(a[0], b[0], out[0], accumulate)
+    if accumulate:
+        out += np.matmul(a, b)
+        return out
+    return np.matmul(a, b, out=out)
 
 
 def _weight_gemm_is_smaller(channels, out_channels, plane):

@@ -71,6 +71,15 @@ def _operand(matrices):
     return None
 
 
+def _bindable(a, b, out):
+    """Whether a, b and out (2-D or stacks) have a common float dtype the kernels take and out
+    has unit steps along its rows and overlaps neither input."""
+    return (USE_TEAM and BOUND and a.dtype == b.dtype == out.dtype
+            and a.dtype in (np.float32, np.float64) and out.strides[-1] == out.itemsize
+            and out.strides[-2] >= max(1, out.shape[-1]) * out.itemsize
+            and not (np.may_share_memory(out, a) or np.may_share_memory(out, b)))
+
+
 def matmul(a, b, out, accumulate=False):
     """out = a @ b, or out += a @ b with ``accumulate``, for stacks of matrices a (P, M, K),
     b (P, K, N) and out (P, M, N) of one float dtype (any of them transposed views); returns
@@ -91,14 +100,32 @@ def matmul(a, b, out, accumulate=False):
         raise ValueError(f"team_matmul.matmul: shapes do not chain: a {a.shape} @ b {b.shape} "
                          f"-> out {out.shape}")
     threads = get_num_threads()
-    if USE_TEAM and BOUND and threads > 1 and a.dtype == b.dtype == out.dtype \
-            and a.dtype in (np.float32, np.float64) and out.strides[2] == out.itemsize \
-            and out.strides[1] >= max(1, out.shape[2]) * out.itemsize \
-            and not (np.may_share_memory(out, a) or np.may_share_memory(out, b)):
+    if threads > 1 and _bindable(a, b, out):
         left, right = _operand(a), _operand(b)
         if left is not None and right is not None:
             _kernels.products(left[1], left[0], right[1], right[0], out, accumulate, threads)
             return out
+    return _numpy(a, b, out, accumulate)
+
+
+def matmul_columns(a, b, out, accumulate=False):
+    """out = a @ b (or out += a @ b) for single matrices a (M, K), b (K, N), out (M, N), as
+    ``matmul``, out's columns split over the threads (each slab one product on one thread)."""
+    if a.ndim != 2 or b.ndim != 2 or out.ndim != 2 or not (
+            a.shape[1] == b.shape[0] and out.shape == (a.shape[0], b.shape[1])):
+        raise ValueError(f"team_matmul.matmul_columns: shapes do not chain: a {a.shape} @ b "
+                         f"{b.shape} -> out {out.shape}")
+    threads = get_num_threads()
+    if threads > 1 and _bindable(a, b, out):
+        left, right = _operand(a[None]), _operand(b[None])
+        if left is not None and right is not None:
+            _kernels.columns(left[1][0], left[0], right[1][0], right[0], out, accumulate,
+                             threads)
+            return out
+    return _numpy(a, b, out, accumulate)
+
+
+def _numpy(a, b, out, accumulate):
     if accumulate:
         out += np.matmul(a, b)
     else:
