@@ -147,7 +147,8 @@ def test_column_slabs_match_numpy(two_threads, monkeypatch, dtype, trans_a, tran
     start = RNG.standard_normal((9, n)).astype(dtype)
     out = start.copy()
     calls = []
-    monkeypatch.setattr(team_gemm, "columns", lambda *args: calls.append(args) or _columns(*args))
+    monkeypatch.setattr(team_gemm, "columns",
+                        lambda *args: calls.append(args) or _columns(*args))
     assert team_matmul.matmul_columns(a, b, out, accumulate=accumulate) is out
     assert calls, "the team's kernel was not used"
     expected = a.astype(np.float64) @ b.astype(np.float64) + (start if accumulate else 0)

@@ -104,10 +104,10 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
             or (a.shape[2] if trans_a else a.shape[1]) != m
             or (b.shape[2] if trans_b else b.shape[1]) != k
             or (b.shape[1] if trans_b else b.shape[2]) != n):
-        raise ValueError(f"team_gemm.products: shapes do not chain: a "
-                         f"({a.shape[0]}, {a.shape[1]}, {a.shape[2]}){'ᵀ' if trans_a else ''}, "
-                         f"b ({b.shape[0]}, {b.shape[1]}, {b.shape[2]}){'ᵀ' if trans_b else ''},"
-                         f" out ({count}, {m}, {n})")
+        raise ValueError(f"team_gemm.products: shapes do not chain: a ({a.shape[0]}, "
+                         f"{a.shape[1]}, {a.shape[2]}){'ᵀ' if trans_a else ''}, b "
+                         f"({b.shape[0]}, {b.shape[1]}, {b.shape[2]}){'ᵀ' if trans_b else ''}, "
+                         f"out ({count}, {m}, {n})")
     if (a.strides[2] != sizeof(floating) or b.strides[2] != sizeof(floating)
             or out.strides[2] != sizeof(floating) or lda < max(1, a.shape[2])
             or ldb < max(1, b.shape[2]) or ldc < max(1, n)):

@@ -29,7 +29,8 @@ _SYMBOLS = (
      "scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
     ("cblas_sgemm64_", "cblas_dgemm64_", True,
      "openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-    ("cblas_sgemm", "cblas_dgemm", False, "openblas_set_num_threads", "openblas_get_num_threads"),
+    ("cblas_sgemm", "cblas_dgemm", False,
+     "openblas_set_num_threads", "openblas_get_num_threads"),
 )
 
 
