@@ -174,3 +174,53 @@ def test_column_kernel_checks_its_arguments():
         team_gemm.columns(a, False, np.ones((4, 10), np.float32)[:, ::2], False, out, False, 2)
     with pytest.raises(ValueError, match="num_threads"):
         team_gemm.columns(a, False, b, False, out, False, 0)
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("unit, units", [(1, 1), (4, 3), (16, 8), (3, 5)])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_slabs_of_units_match_numpy(monkeypatch, dtype, trans_a, unit, units, threads):
+    """Each thread a slab of whole units of every product's columns (fewer units than threads
+    too)."""
+    a, b = _stacks(4, 6, 7, unit * units, dtype, trans_a)
+    out = np.full((4, 6, unit * units), np.nan, dtype)
+    calls = []
+    monkeypatch.setattr(team_gemm, "column_slabs",
+                        lambda *args: calls.append(args) or _column_slabs(*args))
+    before = minigrad.get_num_threads()
+    minigrad.set_num_threads(threads)
+    try:
+        assert team_matmul.matmul_slabs(a, b, out, unit) is out
+    finally:
+        minigrad.set_num_threads(before)
+    assert calls, "the team's kernel was not used"
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, np.matmul(a.astype(np.float64), b), rtol=tolerance,
+                               atol=tolerance)
+
+
+_column_slabs = team_gemm.column_slabs
+
+
+@pytest.mark.parametrize("shapes, unit", [(((2, 3, 4), (2, 4, 6), (2, 3, 6)), 4),
+                                          (((2, 3, 4), (2, 4, 6), (2, 3, 6)), 0),
+                                          (((2, 3, 4), (2, 5, 6), (2, 3, 6)), 2)])
+def test_slabs_name_the_shapes_and_units(shapes, unit):
+    a, b, out = (np.ones(s, np.float32) for s in shapes)
+    with pytest.raises(ValueError, match="whole units"):
+        team_matmul.matmul_slabs(a, b, out, unit)
+
+
+@needs_blas
+def test_slab_kernel_checks_its_arguments():
+    a, b = np.ones((2, 3, 4), np.float32), np.ones((2, 4, 6), np.float32)
+    out = np.ones((2, 3, 6), np.float32)
+    with pytest.raises(ValueError, match="whole units"):
+        team_gemm.column_slabs(a, False, b, out, 4, 2)
+    with pytest.raises(ValueError, match="unit steps"):
+        team_gemm.column_slabs(a, False, np.ones((2, 4, 12), np.float32)[:, :, ::2], out, 2,
+                               2)
+    with pytest.raises(ValueError, match="num_threads"):
+        team_gemm.column_slabs(a, False, b, out, 2, 0)

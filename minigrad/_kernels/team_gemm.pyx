@@ -163,3 +163,45 @@ def columns(const floating[:, :] a, bint trans_a, const floating[:, :] b, bint t
             _gemm(trans_a, trans_b, m, last - first, k, &a[0, 0], lda,
                   &b[first, 0] if trans_b else &b[0, first], ldb, beta, &out[0, first], ldc)
         _set_threads(before)
+
+
+def column_slabs(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
+                 floating[:, :, :] out, Py_ssize_t unit, int num_threads):
+    """out[p] = op(a[p]) · b[p] for every p, as ``products`` (b not transposed), but split by
+    out's columns: thread t computes columns [unit·(t·U div T), unit·((t + 1)·U div T)) of every
+    product (U = N / unit whole units, T threads), so that a thread reads and writes the
+    columns of the same units (the images of a batch) as a kernel that splits those units
+    evenly over the threads."""
+    cdef Py_ssize_t count = out.shape[0], m = out.shape[1], n = out.shape[2]
+    cdef Py_ssize_t k = a.shape[1] if trans_a else a.shape[2]
+    cdef Py_ssize_t lda = a.strides[1] // sizeof(floating)
+    cdef Py_ssize_t ldb = b.strides[1] // sizeof(floating)
+    cdef Py_ssize_t ldc = out.strides[1] // sizeof(floating)
+    cdef Py_ssize_t units, t, p, first, last
+    cdef int nt = check_threads(num_threads), before
+    if _sgemm == NULL:
+        raise RuntimeError("team_gemm.column_slabs: no BLAS bound (team_gemm.bind)")
+    if a.shape[0] != count or b.shape[0] != count or b.shape[1] != k or b.shape[2] != n \
+            or (a.shape[2] if trans_a else a.shape[1]) != m or unit < 1 or n % unit:
+        raise ValueError(f"team_gemm.column_slabs: shapes do not chain or columns not in whole "
+                         f"units of {unit}: a ({a.shape[0]}, {a.shape[1]}, {a.shape[2]}), b "
+                         f"({b.shape[0]}, {b.shape[1]}, {b.shape[2]}), out ({count}, {m}, {n})")
+    if (a.strides[2] != sizeof(floating) or b.strides[2] != sizeof(floating)
+            or out.strides[2] != sizeof(floating) or lda < max(1, a.shape[2])
+            or ldb < max(1, n) or ldc < max(1, n)):
+        raise ValueError("team_gemm.column_slabs: every matrix needs unit steps along its rows "
+                         "and a leading dimension at least its row length")
+    units = n // unit
+    if count == 0 or m == 0 or units == 0:
+        return
+    nt = <int>min(nt, units)
+    with nogil:
+        before = _get_threads()
+        _set_threads(1)
+        for t in prange(nt, schedule="static", num_threads=nt):
+            first = unit * (t * units // nt)
+            last = unit * ((t + 1) * units // nt)
+            for p in range(count):
+                _gemm(trans_a, False, m, last - first, k, &a[p, 0, 0], lda, &b[p, 0, first],
+                      ldb, 0, &out[p, 0, first], ldc)
+        _set_threads(before)

@@ -29,7 +29,7 @@ import numpy as np
 
 from .._kernels import winograd as _kernels
 from ..threads import get_num_threads
-from .team_matmul import matmul
+from .team_matmul import matmul, matmul_slabs
 from .workspace import absent, workspace
 
 #: Bound on one chunk's tile matrices V and M: large enough for BLAS to run at full speed on
@@ -153,7 +153,7 @@ class WinogradPlan:
             v, products = self._tiles(stop - start, x.dtype)
             _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left,
                                  self.tiles_h, self.tiles_w, scratch, threads)
-            matmul(u, v, products)
+            matmul_slabs(u, v, products, self.per_image)
             _kernels.output_tiles(self.tile, products, y[start:stop], bias, self.tiles_h,
                                   self.tiles_w, scratch, threads)
         return y
@@ -174,7 +174,7 @@ class WinogradPlan:
                                      self.tiles_h, self.tiles_w, scratch, threads)
                 matmul(products, v.transpose(0, 2, 1), grad_u, accumulate=start > 0)
             if need_x:    # V's buffer is free again: it takes ∂L/∂V
-                matmul(u.transpose(0, 2, 1), products, v)
+                matmul_slabs(u.transpose(0, 2, 1), products, v, self.per_image)
                 _kernels.input_grad(self.tile, v, gx[start:stop], self.top, self.left,
                                     self.tiles_h, self.tiles_w, scratch, threads)
         if not need_weight:

@@ -126,6 +126,25 @@ def matmul_columns(a, b, out, accumulate=False):
     return _numpy(a, b, out, accumulate)
 
 
+def matmul_slabs(a, b, out, unit):
+    """out = a @ b for stacks as ``matmul`` (b not transposed), each thread computing a slab
+    of whole ``unit``s of every product's columns: the same images of a batch as the kernels
+    that split the images evenly over the threads, so that a thread's products read and
+    write what its own core's cache holds. Columns must be a whole number of units."""
+    if a.ndim != 3 or b.ndim != 3 or out.ndim != 3 or not (
+            a.shape[0] == b.shape[0] == out.shape[0] and a.shape[2] == b.shape[1]
+            and out.shape[1:] == (a.shape[1], b.shape[2])) or unit < 1 or out.shape[2] % unit:
+        raise ValueError(f"team_matmul.matmul_slabs: shapes do not chain or columns not in "
+                         f"whole units of {unit}: a {a.shape} @ b {b.shape} -> out {out.shape}")
+    threads = get_num_threads()
+    if threads > 1 and _bindable(a, b, out):
+        left, right = _operand(a), _operand(b)
+        if left is not None and right is not None and not right[0]:
+            _kernels.column_slabs(left[1], left[0], right[1], out, unit, threads)
+            return out
+    return _numpy(a, b, out, False)
+
+
 def _numpy(a, b, out, accumulate):
     if accumulate:
         out += np.matmul(a, b)
