@@ -15,7 +15,9 @@ needs_blas = pytest.mark.skipif(not team_matmul.BOUND,
 
 
 @pytest.fixture
-def two_threads():
+def two_threads(monkeypatch):
+    """Two threads, and the team for products of any size."""
+    monkeypatch.setattr(team_matmul, "TEAM_MIN_MACS", 0)
     before = minigrad.get_num_threads()
     minigrad.set_num_threads(2)
     yield
@@ -63,7 +65,8 @@ def test_products_on_strided_planes(two_threads):
 
 
 @needs_blas
-def test_results_do_not_depend_on_the_thread_count():
+def test_results_do_not_depend_on_the_thread_count(monkeypatch):
+    monkeypatch.setattr(team_matmul, "TEAM_MIN_MACS", 0)
     a, b = _stacks(6, 33, 40, 50, np.float32)
     results = []
     before = minigrad.get_num_threads()
@@ -141,7 +144,8 @@ def test_kernel_checks_its_arguments():
 @pytest.mark.parametrize("n", [1, 2, 37])
 def test_column_slabs_match_numpy(two_threads, monkeypatch, dtype, trans_a, trans_b, accumulate,
                                   n):
-    """One product, out's columns split over the threads (fewer columns than threads too)."""
+    """One product, out's columns split over the threads (with fewer columns than threads,
+    numpy's matmul)."""
     a, b = _stacks(1, 9, 13, n, dtype, trans_a, trans_b)
     a, b = a[0], b[0]
     start = RNG.standard_normal((9, n)).astype(dtype)
@@ -150,7 +154,7 @@ def test_column_slabs_match_numpy(two_threads, monkeypatch, dtype, trans_a, tran
     monkeypatch.setattr(team_gemm, "columns",
                         lambda *args: calls.append(args) or _columns(*args))
     assert team_matmul.matmul_columns(a, b, out, accumulate=accumulate) is out
-    assert calls, "the team's kernel was not used"
+    assert bool(calls) is (n >= 2)       # a column for every thread, else numpy's
     expected = a.astype(np.float64) @ b.astype(np.float64) + (start if accumulate else 0)
     tolerance = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
@@ -182,8 +186,9 @@ def test_column_kernel_checks_its_arguments():
 @pytest.mark.parametrize("unit, units", [(1, 1), (4, 3), (16, 8), (3, 5)])
 @pytest.mark.parametrize("threads", [2, 3])
 def test_slabs_of_units_match_numpy(monkeypatch, dtype, trans_a, unit, units, threads):
-    """Each thread a slab of whole units of every product's columns (fewer units than threads
-    too)."""
+    """Each thread a slab of whole units of every product's columns (with fewer units than
+    threads, the products split instead)."""
+    monkeypatch.setattr(team_matmul, "TEAM_MIN_MACS", 0)
     a, b = _stacks(4, 6, 7, unit * units, dtype, trans_a)
     out = np.full((4, 6, unit * units), np.nan, dtype)
     calls = []
@@ -195,7 +200,7 @@ def test_slabs_of_units_match_numpy(monkeypatch, dtype, trans_a, unit, units, th
         assert team_matmul.matmul_slabs(a, b, out, unit) is out
     finally:
         minigrad.set_num_threads(before)
-    assert calls, "the team's kernel was not used"
+    assert bool(calls) is (units >= threads)
     tolerance = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, np.matmul(a.astype(np.float64), b), rtol=tolerance,
                                atol=tolerance)
@@ -224,3 +229,18 @@ def test_slab_kernel_checks_its_arguments():
                                2)
     with pytest.raises(ValueError, match="num_threads"):
         team_gemm.column_slabs(a, False, b, out, 2, 0)
+
+
+@needs_blas
+@pytest.mark.parametrize("count, size", [(1, 64), (2, 16)])
+def test_small_or_too_few_products_stay_numpys(monkeypatch, count, size):
+    """One product for two threads, or products below ``TEAM_MIN_MACS``: numpy's matmul."""
+    monkeypatch.setattr(team_gemm, "products", None)      # would fail if called
+    before = minigrad.get_num_threads()
+    minigrad.set_num_threads(2)
+    try:
+        a, b = _stacks(count, size, size, size, np.float32)
+        out = team_matmul.matmul(a, b, np.empty((count, size, size), np.float32))
+    finally:
+        minigrad.set_num_threads(before)
+    np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-5, atol=1e-4)

@@ -21,6 +21,12 @@ from ..threads import get_num_threads
 
 #: Run the products on the team where a BLAS was bound (tests switch it off to compare).
 USE_TEAM = True
+#: ... and where each thread gets a share of at least one product and all of them together at
+#: least this many multiply-adds: below, starting the team and switching OpenBLAS's thread
+#: count cost more than they save (a stack of two 64×64×64 products: 9.3 µs on the team,
+#: 11.1 by numpy's matmul; 2·32×32×64: 5.8 against 4.3; one product of a batch-1 1×1
+#: convolution: 7.9 against 3.2).
+TEAM_MIN_MACS = 1 << 19
 
 #: The entry points by OpenBLAS build: numpy's own wheels (64-bit integers, prefixed), 64-bit
 #: integer builds, plain builds: (sgemm, dgemm, 64-bit integers, set threads, get threads).
@@ -72,10 +78,13 @@ def _operand(matrices):
     return None
 
 
-def _bindable(a, b, out):
-    """Whether a, b and out (2-D or stacks) have a common float dtype the kernels take and out
-    has unit steps along its rows and overlaps neither input."""
-    return (USE_TEAM and BOUND and a.dtype == b.dtype == out.dtype
+def _bindable(a, b, out, parts, threads):
+    """Whether the team should run a @ b into out (2-D or stacks) in ``parts`` shares:
+    enough work (``TEAM_MIN_MACS``, a share for every thread), a common float dtype the
+    kernels take, out with unit steps along its rows and overlapping neither input."""
+    return (USE_TEAM and BOUND and threads > 1 and parts >= threads
+            and out.size * a.shape[-1] >= TEAM_MIN_MACS
+            and a.dtype == b.dtype == out.dtype
             and a.dtype in (np.float32, np.float64) and out.strides[-1] == out.itemsize
             and out.strides[-2] >= max(1, out.shape[-1]) * out.itemsize
             and not (np.may_share_memory(out, a) or np.may_share_memory(out, b)))
@@ -85,8 +94,8 @@ def matmul(a, b, out, accumulate=False):
     """out = a @ b, or out += a @ b with ``accumulate``, for stacks of matrices a (P, M, K),
     b (P, K, N) and out (P, M, N) of one float dtype (any of them transposed views); returns
     out. The P products are split evenly over the threads, each whole on one thread, where a
-    BLAS is bound and every matrix has unit steps along its rows or columns; otherwise numpy's
-    ``matmul``. Results do not depend on the thread count (each product is BLAS's on one
+    BLAS is bound, there is enough work (``TEAM_MIN_MACS``, P at least the threads) and every
+    matrix has unit steps along its rows or columns; otherwise numpy's ``matmul``. Results do not depend on the thread count (each product is BLAS's on one
     thread, whichever runs it).
 
     Example::
@@ -101,7 +110,7 @@ def matmul(a, b, out, accumulate=False):
         raise ValueError(f"team_matmul.matmul: shapes do not chain: a {a.shape} @ b {b.shape} "
                          f"-> out {out.shape}")
     threads = get_num_threads()
-    if threads > 1 and _bindable(a, b, out):
+    if _bindable(a, b, out, a.shape[0], threads):
         left, right = _operand(a), _operand(b)
         if left is not None and right is not None:
             _kernels.products(left[1], left[0], right[1], right[0], out, accumulate, threads)
@@ -117,7 +126,7 @@ def matmul_columns(a, b, out, accumulate=False):
         raise ValueError(f"team_matmul.matmul_columns: shapes do not chain: a {a.shape} @ b "
                          f"{b.shape} -> out {out.shape}")
     threads = get_num_threads()
-    if threads > 1 and _bindable(a, b, out):
+    if _bindable(a, b, out, b.shape[1], threads):
         left, right = _operand(a[None]), _operand(b[None])
         if left is not None and right is not None:
             _kernels.columns(left[1][0], left[0], right[1][0], right[0], out, accumulate,
@@ -137,12 +146,12 @@ def matmul_slabs(a, b, out, unit):
         raise ValueError(f"team_matmul.matmul_slabs: shapes do not chain or columns not in "
                          f"whole units of {unit}: a {a.shape} @ b {b.shape} -> out {out.shape}")
     threads = get_num_threads()
-    if threads > 1 and _bindable(a, b, out):
+    if _bindable(a, b, out, out.shape[2] // unit, threads):
         left, right = _operand(a), _operand(b)
         if left is not None and right is not None and not right[0]:
             _kernels.column_slabs(left[1], left[0], right[1], out, unit, threads)
             return out
-    return _numpy(a, b, out, False)
+    return matmul(a, b, out)
 
 
 def _numpy(a, b, out, accumulate):
