@@ -128,12 +128,16 @@ def test_kernel_checks_its_arguments():
     b = np.ones((2, 4, 5), np.float32)
     out = np.empty((2, 3, 5), np.float32)
     with pytest.raises(ValueError, match="do not chain"):
-        team_gemm.products(a, False, b, True, out, False, 2)
+        team_gemm.products(a, False, b, True, out, False, 0, 2)
+    with pytest.raises(ValueError, match="whole units of 2"):
+        team_gemm.products(a, False, b, False, out, False, 2, 2)     # 5 columns
+    with pytest.raises(ValueError, match="whole units of -1"):
+        team_gemm.products(a, False, b, False, out, False, -1, 2)
     with pytest.raises(ValueError, match="unit steps"):
         team_gemm.products(a, False, np.ones((2, 4, 10), np.float32)[:, :, ::2], False, out,
-                           False, 2)
+                           False, 0, 2)
     with pytest.raises(ValueError, match="num_threads"):
-        team_gemm.products(a, False, b, False, out, False, 0)
+        team_gemm.products(a, False, b, False, out, False, 0, 0)
 
 
 @needs_blas
@@ -151,8 +155,8 @@ def test_column_slabs_match_numpy(two_threads, monkeypatch, dtype, trans_a, tran
     start = RNG.standard_normal((9, n)).astype(dtype)
     out = start.copy()
     calls = []
-    monkeypatch.setattr(team_gemm, "columns",
-                        lambda *args: calls.append(args) or _columns(*args))
+    monkeypatch.setattr(team_gemm, "products",
+                        lambda *args: calls.append(args) or _products(*args))
     assert team_matmul.matmul_columns(a, b, out, accumulate=accumulate) is out
     assert bool(calls) is (n >= 2)       # a column for every thread, else numpy's
     expected = a.astype(np.float64) @ b.astype(np.float64) + (start if accumulate else 0)
@@ -160,24 +164,10 @@ def test_column_slabs_match_numpy(two_threads, monkeypatch, dtype, trans_a, tran
     np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
 
 
-_columns = team_gemm.columns
-
 
 def test_column_slabs_name_the_shapes_that_do_not_chain():
     with pytest.raises(ValueError, match="shapes do not chain"):
         team_matmul.matmul_columns(np.ones((3, 4)), np.ones((5, 6)), np.ones((3, 6)))
-
-
-@needs_blas
-def test_column_kernel_checks_its_arguments():
-    a, b, out = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32), np.ones((3, 5),
-                                                                                  np.float32)
-    with pytest.raises(ValueError, match="do not chain"):
-        team_gemm.columns(a, False, b, True, out, False, 2)
-    with pytest.raises(ValueError, match="unit steps"):
-        team_gemm.columns(a, False, np.ones((4, 10), np.float32)[:, ::2], False, out, False, 2)
-    with pytest.raises(ValueError, match="num_threads"):
-        team_gemm.columns(a, False, b, False, out, False, 0)
 
 
 @needs_blas
@@ -192,21 +182,20 @@ def test_slabs_of_units_match_numpy(monkeypatch, dtype, trans_a, unit, units, th
     a, b = _stacks(4, 6, 7, unit * units, dtype, trans_a)
     out = np.full((4, 6, unit * units), np.nan, dtype)
     calls = []
-    monkeypatch.setattr(team_gemm, "column_slabs",
-                        lambda *args: calls.append(args) or _column_slabs(*args))
+    monkeypatch.setattr(team_gemm, "products",
+                        lambda *args: calls.append(args) or _products(*args))
     before = minigrad.get_num_threads()
     minigrad.set_num_threads(threads)
     try:
         assert team_matmul.matmul_slabs(a, b, out, unit) is out
     finally:
         minigrad.set_num_threads(before)
-    assert bool(calls) is (units >= threads)
+    # slabs of units, or with fewer units than threads whole products per thread
+    assert calls and calls[0][6] == (unit if units >= threads else 0)
     tolerance = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, np.matmul(a.astype(np.float64), b), rtol=tolerance,
                                atol=tolerance)
 
-
-_column_slabs = team_gemm.column_slabs
 
 
 @pytest.mark.parametrize("shapes, unit", [(((2, 3, 4), (2, 4, 6), (2, 3, 6)), 4),
@@ -216,31 +205,3 @@ def test_slabs_name_the_shapes_and_units(shapes, unit):
     a, b, out = (np.ones(s, np.float32) for s in shapes)
     with pytest.raises(ValueError, match="whole units"):
         team_matmul.matmul_slabs(a, b, out, unit)
-
-
-@needs_blas
-def test_slab_kernel_checks_its_arguments():
-    a, b = np.ones((2, 3, 4), np.float32), np.ones((2, 4, 6), np.float32)
-    out = np.ones((2, 3, 6), np.float32)
-    with pytest.raises(ValueError, match="whole units"):
-        team_gemm.column_slabs(a, False, b, out, 4, 2)
-    with pytest.raises(ValueError, match="unit steps"):
-        team_gemm.column_slabs(a, False, np.ones((2, 4, 12), np.float32)[:, :, ::2], out, 2,
-                               2)
-    with pytest.raises(ValueError, match="num_threads"):
-        team_gemm.column_slabs(a, False, b, out, 2, 0)
-
-
-@needs_blas
-@pytest.mark.parametrize("count, size", [(1, 64), (2, 16)])
-def test_small_or_too_few_products_stay_numpys(monkeypatch, count, size):
-    """One product for two threads, or products below ``TEAM_MIN_MACS``: numpy's matmul."""
-    monkeypatch.setattr(team_gemm, "products", None)      # would fail if called
-    before = minigrad.get_num_threads()
-    minigrad.set_num_threads(2)
-    try:
-        a, b = _stacks(count, size, size, size, np.float32)
-        out = team_matmul.matmul(a, b, np.empty((count, size, size), np.float32))
-    finally:
-        minigrad.set_num_threads(before)
-    np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-5, atol=1e-4)

@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""A batch of matrix products on minigrad's own threads, each product whole on one thread, by
-numpy's BLAS called single-threaded.
+"""A batch of matrix products on minigrad's own threads, each product (or a slab of its
+columns) whole on one thread, by numpy's BLAS called single-threaded.
 
 Why: numpy's OpenBLAS runs a large product on threads of its own, which on a machine with as
 many cores as minigrad's threads take turns on the cores with minigrad's OpenMP team (one
@@ -81,33 +81,55 @@ cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, P
                                 <int>ldb, beta, c, <int>ldc)
 
 
+cdef int _check_bound(str kernel) except -1:
+    if _sgemm == NULL:
+        raise RuntimeError(f"team_gemm.{kernel}: no BLAS bound (team_gemm.bind)")
+    return 0
+
+
+cdef int _check_rows(str kernel, Py_ssize_t itemsize, tuple matrices) except -1:
+    """ValueError unless each matrix, given as (step along its rows, step between its rows,
+    both in bytes, row length), has unit steps and a leading dimension at least its row
+    length (at least 1)."""
+    cdef Py_ssize_t step, lead, length
+    for step, lead, length in matrices:
+        if step != itemsize or lead < max(1, length) * itemsize:
+            raise ValueError(f"team_gemm.{kernel}: every matrix needs unit steps along its "
+                             f"rows and a leading dimension at least its row length")
+    return 0
+
+
 def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b, bint trans_b,
-             floating[:, :, :] out, bint accumulate, int num_threads):
+             floating[:, :, :] out, bint accumulate, Py_ssize_t unit, int num_threads):
     """out[p] (+)= op(a[p]) · op(b[p]) for every p, op(x) = xᵀ where asked (``trans_a``,
-    ``trans_b``): a (P, M, K) or, transposed, (P, K, M); b (P, K, N) or (P, N, K); out
-    (P, M, N); ``accumulate`` adds to out instead of overwriting it. Each matrix has unit
-    steps along its last axis and a leading dimension (step of its middle axis) at least its
-    row length; out overlaps neither input (the wrapper checks all of it). Products p are
-    split evenly over ``num_threads`` threads; OpenBLAS runs on one thread meanwhile and on
-    its former count afterwards."""
+    ``trans_b``): a (P, M, K) or, transposed, (P, K, M); b (P, K, N) or (P, N, K); out (P,
+    M, N); ``accumulate`` adds to out instead of overwriting it. Each matrix has unit steps
+    along its last axis and a leading dimension (step of its middle axis) at least its row
+    length; out overlaps neither input (the wrapper checks that). With ``unit`` 0 the
+    products are split evenly over ``num_threads`` threads, each whole on one thread; with a
+    ``unit`` ≥ 1 that divides N, thread t computes columns [unit·(t·U div T), unit·((t +
+    1)·U div T)) of every product (U = N / unit, T threads): the columns of the same units
+    (the images of a batch) that a kernel splitting them evenly gives that thread. OpenBLAS
+    runs on one thread meanwhile and on its former count afterwards."""
     cdef Py_ssize_t count = out.shape[0], m = out.shape[1], n = out.shape[2]
     cdef Py_ssize_t k = a.shape[1] if trans_a else a.shape[2]
     cdef Py_ssize_t lda = a.strides[1] // sizeof(floating)
     cdef Py_ssize_t ldb = b.strides[1] // sizeof(floating)
     cdef Py_ssize_t ldc = out.strides[1] // sizeof(floating)
     cdef floating beta = 1 if accumulate else 0
-    cdef Py_ssize_t p
+    cdef Py_ssize_t units = n // unit if unit > 0 else 0, p, t, first, last
     cdef int nt = check_threads(num_threads), before
     if _sgemm == NULL:
         raise RuntimeError("team_gemm.products: no BLAS bound (team_gemm.bind)")
     if (a.shape[0] != count or b.shape[0] != count
             or (a.shape[2] if trans_a else a.shape[1]) != m
             or (b.shape[2] if trans_b else b.shape[1]) != k
-            or (b.shape[1] if trans_b else b.shape[2]) != n):
-        raise ValueError(f"team_gemm.products: shapes do not chain: a ({a.shape[0]}, "
-                         f"{a.shape[1]}, {a.shape[2]}){'ᵀ' if trans_a else ''}, b "
-                         f"({b.shape[0]}, {b.shape[1]}, {b.shape[2]}){'ᵀ' if trans_b else ''}, "
-                         f"out ({count}, {m}, {n})")
+            or (b.shape[1] if trans_b else b.shape[2]) != n or unit < 0
+            or (unit > 0 and n % unit)):
+        raise ValueError(f"team_gemm.products: shapes do not chain or columns not in whole "
+                         f"units of {unit}: a ({a.shape[0]}, {a.shape[1]}, {a.shape[2]})"
+                         f"{'ᵀ' if trans_a else ''}, b ({b.shape[0]}, {b.shape[1]}, "
+                         f"{b.shape[2]}){'ᵀ' if trans_b else ''}, out ({count}, {m}, {n})")
     if (a.strides[2] != sizeof(floating) or b.strides[2] != sizeof(floating)
             or out.strides[2] != sizeof(floating) or lda < max(1, a.shape[2])
             or ldb < max(1, b.shape[2]) or ldc < max(1, n)):
@@ -118,90 +140,18 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
     with nogil:
         before = _get_threads()
         _set_threads(1)
-        for p in prange(count, schedule="static", num_threads=nt):
-            _gemm(trans_a, trans_b, m, n, k, &a[p, 0, 0], lda, &b[p, 0, 0], ldb, beta,
-                  &out[p, 0, 0], ldc)
-        _set_threads(before)
-
-
-def columns(const floating[:, :] a, bint trans_a, const floating[:, :] b, bint trans_b,
-            floating[:, :] out, bint accumulate, int num_threads):
-    """out (+)= op(a) · op(b) for single matrices, as ``products``: a (M, K) or (K, M), b
-    (K, N) or (N, K), out (M, N), out's columns split into ``num_threads`` slabs of N / T
-    (rounded), each slab one product on one thread."""
-    cdef Py_ssize_t m = out.shape[0], n = out.shape[1]
-    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
-    cdef Py_ssize_t lda = a.strides[0] // sizeof(floating)
-    cdef Py_ssize_t ldb = b.strides[0] // sizeof(floating)
-    cdef Py_ssize_t ldc = out.strides[0] // sizeof(floating)
-    cdef floating beta = 1 if accumulate else 0
-    cdef Py_ssize_t t, first, last
-    cdef int nt = check_threads(num_threads), before
-    if _sgemm == NULL:
-        raise RuntimeError("team_gemm.columns: no BLAS bound (team_gemm.bind)")
-    if ((a.shape[1] if trans_a else a.shape[0]) != m
-            or (b.shape[1] if trans_b else b.shape[0]) != k
-            or (b.shape[0] if trans_b else b.shape[1]) != n):
-        raise ValueError(f"team_gemm.columns: shapes do not chain: a ({a.shape[0]}, "
-                         f"{a.shape[1]}){'ᵀ' if trans_a else ''}, b ({b.shape[0]}, "
-                         f"{b.shape[1]}){'ᵀ' if trans_b else ''}, out ({m}, {n})")
-    if (a.strides[1] != sizeof(floating) or b.strides[1] != sizeof(floating)
-            or out.strides[1] != sizeof(floating) or lda < max(1, a.shape[1])
-            or ldb < max(1, b.shape[1]) or ldc < max(1, n)):
-        raise ValueError("team_gemm.columns: every matrix needs unit steps along its rows "
-                         "and a leading dimension at least its row length")
-    if m == 0 or n == 0:
-        return
-    nt = <int>min(nt, n)
-    with nogil:
-        before = _get_threads()
-        _set_threads(1)
-        for t in prange(nt, schedule="static", num_threads=nt):
-            first = t * n // nt
-            last = (t + 1) * n // nt
-            # the slab's columns of op(b): columns of b, or rows of the stored bᵀ
-            _gemm(trans_a, trans_b, m, last - first, k, &a[0, 0], lda,
-                  &b[first, 0] if trans_b else &b[0, first], ldb, beta, &out[0, first], ldc)
-        _set_threads(before)
-
-
-def column_slabs(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
-                 floating[:, :, :] out, Py_ssize_t unit, int num_threads):
-    """out[p] = op(a[p]) · b[p] for every p, as ``products`` (b not transposed), but split by
-    out's columns: thread t computes columns [unit·(t·U div T), unit·((t + 1)·U div T)) of every
-    product (U = N / unit whole units, T threads), so that a thread reads and writes the
-    columns of the same units (the images of a batch) as a kernel that splits those units
-    evenly over the threads."""
-    cdef Py_ssize_t count = out.shape[0], m = out.shape[1], n = out.shape[2]
-    cdef Py_ssize_t k = a.shape[1] if trans_a else a.shape[2]
-    cdef Py_ssize_t lda = a.strides[1] // sizeof(floating)
-    cdef Py_ssize_t ldb = b.strides[1] // sizeof(floating)
-    cdef Py_ssize_t ldc = out.strides[1] // sizeof(floating)
-    cdef Py_ssize_t units, t, p, first, last
-    cdef int nt = check_threads(num_threads), before
-    if _sgemm == NULL:
-        raise RuntimeError("team_gemm.column_slabs: no BLAS bound (team_gemm.bind)")
-    if a.shape[0] != count or b.shape[0] != count or b.shape[1] != k or b.shape[2] != n \
-            or (a.shape[2] if trans_a else a.shape[1]) != m or unit < 1 or n % unit:
-        raise ValueError(f"team_gemm.column_slabs: shapes do not chain or columns not in whole "
-                         f"units of {unit}: a ({a.shape[0]}, {a.shape[1]}, {a.shape[2]}), b "
-                         f"({b.shape[0]}, {b.shape[1]}, {b.shape[2]}), out ({count}, {m}, {n})")
-    if (a.strides[2] != sizeof(floating) or b.strides[2] != sizeof(floating)
-            or out.strides[2] != sizeof(floating) or lda < max(1, a.shape[2])
-            or ldb < max(1, n) or ldc < max(1, n)):
-        raise ValueError("team_gemm.column_slabs: every matrix needs unit steps along its rows "
-                         "and a leading dimension at least its row length")
-    units = n // unit
-    if count == 0 or m == 0 or units == 0:
-        return
-    nt = <int>min(nt, units)
-    with nogil:
-        before = _get_threads()
-        _set_threads(1)
-        for t in prange(nt, schedule="static", num_threads=nt):
-            first = unit * (t * units // nt)
-            last = unit * ((t + 1) * units // nt)
-            for p in range(count):
-                _gemm(trans_a, False, m, last - first, k, &a[p, 0, 0], lda, &b[p, 0, first],
-                      ldb, 0, &out[p, 0, first], ldc)
+        if unit == 0:
+            for p in prange(count, schedule="static", num_threads=nt):
+                _gemm(trans_a, trans_b, m, n, k, &a[p, 0, 0], lda, &b[p, 0, 0], ldb, beta,
+                      &out[p, 0, 0], ldc)
+        else:
+            nt = <int>min(nt, units)
+            for t in prange(nt, schedule="static", num_threads=nt):
+                first = unit * (t * units // nt)
+                last = unit * ((t + 1) * units // nt)
+                for p in range(count):
+                    # the slab's columns of op(b): columns of b, or rows of the stored bᵀ
+                    _gemm(trans_a, trans_b, m, last - first, k, &a[p, 0, 0], lda,
+                          &b[p, first, 0] if trans_b else &b[p, 0, first], ldb, beta,
+                          &out[p, 0, first], ldc)
         _set_threads(before)

@@ -95,8 +95,9 @@ def matmul(a, b, out, accumulate=False):
     b (P, K, N) and out (P, M, N) of one float dtype (any of them transposed views); returns
     out. The P products are split evenly over the threads, each whole on one thread, where a
     BLAS is bound, there is enough work (``TEAM_MIN_MACS``, P at least the threads) and every
-    matrix has unit steps along its rows or columns; otherwise numpy's ``matmul``. Results do not depend on the thread count (each product is BLAS's on one
-    thread, whichever runs it).
+    matrix has unit steps along its rows or columns; otherwise numpy's ``matmul``. Results
+    do not depend on the thread count (each product is BLAS's on one thread, whichever runs
+    it).
 
     Example::
 
@@ -113,7 +114,8 @@ def matmul(a, b, out, accumulate=False):
     if _bindable(a, b, out, a.shape[0], threads):
         left, right = _operand(a), _operand(b)
         if left is not None and right is not None:
-            _kernels.products(left[1], left[0], right[1], right[0], out, accumulate, threads)
+            _kernels.products(left[1], left[0], right[1], right[0], out, accumulate, 0,
+                              threads)
             return out
     return _numpy(a, b, out, accumulate)
 
@@ -129,14 +131,14 @@ def matmul_columns(a, b, out, accumulate=False):
     if _bindable(a, b, out, b.shape[1], threads):
         left, right = _operand(a[None]), _operand(b[None])
         if left is not None and right is not None:
-            _kernels.columns(left[1][0], left[0], right[1][0], right[0], out, accumulate,
-                             threads)
+            _kernels.products(left[1], left[0], right[1], right[0], out[None], accumulate, 1,
+                              threads)
             return out
     return _numpy(a, b, out, accumulate)
 
 
 def matmul_slabs(a, b, out, unit):
-    """out = a @ b for stacks as ``matmul`` (b not transposed), each thread computing a slab
+    """out = a @ b for stacks as ``matmul``, each thread computing a slab
     of whole ``unit``s of every product's columns: the same images of a batch as the kernels
     that split the images evenly over the threads, so that a thread's products read and
     write what its own core's cache holds. Columns must be a whole number of units."""
@@ -148,8 +150,8 @@ def matmul_slabs(a, b, out, unit):
     threads = get_num_threads()
     if _bindable(a, b, out, out.shape[2] // unit, threads):
         left, right = _operand(a), _operand(b)
-        if left is not None and right is not None and not right[0]:
-            _kernels.column_slabs(left[1], left[0], right[1], out, unit, threads)
+        if left is not None and right is not None:
+            _kernels.products(left[1], left[0], right[1], right[0], out, False, unit, threads)
             return out
     return matmul(a, b, out)
 
