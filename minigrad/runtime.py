@@ -90,21 +90,29 @@ def set_blas_threads(n):
 
         minigrad.runtime.set_blas_threads(1)
     """
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return False
-    for path in sorted(paths):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for library in openblas_libraries():
         for name in _BLAS_SET_THREADS:
             if hasattr(library, name):
                 getattr(library, name)(int(n))
                 return True
     return False
+
+
+def openblas_libraries():
+    """The OpenBLAS libraries loaded in this process (numpy's), as ``ctypes.CDLL`` handles:
+    found by name in ``/proc/self/maps``; none where that cannot be read."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return []
+    libraries = []
+    for path in sorted(paths):
+        try:
+            libraries.append(ctypes.CDLL(path))
+        except OSError:
+            continue
+    return libraries
 
 
 def environment():

@@ -205,3 +205,27 @@ def test_slabs_name_the_shapes_and_units(shapes, unit):
     a, b, out = (np.ones(s, np.float32) for s in shapes)
     with pytest.raises(ValueError, match="whole units"):
         team_matmul.matmul_slabs(a, b, out, unit)
+
+
+@needs_blas
+def test_openblas_thread_count_is_restored(two_threads):
+    """The products set OpenBLAS to one thread and give it back its count afterwards, also
+    from several Python threads at once."""
+    import threading
+    library = next(lib for lib in minigrad.runtime.openblas_libraries()
+                   if hasattr(lib, "scipy_openblas_get_num_threads64_")
+                   or hasattr(lib, "openblas_get_num_threads"))
+    get = getattr(library, "scipy_openblas_get_num_threads64_", None) or \
+        library.openblas_get_num_threads
+    before = get()
+    a, b = _stacks(8, 32, 32, 32, np.float32)
+
+    def work():
+        for _ in range(20):
+            team_matmul.matmul(a, b, np.empty((8, 32, 32), np.float32))
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert get() == before

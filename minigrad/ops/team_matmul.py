@@ -13,10 +13,12 @@ The BLAS is found at import: the OpenBLAS numpy loaded (``/proc/self/maps``), wi
 platform), or with one thread, ``matmul`` is numpy's ``matmul``.
 """
 import ctypes
+import threading
 
 import numpy as np
 
 from .._kernels import team_gemm as _kernels
+from ..runtime import openblas_libraries
 from ..threads import get_num_threads
 
 #: Run the products on the team where a BLAS was bound (tests switch it off to compare).
@@ -42,16 +44,7 @@ _SYMBOLS = (
 
 def _bind():
     """Bind the kernels to numpy's OpenBLAS; whether one was found."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
-    except OSError:
-        return False
-    for path in paths:
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for library in openblas_libraries():
         for sgemm, dgemm, ilp64, set_threads, get_threads in _SYMBOLS:
             if all(hasattr(library, name) for name in (sgemm, dgemm, set_threads, get_threads)):
                 _kernels.bind(*(ctypes.cast(getattr(library, name), ctypes.c_void_p).value
@@ -64,6 +57,9 @@ def _bind():
 
 #: Whether a BLAS was found and bound.
 BOUND = _bind()
+#: One caller at a time: each sets OpenBLAS's thread count and restores what it found, which
+#: two overlapping callers (Python threads) could leave at one.
+_TEAM = threading.Lock()
 
 
 def _operand(matrices):
@@ -114,8 +110,9 @@ def matmul(a, b, out, accumulate=False):
     if _bindable(a, b, out, a.shape[0], threads):
         left, right = _operand(a), _operand(b)
         if left is not None and right is not None:
-            _kernels.products(left[1], left[0], right[1], right[0], out, accumulate, 0,
-                              threads)
+            with _TEAM:
+                _kernels.products(left[1], left[0], right[1], right[0], out, accumulate, 0,
+                                  threads)
             return out
     return _numpy(a, b, out, accumulate)
 
@@ -131,8 +128,9 @@ def matmul_columns(a, b, out, accumulate=False):
     if _bindable(a, b, out, b.shape[1], threads):
         left, right = _operand(a[None]), _operand(b[None])
         if left is not None and right is not None:
-            _kernels.products(left[1], left[0], right[1], right[0], out[None], accumulate, 1,
-                              threads)
+            with _TEAM:
+                _kernels.products(left[1], left[0], right[1], right[0], out[None], accumulate,
+                                  1, threads)
             return out
     return _numpy(a, b, out, accumulate)
 
@@ -151,7 +149,9 @@ def matmul_slabs(a, b, out, unit):
     if _bindable(a, b, out, out.shape[2] // unit, threads):
         left, right = _operand(a), _operand(b)
         if left is not None and right is not None:
-            _kernels.products(left[1], left[0], right[1], right[0], out, False, unit, threads)
+            with _TEAM:
+                _kernels.products(left[1], left[0], right[1], right[0], out, False, unit,
+                                  threads)
             return out
     return matmul(a, b, out)
 
