@@ -101,20 +101,10 @@ def matmul(a, b, out, accumulate=False):
         m = np.empty((36, 64, 100), np.float32)
         team_matmul.matmul(u, v, m)
     """
-    if a.ndim != 3 or b.ndim != 3 or out.ndim != 3 or not (
-            a.shape[0] == b.shape[0] == out.shape[0] and a.shape[2] == b.shape[1]
-            and out.shape[1:] == (a.shape[1], b.shape[2])):
-        raise ValueError(f"team_matmul.matmul: shapes do not chain: a {a.shape} @ b {b.shape} "
-                         f"-> out {out.shape}")
-    threads = get_num_threads()
-    if _bindable(a, b, out, a.shape[0], threads):
-        left, right = _operand(a), _operand(b)
-        if left is not None and right is not None:
-            with _TEAM:
-                _kernels.products(left[1], left[0], right[1], right[0], out, accumulate, 0,
-                                  threads)
-            return out
-    return _numpy(a, b, out, accumulate)
+    _check_stacks("matmul", a, b, out)
+    if not _on_team(a, b, out, accumulate, 0, a.shape[0]):
+        _numpy(a, b, out, accumulate)
+    return out
 
 
 def matmul_columns(a, b, out, accumulate=False):
@@ -124,36 +114,50 @@ def matmul_columns(a, b, out, accumulate=False):
             a.shape[1] == b.shape[0] and out.shape == (a.shape[0], b.shape[1])):
         raise ValueError(f"team_matmul.matmul_columns: shapes do not chain: a {a.shape} @ b "
                          f"{b.shape} -> out {out.shape}")
-    threads = get_num_threads()
-    if _bindable(a, b, out, b.shape[1], threads):
-        left, right = _operand(a[None]), _operand(b[None])
-        if left is not None and right is not None:
-            with _TEAM:
-                _kernels.products(left[1], left[0], right[1], right[0], out[None], accumulate,
-                                  1, threads)
-            return out
-    return _numpy(a, b, out, accumulate)
+    if not _on_team(a[None], b[None], out[None], accumulate, 1, b.shape[1]):
+        _numpy(a, b, out, accumulate)
+    return out
 
 
 def matmul_slabs(a, b, out, unit):
-    """out = a @ b for stacks as ``matmul``, each thread computing a slab
-    of whole ``unit``s of every product's columns: the same images of a batch as the kernels
-    that split the images evenly over the threads, so that a thread's products read and
-    write what its own core's cache holds. Columns must be a whole number of units."""
-    if a.ndim != 3 or b.ndim != 3 or out.ndim != 3 or not (
-            a.shape[0] == b.shape[0] == out.shape[0] and a.shape[2] == b.shape[1]
-            and out.shape[1:] == (a.shape[1], b.shape[2])) or unit < 1 or out.shape[2] % unit:
-        raise ValueError(f"team_matmul.matmul_slabs: shapes do not chain or columns not in "
-                         f"whole units of {unit}: a {a.shape} @ b {b.shape} -> out {out.shape}")
+    """out = a @ b for stacks as ``matmul``, each thread computing a slab of whole ``unit``s
+    of every product's columns: the same images of a batch as the kernels that split the
+    images evenly over the threads, so that a thread's products read and write what its own
+    core's cache holds. Columns must be a whole number of units."""
+    _check_stacks("matmul_slabs", a, b, out, unit)
+    if not _on_team(a, b, out, False, unit, out.shape[2] // unit):
+        matmul(a, b, out)
+    return out
+
+
+def _check_stacks(name, a, b, out, unit=None):
+    """ValueError unless a (P, M, K) @ b (P, K, N) -> out (P, M, N) chain and, with a
+    ``unit``, N is a whole number of them."""
+    chains = a.ndim == b.ndim == out.ndim == 3 and (
+        a.shape[0] == b.shape[0] == out.shape[0] and a.shape[2] == b.shape[1]
+        and out.shape[1:] == (a.shape[1], b.shape[2]))
+    if unit is None and not chains:
+        raise ValueError(f"team_matmul.{name}: shapes do not chain: a {a.shape} @ b {b.shape} "
+                         f"-> out {out.shape}")
+    if unit is not None and not (chains and unit >= 1 and out.shape[2] % unit == 0):
+        raise ValueError(f"team_matmul.{name}: shapes do not chain or columns not in whole "
+                         f"units of {unit}: a {a.shape} @ b {b.shape} -> out {out.shape}")
+
+
+def _on_team(a, b, out, accumulate, unit, parts):
+    """Run ``_kernels.products`` for these stacks in ``parts`` shares (whole products with
+    ``unit`` 0, else column slabs of ``unit``s) where ``_bindable`` and both operands have
+    rows to hand to BLAS; whether it did."""
     threads = get_num_threads()
-    if _bindable(a, b, out, out.shape[2] // unit, threads):
-        left, right = _operand(a), _operand(b)
-        if left is not None and right is not None:
-            with _TEAM:
-                _kernels.products(left[1], left[0], right[1], right[0], out, False, unit,
-                                  threads)
-            return out
-    return matmul(a, b, out)
+    if not _bindable(a, b, out, parts, threads):
+        return False
+    left, right = _operand(a), _operand(b)
+    if left is None or right is None:
+        return False
+    with _TEAM:
+        _kernels.products(left[1], left[0], right[1], right[0], out, accumulate, unit,
+                          threads)
+    return True
 
 
 def _numpy(a, b, out, accumulate):
