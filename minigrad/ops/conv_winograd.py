@@ -163,8 +163,9 @@ class WinogradPlan:
         threads = get_num_threads()
         scratch = self._scratch(threads, x.dtype)
         gx = np.empty_like(x) if need_x else None
-        grad_u = (np.zeros((self.points, self.out_channels, self.channels), x.dtype)
-                  if need_weight else None)
+        # the first chunk overwrites it; only an empty batch (no chunk) leaves it zero
+        grad_u = ((np.empty if self.n else np.zeros)(
+            (self.points, self.out_channels, self.channels), x.dtype) if need_weight else None)
         for start, stop in self._chunks():
             v, products = self._tiles(stop - start, x.dtype)
             _kernels.output_grad(self.tile, gy[start:stop], products, self.tiles_h,
