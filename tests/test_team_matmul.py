@@ -229,3 +229,82 @@ def test_openblas_thread_count_is_restored(two_threads):
     for worker in workers:
         worker.join()
     assert get() == before
+
+
+_summed_products = team_gemm.summed_products
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
+                                              (True, True)])
+@pytest.mark.parametrize("p", [2, 5, 40])
+def test_summed_products_match_numpy(two_threads, monkeypatch, dtype, trans_a, trans_b, p):
+    """Σ_p a[p] @ b[p] in ordered shares (fewer products than ``SUM_SHARES``: one each)."""
+    a, b = _stacks(p, 7, 9, 11, dtype, trans_a, trans_b)
+    out = np.full((7, 11), np.nan, dtype)
+    calls = []
+    monkeypatch.setattr(team_gemm, "summed_products",
+                        lambda *args: calls.append(args) or _summed_products(*args))
+    assert team_matmul.matmul_sum(a, b, out) is out
+    assert calls and calls[0][4].shape[0] == min(p, team_matmul.SUM_SHARES)
+    expected = np.matmul(a.astype(np.float64), b.astype(np.float64)).sum(axis=0)
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance * p)
+
+
+@needs_blas
+def test_summed_products_do_not_depend_on_the_thread_count(monkeypatch):
+    monkeypatch.setattr(team_matmul, "TEAM_MIN_MACS", 0)
+    a, b = _stacks(37, 20, 30, 25, np.float32)
+    results = []
+    before = minigrad.get_num_threads()
+    try:
+        for threads in (1, 2, 3, 8):
+            minigrad.set_num_threads(threads)
+            results.append(team_matmul.matmul_sum(a, b, np.empty((20, 25), np.float32)))
+    finally:
+        minigrad.set_num_threads(before)
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
+
+
+@pytest.mark.parametrize("use_team", [False, True])
+@pytest.mark.parametrize("p", [0, 1, 9])
+def test_summed_fallback_and_edges(monkeypatch, use_team, p):
+    """numpy's matmul by chunks of products (a chunk smaller than the stack), one product, an
+    empty stack (zeros)."""
+    monkeypatch.setattr(team_matmul, "USE_TEAM", use_team)
+    monkeypatch.setattr(team_matmul, "TEAM_MIN_MACS", 0)
+    monkeypatch.setattr(team_matmul, "SUM_CHUNK_BYTES", 3 * 4 * 6 * 8 * 2)
+    a, b = _stacks(p, 4, 5, 6, np.float64)
+    out = np.full((4, 6), np.nan)
+    team_matmul.matmul_sum(a, b, out)
+    np.testing.assert_allclose(out, np.matmul(a, b).sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shapes", [((2, 3, 4), (2, 5, 6), (3, 6)),
+                                    ((2, 3, 4), (3, 4, 6), (3, 6)),
+                                    ((2, 3, 4), (2, 4, 6), (2, 3, 6)),
+                                    ((2, 3, 4), (2, 4, 6), (3, 5))])
+def test_sum_names_the_shapes_that_do_not_chain(shapes):
+    a, b, out = (np.ones(s, np.float32) for s in shapes)
+    with pytest.raises(ValueError, match="shapes do not chain"):
+        team_matmul.matmul_sum(a, b, out)
+
+
+@needs_blas
+def test_summed_kernel_checks_its_arguments():
+    a = np.ones((3, 4, 5), np.float32)
+    b = np.ones((3, 5, 6), np.float32)
+    with pytest.raises(ValueError, match="shares not between 1 and the products"):
+        team_gemm.summed_products(a, False, b, False, np.empty((4, 4, 6), np.float32), 2)
+    with pytest.raises(ValueError, match="shares not between 1 and the products"):
+        team_gemm.summed_products(a, False, b, False, np.empty((0, 4, 6), np.float32), 2)
+    with pytest.raises(ValueError, match="do not chain"):
+        team_gemm.summed_products(a, False, b, True, np.empty((2, 4, 6), np.float32), 2)
+    with pytest.raises(ValueError, match="unit steps"):
+        team_gemm.summed_products(a, False, np.ones((3, 5, 12), np.float32)[:, :, ::2], False,
+                                  np.empty((2, 4, 6), np.float32), 2)
+    with pytest.raises(ValueError, match="num_threads"):
+        team_gemm.summed_products(a, False, b, False, np.empty((2, 4, 6), np.float32), 0)

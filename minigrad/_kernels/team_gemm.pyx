@@ -119,8 +119,7 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
     cdef floating beta = 1 if accumulate else 0
     cdef Py_ssize_t units = n // unit if unit > 0 else 0, p, t, first, last
     cdef int nt = check_threads(num_threads), before
-    if _sgemm == NULL:
-        raise RuntimeError("team_gemm.products: no BLAS bound (team_gemm.bind)")
+    _check_bound("products")
     if (a.shape[0] != count or b.shape[0] != count
             or (a.shape[2] if trans_a else a.shape[1]) != m
             or (b.shape[2] if trans_b else b.shape[1]) != k
@@ -130,11 +129,9 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
                          f"units of {unit}: a ({a.shape[0]}, {a.shape[1]}, {a.shape[2]})"
                          f"{'ᵀ' if trans_a else ''}, b ({b.shape[0]}, {b.shape[1]}, "
                          f"{b.shape[2]}){'ᵀ' if trans_b else ''}, out ({count}, {m}, {n})")
-    if (a.strides[2] != sizeof(floating) or b.strides[2] != sizeof(floating)
-            or out.strides[2] != sizeof(floating) or lda < max(1, a.shape[2])
-            or ldb < max(1, b.shape[2]) or ldc < max(1, n)):
-        raise ValueError("team_gemm.products: every matrix needs unit steps along its rows "
-                         "and a leading dimension at least its row length")
+    _check_rows("products", sizeof(floating), ((a.strides[2], a.strides[1], a.shape[2]),
+                                              (b.strides[2], b.strides[1], b.shape[2]),
+                                              (out.strides[2], out.strides[1], n)))
     if count == 0 or m == 0 or n == 0:
         return
     with nogil:
@@ -154,4 +151,48 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
                     _gemm(trans_a, trans_b, m, last - first, k, &a[p, 0, 0], lda,
                           &b[p, first, 0] if trans_b else &b[p, 0, first], ldb, beta,
                           &out[p, 0, first], ldc)
+        _set_threads(before)
+
+
+def summed_products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
+                    bint trans_b, floating[:, :, :] partials, int num_threads):
+    """partials[s] = Σ_{p in share s} op(a[p]) · op(b[p]) for the S = partials.shape[0]
+    shares of P products split evenly and in order (share s: products [s·P div S, (s + 1)·P
+    div S)): a (P, M, K) or, transposed, (P, K, M); b (P, K, N) or (P, N, K); partials (S,
+    M, N) with 1 ≤ S ≤ max(P, 1), overlapping neither input (the wrapper checks that). Each
+    share is summed whole on one thread, product by product by BLAS, so the partials do not
+    depend on ``num_threads``; OpenBLAS runs on one thread meanwhile."""
+    cdef Py_ssize_t count = a.shape[0], shares = partials.shape[0]
+    cdef Py_ssize_t m = partials.shape[1], n = partials.shape[2]
+    cdef Py_ssize_t k = a.shape[1] if trans_a else a.shape[2]
+    cdef Py_ssize_t lda = a.strides[1] // sizeof(floating)
+    cdef Py_ssize_t ldb = b.strides[1] // sizeof(floating)
+    cdef Py_ssize_t ldc = partials.strides[1] // sizeof(floating)
+    cdef Py_ssize_t p, t
+    cdef int nt = check_threads(num_threads), before
+    _check_bound("summed_products")
+    if (b.shape[0] != count or (a.shape[2] if trans_a else a.shape[1]) != m
+            or (b.shape[2] if trans_b else b.shape[1]) != k
+            or (b.shape[1] if trans_b else b.shape[2]) != n
+            or not 1 <= shares <= max(count, 1)):
+        raise ValueError(f"team_gemm.summed_products: shapes do not chain or shares not "
+                         f"between 1 and the products: a ({a.shape[0]}, {a.shape[1]}, "
+                         f"{a.shape[2]}){'ᵀ' if trans_a else ''}, b ({b.shape[0]}, "
+                         f"{b.shape[1]}, {b.shape[2]}){'ᵀ' if trans_b else ''}, partials "
+                         f"({shares}, {m}, {n})")
+    _check_rows("summed_products", sizeof(floating), ((a.strides[2], a.strides[1], a.shape[2]),
+                                              (b.strides[2], b.strides[1], b.shape[2]),
+                                              (partials.strides[2], partials.strides[1], n)))
+    if m == 0 or n == 0:
+        return
+    if count == 0 or k == 0:
+        partials[...] = 0
+        return
+    with nogil:
+        before = _get_threads()
+        _set_threads(1)
+        for t in prange(shares, schedule="static", num_threads=<int>min(nt, shares)):
+            for p in range(t * count // shares, (t + 1) * count // shares):
+                _gemm(trans_a, trans_b, m, n, k, &a[p, 0, 0], lda, &b[p, 0, 0], ldb,
+                      0 if p == t * count // shares else 1, &partials[t, 0, 0], ldc)
         _set_threads(before)

@@ -29,7 +29,7 @@ from ..threads import get_num_threads
 from . import conv_direct, conv_winograd
 from .workspace import absent, release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
-from .team_matmul import matmul, matmul_columns
+from .team_matmul import matmul, matmul_columns, matmul_sum
 from .shape import batch_of_one
 
 #: Upper bound for the unrolled-window (im2col) buffer: a batch is processed in chunks of as
@@ -71,12 +71,11 @@ class Conv2d(Function):
     products ``B·O·Ho·Wo·itemsize`` (at most ``O / (C·kh·kw)`` times the former). Both are
     kept per thread and reused by later calls (``release_workspace()`` frees them). The 1×1,
     stride-1, unpadded case is a product straight from x into the NCHW output, one per image
-    (no columns, no copies), or, ungrouped with AVX-512 and the lane tile's channel counts on
-    planes of a whole number of rows of 7, 8 or 14, the lane tile reading x in place
-    (``conv_direct.pointwise``; so too its input gradient), with only the weight-gradient
-    partials ``B·O·C/G·itemsize`` extra; ungrouped, where those partials would exceed copies
-    of x and gy (small maps, many channels), the weight gradient is instead one GEMM over
-    position-major copies of x and gy, ``N·Ho·Wo·(C + O)·itemsize`` extra.
+    (no columns, no copies), or, for a single image, ungrouped with AVX-512 and the lane
+    tile's channel counts on planes of a whole number of rows of 7, 8 or 14, the lane tile
+    reading x in place (``conv_direct.pointwise``; so too its input gradient); its weight
+    gradient sums the per-image products ``gy[n] @ x[n]ᵀ`` in ``team_matmul.matmul_sum``'s
+    ordered shares, at most ``SUM_SHARES·O·C/G·itemsize`` extra.
     """
 
     def __init__(self, stride, padding, dilation, groups):
@@ -215,22 +214,9 @@ class Conv2d(Function):
                                            self.pointwise_input_row)
             elif need_x:
                 _per_image_matmul(weight_t, gy_g, self._grouped(gx, x.shape[1]))
-            if need_weight and self.groups == 1 and _weight_gemm_is_smaller(
-                    x.shape[1], out_channels, self.plane):
-                # One GEMM over the whole batch: (O, N·P) · (N·P, C), from position-major
-                # copies of gy and x, instead of N per-image partials to add up.
-                gy_rows = np.ascontiguousarray(gy_g[:, 0].transpose(1, 0, 2)).reshape(
-                    out_channels, -1)
-                x_rows = np.ascontiguousarray(x_g[:, 0].transpose(1, 0, 2)).reshape(
-                    x.shape[1], -1)
-                np.matmul(gy_rows, x_rows.T, out=gw[0])
-            elif need_weight:
-                for start, stop in self._chunks(n):
-                    shape = (stop - start,) + self.weight_matrices.shape
-                    partials = _workspace.get("products", shape, x.dtype)
-                    _per_image_matmul(gy_g[start:stop], x_g[start:stop].transpose(0, 1, 3, 2),
-                                      partials)
-                    gw += partials.sum(axis=0)
+            if need_weight:
+                for g in range(self.groups):
+                    matmul_sum(gy_g[:, g], x_g[:, g].transpose(0, 2, 1), gw[g])
         elif need_x or need_weight:
             for start, stop in self._chunks(n):
                 cols, cols_g = self._columns(stop - start, x.dtype)
@@ -266,13 +252,6 @@ def _group_matmul(a, b, out, accumulate=False):
     return np.matmul(a, b, out=out)
 
 
-def _weight_gemm_is_smaller(channels, out_channels, plane):
-    """Whether the 1×1 weight gradient as one GEMM over the batch moves less memory than the
-    per-image partials: copies of x and gy, N·P·(C + O) values, against the N·O·C partials
-    to add up. True on small maps with many channels (late inception stages)."""
-    return channels * out_channels > plane * (channels + out_channels)
-
-
 @functools.lru_cache(maxsize=512)
 def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, use_direct,
             use_winograd, chunk_bytes):
@@ -303,9 +282,9 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
         "window_args": window_args, "kernel_args": window_args + (out_h, out_w),
         "pointwise": pointwise,
         # the lane tile's rows for a 1×1 convolution's forward and input gradient (None: BLAS)
-        "pointwise_row": conv_direct.pointwise_row(channels, out_channels, out_h * out_w)
+        "pointwise_row": conv_direct.pointwise_row(channels, out_channels, out_h * out_w, n)
         if lane_pointwise else None,
-        "pointwise_input_row": conv_direct.pointwise_row(out_channels, channels, out_h * out_w)
+        "pointwise_input_row": conv_direct.pointwise_row(out_channels, channels, out_h * out_w, n)
         if lane_pointwise else None,
         # one filter per channel: a stencil, no GEMM to give BLAS
         "depthwise": 1 < groups == channels == out_channels,

@@ -116,6 +116,8 @@ LANE_MIN_CHANNELS = 16
 LANE_MIN_VECTORS = 1
 #: The row widths of a lane tile: 14 or 8 outputs of one row, or two rows of 7 or of 4.
 LANE_WIDTHS = _kernels.LANE_WIDTHS
+#: The largest batch whose 1×1 convolutions run on the lane tile (``pointwise_row``).
+POINTWISE_MAX_IMAGES = 1
 #: A stride-1 forward (and its input gradient) stacks the batch's planes
 #: (``DirectPlan.stack_period``) when that takes at most this share of the tiles of one plane
 #: at a time. None: never (tests compare both).
@@ -250,13 +252,18 @@ def lane_vectors(produced):
     return 2 if produced % _kernels.lane_block(4, 2) == 0 else 1
 
 
-def pointwise_row(summed, produced, plane):
+def pointwise_row(summed, produced, plane, images):
     """The row width (one of ``LANE_WIDTHS``) a 1×1 convolution that sums ``summed`` channels
-    into ``produced`` ones on planes of ``plane`` positions runs its lane tile on, or None
-    (the lane tile's rule, ``_takes_lanes``). Its positions are independent, so any plane that
-    is a whole number of rows of such a width is one: 32×32 as 128 rows of 8. Only with two
-    vectors of output channels (with one, BLAS was faster), and not on rows of 4 (not
-    measured against BLAS)."""
+    into ``produced`` ones on a batch of ``images`` planes of ``plane`` positions runs its lane
+    tile on, or None (the lane tile's rule, ``_takes_lanes``). Its positions are independent,
+    so any plane that is a whole number of rows of such a width is one: 32×32 as 128 rows of
+    8. Only with two vectors of output channels (with one, BLAS was faster), not on rows of 4
+    (not measured against BLAS), and only for batches of at most ``POINTWISE_MAX_IMAGES``:
+    with more, each thread multiplies whole images by BLAS (``team_matmul``), which packs the
+    planes it reads, while the lane tile reads C planes at once a row at a time, a pattern
+    the hardware prefetcher does not follow once they leave the cache."""
+    if images > POINTWISE_MAX_IMAGES:
+        return None
     for width in sorted(set(LANE_WIDTHS) - {4}, reverse=True):
         if (plane % width == 0 and lane_vectors(produced) == 2
                 and _takes_lanes(summed, produced, width, 1)):

@@ -23,6 +23,11 @@ from ..threads import get_num_threads
 
 #: Run the products on the team where a BLAS was bound (tests switch it off to compare).
 USE_TEAM = True
+#: ``matmul_sum`` on the team: the shares its products are summed in (a fixed split, so that
+#: results do not depend on the thread count; enough shares to spread over the threads).
+SUM_SHARES = 16
+#: ``matmul_sum`` without the team: the most bytes of per-product partials held at once.
+SUM_CHUNK_BYTES = 4 << 20
 #: ... and where each thread gets a share of at least one product and all of them together at
 #: least this many multiply-adds: below, starting the team and switching OpenBLAS's thread
 #: count cost more than they save (a stack of two 64×64×64 products: 9.3 µs on the team,
@@ -74,12 +79,12 @@ def _operand(matrices):
     return None
 
 
-def _bindable(a, b, out, parts, threads):
-    """Whether the team should run a @ b into out (2-D or stacks) in ``parts`` shares:
-    enough work (``TEAM_MIN_MACS``, a share for every thread), a common float dtype the
-    kernels take, out with unit steps along its rows and overlapping neither input."""
-    return (USE_TEAM and BOUND and threads > 1 and parts >= threads
-            and out.size * a.shape[-1] >= TEAM_MIN_MACS
+def _bindable(a, b, out, macs, threads, min_threads=2):
+    """Whether the team should run ``macs`` multiply-adds of a @ b into out (2-D or stacks)
+    on ``threads`` threads: at least ``min_threads`` of them, enough work
+    (``TEAM_MIN_MACS``), a common float dtype the kernels take, out with unit steps along its
+    rows and overlapping neither input."""
+    return (USE_TEAM and BOUND and threads >= min_threads and macs >= TEAM_MIN_MACS
             and a.dtype == b.dtype == out.dtype
             and a.dtype in (np.float32, np.float64) and out.strides[-1] == out.itemsize
             and out.strides[-2] >= max(1, out.shape[-1]) * out.itemsize
@@ -130,6 +135,47 @@ def matmul_slabs(a, b, out, unit):
     return out
 
 
+def matmul_sum(a, b, out):
+    """out = Σ_p a[p] @ b[p] for stacks a (P, M, K), b (P, K, N) and out (M, N) of one float
+    dtype (a weight gradient summed over a batch's images); returns out. Where the team can
+    run it (as ``matmul``), the P products are cut into ``SUM_SHARES`` (or P) even, ordered
+    shares, each summed whole on one thread into a partial of its own (BLAS accumulating
+    product by product), and the partials are added in order: at most ``SUM_SHARES``·M·N
+    values extra, and results that do not depend on the thread count. Otherwise numpy's
+    ``matmul`` by chunks of products whose partials are summed (at most ``SUM_CHUNK_BYTES``
+    of them at a time).
+
+    Example::
+
+        g = np.ones((64, 32, 100), np.float32); x = np.ones((64, 100, 16), np.float32)
+        w = np.empty((32, 16), np.float32)
+        team_matmul.matmul_sum(g, x, w)         # w == 6400
+    """
+    if not (a.ndim == b.ndim == 3 and out.ndim == 2 and a.shape[0] == b.shape[0]
+            and a.shape[2] == b.shape[1] and out.shape == (a.shape[1], b.shape[2])):
+        raise ValueError(f"team_matmul.matmul_sum: shapes do not chain: a {a.shape} @ b "
+                         f"{b.shape} summed -> out {out.shape}")
+    threads = get_num_threads()
+    # one thread too (the kernel sums in place where numpy would keep every product), but
+    # not one product, which numpy's BLAS splits over its threads
+    if a.shape[0] > 1 and _bindable(a, b, out[None], a.shape[0] * out.size * a.shape[2],
+                                    threads, 1):
+        left, right = _operand(a), _operand(b)
+        if left is not None and right is not None:
+            partials = np.empty((min(SUM_SHARES, max(1, a.shape[0])),) + out.shape, out.dtype)
+            with _TEAM:
+                _kernels.summed_products(left[1], left[0], right[1], right[0], partials,
+                                         threads)
+            return np.sum(partials, axis=0, out=out)
+    if a.shape[0] == 1:
+        return np.matmul(a[0], b[0], out=out)
+    step = max(1, SUM_CHUNK_BYTES // max(1, out.nbytes))
+    out[...] = 0
+    for start in range(0, a.shape[0], step):
+        out += np.matmul(a[start:start + step], b[start:start + step]).sum(axis=0)
+    return out
+
+
 def _check_stacks(name, a, b, out, unit=None):
     """ValueError unless a (P, M, K) @ b (P, K, N) -> out (P, M, N) chain and, with a
     ``unit``, N is a whole number of them."""
@@ -149,7 +195,7 @@ def _on_team(a, b, out, accumulate, unit, parts):
     ``unit`` 0, else column slabs of ``unit``s) where ``_bindable`` and both operands have
     rows to hand to BLAS; whether it did."""
     threads = get_num_threads()
-    if not _bindable(a, b, out, parts, threads):
+    if parts < threads or not _bindable(a, b, out, out.size * a.shape[-1], threads):
         return False
     left, right = _operand(a), _operand(b)
     if left is None or right is None:
