@@ -57,3 +57,23 @@ def test_set_num_threads_round_trip():
         mg.set_num_threads(before)
     with pytest.raises(ValueError, match="n must be"):
         mg.set_num_threads(0)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (2, 4, 64), (4, 3, 20000), (0, 3, 9), (2, 0, 5),
+                                   (2, 3, 0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channel_sums_match_numpy_for_any_thread_count(shape, dtype):
+    """A bias's gradient: short runs (``_sum``), long ones in lanes with a tail, empty ones."""
+    from minigrad._kernels import normalization
+    x = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    results = []
+    for threads in (1, 2, 3):
+        sums = np.full(shape[1], np.nan)
+        normalization.channel_sums(x, sums, threads)
+        results.append(sums)
+    np.testing.assert_allclose(results[0], x.astype(np.float64).sum(axis=(0, 2)), rtol=1e-12,
+                               atol=1e-12)
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
+    with pytest.raises(ValueError, match="channel_sums: need"):
+        normalization.channel_sums(x, np.empty(shape[1] + 1), 1)

@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Per-channel passes of batch normalisation over x viewed as (N, C, L).
+"""Per-channel passes of batch normalisation over x viewed as (N, C, L), and the per-channel
+sums of a convolution's bias gradient.
 
 Each pass is parallel over the channels (``prange``): a channel's N runs of L values are read
 by one thread, so its sums are formed in a fixed order (the result does not depend on the
@@ -98,6 +99,48 @@ def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int 
             s = s + _dot(&x[n, c, 0], &x[n, c, 0], length, m, m)
         mean[c] = m
         var[c] = s / count
+
+
+cdef enum:
+    LANES = 16      # independent double sums of ``_lane_sum``, a vector's worth per add
+
+
+cdef inline double _lane_sum(const floating* a, Py_ssize_t length) noexcept nogil:
+    """Σ a[i] in ``LANES`` double lanes (lane k: i ≡ k mod LANES, in order, the tail in lane
+    0), then the lanes pairwise, halves added: independent sums that vectorise, where
+    ``_sum``'s four wait on each other."""
+    cdef double lanes[LANES]
+    cdef Py_ssize_t i, k, block, half = LANES // 2
+    for k in range(LANES):
+        lanes[k] = 0
+    for block in range(length // LANES):
+        for k in range(LANES):
+            lanes[k] = lanes[k] + a[block * LANES + k]
+    for i in range(length // LANES * LANES, length):
+        lanes[0] = lanes[0] + a[i]
+    while half > 0:
+        for k in range(half):
+            lanes[k] = lanes[k] + lanes[k + half]
+        half = half // 2
+    return lanes[0]
+
+
+def channel_sums(const floating[:, :, ::1] x, double[::1] out, int num_threads):
+    """out[c] = Σ x[:, c, :] (a bias's gradient), each run of L summed by ``_lane_sum`` (or,
+    under 4·LANES values, ``_sum``) and the runs added in order."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
+    cdef Py_ssize_t c, n
+    cdef double s
+    if out.shape[0] != channels:
+        raise ValueError(f"channel_sums: need {channels} sums, got {out.shape[0]}")
+    cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
+    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
+        s = 0
+        for n in range(n_images):
+            # (on short runs the lanes' final adds outweigh their sums)
+            s = s + (_lane_sum(&x[n, c, 0], length) if length >= 4 * LANES
+                     else _sum(&x[n, c, 0], length))
+        out[c] = s
 
 
 def grad_sums(const floating[:, :, ::1] gy, const floating[:, :, ::1] x,

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._kernels import depthwise as _depthwise
 from .._kernels import im2col as _kernels
+from .._kernels import normalization as _normalization
 from .._validate import Spec, check_input_4d, check_max, check_min, pair, plain
 from ..function import Function
 from ..tensor import as_tensor
@@ -182,7 +183,7 @@ class Conv2d(Function):
             gx, gw = self._backward_unrolled(x, gy, need_x, need_weight)
         grads = (gx, None if gw is None else gw.reshape(weight.shape))
         if len(self.needs_input_grad) > 2:
-            grads += (gy.sum(axis=(0, 2, 3)) if need_bias else None,)
+            grads += (_bias_grad(gy) if need_bias else None,)
         return grads
 
     def _backward_depthwise(self, x, weight, gy, need_x, need_weight):
@@ -229,6 +230,15 @@ class Conv2d(Function):
                     _group_matmul(weight_t, gy_chunk, cols_g)
                     _kernels.col2im(cols, gx[start:stop], *self.kernel_args, get_num_threads())
         return gx, gw
+
+
+def _bias_grad(gy):
+    """Σ_{n,h,w} gy[n, o, h, w] per channel, summed in double, in an order that does not
+    depend on the thread count (numpy's sum over three axes took 3–10 times as long)."""
+    sums = np.empty(gy.shape[1])
+    _normalization.channel_sums(gy.reshape(gy.shape[:2] + (math.prod(gy.shape[2:]),)), sums,
+                                get_num_threads())
+    return sums.astype(gy.dtype)
 
 
 def _per_image_matmul(a, b, out):
