@@ -29,6 +29,10 @@ SHAPES = [
     ((1, 1, 1, 2), 3, 1),
     ((3, 5, 9, 4), 6, 1),
     ((2, 3, 10, 11), 3, 1),
+    # planes of one 4×4 tile (F4: the images side by side, in groups of 16)
+    ((18, 3, 4, 4), 5, 1),
+    ((17, 2, 6, 6), 3, 0),
+    ((3, 2, 2, 3), 2, 1),
 ]
 
 
@@ -129,14 +133,15 @@ def test_chunked_batches_match_one_chunk(monkeypatch, chunk_bytes):
 def test_stale_workspace_contents_do_not_leak():
     """The tile matrices and the scratch are reused from call to call: every entry a call
     reads must be one it wrote. NaN in all of them before a call must not reach the results."""
-    x = RNG.standard_normal((2, 3, 7, 5)).astype(np.float32)
-    w = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
-    b = RNG.standard_normal(4).astype(np.float32)
-    first, gy = _run(x, w, b, 1)
-    for name in ("winograd_v", "winograd_m", "winograd_scratch"):
-        workspace.buffers[name].view(np.float32)[:] = np.nan
-    for actual, expected in zip(_run(x, w, b, 1, gy)[0], first):
-        np.testing.assert_array_equal(actual, expected)
+    for x_shape in ((2, 3, 7, 5), (18, 3, 4, 3)):       # (and planes of one tile)
+        x = RNG.standard_normal(x_shape).astype(np.float32)
+        w = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+        b = RNG.standard_normal(4).astype(np.float32)
+        first, gy = _run(x, w, b, 1)
+        for name in ("winograd_v", "winograd_m", "winograd_scratch"):
+            workspace.buffers[name].view(np.float32)[:] = np.nan
+        for actual, expected in zip(_run(x, w, b, 1, gy)[0], first):
+            np.testing.assert_array_equal(actual, expected)
 
 
 def test_empty_batch():

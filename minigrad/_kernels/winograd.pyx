@@ -40,6 +40,9 @@ from ._parallel cimport team_size
 # Tile entries below which a loop runs on one thread (see im2col.pyx).
 cdef Py_ssize_t PARALLEL_MIN = 1 << 15
 
+cdef enum:
+    GROUP = 16      # images transformed together on planes of one tile (a float32 vector)
+
 cdef extern from "winograd4.h" nogil:
     void w4_bt_f "minigrad_w4_bt_f" (const float*, const float*, const float*, const float*,
                                      const float*, const float*, float*, float*, float*,
@@ -217,6 +220,8 @@ def scratch_length(Py_ssize_t m, Py_ssize_t tiles_h, Py_ssize_t tiles_w):
     cdef Py_ssize_t half = tiles_w + 1
     if m == 2:
         return 2 * (2 * tiles_h + 2) * half + 18 * half
+    if tiles_h == tiles_w == 1:
+        return 72 * GROUP        # ``_one_tile4``'s patches and partial transforms
     return 4 * (4 * tiles_h + 2) * half + 28 * half + 6 * tiles_w
 
 
@@ -506,11 +511,71 @@ cdef void _output_grad_plane4(const floating* gy, Py_ssize_t out_h, Py_ssize_t o
             _a4(rowsum + l * n, 6 * n, dst + l * xi_stride + ty * tiles_w, 6 * xi_stride, n)
 
 
-# -- the passes: validating wrappers over the planes ----------------------------------------------
+# -- F(4×4, 3×3) on planes of one tile: the batch's images side by side ---------------------------
 
 cdef enum Pass:
     INPUT_TILES, INPUT_GRAD, OUTPUT_TILES, OUTPUT_GRAD
 
+
+cdef void _one_tile4(Pass kind, floating* plane, Py_ssize_t plane_step, Py_ssize_t count,
+                     Py_ssize_t height, Py_ssize_t width, Py_ssize_t top, Py_ssize_t left,
+                     floating* tiles, Py_ssize_t xi_stride, floating shift,
+                     floating* scratch) noexcept nogil:
+    """Any pass of F(4, 3) for ``count`` ≤ GROUP images whose (channel) planes each hold one
+    tile, ``plane_step`` apart: the 1-D transforms run along the images, so every loop is a
+    vector wide where the plane's rows of tiles are one tile long. ``tiles`` points at the
+    first image's entry of ξ = 0 (the images' entries consecutive, as their tiles are);
+    patch cell (k, l) is plane cell (k − top, l − left) for inputs, output (k, l) for
+    outputs. scratch: 72·GROUP entries, the patch (36 rows of GROUP, cell k·6 + l) and the
+    partial transform (36 rows)."""
+    cdef floating* cells = scratch
+    cdef floating* part = scratch + 36 * GROUP
+    cdef Py_ssize_t b, k, l, r, q
+    if kind == INPUT_TILES:
+        memset(cells, 0, 36 * GROUP * sizeof(floating))
+        for b in range(count):
+            for r in range(height):
+                for q in range(width):
+                    cells[((r + top) * 6 + q + left) * GROUP + b] = plane[b * plane_step
+                                                                          + r * width + q]
+        for l in range(6):      # Bᵀ down each patch column, then along each row
+            _bt4(cells + l * GROUP, 6 * GROUP, cells + (24 + l) * GROUP,
+                 cells + (30 + l) * GROUP, part + l * GROUP, 6 * GROUP, count)
+        for k in range(6):
+            _bt4(part + 6 * k * GROUP, GROUP, part + (6 * k + 4) * GROUP,
+                 part + (6 * k + 5) * GROUP, tiles + 6 * k * xi_stride, xi_stride, count)
+    elif kind == INPUT_GRAD:
+        for k in range(6):
+            _b4(tiles + 6 * k * xi_stride, xi_stride, part + 6 * k * GROUP, GROUP, count, 0)
+        for l in range(6):
+            _b4(part + l * GROUP, 6 * GROUP, cells + l * GROUP, 6 * GROUP, count, 0)
+        for b in range(count):
+            for r in range(height):
+                for q in range(width):
+                    plane[b * plane_step + r * width + q] = cells[((r + top) * 6 + q + left)
+                                                                  * GROUP + b]
+    elif kind == OUTPUT_TILES:
+        for l in range(6):      # Aᵀ down each column of M, then along each row
+            _at4(tiles + l * xi_stride, 6 * xi_stride, part + l * GROUP, 6 * GROUP, count)
+        for k in range(4):
+            _at4(part + 6 * k * GROUP, GROUP, cells + 4 * k * GROUP, GROUP, count)
+        for b in range(count):
+            for r in range(height):
+                for q in range(width):
+                    plane[b * plane_step + r * width + q] = cells[(4 * r + q) * GROUP + b] + shift
+    else:
+        memset(cells, 0, 16 * GROUP * sizeof(floating))
+        for b in range(count):
+            for r in range(height):
+                for q in range(width):
+                    cells[(4 * r + q) * GROUP + b] = plane[b * plane_step + r * width + q]
+        for k in range(4):
+            _a4(cells + 4 * k * GROUP, GROUP, part + 6 * k * GROUP, GROUP, count)
+        for l in range(6):
+            _a4(part + l * GROUP, 6 * GROUP, tiles + l * xi_stride, 6 * xi_stride, count)
+
+
+# -- the passes: validating wrappers over the planes ----------------------------------------------
 
 cdef void _over_planes(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t n_images,
                        Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
@@ -522,10 +587,22 @@ cdef void _over_planes(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t n_i
     C-contiguous), each against its tiles at ``tiles + c·channel_stride + b·Th·Tw``; every
     thread works in its own row of ``scratch``."""
     cdef Py_ssize_t pair, per_image = tiles_h * tiles_w
+    cdef Py_ssize_t groups = (n_images + GROUP - 1) // GROUP, g, c
     cdef floating* plane
     cdef floating* first
     cdef floating* buf
     cdef floating shift
+    if m == 4 and per_image == 1:
+        # the images of a group in one pass; groups in order, so that each thread takes the
+        # images the products' slabs give it (``team_matmul.matmul_slabs``)
+        for pair in prange(groups * channels, schedule='static', num_threads=nt):
+            g = pair // channels
+            c = pair % channels
+            _one_tile4(kind, planes + (g * GROUP * channels + c) * height * width,
+                       channels * height * width, min(GROUP, n_images - g * GROUP), height,
+                       width, top, left, tiles + c * channel_stride + g * GROUP, xi_stride,
+                       (bias[c] if bias != NULL else 0), scratch + threadid() * scratch_stride)
+        return
     for pair in prange(n_images * channels, schedule='static', num_threads=nt):
         plane = planes + pair * height * width
         first = tiles + (pair % channels) * channel_stride + (pair // channels) * per_image
