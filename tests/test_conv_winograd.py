@@ -263,3 +263,35 @@ def test_kernels_reject_a_strided_last_axis_and_a_bad_bias(tile):
         kernels.output_tiles(tile, v, x, np.ones(2, np.float32), t, t, scratch, 2)
     with pytest.raises(ValueError, match="num_threads"):
         kernels.output_tiles(tile, v, x, np.ones(3, np.float32), t, t, scratch, 0)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (17, 33), (1, 1)])
+def test_filter_kernels_match_the_transform_and_its_adjoint(tile, shape):
+    """U = G g Gᵀ per filter (blocks of 16 filters and a partial one), in ξ planes with a gap;
+    the gradient kernel is its adjoint: <U(g), e> = <g, Uᵀ(e)>."""
+    g_matrix = conv_winograd._G[tile]
+    points = (tile + 2) ** 2
+    weight = RNG.standard_normal(shape + (3, 3))
+    planes = np.full((points, shape[0] * shape[1] + 3), np.nan)[:, :-3].reshape(
+        (points,) + shape)
+    kernels.filter_tiles(g_matrix, weight.reshape(-1, 9), planes, 2)
+    expected = np.einsum("ki,lj,ocij->kloc", g_matrix, g_matrix,
+                         weight).reshape((points,) + shape)
+    np.testing.assert_allclose(planes, expected, rtol=0, atol=1e-12)
+    grad_u = RNG.standard_normal((points,) + shape)
+    grad_weight = np.full(shape + (3, 3), np.nan)
+    kernels.filter_grad(g_matrix, grad_u, grad_weight.reshape(-1, 9), 3)
+    np.testing.assert_allclose(np.vdot(grad_weight, weight), np.vdot(grad_u, expected),
+                               rtol=1e-12)
+
+
+def test_filter_kernels_check_their_arguments(tile):
+    g_matrix = conv_winograd._G[tile]
+    points = (tile + 2) ** 2
+    weight = np.ones((6, 9))
+    with pytest.raises(ValueError, match="G must be 4×3 or 6×3"):
+        kernels.filter_tiles(np.ones((5, 3)), weight, np.empty((25, 2, 3)), 1)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.filter_tiles(g_matrix, weight, np.empty((points, 3, 3)), 1)
+    with pytest.raises(ValueError, match="contiguous"):
+        kernels.filter_grad(g_matrix, np.empty((points, 2, 6))[:, :, ::2], weight, 1)

@@ -13,8 +13,8 @@ m = 2, with
 Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A: α² products per tile and channel pair instead of
 9·m². Summed over channels, each of the α² points ξ is one matrix product,
 M[ξ] (O, T) = U[ξ] (O, C) · V[ξ] (C, T), over the T tiles of a batch. This module moves data
-between NCHW planes and those ξ-major matrices; the products are BLAS's and the weight
-transform (an α² × 9 matrix) is numpy's (``minigrad/ops/conv_winograd.py``).
+between NCHW planes and those ξ-major matrices, and transforms the filters (U = G g Gᵀ, and
+its adjoint for the weight gradient); the products are BLAS's (``minigrad/ops/conv_winograd.py``).
 
 Layout: ``V[ξ, c, t]`` with ξ = α·k + l (patch row k, column l) and t = b·Th·Tw + ty·Tw + tx
 for image b of the chunk and tile (ty, tx). The ξ planes may lie further apart than C·T
@@ -29,7 +29,9 @@ plane is worked on a row of tiles at a time, with the input's columns split by t
 remainder mod m in the thread's scratch: patch column l of tile tx is then entry tx + l div m
 of split row l mod m, and every loop runs over consecutive tiles with contiguous loads and
 stores, which the compiler vectorises. The 2×2 transforms are written out here; the 4×4 ones
-are the 1-D transforms of ``winograd4.h``, applied to the rows, then the columns.
+are the 1-D transforms of ``winograd4.h``, applied to the rows, then the columns. Planes of
+one 4×4 tile (4×4 maps) have rows of one tile: there the images of a chunk go side by side
+instead (``_one_tile4``: 16 images of one channel per work item, the transforms along them).
 """
 from cython.parallel cimport prange, threadid
 from cython cimport floating
@@ -701,3 +703,122 @@ def output_grad(Py_ssize_t m, const floating[:, :, :, ::1] gy, floating[:, :, :]
                      gy.shape[2], gy.shape[3], &tiles[0, 0, 0],
                      tiles.strides[1] // sizeof(floating), tiles.strides[0] // sizeof(floating),
                      NULL, 0, 0, tiles_h, tiles_w, &scratch[0, 0], scratch.shape[1], nt)
+
+
+# -- the filters: U = G g Gᵀ and its adjoint -------------------------------------------------------
+
+cdef enum:
+    LANES = 16      # filters (input channels of one output channel) transformed together
+
+
+cdef void _filter_block(const double* G, Py_ssize_t alpha, floating* g,
+                        floating* u, Py_ssize_t xi_stride, Py_ssize_t count,
+                        bint adjoint) noexcept nogil:
+    """U = G g Gᵀ for ``count`` ≤ LANES consecutive filters g (9 taps each, contiguous) into
+    u[ξ·xi_stride + lane]; with ``adjoint``, g = Gᵀ U G the other way (g written). In lanes:
+    the taps gathered into rows of LANES, both 1-D passes along them."""
+    cdef floating taps[9][LANES]
+    cdef floating half[6][3][LANES]      # (G g)[k, j] forward, (Gᵀ U)[i, l] adjoint: ≤ 6×6
+    cdef floating full[6][6][LANES]
+    cdef Py_ssize_t i, j, k, l, x
+    cdef floating w
+    if not adjoint:
+        for x in range(count):
+            for i in range(9):
+                taps[i][x] = g[x * 9 + i]
+        for k in range(alpha):
+            for j in range(3):
+                for x in range(LANES):
+                    half[k][j][x] = 0
+                for i in range(3):
+                    w = <floating>G[k * 3 + i]
+                    for x in range(LANES):
+                        half[k][j][x] = half[k][j][x] + w * taps[i * 3 + j][x]
+        for k in range(alpha):
+            for l in range(alpha):
+                for x in range(LANES):
+                    full[k][l][x] = 0
+                for j in range(3):
+                    w = <floating>G[l * 3 + j]
+                    for x in range(LANES):
+                        full[k][l][x] = full[k][l][x] + w * half[k][j][x]
+                memcpy(u + (k * alpha + l) * xi_stride, &full[k][l][0], count * sizeof(floating))
+    else:
+        for k in range(alpha):
+            for l in range(alpha):
+                memcpy(&full[k][l][0], u + (k * alpha + l) * xi_stride, count * sizeof(floating))
+        # (U G)[k, j] = Σ_l U[k, l] G[l, j], then g[i, j] = Σ_k G[k, i] (U G)[k, j]
+        for k in range(alpha):
+            for j in range(3):
+                for x in range(LANES):
+                    half[k][j][x] = 0
+                for l in range(alpha):
+                    w = <floating>G[l * 3 + j]
+                    for x in range(LANES):
+                        half[k][j][x] = half[k][j][x] + w * full[k][l][x]
+        for i in range(3):
+            for j in range(3):
+                for x in range(LANES):
+                    taps[i * 3 + j][x] = 0
+                for k in range(alpha):
+                    w = <floating>G[k * 3 + i]
+                    for x in range(LANES):
+                        taps[i * 3 + j][x] = taps[i * 3 + j][x] + w * half[k][j][x]
+        for x in range(count):
+            for i in range(9):
+                g[x * 9 + i] = taps[i][x]
+
+
+cdef void _filters(const double* G, Py_ssize_t alpha, floating* g, floating* u,
+                   Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t xi_stride, bint adjoint,
+                   int nt) noexcept nogil:
+    """Both directions of ``filter_tiles`` / ``filter_grad`` after their checks: u (α², rows,
+    cols) with ξ planes ``xi_stride`` apart, g (rows·cols, 9); parallel over blocks of LANES
+    filters of one output channel (each written by one thread)."""
+    cdef Py_ssize_t blocks = (cols + LANES - 1) // LANES, item, o, c
+    for item in prange(rows * blocks, schedule="static", num_threads=nt):
+        o = item // blocks
+        c = (item % blocks) * LANES
+        _filter_block(G, alpha, g + (o * cols + c) * 9, u + o * cols + c, xi_stride,
+                      min(LANES, cols - c), adjoint)
+
+
+def _check_filters(str op, Py_ssize_t alpha, Py_ssize_t g_width, g_shape, u_shape, u_strides,
+                   Py_ssize_t itemsize):
+    if g_width != 3 or alpha not in (4, 6):
+        raise ValueError(f"winograd.{op}: G must be 4×3 or 6×3, got ({alpha}, {g_width})")
+    if (u_shape[0] != alpha * alpha or g_shape[0] != u_shape[1] * u_shape[2]
+            or g_shape[1] != 9):
+        raise ValueError(f"winograd.{op}: filters {tuple(g_shape[:2])} and transformed "
+                         f"filters {tuple(u_shape[:3])} do not match a {alpha}×3 G")
+    if ((u_shape[2] > 1 and u_strides[2] != itemsize)
+            or (u_shape[1] > 1 and u_strides[1] != u_shape[2] * itemsize)):
+        raise ValueError(f"winograd.{op}: each ξ plane of the transformed filters must be "
+                         f"contiguous, got strides {tuple(u_strides[:3])}")
+
+
+def filter_tiles(const double[:, ::1] G, const floating[:, ::1] weight, floating[:, :, :] u,
+                 int num_threads):
+    """u[k·α + l, o, c] = Σ_ij G[k, i] G[l, j] weight[o·C + c, i·3 + j]: U = G g Gᵀ for
+    every filter; weight (O·C, 9), u (α², O, C) with contiguous ξ planes (any gap between
+    them), G (α, 3)."""
+    _check_filters("filter_tiles", G.shape[0], G.shape[1], weight.shape, u.shape, u.strides,
+                   sizeof(floating))
+    cdef int nt = team_size(u.shape[0] * u.shape[1] * u.shape[2], PARALLEL_MIN, num_threads)
+    if weight.shape[0]:
+        _filters(&G[0, 0], G.shape[0], <floating*>&weight[0, 0], &u[0, 0, 0], u.shape[1],
+                 u.shape[2], u.strides[0] // sizeof(floating), False, nt)
+
+
+def filter_grad(const double[:, ::1] G, const floating[:, :, :] grad_u,
+                floating[:, ::1] grad_weight, int num_threads):
+    """grad_weight[o·C + c, i·3 + j] = Σ_kl G[k, i] G[l, j] grad_u[k·α + l, o, c], the adjoint
+    of ``filter_tiles``."""
+    _check_filters("filter_grad", G.shape[0], G.shape[1], grad_weight.shape, grad_u.shape,
+                   grad_u.strides, sizeof(floating))
+    cdef int nt = team_size(grad_u.shape[0] * grad_u.shape[1] * grad_u.shape[2], PARALLEL_MIN,
+                            num_threads)
+    if grad_weight.shape[0]:
+        _filters(&G[0, 0], G.shape[0], &grad_weight[0, 0], <floating*>&grad_u[0, 0, 0],
+                 grad_u.shape[1], grad_u.shape[2], grad_u.strides[0] // sizeof(floating),
+                 True, nt)

@@ -70,9 +70,6 @@ TILE_SIZES = (4, 2)
 _G = {2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
       4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
                    [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])}
-#: U[α·k + l] = Σ_ij G[k, i] G[l, j] g[i, j], all filters in one product: (α², 9).
-_FILTER_TRANSFORM = {(m, np.dtype(t)): np.kron(g, g).astype(t)
-                     for m, g in _G.items() for t in (np.float32, np.float64)}
 
 
 def tile_size(kernel, stride, dilation, groups, channels, out_channels, n, out_h, out_w,
@@ -137,11 +134,19 @@ class WinogradPlan:
     def _scratch(self, threads, dtype):
         return workspace.get("winograd_scratch", (threads, self.scratch_length), dtype)
 
+    def _filter_planes(self, dtype):
+        """A new (α², O, C) array, its ξ planes ``PLANE_GAP`` entries apart (planes a power
+        of two apart put the α² entries of a filter on the same cache sets)."""
+        size = self.out_channels * self.channels
+        return np.empty((self.points, size + PLANE_GAP), dtype)[:, :size].reshape(
+            self.points, self.out_channels, self.channels)
+
     def transform_weight(self, weight):
         """U (α², O, C) = G g Gᵀ for every filter g of weight (O, C, 3, 3)."""
-        flat = weight.reshape(self.out_channels * self.channels, 9)
-        return (_FILTER_TRANSFORM[self.tile, weight.dtype] @ flat.T).reshape(
-            self.points, self.out_channels, self.channels)
+        u = self._filter_planes(weight.dtype)
+        _kernels.filter_tiles(_G[self.tile], np.ascontiguousarray(weight).reshape(-1, 9), u,
+                              get_num_threads())
+        return u
 
     def forward(self, x, u, bias):
         """y (N, O, Ho, Wo) = conv(x, g) + bias, for U = ``transform_weight(g)``."""
@@ -164,8 +169,9 @@ class WinogradPlan:
         scratch = self._scratch(threads, x.dtype)
         gx = np.empty_like(x) if need_x else None
         # the first chunk overwrites it; only an empty batch (no chunk) leaves it zero
-        grad_u = ((np.empty if self.n else np.zeros)(
-            (self.points, self.out_channels, self.channels), x.dtype) if need_weight else None)
+        grad_u = self._filter_planes(x.dtype) if need_weight else None
+        if need_weight and not self.n:
+            grad_u[...] = 0
         for start, stop in self._chunks():
             v, products = self._tiles(stop - start, x.dtype)
             _kernels.output_grad(self.tile, gy[start:stop], products, self.tiles_h,
@@ -180,6 +186,6 @@ class WinogradPlan:
                                     self.tiles_h, self.tiles_w, scratch, threads)
         if not need_weight:
             return gx, None
-        grad_weight = (grad_u.reshape(self.points, -1).T
-                       @ _FILTER_TRANSFORM[self.tile, x.dtype])                # (O·C, 9)
-        return gx, grad_weight.reshape(self.out_channels, self.channels, 3, 3)
+        grad_weight = np.empty((self.out_channels, self.channels, 3, 3), x.dtype)
+        _kernels.filter_grad(_G[self.tile], grad_u, grad_weight.reshape(-1, 9), threads)
+        return gx, grad_weight
