@@ -59,4 +59,37 @@ static inline void NAME(const T *run_0, const T *run_1, const T *run_2,         
 MINIGRAD_CONV_SUMS(minigrad_conv_sums_f, float, minigrad_vf)
 MINIGRAD_CONV_SUMS(minigrad_conv_sums_d, double, minigrad_vd)
 
+/* dst[i] = src[i] + offset for i < n: a row segment of a tile's sums stored. Segments of
+ * any length (a run that crosses into the next output row ends in two): with AVX-512, whole
+ * vectors and one masked vector for the rest, where a loop of variable length ended in up
+ * to 15 scalar stores. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define MINIGRAD_SEGMENT(NAME, T, LANES, MASK, SET1, LOAD, MASKZ_LOAD, STORE, MASK_STORE, ADD) \
+static inline void NAME(T *dst, const T *src, Py_ssize_t n, T offset)                        \
+{                                                                                            \
+    Py_ssize_t i = 0;                                                                        \
+    for (; i + (LANES) <= n; i += (LANES))                                                   \
+        STORE(dst + i, ADD(LOAD(src + i), SET1(offset)));                                    \
+    if (i < n) {                                                                             \
+        MASK m = (MASK)((1u << (n - i)) - 1);                                                \
+        MASK_STORE(dst + i, m, ADD(MASKZ_LOAD(m, src + i), SET1(offset)));                   \
+    }                                                                                        \
+}
+MINIGRAD_SEGMENT(minigrad_segment_f, float, 16, __mmask16, _mm512_set1_ps, _mm512_loadu_ps,
+                 _mm512_maskz_loadu_ps, _mm512_storeu_ps, _mm512_mask_storeu_ps, _mm512_add_ps)
+MINIGRAD_SEGMENT(minigrad_segment_d, double, 8, __mmask8, _mm512_set1_pd, _mm512_loadu_pd,
+                 _mm512_maskz_loadu_pd, _mm512_storeu_pd, _mm512_mask_storeu_pd, _mm512_add_pd)
+#else
+#define MINIGRAD_SEGMENT(NAME, T)                                                            \
+static inline void NAME(T *dst, const T *src, Py_ssize_t n, T offset)                        \
+{                                                                                            \
+    Py_ssize_t i;                                                                            \
+    for (i = 0; i < n; i++)                                                                  \
+        dst[i] = src[i] + offset;                                                            \
+}
+MINIGRAD_SEGMENT(minigrad_segment_f, float)
+MINIGRAD_SEGMENT(minigrad_segment_d, double)
+#endif
+
 #endif

@@ -230,6 +230,19 @@ cdef extern from "conv_tile.h" nogil:
         const double* run_0, const double* run_1, const double* run_2, Py_ssize_t grid_length,
         const double* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
         double* result)
+    void _segment_f "minigrad_segment_f" (float* dst, const float* src, Py_ssize_t n,
+                                          float offset)
+    void _segment_d "minigrad_segment_d" (double* dst, const double* src, Py_ssize_t n,
+                                          double offset)
+
+
+cdef inline void _segment(floating* dst, const floating* src, Py_ssize_t n,
+                          floating offset) noexcept nogil:
+    """dst[i] = src[i] + offset for i < n (``conv_tile.h``)."""
+    if floating is float:
+        _segment_f(dst, src, n, offset)
+    else:
+        _segment_d(dst, src, n, offset)
 
 
 cdef inline Py_ssize_t _row_offset(Py_ssize_t r, Py_ssize_t out_h, Py_ssize_t period,
@@ -302,12 +315,10 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
             valid = out_w - col
             for o in range(out_rows):
                 offset = bias[o] if bias != NULL else 0
-                dst = out + o * plane_stride + at_row + col
-                for t in range(valid):
-                    dst[t] = result[o * XB + x + t] + offset
-                dst = out + o * plane_stride + next_row
-                for t in range(RUN - step):
-                    dst[t] = result[o * XB + x + step + t] + offset
+                _segment(out + o * plane_stride + at_row + col, &result[o * XB + x], valid,
+                         offset)
+                _segment(out + o * plane_stride + next_row, &result[o * XB + x + step],
+                         RUN - step, offset)
             continue
         while x < end:
             step = min(grid_width - col, end - x)
@@ -320,8 +331,7 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                     for t in range(valid):
                         dst[t * col_stride] += result[o * XB + x + t] + offset
                 elif col_stride == 1:
-                    for t in range(valid):
-                        dst[t] = result[o * XB + x + t] + offset
+                    _segment(dst, &result[o * XB + x], valid, offset)
                 else:
                     for t in range(valid):
                         dst[t * col_stride] = result[o * XB + x + t] + offset
