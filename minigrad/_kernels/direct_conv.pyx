@@ -689,6 +689,10 @@ cdef extern from "grad_tiles.h" nogil:
         Py_ssize_t width, const double* gy_t, Py_ssize_t gy_stride, const double* row,
         const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
         const int* row_masks, const int* col_masks, double* tile, Py_ssize_t tap_stride)
+    # 1 where the 16 × 8 position-major copy is a register transpose (AVX-512)
+    enum: POSITION_MAJOR "MINIGRAD_POSITION_MAJOR"
+    void _position_major "minigrad_position_major_16x8" (const float* src, Py_ssize_t stride,
+                                                         float* dst, Py_ssize_t width)
 
 
 cdef inline void _grad_image(const floating* gy_t, Py_ssize_t gy_stride, const floating* rows,
@@ -786,6 +790,9 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
     _check_planes("weight_grad: grid", grid.shape, grid.strides, 3, sizeof(floating))
     per_chunk = (n_images + chunks - 1) // chunks
     blocks = padded // width
+    # gy's rows contiguous: the transpose loads runs of 8 positions, channels this far apart
+    cdef bint unit_rows = cols == 1 or gy.strides[3] == sizeof(floating)
+    cdef Py_ssize_t channel_step = gy.strides[1] // sizeof(floating)
     # each item writes only its own partial sums, whatever thread runs it
     for item in prange(chunks * blocks, nogil=True, schedule="static", num_threads=nt):
         k = item // blocks
@@ -803,11 +810,18 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
                     memset(local + r * grid_width * width, 0,
                            min(cols, count - r * grid_width) * width * sizeof(floating))
                 # blocks of 8 positions: each channel's read is one short run, the writes one
-                # contiguous 8·width block
+                # contiguous 8·width block; whole blocks of 16 channels by the register
+                # transpose where there is one
                 for col in range(0, cols, 8):
                     step = min(8, cols - col)
                     dst = local + (r * grid_width + col) * width
-                    for o in range(valid):
+                    o = 0
+                    if floating is float and POSITION_MAJOR and step == 8 and unit_rows:
+                        while o + 16 <= valid:
+                            _position_major(&gy[n, b * width + o, r, col], channel_step,
+                                            dst + o, width)
+                            o = o + 16
+                    for o in range(o, valid):
                         for i in range(step):
                             dst[i * width + o] = gy[n, b * width + o, r, col + i]
             _grad_image(local, width, &grid[n, 0, 0], grid_length, channels, &shifts[0],

@@ -108,4 +108,53 @@ MINIGRAD_GRAD_TILE_PICK(minigrad_grad_tile_narrow_f, float, minigrad_grad_tile_1
 MINIGRAD_GRAD_TILE_PICK(minigrad_grad_tile_narrow_d, double, minigrad_grad_tile_16_d,
                         minigrad_grad_tile_24_d)
 
+/* The tiles' gradient, position-major: dst[i * width + o] = src[o * stride + i] for 16
+ * channels o (rows ``stride`` apart) and 8 positions i, as the work item copies it. With
+ * AVX-512 a register transpose: each zmm holds channels o and o + 8 in its halves, and the
+ * two 8 x 8 transposes run side by side (unpack, shuffle, then a two-source permute across
+ * the 128-bit lanes), where the element loop moved one value at a time. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define MINIGRAD_POSITION_MAJOR 1
+static inline void minigrad_position_major_16x8(const float *src, Py_ssize_t stride, float *dst,
+                                                Py_ssize_t width)
+{
+    __m512 r[8], t[8], u[8];
+    int k;
+    for (k = 0; k < 8; k++)
+        r[k] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(src + k * stride)),
+                                  _mm256_loadu_ps(src + (k + 8) * stride), 1);
+    for (k = 0; k < 8; k += 2) {
+        t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (k = 0; k < 8; k += 4) {
+        u[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
+        u[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xEE);
+        u[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        u[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+    }
+    /* position p < 4 from the low 128-bit lanes of u[p] (rows 0-3) and u[p + 4] (rows 4-7),
+     * p >= 4 from their high lanes; in each 256-bit half */
+    const __m512i low = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19,
+                                          8, 9, 10, 11, 24, 25, 26, 27);
+    const __m512i high = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23,
+                                           12, 13, 14, 15, 28, 29, 30, 31);
+    for (k = 0; k < 4; k++) {
+        _mm512_storeu_ps(dst + k * width, _mm512_permutex2var_ps(u[k], low, u[k + 4]));
+        _mm512_storeu_ps(dst + (k + 4) * width, _mm512_permutex2var_ps(u[k], high, u[k + 4]));
+    }
+}
+#else
+#define MINIGRAD_POSITION_MAJOR 0
+static inline void minigrad_position_major_16x8(const float *src, Py_ssize_t stride, float *dst,
+                                                Py_ssize_t width)
+{
+    int o, i;
+    for (o = 0; o < 16; o++)
+        for (i = 0; i < 8; i++)
+            dst[i * width + o] = src[o * stride + i];
+}
+#endif
+
 #endif
