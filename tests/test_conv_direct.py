@@ -511,6 +511,36 @@ def test_weight_grad_ignores_stale_scratch_and_partials(dtype):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("out_channels", [16, 20, 40, 64])
+@pytest.mark.parametrize("unit_rows", [True, False])
+def test_weight_grad_position_major_copy(out_channels, unit_rows):
+    """The copy of the output gradient position-major: whole 16 × 8 blocks by the register
+    transpose (AVX-512), the rest (short rows' ends, channels past a multiple of 16, a
+    gradient whose rows are not contiguous) one value at a time."""
+    x = RNG.standard_normal((3, 2, 11, 19)).astype(np.float32)
+    w = RNG.standard_normal((out_channels, 2, 3, 3)).astype(np.float32)
+    gy = RNG.standard_normal((3, out_channels, 11, 19)).astype(np.float32)
+    if not unit_rows:
+        gy = np.asfortranarray(gy)
+    plan = conv_direct.DirectPlan(x.shape, w.shape, ((1, 1), (1, 1)), (1, 1))
+    width = conv_direct.grad_tile_width(out_channels)
+    padded = -(-out_channels // width) * width
+    taps = -(-9 // TG) * TG
+    shifts = np.zeros(taps, np.intp)
+    shifts[:9] = plan.shifts
+    masks = [np.zeros((taps // TG,) + m.shape[1:], np.int32) for m in plan.grad_masks]
+    for mine, plans in zip(masks, plan.grad_masks):
+        mine[:plans.shape[0]] = plans
+    partials = np.zeros((2, 2, taps, padded), np.float32)
+    scratch = np.zeros((2, plan.positions, width), np.float32)
+    kernels.weight_grad(gy, plan._x_grid(x), shifts, *masks, plan.positions, plan.grid_width,
+                        partials, scratch, width, 2)
+    got = partials.sum(axis=0)[:, :9, :out_channels].transpose(2, 0, 1).reshape(w.shape)
+    expected = R.conv2d_vjp(x.astype(np.float64), w.astype(np.float64),
+                            gy.astype(np.float64), padding=1)[1]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
 @pytest.mark.skipif(kernels.GRAD_OUT_BLOCK != 32, reason="the masked tile is AVX-512's")
 @pytest.mark.parametrize("by_rows", [True, False])
 def test_weight_grad_skips_the_taps_its_masks_leave_out(by_rows):
