@@ -239,10 +239,13 @@ _summed_products = team_gemm.summed_products
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
                                               (True, True)])
 @pytest.mark.parametrize("p", [2, 5, 40])
-def test_summed_products_match_numpy(two_threads, monkeypatch, dtype, trans_a, trans_b, p):
-    """Σ_p a[p] @ b[p] in ordered shares (fewer products than ``SUM_SHARES``: one each)."""
-    a, b = _stacks(p, 7, 9, 11, dtype, trans_a, trans_b)
-    out = np.full((7, 11), np.nan, dtype)
+@pytest.mark.parametrize("m, n", [(7, 11), (11, 7)])
+def test_summed_products_match_numpy(two_threads, monkeypatch, dtype, trans_a, trans_b, p, m,
+                                     n):
+    """Σ_p a[p] @ b[p] in ordered shares (fewer products than ``SUM_SHARES``: one each), with
+    more columns than rows (the products taken transposed) and fewer."""
+    a, b = _stacks(p, m, 9, n, dtype, trans_a, trans_b)
+    out = np.full((m, n), np.nan, dtype)
     calls = []
     monkeypatch.setattr(team_gemm, "summed_products",
                         lambda *args: calls.append(args) or _summed_products(*args))
@@ -251,6 +254,7 @@ def test_summed_products_match_numpy(two_threads, monkeypatch, dtype, trans_a, t
     expected = np.matmul(a.astype(np.float64), b.astype(np.float64)).sum(axis=0)
     tolerance = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance * p)
+    assert calls[0][4].shape[1:] == ((n, m) if m < n else (m, n))
 
 
 @needs_blas
