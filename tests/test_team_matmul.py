@@ -65,15 +65,20 @@ def test_products_on_strided_planes(two_threads):
 
 
 @needs_blas
-def test_results_do_not_depend_on_the_thread_count(monkeypatch):
+@pytest.mark.parametrize("summed", [False, True])
+def test_results_do_not_depend_on_the_thread_count(monkeypatch, summed):
+    """Whole products per thread, and sums in shares fixed by the stack's length."""
     monkeypatch.setattr(team_matmul, "TEAM_MIN_MACS", 0)
-    a, b = _stacks(6, 33, 40, 50, np.float32)
+    p = 37 if summed else 6
+    a, b = _stacks(p, 33, 40, 50, np.float32)
     results = []
     before = minigrad.get_num_threads()
     try:
-        for threads in (1, 2, 3):
+        for threads in (1, 2, 3, 8):
             minigrad.set_num_threads(threads)
-            results.append(team_matmul.matmul(a, b, np.empty((6, 33, 50), np.float32)))
+            results.append(team_matmul.matmul_sum(a, b, np.empty((33, 50), np.float32))
+                           if summed else
+                           team_matmul.matmul(a, b, np.empty((p, 33, 50), np.float32)))
     finally:
         minigrad.set_num_threads(before)
     for other in results[1:]:
@@ -255,22 +260,6 @@ def test_summed_products_match_numpy(two_threads, monkeypatch, dtype, trans_a, t
     tolerance = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance * p)
     assert calls[0][4].shape[1:] == ((n, m) if m < n else (m, n))
-
-
-@needs_blas
-def test_summed_products_do_not_depend_on_the_thread_count(monkeypatch):
-    monkeypatch.setattr(team_matmul, "TEAM_MIN_MACS", 0)
-    a, b = _stacks(37, 20, 30, 25, np.float32)
-    results = []
-    before = minigrad.get_num_threads()
-    try:
-        for threads in (1, 2, 3, 8):
-            minigrad.set_num_threads(threads)
-            results.append(team_matmul.matmul_sum(a, b, np.empty((20, 25), np.float32)))
-    finally:
-        minigrad.set_num_threads(before)
-    for other in results[1:]:
-        np.testing.assert_array_equal(results[0], other)
 
 
 @pytest.mark.parametrize("use_team", [False, True])

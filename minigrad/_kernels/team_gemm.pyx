@@ -99,6 +99,26 @@ cdef int _check_rows(str kernel, Py_ssize_t itemsize, tuple matrices) except -1:
     return 0
 
 
+cdef int _check_operands(str kernel, const floating[:, :, :] a, bint trans_a,
+                         const floating[:, :, :] b, bint trans_b, floating[:, :, :] c,
+                         str c_name, Py_ssize_t count, bint also, str required) except -1:
+    """ValueError unless ``also`` holds (what the message calls ``required``) and the stacks
+    of ``count`` products op(a[p]) · op(b[p]) fit c's (·, M, N) matrices, then
+    ``_check_rows`` of all three."""
+    cdef Py_ssize_t m = c.shape[1], n = c.shape[2], k = a.shape[1] if trans_a else a.shape[2]
+    if not (also and a.shape[0] == count and b.shape[0] == count
+            and (a.shape[2] if trans_a else a.shape[1]) == m
+            and (b.shape[2] if trans_b else b.shape[1]) == k
+            and (b.shape[1] if trans_b else b.shape[2]) == n):
+        raise ValueError(f"team_gemm.{kernel}: shapes do not chain or {required}: a "
+                         f"({a.shape[0]}, {a.shape[1]}, {a.shape[2]}){'ᵀ' if trans_a else ''}, "
+                         f"b ({b.shape[0]}, {b.shape[1]}, {b.shape[2]})"
+                         f"{'ᵀ' if trans_b else ''}, {c_name} ({c.shape[0]}, {m}, {n})")
+    return _check_rows(kernel, sizeof(floating), ((a.strides[2], a.strides[1], a.shape[2]),
+                                                  (b.strides[2], b.strides[1], b.shape[2]),
+                                                  (c.strides[2], c.strides[1], n)))
+
+
 def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b, bint trans_b,
              floating[:, :, :] out, bint accumulate, Py_ssize_t unit, int num_threads):
     """out[p] (+)= op(a[p]) · op(b[p]) for every p, op(x) = xᵀ where asked (``trans_a``,
@@ -120,18 +140,9 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
     cdef Py_ssize_t units = n // unit if unit > 0 else 0, p, t, first, last
     cdef int nt = check_threads(num_threads), before
     _check_bound("products")
-    if (a.shape[0] != count or b.shape[0] != count
-            or (a.shape[2] if trans_a else a.shape[1]) != m
-            or (b.shape[2] if trans_b else b.shape[1]) != k
-            or (b.shape[1] if trans_b else b.shape[2]) != n or unit < 0
-            or (unit > 0 and n % unit)):
-        raise ValueError(f"team_gemm.products: shapes do not chain or columns not in whole "
-                         f"units of {unit}: a ({a.shape[0]}, {a.shape[1]}, {a.shape[2]})"
-                         f"{'ᵀ' if trans_a else ''}, b ({b.shape[0]}, {b.shape[1]}, "
-                         f"{b.shape[2]}){'ᵀ' if trans_b else ''}, out ({count}, {m}, {n})")
-    _check_rows("products", sizeof(floating), ((a.strides[2], a.strides[1], a.shape[2]),
-                                              (b.strides[2], b.strides[1], b.shape[2]),
-                                              (out.strides[2], out.strides[1], n)))
+    _check_operands("products", a, trans_a, b, trans_b, out, "out", count,
+                    unit >= 0 and (unit == 0 or n % unit == 0),
+                    f"columns not in whole units of {unit}")
     if count == 0 or m == 0 or n == 0:
         return
     with nogil:
@@ -171,18 +182,8 @@ def summed_products(const floating[:, :, :] a, bint trans_a, const floating[:, :
     cdef Py_ssize_t p, t
     cdef int nt = check_threads(num_threads), before
     _check_bound("summed_products")
-    if (b.shape[0] != count or (a.shape[2] if trans_a else a.shape[1]) != m
-            or (b.shape[2] if trans_b else b.shape[1]) != k
-            or (b.shape[1] if trans_b else b.shape[2]) != n
-            or not 1 <= shares <= max(count, 1)):
-        raise ValueError(f"team_gemm.summed_products: shapes do not chain or shares not "
-                         f"between 1 and the products: a ({a.shape[0]}, {a.shape[1]}, "
-                         f"{a.shape[2]}){'ᵀ' if trans_a else ''}, b ({b.shape[0]}, "
-                         f"{b.shape[1]}, {b.shape[2]}){'ᵀ' if trans_b else ''}, partials "
-                         f"({shares}, {m}, {n})")
-    _check_rows("summed_products", sizeof(floating), ((a.strides[2], a.strides[1], a.shape[2]),
-                                              (b.strides[2], b.strides[1], b.shape[2]),
-                                              (partials.strides[2], partials.strides[1], n)))
+    _check_operands("summed_products", a, trans_a, b, trans_b, partials, "partials", count,
+                    1 <= shares <= max(count, 1), "shares not between 1 and the products")
     if m == 0 or n == 0:
         return
     if count == 0 or k == 0:
