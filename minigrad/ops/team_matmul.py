@@ -143,9 +143,8 @@ def matmul_sum(a, b, out):
     product by product; with M < N each product as (b[p]ᵀ @ a[p]ᵀ)ᵀ, more rows than columns,
     which BLAS ran faster: 64 × 256 sums of 64-deep products 0.81 ms against 0.97), and the
     partials are added in order: at most ``SUM_SHARES``·M·N values extra, and results that
-    do not depend on the thread count. Otherwise numpy's
-    ``matmul`` by chunks of products whose partials are summed (at most ``SUM_CHUNK_BYTES``
-    of them at a time).
+    do not depend on the thread count. Otherwise numpy's ``matmul`` by chunks of products
+    whose partials are summed (at most ``SUM_CHUNK_BYTES`` of them at a time).
 
     Example::
 
@@ -164,12 +163,11 @@ def matmul_sum(a, b, out):
                                     threads, 1):
         # the products with more rows than columns: as (b[p]ᵀ @ a[p]ᵀ)ᵀ where M < N
         swap = out.shape[0] < out.shape[1]
-        if swap:
-            a, b = b.transpose(0, 2, 1), a.transpose(0, 2, 1)
-        left, right = _operand(a), _operand(b)
+        first, second = (b.transpose(0, 2, 1), a.transpose(0, 2, 1)) if swap else (a, b)
+        left, right = _operand(first), _operand(second)
         if left is not None and right is not None:
-            partials = np.empty((min(SUM_SHARES, a.shape[0]), a.shape[1], b.shape[2]),
-                                out.dtype)
+            partials = np.empty((min(SUM_SHARES, a.shape[0]), first.shape[1],
+                                 second.shape[2]), out.dtype)
             with _TEAM:
                 _kernels.summed_products(left[1], left[0], right[1], right[0], partials,
                                          threads)
@@ -178,8 +176,6 @@ def matmul_sum(a, b, out):
             else:
                 np.sum(partials, axis=0, out=out)
             return out
-        if swap:
-            a, b = b.transpose(0, 2, 1), a.transpose(0, 2, 1)
     if a.shape[0] == 1:
         return np.matmul(a[0], b[0], out=out)
     step = max(1, SUM_CHUNK_BYTES // max(1, out.nbytes))
