@@ -30,7 +30,7 @@ from ..threads import get_num_threads
 from . import conv_direct, conv_winograd
 from .workspace import absent, release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
-from .team_matmul import matmul, matmul_columns, matmul_sum
+from .team_matmul import matmul, matmul_columns, matmul_sum, numpy_matmul
 from .shape import batch_of_one
 
 #: Upper bound for the unrolled-window (im2col) buffer: a batch is processed in chunks of as
@@ -256,10 +256,7 @@ def _group_matmul(a, b, out, accumulate=False):
     with its columns split over minigrad's threads (``team_matmul``)."""
     if out.shape[0] == 1:
         return matmul_columns(a[0], b[0], out[0], accumulate)
-    if accumulate:
-        out += np.matmul(a, b)
-        return out
-    return np.matmul(a, b, out=out)
+    return numpy_matmul(a, b, out, accumulate)
 
 
 @functools.lru_cache(maxsize=512)

@@ -108,7 +108,7 @@ def matmul(a, b, out, accumulate=False):
     """
     _check_stacks("matmul", a, b, out)
     if not _on_team(a, b, out, accumulate, 0, a.shape[0]):
-        _numpy(a, b, out, accumulate)
+        numpy_matmul(a, b, out, accumulate)
     return out
 
 
@@ -120,7 +120,7 @@ def matmul_columns(a, b, out, accumulate=False):
         raise ValueError(f"team_matmul.matmul_columns: shapes do not chain: a {a.shape} @ b "
                          f"{b.shape} -> out {out.shape}")
     if not _on_team(a[None], b[None], out[None], accumulate, 1, b.shape[1]):
-        _numpy(a, b, out, accumulate)
+        numpy_matmul(a, b, out, accumulate)
     return out
 
 
@@ -215,7 +215,9 @@ def _on_team(a, b, out, accumulate, unit, parts):
     return True
 
 
-def _numpy(a, b, out, accumulate):
+def numpy_matmul(a, b, out, accumulate=False):
+    """out = a @ b, or out += a @ b with ``accumulate``, by numpy's ``matmul`` (any shapes it
+    takes); returns out. The fallback of the functions above."""
     if accumulate:
         out += np.matmul(a, b)
     else:
