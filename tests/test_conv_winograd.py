@@ -295,3 +295,15 @@ def test_filter_kernels_check_their_arguments(tile):
         kernels.filter_tiles(g_matrix, weight, np.empty((points, 3, 3)), 1)
     with pytest.raises(ValueError, match="contiguous"):
         kernels.filter_grad(g_matrix, np.empty((points, 2, 6))[:, :, ::2], weight, 1)
+
+
+def test_weight_gradient_alone_matches_reference(tile):
+    """x without a gradient (a first layer, a frozen input): the backward skips the filters'
+    transform, which only the input gradient reads."""
+    x = RNG.standard_normal((2, 3, 6, 7))
+    w = minigrad.tensor(RNG.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    y = F.conv2d(minigrad.tensor(x), w, padding=1)
+    gy = RNG.standard_normal(y.shape)
+    y.backward(gy)
+    expected = R.conv2d_vjp(x, w.data, gy, padding=1)[1]
+    np.testing.assert_allclose(w.grad, expected, rtol=0, atol=1e-12)

@@ -163,9 +163,10 @@ class Conv2d(Function):
         gy = np.ascontiguousarray(gy, dtype=x.dtype)
         if self.winograd is not None:
             # the filters transformed again rather than kept: (m + 2)²/9 times the weight's
-            # memory per layer until backward, for a product far smaller than the pass's
-            gx, gw = self.winograd.backward(x, self.winograd.transform_weight(weight), gy,
-                                            need_x, need_weight)
+            # memory per layer until backward, for a product far smaller than the pass's;
+            # only the input gradient reads them
+            u = self.winograd.transform_weight(weight) if need_x else None
+            gx, gw = self.winograd.backward(x, u, gy, need_x, need_weight)
         elif self.direct_backward is not None:
             plan = self.direct_backward
             gemm_x = need_x and plan.grad_input_by_gemm

@@ -164,7 +164,8 @@ class WinogradPlan:
         return y
 
     def backward(self, x, u, gy, need_x, need_weight):
-        """(∂L/∂x or None, ∂L/∂weight (O, C, 3, 3) or None) for the output gradient gy."""
+        """(∂L/∂x or None, ∂L/∂weight (O, C, 3, 3) or None) for the output gradient gy; U
+        (``transform_weight``) is read only for ∂L/∂x (None without ``need_x``)."""
         threads = get_num_threads()
         scratch = self._scratch(threads, x.dtype)
         gx = np.empty_like(x) if need_x else None
