@@ -77,3 +77,78 @@ def test_channel_sums_match_numpy_for_any_thread_count(shape, dtype):
         np.testing.assert_array_equal(results[0], other)
     with pytest.raises(ValueError, match="channel_sums: need"):
         normalization.channel_sums(x, np.empty(shape[1] + 1), 1)
+
+
+
+def _windows(padded, kernel, stride, dilation, out):
+    """The (i, j) window views of a padded batch: view[b, c, oh, ow] is the pixel that tap
+    (i, j) reads at output (oh, ow)."""
+    (kh, kw), (sh, sw), (dh, dw), (out_h, out_w) = kernel, stride, dilation, out
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, padded[:, :, i * dh:i * dh + sh * (out_h - 1) + 1:sh,
+                               j * dw:j * dw + sw * (out_w - 1) + 1:sw]
+
+
+def _padded_shape(shape, kernel, padding, dilation):
+    n, channels, height, width = shape
+    return (n, channels, height + 2 * padding[0] + kernel[0] * dilation[0],
+            width + 2 * padding[1] + kernel[1] * dilation[1])
+
+
+def _im2col_reference(x, kernel, stride, padding, dilation, out):
+    """cols[(c·kh + i)·kw + j, b, oh·Wo + ow] read from a zero-padded copy of x."""
+    top, left = padding
+    padded = np.zeros(_padded_shape(x.shape, kernel, padding, dilation), x.dtype)
+    padded[:, :, top:top + x.shape[2], left:left + x.shape[3]] = x
+    cols = np.empty((x.shape[1],) + tuple(kernel) + (x.shape[0],) + tuple(out), x.dtype)
+    for i, j, window in _windows(padded, kernel, stride, dilation, out):
+        cols[:, i, j] = window.transpose(1, 0, 2, 3)
+    return cols.reshape(cols.shape[0] * kernel[0] * kernel[1], x.shape[0], -1)
+
+
+def _col2im_reference(cols, x_shape, kernel, stride, padding, dilation, out):
+    """Each column entry added to the padded pixel it was read from; the padding dropped."""
+    top, left = padding
+    padded = np.zeros(_padded_shape(x_shape, kernel, padding, dilation), cols.dtype)
+    unrolled = cols.reshape((x_shape[1],) + tuple(kernel) + (x_shape[0],) + tuple(out))
+    for i, j, window in _windows(padded, kernel, stride, dilation, out):
+        window += unrolled[:, i, j].transpose(1, 0, 2, 3)
+    return padded[:, :, top:top + x_shape[2], left:left + x_shape[3]]
+
+
+# output rows on either side of im2col's GATHER_WIDTH and col2im's SCATTER_WIDTH
+@pytest.mark.parametrize("height, width, kernel, stride, padding, dilation", [
+    (8, 8, (3, 3), (2, 2), (1, 1), (1, 1)),       # 4 wide
+    (9, 17, (3, 3), (1, 1), (1, 1), (1, 1)),      # 17 wide
+    (20, 21, (3, 2), (2, 2), (1, 0), (1, 1)),     # 10 wide
+    (11, 13, (3, 3), (1, 2), (2, 1), (2, 1)),     # 7 wide, dilated
+    (6, 40, (5, 5), (1, 1), (2, 2), (1, 1)),      # 40 wide
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_im2col_and_col2im_match_the_reference(height, width, kernel, stride, padding,
+                                               dilation, dtype, threads):
+    from minigrad._kernels import im2col as kernels
+    from minigrad.ops.geometry import window_output_size
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 5, height, width)).astype(dtype)
+    out = tuple(window_output_size(size, k, s, p, d, padding_end=p)
+                for size, k, s, p, d in zip((height, width), kernel, stride, padding, dilation))
+    args = kernel + stride + padding + dilation + out
+    cols = np.full((5 * kernel[0] * kernel[1], 3, out[0] * out[1]), np.nan, dtype)
+    kernels.im2col(x, cols, *args, threads)
+    np.testing.assert_array_equal(cols, _im2col_reference(x, kernel, stride, padding,
+                                                          dilation, out))
+    g = rng.standard_normal(cols.shape).astype(dtype)
+    folded = np.full_like(x, np.nan)
+    kernels.col2im(g, folded, *args, threads)
+    np.testing.assert_allclose(folded, _col2im_reference(g, x.shape, kernel, stride, padding,
+                                                         dilation, out),
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+def test_both_unrolling_paths_are_tested():
+    """The widths above straddle the thresholds between the table and the row loops."""
+    from minigrad._kernels import im2col as kernels
+    assert 4 < kernels.SCATTER_WIDTH <= 10 < kernels.GATHER_WIDTH <= 17
