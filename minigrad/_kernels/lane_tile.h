@@ -39,9 +39,14 @@
         for (p = (FIRST); p < (LAST); p++) {                                                 \
             if (((SKIP_FIRST) && p % (Q) == 0) || ((SKIP_LAST) && p % (Q) == (Q) - 1))       \
                 continue;                                                                    \
-            V x = g[(p / (Q)) * grid_width + p % (Q)] - (V){0};                              \
-            for (v = 0; v < (VECS); v++)                                                     \
-                sums[p][v] += x * w[v];                                                      \
+            for (v = 0; v < (VECS); v++) {                                                   \
+                /* each vector's FMA loads the input itself, as its broadcast operand         \
+                 * ({1to16}); the empty asm keeps GCC from merging the loads into one         \
+                 * broadcast into a register, which ran slower on rows of 8 and of 7 */       \
+                const T *at = g + (p / (Q)) * grid_width + p % (Q);                          \
+                __asm__ volatile("" : "+r"(at));                                             \
+                sums[p][v] += (*at - (V){0}) * w[v];                                         \
+            }                                                                                \
         }                                                                                    \
     }
 
