@@ -283,6 +283,27 @@ def test_phase_plane_max_pool_matches_reference(kernel, stride, padding, dilatio
     np.testing.assert_array_equal(xm.grad, R.scatter_to_argmax(x.shape, argmax, gy))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw", [(2, 2), (4, 9), (8, 8), (6, 14), (4, 16), (2, 17), (4, 28),
+                                (2, 32), (3, 35), (2, 66)])
+def test_two_by_two_max_pool_rows_match_reference(hw, dtype):
+    """The 2×2, stride-2 windows read in place, a vector of outputs at a time with the last
+    one masked: rows of 1 to 33 outputs (an odd width drops its last column), with ties, NaN
+    and −∞: values, indices and the gradient as the reference loops."""
+    x = rng.standard_normal((2, 3) + hw).astype(dtype)
+    x[0, 1, :2, :4] = 0.25
+    x[1, 0, :, : hw[1] // 2] = -np.inf
+    x[rng.random(x.shape) < 0.1] = np.nan
+    xm = minigrad.tensor(x, requires_grad=True)
+    y, idx = F.max_pool2d(xm, 2, return_indices=True)
+    expected, argmax = R.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    np.testing.assert_array_equal(y.data, expected.astype(dtype))
+    np.testing.assert_array_equal(idx.data, argmax)
+    gy = np.arange(y.size, dtype=dtype).reshape(y.shape)
+    y.backward(gy)
+    np.testing.assert_array_equal(xm.grad, R.scatter_to_argmax(x.shape, argmax, gy))
+
+
 # -- PyTorch parity -----------------------------------------------------------------------------------
 
 PARITY_MAX = [(k, s, p, d, c, hw)

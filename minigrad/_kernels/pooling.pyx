@@ -212,6 +212,12 @@ cdef inline void _max_2x2_row(const floating* r0, floating* y, int* idx,
     cdef floating m, v
     cdef int k
     cdef bint take
+    if MAX_2X2:
+        if floating is float:
+            _max_2x2_f(r0, r1, OW, <int>(ih * W), <int>W, y, idx)
+        else:
+            _max_2x2_d(r0, r1, OW, <int>(ih * W), <int>W, y, idx)
+        return
     if idx == NULL:
         for ow in range(OW):
             c = 2 * ow
@@ -258,6 +264,13 @@ cdef inline void _copy_phases(const floating* x, floating* buf, Py_ssize_t H, Py
 
 cdef extern from "max_row.h" nogil:
     enum: MAX_ROW_SLACK "MINIGRAD_MAX_ROW_SLACK"
+    # 1 where the 2×2 rows are vector code (AVX-512)
+    enum: MAX_2X2 "MINIGRAD_MAX_2X2"
+    void _max_2x2_f "minigrad_max_2x2_f" (const float* r0, const float* r1, Py_ssize_t count,
+                                          int corner, int W, float* y, int* idx)
+    void _max_2x2_d "minigrad_max_2x2_d" (const double* r0, const double* r1,
+                                          Py_ssize_t count, int corner, int W, double* y,
+                                          int* idx)
     void _max_row_f "minigrad_max_row_f" (
         const float* src, const Py_ssize_t* shifts, const int* offsets, Py_ssize_t taps,
         Py_ssize_t count, int corner, int sw, float* y, int* idx)
