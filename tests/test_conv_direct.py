@@ -582,7 +582,7 @@ def test_conv_kernel_rejects_a_short_grid():
     y = np.empty((2, 4, plan.out_h, plan.out_w), np.float32)
 
     def conv(grid=grid, shifts=plan.shifts, y=y, bias=np.empty(0, np.float32), runs=plan.runs):
-        kernels.conv(grid, conv_direct._pack(w), shifts, y, bias, plan.grid_width, 0, runs,
+        kernels.conv(grid, conv_direct._pack(w, 1), shifts, y, bias, plan.grid_width, 0, runs,
                      32, 2)
 
     conv()
@@ -621,7 +621,7 @@ def test_conv_kernel_checks_stacked_planes():
     y = np.empty((2, 4, plan.out_h, plan.out_w), np.float32)
 
     def conv(runs=runs, period=period, grid=tall):
-        kernels.conv(grid, conv_direct._pack(w), plan.shifts, y, np.empty(0, np.float32),
+        kernels.conv(grid, conv_direct._pack(w, 1), plan.shifts, y, np.empty(0, np.float32),
                      plan.grid_width, 0, runs, 32, 2, period)
 
     conv()
@@ -681,13 +681,31 @@ def test_embed_and_weight_grad_reject_inconsistent_buffers():
 def test_pack_weight_blocks_rows_and_takes_any_strides(rows):
     w = RNG.standard_normal((5, rows, 3, 2))
     for weight in (w.transpose(1, 0, 2, 3), np.ascontiguousarray(w.transpose(1, 0, 2, 3))):
-        packed = conv_direct._pack(weight)
+        packed = conv_direct._pack(weight, 1)
         blocks = -(-rows // OB)
         padded = np.zeros((blocks * OB, 5 * 6))
         padded[:rows] = weight.reshape(rows, -1)
         np.testing.assert_array_equal(packed, padded.reshape(blocks, OB, -1).transpose(0, 2, 1))
     with pytest.raises(ValueError, match="inconsistent"):
         kernels.pack_weight(w.reshape(5, rows, 6), np.empty((-(-5 // OB), rows * 6 + 1, OB)))
+
+
+@pytest.mark.parametrize("block", [OB, 16, 32])
+@pytest.mark.parametrize("shape", [(5, 3, 3, 3), (70, 120, 3, 3), (33, 7, 5, 5)])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_pack_weight_any_block_and_thread_count(block, shape, threads):
+    """Blocks of any width (the position tile's, the lane tile's one and two vectors), a
+    weight large enough to be packed by the team and in several passes over its channels,
+    transposed (the input gradient's) and not."""
+    w = RNG.standard_normal(shape).astype(np.float32)
+    for weight in (w, w.transpose(1, 0, 2, 3)):
+        rows = weight.shape[0]
+        blocks = -(-rows // block)
+        packed = np.full((blocks, weight[0].size, block), np.nan, np.float32)
+        kernels.pack_weight(weight.reshape(rows, weight.shape[1], -1), packed, threads)
+        padded = np.zeros((blocks * block, weight[0].size), np.float32)
+        padded[:rows] = weight.reshape(rows, -1)
+        np.testing.assert_array_equal(packed, padded.reshape(blocks, block, -1).transpose(0, 2, 1))
 
 
 def test_a_convolution_and_the_embedding_of_its_grid_share_one_team(monkeypatch):

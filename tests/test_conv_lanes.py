@@ -242,7 +242,7 @@ def test_conv_lanes_kernel_checks_its_arguments():
     w = RNG.standard_normal((32, 16, 3, 3)).astype(np.float32)
     plan = conv_direct.DirectPlan(x.shape, w.shape, ((1, 1), (1, 1)), (1, 1))
     grid = plan._x_grid(x, forward=True).copy()
-    packed = conv_direct._pack_lanes(w)
+    packed = conv_direct._pack_lanes(w, 1)
     y = np.empty((2, 32, 14, 14), np.float32)
 
     def conv(grid=grid, packed=packed, shifts=plan.forward_shifts, offsets=plan.tap_offsets,

@@ -342,21 +342,33 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                 r = r + 1
 
 
-def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed):
-    """packed[b, c·T + t, o] = weight[b·OB + o, c, t], zero for rows b·OB + o past the last:
-    the (R, C, T) weight (any strides) as (ceil(R/OB), C·T, OB) for ``conv``."""
+# weights of fewer elements are packed on one thread
+cdef Py_ssize_t PACK_PARALLEL_MIN = 1 << 16
+
+
+def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed,
+                int num_threads=1):
+    """packed[b, c·T + t, o] = weight[b·B + o, c, t], zero for rows b·B + o past the last:
+    the (R, C, T) weight (any strides) as (ceil(R/B), C·T, B) blocks of B = packed.shape[2]
+    rows: OB for ``conv``, ``lane_block`` for ``conv_lanes``. A block per work item, its
+    channels a few at a time so that the rows they fill stay in cache while each weight row
+    is read along."""
     cdef Py_ssize_t rows = weight.shape[0], channels = weight.shape[1], taps = weight.shape[2]
-    cdef Py_ssize_t blocks = (rows + OB - 1) // OB, b, c, t, o, row
-    if (packed.shape[0] != blocks or packed.shape[1] != channels * taps
-            or packed.shape[2] != OB):
+    cdef Py_ssize_t block = packed.shape[2], b, c, c0, k, t, o, row
+    if (block < 1 or packed.shape[0] != (rows + block - 1) // block
+            or packed.shape[1] != channels * taps):
         raise ValueError(f"pack_weight: inconsistent shapes weight {_dims(weight.shape, 3)}, "
                          f"packed {_dims(packed.shape, 3)}")
-    with nogil:
-        for b in range(blocks):
-            for c in range(channels):
-                for t in range(taps):
-                    for o in range(OB):
-                        row = b * OB + o
+    # channels per pass: about 16 KB of packed rows
+    cdef Py_ssize_t per_pass = max(1, 4096 // max(1, taps * block))
+    cdef int nt = team_size(rows * channels * taps, PACK_PARALLEL_MIN, num_threads)
+    for b in prange(packed.shape[0], nogil=True, schedule="static", num_threads=nt):
+        for k in range((channels + per_pass - 1) // per_pass):
+            c0 = k * per_pass
+            for o in range(block):
+                row = b * block + o
+                for c in range(c0, min(channels, c0 + per_pass)):
+                    for t in range(taps):
                         packed[b, c * taps + t, o] = weight[row, c, t] if row < rows else 0
 
 

@@ -223,15 +223,16 @@ def plan(x_shape, weight_shape, padding, dilation, stride, groups):
     return direct if forward else None, direct if backward else None
 
 
-def _pack(weight):
-    """(R, C, kh, kw) or (R, C, taps), any strides → (R'/OB, C·taps, OB), R' = R rounded up to
-    OUT_BLOCK with zero rows: one register tile's weights for one (channel, tap) step are
-    contiguous."""
-    block = _kernels.OUT_BLOCK
+def _pack(weight, threads, block=None):
+    """(R, C, kh, kw) or (R, C, taps), any strides → (R'/B, C·taps, B), B = ``block`` (by
+    default OUT_BLOCK, a position tile's), R' = R rounded up to B with zero rows: one register
+    tile's weights for one (channel, tap) step are contiguous. On the convolution's team
+    (``threads``)."""
+    block = block or _kernels.OUT_BLOCK
     rows, channels = weight.shape[:2]
     weight = weight.reshape(rows, channels, -1)
     packed = np.empty((-(-rows // block), channels * weight.shape[2], block), weight.dtype)
-    _kernels.pack_weight(weight, packed)
+    _kernels.pack_weight(weight, packed, threads)
     return packed
 
 
@@ -283,21 +284,17 @@ def pointwise(x, weight, bias, row):
     n, channels, height, width = x.shape
     rows = height * width // row
     y = np.empty((n, weight.shape[0], height, width), x.dtype)
-    _kernels.conv_lanes(x.reshape(n, channels, -1), _pack_lanes(weight), _NO_SHIFT, _NO_OFFSET,
-                        (0, rows, 0, row), y.reshape(n, -1, rows, row),
-                        absent(x.dtype) if bias is None else bias, row, 0, get_num_threads())
+    threads = get_num_threads()
+    _kernels.conv_lanes(x.reshape(n, channels, -1), _pack_lanes(weight, threads), _NO_SHIFT,
+                        _NO_OFFSET, (0, rows, 0, row), y.reshape(n, -1, rows, row),
+                        absent(x.dtype) if bias is None else bias, row, 0, threads)
     return y
 
 
-def _pack_lanes(weight):
-    """(R, C, kh, kw), any strides → (R'/B, C·taps, B), B = ``lane_block`` of
-    ``lane_vectors(R)``, R' = R rounded up to B with zero rows: the lane tile's weight vectors
-    for one (channel, tap) step are contiguous."""
-    block = _kernels.lane_block(weight.itemsize, lane_vectors(weight.shape[0]))
-    rows = weight.shape[0]
-    flat = np.zeros((-(-rows // block) * block, weight[0].size), weight.dtype)
-    flat[:rows] = weight.reshape(rows, -1)
-    return np.ascontiguousarray(flat.reshape(-1, block, flat.shape[1]).transpose(0, 2, 1))
+def _pack_lanes(weight, threads):
+    """``_pack`` for the lane tile: blocks of ``lane_block`` of ``lane_vectors(R)`` rows."""
+    return _pack(weight, threads,
+                 _kernels.lane_block(weight.itemsize, lane_vectors(weight.shape[0])))
 
 
 class DirectPlan:
@@ -544,7 +541,7 @@ class DirectPlan:
         if self.lanes:
             y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
             offsets, inside = self.lane_reads
-            _kernels.conv_lanes(self._x_grid(x, forward=True), _pack_lanes(weight),
+            _kernels.conv_lanes(self._x_grid(x, forward=True), _pack_lanes(weight, self.team()),
                                 self.forward_shifts, offsets, inside, y,
                                 absent(x.dtype) if bias is None else bias,
                                 self.forward_width, 0, self.team())
@@ -560,8 +557,9 @@ class DirectPlan:
             chunk = channel_chunk(self.positions)
         y = np.empty((self.n, self.out_channels * self.groups, self.out_h, self.out_w), x.dtype)
         for g in range(self.groups):
-            _kernels.conv(self._group(g, grid), _pack(self._group(g, weight, axis=0)),
-                          shifts, self._group(g, y),
+            _kernels.conv(self._group(g, grid),
+                          _pack(self._group(g, weight, axis=0), self.team()), shifts,
+                          self._group(g, y),
                           absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
                           width, start, runs, chunk, self.team(), period)
         return y
@@ -592,14 +590,15 @@ class DirectPlan:
         if self.input_lanes:
             # tap t at input (r, col) reads gy at (r, col) − tap_offsets[t] + (top, left)
             inside = (-self.top, self.out_h - self.top, -self.left, self.out_w - self.left)
-            _kernels.conv_lanes(gy_grid, _pack_lanes(weight_t), -self.shifts, -self.tap_offsets,
+            _kernels.conv_lanes(gy_grid, _pack_lanes(weight_t, self.team()), -self.shifts,
+                                -self.tap_offsets,
                                 inside, gx, no_bias,
                                 self.grid_width, self.front + self.first_input,
                                 self.team())
             return
         if self.stride == (1, 1):
             start, runs, chunk, period = layout
-            _kernels.conv(gy_grid, _pack(weight_t), -self.shifts, gx, no_bias,
+            _kernels.conv(gy_grid, _pack(weight_t, self.team()), -self.shifts, gx, no_bias,
                           self.grid_width, start, runs, chunk, self.team(), period)
             return
         sh, sw = self.stride
@@ -617,7 +616,8 @@ class DirectPlan:
                 if target.size == 0:
                     continue
                 first_row, first_col = (r0 + self.top) // sh, (c0 + self.left) // sw
-                _kernels.conv(gy_grid, _pack(weight_t[:, :, taps]), -self.local_shifts[taps],
+                _kernels.conv(gy_grid, _pack(weight_t[:, :, taps], self.team()),
+                              -self.local_shifts[taps],
                               target, no_bias, self.grid_width,
                               self.front + first_row * self.grid_width + first_col,
                               position_runs(*target.shape[2:], self.grid_width),
