@@ -100,75 +100,57 @@ MINIGRAD_MAX_ROW(minigrad_max_row_d, double, minigrad_v4d, minigrad_ml, minigrad
 #include <immintrin.h>
 #define MINIGRAD_MAX_2X2 1
 
-static inline void minigrad_max_2x2_f(const float *r0, const float *r1, Py_ssize_t count,
-                                      int corner, int W, float *y, int *idx)
-{
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
-                                          14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    Py_ssize_t o;
-    for (o = 0; o < count; o += 16) {
-        int n = count - o < 16 ? (int)(count - o) : 16;
-        __mmask16 out = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
-        __mmask16 low = (__mmask16)(2 * n >= 16 ? 0xFFFF : (1u << (2 * n)) - 1);
-        __mmask16 high = (__mmask16)(2 * n > 16 ? (1u << (2 * n - 16)) - 1 : 0);
-        __m512 a0 = _mm512_maskz_loadu_ps(low, r0 + 2 * o);
-        __m512 a1 = _mm512_maskz_loadu_ps(high, r0 + 2 * o + 16);
-        __m512 b0 = _mm512_maskz_loadu_ps(low, r1 + 2 * o);
-        __m512 b1 = _mm512_maskz_loadu_ps(high, r1 + 2 * o + 16);
-        __m512 v[4] = {_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1),
-                       _mm512_permutex2var_ps(b0, even, b1), _mm512_permutex2var_ps(b0, odd, b1)};
-        __m512 m = v[0];
-        __m512i first = _mm512_add_epi32(_mm512_set1_epi32(corner + 2 * (int)o), even);
-        __m512i k = first;
-        const int step[4] = {0, 1, W, W + 1};
-        int t;
-        for (t = 1; t < 4; t++) {
-            __mmask16 take = _mm512_cmp_ps_mask(v[t], m, _CMP_GT_OQ)
-                             | _mm512_cmp_ps_mask(v[t], v[t], _CMP_UNORD_Q);
-            m = _mm512_mask_mov_ps(m, take, v[t]);
-            k = _mm512_mask_add_epi32(k, take, first, _mm512_set1_epi32(step[t]));
-        }
-        _mm512_mask_storeu_ps(y + o, out, m);
-        if (idx != NULL)
-            _mm512_mask_storeu_epi32(idx + o, out, k);
-    }
+/* T, V: the element and its vector; LANES of them; M: the lane mask; K: the index vector (LANES
+ * int lanes) and its K_* operations; EVEN: the permute's indices of the even inputs (of a
+ * vector pair); CELLS: 2·lane as a K. */
+#define MINIGRAD_MAX_2X2_ROW(NAME, T, V, LANES, M, MASKZ_LOAD, PERMUTE, CMP, MASK_MOV,         \
+                             MASK_STORE, EVEN, ODD_STEP, CELLS, K, K_SET1, K_ADD, K_MASK_ADD,  \
+                             K_MASK_STORE)                                                     \
+static inline void NAME(const T *r0, const T *r1, Py_ssize_t count, int corner, int W, T *y,    \
+                        int *idx)                                                              \
+{                                                                                              \
+    const __m512i even = EVEN, odd = ODD_STEP(even);                                           \
+    const K cells = CELLS;                                                                     \
+    Py_ssize_t o;                                                                              \
+    for (o = 0; o < count; o += LANES) {                                                       \
+        int n = count - o < LANES ? (int)(count - o) : LANES;                                  \
+        /* the first n outputs; the first 2n inputs, in two vectors */                         \
+        M out = (M)((1u << n) - 1);                                                            \
+        M low = (M)((1u << (2 * n < LANES ? 2 * n : LANES)) - 1);                              \
+        M high = (M)((1u << (2 * n > LANES ? 2 * n - LANES : 0)) - 1);                         \
+        V a0 = MASKZ_LOAD(low, r0 + 2 * o), a1 = MASKZ_LOAD(high, r0 + 2 * o + LANES);         \
+        V b0 = MASKZ_LOAD(low, r1 + 2 * o), b1 = MASKZ_LOAD(high, r1 + 2 * o + LANES);         \
+        V v[4] = {PERMUTE(a0, even, a1), PERMUTE(a0, odd, a1), PERMUTE(b0, even, b1),          \
+                  PERMUTE(b0, odd, b1)};                                                       \
+        V m = v[0];                                                                            \
+        K first = K_ADD(K_SET1(corner + 2 * (int)o), cells), k = first;                        \
+        const int step[4] = {0, 1, W, W + 1};                                                  \
+        int t;                                                                                 \
+        for (t = 1; t < 4; t++) {                                                              \
+            M take = CMP(v[t], m, _CMP_GT_OQ) | CMP(v[t], v[t], _CMP_UNORD_Q);                 \
+            m = MASK_MOV(m, take, v[t]);                                                       \
+            k = K_MASK_ADD(k, take, first, K_SET1(step[t]));                                   \
+        }                                                                                      \
+        MASK_STORE(y + o, out, m);                                                             \
+        if (idx != NULL)                                                                       \
+            K_MASK_STORE(idx + o, out, k);                                                     \
+    }                                                                                          \
 }
 
-static inline void minigrad_max_2x2_d(const double *r0, const double *r1, Py_ssize_t count,
-                                      int corner, int W, double *y, int *idx)
-{
-    const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_add_epi64(even, _mm512_set1_epi64(1));
-    const __m256i cells = _mm256_set_epi32(14, 12, 10, 8, 6, 4, 2, 0);
-    Py_ssize_t o;
-    for (o = 0; o < count; o += 8) {
-        int n = count - o < 8 ? (int)(count - o) : 8;
-        __mmask8 out = (__mmask8)(n == 8 ? 0xFF : (1u << n) - 1);
-        __mmask8 low = (__mmask8)(2 * n >= 8 ? 0xFF : (1u << (2 * n)) - 1);
-        __mmask8 high = (__mmask8)(2 * n > 8 ? (1u << (2 * n - 8)) - 1 : 0);
-        __m512d a0 = _mm512_maskz_loadu_pd(low, r0 + 2 * o);
-        __m512d a1 = _mm512_maskz_loadu_pd(high, r0 + 2 * o + 8);
-        __m512d b0 = _mm512_maskz_loadu_pd(low, r1 + 2 * o);
-        __m512d b1 = _mm512_maskz_loadu_pd(high, r1 + 2 * o + 8);
-        __m512d v[4] = {_mm512_permutex2var_pd(a0, even, a1), _mm512_permutex2var_pd(a0, odd, a1),
-                        _mm512_permutex2var_pd(b0, even, b1), _mm512_permutex2var_pd(b0, odd, b1)};
-        __m512d m = v[0];
-        __m256i first = _mm256_add_epi32(_mm256_set1_epi32(corner + 2 * (int)o), cells);
-        __m256i k = first;
-        const int step[4] = {0, 1, W, W + 1};
-        int t;
-        for (t = 1; t < 4; t++) {
-            __mmask8 take = _mm512_cmp_pd_mask(v[t], m, _CMP_GT_OQ)
-                            | _mm512_cmp_pd_mask(v[t], v[t], _CMP_UNORD_Q);
-            m = _mm512_mask_mov_pd(m, take, v[t]);
-            k = _mm256_mask_add_epi32(k, take, first, _mm256_set1_epi32(step[t]));
-        }
-        _mm512_mask_storeu_pd(y + o, out, m);
-        if (idx != NULL)
-            _mm256_mask_storeu_epi32(idx + o, out, k);
-    }
-}
+#define MINIGRAD_ADD_ONE_32(x) _mm512_add_epi32(x, _mm512_set1_epi32(1))
+#define MINIGRAD_ADD_ONE_64(x) _mm512_add_epi64(x, _mm512_set1_epi64(1))
+MINIGRAD_MAX_2X2_ROW(minigrad_max_2x2_f, float, __m512, 16, __mmask16, _mm512_maskz_loadu_ps,
+                     _mm512_permutex2var_ps, _mm512_cmp_ps_mask, _mm512_mask_mov_ps,
+                     _mm512_mask_storeu_ps,
+                     _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0),
+                     MINIGRAD_ADD_ONE_32, even, __m512i, _mm512_set1_epi32, _mm512_add_epi32,
+                     _mm512_mask_add_epi32, _mm512_mask_storeu_epi32)
+MINIGRAD_MAX_2X2_ROW(minigrad_max_2x2_d, double, __m512d, 8, __mmask8, _mm512_maskz_loadu_pd,
+                     _mm512_permutex2var_pd, _mm512_cmp_pd_mask, _mm512_mask_mov_pd,
+                     _mm512_mask_storeu_pd, _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0),
+                     MINIGRAD_ADD_ONE_64, _mm256_set_epi32(14, 12, 10, 8, 6, 4, 2, 0), __m256i,
+                     _mm256_set1_epi32, _mm256_add_epi32, _mm256_mask_add_epi32,
+                     _mm256_mask_storeu_epi32)
 #else
 #define MINIGRAD_MAX_2X2 0
 /* (not built: the scalar loop of pooling.pyx runs instead) */
