@@ -591,10 +591,8 @@ class DirectPlan:
             # tap t at input (r, col) reads gy at (r, col) − tap_offsets[t] + (top, left)
             inside = (-self.top, self.out_h - self.top, -self.left, self.out_w - self.left)
             _kernels.conv_lanes(gy_grid, _pack_lanes(weight_t, self.team()), -self.shifts,
-                                -self.tap_offsets,
-                                inside, gx, no_bias,
-                                self.grid_width, self.front + self.first_input,
-                                self.team())
+                                -self.tap_offsets, inside, gx, no_bias, self.grid_width,
+                                self.front + self.first_input, self.team())
             return
         if self.stride == (1, 1):
             start, runs, chunk, period = layout
@@ -617,8 +615,7 @@ class DirectPlan:
                     continue
                 first_row, first_col = (r0 + self.top) // sh, (c0 + self.left) // sw
                 _kernels.conv(gy_grid, _pack(weight_t[:, :, taps], self.team()),
-                              -self.local_shifts[taps],
-                              target, no_bias, self.grid_width,
+                              -self.local_shifts[taps], target, no_bias, self.grid_width,
                               self.front + first_row * self.grid_width + first_col,
                               position_runs(*target.shape[2:], self.grid_width),
                               channel_chunk(self.positions), self.team())
