@@ -29,10 +29,14 @@ SHAPES = [
     ((1, 1, 1, 2), 3, 1),
     ((3, 5, 9, 4), 6, 1),
     ((2, 3, 10, 11), 3, 1),
-    # planes of one 4×4 tile (F4: the images side by side, in groups of 16)
+    # planes of one 4×4 tile, and more than one group of 16 lane planes
     ((18, 3, 4, 4), 5, 1),
     ((17, 2, 6, 6), 3, 0),
     ((3, 2, 2, 3), 2, 1),
+    ((18, 2, 6, 9), 3, 1),
+    # rows of 8+ tiles, worked by rows rather than in lanes (both tile sizes)
+    ((2, 3, 5, 34), 4, 1),
+    ((1, 2, 9, 33), 3, 0),
 ]
 
 
@@ -71,6 +75,62 @@ def test_matches_reference_float64(x_shape, out_channels, padding, tile):
     np.testing.assert_allclose(gx, ex, rtol=0, atol=1e-12)
     np.testing.assert_allclose(gw, ew, rtol=0, atol=1e-12)
     np.testing.assert_allclose(gb, eb, rtol=0, atol=1e-12)
+
+
+def test_shapes_take_both_paths(tile):
+    """SHAPES run rows of tiles both in lanes and by rows."""
+    widths = {-(-(width + 2 * padding - 2) // tile) for (_, _, _, width), _, padding in SHAPES}
+    assert {kernels.in_lanes(w) for w in widths} == {True, False}
+
+
+# (x shape, out channels, padding, dilation): sub-grids of partly used tiles, unequal
+# dilations, no padding, more than one group of 16 lane planes
+DILATED = [
+    ((2, 3, 8, 8), 4, 2, 2),
+    ((1, 2, 6, 9), 3, (2, 3), (2, 3)),
+    ((3, 2, 4, 9), 2, (2, 0), (2, 3)),
+    ((2, 3, 12, 12), 5, 3, 3),
+    ((2, 2, 8, 4), 3, (2, 0), (2, 1)),
+    ((5, 2, 10, 10), 3, 2, 2),
+    ((2, 2, 40, 36), 2, 4, 4),
+]
+
+
+@pytest.mark.parametrize("x_shape, out_channels, padding, dilation", DILATED)
+def test_dilated_matches_reference_float64(x_shape, out_channels, padding, dilation, tile):
+    x = RNG.standard_normal(x_shape)
+    w = RNG.standard_normal((out_channels, x_shape[1], 3, 3))
+    b = RNG.standard_normal(out_channels)
+    tensors = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*tensors, padding=padding, dilation=dilation)
+    assert y._creator.winograd.tile == tile
+    hyper = {"padding": padding, "dilation": dilation}
+    np.testing.assert_allclose(y.data, R.conv2d(x, w, b, **hyper), rtol=0, atol=1e-12)
+    gy = RNG.standard_normal(y.shape)
+    y.backward(gy)
+    for actual, expected in zip((t.grad for t in tensors), R.conv2d_vjp(x, w, gy, **hyper)):
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-12)
+
+
+def test_dilated_gradcheck():
+    inputs = [minigrad.tensor(RNG.standard_normal(shape), requires_grad=True)
+              for shape in ((2, 2, 6, 6), (3, 2, 3, 3), (3,))]
+    assert minigrad.gradcheck(lambda *t: F.conv2d(*t, padding=2, dilation=2), inputs)
+
+
+@pytest.mark.parametrize("x_shape, padding, dilation", [
+    ((1, 2, 7, 8), 2, 2),       # the height is odd
+    ((1, 2, 8, 8), 1, 2),       # the padding is odd
+    ((1, 2, 8, 6), (2, 3), 2),
+])
+def test_dilation_that_does_not_divide_takes_another_path(x_shape, padding, dilation):
+    x = RNG.standard_normal(x_shape)
+    w = RNG.standard_normal((2, 2, 3, 3))
+    y = F.conv2d(minigrad.tensor(x, requires_grad=True), w, padding=padding,
+                 dilation=dilation)
+    assert y._creator.winograd is None
+    np.testing.assert_allclose(y.data, R.conv2d(x, w, padding=padding, dilation=dilation),
+                               rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("x_shape, out_channels, padding", SHAPES[:3])
@@ -196,13 +256,22 @@ def test_choice_rules(monkeypatch, n, channels, size, out_channels, chosen):
     assert (None if plan is None else plan.tile) == chosen
 
 
-def test_only_3x3_stride_1_ungrouped_undilated():
+def test_only_3x3_stride_1_ungrouped():
     for kernel, stride, dilation, groups in [
             ((3, 3), (2, 2), (1, 1), 1), ((5, 5), (1, 1), (1, 1), 1),
-            ((3, 3), (1, 1), (2, 2), 1), ((3, 3), (1, 1), (1, 1), 2), ((3, 1), (1, 1), (1, 1), 1)]:
+            ((3, 3), (1, 1), (1, 1), 2), ((3, 1), (1, 1), (1, 1), 1)]:
         for mode in (True, 2, 4):
             assert conv_winograd.tile_size(kernel, stride, dilation, groups, 256, 256, 64, 8, 8,
                                            mode) is None
+
+
+def test_dilated_only_where_the_dilation_divides_the_input_and_padding():
+    args = ((3, 3), (1, 1), (2, 2), 1, 256, 256, 64, 16, 16)
+    for mode in (True, 2, 4):
+        assert conv_winograd.tile_size(*args, mode, 16, 16, ((2, 2), (2, 2))) is not None
+        assert conv_winograd.tile_size(*args, mode, 16, 16, ((1, 1), (2, 2))) is None
+        assert conv_winograd.tile_size(*args, mode, 15, 16, ((2, 2), (2, 2))) is None
+        assert conv_winograd.tile_size(*args, mode) is None       # no shape given
 
 
 # -- the kernels' own checks -----------------------------------------------------------------
@@ -252,6 +321,26 @@ def test_kernels_reject_a_grid_that_does_not_fit_the_planes(tile):
         kernels.input_grad(tile, v, x, 5, 0, t, t, scratch, 2)
     with pytest.raises(ValueError, match="non-negative"):
         kernels.input_tiles(tile, x, v, -1, 0, t, t, scratch, 2)
+
+
+def test_kernels_reject_a_dilation_that_does_not_divide_the_planes(tile):
+    x, v, scratch, t = _buffers(tile)
+    for dilation, top in (((4, 1), 0), ((2, 2), 1), ((0, 1), 0)):
+        with pytest.raises(ValueError, match="dilation must be positive and divide"):
+            kernels.input_tiles(tile, x, v, top, 0, t, t, scratch, 2, *dilation)
+    # a dilation of 2 has four sub-grids of 3×3, each with its own tile grid
+    grid = -(-3 // tile)
+    lanes = np.zeros(v.shape[:2] + (2 * 4 * grid * grid,), np.float32)
+    kernels.output_tiles(tile, lanes, x, np.empty(0, np.float32), grid, grid,
+                         np.zeros((2, kernels.scratch_length(tile, grid, grid, 2, 2)),
+                                  np.float32), 2, 2, 2)
+    with pytest.raises(ValueError, match="tiles must have shape"):
+        kernels.output_tiles(tile, lanes[:, :, 1:], x, np.empty(0, np.float32), grid, grid,
+                             scratch, 2, 2, 2)
+    with pytest.raises(ValueError, match="scratch must be at least"):
+        kernels.input_grad(tile, lanes, x, 2, 2, grid, grid,
+                           np.zeros((2, kernels.scratch_length(tile, grid, grid, 2, 2) - 1),
+                                    np.float32), 2, 2, 2)
 
 
 def test_kernels_reject_a_strided_last_axis_and_a_bad_bias(tile):

@@ -139,11 +139,13 @@ def test_conv2d_matches_reference(data, dtype):
 @given(data=st.data(), dtype=dtypes)
 def test_winograd_conv2d_matches_reference(data, dtype):
     """3×3, stride 1 by Winograd F(2×2) or F(4×4) whatever the shape (its speed rules off):
-    outputs and padding that leave parts of the tiles outside the output or the input."""
+    outputs and padding that leave parts of the tiles outside the output or the input, rows
+    of tiles in lanes and by rows, and dilations that divide the input and the padding."""
     backward_threads = _forward_threads(data)
-    padding = (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2)))
-    height = data.draw(st.integers(max(1, 3 - 2 * padding[0]), 11))
-    width = data.draw(st.integers(max(1, 3 - 2 * padding[1]), 11))
+    dilation = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    padding = tuple(d * data.draw(st.integers(0, 2)) for d in dilation)
+    height = dilation[0] * data.draw(st.integers(max(1, 3 - 2 * padding[0] // dilation[0]), 11))
+    width = dilation[1] * data.draw(st.integers(max(1, 3 - 2 * padding[1] // dilation[1]), 36))
     channels, out_channels = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
     n = data.draw(st.integers(1, 3))
     tile = data.draw(st.sampled_from([2, 4]), label="tile size")
@@ -152,14 +154,14 @@ def test_winograd_conv2d_matches_reference(data, dtype):
     b, bv = data.draw(arrays((out_channels,), dtype))
     with pytest.MonkeyPatch.context() as patch:
         forced_winograd(patch, tile)
-        y = F.conv2d(x, w, b, padding=padding)
+        y = F.conv2d(x, w, b, padding=padding, dilation=dilation)
         assert y._creator.winograd is not None
-        expected = R.conv2d(xv, wv, bv, (1, 1), padding, (1, 1), 1)
+        expected = R.conv2d(xv, wv, bv, (1, 1), padding, dilation, 1)
         _check(y.data, expected, dtype, "winograd forward", scaled=True)
         gy = _upstream(y.shape)
         minigrad.set_num_threads(backward_threads)
         y.backward(gy.astype(dtype))
-    gx, gw, gb = R.conv2d_vjp(xv, wv, gy, (1, 1), padding, (1, 1), 1)
+    gx, gw, gb = R.conv2d_vjp(xv, wv, gy, (1, 1), padding, dilation, 1)
     _check(x.grad, gx, dtype, "winograd grad x", scaled=True)
     _check(w.grad, gw, dtype, "winograd grad weight", scaled=True)
     _check(b.grad, gb, dtype, "winograd grad bias")

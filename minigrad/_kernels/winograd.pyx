@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Winograd F(m×m, 3×3), m = 2 or 4: the tile transforms of a 3×3, stride-1 convolution and
-their adjoints.
+their adjoints; a dilated one as the stride-1 convolutions of its interleaved sub-grids.
 
 An output tile of m×m positions needs an α×α patch d of the (padded) input, α = m + 2. For
 m = 2, with
@@ -9,29 +9,42 @@ m = 2, with
     G  = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]
     Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]
 
-(m = 4: the 6×6, 6×3 and 4×6 matrices in ``winograd4.h``), the tile is
+(m = 4: the 6×6, 6×3 and 4×6 matrices in ``winograd_1d.h``), the tile is
 Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A: α² products per tile and channel pair instead of
 9·m². Summed over channels, each of the α² points ξ is one matrix product,
 M[ξ] (O, T) = U[ξ] (O, C) · V[ξ] (C, T), over the T tiles of a batch. This module moves data
 between NCHW planes and those ξ-major matrices, and transforms the filters (U = G g Gᵀ, and
 its adjoint for the weight gradient); the products are BLAS's (``minigrad/ops/conv_winograd.py``).
 
-Layout: ``V[ξ, c, t]`` with ξ = α·k + l (patch row k, column l) and t = b·Th·Tw + ty·Tw + tx
-for image b of the chunk and tile (ty, tx). The ξ planes may lie further apart than C·T
-entries: callers pad them so that the α² entries of a tile do not fall on the same cache
-sets. Tile (ty, tx) starts at input cell (m·ty − top, m·tx − left) and writes outputs
-(m·ty, m·tx) … (m·ty + m − 1, m·tx + m − 1). Cells outside the input read as zero; outputs
-past (Ho, Wo) are dropped.
+Dilation (dh, dw), with dh and dw dividing the planes' sides and the padding: output
+(p + dh·r, q + dw·j) reads only input rows ≡ p (mod dh) and columns ≡ q (mod dw), so the
+outputs and inputs of each sub-grid (p, q), (H / dh) × (W / dw) cells padded by (top / dh,
+left / dw), make a stride-1 convolution of their own with the same filters: a "lane plane"
+with its own tile grid, all of one shape. Without dilation a lane plane is a plane.
 
-Every loop is split over (image, channel) planes with ``prange``; a plane belongs to one thread
-and its tiles are visited in a fixed order, so results do not depend on the thread count. A
-plane is worked on a row of tiles at a time, with the input's columns split by their
-remainder mod m in the thread's scratch: patch column l of tile tx is then entry tx + l div m
-of split row l mod m, and every loop runs over consecutive tiles with contiguous loads and
-stores, which the compiler vectorises. The 2×2 transforms are written out here; the 4×4 ones
-are the 1-D transforms of ``winograd4.h``, applied to the rows, then the columns. Planes of
-one 4×4 tile (4×4 maps) have rows of one tile: there the images of a chunk go side by side
-instead (``_one_tile4``: 16 images of one channel per work item, the transforms along them).
+Layout: ``V[ξ, c, t]`` with ξ = α·k + l (patch row k, column l). The ξ planes may lie further
+apart than C·T entries: callers pad them so that the α² entries of a tile do not fall on the
+same cache sets. Tile (ty, tx) starts at input cell (m·ty − top, m·tx − left) and writes
+outputs (m·ty, m·tx) … (m·ty + m − 1, m·tx + m − 1) of its lane plane. Cells outside the
+input read as zero; outputs past (Ho, Wo) are dropped. The tile index t depends on the path:
+
+- by rows (undilated, rows of at least ``LANES_BELOW`` tiles): t = b·Th·Tw + ty·Tw + tx for
+  image b. A plane is worked on a row of tiles at a time, with the input's columns split by
+  their remainder mod m in the thread's scratch: patch column l of tile tx is then entry
+  tx + l div m of split row l mod m, and every loop runs over consecutive tiles with
+  contiguous loads and stores, which the compiler vectorises. The 2×2 transforms are written
+  out here; the 4×4 ones are the 1-D transforms of ``winograd_1d.h``, applied to the rows,
+  then the columns.
+- in lanes (shorter rows, and every dilated convolution): the chunk's lane planes λ = b·dh·dw
+  + p·dw + q go in groups of GROUP; t = g·GROUP·Th·Tw + (ty·Tw + tx)·n + λ − g·GROUP for
+  group g of n lane planes (n = GROUP but in the last). A group's planes of one channel are
+  interleaved in the thread's scratch, cell after cell, and every 1-D transform
+  (``winograd_1d.h``, both tile sizes) runs along the lanes: a vector wide however few tiles
+  a row has (``_lane_group``).
+
+Every loop is split over (image or group, channel) pairs with ``prange``; a pair belongs to one
+thread and its tiles are visited in a fixed order, so results do not depend on the thread
+count.
 """
 from cython.parallel cimport prange, threadid
 from cython cimport floating
@@ -43,9 +56,19 @@ from ._parallel cimport team_size
 cdef Py_ssize_t PARALLEL_MIN = 1 << 15
 
 cdef enum:
-    GROUP = 16      # images transformed together on planes of one tile (a float32 vector)
+    GROUP = 16      # lane planes transformed together (a float32 vector)
 
-cdef extern from "winograd4.h" nogil:
+cdef extern from "winograd_1d.h" nogil:
+    void w2_bt_f "minigrad_w2_bt_f" (const float*, Py_ssize_t, float*, Py_ssize_t, Py_ssize_t)
+    void w2_bt_d "minigrad_w2_bt_d" (const double*, Py_ssize_t, double*, Py_ssize_t, Py_ssize_t)
+    void w2_b_f "minigrad_w2_b_f" (const float*, Py_ssize_t, float*, Py_ssize_t, Py_ssize_t,
+                                   int)
+    void w2_b_d "minigrad_w2_b_d" (const double*, Py_ssize_t, double*, Py_ssize_t, Py_ssize_t,
+                                   int)
+    void w2_at_f "minigrad_w2_at_f" (const float*, Py_ssize_t, float*, Py_ssize_t, Py_ssize_t)
+    void w2_at_d "minigrad_w2_at_d" (const double*, Py_ssize_t, double*, Py_ssize_t, Py_ssize_t)
+    void w2_a_f "minigrad_w2_a_f" (const float*, Py_ssize_t, float*, Py_ssize_t, Py_ssize_t)
+    void w2_a_d "minigrad_w2_a_d" (const double*, Py_ssize_t, double*, Py_ssize_t, Py_ssize_t)
     void w4_bt_f "minigrad_w4_bt_f" (const float*, const float*, const float*, const float*,
                                      const float*, const float*, float*, float*, float*,
                                      float*, float*, float*, Py_ssize_t)
@@ -135,6 +158,50 @@ cdef inline void _a4(const floating* i, Py_ssize_t i_step, floating* o, Py_ssize
                o + 3 * o_step, o + 4 * o_step, o + 5 * o_step, n)
 
 
+cdef inline void _bt(Py_ssize_t m, const floating* i, Py_ssize_t i_step, floating* o,
+                     Py_ssize_t o_step, Py_ssize_t n) noexcept nogil:
+    """o[k·o_step + j] = Σ_r Bᵀ[k, r] · i[r·i_step + j] for F(m, 3), m = 2 or 4."""
+    if m == 4:
+        _bt4(i, i_step, i + 4 * i_step, i + 5 * i_step, o, o_step, n)
+    elif floating is float:
+        w2_bt_f(i, i_step, o, o_step, n)
+    else:
+        w2_bt_d(i, i_step, o, o_step, n)
+
+
+cdef inline void _b(Py_ssize_t m, const floating* i, Py_ssize_t i_step, floating* o,
+                    Py_ssize_t o_step, Py_ssize_t n, int accumulate) noexcept nogil:
+    """The adjoint of ``_bt``: o[r·o_step + j] (+)= Σ_k Bᵀ[k, r] · i[k·i_step + j]."""
+    if m == 4:
+        _b4(i, i_step, o, o_step, n, accumulate)
+    elif floating is float:
+        w2_b_f(i, i_step, o, o_step, n, accumulate)
+    else:
+        w2_b_d(i, i_step, o, o_step, n, accumulate)
+
+
+cdef inline void _at(Py_ssize_t m, const floating* i, Py_ssize_t i_step, floating* o,
+                     Py_ssize_t o_step, Py_ssize_t n) noexcept nogil:
+    """o[k·o_step + j] = Σ_l Aᵀ[k, l] · i[l·i_step + j] (m + 2 rows in, m out)."""
+    if m == 4:
+        _at4(i, i_step, o, o_step, n)
+    elif floating is float:
+        w2_at_f(i, i_step, o, o_step, n)
+    else:
+        w2_at_d(i, i_step, o, o_step, n)
+
+
+cdef inline void _a(Py_ssize_t m, const floating* i, Py_ssize_t i_step, floating* o,
+                    Py_ssize_t o_step, Py_ssize_t n) noexcept nogil:
+    """The adjoint of ``_at``: o[l·o_step + j] = Σ_k Aᵀ[k, l] · i[k·i_step + j]."""
+    if m == 4:
+        _a4(i, i_step, o, o_step, n)
+    elif floating is float:
+        w2_a_f(i, i_step, o, o_step, n)
+    else:
+        w2_a_d(i, i_step, o, o_step, n)
+
+
 cdef inline void _split(Py_ssize_t m, const floating* row, floating* p, Py_ssize_t p_step,
                         Py_ssize_t n) noexcept nogil:
     """p[k·p_step + j] = row[m·j + k] for k < m (2 or 4), j < n."""
@@ -215,26 +282,48 @@ cdef inline void _join_plane(const floating* split, Py_ssize_t m, Py_ssize_t row
         memcpy(plane + (R - top) * width, padded + left, width * sizeof(floating))
 
 
-def scratch_length(Py_ssize_t m, Py_ssize_t tiles_h, Py_ssize_t tiles_w):
+cdef enum:
+    # rows of fewer tiles are worked in lanes: a row of 8 tiles fills half a float32 vector
+    LANES_BELOW = 8
+
+
+cdef inline bint _in_lanes(Py_ssize_t tiles_w, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
+    """Whether a pass works on groups of lane planes (``_lane_group``) rather than on planes
+    row of tiles by row of tiles: where a row holds too few tiles to fill a vector, and for
+    every dilated convolution."""
+    return tiles_w < LANES_BELOW or dh * dw > 1
+
+
+def in_lanes(Py_ssize_t tiles_w, Py_ssize_t dh=1, Py_ssize_t dw=1):
+    """Whether the passes on a grid ``tiles_w`` tiles wide, dilation (dh, dw), run in lanes
+    (``_lane_group``)."""
+    return _in_lanes(tiles_w, dh, dw)
+
+
+def scratch_length(Py_ssize_t m, Py_ssize_t tiles_h, Py_ssize_t tiles_w, Py_ssize_t dh=1,
+                   Py_ssize_t dw=1):
     """Entries of scratch each thread needs for F(m×m, 3×3) on a tile grid of tiles_h ×
-    tiles_w: one padded plane split by column remainder mod m, and the partial transforms of a
-    row of tiles."""
+    tiles_w (per sub-grid of the dilation (dh, dw)): in lanes, a group's interleaved padded
+    cells and a partial transform; by rows, one padded plane split by column remainder mod m
+    and the partial transforms of a row of tiles."""
     cdef Py_ssize_t half = tiles_w + 1
+    if _in_lanes(tiles_w, dh, dw):
+        return ((m * tiles_h + 2) * (m * tiles_w + 2) + (m + 2) ** 2) * GROUP
     if m == 2:
         return 2 * (2 * tiles_h + 2) * half + 18 * half
-    if tiles_h == tiles_w == 1:
-        return 72 * GROUP        # ``_one_tile4``'s patches and partial transforms
     return 4 * (4 * tiles_h + 2) * half + 28 * half + 6 * tiles_w
 
 
 def _checked_team(str op, Py_ssize_t m, planes_shape, tiles_shape, tiles_strides,
                   Py_ssize_t itemsize, scratch_shape, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-                  bint outputs, int num_threads, Py_ssize_t top=0, Py_ssize_t left=0):
+                  bint outputs, int num_threads, Py_ssize_t top=0, Py_ssize_t left=0,
+                  Py_ssize_t dh=1, Py_ssize_t dw=1):
     """The team size a kernel runs with, after the checks that guard its unchecked loops: a
-    tile size the kernels implement; the tile matrix must match the planes and the tile grid;
+    tile size the kernels implement; with dilation (dh, dw), planes and padding in whole
+    sub-grids; the tile matrix must match the planes and the tile grid (one per sub-grid);
     the scratch must hold ``scratch_length`` for each thread of the team; on output planes
-    (``outputs``) the grid must be exactly the one that covers them, and on input planes the
-    padded plane must fit in the grid's reach."""
+    (``outputs``) the grid must be exactly the one that covers a sub-grid, and on input planes
+    the padded sub-grid must fit in the grid's reach."""
     cdef int nt = team_size(tiles_shape[0] * tiles_shape[1] * tiles_shape[2], PARALLEL_MIN,
                             num_threads)
     if m not in TILE_SIZES:
@@ -242,20 +331,26 @@ def _checked_team(str op, Py_ssize_t m, planes_shape, tiles_shape, tiles_strides
     if min(tiles_h, tiles_w, top, left) < 0:
         raise ValueError(f"winograd.{op}: the tile grid and the padding must be non-negative, "
                          f"got {tiles_h}×{tiles_w} tiles, padding ({top}, {left})")
-    expected = ((m + 2) ** 2, planes_shape[1], planes_shape[0] * tiles_h * tiles_w)
+    height, width = planes_shape[2], planes_shape[3]
+    if min(dh, dw) < 1 or height % dh or width % dw or top % dh or left % dw:
+        raise ValueError(f"winograd.{op}: the dilation must be positive and divide the planes "
+                         f"and the padding, got dilation ({dh}, {dw}) for planes of "
+                         f"{height}×{width}, padding ({top}, {left})")
+    height, width, top, left = height // dh, width // dw, top // dh, left // dw
+    expected = ((m + 2) ** 2, planes_shape[1], planes_shape[0] * dh * dw * tiles_h * tiles_w)
     if tuple(tiles_shape[:3]) != expected:
         raise ValueError(f"winograd.{op}: tiles must have shape {expected} for planes of shape "
                          f"{tuple(planes_shape[:4])} and a {tiles_h}×{tiles_w} grid of {m}×{m} "
-                         f"tiles, got {tuple(tiles_shape[:3])}")
+                         f"tiles per sub-grid of dilation ({dh}, {dw}), got "
+                         f"{tuple(tiles_shape[:3])}")
     if ((tiles_shape[2] > 1 and tiles_strides[2] != itemsize) or tiles_strides[0] % itemsize
             or tiles_strides[0] <= 0):
         raise ValueError(f"winograd.{op}: tiles must be contiguous along its last axis, with "
                          f"positive strides, got strides {tuple(tiles_strides[:3])}")
-    needed = (nt, scratch_length(m, tiles_h, tiles_w))
+    needed = (nt, scratch_length(m, tiles_h, tiles_w, dh, dw))
     if scratch_shape[0] < needed[0] or scratch_shape[1] < needed[1]:
         raise ValueError(f"winograd.{op}: scratch must be at least {needed} for {nt} threads, "
                          f"got {tuple(scratch_shape[:2])}")
-    height, width = planes_shape[2], planes_shape[3]
     cover = (-(-height // m), -(-width // m))
     if outputs and (tiles_h, tiles_w) != cover:
         raise ValueError(f"winograd.{op}: outputs of {height}×{width} need a "
@@ -416,7 +511,7 @@ cdef void _output_grad_plane2(const floating* gy, Py_ssize_t out_h, Py_ssize_t o
                 out[(12 + l) * xi_stride + tx] = -w[l]
 
 
-# -- F(4×4, 3×3): the 1-D transforms of winograd4.h over rows, then columns -----------------------
+# -- F(4×4, 3×3): the 1-D transforms of winograd_1d.h over rows, then columns ---------------------
 
 cdef void _input_plane4(const floating* src, Py_ssize_t height, Py_ssize_t width,
                         Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
@@ -513,153 +608,188 @@ cdef void _output_grad_plane4(const floating* gy, Py_ssize_t out_h, Py_ssize_t o
             _a4(rowsum + l * n, 6 * n, dst + l * xi_stride + ty * tiles_w, 6 * xi_stride, n)
 
 
-# -- F(4×4, 3×3) on planes of one tile: the batch's images side by side ---------------------------
+# -- in lanes: a group of lane planes side by side, both tile sizes -------------------------------
 
 cdef enum Pass:
     INPUT_TILES, INPUT_GRAD, OUTPUT_TILES, OUTPUT_GRAD
 
 
-cdef void _one_tile4(Pass kind, floating* plane, Py_ssize_t plane_step, Py_ssize_t count,
-                     Py_ssize_t height, Py_ssize_t width, Py_ssize_t top, Py_ssize_t left,
-                     floating* tiles, Py_ssize_t xi_stride, floating shift,
-                     floating* scratch) noexcept nogil:
-    """Any pass of F(4, 3) for ``count`` ≤ GROUP images whose (channel) planes each hold one
-    tile, ``plane_step`` apart: the 1-D transforms run along the images, so every loop is a
-    vector wide where the plane's rows of tiles are one tile long. ``tiles`` points at the
-    first image's entry of ξ = 0 (the images' entries consecutive, as their tiles are);
-    patch cell (k, l) is plane cell (k − top, l − left) for inputs, output (k, l) for
-    outputs. scratch: 72·GROUP entries, the patch (36 rows of GROUP, cell k·6 + l) and the
-    partial transform (36 rows)."""
+cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t first,
+                      Py_ssize_t count, Py_ssize_t channel, Py_ssize_t channels,
+                      Py_ssize_t height, Py_ssize_t width, Py_ssize_t dh, Py_ssize_t dw,
+                      Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                      floating* tiles, Py_ssize_t xi_stride, floating shift,
+                      floating* scratch) noexcept nogil:
+    """Any pass of tile size m for ``count`` ≤ GROUP lane planes of one channel, lanes
+    ``first`` … ``first + count − 1`` of the chunk: lane λ is sub-grid s = λ mod (dh·dw),
+    (s div dw, s mod dw), of image λ div (dh·dw) of ``planes`` (N, C, H, W), a plane of
+    (H / dh) × (W / dw) cells (the whole plane without dilation). The lanes' cells are
+    interleaved in scratch, a lane's cell after cell, so that every 1-D transform runs along
+    the lanes, a vector wide, however few tiles a row holds. ``tiles`` points at ξ = 0, tile 0,
+    lane 0 of the group: tile i of lane λ is entry i·count + λ − first.
+
+    The interleaved cells span the tile grid's reach: (m·Th + 2) × (m·Tw + 2) padded input
+    cells, the plane's (r, q) at (r + top / dh, q + left / dw), or m·Th × m·Tw outputs; cells
+    off the plane are 0 (and dropped on the way back)."""
+    cdef Py_ssize_t alpha = m + 2, grids = dh * dw
+    cdef bint outputs = kind == OUTPUT_TILES or kind == OUTPUT_GRAD
+    cdef Py_ssize_t span_h = m * tiles_h + (0 if outputs else 2)
+    cdef Py_ssize_t span_w = m * tiles_w + (0 if outputs else 2)
+    cdef Py_ssize_t rows = height // dh, cols = width // dw
+    cdef Py_ssize_t row0 = 0 if outputs else top // dh, col0 = 0 if outputs else left // dw
+    cdef Py_ssize_t row_step = span_w * GROUP
     cdef floating* cells = scratch
-    cdef floating* part = scratch + 36 * GROUP
-    cdef Py_ssize_t b, k, l, r, q
-    if kind == INPUT_TILES:
-        memset(cells, 0, 36 * GROUP * sizeof(floating))
-        for b in range(count):
-            for r in range(height):
-                for q in range(width):
-                    cells[((r + top) * 6 + q + left) * GROUP + b] = plane[b * plane_step
-                                                                          + r * width + q]
-        for l in range(6):      # Bᵀ down each patch column, then along each row
-            _bt4(cells + l * GROUP, 6 * GROUP, cells + (24 + l) * GROUP,
-                 cells + (30 + l) * GROUP, part + l * GROUP, 6 * GROUP, count)
-        for k in range(6):
-            _bt4(part + 6 * k * GROUP, GROUP, part + (6 * k + 4) * GROUP,
-                 part + (6 * k + 5) * GROUP, tiles + 6 * k * xi_stride, xi_stride, count)
-    elif kind == INPUT_GRAD:
-        for k in range(6):
-            _b4(tiles + 6 * k * xi_stride, xi_stride, part + 6 * k * GROUP, GROUP, count, 0)
-        for l in range(6):
-            _b4(part + l * GROUP, 6 * GROUP, cells + l * GROUP, 6 * GROUP, count, 0)
-        for b in range(count):
-            for r in range(height):
-                for q in range(width):
-                    plane[b * plane_step + r * width + q] = cells[((r + top) * 6 + q + left)
-                                                                  * GROUP + b]
-    elif kind == OUTPUT_TILES:
-        for l in range(6):      # Aᵀ down each column of M, then along each row
-            _at4(tiles + l * xi_stride, 6 * xi_stride, part + l * GROUP, 6 * GROUP, count)
-        for k in range(4):
-            _at4(part + 6 * k * GROUP, GROUP, cells + 4 * k * GROUP, GROUP, count)
-        for b in range(count):
-            for r in range(height):
-                for q in range(width):
-                    plane[b * plane_step + r * width + q] = cells[(4 * r + q) * GROUP + b] + shift
-    else:
-        memset(cells, 0, 16 * GROUP * sizeof(floating))
-        for b in range(count):
-            for r in range(height):
-                for q in range(width):
-                    cells[(4 * r + q) * GROUP + b] = plane[b * plane_step + r * width + q]
-        for k in range(4):
-            _a4(cells + 4 * k * GROUP, GROUP, part + 6 * k * GROUP, GROUP, count)
-        for l in range(6):
-            _a4(part + l * GROUP, 6 * GROUP, tiles + l * xi_stride, 6 * xi_stride, count)
+    cdef floating* part = scratch + span_h * span_w * GROUP
+    cdef floating* corner
+    cdef floating* entry
+    cdef floating* plane
+    cdef Py_ssize_t lane, image, s, r, q, ty, tx, k
+    if kind != OUTPUT_TILES:
+        memset(cells, 0, span_h * span_w * GROUP * sizeof(floating))
+    if kind == INPUT_TILES or kind == OUTPUT_GRAD:
+        for lane in range(count):
+            image = (first + lane) // grids
+            s = (first + lane) % grids
+            plane = planes + (image * channels + channel) * height * width \
+                + (s // dw) * width + s % dw
+            for r in range(rows):
+                for q in range(cols):
+                    cells[((r + row0) * span_w + q + col0) * GROUP + lane] = \
+                        plane[r * dh * width + q * dw]
+    for ty in range(tiles_h):
+        for tx in range(tiles_w):
+            corner = cells + (m * ty * span_w + m * tx) * GROUP
+            entry = tiles + (ty * tiles_w + tx) * count
+            if kind == INPUT_TILES:        # Bᵀ down each patch column, then along each row
+                for k in range(alpha):
+                    _bt(m, corner + k * GROUP, row_step, part + k * GROUP, alpha * GROUP,
+                        count)
+                for k in range(alpha):
+                    _bt(m, part + alpha * k * GROUP, GROUP, entry + alpha * k * xi_stride,
+                        xi_stride, count)
+            elif kind == INPUT_GRAD:       # the adjoints in reverse, added into the patch
+                for k in range(alpha):
+                    _b(m, entry + alpha * k * xi_stride, xi_stride, part + alpha * k * GROUP,
+                       GROUP, count, 0)
+                for k in range(alpha):
+                    _b(m, part + k * GROUP, alpha * GROUP, corner + k * GROUP, row_step, count,
+                       1)
+            elif kind == OUTPUT_TILES:     # Aᵀ down each column of M, then along each row
+                for k in range(alpha):
+                    _at(m, entry + k * xi_stride, alpha * xi_stride, part + k * GROUP,
+                        alpha * GROUP, count)
+                for k in range(m):
+                    _at(m, part + alpha * k * GROUP, GROUP, corner + k * row_step, GROUP, count)
+            else:
+                for k in range(m):
+                    _a(m, corner + k * row_step, GROUP, part + alpha * k * GROUP, GROUP, count)
+                for k in range(alpha):
+                    _a(m, part + k * GROUP, alpha * GROUP, entry + k * xi_stride,
+                       alpha * xi_stride, count)
+    if kind == INPUT_GRAD or kind == OUTPUT_TILES:
+        for lane in range(count):
+            image = (first + lane) // grids
+            s = (first + lane) % grids
+            plane = planes + (image * channels + channel) * height * width \
+                + (s // dw) * width + s % dw
+            for r in range(rows):
+                for q in range(cols):
+                    plane[r * dh * width + q * dw] = \
+                        cells[((r + row0) * span_w + q + col0) * GROUP + lane] + shift
 
 
 # -- the passes: validating wrappers over the planes ----------------------------------------------
+
+cdef void _plane_pass(Pass kind, Py_ssize_t m, floating* plane, Py_ssize_t height,
+                      Py_ssize_t width, floating* first, Py_ssize_t xi_stride, floating shift,
+                      Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                      floating* buf) noexcept nogil:
+    """One pass of tile size m over one plane and its tiles at ``first``."""
+    if kind == INPUT_TILES:
+        if m == 2:
+            _input_plane2(plane, height, width, top, left, tiles_h, tiles_w, first, xi_stride,
+                          buf)
+        else:
+            _input_plane4(plane, height, width, top, left, tiles_h, tiles_w, first, xi_stride,
+                          buf)
+    elif kind == INPUT_GRAD:
+        if m == 2:
+            _input_grad_plane2(first, xi_stride, plane, height, width, top, left, tiles_h,
+                               tiles_w, buf)
+        else:
+            _input_grad_plane4(first, xi_stride, plane, height, width, top, left, tiles_h,
+                               tiles_w, buf)
+    elif kind == OUTPUT_TILES:
+        if m == 2:
+            _output_plane2(first, xi_stride, plane, height, width, tiles_h, tiles_w, shift, buf)
+        else:
+            _output_plane4(first, xi_stride, plane, height, width, tiles_h, tiles_w, shift, buf)
+    elif m == 2:
+        _output_grad_plane2(plane, height, width, tiles_h, tiles_w, first, xi_stride, buf)
+    else:
+        _output_grad_plane4(plane, height, width, tiles_h, tiles_w, first, xi_stride, buf)
+
 
 cdef void _over_planes(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t n_images,
                        Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
                        floating* tiles, Py_ssize_t channel_stride, Py_ssize_t xi_stride,
                        const floating* bias, Py_ssize_t top, Py_ssize_t left,
-                       Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating* scratch,
-                       Py_ssize_t scratch_stride, int nt) noexcept nogil:
+                       Py_ssize_t tiles_h, Py_ssize_t tiles_w, Py_ssize_t dh, Py_ssize_t dw,
+                       floating* scratch, Py_ssize_t scratch_stride, int nt) noexcept nogil:
     """One pass of tile size m over the (image, channel) planes of ``planes`` (N, C, H, W,
-    C-contiguous), each against its tiles at ``tiles + c·channel_stride + b·Th·Tw``; every
-    thread works in its own row of ``scratch``."""
-    cdef Py_ssize_t pair, per_image = tiles_h * tiles_w
-    cdef Py_ssize_t groups = (n_images + GROUP - 1) // GROUP, g, c
+    C-contiguous), against the tiles of channel c at ``tiles + c·channel_stride``; every
+    thread works in its own row of ``scratch``. By rows, image b's tiles start at
+    b·Th·Tw. In lanes, the chunk's N·dh·dw lane planes (``_lane_group``) go in groups of
+    GROUP, in order, so that each thread takes the images the products' slabs give it
+    (``team_matmul.matmul_slabs``); group g's tiles start at g·GROUP·Th·Tw."""
+    cdef Py_ssize_t per_grid = tiles_h * tiles_w, lanes = n_images * dh * dw
+    cdef Py_ssize_t groups = (lanes + GROUP - 1) // GROUP, g, c, pair
     cdef floating* plane
     cdef floating* first
     cdef floating* buf
     cdef floating shift
-    if m == 4 and per_image == 1:
-        # the images of a group in one pass; groups in order, so that each thread takes the
-        # images the products' slabs give it (``team_matmul.matmul_slabs``)
+    if _in_lanes(tiles_w, dh, dw):
         for pair in prange(groups * channels, schedule='static', num_threads=nt):
             g = pair // channels
             c = pair % channels
-            _one_tile4(kind, planes + (g * GROUP * channels + c) * height * width,
-                       channels * height * width, min(GROUP, n_images - g * GROUP), height,
-                       width, top, left, tiles + c * channel_stride + g * GROUP, xi_stride,
-                       (bias[c] if bias != NULL else 0), scratch + threadid() * scratch_stride)
+            _lane_group(kind, m, planes, g * GROUP, min(GROUP, lanes - g * GROUP), c, channels,
+                        height, width, dh, dw, top, left, tiles_h, tiles_w,
+                        tiles + c * channel_stride + g * GROUP * per_grid, xi_stride,
+                        (bias[c] if bias != NULL else 0), scratch + threadid() * scratch_stride)
         return
     for pair in prange(n_images * channels, schedule='static', num_threads=nt):
         plane = planes + pair * height * width
-        first = tiles + (pair % channels) * channel_stride + (pair // channels) * per_image
+        first = tiles + (pair % channels) * channel_stride + (pair // channels) * per_grid
         buf = scratch + threadid() * scratch_stride
-        if kind == INPUT_TILES:
-            if m == 2:
-                _input_plane2(plane, height, width, top, left, tiles_h, tiles_w, first,
-                              xi_stride, buf)
-            else:
-                _input_plane4(plane, height, width, top, left, tiles_h, tiles_w, first,
-                              xi_stride, buf)
-        elif kind == INPUT_GRAD:
-            if m == 2:
-                _input_grad_plane2(first, xi_stride, plane, height, width, top, left, tiles_h,
-                                   tiles_w, buf)
-            else:
-                _input_grad_plane4(first, xi_stride, plane, height, width, top, left, tiles_h,
-                                   tiles_w, buf)
-        elif kind == OUTPUT_TILES:
-            shift = bias[pair % channels] if bias != NULL else 0
-            if m == 2:
-                _output_plane2(first, xi_stride, plane, height, width, tiles_h, tiles_w, shift,
-                               buf)
-            else:
-                _output_plane4(first, xi_stride, plane, height, width, tiles_h, tiles_w, shift,
-                               buf)
-        elif m == 2:
-            _output_grad_plane2(plane, height, width, tiles_h, tiles_w, first, xi_stride, buf)
-        else:
-            _output_grad_plane4(plane, height, width, tiles_h, tiles_w, first, xi_stride, buf)
+        shift = bias[pair % channels] if bias != NULL else 0
+        _plane_pass(kind, m, plane, height, width, first, xi_stride, shift, top, left, tiles_h,
+                    tiles_w, buf)
 
 
 def input_tiles(Py_ssize_t m, const floating[:, :, :, ::1] x, floating[:, :, :] tiles,
                 Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-                floating[:, ::1] scratch, int num_threads):
+                floating[:, ::1] scratch, int num_threads, Py_ssize_t dh=1, Py_ssize_t dw=1):
     """tiles[ξ, c, t] = (Bᵀ d B)[ξ] for the input patch d of tile t of channel c of x
-    (B, C, H, W); tiles (α², C, B·tiles_h·tiles_w); scratch (threads, ``scratch_length``)."""
+    (B, C, H, W); tiles (α², C, B·dh·dw·tiles_h·tiles_w), a tile grid per sub-grid of the
+    dilation (dh, dw); scratch (threads, ``scratch_length``)."""
     cdef int nt = _checked_team("input_tiles", m, x.shape, tiles.shape, tiles.strides,
                                 sizeof(floating), scratch.shape, tiles_h, tiles_w, False,
-                                num_threads, top, left)
+                                num_threads, top, left, dh, dw)
     if tiles.shape[1] * tiles.shape[2] > 0:
         _over_planes(INPUT_TILES, m, <floating*>&x[0, 0, 0, 0], x.shape[0], x.shape[1],
                      x.shape[2], x.shape[3], &tiles[0, 0, 0], tiles.strides[1] // sizeof(floating),
                      tiles.strides[0] // sizeof(floating), NULL, top, left, tiles_h, tiles_w,
-                     &scratch[0, 0], scratch.shape[1], nt)
+                     dh, dw, &scratch[0, 0], scratch.shape[1], nt)
 
 
 def input_grad(Py_ssize_t m, const floating[:, :, :] tiles, floating[:, :, :, ::1] gx,
                Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-               floating[:, ::1] scratch, int num_threads):
-    """gx (B, C, H, W) = the adjoint of ``input_tiles`` applied to tiles (α², C, B·Th·Tw):
-    every tile's B e Bᵀ added into its patch (cells no tile reads get 0)."""
+               floating[:, ::1] scratch, int num_threads, Py_ssize_t dh=1, Py_ssize_t dw=1):
+    """gx (B, C, H, W) = the adjoint of ``input_tiles`` applied to tiles (α², C,
+    B·dh·dw·Th·Tw): every tile's B e Bᵀ added into its patch (cells no tile reads get 0)."""
     cdef int nt = _checked_team("input_grad", m, gx.shape, tiles.shape, tiles.strides,
                                 sizeof(floating), scratch.shape, tiles_h, tiles_w, False,
-                                num_threads, top, left)
+                                num_threads, top, left, dh, dw)
     if gx.shape[0] * gx.shape[1] * gx.shape[2] * gx.shape[3] == 0:
         return
     if tiles.shape[2] == 0:     # no tiles: no cell is read
@@ -668,17 +798,17 @@ def input_grad(Py_ssize_t m, const floating[:, :, :] tiles, floating[:, :, :, ::
     _over_planes(INPUT_GRAD, m, &gx[0, 0, 0, 0], gx.shape[0], gx.shape[1], gx.shape[2],
                  gx.shape[3], <floating*>&tiles[0, 0, 0], tiles.strides[1] // sizeof(floating),
                  tiles.strides[0] // sizeof(floating), NULL, top, left, tiles_h, tiles_w,
-                 &scratch[0, 0], scratch.shape[1], nt)
+                 dh, dw, &scratch[0, 0], scratch.shape[1], nt)
 
 
 def output_tiles(Py_ssize_t m, const floating[:, :, :] tiles, floating[:, :, :, ::1] y,
                  const floating[::1] bias, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-                 floating[:, ::1] scratch, int num_threads):
-    """y[b, o] = bias[o] + Aᵀ M A for each tile M of tiles (α², O, B·Th·Tw); y (B, O, Ho, Wo).
-    An empty bias adds nothing."""
+                 floating[:, ::1] scratch, int num_threads, Py_ssize_t dh=1, Py_ssize_t dw=1):
+    """y[b, o] = bias[o] + Aᵀ M A for each tile M of tiles (α², O, B·dh·dw·Th·Tw); y (B, O,
+    Ho, Wo). An empty bias adds nothing."""
     cdef int nt = _checked_team("output_tiles", m, y.shape, tiles.shape, tiles.strides,
                                 sizeof(floating), scratch.shape, tiles_h, tiles_w, True,
-                                num_threads)
+                                num_threads, 0, 0, dh, dw)
     if bias.shape[0] not in (0, y.shape[1]):
         raise ValueError(f"winograd.output_tiles: bias must have {y.shape[1]} entries or none, "
                          f"got {bias.shape[0]}")
@@ -686,23 +816,23 @@ def output_tiles(Py_ssize_t m, const floating[:, :, :] tiles, floating[:, :, :, 
         _over_planes(OUTPUT_TILES, m, &y[0, 0, 0, 0], y.shape[0], y.shape[1], y.shape[2],
                      y.shape[3], <floating*>&tiles[0, 0, 0], tiles.strides[1] // sizeof(floating),
                      tiles.strides[0] // sizeof(floating),
-                     &bias[0] if bias.shape[0] > 0 else NULL, 0, 0, tiles_h, tiles_w,
+                     &bias[0] if bias.shape[0] > 0 else NULL, 0, 0, tiles_h, tiles_w, dh, dw,
                      &scratch[0, 0], scratch.shape[1], nt)
 
 
 def output_grad(Py_ssize_t m, const floating[:, :, :, ::1] gy, floating[:, :, :] tiles,
                 Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating[:, ::1] scratch,
-                int num_threads):
+                int num_threads, Py_ssize_t dh=1, Py_ssize_t dw=1):
     """tiles[:, o, t] = A g Aᵀ for each m×m tile g of gy (B, O, Ho, Wo), the adjoint of
-    ``output_tiles``; tiles (α², O, B·Th·Tw)."""
+    ``output_tiles``; tiles (α², O, B·dh·dw·Th·Tw)."""
     cdef int nt = _checked_team("output_grad", m, gy.shape, tiles.shape, tiles.strides,
                                 sizeof(floating), scratch.shape, tiles_h, tiles_w, True,
-                                num_threads)
+                                num_threads, 0, 0, dh, dw)
     if tiles.shape[1] * tiles.shape[2] > 0:
         _over_planes(OUTPUT_GRAD, m, <floating*>&gy[0, 0, 0, 0], gy.shape[0], gy.shape[1],
                      gy.shape[2], gy.shape[3], &tiles[0, 0, 0],
                      tiles.strides[1] // sizeof(floating), tiles.strides[0] // sizeof(floating),
-                     NULL, 0, 0, tiles_h, tiles_w, &scratch[0, 0], scratch.shape[1], nt)
+                     NULL, 0, 0, tiles_h, tiles_w, dh, dw, &scratch[0, 0], scratch.shape[1], nt)
 
 
 # -- the filters: U = G g Gᵀ and its adjoint -------------------------------------------------------

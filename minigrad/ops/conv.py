@@ -2,9 +2,10 @@
 
 Five algorithms, chosen by the shapes:
 
-- 3×3, stride 1, ungrouped, with many channels (``conv_winograd.tile_size`` has the rules):
-  Winograd's F(4×4, 3×3) or F(2×2, 3×3), one matrix product per transform point over the
-  batch's tiles (``conv_winograd.py``, transforms in ``minigrad/_kernels/winograd.pyx``);
+- 3×3, stride 1, ungrouped, with many channels (``conv_winograd.tile_size`` has the rules),
+  also dilated where the dilation divides the input and the padding: Winograd's F(4×4, 3×3)
+  or F(2×2, 3×3), one matrix product per transform point over the batch's tiles
+  (``conv_winograd.py``, transforms in ``minigrad/_kernels/winograd.pyx``);
 - other kernels of 3+ taps (strided, and grouped with 8+ channels per group too): direct
   convolution on flat padded planes (``conv_direct.py``, kernels in
   ``minigrad/_kernels/direct_conv.pyx``);
@@ -51,7 +52,8 @@ class Conv2d(Function):
     (N, O, Ho, Wo) with ``Ho = floor((H + pad_top + pad_bottom − dh·(kh − 1) − 1) / sh) + 1``
     (likewise Wo).
 
-    3×3, stride-1 convolutions with many channels go to ``conv_winograd.WinogradPlan``
+    3×3, stride-1 convolutions with many channels (dilated too, where the dilation divides the
+    input and the padding) go to ``conv_winograd.WinogradPlan``
     (``conv_winograd.tile_size`` has the rules; its module docstring, the memory). Other
     kernels of 3+ taps (strided up to the kernel's size, grouped with 8+ channels per group)
     go to ``conv_direct.DirectPlan`` (no unrolled windows; its docstring gives its extra
@@ -278,9 +280,10 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
     lane_pointwise = pointwise and groups == 1 and use_direct   # then the lane tile may take it
     window_args = (kh, kw, sh, sw, top, left, dh, dw)
     tile = conv_winograd.tile_size((kh, kw), stride, dilation, groups, channels, out_channels,
-                                   n, out_h, out_w, use_winograd)
+                                   n, out_h, out_w, use_winograd, height, width, padding)
     winograd = (None if tile is None
-                else conv_winograd.WinogradPlan(x_shape, weight_shape, padding, itemsize, tile))
+                else conv_winograd.WinogradPlan(x_shape, weight_shape, padding, itemsize, tile,
+                                                dilation))
     direct, direct_backward = (conv_direct.plan(x_shape, weight_shape, padding, dilation,
                                                 stride, groups)
                                if use_direct and winograd is None else (None, None))

@@ -1,5 +1,5 @@
-"""3×3, stride-1 convolution by Winograd's minimal filtering F(m×m, 3×3), m = 4 or 2 (Lavin &
-Gray 2016, "Fast Algorithms for Convolutional Neural Networks").
+"""3×3, stride-1 (or dilated) convolution by Winograd's minimal filtering F(m×m, 3×3), m = 4
+or 2 (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks").
 
 Each m×m block of outputs comes from an α×α patch of the input, α = m + 2: with the transforms
 of ``minigrad/_kernels/winograd.pyx``, V = Bᵀ d B (per patch and input channel), U = G g Gᵀ
@@ -7,6 +7,11 @@ of ``minigrad/_kernels/winograd.pyx``, V = Bᵀ d B (per patch and input channel
 one matrix product over the batch's tiles, M[ξ] = U[ξ] · V[ξ], done by BLAS on minigrad's
 threads (``team_matmul``): 36 multiplies per 16 outputs and channel pair with m = 4 (4× fewer
 than the direct sum's 144), 16 per 4 with m = 2 (2.25× fewer).
+
+A dilated 3×3 convolution (dilation (dh, dw) dividing the input's sides and the padding) is
+dh·dw stride-1 ones, on the interleaved sub-grids of its input and output: each sub-grid gets
+a tile grid of its own, and the kernels read and write the sub-grids in place (no copies of
+the input or the output).
 
 The backward pass is the same computation run backwards, exactly (each step is linear):
 dM = A gy Aᵀ per output tile, then ∂L/∂V[ξ] = U[ξ]ᵀ · dM[ξ] taken back through Bᵀ · B into
@@ -73,15 +78,19 @@ _G = {2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0,
 
 
 def tile_size(kernel, stride, dilation, groups, channels, out_channels, n, out_h, out_w,
-              mode=True):
+              mode=True, height=None, width=None, padding=None):
     """The tile size m of the F(m×m, 3×3) this convolution runs by, or None for another
-    algorithm: 3×3, stride 1, no dilation, ungrouped, and the measured rules above (``mode``
-    True), or the tile size ``mode`` itself."""
-    if (tuple(kernel) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1)
-            or groups != 1 or mode is False):
+    algorithm: 3×3, stride 1, ungrouped, and the measured rules above (``mode`` True), or the
+    tile size ``mode`` itself. A dilated one qualifies when its dilation divides the input
+    (height × width) and every side's padding: then each of its interleaved sub-grids is a
+    stride-1 convolution of its own, and the rules see the batch of sub-grids."""
+    if (tuple(kernel) != (3, 3) or tuple(stride) != (1, 1) or groups != 1 or mode is False
+            or not _dilation_fits(dilation, height, width, padding)):
         return None
     if mode is not True:
         return mode
+    dh, dw = dilation
+    n, out_h, out_w = n * dh * dw, out_h // dh, out_w // dw
     narrow = min(channels, out_channels)
     depth = channels * out_channels / (channels + out_channels)
     for m in TILE_SIZES:
@@ -97,26 +106,50 @@ def tile_size(kernel, stride, dilation, groups, channels, out_channels, n, out_h
     return None
 
 
+def _dilation_fits(dilation, height, width, padding):
+    """No dilation, or one that divides the input's sides and every padding (so that all its
+    sub-grids have one shape)."""
+    dh, dw = dilation
+    if dh == dw == 1:
+        return True
+    if padding is None:
+        return False
+    (top, bottom), (left, right) = padding
+    return not (height % dh or top % dh or bottom % dh or width % dw or left % dw
+                or right % dw)
+
+
 class WinogradPlan:
     """The tile grid of one convolution: x (N, C, H, W) padded by ((top, bottom), (left,
     right)), output (N, O, Ho, Wo) covered by Th × Tw tiles of m×m (m = ``tile``,
-    Th = ceil(Ho / m)), the batch processed in chunks of ``chunk`` images."""
+    Th = ceil(Ho / m)), or with dilation (dh, dw) each of its dh·dw sub-grids by Th × Tw tiles
+    (Th = ceil(Ho / (dh·m))); the batch processed in chunks of ``chunk`` images."""
 
-    def __init__(self, x_shape, weight_shape, padding, itemsize, tile=4):
-        # only what ``tile_size`` lets through: 3×3, stride 1, no dilation, ungrouped
+    def __init__(self, x_shape, weight_shape, padding, itemsize, tile=4, dilation=(1, 1)):
+        # only what ``tile_size`` lets through: 3×3, stride 1, ungrouped, a dilation that
+        # divides the input and the padding
         self.n, self.channels, self.height, self.width = x_shape
         self.out_channels = weight_shape[0]
         (self.top, bottom), (self.left, right) = padding
-        self.out_h = self.height + self.top + bottom - 2
-        self.out_w = self.width + self.left + right - 2
+        self.dh, self.dw = dilation
+        self.out_h = self.height + self.top + bottom - 2 * self.dh
+        self.out_w = self.width + self.left + right - 2 * self.dw
         self.tile = m = tile
         self.points = (m + 2) ** 2
-        self.tiles_h, self.tiles_w = -(-self.out_h // m), -(-self.out_w // m)
-        self.per_image = self.tiles_h * self.tiles_w
-        self.scratch_length = _kernels.scratch_length(m, self.tiles_h, self.tiles_w)
+        # a tile grid per sub-grid of the dilation, (Ho / dh) × (Wo / dw) outputs each
+        grids = self.dh * self.dw
+        self.tiles_h = -(-self.out_h // (self.dh * m))
+        self.tiles_w = -(-self.out_w // (self.dw * m))
+        self.per_image = grids * self.tiles_h * self.tiles_w
+        self.scratch_length = _kernels.scratch_length(m, self.tiles_h, self.tiles_w,
+                                                      self.dh, self.dw)
         per_image_bytes = (self.points * (self.channels + self.out_channels) * self.per_image
                            * itemsize)
         self.chunk = max(1, min(self.n, CHUNK_BYTES // max(per_image_bytes, 1)))
+
+    @property
+    def dilation(self):
+        return self.dh, self.dw
 
     def _chunks(self):
         for start in range(0, self.n, self.chunk):
@@ -157,10 +190,10 @@ class WinogradPlan:
         for start, stop in self._chunks():
             v, products = self._tiles(stop - start, x.dtype)
             _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left,
-                                 self.tiles_h, self.tiles_w, scratch, threads)
+                                 self.tiles_h, self.tiles_w, scratch, threads, *self.dilation)
             matmul_slabs(u, v, products, self.per_image)
             _kernels.output_tiles(self.tile, products, y[start:stop], bias, self.tiles_h,
-                                  self.tiles_w, scratch, threads)
+                                  self.tiles_w, scratch, threads, *self.dilation)
         return y
 
     def backward(self, x, u, gy, need_x, need_weight):
@@ -176,15 +209,17 @@ class WinogradPlan:
         for start, stop in self._chunks():
             v, products = self._tiles(stop - start, x.dtype)
             _kernels.output_grad(self.tile, gy[start:stop], products, self.tiles_h,
-                                 self.tiles_w, scratch, threads)
+                                 self.tiles_w, scratch, threads, *self.dilation)
             if need_weight:
                 _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left,
-                                     self.tiles_h, self.tiles_w, scratch, threads)
+                                     self.tiles_h, self.tiles_w, scratch, threads,
+                                     *self.dilation)
                 matmul(products, v.transpose(0, 2, 1), grad_u, accumulate=start > 0)
             if need_x:    # V's buffer is free again: it takes ∂L/∂V
                 matmul_slabs(u.transpose(0, 2, 1), products, v, self.per_image)
                 _kernels.input_grad(self.tile, v, gx[start:stop], self.top, self.left,
-                                    self.tiles_h, self.tiles_w, scratch, threads)
+                                    self.tiles_h, self.tiles_w, scratch, threads,
+                                    *self.dilation)
         if not need_weight:
             return gx, None
         grad_weight = np.empty((self.out_channels, self.channels, 3, 3), x.dtype)

@@ -1,17 +1,20 @@
-/* The 1-D transforms of Winograd F(4, 3) (winograd.pyx), and the column splits of F(4, 3) and
- * F(2, 3), each applied to n consecutive tiles at once: entry j of every input row belongs to
- * tile j, so every loop is element-wise over j and vectorises. Written in C for
- * ``restrict``: without it GCC must check six inputs against six outputs for overlap and keeps
- * the loops scalar.
+/* The 1-D transforms of Winograd F(4, 3) and F(2, 3) (winograd.pyx), and their column splits,
+ * each applied to n consecutive tiles at once: entry j of every input row belongs to tile j,
+ * so every loop is element-wise over j and vectorises. Written in C for ``restrict``: without
+ * it GCC must check six inputs against six outputs for overlap and keeps the loops scalar.
  *
  * Lavin & Gray's matrices for the points 0, +-1, +-2, +-1/2:
  *   Bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
  *         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
  *   At = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
  * bt: o = Bt i (input patches); b: o (+)= B i, its adjoint (input gradient); at: o = At i
- * (outputs); a: o = A i, its adjoint (output gradient). */
-#ifndef MINIGRAD_WINOGRAD4_H
-#define MINIGRAD_WINOGRAD4_H
+ * (outputs); a: o = A i, its adjoint (output gradient).
+ *
+ * F(2, 3), points 0, +-1 (rows i, outputs o, ``step`` apart):
+ *   Bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+ *   At = [[1, 1, 1, 0], [0, 1, -1, -1]] */
+#ifndef MINIGRAD_WINOGRAD_1D_H
+#define MINIGRAD_WINOGRAD_1D_H
 
 #include <stddef.h>
 
@@ -137,9 +140,59 @@ static inline void minigrad_w4_join_##SUFFIX(const T *restrict p0, const T *rest
     }                                                                                          \
 }
 
+#define MINIGRAD_W2_FUNCTIONS(SUFFIX, T)                                                       \
+static inline void minigrad_w2_bt_##SUFFIX(const T *restrict i, ptrdiff_t is, T *restrict o,   \
+                                           ptrdiff_t os, ptrdiff_t n)                          \
+{                                                                                              \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                        \
+        T d0 = i[j], d1 = i[is + j], d2 = i[2 * is + j], d3 = i[3 * is + j];                   \
+        o[j] = d0 - d2;                                                                        \
+        o[os + j] = d1 + d2;                                                                   \
+        o[2 * os + j] = d2 - d1;                                                               \
+        o[3 * os + j] = d1 - d3;                                                               \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+static inline void minigrad_w2_b_##SUFFIX(const T *restrict i, ptrdiff_t is, T *restrict o,    \
+                                          ptrdiff_t os, ptrdiff_t n, int accumulate)           \
+{                                                                                              \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                        \
+        T t0 = i[j], t1 = i[is + j], t2 = i[2 * is + j], t3 = i[3 * is + j];                   \
+        T r0 = t0, r1 = t1 - t2 + t3, r2 = t1 + t2 - t0, r3 = -t3;                             \
+        if (accumulate) {                                                                      \
+            r0 += o[j]; r1 += o[os + j]; r2 += o[2 * os + j]; r3 += o[3 * os + j];             \
+        }                                                                                      \
+        o[j] = r0; o[os + j] = r1; o[2 * os + j] = r2; o[3 * os + j] = r3;                     \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+static inline void minigrad_w2_at_##SUFFIX(const T *restrict i, ptrdiff_t is, T *restrict o,   \
+                                           ptrdiff_t os, ptrdiff_t n)                          \
+{                                                                                              \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                        \
+        T m0 = i[j], m1 = i[is + j], m2 = i[2 * is + j], m3 = i[3 * is + j];                   \
+        o[j] = m0 + m1 + m2;                                                                   \
+        o[os + j] = m1 - m2 - m3;                                                              \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+static inline void minigrad_w2_a_##SUFFIX(const T *restrict i, ptrdiff_t is, T *restrict o,    \
+                                          ptrdiff_t os, ptrdiff_t n)                           \
+{                                                                                              \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                        \
+        T y0 = i[j], y1 = i[is + j];                                                           \
+        o[j] = y0;                                                                             \
+        o[os + j] = y0 + y1;                                                                   \
+        o[2 * os + j] = y0 - y1;                                                               \
+        o[3 * os + j] = -y1;                                                                   \
+    }                                                                                          \
+}
+
 MINIGRAD_W4_FUNCTIONS(f, float)
 MINIGRAD_W4_FUNCTIONS(d, double)
 MINIGRAD_W_SPLIT_JOIN(f, float)
 MINIGRAD_W_SPLIT_JOIN(d, double)
+MINIGRAD_W2_FUNCTIONS(f, float)
+MINIGRAD_W2_FUNCTIONS(d, double)
 
 #endif
