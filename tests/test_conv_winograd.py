@@ -234,19 +234,18 @@ def test_thread_counts_agree(threads):
     (64, 128, 8, 128, 4),         # conv3x3_128_8x8: small map, many channels
     (64, 256, 4, 256, 4),         # conv3x3_256_4x4
     (64, 192, 16, 256, 4),        # larger map, deep and wide product
-    (64, 96, 16, 128, 4),         # deep enough for 4×4 tiles
-    (64, 128, 14, 256, None),     # 4×4 tiles drop too much of 14×14, too shallow for 2×2
-    (64, 192, 14, 256, 2),        # deep enough for 2×2 tiles
-    (64, 32, 32, 64, 4),          # conv3x3_s1: a shallow product, but a batch of many tiles
-    (64, 64, 16, 64, 4),          # the same on a 16×16 map
-    (64, 32, 16, 48, None),       # too shallow a product: the direct kernel is faster
-    (64, 16, 32, 32, None),       # too few channels for a large map
+    (64, 128, 14, 256, 4),        # 4×4 tiles drop a quarter of 14×14: still faster
+    (64, 64, 7, 256, 4),          # and of 7×7
+    (64, 128, 6, 128, 2),         # 6×6: 4×4 tiles would drop 28 of 64 outputs
+    (64, 32, 32, 64, 4),          # conv3x3_s1: a shallow product, a batch of many tiles
+    (64, 32, 14, 32, 4),          # the MNIST FCN's middle layer
+    (64, 48, 8, 64, 4),           # 48 channels on a small map
+    (64, 16, 32, 32, None),       # too few channels
+    (64, 32, 8, 16, None),
     (1, 32, 32, 64, None),        # shallow, at batch 1: too few tiles for the filter transform
-    (64, 48, 8, 64, None),        # a small map needs 64 channels a side
-    (64, 64, 7, 256, None),       # 7×7 drops a quarter of 2×2 tiles' outputs, more of 4×4's
-    (64, 128, 6, 128, 2),         # 6×6: 4×4 tiles would drop 4 of 9 outputs
-    (64, 32, 8, 128, None),       # too few input channels
-    (1, 128, 8, 128, None),       # batch 1: too few tiles
+    (4, 128, 8, 128, None),       # deep, but 16 tiles
+    (8, 128, 8, 128, 4),          # 32
+    (64, 32, 3, 32, None),        # 3×3 outputs: either tile drops 7 of 16
 ])
 def test_choice_rules(monkeypatch, n, channels, size, out_channels, chosen):
     monkeypatch.setattr(conv_winograd, "USE_WINOGRAD", True)

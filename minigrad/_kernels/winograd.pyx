@@ -108,6 +108,8 @@ cdef extern from "winograd_1d.h" nogil:
 
 #: The tile sizes m of F(m×m, 3×3) the kernels implement.
 TILE_SIZES = (2, 4)
+#: Lane planes per group in lanes (``_lane_group``).
+LANE_GROUP = GROUP
 
 
 cdef inline void _bt4(const floating* i, Py_ssize_t i_step, const floating* i4,

@@ -30,6 +30,8 @@ again by the backward pass rather than kept from the forward; in backward one mo
 (α², O, C) for ∂L/∂U.
 """
 
+import math
+
 import numpy as np
 
 from .._kernels import winograd as _kernels
@@ -49,24 +51,16 @@ PLANE_GAP = 16
 USE_WINOGRAD = True
 #: Where Winograd is faster than the direct kernels and im2col + BLAS (measured rules,
 #: docs/algorithms.md): the products must have at least ``MIN_CHANNELS`` rows and columns
-#: and ``MIN_TILES`` tiles (below that, at batch 1, transforming the filters on every call
-#: costs more than it saves), and the m×m tiles must cover the output with at most a
-#: ``1 − MIN_TILE_USE`` share of dropped outputs (a 7×7 map wastes a quarter of 2×2 tiles'
-#: outputs). On maps of up to ``SMALL_MAP_POSITIONS`` outputs, where the direct kernel's
-#: tiles are poorly filled, that is enough; on larger maps the products must also be deep and
-#: wide enough, C·O / (C + O) ≥ ``LARGE_MAP_MIN_DEPTH[m]``, to pay for the transforms, whose
-#: cost grows with C + O: less deep with 4×4 tiles, whose tile matrices are smaller.
-MIN_CHANNELS = 64
+#: (16 channels a side were as fast either way), the m×m tiles must cover the output with
+#: at most a ``1 − MIN_TILE_USE`` share of dropped outputs (4×4 tiles on a 6×6 map drop 28 of
+#: 64: there 2×2 tiles), and the batch must have ``MIN_TILES`` tiles, ``SHALLOW_MIN_TILES``
+#: where the products are shallow, C·O / (C + O) < ``DEEP``: the filters are transformed on
+#: every call, a cost spread over the batch's tiles (at batch 1 it did not pay).
+MIN_CHANNELS = 32
+MIN_TILE_USE = 0.6
 MIN_TILES = 32
-MIN_TILE_USE = 0.8
-SMALL_MAP_POSITIONS = 64
-LARGE_MAP_MIN_DEPTH = {4: 48, 2: 96}
-#: F(4×4) on large maps also pays for shallower products, C·O / (C + O) ≥
-#: ``SHALLOW_MIN_DEPTH`` with at least ``SHALLOW_MIN_CHANNELS`` on each side, once a batch has
-#: ``SHALLOW_MIN_TILES`` tiles to spread the filters' transform over (at batch 1 it did not).
-SHALLOW_MIN_DEPTH = 21
-SHALLOW_MIN_CHANNELS = 32
-SHALLOW_MIN_TILES = 512
+SHALLOW_MIN_TILES = 256
+DEEP = 48
 #: The tile sizes, preferred first: F(4×4, 3×3) multiplies 36 times per 16 outputs, F(2×2)
 #: 16 times per 4, and its tile matrices are 2.25 / 4 of the size per output.
 TILE_SIZES = (4, 2)
@@ -91,18 +85,13 @@ def tile_size(kernel, stride, dilation, groups, channels, out_channels, n, out_h
         return mode
     dh, dw = dilation
     n, out_h, out_w = n * dh * dw, out_h // dh, out_w // dw
-    narrow = min(channels, out_channels)
-    depth = channels * out_channels / (channels + out_channels)
+    if min(channels, out_channels) < MIN_CHANNELS:
+        return None
+    deep = channels * out_channels / (channels + out_channels) >= DEEP
     for m in TILE_SIZES:
         tiles = -(-out_h // m) * -(-out_w // m)
-        if n * tiles < MIN_TILES or out_h * out_w < MIN_TILE_USE * m * m * tiles:
-            continue
-        if narrow >= MIN_CHANNELS and (out_h * out_w <= SMALL_MAP_POSITIONS
-                                       or depth >= LARGE_MAP_MIN_DEPTH[m]):
-            return m
-        if (m == 4 and out_h * out_w > SMALL_MAP_POSITIONS and depth >= SHALLOW_MIN_DEPTH
-                and narrow >= SHALLOW_MIN_CHANNELS and n * tiles >= SHALLOW_MIN_TILES):
-            return m
+        if out_h * out_w >= MIN_TILE_USE * m * m * tiles:
+            return m if n * tiles >= (MIN_TILES if deep else SHALLOW_MIN_TILES) else None
     return None
 
 
@@ -146,6 +135,12 @@ class WinogradPlan:
         per_image_bytes = (self.points * (self.channels + self.out_channels) * self.per_image
                            * itemsize)
         self.chunk = max(1, min(self.n, CHUNK_BYTES // max(per_image_bytes, 1)))
+        if _kernels.in_lanes(self.tiles_w, self.dh, self.dw):
+            # whole groups of lane planes: the kernels split a chunk's (group, channel) pairs
+            # evenly, and a short group would leave its thread idle
+            whole = _kernels.LANE_GROUP // math.gcd(_kernels.LANE_GROUP, grids)
+            if self.chunk > whole:
+                self.chunk -= self.chunk % whole
 
     @property
     def dilation(self):
