@@ -133,6 +133,53 @@ def test_dilation_that_does_not_divide_takes_another_path(x_shape, padding, dila
                                rtol=0, atol=1e-12)
 
 
+# (x shape, out channels, kernel size, padding): 5×5 and 7×7 cut into 3×3 blocks, in lanes
+# and by rows, padding beyond k − 3 and unequal
+LARGER = [
+    ((2, 3, 8, 8), 4, 5, 2),
+    ((1, 2, 6, 9), 3, 5, (2, 3)),
+    ((3, 2, 7, 5), 2, 7, 4),
+    ((18, 2, 9, 34), 3, 5, 2),
+    ((2, 2, 5, 5), 3, 9, 6),
+]
+
+
+@pytest.mark.parametrize("x_shape, out_channels, size, padding", LARGER)
+def test_larger_kernels_match_reference_float64(x_shape, out_channels, size, padding, tile):
+    x = RNG.standard_normal(x_shape)
+    w = RNG.standard_normal((out_channels, x_shape[1], size, size))
+    b = RNG.standard_normal(out_channels)
+    tensors = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*tensors, padding=padding)
+    assert y._creator.winograd.tile == tile
+    np.testing.assert_allclose(y.data, R.conv2d(x, w, b, padding=padding), rtol=0, atol=1e-12)
+    gy = RNG.standard_normal(y.shape)
+    y.backward(gy)
+    for actual, expected in zip((t.grad for t in tensors),
+                                R.conv2d_vjp(x, w, gy, padding=padding)):
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-12)
+
+
+def test_larger_kernel_gradcheck():
+    inputs = [minigrad.tensor(RNG.standard_normal(shape), requires_grad=True)
+              for shape in ((2, 2, 5, 6), (3, 2, 5, 5), (3,))]
+    assert minigrad.gradcheck(lambda *t: F.conv2d(*t, padding=2), inputs)
+
+
+def test_larger_kernels_only_odd_square_undilated_and_padded_enough():
+    base = dict(stride=(1, 1), dilation=(1, 1), groups=1, channels=64, out_channels=64, n=64,
+                out_h=16, out_w=16, height=16, width=16)
+    for mode in (True, 4):
+        assert conv_winograd.tile_size((5, 5), mode=mode, padding=((2, 2), (2, 2)),
+                                       **base) == 4
+        for kernel, padding in (((5, 5), ((1, 2), (2, 2))), ((5, 5), ((2, 2), (2, 1))),
+                                ((4, 4), ((2, 2), (2, 2))), ((5, 3), ((2, 2), (1, 1))),
+                                ((7, 7), ((3, 3), (4, 4)))):
+            assert conv_winograd.tile_size(kernel, mode=mode, padding=padding, **base) is None
+        assert conv_winograd.tile_size((5, 5), mode=mode, padding=((4, 4), (4, 4)),
+                                       **dict(base, dilation=(2, 2))) is None
+
+
 @pytest.mark.parametrize("x_shape, out_channels, padding", SHAPES[:3])
 def test_gradcheck(x_shape, out_channels, padding):
     inputs = [minigrad.tensor(RNG.standard_normal(shape), requires_grad=True)
@@ -175,16 +222,19 @@ def test_float32_matches_torch_where_the_rules_choose_it(monkeypatch, tile):
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-5 * np.abs(theirs).max())
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 20_000])
-def test_chunked_batches_match_one_chunk(monkeypatch, chunk_bytes):
-    x = RNG.standard_normal((5, 3, 6, 7))
+@pytest.mark.parametrize("chunk_bytes, x_shape, chunk", [
+    (1, (5, 3, 6, 40), 1), (90_000, (5, 3, 6, 40), None),
+    # in lanes: whole groups of 16 lane planes, at least one
+    (1, (37, 3, 6, 7), 16), (1, (37, 3, 6, 8), 16)])
+def test_chunked_batches_match_one_chunk(monkeypatch, chunk_bytes, x_shape, chunk):
+    x = RNG.standard_normal(x_shape)
     w = RNG.standard_normal((4, 3, 3, 3))
     b = RNG.standard_normal(4)
     whole, gy = _run(x, w, b, 1)
     monkeypatch.setattr(conv_winograd, "CHUNK_BYTES", chunk_bytes)
     conv_module._layout.cache_clear()
     plan = _layout_of(x, w, 1)["winograd"]
-    assert plan.chunk < 5
+    assert plan.chunk < x.shape[0] and (chunk is None or plan.chunk == chunk)
     for actual, expected in zip(_run(x, w, b, 1, gy)[0], whole):
         np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-12)
     conv_module._layout.cache_clear()

@@ -138,19 +138,26 @@ def test_conv2d_matches_reference(data, dtype):
 
 @given(data=st.data(), dtype=dtypes)
 def test_winograd_conv2d_matches_reference(data, dtype):
-    """3×3, stride 1 by Winograd F(2×2) or F(4×4) whatever the shape (its speed rules off):
+    """Stride 1 by Winograd F(2×2) or F(4×4) whatever the shape (its speed rules off):
     outputs and padding that leave parts of the tiles outside the output or the input, rows
-    of tiles in lanes and by rows, and dilations that divide the input and the padding."""
+    of tiles in lanes and by rows, 3×3 with dilations that divide the input and the padding,
+    and 5×5 cut into 3×3 blocks."""
     backward_threads = _forward_threads(data)
-    dilation = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
-    padding = tuple(d * data.draw(st.integers(0, 2)) for d in dilation)
-    height = dilation[0] * data.draw(st.integers(max(1, 3 - 2 * padding[0] // dilation[0]), 11))
-    width = dilation[1] * data.draw(st.integers(max(1, 3 - 2 * padding[1] // dilation[1]), 36))
+    size = data.draw(st.sampled_from([3, 3, 5]), label="kernel size")
+    if size == 3:
+        dilation = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+        padding = tuple(d * data.draw(st.integers(0, 2)) for d in dilation)
+    else:
+        dilation = (1, 1)
+        padding = (data.draw(st.integers(2, 3)), data.draw(st.integers(2, 3)))
+    reach = tuple(d * (size - 1) + 1 - 2 * p for d, p in zip(dilation, padding))
+    height = dilation[0] * data.draw(st.integers(max(1, -(-reach[0] // dilation[0])), 11))
+    width = dilation[1] * data.draw(st.integers(max(1, -(-reach[1] // dilation[1])), 36))
     channels, out_channels = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
     n = data.draw(st.integers(1, 3))
     tile = data.draw(st.sampled_from([2, 4]), label="tile size")
     x, xv = data.draw(arrays((n, channels, height, width), dtype))
-    w, wv = data.draw(arrays((out_channels, channels, 3, 3), dtype))
+    w, wv = data.draw(arrays((out_channels, channels, size, size), dtype))
     b, bv = data.draw(arrays((out_channels,), dtype))
     with pytest.MonkeyPatch.context() as patch:
         forced_winograd(patch, tile)

@@ -275,17 +275,23 @@ cdef inline void _split_plane(const floating* src, Py_ssize_t height, Py_ssize_t
 cdef inline void _join_plane(const floating* split, Py_ssize_t m, Py_ssize_t rows,
                              Py_ssize_t half, Py_ssize_t top, Py_ssize_t left,
                              Py_ssize_t height, Py_ssize_t width, floating* plane,
-                             floating* padded) noexcept nogil:
-    """The adjoint of ``_split_plane``'s layout: plane[r, c] = split[(c + left) mod m, r + top,
-    (c + left) div m] for the plane's cells (``padded``: one row of m·half cells)."""
-    cdef Py_ssize_t R
+                             floating* padded, bint add) noexcept nogil:
+    """The adjoint of ``_split_plane``'s layout: plane[r, c] (+)= split[(c + left) mod m,
+    r + top, (c + left) div m] for the plane's cells (``padded``: one row of m·half cells)."""
+    cdef Py_ssize_t R, c
+    cdef floating* row
     for R in range(top, top + height):
         _join(m, split + R * half, rows * half, padded, half, 0)
-        memcpy(plane + (R - top) * width, padded + left, width * sizeof(floating))
+        row = plane + (R - top) * width
+        if add:
+            for c in range(width):
+                row[c] += padded[left + c]
+        else:
+            memcpy(row, padded + left, width * sizeof(floating))
 
 
 cdef enum:
-    # rows of fewer tiles are worked in lanes: a row of 8 tiles fills half a float32 vector
+    # rows of fewer tiles leave the row-wise loops' vectors mostly empty: those go in lanes
     LANES_BELOW = 8
 
 
@@ -405,8 +411,8 @@ cdef void _input_plane2(const floating* src, Py_ssize_t height, Py_ssize_t width
 
 cdef void _input_grad_plane2(const floating* src, Py_ssize_t xi_stride, floating* gx,
                             Py_ssize_t height, Py_ssize_t width, Py_ssize_t top, Py_ssize_t left,
-                            Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-                            floating* scratch) noexcept nogil:
+                            Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating* scratch,
+                            bint add) noexcept nogil:
     """gx (one plane) = Σ_t B e_t Bᵀ added into tile t's patch, the adjoint of
     ``_input_plane``; src points at E[0, c, first tile]."""
     cdef Py_ssize_t half = tiles_w + 1, rows = 2 * tiles_h + 2
@@ -452,7 +458,7 @@ cdef void _input_grad_plane2(const floating* src, Py_ssize_t xi_stride, floating
             for tx in range(tiles_w):
                 e[tx + 1] += dd[(4 * k + 2) * n + tx]
                 o[tx + 1] += dd[(4 * k + 3) * n + tx]
-    _join_plane(even, 2, rows, half, top, left, height, width, gx, dd + 16 * half)
+    _join_plane(even, 2, rows, half, top, left, height, width, gx, dd + 16 * half, add)
 
 
 cdef void _output_plane2(const floating* src, Py_ssize_t xi_stride, floating* y,
@@ -540,7 +546,7 @@ cdef void _input_plane4(const floating* src, Py_ssize_t height, Py_ssize_t width
 cdef void _input_grad_plane4(const floating* src, Py_ssize_t xi_stride, floating* gx,
                              Py_ssize_t height, Py_ssize_t width, Py_ssize_t top,
                              Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-                             floating* scratch) noexcept nogil:
+                             floating* scratch, bint add) noexcept nogil:
     """F(4, 3): gx (one plane) = Σ_t B e_t Bᵀ added into tile t's patch, the adjoint of
     ``_input_plane4``; src points at E[0, c, first tile]."""
     cdef Py_ssize_t half = tiles_w + 1, rows = 4 * tiles_h + 2, n = tiles_w
@@ -568,7 +574,7 @@ cdef void _input_grad_plane4(const floating* src, Py_ssize_t xi_stride, floating
         # then of the rows' transform, added into padded rows 4·ty + r
         for p in range(4):
             _b4(rowsum + p * half, 4 * half, split + (p * rows + 4 * ty) * half, half, half, 1)
-    _join_plane(split, 4, rows, half, top, left, height, width, gx, padded)
+    _join_plane(split, 4, rows, half, top, left, height, width, gx, padded, add)
 
 
 cdef void _output_plane4(const floating* src, Py_ssize_t xi_stride, floating* y,
@@ -620,7 +626,7 @@ cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t firs
                       Py_ssize_t count, Py_ssize_t channel, Py_ssize_t channels,
                       Py_ssize_t height, Py_ssize_t width, Py_ssize_t dh, Py_ssize_t dw,
                       Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-                      floating* tiles, Py_ssize_t xi_stride, floating shift,
+                      floating* tiles, Py_ssize_t xi_stride, floating shift, bint add,
                       floating* scratch) noexcept nogil:
     """Any pass of tile size m for ``count`` ≤ GROUP lane planes of one channel, lanes
     ``first`` … ``first + count − 1`` of the chunk: lane λ is sub-grid s = λ mod (dh·dw),
@@ -696,8 +702,12 @@ cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t firs
                 + (s // dw) * width + s % dw
             for r in range(rows):
                 for q in range(cols):
-                    plane[r * dh * width + q * dw] = \
-                        cells[((r + row0) * span_w + q + col0) * GROUP + lane] + shift
+                    if add:
+                        plane[r * dh * width + q * dw] += \
+                            cells[((r + row0) * span_w + q + col0) * GROUP + lane]
+                    else:
+                        plane[r * dh * width + q * dw] = \
+                            cells[((r + row0) * span_w + q + col0) * GROUP + lane] + shift
 
 
 # -- the passes: validating wrappers over the planes ----------------------------------------------
@@ -705,8 +715,9 @@ cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t firs
 cdef void _plane_pass(Pass kind, Py_ssize_t m, floating* plane, Py_ssize_t height,
                       Py_ssize_t width, floating* first, Py_ssize_t xi_stride, floating shift,
                       Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-                      floating* buf) noexcept nogil:
-    """One pass of tile size m over one plane and its tiles at ``first``."""
+                      bint add, floating* buf) noexcept nogil:
+    """One pass of tile size m over one plane and its tiles at ``first`` (``add``: the input
+    gradient added into the plane)."""
     if kind == INPUT_TILES:
         if m == 2:
             _input_plane2(plane, height, width, top, left, tiles_h, tiles_w, first, xi_stride,
@@ -717,10 +728,10 @@ cdef void _plane_pass(Pass kind, Py_ssize_t m, floating* plane, Py_ssize_t heigh
     elif kind == INPUT_GRAD:
         if m == 2:
             _input_grad_plane2(first, xi_stride, plane, height, width, top, left, tiles_h,
-                               tiles_w, buf)
+                               tiles_w, buf, add)
         else:
             _input_grad_plane4(first, xi_stride, plane, height, width, top, left, tiles_h,
-                               tiles_w, buf)
+                               tiles_w, buf, add)
     elif kind == OUTPUT_TILES:
         if m == 2:
             _output_plane2(first, xi_stride, plane, height, width, tiles_h, tiles_w, shift, buf)
@@ -737,7 +748,8 @@ cdef void _over_planes(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t n_i
                        floating* tiles, Py_ssize_t channel_stride, Py_ssize_t xi_stride,
                        const floating* bias, Py_ssize_t top, Py_ssize_t left,
                        Py_ssize_t tiles_h, Py_ssize_t tiles_w, Py_ssize_t dh, Py_ssize_t dw,
-                       floating* scratch, Py_ssize_t scratch_stride, int nt) noexcept nogil:
+                       bint add, floating* scratch, Py_ssize_t scratch_stride,
+                       int nt) noexcept nogil:
     """One pass of tile size m over the (image, channel) planes of ``planes`` (N, C, H, W,
     C-contiguous), against the tiles of channel c at ``tiles + c·channel_stride``; every
     thread works in its own row of ``scratch``. By rows, image b's tiles start at
@@ -757,7 +769,8 @@ cdef void _over_planes(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t n_i
             _lane_group(kind, m, planes, g * GROUP, min(GROUP, lanes - g * GROUP), c, channels,
                         height, width, dh, dw, top, left, tiles_h, tiles_w,
                         tiles + c * channel_stride + g * GROUP * per_grid, xi_stride,
-                        (bias[c] if bias != NULL else 0), scratch + threadid() * scratch_stride)
+                        (bias[c] if bias != NULL else 0), add,
+                        scratch + threadid() * scratch_stride)
         return
     for pair in prange(n_images * channels, schedule='static', num_threads=nt):
         plane = planes + pair * height * width
@@ -765,7 +778,7 @@ cdef void _over_planes(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t n_i
         buf = scratch + threadid() * scratch_stride
         shift = bias[pair % channels] if bias != NULL else 0
         _plane_pass(kind, m, plane, height, width, first, xi_stride, shift, top, left, tiles_h,
-                    tiles_w, buf)
+                    tiles_w, add, buf)
 
 
 def input_tiles(Py_ssize_t m, const floating[:, :, :, ::1] x, floating[:, :, :] tiles,
@@ -781,26 +794,29 @@ def input_tiles(Py_ssize_t m, const floating[:, :, :, ::1] x, floating[:, :, :] 
         _over_planes(INPUT_TILES, m, <floating*>&x[0, 0, 0, 0], x.shape[0], x.shape[1],
                      x.shape[2], x.shape[3], &tiles[0, 0, 0], tiles.strides[1] // sizeof(floating),
                      tiles.strides[0] // sizeof(floating), NULL, top, left, tiles_h, tiles_w,
-                     dh, dw, &scratch[0, 0], scratch.shape[1], nt)
+                     dh, dw, False, &scratch[0, 0], scratch.shape[1], nt)
 
 
 def input_grad(Py_ssize_t m, const floating[:, :, :] tiles, floating[:, :, :, ::1] gx,
                Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-               floating[:, ::1] scratch, int num_threads, Py_ssize_t dh=1, Py_ssize_t dw=1):
+               floating[:, ::1] scratch, int num_threads, Py_ssize_t dh=1, Py_ssize_t dw=1,
+               bint add=False):
     """gx (B, C, H, W) = the adjoint of ``input_tiles`` applied to tiles (α², C,
-    B·dh·dw·Th·Tw): every tile's B e Bᵀ added into its patch (cells no tile reads get 0)."""
+    B·dh·dw·Th·Tw): every tile's B e Bᵀ added into its patch (cells no tile reads get 0);
+    with ``add``, all that added to gx."""
     cdef int nt = _checked_team("input_grad", m, gx.shape, tiles.shape, tiles.strides,
                                 sizeof(floating), scratch.shape, tiles_h, tiles_w, False,
                                 num_threads, top, left, dh, dw)
     if gx.shape[0] * gx.shape[1] * gx.shape[2] * gx.shape[3] == 0:
         return
     if tiles.shape[2] == 0:     # no tiles: no cell is read
-        gx[...] = 0
+        if not add:
+            gx[...] = 0
         return
     _over_planes(INPUT_GRAD, m, &gx[0, 0, 0, 0], gx.shape[0], gx.shape[1], gx.shape[2],
                  gx.shape[3], <floating*>&tiles[0, 0, 0], tiles.strides[1] // sizeof(floating),
                  tiles.strides[0] // sizeof(floating), NULL, top, left, tiles_h, tiles_w,
-                 dh, dw, &scratch[0, 0], scratch.shape[1], nt)
+                 dh, dw, add, &scratch[0, 0], scratch.shape[1], nt)
 
 
 def output_tiles(Py_ssize_t m, const floating[:, :, :] tiles, floating[:, :, :, ::1] y,
@@ -819,7 +835,7 @@ def output_tiles(Py_ssize_t m, const floating[:, :, :] tiles, floating[:, :, :, 
                      y.shape[3], <floating*>&tiles[0, 0, 0], tiles.strides[1] // sizeof(floating),
                      tiles.strides[0] // sizeof(floating),
                      &bias[0] if bias.shape[0] > 0 else NULL, 0, 0, tiles_h, tiles_w, dh, dw,
-                     &scratch[0, 0], scratch.shape[1], nt)
+                     False, &scratch[0, 0], scratch.shape[1], nt)
 
 
 def output_grad(Py_ssize_t m, const floating[:, :, :, ::1] gy, floating[:, :, :] tiles,
@@ -834,7 +850,8 @@ def output_grad(Py_ssize_t m, const floating[:, :, :, ::1] gy, floating[:, :, :]
         _over_planes(OUTPUT_GRAD, m, <floating*>&gy[0, 0, 0, 0], gy.shape[0], gy.shape[1],
                      gy.shape[2], gy.shape[3], &tiles[0, 0, 0],
                      tiles.strides[1] // sizeof(floating), tiles.strides[0] // sizeof(floating),
-                     NULL, 0, 0, tiles_h, tiles_w, dh, dw, &scratch[0, 0], scratch.shape[1], nt)
+                     NULL, 0, 0, tiles_h, tiles_w, dh, dw, False, &scratch[0, 0], scratch.shape[1],
+                     nt)
 
 
 # -- the filters: U = G g Gᵀ and its adjoint -------------------------------------------------------

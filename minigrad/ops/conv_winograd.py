@@ -23,11 +23,17 @@ direct sum by a few units in the last place of the largest terms; F(4×4)'s scal
 and 1/24 and lose a few bits more (both measured in tests/test_conv_winograd.py against the
 float64 reference, within the convolution tests' float32 tolerances).
 
+A larger odd square kernel k×k is cut into 3×3 blocks (``block_offsets``: 4 for 5×5, 9 for
+7×7), each a 3×3 convolution of the input shifted by its offset; their sum is one product per
+transform point with the blocks' inputs stacked as B·C channels: 9 multiplies per output and
+channel pair for 5×5 instead of 25, with F(4×4)'s rounding.
+
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the tile
-matrices of one chunk of images, V (α², C, T) and M (α², O, T) for T tiles, at most
-``CHUNK_BYTES`` together (at least one image); the transformed filters U (α², O, C), made
+matrices of one chunk of images, V (α², B·C, T) and M (α², O, T) for T tiles, at most
+``CHUNK_BYTES`` together (at least one image; on small maps at least one group of 16 lane
+planes, ``minigrad/_kernels/winograd.pyx``); the transformed filters U (α², O, B·C), made
 again by the backward pass rather than kept from the forward; in backward one more
-(α², O, C) for ∂L/∂U.
+(α², O, B·C) for ∂L/∂U.
 """
 
 import math
@@ -61,6 +67,11 @@ MIN_TILE_USE = 0.6
 MIN_TILES = 32
 SHALLOW_MIN_TILES = 256
 DEEP = 48
+#: Kernels larger than 3×3 transform the input once per 3×3 block: they paid only with
+#: products at least ``BLOCKS_MIN_DEPTH`` deep (over the blocks' B·C channels) on maps of
+#: more than ``BLOCKS_MIN_POSITIONS`` outputs.
+BLOCKS_MIN_DEPTH = 32
+BLOCKS_MIN_POSITIONS = 64
 #: The tile sizes, preferred first: F(4×4, 3×3) multiplies 36 times per 16 outputs, F(2×2)
 #: 16 times per 4, and its tile matrices are 2.25 / 4 of the size per output.
 TILE_SIZES = (4, 2)
@@ -74,20 +85,31 @@ _G = {2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0,
 def tile_size(kernel, stride, dilation, groups, channels, out_channels, n, out_h, out_w,
               mode=True, height=None, width=None, padding=None):
     """The tile size m of the F(m×m, 3×3) this convolution runs by, or None for another
-    algorithm: 3×3, stride 1, ungrouped, and the measured rules above (``mode`` True), or the
-    tile size ``mode`` itself. A dilated one qualifies when its dilation divides the input
-    (height × width) and every side's padding: then each of its interleaved sub-grids is a
-    stride-1 convolution of its own, and the rules see the batch of sub-grids."""
-    if (tuple(kernel) != (3, 3) or tuple(stride) != (1, 1) or groups != 1 or mode is False
+    algorithm: stride 1, ungrouped, a 3×3 kernel or a larger odd square one (cut into 3×3
+    blocks, ``WinogradPlan``; undilated, padded by at least k − 3 on every side, so that every
+    block's input padding is ≥ 0), and the measured rules above (``mode`` True), or the tile
+    size ``mode`` itself. A dilated 3×3 qualifies when its dilation divides the input (height
+    × width) and every side's padding: then each of its interleaved sub-grids is a stride-1
+    convolution of its own, and the rules see the batch of sub-grids."""
+    size = kernel[0]
+    if (kernel[0] != kernel[1] or size < 3 or size % 2 == 0 or tuple(stride) != (1, 1)
+            or groups != 1 or mode is False
             or not _dilation_fits(dilation, height, width, padding)):
+        return None
+    if size > 3 and (tuple(dilation) != (1, 1) or padding is None
+                     or min(min(side) for side in padding) < size - 3):
         return None
     if mode is not True:
         return mode
     dh, dw = dilation
     n, out_h, out_w = n * dh * dw, out_h // dh, out_w // dw
+    channels *= len(block_offsets(size)) ** 2       # the products' depth
     if min(channels, out_channels) < MIN_CHANNELS:
         return None
-    deep = channels * out_channels / (channels + out_channels) >= DEEP
+    depth = channels * out_channels / (channels + out_channels)
+    if size > 3 and (depth < BLOCKS_MIN_DEPTH or out_h * out_w <= BLOCKS_MIN_POSITIONS):
+        return None
+    deep = depth >= DEEP
     for m in TILE_SIZES:
         tiles = -(-out_h // m) * -(-out_w // m)
         if out_h * out_w >= MIN_TILE_USE * m * m * tiles:
@@ -108,21 +130,34 @@ def _dilation_fits(dilation, height, width, padding):
                 or right % dw)
 
 
+def block_offsets(size):
+    """The offsets a of the 3×3 blocks a k×k kernel (k odd) is cut into along one axis: 0, 2,
+    …, k − 3. Block 0 takes taps 0–2; each later block its last two taps (its first, the
+    previous block's last, is zero in it)."""
+    return tuple(range(0, size - 2, 2))
+
+
 class WinogradPlan:
     """The tile grid of one convolution: x (N, C, H, W) padded by ((top, bottom), (left,
     right)), output (N, O, Ho, Wo) covered by Th × Tw tiles of m×m (m = ``tile``,
     Th = ceil(Ho / m)), or with dilation (dh, dw) each of its dh·dw sub-grids by Th × Tw tiles
-    (Th = ceil(Ho / (dh·m))); the batch processed in chunks of ``chunk`` images."""
+    (Th = ceil(Ho / (dh·m))); the batch processed in chunks of ``chunk`` images. A k×k kernel
+    (k odd) runs as the sum of 3×3 ones, its blocks at (a, b) (``block_offsets``), each a 3×3
+    convolution of x padded by (top − a, left − b): the products of one transform point take
+    the blocks' inputs as B·C channels."""
 
     def __init__(self, x_shape, weight_shape, padding, itemsize, tile=4, dilation=(1, 1)):
-        # only what ``tile_size`` lets through: 3×3, stride 1, ungrouped, a dilation that
-        # divides the input and the padding
+        # only what ``tile_size`` lets through: 3×3 or larger odd square kernels, stride 1,
+        # ungrouped, a dilation that divides the input and the padding
         self.n, self.channels, self.height, self.width = x_shape
-        self.out_channels = weight_shape[0]
+        self.out_channels, _, self.kernel, _ = weight_shape
         (self.top, bottom), (self.left, right) = padding
         self.dh, self.dw = dilation
-        self.out_h = self.height + self.top + bottom - 2 * self.dh
-        self.out_w = self.width + self.left + right - 2 * self.dw
+        self.out_h = self.height + self.top + bottom - self.dh * (self.kernel - 1)
+        self.out_w = self.width + self.left + right - self.dw * (self.kernel - 1)
+        self.blocks = [(a, b) for a in block_offsets(self.kernel)
+                       for b in block_offsets(self.kernel)]
+        self.rows = len(self.blocks) * self.channels      # of V, and the products' depth
         self.tile = m = tile
         self.points = (m + 2) ** 2
         # a tile grid per sub-grid of the dilation, (Ho / dh) × (Wo / dw) outputs each
@@ -132,15 +167,14 @@ class WinogradPlan:
         self.per_image = grids * self.tiles_h * self.tiles_w
         self.scratch_length = _kernels.scratch_length(m, self.tiles_h, self.tiles_w,
                                                       self.dh, self.dw)
-        per_image_bytes = (self.points * (self.channels + self.out_channels) * self.per_image
+        per_image_bytes = (self.points * (self.rows + self.out_channels) * self.per_image
                            * itemsize)
         self.chunk = max(1, min(self.n, CHUNK_BYTES // max(per_image_bytes, 1)))
         if _kernels.in_lanes(self.tiles_w, self.dh, self.dw):
-            # whole groups of lane planes: the kernels split a chunk's (group, channel) pairs
-            # evenly, and a short group would leave its thread idle
+            # whole groups of lane planes (at least one, past CHUNK_BYTES if need be): a short
+            # group leaves vector lanes empty, and its thread idle while the others work
             whole = _kernels.LANE_GROUP // math.gcd(_kernels.LANE_GROUP, grids)
-            if self.chunk > whole:
-                self.chunk -= self.chunk % whole
+            self.chunk = max(1, min(self.n, max(whole, self.chunk - self.chunk % whole)))
 
     @property
     def dilation(self):
@@ -151,28 +185,64 @@ class WinogradPlan:
             yield start, min(self.n, start + self.chunk)
 
     def _tiles(self, images, dtype):
-        """The chunk's tile matrices: V (α², C, T) and M (α², O, T), each ξ plane followed by
-        ``PLANE_GAP`` unused entries."""
+        """The chunk's tile matrices: V (α², B·C, T) and M (α², O, T), each ξ plane followed
+        by ``PLANE_GAP`` unused entries."""
         count = images * self.per_image
         return tuple(workspace.get(name, (self.points, rows * count + PLANE_GAP), dtype)
                      [:, :rows * count].reshape(self.points, rows, count)
-                     for name, rows in (("winograd_v", self.channels),
+                     for name, rows in (("winograd_v", self.rows),
                                         ("winograd_m", self.out_channels)))
 
     def _scratch(self, threads, dtype):
         return workspace.get("winograd_scratch", (threads, self.scratch_length), dtype)
 
     def _filter_planes(self, dtype):
-        """A new (α², O, C) array, its ξ planes ``PLANE_GAP`` entries apart (planes a power
+        """A new (α², O, B·C) array, its ξ planes ``PLANE_GAP`` entries apart (planes a power
         of two apart put the α² entries of a filter on the same cache sets)."""
-        size = self.out_channels * self.channels
+        size = self.out_channels * self.rows
         return np.empty((self.points, size + PLANE_GAP), dtype)[:, :size].reshape(
-            self.points, self.out_channels, self.channels)
+            self.points, self.out_channels, self.rows)
+
+    def _input_tiles(self, x, v, scratch, threads):
+        """V for x's chunk: block i's tiles in rows i·C … (i + 1)·C − 1."""
+        for i, (a, b) in enumerate(self.blocks):
+            _kernels.input_tiles(self.tile, x, v[:, i * self.channels:(i + 1) * self.channels],
+                                 self.top - a, self.left - b, self.tiles_h, self.tiles_w,
+                                 scratch, threads, *self.dilation)
+
+    def _input_grad(self, grad_v, gx, scratch, threads):
+        """gx = the blocks' input gradients summed (the adjoint of ``_input_tiles``)."""
+        for i, (a, b) in enumerate(self.blocks):
+            _kernels.input_grad(self.tile, grad_v[:, i * self.channels:(i + 1) * self.channels],
+                                gx, self.top - a, self.left - b, self.tiles_h, self.tiles_w,
+                                scratch, threads, *self.dilation, add=i > 0)
+
+    def _stacked(self, weight):
+        """The blocks' 3×3 filters (O, B·C, 3, 3) of weight (O, C, k, k), block-major."""
+        if self.kernel == 3:
+            return np.ascontiguousarray(weight)
+        stacked = np.zeros((weight.shape[0], len(self.blocks)) + weight.shape[1:2] + (3, 3),
+                           weight.dtype)
+        for i, (a, b) in enumerate(self.blocks):
+            stacked[:, i, :, a > 0:, b > 0:] = weight[:, :, a + (a > 0):a + 3, b + (b > 0):b + 3]
+        return stacked.reshape(weight.shape[0], self.rows, 3, 3)
+
+    def _folded(self, stacked):
+        """The adjoint of ``_stacked``: the blocks' gradients (O, B·C, 3, 3) summed into the
+        k×k kernel's taps (a block's zero row and column get none)."""
+        if self.kernel == 3:
+            return stacked
+        blocks = stacked.reshape(stacked.shape[0], len(self.blocks), self.channels, 3, 3)
+        weight = np.zeros((stacked.shape[0], self.channels, self.kernel, self.kernel),
+                          stacked.dtype)
+        for i, (a, b) in enumerate(self.blocks):
+            weight[:, :, a + (a > 0):a + 3, b + (b > 0):b + 3] += blocks[:, i, :, a > 0:, b > 0:]
+        return weight
 
     def transform_weight(self, weight):
-        """U (α², O, C) = G g Gᵀ for every filter g of weight (O, C, 3, 3)."""
+        """U (α², O, B·C) = G g Gᵀ for every 3×3 block g of weight (O, C, k, k)."""
         u = self._filter_planes(weight.dtype)
-        _kernels.filter_tiles(_G[self.tile], np.ascontiguousarray(weight).reshape(-1, 9), u,
+        _kernels.filter_tiles(_G[self.tile], self._stacked(weight).reshape(-1, 9), u,
                               get_num_threads())
         return u
 
@@ -184,15 +254,14 @@ class WinogradPlan:
         scratch = self._scratch(threads, x.dtype)
         for start, stop in self._chunks():
             v, products = self._tiles(stop - start, x.dtype)
-            _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left,
-                                 self.tiles_h, self.tiles_w, scratch, threads, *self.dilation)
+            self._input_tiles(x[start:stop], v, scratch, threads)
             matmul_slabs(u, v, products, self.per_image)
             _kernels.output_tiles(self.tile, products, y[start:stop], bias, self.tiles_h,
                                   self.tiles_w, scratch, threads, *self.dilation)
         return y
 
     def backward(self, x, u, gy, need_x, need_weight):
-        """(∂L/∂x or None, ∂L/∂weight (O, C, 3, 3) or None) for the output gradient gy; U
+        """(∂L/∂x or None, ∂L/∂weight (O, C, k, k) or None) for the output gradient gy; U
         (``transform_weight``) is read only for ∂L/∂x (None without ``need_x``)."""
         threads = get_num_threads()
         scratch = self._scratch(threads, x.dtype)
@@ -206,17 +275,13 @@ class WinogradPlan:
             _kernels.output_grad(self.tile, gy[start:stop], products, self.tiles_h,
                                  self.tiles_w, scratch, threads, *self.dilation)
             if need_weight:
-                _kernels.input_tiles(self.tile, x[start:stop], v, self.top, self.left,
-                                     self.tiles_h, self.tiles_w, scratch, threads,
-                                     *self.dilation)
+                self._input_tiles(x[start:stop], v, scratch, threads)
                 matmul(products, v.transpose(0, 2, 1), grad_u, accumulate=start > 0)
             if need_x:    # V's buffer is free again: it takes ∂L/∂V
                 matmul_slabs(u.transpose(0, 2, 1), products, v, self.per_image)
-                _kernels.input_grad(self.tile, v, gx[start:stop], self.top, self.left,
-                                    self.tiles_h, self.tiles_w, scratch, threads,
-                                    *self.dilation)
+                self._input_grad(v, gx[start:stop], scratch, threads)
         if not need_weight:
             return gx, None
-        grad_weight = np.empty((self.out_channels, self.channels, 3, 3), x.dtype)
-        _kernels.filter_grad(_G[self.tile], grad_u, grad_weight.reshape(-1, 9), threads)
-        return gx, grad_weight
+        grad_blocks = np.empty((self.out_channels, self.rows, 3, 3), x.dtype)
+        _kernels.filter_grad(_G[self.tile], grad_u, grad_blocks.reshape(-1, 9), threads)
+        return gx, self._folded(grad_blocks)
