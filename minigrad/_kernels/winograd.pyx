@@ -622,6 +622,59 @@ cdef enum Pass:
     INPUT_TILES, INPUT_GRAD, OUTPUT_TILES, OUTPUT_GRAD
 
 
+cdef void _interleave(floating* planes, Py_ssize_t first, Py_ssize_t count,
+                      Py_ssize_t channel, Py_ssize_t channels, Py_ssize_t height,
+                      Py_ssize_t width, Py_ssize_t dh, Py_ssize_t dw, floating* cells,
+                      Py_ssize_t row_step, int way, floating shift) noexcept nogil:
+    """Lane λ's plane cell (r, q) (``_lane_group``) ↔ cells[r·row_step + q·GROUP + λ −
+    first], for the (H / dh) × (W / dw) cells of each lane plane: ``way`` 0 reads the planes
+    into cells, 1 writes cells + shift into the planes, 2 adds cells into them."""
+    cdef Py_ssize_t lane, r, q, rows = height // dh, cols = width // dw
+    cdef Py_ssize_t image = first // (dh * dw), p = first % (dh * dw) // dw, pq = first % dw
+    cdef Py_ssize_t step = channels * height * width
+    cdef floating* plane
+    cdef floating* row
+    cdef floating* cell
+    if way == 0 and dh * dw == 1:
+        # lane planes one image apart: each cell's lanes in one strided (vector) load
+        plane = planes + (first * channels + channel) * height * width
+        for r in range(rows):
+            for q in range(cols):
+                cell = cells + r * row_step + q * GROUP
+                row = plane + r * width + q
+                for lane in range(count):
+                    cell[lane] = row[lane * step]
+        return
+    for lane in range(count):
+        plane = planes + (image * channels + channel) * height * width + p * width + pq
+        # the next lane: the next sub-grid, or the next image's first (no divisions)
+        pq += 1
+        if pq == dw:
+            pq = 0
+            p += 1
+            if p == dh:
+                p = 0
+                image += 1
+        for r in range(rows):
+            row = plane + r * dh * width
+            cell = cells + r * row_step + lane
+            if way == 0 and dw == 1:
+                for q in range(cols):
+                    cell[q * GROUP] = row[q]
+            elif way == 0:
+                for q in range(cols):
+                    cell[q * GROUP] = row[q * dw]
+            elif way == 1 and dw == 1:
+                for q in range(cols):
+                    row[q] = cell[q * GROUP] + shift
+            elif way == 1:
+                for q in range(cols):
+                    row[q * dw] = cell[q * GROUP] + shift
+            else:
+                for q in range(cols):
+                    row[q * dw] += cell[q * GROUP]
+
+
 cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t first,
                       Py_ssize_t count, Py_ssize_t channel, Py_ssize_t channels,
                       Py_ssize_t height, Py_ssize_t width, Py_ssize_t dh, Py_ssize_t dw,
@@ -639,31 +692,22 @@ cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t firs
     The interleaved cells span the tile grid's reach: (m·Th + 2) × (m·Tw + 2) padded input
     cells, the plane's (r, q) at (r + top / dh, q + left / dw), or m·Th × m·Tw outputs; cells
     off the plane are 0 (and dropped on the way back)."""
-    cdef Py_ssize_t alpha = m + 2, grids = dh * dw
+    cdef Py_ssize_t alpha = m + 2
     cdef bint outputs = kind == OUTPUT_TILES or kind == OUTPUT_GRAD
     cdef Py_ssize_t span_h = m * tiles_h + (0 if outputs else 2)
     cdef Py_ssize_t span_w = m * tiles_w + (0 if outputs else 2)
-    cdef Py_ssize_t rows = height // dh, cols = width // dw
     cdef Py_ssize_t row0 = 0 if outputs else top // dh, col0 = 0 if outputs else left // dw
     cdef Py_ssize_t row_step = span_w * GROUP
     cdef floating* cells = scratch
     cdef floating* part = scratch + span_h * span_w * GROUP
     cdef floating* corner
     cdef floating* entry
-    cdef floating* plane
-    cdef Py_ssize_t lane, image, s, r, q, ty, tx, k
+    cdef Py_ssize_t ty, tx, k
     if kind != OUTPUT_TILES:
         memset(cells, 0, span_h * span_w * GROUP * sizeof(floating))
     if kind == INPUT_TILES or kind == OUTPUT_GRAD:
-        for lane in range(count):
-            image = (first + lane) // grids
-            s = (first + lane) % grids
-            plane = planes + (image * channels + channel) * height * width \
-                + (s // dw) * width + s % dw
-            for r in range(rows):
-                for q in range(cols):
-                    cells[((r + row0) * span_w + q + col0) * GROUP + lane] = \
-                        plane[r * dh * width + q * dw]
+        _interleave(planes, first, count, channel, channels, height, width, dh, dw,
+                    cells + (row0 * span_w + col0) * GROUP, row_step, 0, 0)
     for ty in range(tiles_h):
         for tx in range(tiles_w):
             corner = cells + (m * ty * span_w + m * tx) * GROUP
@@ -695,19 +739,8 @@ cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t firs
                     _a(m, part + k * GROUP, alpha * GROUP, entry + k * xi_stride,
                        alpha * xi_stride, count)
     if kind == INPUT_GRAD or kind == OUTPUT_TILES:
-        for lane in range(count):
-            image = (first + lane) // grids
-            s = (first + lane) % grids
-            plane = planes + (image * channels + channel) * height * width \
-                + (s // dw) * width + s % dw
-            for r in range(rows):
-                for q in range(cols):
-                    if add:
-                        plane[r * dh * width + q * dw] += \
-                            cells[((r + row0) * span_w + q + col0) * GROUP + lane]
-                    else:
-                        plane[r * dh * width + q * dw] = \
-                            cells[((r + row0) * span_w + q + col0) * GROUP + lane] + shift
+        _interleave(planes, first, count, channel, channels, height, width, dh, dw,
+                    cells + (row0 * span_w + col0) * GROUP, row_step, 1 + add, shift)
 
 
 # -- the passes: validating wrappers over the planes ----------------------------------------------
