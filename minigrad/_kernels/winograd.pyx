@@ -635,15 +635,30 @@ cdef void _interleave(floating* planes, Py_ssize_t first, Py_ssize_t count,
     cdef floating* plane
     cdef floating* row
     cdef floating* cell
-    if way == 0 and dh * dw == 1:
-        # lane planes one image apart: each cell's lanes in one strided (vector) load
+    if dh * dw == 1:
         plane = planes + (first * channels + channel) * height * width
-        for r in range(rows):
-            for q in range(cols):
-                cell = cells + r * row_step + q * GROUP
-                row = plane + r * width + q
-                for lane in range(count):
-                    cell[lane] = row[lane * step]
+        if way == 0:
+            # lane planes one image apart: each cell's lanes in one strided (vector) load
+            for r in range(rows):
+                for q in range(cols):
+                    cell = cells + r * row_step + q * GROUP
+                    row = plane + r * width + q
+                    for lane in range(count):
+                        cell[lane] = row[lane * step]
+        elif way == 1:
+            for lane in range(count):
+                for r in range(rows):
+                    cell = cells + r * row_step + lane
+                    row = plane + lane * step + r * width
+                    for q in range(cols):
+                        row[q] = cell[q * GROUP] + shift
+        else:
+            for lane in range(count):
+                for r in range(rows):
+                    cell = cells + r * row_step + lane
+                    row = plane + lane * step + r * width
+                    for q in range(cols):
+                        row[q] += cell[q * GROUP]
         return
     for lane in range(count):
         plane = planes + (image * channels + channel) * height * width + p * width + pq
