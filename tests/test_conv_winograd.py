@@ -9,7 +9,7 @@ import minigrad
 import minigrad.nn.functional as F
 from minigrad._kernels import winograd as kernels
 from minigrad.ops import conv as conv_module
-from minigrad.ops import conv_winograd
+from minigrad.ops import conv_strided_winograd, conv_winograd
 from minigrad.ops.workspace import workspace
 
 from helpers import reference as R
@@ -50,7 +50,7 @@ def tile(request, monkeypatch):
 def _layout_of(x, w, padding):
     return conv_module._layout(x.shape, w.shape, (1, 1), ((padding, padding),) * 2, (1, 1), 1,
                                x.itemsize, True, conv_winograd.USE_WINOGRAD,
-                               conv_module.CHUNK_BYTES)
+                               conv_strided_winograd.USE, conv_module.CHUNK_BYTES)
 
 
 def _run(x, w, b, padding, gy=None):

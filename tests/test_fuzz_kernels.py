@@ -174,6 +174,35 @@ def test_winograd_conv2d_matches_reference(data, dtype):
     _check(b.grad, gb, dtype, "winograd grad bias")
 
 
+@given(data=st.data(), dtype=dtypes)
+def test_strided_winograd_conv2d_matches_reference(data, dtype):
+    """3×3 stride 2 by F(4, 2) on the stride phases whatever the shape (its speed rules off):
+    odd and even sides, padding 0–2 per axis, outputs that leave parts of the last tiles
+    out, batches below and above a lane group of 16 images."""
+    backward_threads = _forward_threads(data)
+    padding = (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2)))
+    height = data.draw(st.integers(max(1, 3 - 2 * padding[0]), 19))
+    width = data.draw(st.integers(max(1, 3 - 2 * padding[1]), 36))
+    channels, out_channels = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+    n = data.draw(st.sampled_from([1, 2, 3, 16, 17]), label="batch")
+    x, xv = data.draw(arrays((n, channels, height, width), dtype))
+    w, wv = data.draw(arrays((out_channels, channels, 3, 3), dtype))
+    b, bv = data.draw(arrays((out_channels,), dtype))
+    with pytest.MonkeyPatch.context() as patch:
+        forced_winograd(patch)
+        y = F.conv2d(x, w, b, stride=2, padding=padding)
+        assert y._creator.winograd is not None
+        expected = R.conv2d(xv, wv, bv, (2, 2), padding, (1, 1), 1)
+        _check(y.data, expected, dtype, "strided winograd forward", scaled=True)
+        gy = _upstream(y.shape)
+        minigrad.set_num_threads(backward_threads)
+        y.backward(gy.astype(dtype))
+    gx, gw, gb = R.conv2d_vjp(xv, wv, gy, (2, 2), padding, (1, 1), 1)
+    _check(x.grad, gx, dtype, "strided winograd grad x", scaled=True)
+    _check(w.grad, gw, dtype, "strided winograd grad weight", scaled=True)
+    _check(b.grad, gb, dtype, "strided winograd grad bias")
+
+
 @given(data=st.data(), dtype=dtypes, ceil_mode=st.booleans())
 def test_max_pool2d_matches_reference(data, dtype, ceil_mode):
     backward_threads = _forward_threads(data)

@@ -1,11 +1,14 @@
 """2-D convolution (strided, padded, dilated, grouped), PyTorch's ``conv2d`` semantics.
 
-Five algorithms, chosen by the shapes:
+Six algorithms, chosen by the shapes:
 
 - 3×3, stride 1, ungrouped, with many channels (``conv_winograd.tile_size`` has the rules),
   also dilated where the dilation divides the input and the padding: Winograd's F(4×4, 3×3)
   or F(2×2, 3×3), one matrix product per transform point over the batch's tiles
   (``conv_winograd.py``, transforms in ``minigrad/_kernels/winograd.pyx``);
+- 3×3, stride 2, ungrouped, with deep enough products (``conv_strided_winograd.passes``: the
+  forward and the backward pass by rules of their own): Winograd's F(4, 2) on the stride
+  phases (``conv_strided_winograd.py``, ``minigrad/_kernels/winograd_strided.pyx``);
 - other kernels of 3+ taps (strided, and grouped with 8+ channels per group too): direct
   convolution on flat padded planes (``conv_direct.py``, kernels in
   ``minigrad/_kernels/direct_conv.pyx``);
@@ -28,7 +31,7 @@ from .._validate import Spec, check_input_4d, check_max, check_min, pair, plain
 from ..function import Function
 from ..tensor import as_tensor
 from ..threads import get_num_threads
-from . import conv_direct, conv_winograd
+from . import conv_direct, conv_strided_winograd, conv_winograd
 from .workspace import absent, release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
 from .team_matmul import matmul, matmul_columns, matmul_sum, numpy_matmul
@@ -54,7 +57,9 @@ class Conv2d(Function):
 
     3×3, stride-1 convolutions with many channels (dilated too, where the dilation divides the
     input and the padding) go to ``conv_winograd.WinogradPlan``
-    (``conv_winograd.tile_size`` has the rules; its module docstring, the memory). Other
+    (``conv_winograd.tile_size`` has the rules; its module docstring, the memory), 3×3
+    stride-2 ones with deep products to ``conv_strided_winograd.StridedWinogradPlan`` (the
+    forward and the backward pass each by its own rule, ``conv_strided_winograd.passes``). Other
     kernels of 3+ taps (strided up to the kernel's size, grouped with 8+ channels per group)
     go to ``conv_direct.DirectPlan`` (no unrolled windows; its docstring gives its extra
     memory), except on tiny maps with many output channels; depthwise ones to the stencil
@@ -92,7 +97,8 @@ class Conv2d(Function):
         self.__dict__.update(_layout(x.shape, weight.shape, tuple(self.stride),
                                      tuple(map(tuple, self.padding)), tuple(self.dilation),
                                      self.groups, x.itemsize, USE_DIRECT,
-                                     conv_winograd.USE_WINOGRAD, CHUNK_BYTES))
+                                     conv_winograd.USE_WINOGRAD, conv_strided_winograd.USE,
+                                     CHUNK_BYTES))
         # weight as (G, O/G, C/G·kh·kw): one matrix per group
         self.weight_matrices = weight.reshape(self.groups, weight.shape[0] // self.groups, -1)
 
@@ -163,12 +169,13 @@ class Conv2d(Function):
         need_x, need_weight = self.needs_input_grad[:2]
         need_bias = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         gy = np.ascontiguousarray(gy, dtype=x.dtype)
-        if self.winograd is not None:
+        if self.winograd_backward is not None:
             # the filters transformed again rather than kept: (m + 2)²/9 times the weight's
             # memory per layer until backward, for a product far smaller than the pass's;
             # only the input gradient reads them
-            u = self.winograd.transform_weight(weight) if need_x else None
-            gx, gw = self.winograd.backward(x, u, gy, need_x, need_weight)
+            plan = self.winograd_backward
+            u = plan.transform_weight(weight) if need_x else None
+            gx, gw = plan.backward(x, u, gy, need_x, need_weight)
         elif self.direct_backward is not None:
             plan = self.direct_backward
             gemm_x = need_x and plan.grad_input_by_gemm
@@ -264,7 +271,7 @@ def _group_matmul(a, b, out, accumulate=False):
 
 @functools.lru_cache(maxsize=512)
 def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, use_direct,
-            use_winograd, chunk_bytes):
+            use_winograd, use_strided_winograd, chunk_bytes):
     """The geometry of one convolution and its algorithm, as ``Conv2d`` attributes. Cached: a
     network asks for the same few at every step, and working them out costs as much as a small
     convolution at batch 1."""
@@ -284,9 +291,18 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
     winograd = (None if tile is None
                 else conv_winograd.WinogradPlan(x_shape, weight_shape, padding, itemsize, tile,
                                                 dilation))
+    winograd_backward = winograd
+    strided = conv_strided_winograd.passes((kh, kw), stride, dilation, groups, channels,
+                                           out_channels, n, out_h, out_w, use_strided_winograd)
+    if any(strided):
+        plan = conv_strided_winograd.StridedWinogradPlan(x_shape, weight_shape, padding,
+                                                         itemsize)
+        winograd = plan if strided[0] else None
+        winograd_backward = plan if strided[1] else None
     direct, direct_backward = (conv_direct.plan(x_shape, weight_shape, padding, dilation,
                                                 stride, groups)
-                               if use_direct and winograd is None else (None, None))
+                               if use_direct and None in (winograd, winograd_backward)
+                               else (None, None))
     return {
         "out_h": out_h, "out_w": out_w, "plane": out_h * out_w,
         # the window as the kernels take it; im2col/col2im also take the output size
@@ -301,7 +317,8 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
         "depthwise": 1 < groups == channels == out_channels,
         # the Winograd plan, else the direct plans of the forward and of the backward pass
         # (None: another path)
-        "winograd": winograd, "direct": direct, "direct_backward": direct_backward,
+        "winograd": winograd, "winograd_backward": winograd_backward,
+        "direct": direct, "direct_backward": direct_backward,
         "col_rows": col_rows,
         "chunk": max(1, min(n, chunk_bytes // max(per_image, 1))),
     }

@@ -1,0 +1,47 @@
+/* A 16×16 float32 transpose in vector registers, for kernels that interleave 16 planes cell
+ * by cell (winograd_strided.pyx): each of four stages swaps one bit of the row index with the
+ * same bit of the column index, pairing rows r and r + d (d = 1, 2, 4, 8) in two-source
+ * shuffles (one vpermt2ps each with AVX-512). */
+#ifndef MINIGRAD_TRANSPOSE16_H
+#define MINIGRAD_TRANSPOSE16_H
+
+#include <stddef.h>
+#include "vectors.h"
+
+typedef int minigrad_li __attribute__((vector_size(64)));
+
+/* Stage d: new row r (bit d of r clear) takes row r's entries whose column has bit d clear
+ * and row r + d's entries shifted down by d; new row r + d the rest. */
+#define MINIGRAD_T16_STAGE(d, lo, hi)                                    \
+    for (int i = 0; i < 16; i++) {                                      \
+        if (!(i & (d))) {                                               \
+            minigrad_lf a = r[i], b = r[i + (d)];                       \
+            r[i] = __builtin_shuffle(a, b, (minigrad_li)lo);            \
+            r[i + (d)] = __builtin_shuffle(a, b, (minigrad_li)hi);      \
+        }                                                               \
+    }
+
+/* Row c of dst (16 floats at dst[c]) = column c of the 16 rows at src[r]. */
+static inline void minigrad_transpose16(const float *const *src, float *const *dst)
+{
+    minigrad_lf r[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = *(const minigrad_lf *)src[i];
+    MINIGRAD_T16_STAGE(1,
+        ((minigrad_li){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}),
+        ((minigrad_li){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}))
+    MINIGRAD_T16_STAGE(2,
+        ((minigrad_li){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}),
+        ((minigrad_li){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}))
+    MINIGRAD_T16_STAGE(4,
+        ((minigrad_li){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}),
+        ((minigrad_li){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}))
+    MINIGRAD_T16_STAGE(8,
+        ((minigrad_li){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}),
+        ((minigrad_li){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}))
+    for (int i = 0; i < 16; i++)
+        *(minigrad_lf *)dst[i] = r[i];
+}
+
+#undef MINIGRAD_T16_STAGE
+#endif
