@@ -296,8 +296,8 @@ cdef void _group(Pass kind, floating* planes, Py_ssize_t plane_step, Py_ssize_t 
         e_cls, o_cls = 2 * k_r, 2 * k_r + 1
         for ur in range(units):
             for p in range(ALPHA if k_r else 1):
-                # this row point's first column per class (unit (ur, 0) of the image), at the
-                # group's first row
+                # this row point's first column in each of its two classes: unit (ur, 0) of
+                # the group's first image, in the channel's row
                 if k_r:
                     e_at = (lay.offset[e_cls] + p * lay.xi_stride[e_cls]
                             + row * lay.columns[e_cls] + ur * M * tiles_w * n_images + first)

@@ -66,7 +66,7 @@ EE_SLICES = TILE
 def _toom_cook(m, taps, points):
     """(Aᵀ (m × α), G (α × taps), Bᵀ (α × α)) of F(m, taps) at the given finite points plus
     ∞: correlation y = Aᵀ ((G g) ⊙ (Bᵀ d)) is the transpose of the polynomial product
-    a(x)·g(x) evaluated at the points and interpolated (Lavin & Gray 2016, section 4)."""
+    a(x)·g(x) evaluated at the points and interpolated (Toom–Cook; Lavin & Gray 2016)."""
     alpha = len(points) + 1
 
     def vandermonde(columns):
