@@ -36,8 +36,9 @@ import numpy as np
 
 from .._kernels import winograd_strided as _kernels
 from ..threads import get_num_threads
+from .conv_winograd import WinogradPasses
 from .team_matmul import matmul
-from .workspace import absent, workspace
+from .workspace import workspace
 
 #: Bound on one chunk's points V and products M.
 CHUNK_BYTES = 8 << 20
@@ -123,11 +124,13 @@ def passes(kernel, stride, dilation, groups, channels, out_channels, n, out_h, o
     return depth >= FORWARD_MIN_DEPTH, depth >= BACKWARD_MIN_DEPTH
 
 
-class StridedWinogradPlan:
+class StridedWinogradPlan(WinogradPasses):
     """The tile grid of one convolution: x (N, C, H, W) padded by ((top, bottom), (left,
     right)), output (N, O, Ho, Wo) covered by Th × Tw tiles of 4×4 (Th = ceil(Ho / 4)), the
-    batch processed in chunks of ``chunk`` images. Same interface as
-    ``conv_winograd.WinogradPlan``."""
+    batch processed in chunks of ``chunk`` images; the passes of
+    ``conv_winograd.WinogradPasses`` on this tile layout. A chunk's V and M are each a flat
+    buffer and its two stacks of matrices (``_split``): the kernels read and write the
+    buffer, the products the stacks."""
 
     def __init__(self, x_shape, weight_shape, padding, itemsize):
         self.n, self.channels, self.height, self.width = x_shape
@@ -139,17 +142,15 @@ class StridedWinogradPlan:
         self.tiles_w = -(-self.out_w // TILE)
         # (points, columns per image) of each class
         self.classes = _kernels.class_columns(self.tiles_h, self.tiles_w)
-        per_image = sum(points * columns for points, columns in self.classes)
-        chunk = CHUNK_BYTES // max(per_image * (self.channels + self.out_channels) * itemsize, 1)
+        # entries of V (or M) per image and channel, the four classes together
+        self.per_image = sum(points * columns for points, columns in self.classes)
+        chunk = CHUNK_BYTES // max(self.per_image * (self.channels + self.out_channels)
+                                   * itemsize, 1)
         # whole groups of images (at least one, past CHUNK_BYTES if need be): the kernels
         # transform the images of a channel GROUP at a time, one per vector lane
         group = _kernels.LANES
         self.chunk = max(1, min(self.n, max(group, chunk - chunk % group)))
         self.scratch_length = _kernels.scratch_length(self.tiles_h, self.tiles_w)
-
-    def _chunks(self):
-        for start in range(0, self.n, self.chunk):
-            yield start, min(self.n, start + self.chunk)
 
     def _split(self, flat, rows, images):
         """The two stacks of (rows, columns) matrices of the classes in one flat buffer:
@@ -162,15 +163,11 @@ class StridedWinogradPlan:
 
     def _tiles(self, images, dtype):
         """The chunk's points V and products M: each a flat buffer and its two stacks."""
-        per_image = sum(points * columns for points, columns in self.classes)
         result = []
         for name, rows in (("winograd_v", self.channels), ("winograd_m", self.out_channels)):
-            flat = workspace.get(name, (per_image * rows * images,), dtype)
+            flat = workspace.get(name, (self.per_image * rows * images,), dtype)
             result.append((flat, self._split(flat, rows, images)))
         return result
-
-    def _scratch(self, threads, dtype):
-        return workspace.get("winograd_scratch", (threads, self.scratch_length), dtype)
 
     def transform_weight(self, weight):
         """U (39, O, C) = T · g for every filter g (``_filter_transform``), as the two stacks
@@ -182,52 +179,41 @@ class StridedWinogradPlan:
                                u.reshape(len(_T), -1), get_num_threads())
         return u[:_WIDE], u[_WIDE:]
 
-    def forward(self, x, u, bias):
-        """y (N, O, Ho, Wo) = conv(x, g) + bias, for U = ``transform_weight(g)``."""
-        y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
-        bias = absent(x.dtype) if bias is None else bias
-        threads = get_num_threads()
-        scratch = self._scratch(threads, x.dtype)
-        for start, stop in self._chunks():
-            (v, v_blocks), (products, m_blocks) = self._tiles(stop - start, x.dtype)
-            _kernels.input_tiles(x[start:stop], v, _BT, self.top, self.left, self.tiles_h,
-                                 self.tiles_w, scratch, threads)
-            for uk, vk, mk in zip(u, v_blocks, m_blocks):
-                matmul(uk, vk, mk)
-            _kernels.output_tiles(products, y[start:stop], _AT, bias, self.tiles_h,
-                                  self.tiles_w, scratch, threads)
-        return y
+    # the steps of ``WinogradPasses``
+    def _input_tiles(self, x, v, scratch, threads):
+        _kernels.input_tiles(x, v[0], _BT, self.top, self.left, self.tiles_h, self.tiles_w,
+                             scratch, threads)
 
-    def backward(self, x, u, gy, need_x, need_weight):
-        """(∂L/∂x or None, ∂L/∂weight (O, C, 3, 3) or None) for the output gradient gy; U
-        (``transform_weight``) is read only for ∂L/∂x (None without ``need_x``)."""
-        threads = get_num_threads()
-        scratch = self._scratch(threads, x.dtype)
-        gx = np.empty_like(x) if need_x else None
-        if need_weight:
-            # the first chunk overwrites it; only an empty batch (no chunk) leaves it zero
-            grad_u = workspace.get("winograd_grad_u", (len(_T), self.out_channels,
-                                                       self.channels), x.dtype)
-            if not self.n:
-                grad_u[...] = 0
-            grad_blocks = grad_u[:_WIDE], grad_u[_WIDE:]
-        for start, stop in self._chunks():
-            (v, v_blocks), (products, m_blocks) = self._tiles(stop - start, x.dtype)
-            _kernels.output_grad(gy[start:stop], products, _AT, self.tiles_h, self.tiles_w,
-                                 scratch, threads)
-            if need_weight:
-                _kernels.input_tiles(x[start:stop], v, _BT, self.top, self.left,
-                                     self.tiles_h, self.tiles_w, scratch, threads)
-                for gk, vk, mk in zip(grad_blocks, v_blocks, m_blocks):
-                    matmul(mk, vk.transpose(0, 2, 1), gk, accumulate=start > 0)
-            if need_x:    # V's buffer is free again: it takes ∂L/∂V
-                for uk, vk, mk in zip(u, v_blocks, m_blocks):
-                    matmul(uk.transpose(0, 2, 1), mk, vk)
-                _kernels.input_grad(v, gx[start:stop], _BT, self.top, self.left,
-                                    self.tiles_h, self.tiles_w, scratch, threads)
-        if not need_weight:
-            return gx, None
-        gw = np.empty((self.out_channels, self.channels, 3, 3), x.dtype)
-        _kernels.filter_grad(_T, grad_u.reshape(len(_T), -1), gw.reshape(-1, 9),
-                             get_num_threads())
-        return gx, gw
+    def _input_grad(self, v, gx, scratch, threads):
+        _kernels.input_grad(v[0], gx, _BT, self.top, self.left, self.tiles_h, self.tiles_w,
+                            scratch, threads)
+
+    def _products(self, u, v, products):
+        for uk, vk, mk in zip(u, v[1], products[1]):
+            matmul(uk, vk, mk)
+
+    def _output_tiles(self, products, y, bias, scratch, threads):
+        _kernels.output_tiles(products[0], y, _AT, bias, self.tiles_h, self.tiles_w, scratch,
+                              threads)
+
+    def _output_grad(self, gy, products, scratch, threads):
+        _kernels.output_grad(gy, products[0], _AT, self.tiles_h, self.tiles_w, scratch,
+                             threads)
+
+    def _grad_u_buffer(self, dtype):
+        return workspace.get("winograd_grad_u", (len(_T), self.out_channels, self.channels),
+                             dtype)
+
+    def _grad_u_products(self, products, v, grad_u, accumulate):
+        for gk, vk, mk in zip((grad_u[:_WIDE], grad_u[_WIDE:]), v[1], products[1]):
+            matmul(mk, vk.transpose(0, 2, 1), gk, accumulate=accumulate)
+
+    def _grad_v_products(self, u, products, v):
+        for uk, vk, mk in zip(u, v[1], products[1]):
+            matmul(uk.transpose(0, 2, 1), mk, vk)
+
+    def _filter_grad(self, grad_u, threads):
+        """∂L/∂weight (O, C, 3, 3): the adjoint of ``transform_weight``."""
+        gw = np.empty((self.out_channels, self.channels, 3, 3), grad_u.dtype)
+        _kernels.filter_grad(_T, grad_u.reshape(len(_T), -1), gw.reshape(-1, 9), threads)
+        return gw

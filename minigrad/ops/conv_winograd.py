@@ -137,7 +137,59 @@ def block_offsets(size):
     return tuple(range(0, size - 2, 2))
 
 
-class WinogradPlan:
+class WinogradPasses:
+    """The passes of a Winograd plan, chunk by chunk of the batch; a plan supplies its tile
+    layout's steps. Forward: the input's points V (``_input_tiles``), the products M = U · V
+    (``_products``), the output (``_output_tiles``). Backward, each step's adjoint: dM
+    (``_output_grad``); for the weight, V again and ∂L/∂U = dM · Vᵀ summed over the chunks
+    (``_grad_u_products`` into ``_grad_u_buffer``), then the filters' adjoint
+    (``_filter_grad``); for the input, ∂L/∂V = Uᵀ · dM in V's buffer (``_grad_v_products``)
+    and the input's adjoint (``_input_grad``). ``_tiles`` gives a chunk's V and M buffers; the
+    plan also sets n, out_channels, out_h, out_w, chunk and scratch_length."""
+
+    def _chunks(self):
+        for start in range(0, self.n, self.chunk):
+            yield start, min(self.n, start + self.chunk)
+
+    def _scratch(self, threads, dtype):
+        return workspace.get("winograd_scratch", (threads, self.scratch_length), dtype)
+
+    def forward(self, x, u, bias):
+        """y (N, O, Ho, Wo) = conv(x, g) + bias, for U = ``transform_weight(g)``."""
+        y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+        bias = absent(x.dtype) if bias is None else bias
+        threads = get_num_threads()
+        scratch = self._scratch(threads, x.dtype)
+        for start, stop in self._chunks():
+            v, products = self._tiles(stop - start, x.dtype)
+            self._input_tiles(x[start:stop], v, scratch, threads)
+            self._products(u, v, products)
+            self._output_tiles(products, y[start:stop], bias, scratch, threads)
+        return y
+
+    def backward(self, x, u, gy, need_x, need_weight):
+        """(∂L/∂x or None, ∂L/∂weight (O, C, k, k) or None) for the output gradient gy; U
+        (``transform_weight``) is read only for ∂L/∂x (None without ``need_x``)."""
+        threads = get_num_threads()
+        scratch = self._scratch(threads, x.dtype)
+        gx = np.empty_like(x) if need_x else None
+        # the first chunk overwrites it; only an empty batch (no chunk) leaves it zero
+        grad_u = self._grad_u_buffer(x.dtype) if need_weight else None
+        if need_weight and not self.n:
+            grad_u[...] = 0
+        for start, stop in self._chunks():
+            v, products = self._tiles(stop - start, x.dtype)
+            self._output_grad(gy[start:stop], products, scratch, threads)
+            if need_weight:
+                self._input_tiles(x[start:stop], v, scratch, threads)
+                self._grad_u_products(products, v, grad_u, start > 0)
+            if need_x:    # V's buffer is free again: it takes ∂L/∂V
+                self._grad_v_products(u, products, v)
+                self._input_grad(v, gx[start:stop], scratch, threads)
+        return gx, self._filter_grad(grad_u, threads) if need_weight else None
+
+
+class WinogradPlan(WinogradPasses):
     """The tile grid of one convolution: x (N, C, H, W) padded by ((top, bottom), (left,
     right)), output (N, O, Ho, Wo) covered by Th × Tw tiles of m×m (m = ``tile``,
     Th = ceil(Ho / m)), or with dilation (dh, dw) each of its dh·dw sub-grids by Th × Tw tiles
@@ -180,10 +232,6 @@ class WinogradPlan:
     def dilation(self):
         return self.dh, self.dw
 
-    def _chunks(self):
-        for start in range(0, self.n, self.chunk):
-            yield start, min(self.n, start + self.chunk)
-
     def _tiles(self, images, dtype):
         """The chunk's tile matrices: V (α², B·C, T) and M (α², O, T), each ξ plane followed
         by ``PLANE_GAP`` unused entries."""
@@ -192,9 +240,6 @@ class WinogradPlan:
                      [:, :rows * count].reshape(self.points, rows, count)
                      for name, rows in (("winograd_v", self.rows),
                                         ("winograd_m", self.out_channels)))
-
-    def _scratch(self, threads, dtype):
-        return workspace.get("winograd_scratch", (threads, self.scratch_length), dtype)
 
     def _filter_planes(self, dtype):
         """A new (α², O, B·C) array, its ξ planes ``PLANE_GAP`` entries apart (planes a power
@@ -246,42 +291,30 @@ class WinogradPlan:
                               get_num_threads())
         return u
 
-    def forward(self, x, u, bias):
-        """y (N, O, Ho, Wo) = conv(x, g) + bias, for U = ``transform_weight(g)``."""
-        y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
-        bias = absent(x.dtype) if bias is None else bias
-        threads = get_num_threads()
-        scratch = self._scratch(threads, x.dtype)
-        for start, stop in self._chunks():
-            v, products = self._tiles(stop - start, x.dtype)
-            self._input_tiles(x[start:stop], v, scratch, threads)
-            matmul_slabs(u, v, products, self.per_image)
-            _kernels.output_tiles(self.tile, products, y[start:stop], bias, self.tiles_h,
-                                  self.tiles_w, scratch, threads, *self.dilation)
-        return y
+    # the steps of ``WinogradPasses``: the products split by tile columns (whole images per
+    # thread, those the transforms gave it), but ∂L/∂U's, summed over the tiles, by points
+    def _products(self, u, v, products):
+        matmul_slabs(u, v, products, self.per_image)
 
-    def backward(self, x, u, gy, need_x, need_weight):
-        """(∂L/∂x or None, ∂L/∂weight (O, C, k, k) or None) for the output gradient gy; U
-        (``transform_weight``) is read only for ∂L/∂x (None without ``need_x``)."""
-        threads = get_num_threads()
-        scratch = self._scratch(threads, x.dtype)
-        gx = np.empty_like(x) if need_x else None
-        # the first chunk overwrites it; only an empty batch (no chunk) leaves it zero
-        grad_u = self._filter_planes(x.dtype) if need_weight else None
-        if need_weight and not self.n:
-            grad_u[...] = 0
-        for start, stop in self._chunks():
-            v, products = self._tiles(stop - start, x.dtype)
-            _kernels.output_grad(self.tile, gy[start:stop], products, self.tiles_h,
-                                 self.tiles_w, scratch, threads, *self.dilation)
-            if need_weight:
-                self._input_tiles(x[start:stop], v, scratch, threads)
-                matmul(products, v.transpose(0, 2, 1), grad_u, accumulate=start > 0)
-            if need_x:    # V's buffer is free again: it takes ∂L/∂V
-                matmul_slabs(u.transpose(0, 2, 1), products, v, self.per_image)
-                self._input_grad(v, gx[start:stop], scratch, threads)
-        if not need_weight:
-            return gx, None
-        grad_blocks = np.empty((self.out_channels, self.rows, 3, 3), x.dtype)
+    def _output_tiles(self, products, y, bias, scratch, threads):
+        _kernels.output_tiles(self.tile, products, y, bias, self.tiles_h, self.tiles_w,
+                              scratch, threads, *self.dilation)
+
+    def _output_grad(self, gy, products, scratch, threads):
+        _kernels.output_grad(self.tile, gy, products, self.tiles_h, self.tiles_w, scratch,
+                             threads, *self.dilation)
+
+    def _grad_u_buffer(self, dtype):
+        return self._filter_planes(dtype)
+
+    def _grad_u_products(self, products, v, grad_u, accumulate):
+        matmul(products, v.transpose(0, 2, 1), grad_u, accumulate=accumulate)
+
+    def _grad_v_products(self, u, products, v):
+        matmul_slabs(u.transpose(0, 2, 1), products, v, self.per_image)
+
+    def _filter_grad(self, grad_u, threads):
+        """∂L/∂weight (O, C, k, k): G's adjoint per 3×3 block, the blocks folded."""
+        grad_blocks = np.empty((self.out_channels, self.rows, 3, 3), grad_u.dtype)
         _kernels.filter_grad(_G[self.tile], grad_u, grad_blocks.reshape(-1, 9), threads)
-        return gx, self._folded(grad_blocks)
+        return self._folded(grad_blocks)
