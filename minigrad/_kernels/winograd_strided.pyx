@@ -188,68 +188,47 @@ cdef inline void _rows(const floating* src, Py_ssize_t src_step, floating* dst,
         rows_d(src, src_step, dst, dst_step, cells, mat, m_out, m_in, transpose, add)
 
 
-cdef void _interleave(const floating* planes, Py_ssize_t plane_step, Py_ssize_t n,
-                      Py_ssize_t height, Py_ssize_t width, Py_ssize_t h, Py_ssize_t w,
-                      floating* grid, Py_ssize_t grid_h, Py_ssize_t grid_w, Py_ssize_t y0,
-                      Py_ssize_t x0) noexcept nogil:
-    """grid cell (y0 + i, x0 + j) lane l = plane l's cell (i, j) for i < h, j < w, every
-    other cell 0; a whole group of whole float32 planes 16 cells at a time (a 16×16
-    transpose), the rest lane by lane."""
+cdef void _lanes(floating* planes, Py_ssize_t plane_step, Py_ssize_t n, Py_ssize_t height,
+                 Py_ssize_t width, Py_ssize_t h, Py_ssize_t w, floating* grid,
+                 Py_ssize_t grid_h, Py_ssize_t grid_w, Py_ssize_t y0, Py_ssize_t x0,
+                 bint to_grid) noexcept nogil:
+    """Plane l's cell (i, j) ↔ lane l of grid cell (y0 + i, x0 + j), for i < h, j < w.
+    ``to_grid``: into the grid, every other grid cell and lane 0; else into the planes, their
+    cells past (h, w) 0. A whole group of whole float32 planes goes 16 cells at a time (a
+    16×16 transpose), the rest lane by lane."""
     cdef Py_ssize_t i, j, l, k, first = 0, cells = height * width
     cdef floating* cell
-    cdef const float* rows[GROUP]
-    cdef float* cols[GROUP]
-    for i in range(grid_h):
-        for j in range(grid_w):
-            if not (y0 <= i < y0 + h and x0 <= j < x0 + w) or n < GROUP:
-                memset(grid + (i * grid_w + j) * GROUP, 0, GROUP * sizeof(floating))
+    cdef float* plane_rows[GROUP]
+    cdef float* grid_cells[GROUP]
+    if to_grid:
+        for i in range(grid_h):
+            for j in range(grid_w):
+                if n < GROUP or not (y0 <= i < y0 + h and x0 <= j < x0 + w):
+                    memset(grid + (i * grid_w + j) * GROUP, 0, GROUP * sizeof(floating))
     if floating is float:
         if n == GROUP and h == height and w == width:
             i = j = 0
             while first + GROUP <= cells:
                 for k in range(GROUP):
-                    rows[k] = planes + k * plane_step + first
-                    cols[k] = grid + ((y0 + i) * grid_w + x0 + j) * GROUP
+                    plane_rows[k] = planes + k * plane_step + first
+                    grid_cells[k] = grid + ((y0 + i) * grid_w + x0 + j) * GROUP
                     j += 1
                     if j == width:
                         i, j = i + 1, 0
-                transpose16(rows, cols)
-                first += GROUP
-    for k in range(first, cells):
-        i, j = k // width, k % width
-        if i < h and j < w:
-            cell = grid + ((y0 + i) * grid_w + x0 + j) * GROUP
-            for l in range(n):
-                cell[l] = planes[l * plane_step + k]
-
-
-cdef void _deinterleave(const floating* grid, Py_ssize_t grid_w, Py_ssize_t y0, Py_ssize_t x0,
-                        floating* planes, Py_ssize_t plane_step, Py_ssize_t n,
-                        Py_ssize_t height, Py_ssize_t width, Py_ssize_t h,
-                        Py_ssize_t w) noexcept nogil:
-    """The adjoint copy of ``_interleave``: plane l's cell (i, j) = grid cell (y0 + i, x0 +
-    j) lane l, 0 outside i < h, j < w."""
-    cdef Py_ssize_t i, j, l, k, first = 0, cells = height * width
-    cdef const floating* cell
-    cdef const float* rows[GROUP]
-    cdef float* cols[GROUP]
-    if floating is float:
-        if n == GROUP and h == height and w == width:
-            i = j = 0
-            while first + GROUP <= cells:
-                for k in range(GROUP):
-                    rows[k] = grid + ((y0 + i) * grid_w + x0 + j) * GROUP
-                    cols[k] = planes + k * plane_step + first
-                    j += 1
-                    if j == width:
-                        i, j = i + 1, 0
-                transpose16(rows, cols)
+                if to_grid:
+                    transpose16(<const float**>plane_rows, grid_cells)
+                else:
+                    transpose16(<const float**>grid_cells, plane_rows)
                 first += GROUP
     for k in range(first, cells):
         i, j = k // width, k % width
         cell = grid + ((y0 + i) * grid_w + x0 + j) * GROUP
         for l in range(n):
-            planes[l * plane_step + k] = cell[l] if i < h and j < w else 0
+            if to_grid:
+                if i < h and j < w:
+                    cell[l] = planes[l * plane_step + k]
+            else:
+                planes[l * plane_step + k] = cell[l] if i < h and j < w else 0
 
 
 cdef void _group(Pass kind, floating* planes, Py_ssize_t plane_step, Py_ssize_t n,
@@ -275,8 +254,8 @@ cdef void _group(Pass kind, floating* planes, Py_ssize_t plane_step, Py_ssize_t 
     cdef floating* line = points + ALPHA * tiles_h * (2 * M * tiles_w + 1) * GROUP
     cdef floating* src
     if kind == INPUT or kind == OUTPUT_GRAD:
-        _interleave(planes, plane_step, n, height, width, h, w, scratch, grid_h, grid_w, y0,
-                    x0)
+        _lanes(planes, plane_step, n, height, width, h, w, scratch, grid_h, grid_w, y0, x0,
+               True)
     if kind == INPUT:
         for t in range(tiles_h):        # α points per tile from even cell rows 2(M·t + k)
             _rows(scratch + 2 * M * t * span, 2 * span, points + ALPHA * t * span, span,
@@ -344,7 +323,8 @@ cdef void _group(Pass kind, floating* planes, Py_ssize_t plane_step, Py_ssize_t 
                   grid_w, bt, M + 1, ALPHA, True, True)
     if kind == OUTPUT or kind == INPUT_GRAD:
         # cells outside the grid's reach are read by no output: their gradient is zero
-        _deinterleave(scratch, grid_w, y0, x0, planes, plane_step, n, height, width, h, w)
+        _lanes(planes, plane_step, n, height, width, h, w, scratch, grid_h, grid_w, y0, x0,
+               False)
 
 
 cdef void _over_groups(Pass kind, floating* planes, Py_ssize_t n_images, Py_ssize_t channels,
