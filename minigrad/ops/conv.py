@@ -315,8 +315,8 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
         if lane_pointwise else None,
         # one filter per channel: a stencil, no GEMM to give BLAS
         "depthwise": 1 < groups == channels == out_channels,
-        # the Winograd plan, else the direct plans of the forward and of the backward pass
-        # (None: another path)
+        # the Winograd plans of the forward and of the backward pass (the stride-1 one serves
+        # both), and the direct plans for a pass without one (None: another path)
         "winograd": winograd, "winograd_backward": winograd_backward,
         "direct": direct, "direct_backward": direct_backward,
         "col_rows": col_rows,
