@@ -10,6 +10,7 @@ import minigrad.nn.functional as F
 from minigrad._kernels import winograd as kernels
 from minigrad.ops import conv as conv_module
 from minigrad.ops import conv_strided_winograd, conv_winograd
+from minigrad.ops import workspace as workspace_module
 from minigrad.ops.workspace import workspace
 
 from helpers import reference as R
@@ -238,6 +239,21 @@ def test_chunked_batches_match_one_chunk(monkeypatch, chunk_bytes, x_shape, chun
     for actual, expected in zip(_run(x, w, b, 1, gy)[0], whole):
         np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-12)
     conv_module._layout.cache_clear()
+
+
+def test_chunks_hold_at_least_the_transformed_filters(monkeypatch):
+    """Every chunk reads all of U: a chunk bound smaller than U gives way to U's size."""
+    monkeypatch.setattr(conv_winograd, "CHUNK_BYTES", 1)
+    plan = conv_winograd.WinogradPlan((64, 256, 4, 32), (256, 256, 3, 3), ((1, 1), (1, 1)),
+                                      4, 4)
+    filter_bytes = plan.points * 256 * 256 * 4
+    per_image = plan.points * (256 + 256) * plan.per_image * 4
+    assert plan.chunk == filter_bytes // per_image > 1
+
+
+def test_chunk_budget_is_a_cache_size():
+    budget = workspace_module.chunk_budget()
+    assert 64 << 10 <= budget <= workspace_module.NEAR_L3_BUDGET
 
 
 def test_stale_workspace_contents_do_not_leak():

@@ -30,10 +30,10 @@ channel pair for 5×5 instead of 25, with F(4×4)'s rounding.
 
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the tile
 matrices of one chunk of images, V (α², B·C, T) and M (α², O, T) for T tiles, at most
-``CHUNK_BYTES`` together (at least one image; on small maps at least one group of 16 lane
-planes, ``minigrad/_kernels/winograd.pyx``); the transformed filters U (α², O, B·C), made
-again by the backward pass rather than kept from the forward; in backward one more
-(α², O, B·C) for ∂L/∂U.
+``CHUNK_BYTES`` together, or U's size where U is larger (at least one image; on small maps at
+least one group of 16 lane planes, ``minigrad/_kernels/winograd.pyx``); the transformed
+filters U (α², O, B·C), made again by the backward pass rather than kept from the forward; in
+backward one more (α², O, B·C) for ∂L/∂U.
 """
 
 import math
@@ -43,12 +43,13 @@ import numpy as np
 from .._kernels import winograd as _kernels
 from ..threads import get_num_threads
 from .team_matmul import matmul, matmul_slabs
-from .workspace import absent, workspace
+from .workspace import absent, chunk_budget, workspace
 
-#: Bound on one chunk's tile matrices V and M: large enough for BLAS to run at full speed on
-#: the α² products, small enough that the transforms' output is still in cache when the
-#: products read it.
-CHUNK_BYTES = 8 << 20
+#: Bound on one chunk's tile matrices V and M: small enough that the transforms' output is
+#: still in cache when the products read it (the machine's ``chunk_budget``), unless the
+#: transformed filters U are larger: every chunk reads all of U, and chunks smaller than U
+#: spend more time re-reading it than they save.
+CHUNK_BYTES = chunk_budget()
 #: Entries between the end of one ξ plane of the tile matrices and the start of the next: with
 #: planes a power of two apart, the α² entries of a tile would fall on the same cache sets.
 PLANE_GAP = 16
@@ -221,7 +222,9 @@ class WinogradPlan(WinogradPasses):
                                                       self.dh, self.dw)
         per_image_bytes = (self.points * (self.rows + self.out_channels) * self.per_image
                            * itemsize)
-        self.chunk = max(1, min(self.n, CHUNK_BYTES // max(per_image_bytes, 1)))
+        filter_bytes = self.points * self.out_channels * self.rows * itemsize
+        self.chunk = max(1, min(self.n, max(CHUNK_BYTES, filter_bytes)
+                                // max(per_image_bytes, 1)))
         if _kernels.in_lanes(self.tiles_w, self.dh, self.dw):
             # whole groups of lane planes (at least one, past CHUNK_BYTES if need be): a short
             # group leaves vector lanes empty, and its thread idle while the others work

@@ -2,6 +2,7 @@
 empty arrays that stand for the kernels' absent optional arguments."""
 import math
 import mmap
+import os
 import threading
 
 import numpy as np
@@ -12,8 +13,51 @@ ALIGNMENT = 4096
 HUGE_PAGE = 2 << 20
 #: Views kept for reuse, per thread (a network asks for a few shapes per layer).
 MAX_VIEWS = 256
+#: The chunk budget where the L3 is the core complex's own (AMD's Zen): 8 MiB chunks were the
+#: fastest there (docs/benchmarks.md).
+NEAR_L3_BUDGET = 8 << 20
 
 _ABSENT = {}
+
+
+def _cpu_vendor():
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _l2_bytes():
+    """The first core's L2 size in bytes (Linux's sysfs), or None."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for index in sorted(os.listdir(base)):
+            with open(os.path.join(base, index, "level")) as level:
+                if level.read().strip() != "2":
+                    continue
+            with open(os.path.join(base, index, "size")) as size:
+                text = size.read().strip()
+            units = {"K": 1 << 10, "M": 1 << 20}
+            return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def chunk_budget():
+    """Bytes of intermediate results one chunk of a batch may hold when a later step reads
+    them back (Winograd's tile matrices): they come back at cache speed only while they fit
+    in a cache near the core. On AMD's Zen that is the core complex's L3; elsewhere (Intel's
+    server cores, whose L3 is a die-wide mesh: a third of L2's copy speed) half the core's
+    L2, the fastest there (docs/benchmarks.md); ``NEAR_L3_BUDGET`` when the L2 is unknown."""
+    l2 = _l2_bytes()
+    if _cpu_vendor() == "AuthenticAMD" or not l2:
+        return NEAR_L3_BUDGET
+    return l2 // 2
 
 
 def absent(dtype, ndim=1):
