@@ -25,6 +25,18 @@
 
 #include "vectors.h"
 
+/* Where GCC tunes for AMD's Zen, each vector's FMA loads the input itself, as its broadcast
+ * operand ({1to16}): the empty asm keeps GCC from merging the loads into one broadcast into a
+ * register, which ran slower there on rows of 8 and of 7 (Zen 4 splits a 512-bit FMA in two
+ * halves and has loads to spare). With two 512-bit FMAs a cycle (Intel's server cores) the
+ * loads are the bottleneck: one broadcast serves both vectors. */
+#if defined(__tune_znver1__) || defined(__tune_znver2__) || defined(__tune_znver3__) \
+    || defined(__tune_znver4__) || defined(__tune_znver5__)
+#define MINIGRAD_LANE_OWN_LOADS(at) __asm__ volatile("" : "+r"(at))
+#else
+#define MINIGRAD_LANE_OWN_LOADS(at)
+#endif
+
 /* One step of the sums: tap t of channel c for the positions [FIRST, LAST), without each
  * row's first (SKIP_FIRST) or last (SKIP_LAST) column. The bounds are constants: the loop
  * unrolls (told to: GCC peels at most 16 iterations by itself, and the 28 of two rows of 14
@@ -40,11 +52,8 @@
             if (((SKIP_FIRST) && p % (Q) == 0) || ((SKIP_LAST) && p % (Q) == (Q) - 1))       \
                 continue;                                                                    \
             for (v = 0; v < (VECS); v++) {                                                   \
-                /* each vector's FMA loads the input itself, as its broadcast operand         \
-                 * ({1to16}); the empty asm keeps GCC from merging the loads into one         \
-                 * broadcast into a register, which ran slower on rows of 8 and of 7 */       \
                 const T *at = g + (p / (Q)) * grid_width + p % (Q);                          \
-                __asm__ volatile("" : "+r"(at));                                             \
+                MINIGRAD_LANE_OWN_LOADS(at);                                                 \
                 sums[p][v] += (*at - (V){0}) * w[v];                                         \
             }                                                                                \
         }                                                                                    \
