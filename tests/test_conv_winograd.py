@@ -251,6 +251,20 @@ def test_chunks_hold_at_least_the_transformed_filters(monkeypatch):
     assert plan.chunk == filter_bytes // per_image > 1
 
 
+def test_products_by_points_match_reference(tile):
+    """Where U outweighs a chunk's V and M the products are split by points, on the team."""
+    x = RNG.standard_normal((4, 64, 8, 8))
+    w = RNG.standard_normal((64, 64, 3, 3))
+    b = RNG.standard_normal(64)
+    plan = _layout_of(x, w, 1)["winograd"]
+    assert plan.by_points or tile == 2
+    (y, gx, gw, gb), gy = _run(x, w, b, 1)
+    np.testing.assert_allclose(y, R.conv2d(x, w, b, padding=1), rtol=0, atol=1e-10)
+    ex, ew, eb = R.conv2d_vjp(x, w, gy, padding=1)
+    np.testing.assert_allclose(gx, ex, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(gw, ew, rtol=0, atol=1e-10)
+
+
 def test_chunk_budget_is_a_cache_size():
     budget = workspace_module.chunk_budget()
     assert 64 << 10 <= budget <= workspace_module.NEAR_L3_BUDGET

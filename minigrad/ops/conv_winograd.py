@@ -225,6 +225,9 @@ class WinogradPlan(WinogradPasses):
         filter_bytes = self.points * self.out_channels * self.rows * itemsize
         self.chunk = max(1, min(self.n, max(CHUNK_BYTES, filter_bytes)
                                 // max(per_image_bytes, 1)))
+        # the products split by whole points where U is at least the chunk's V and M: each
+        # thread then reads only its points' U, and the smaller V and M cross cores instead
+        self.by_points = filter_bytes >= self.chunk * per_image_bytes
         if _kernels.in_lanes(self.tiles_w, self.dh, self.dw):
             # whole groups of lane planes (at least one, past CHUNK_BYTES if need be): a short
             # group leaves vector lanes empty, and its thread idle while the others work
@@ -295,9 +298,13 @@ class WinogradPlan(WinogradPasses):
         return u
 
     # the steps of ``WinogradPasses``: the products split by tile columns (whole images per
-    # thread, those the transforms gave it), but ∂L/∂U's, summed over the tiles, by points
+    # thread, those the transforms gave it) or, ``by_points``, by points; ∂L/∂U's, summed
+    # over the tiles, by points
     def _products(self, u, v, products):
-        matmul_slabs(u, v, products, self.per_image)
+        if self.by_points:
+            matmul(u, v, products)
+        else:
+            matmul_slabs(u, v, products, self.per_image)
 
     def _output_tiles(self, products, y, bias, scratch, threads):
         _kernels.output_tiles(self.tile, products, y, bias, self.tiles_h, self.tiles_w,
@@ -314,7 +321,10 @@ class WinogradPlan(WinogradPasses):
         matmul(products, v.transpose(0, 2, 1), grad_u, accumulate=accumulate)
 
     def _grad_v_products(self, u, products, v):
-        matmul_slabs(u.transpose(0, 2, 1), products, v, self.per_image)
+        if self.by_points:
+            matmul(u.transpose(0, 2, 1), products, v)
+        else:
+            matmul_slabs(u.transpose(0, 2, 1), products, v, self.per_image)
 
     def _filter_grad(self, grad_u, threads):
         """∂L/∂weight (O, C, k, k): G's adjoint per 3×3 block, the blocks folded."""
