@@ -20,8 +20,10 @@ pytestmark = pytest.mark.skipif(not kernels.LANE_TILE,
 
 @pytest.fixture(autouse=True)
 def no_winograd(monkeypatch):
-    """Winograd would take some of these 3×3 shapes; the lane tile is what is tested."""
+    """Winograd would take some of these 3×3 shapes; the lane tile is what is tested (on rows
+    a whole number of 16 wide too, which it takes where the compiler tunes for Zen)."""
     forced_winograd(monkeypatch, None)
+    monkeypatch.setattr(conv_direct, "LANE_WIDE_ROWS", True)
     conv_module._layout.cache_clear()
     yield
     conv_module._layout.cache_clear()
@@ -99,6 +101,15 @@ def _uses_lanes(case):
                                  produced % 16 == 0 and tile == width)
     return (rule(channels, out_channels, out_width),
             rule(out_channels, channels, width) and stride.max() == 1)
+
+
+def test_wide_rows_go_to_the_position_tiles_unless_the_lane_tile_wins(monkeypatch):
+    """Rows a whole number of 16 wide take the position tiles where LANE_WIDE_ROWS is off."""
+    monkeypatch.setattr(conv_direct, "LANE_WIDE_ROWS", False)
+    for width, lanes in ((32, False), (16, False), (28, True), (8, True), (24, True)):
+        plan = conv_direct.DirectPlan((2, 32, 6, width), (64, 32, 3, 3), ((1, 1), (1, 1)),
+                                      (1, 1))
+        assert (plan.lanes, plan.input_lanes) == (lanes, lanes)
 
 
 def _conv(case, dtype, bias=True):

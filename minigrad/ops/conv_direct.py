@@ -114,6 +114,12 @@ LANE_MIN_CHANNELS = 16
 #: output channels take it on outputs 4, 7, 8 or 14 wide with one vector per tile (two rows of
 #: positions), 2 keeps them off.
 LANE_MIN_VECTORS = 1
+#: Whether rows a whole number of ``WIDE_ROW`` outputs wide take the lane tile: the position
+#: tiles' runs of 16 fill such rows, and they were faster there on Intel (two FMAs a cycle;
+#: docs/algorithms.md), the lane tile on Zen (``_kernels.LANE_WIDE_ROWS``, by the compiler's
+#: tuning).
+LANE_WIDE_ROWS = _kernels.LANE_WIDE_ROWS
+WIDE_ROW = 16
 #: The row widths of a lane tile: 14 or 8 outputs of one row, or two rows of 7 or of 4.
 LANE_WIDTHS = _kernels.LANE_WIDTHS
 #: The largest batch whose 1×1 convolutions run on the lane tile (``pointwise_row``).
@@ -237,14 +243,16 @@ def _pack(weight, threads, block=None):
 
 
 def _takes_lanes(summed, produced, width, taps):
-    """The lane tile's rule (``LANE_MIN_CHANNELS``) for a correlation of ``taps`` taps that
-    sums ``summed`` channels into ``produced`` ones on maps ``width`` wide."""
+    """The lane tile's rule (``LANE_MIN_CHANNELS``, ``LANE_WIDE_ROWS``) for a correlation of
+    ``taps`` taps that sums ``summed`` channels into ``produced`` ones on maps ``width``
+    wide."""
     tile, vectors = _kernels.lane_tile_width(width), lane_vectors(produced)
     # with one vector only rows of one tile: on wider rows the position tiles were as fast
     return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None
             and summed >= LANE_MIN_CHANNELS and vectors >= LANE_MIN_VECTORS
             and produced % _kernels.lane_block(4, vectors) == 0
-            and tile > 0 and (vectors == 2 or tile == width) and taps <= _kernels.LANE_TAPS)
+            and tile > 0 and (vectors == 2 or tile == width) and taps <= _kernels.LANE_TAPS
+            and (LANE_WIDE_ROWS or width % WIDE_ROW != 0))
 
 
 def lane_vectors(produced):
