@@ -691,12 +691,14 @@ def test_pack_weight_blocks_rows_and_takes_any_strides(rows):
 
 
 @pytest.mark.parametrize("block", [OB, 16, 32])
-@pytest.mark.parametrize("shape", [(5, 3, 3, 3), (70, 120, 3, 3), (33, 7, 5, 5)])
+@pytest.mark.parametrize("shape", [(5, 3, 3, 3), (70, 120, 3, 3), (33, 7, 5, 5),
+                                   (32, 16, 1, 1), (48, 32, 3, 3)])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_pack_weight_any_block_and_thread_count(block, shape, threads):
     """Blocks of any width (the position tile's, the lane tile's one and two vectors), a
     weight large enough to be packed by the team and in several passes over its channels,
-    transposed (the input gradient's) and not."""
+    transposed (the input gradient's) and not (float32 rows into blocks of 16 or 32: by
+    register transposes, 16 columns at a time, whole or with the rest one by one)."""
     w = RNG.standard_normal(shape).astype(np.float32)
     for weight in (w, w.transpose(1, 0, 2, 3)):
         rows = weight.shape[0]

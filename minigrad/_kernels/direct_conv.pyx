@@ -346,6 +346,36 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
 cdef Py_ssize_t PACK_PARALLEL_MIN = 1 << 16
 
 
+cdef extern from "transpose16.h" nogil:
+    void _transpose16 "minigrad_transpose16" (const float** src, float** dst)
+
+
+cdef void _pack_group16(const float* weight, Py_ssize_t rows, Py_ssize_t columns,
+                        Py_ssize_t group, float* packed, Py_ssize_t block) noexcept nogil:
+    """``pack_weight`` for rows 16·group … 16·group + 15 of a C-contiguous float32 weight
+    (R, columns) into blocks of 16 or 32 rows: 16 columns at a time by a register transpose,
+    each of whose rows (one column's 16 weights) is 16 consecutive entries of a block; the
+    rest of the columns one by one."""
+    cdef float zeros[16]
+    cdef const float* src[16]
+    cdef float* dst[16]
+    cdef Py_ssize_t i, j, c0, row
+    cdef Py_ssize_t full = columns - columns % 16
+    cdef Py_ssize_t b = group * 16 // block, lane = group * 16 % block
+    memset(zeros, 0, sizeof(zeros))
+    for c0 in range(0, full, 16):
+        for i in range(16):
+            row = group * 16 + i
+            src[i] = weight + row * columns + c0 if row < rows else zeros
+            dst[i] = packed + (b * columns + c0 + i) * block + lane
+        _transpose16(src, dst)
+    for i in range(16):
+        row = group * 16 + i
+        for j in range(full, columns):
+            packed[(b * columns + j) * block + lane + i] = (weight[row * columns + j]
+                                                            if row < rows else 0)
+
+
 def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed,
                 int num_threads=1):
     """packed[b, c·T + t, o] = weight[b·B + o, c, t], zero for rows b·B + o past the last:
@@ -362,6 +392,17 @@ def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed,
     # channels per pass: about 16 KB of packed rows
     cdef Py_ssize_t per_pass = max(1, 4096 // max(1, taps * block))
     cdef int nt = team_size(rows * channels * taps, PACK_PARALLEL_MIN, num_threads)
+    cdef Py_ssize_t groups = (packed.shape[0] * block + 15) // 16, g
+    if (floating is float and block in (16, 32) and rows > 0 and channels * taps > 0
+            and weight.strides[2] == sizeof(float)
+            and weight.strides[1] == taps * sizeof(float)
+            and weight.strides[0] == channels * taps * sizeof(float)):
+        # C-contiguous float32 rows into blocks a whole number of 16 rows: by 16×16 register
+        # transposes
+        for g in prange(groups, nogil=True, schedule="static", num_threads=nt):
+            _pack_group16(<const float*>&weight[0, 0, 0], rows, channels * taps, g,
+                          <float*>&packed[0, 0, 0], block)
+        return
     for b in prange(packed.shape[0], nogil=True, schedule="static", num_threads=nt):
         for k in range((channels + per_pass - 1) // per_pass):
             c0 = k * per_pass
