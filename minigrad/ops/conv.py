@@ -257,6 +257,8 @@ def _per_image_matmul(a, b, out):
     (``team_matmul``), each whole on one."""
     if out.shape[1] != 1:
         return np.matmul(a, b, out=out)
+    if a.ndim == 3 and out.shape[0] == 1:     # the weight (1, R, S) is the one image's stack
+        return matmul(a, b[:, 0], out[:, 0])
     a = np.broadcast_to(a, out.shape[:1] + a.shape[-3:])
     return matmul(a[:, 0], b[:, 0], out[:, 0])
 
