@@ -105,6 +105,7 @@ def test_float32_matches_torch_where_the_rule_chooses_it(monkeypatch):
     conv3x3_s2_128to256), in float32 against PyTorch's own convolution."""
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(strided, "USE", True)
+    monkeypatch.setattr(strided, "ONE_TILE_FORWARD", True)
     x = RNG.standard_normal((16, 128, 8, 8)).astype(np.float32)
     w = (RNG.standard_normal((256, 128, 3, 3)) * 0.05).astype(np.float32)
     b = RNG.standard_normal(256).astype(np.float32)
@@ -169,9 +170,16 @@ def test_rules(monkeypatch):
     """Forward and backward by their own depth bars; neither below a lane group of images,
     on poorly covered outputs, or off 3×3 stride 2 (undilated, ungrouped)."""
     monkeypatch.setattr(strided, "USE", True)
+    monkeypatch.setattr(strided, "ONE_TILE_FORWARD", True)
     base = dict(kernel=(3, 3), stride=(2, 2), dilation=(1, 1), groups=1, channels=128,
                 out_channels=256, n=64, out_h=4, out_w=4)
     assert strided.passes(**base) == (True, True)
+    # a forward of one tile per image only where ONE_TILE_FORWARD (on Zen)
+    monkeypatch.setattr(strided, "ONE_TILE_FORWARD", False)
+    assert strided.passes(**base) == (False, True)
+    assert strided.passes(**{**base, "out_h": 8, "out_w": 8}) == (True, True)
+    assert strided.passes(**{**base, "out_h": 8, "out_w": 4}) == (True, True)
+    monkeypatch.setattr(strided, "ONE_TILE_FORWARD", True)
     assert strided.passes(**{**base, "channels": 32, "out_channels": 64}) == (False, True)
     assert strided.passes(**{**base, "channels": 16, "out_channels": 32}) == (False, False)
     for change in ({"n": 8}, {"out_h": 3, "out_w": 3}, {"out_h": 7, "out_w": 7},
@@ -189,6 +197,7 @@ def test_layer_takes_each_pass_by_its_rule(monkeypatch):
     """A deep layer runs both passes here; a 32 → 64 one only its backward (its forward
     stays on the direct kernels), with the same results as the direct path."""
     monkeypatch.setattr(strided, "USE", True)
+    monkeypatch.setattr(strided, "ONE_TILE_FORWARD", True)
     deep = F.conv2d(minigrad.tensor(np.zeros((16, 128, 8, 8), np.float32), requires_grad=True),
                     np.zeros((256, 128, 3, 3), np.float32), stride=2, padding=1)._creator
     assert isinstance(deep.winograd, strided.StridedWinogradPlan)

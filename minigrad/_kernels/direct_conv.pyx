@@ -538,7 +538,7 @@ cdef extern from "lane_tile.h" nogil:
     enum:
         LANES_BUILT "MINIGRAD_LANES"
         LANE_MAX_TAPS "MINIGRAD_LANE_MAX_TAPS"
-        WIDE_ROWS "MINIGRAD_LANE_WIDE_ROWS"
+        ZEN_TUNED "MINIGRAD_ZEN"
     void _lanes_f "minigrad_lanes_f" (
         int width, int vectors, const float* grid, Py_ssize_t grid_length,
         Py_ssize_t grid_width, const float* weight, const Py_ssize_t* shifts,
@@ -562,9 +562,10 @@ LANE_TILE = bool(LANES_BUILT)
 LANE_WIDTHS = (4, 7, 8, LANE_POSITIONS)
 #: The most taps a kernel may have on the lane tile.
 LANE_TAPS = LANE_MAX_TAPS
-#: Whether the lane tile beat the position tiles on rows a whole number of 16 wide (where the
-#: position tiles' runs lose no lanes) with the compiler's tuning: on Zen, not on Intel.
-LANE_WIDE_ROWS = bool(WIDE_ROWS)
+#: Whether the kernels were compiled for AMD's Zen (GCC's znver tuning, which -march=native
+#: picks there): some rules were measured both on Zen 4 and on an Intel Xeon, whose two
+#: 512-bit FMAs a cycle favour the direct kernels (docs/algorithms.md).
+ZEN = bool(ZEN_TUNED)
 
 
 def team(Py_ssize_t macs, int num_threads):

@@ -32,14 +32,11 @@
  * loads are the bottleneck: one broadcast serves both vectors. */
 #if defined(__tune_znver1__) || defined(__tune_znver2__) || defined(__tune_znver3__) \
     || defined(__tune_znver4__) || defined(__tune_znver5__)
+#define MINIGRAD_ZEN 1
 #define MINIGRAD_LANE_OWN_LOADS(at) __asm__ volatile("" : "+r"(at))
-/* rows a whole number of 16 wide: faster here on the lane tile than on the position tiles */
-#define MINIGRAD_LANE_WIDE_ROWS 1
 #else
+#define MINIGRAD_ZEN 0
 #define MINIGRAD_LANE_OWN_LOADS(at)
-/* ... and slower with two FMAs a cycle, where the position tiles' 24 accumulators beat the
- * 16 of a row of 8 */
-#define MINIGRAD_LANE_WIDE_ROWS 0
 #endif
 
 /* One step of the sums: tap t of channel c for the positions [FIRST, LAST), without each

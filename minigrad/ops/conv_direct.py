@@ -116,9 +116,8 @@ LANE_MIN_CHANNELS = 16
 LANE_MIN_VECTORS = 1
 #: Whether rows a whole number of ``WIDE_ROW`` outputs wide take the lane tile: the position
 #: tiles' runs of 16 fill such rows, and they were faster there on Intel (two FMAs a cycle;
-#: docs/algorithms.md), the lane tile on Zen (``_kernels.LANE_WIDE_ROWS``, by the compiler's
-#: tuning).
-LANE_WIDE_ROWS = _kernels.LANE_WIDE_ROWS
+#: docs/algorithms.md), the lane tile on Zen (``_kernels.ZEN``, by the compiler's tuning).
+LANE_WIDE_ROWS = _kernels.ZEN
 WIDE_ROW = 16
 #: The row widths of a lane tile: 14 or 8 outputs of one row, or two rows of 7 or of 4.
 LANE_WIDTHS = _kernels.LANE_WIDTHS

@@ -34,6 +34,7 @@ backward one more such set for ∂L/∂U.
 """
 import numpy as np
 
+from .._kernels import direct_conv as _direct
 from .._kernels import winograd_strided as _kernels
 from ..threads import get_num_threads
 from .conv_winograd import WinogradPasses
@@ -56,6 +57,9 @@ FORWARD_MIN_DEPTH = 40
 BACKWARD_MIN_DEPTH = 16
 MIN_TILE_USE = 0.8
 MIN_IMAGES = 16
+#: Whether a forward whose output is one tile per image (4×4) runs here: on Zen 4 it did; on
+#: an Intel Xeon the direct kernel's lane tile was faster there (``_direct.ZEN``).
+ONE_TILE_FORWARD = _direct.ZEN
 #: Outputs per tile along an axis (F(4, 2)).
 TILE = 4
 #: EE has TILE² columns per output tile, EO and OE TILE: cut in TILE slices, EE's product
@@ -121,7 +125,8 @@ def passes(kernel, stride, dilation, groups, channels, out_channels, n, out_h, o
     if n < MIN_IMAGES or out_h * out_w < MIN_TILE_USE * TILE * TILE * tiles:
         return False, False
     depth = channels * out_channels / (channels + out_channels)
-    return depth >= FORWARD_MIN_DEPTH, depth >= BACKWARD_MIN_DEPTH
+    return (depth >= FORWARD_MIN_DEPTH and (tiles > 1 or ONE_TILE_FORWARD),
+            depth >= BACKWARD_MIN_DEPTH)
 
 
 class StridedWinogradPlan(WinogradPasses):
