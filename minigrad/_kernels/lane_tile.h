@@ -25,11 +25,13 @@
 
 #include "vectors.h"
 
-/* Where GCC tunes for AMD's Zen, each vector's FMA loads the input itself, as its broadcast
- * operand ({1to16}): the empty asm keeps GCC from merging the loads into one broadcast into a
- * register, which ran slower there on rows of 8 and of 7 (Zen 4 splits a 512-bit FMA in two
- * halves and has loads to spare). With two 512-bit FMAs a cycle (Intel's server cores) the
- * loads are the bottleneck: one broadcast serves both vectors. */
+/* MINIGRAD_ZEN: whether GCC tunes for AMD's Zen (-march=native picks it there); the rules
+ * measured on both kinds of machine read it (direct_conv.ZEN). On Zen each vector's FMA loads
+ * the input itself, as its broadcast operand ({1to16}): the empty asm keeps GCC from merging
+ * the loads into one broadcast into a register, which ran slower there on rows of 8 and of 7
+ * (Zen 4 splits a 512-bit FMA in two halves and has loads to spare). With two 512-bit FMAs a
+ * cycle (Intel's server cores) the loads are the bottleneck: one broadcast serves both
+ * vectors. */
 #if defined(__tune_znver1__) || defined(__tune_znver2__) || defined(__tune_znver3__) \
     || defined(__tune_znver4__) || defined(__tune_znver5__)
 #define MINIGRAD_ZEN 1
