@@ -115,6 +115,19 @@ def openblas_libraries():
     return libraries
 
 
+def cpu_info(field):
+    """The first value of ``field`` ("vendor_id", "model name", ...) in Linux's
+    /proc/cpuinfo, or None."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def environment():
     """The environment variables minigrad applied in this process, for a child process that
     should run with the same settings: ``subprocess.run(..., env={**os.environ,

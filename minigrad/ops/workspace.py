@@ -7,6 +7,8 @@ import threading
 
 import numpy as np
 
+from ..runtime import cpu_info
+
 #: Buffers start on a page boundary, as large ``mmap``-backed arrays do: BLAS and the
 #: vectorised kernels lose speed on rows that straddle cache lines (benchmark case conv3x3_s2).
 ALIGNMENT = 4096
@@ -18,17 +20,6 @@ MAX_VIEWS = 256
 NEAR_L3_BUDGET = 8 << 20
 
 _ABSENT = {}
-
-
-def _cpu_vendor():
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def _l2_bytes():
@@ -55,7 +46,7 @@ def chunk_budget():
     server cores, whose L3 is a die-wide mesh: a third of L2's copy speed) half the core's
     L2, the fastest there (docs/benchmarks.md); ``NEAR_L3_BUDGET`` when the L2 is unknown."""
     l2 = _l2_bytes()
-    if _cpu_vendor() == "AuthenticAMD" or not l2:
+    if cpu_info("vendor_id") == "AuthenticAMD" or not l2:
         return NEAR_L3_BUDGET
     return l2 // 2
 
