@@ -16,7 +16,7 @@ HUGE_PAGE = 2 << 20
 #: Views kept for reuse, per thread (a network asks for a few shapes per layer).
 MAX_VIEWS = 256
 #: The chunk budget where the L3 is the core complex's own (AMD's Zen): 8 MiB chunks were the
-#: fastest there (docs/benchmarks.md).
+#: fastest there (docs/algorithms.md).
 NEAR_L3_BUDGET = 8 << 20
 
 _ABSENT = {}
@@ -44,7 +44,9 @@ def chunk_budget():
     them back (Winograd's tile matrices): they come back at cache speed only while they fit
     in a cache near the core. On AMD's Zen that is the core complex's L3; elsewhere (Intel's
     server cores, whose L3 is a die-wide mesh: a third of L2's copy speed) half the core's
-    L2, the fastest there (docs/benchmarks.md); ``NEAR_L3_BUDGET`` when the L2 is unknown."""
+    L2, the fastest there (docs/algorithms.md); ``NEAR_L3_BUDGET`` when the L2 is unknown.
+    By the vendor, not the compiler's tuning (``direct_conv.ZEN``): a portable build on Zen
+    has the same caches."""
     l2 = _l2_bytes()
     if cpu_info("vendor_id") == "AuthenticAMD" or not l2:
         return NEAR_L3_BUDGET
