@@ -7,7 +7,9 @@ by one thread, so its sums are formed in a fixed order (the result does not depe
 thread count) and a channel's data stays in that core's cache between the two passes of a
 forward or a backward. Below ``PARALLEL_MIN`` values (a batch of one small image) one thread
 does it all: starting the team would cost more than the pass. Sums are accumulated in double,
-four at a time for instruction-level parallelism. The Python wrapper
+four at a time for instruction-level parallelism, or on runs of 4·LANES or more in LANES lanes
+that vectorise (the bias gradient and the moments; the backward's sums, which read two
+tensors, run at memory speed either way). The Python wrapper
 (``minigrad/ops/normalization.py``) checks the shapes.
 """
 from cython.parallel cimport prange
@@ -92,11 +94,14 @@ def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int 
     for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
         s = 0
         for n in range(n_images):
-            s = s + _sum(&x[n, c, 0], length)
+            # (runs of 4·LANES or more in lanes, which vectorise: as ``channel_sums``)
+            s = s + (_lane_sum(&x[n, c, 0], length) if length >= 4 * LANES
+                     else _sum(&x[n, c, 0], length))
         m = s / count
         s = 0
         for n in range(n_images):
-            s = s + _dot(&x[n, c, 0], &x[n, c, 0], length, m, m)
+            s = s + (_lane_dot(&x[n, c, 0], &x[n, c, 0], length, m, m)
+                     if length >= 4 * LANES else _dot(&x[n, c, 0], &x[n, c, 0], length, m, m))
         mean[c] = m
         var[c] = s / count
 
@@ -118,6 +123,26 @@ cdef inline double _lane_sum(const floating* a, Py_ssize_t length) noexcept nogi
             lanes[k] = lanes[k] + a[block * LANES + k]
     for i in range(length // LANES * LANES, length):
         lanes[0] = lanes[0] + a[i]
+    while half > 0:
+        for k in range(half):
+            lanes[k] = lanes[k] + lanes[k + half]
+        half = half // 2
+    return lanes[0]
+
+
+cdef inline double _lane_dot(const floating* a, const floating* b, Py_ssize_t length,
+                             double shift_a, double shift_b) noexcept nogil:
+    """``_dot`` in ``LANES`` double lanes, as ``_lane_sum`` sums."""
+    cdef double lanes[LANES]
+    cdef Py_ssize_t i, k, block, half = LANES // 2
+    for k in range(LANES):
+        lanes[k] = 0
+    for block in range(length // LANES):
+        for k in range(LANES):
+            lanes[k] = lanes[k] + ((a[block * LANES + k] - shift_a)
+                                   * (b[block * LANES + k] - shift_b))
+    for i in range(length // LANES * LANES, length):
+        lanes[0] = lanes[0] + (a[i] - shift_a) * (b[i] - shift_b)
     while half > 0:
         for k in range(half):
             lanes[k] = lanes[k] + lanes[k + half]
