@@ -110,19 +110,9 @@ cdef enum:
     LANES = 16      # independent double sums of ``_lane_sum``, a vector's worth per add
 
 
-cdef inline double _lane_sum(const floating* a, Py_ssize_t length) noexcept nogil:
-    """Σ a[i] in ``LANES`` double lanes (lane k: i ≡ k mod LANES, in order, the tail in lane
-    0), then the lanes pairwise, halves added: independent sums that vectorise, where
-    ``_sum``'s four wait on each other."""
-    cdef double lanes[LANES]
-    cdef Py_ssize_t i, k, block, half = LANES // 2
-    for k in range(LANES):
-        lanes[k] = 0
-    for block in range(length // LANES):
-        for k in range(LANES):
-            lanes[k] = lanes[k] + a[block * LANES + k]
-    for i in range(length // LANES * LANES, length):
-        lanes[0] = lanes[0] + a[i]
+cdef inline double _fold(double* lanes) noexcept nogil:
+    """The ``LANES`` lanes' total, pairwise: halves added until one is left."""
+    cdef Py_ssize_t k, half = LANES // 2
     while half > 0:
         for k in range(half):
             lanes[k] = lanes[k] + lanes[k + half]
@@ -130,11 +120,27 @@ cdef inline double _lane_sum(const floating* a, Py_ssize_t length) noexcept nogi
     return lanes[0]
 
 
+cdef inline double _lane_sum(const floating* a, Py_ssize_t length) noexcept nogil:
+    """Σ a[i] in ``LANES`` double lanes (lane k: i ≡ k mod LANES, in order, the tail in lane
+    0), then ``_fold``: independent sums that vectorise, where ``_sum``'s four wait on each
+    other."""
+    cdef double lanes[LANES]
+    cdef Py_ssize_t i, k, block
+    for k in range(LANES):
+        lanes[k] = 0
+    for block in range(length // LANES):
+        for k in range(LANES):
+            lanes[k] = lanes[k] + a[block * LANES + k]
+    for i in range(length // LANES * LANES, length):
+        lanes[0] = lanes[0] + a[i]
+    return _fold(lanes)
+
+
 cdef inline double _lane_dot(const floating* a, const floating* b, Py_ssize_t length,
                              double shift_a, double shift_b) noexcept nogil:
     """``_dot`` in ``LANES`` double lanes, as ``_lane_sum`` sums."""
     cdef double lanes[LANES]
-    cdef Py_ssize_t i, k, block, half = LANES // 2
+    cdef Py_ssize_t i, k, block
     for k in range(LANES):
         lanes[k] = 0
     for block in range(length // LANES):
@@ -143,11 +149,7 @@ cdef inline double _lane_dot(const floating* a, const floating* b, Py_ssize_t le
                                    * (b[block * LANES + k] - shift_b))
     for i in range(length // LANES * LANES, length):
         lanes[0] = lanes[0] + (a[i] - shift_a) * (b[i] - shift_b)
-    while half > 0:
-        for k in range(half):
-            lanes[k] = lanes[k] + lanes[k + half]
-        half = half // 2
-    return lanes[0]
+    return _fold(lanes)
 
 
 def channel_sums(const floating[:, :, ::1] x, double[::1] out, int num_threads):
