@@ -14,6 +14,16 @@ needs_blas = pytest.mark.skipif(not team_matmul.BOUND,
                                 reason="no OpenBLAS with CBLAS entry points found in numpy")
 
 
+@pytest.fixture(params=[False, True], ids=["blas", "own"])
+def own(request, monkeypatch):
+    """The float32 products by BLAS or by the team's own product (where built)."""
+    if request.param and not team_gemm.OWN:
+        pytest.skip("the own product needs AVX-512")
+    monkeypatch.setattr(team_matmul, "OWN_GEMM", request.param)
+    monkeypatch.setattr(team_matmul, "OWN_MIN_MACS", 0)
+    return request.param
+
+
 @pytest.fixture
 def two_threads(monkeypatch):
     """Two threads, and the team for products of any size."""
@@ -35,7 +45,8 @@ def _stacks(p, m, k, n, dtype, trans_a=False, trans_b=False):
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
                                               (True, True)])
 @pytest.mark.parametrize("accumulate", [False, True])
-def test_products_match_numpy(two_threads, monkeypatch, dtype, trans_a, trans_b, accumulate):
+def test_products_match_numpy(two_threads, own, monkeypatch, dtype, trans_a, trans_b,
+                              accumulate):
     a, b = _stacks(5, 7, 9, 11, dtype, trans_a, trans_b)
     start = RNG.standard_normal((5, 7, 11)).astype(dtype)
     out = start.copy()
@@ -53,6 +64,31 @@ def test_products_match_numpy(two_threads, monkeypatch, dtype, trans_a, trans_b,
 _products = team_gemm.products
 
 
+@pytest.mark.skipif(not team_gemm.OWN, reason="the own product needs AVX-512")
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
+                                              (True, True)])
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (7, 300, 45), (8, 256, 32), (17, 513, 600),
+                                     (64, 32, 64), (33, 1, 70)])
+def test_own_product_edges(trans_a, trans_b, accumulate, m, k, n):
+    """gemm_tile.h against float64 numpy: rows past a block of 8, columns past a panel of
+    32 or a block of 512, sums past a block of 256 values."""
+    a, b = _stacks(2, m, k, n, np.float32, trans_a, trans_b)
+    start = RNG.standard_normal((2, m, n)).astype(np.float32)
+    out = start.copy()
+    left, right = team_matmul._operand(a), team_matmul._operand(b)
+    team_gemm.products(left[1], left[0], right[1], right[0], out, accumulate, 0, 2, True)
+    expected = np.matmul(a.astype(np.float64), b) + (start if accumulate else 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * max(1, k) ** 0.5)
+
+
+def test_own_product_is_float32_only():
+    a = np.ones((1, 2, 3))
+    with pytest.raises(ValueError, match="float32"):
+        team_gemm.products(a, False, a.transpose(0, 2, 1), False, np.ones((1, 2, 2)), False,
+                           0, 1, True)
+
+
 @needs_blas
 def test_products_on_strided_planes(two_threads):
     """Planes a gap apart (as Winograd's tile matrices are) and rows longer than the matrix."""
@@ -66,7 +102,7 @@ def test_products_on_strided_planes(two_threads):
 
 @needs_blas
 @pytest.mark.parametrize("summed", [False, True])
-def test_results_do_not_depend_on_the_thread_count(monkeypatch, summed):
+def test_results_do_not_depend_on_the_thread_count(own, monkeypatch, summed):
     """Whole products per thread, and sums in shares fixed by the stack's length."""
     monkeypatch.setattr(team_matmul, "TEAM_MIN_MACS", 0)
     p = 37 if summed else 6
@@ -151,10 +187,10 @@ def test_kernel_checks_its_arguments():
                                               (True, True)])
 @pytest.mark.parametrize("accumulate", [False, True])
 @pytest.mark.parametrize("n", [1, 2, 37])
-def test_column_slabs_match_numpy(two_threads, monkeypatch, dtype, trans_a, trans_b, accumulate,
-                                  n):
+def test_column_slabs_match_numpy(two_threads, own, monkeypatch, dtype, trans_a, trans_b,
+                                  accumulate, n):
     """One product, out's columns split over the threads (with fewer columns than threads,
-    numpy's matmul)."""
+    numpy's matmul, or the own product on fewer threads)."""
     a, b = _stacks(1, 9, 13, n, dtype, trans_a, trans_b)
     a, b = a[0], b[0]
     start = RNG.standard_normal((9, n)).astype(dtype)
@@ -163,7 +199,8 @@ def test_column_slabs_match_numpy(two_threads, monkeypatch, dtype, trans_a, tran
     monkeypatch.setattr(team_gemm, "products",
                         lambda *args: calls.append(args) or _products(*args))
     assert team_matmul.matmul_columns(a, b, out, accumulate=accumulate) is out
-    assert bool(calls) is (n >= 2)       # a column for every thread, else numpy's
+    # a column for every thread, else numpy's (the own product: always)
+    assert bool(calls) is (n >= 2 or (own and dtype == np.float32))
     expected = a.astype(np.float64) @ b.astype(np.float64) + (start if accumulate else 0)
     tolerance = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
@@ -180,7 +217,7 @@ def test_column_slabs_name_the_shapes_that_do_not_chain():
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("unit, units", [(1, 1), (4, 3), (16, 8), (3, 5)])
 @pytest.mark.parametrize("threads", [2, 3])
-def test_slabs_of_units_match_numpy(monkeypatch, dtype, trans_a, unit, units, threads):
+def test_slabs_of_units_match_numpy(own, monkeypatch, dtype, trans_a, unit, units, threads):
     """Each thread a slab of whole units of every product's columns (with fewer units than
     threads, the products split instead)."""
     monkeypatch.setattr(team_matmul, "TEAM_MIN_MACS", 0)

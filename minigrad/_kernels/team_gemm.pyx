@@ -11,14 +11,26 @@ thread, so that only the team's threads run.
 The BLAS entry points are not linked but bound at run time (``bind``) from the OpenBLAS that
 numpy loaded, by ``minigrad/ops/team_matmul.py``; unbound, ``products`` raises.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t, intptr_t
+from libc.stdlib cimport free, malloc
 
 from ._parallel cimport check_threads
 
 ctypedef fused floating:
     float
     double
+
+cdef extern from "gemm_tile.h" nogil:
+    enum: OWN_BUILT "MINIGRAD_GEMM_TILE"
+    enum: OWN_WORK "MINIGRAD_GEMM_WORK"
+    void _own_gemm "minigrad_gemm" (const float* a, Py_ssize_t sa_i, Py_ssize_t sa_l,
+                                    const float* b, Py_ssize_t sb_l, Py_ssize_t sb_j, float* c,
+                                    Py_ssize_t ldc, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                    int accumulate, float* work)
+
+#: Whether this build has the float32 product of gemm_tile.h (AVX-512): ``products(own=True)``
+OWN = bool(OWN_BUILT)
 
 # CBLAS's enums
 cdef enum:
@@ -65,10 +77,17 @@ def bound():
 
 cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                        const floating* a, Py_ssize_t lda, const floating* b, Py_ssize_t ldb,
-                       floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
+                       floating beta, floating* c, Py_ssize_t ldc, float* work) noexcept nogil:
+    """c = op(a) · op(b) + beta · c (beta 0 or 1), by gemm_tile.h where ``work`` is given
+    (float32 only), else by BLAS."""
     cdef int ta = TRANS if trans_a else NO_TRANS, tb = TRANS if trans_b else NO_TRANS
     if floating is float:
-        if _ilp64:
+        if work != NULL:
+            # op(a)[i, l] and op(b)[l, j] as steps along i and l, l and j
+            _own_gemm(a, 1 if trans_a else lda, lda if trans_a else 1, b,
+                      1 if trans_b else ldb, ldb if trans_b else 1, c, ldc, m, n, k,
+                      beta != 0, work)
+        elif _ilp64:
             (<sgemm64_t>_sgemm)(ROW_MAJOR, ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
         else:
             (<sgemm32_t>_sgemm)(ROW_MAJOR, ta, tb, <int>m, <int>n, <int>k, 1, a, <int>lda, b,
@@ -120,7 +139,8 @@ cdef int _check_operands(str kernel, const floating[:, :, :] a, bint trans_a,
 
 
 def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b, bint trans_b,
-             floating[:, :, :] out, bint accumulate, Py_ssize_t unit, int num_threads):
+             floating[:, :, :] out, bint accumulate, Py_ssize_t unit, int num_threads,
+             bint own=False):
     """out[p] (+)= op(a[p]) · op(b[p]) for every p, op(x) = xᵀ where asked (``trans_a``,
     ``trans_b``): a (P, M, K) or, transposed, (P, K, M); b (P, K, N) or (P, N, K); out (P,
     M, N); ``accumulate`` adds to out instead of overwriting it. Each matrix has unit steps
@@ -129,8 +149,10 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
     products are split evenly over ``num_threads`` threads, each whole on one thread; with a
     ``unit`` ≥ 1 that divides N, thread t computes columns [unit·(t·U div T), unit·((t +
     1)·U div T)) of every product (U = N / unit, T threads): the columns of the same units
-    (the images of a batch) that a kernel splitting them evenly gives that thread. OpenBLAS
-    runs on one thread meanwhile and on its former count afterwards."""
+    (the images of a batch) that a kernel splitting them evenly gives that thread. Each
+    product is BLAS's, or with ``own`` (float32, where ``OWN``) gemm_tile.h's: either way
+    one thread sums each column in a fixed order, so results do not depend on the thread
+    count. OpenBLAS runs on one thread meanwhile and on its former count afterwards."""
     cdef Py_ssize_t count = out.shape[0], m = out.shape[1], n = out.shape[2]
     cdef Py_ssize_t k = a.shape[1] if trans_a else a.shape[2]
     cdef Py_ssize_t lda = a.strides[1] // sizeof(floating)
@@ -139,30 +161,43 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
     cdef floating beta = 1 if accumulate else 0
     cdef Py_ssize_t units = n // unit if unit > 0 else 0, p, t, first, last
     cdef int nt = check_threads(num_threads), before
+    cdef float* work = NULL
+    cdef float* mine
+    if own and not (floating is float and OWN_BUILT):
+        raise ValueError("team_gemm.products: the own product is float32 with AVX-512 only")
     _check_bound("products")
     _check_operands("products", a, trans_a, b, trans_b, out, "out", count,
                     unit >= 0 and (unit == 0 or n % unit == 0),
                     f"columns not in whole units of {unit}")
     if count == 0 or m == 0 or n == 0:
         return
+    if unit > 0:
+        nt = <int>min(nt, units)
+    if own:
+        # a panel of B per thread for the own product
+        work = <float*>malloc(nt * OWN_WORK * sizeof(float))
+        if work == NULL:
+            raise MemoryError()
     with nogil:
         before = _get_threads()
         _set_threads(1)
-        if unit == 0:
-            for p in prange(count, schedule="static", num_threads=nt):
-                _gemm(trans_a, trans_b, m, n, k, &a[p, 0, 0], lda, &b[p, 0, 0], ldb, beta,
-                      &out[p, 0, 0], ldc)
-        else:
-            nt = <int>min(nt, units)
-            for t in prange(nt, schedule="static", num_threads=nt):
-                first = unit * (t * units // nt)
-                last = unit * ((t + 1) * units // nt)
-                for p in range(count):
-                    # the slab's columns of op(b): columns of b, or rows of the stored bᵀ
-                    _gemm(trans_a, trans_b, m, last - first, k, &a[p, 0, 0], lda,
-                          &b[p, first, 0] if trans_b else &b[p, 0, first], ldb, beta,
-                          &out[p, 0, first], ldc)
+        with parallel(num_threads=nt):
+            mine = work + threadid() * OWN_WORK if own else NULL
+            if unit == 0:
+                for p in prange(count, schedule="static"):
+                    _gemm(trans_a, trans_b, m, n, k, &a[p, 0, 0], lda, &b[p, 0, 0], ldb,
+                          beta, &out[p, 0, 0], ldc, mine)
+            else:
+                for t in prange(nt, schedule="static"):
+                    first = unit * (t * units // nt)
+                    last = unit * ((t + 1) * units // nt)
+                    for p in range(count):
+                        # the slab's columns of op(b): columns of b, or rows of the stored bᵀ
+                        _gemm(trans_a, trans_b, m, last - first, k, &a[p, 0, 0], lda,
+                              &b[p, first, 0] if trans_b else &b[p, 0, first], ldb, beta,
+                              &out[p, 0, first], ldc, mine)
         _set_threads(before)
+    free(work)
 
 
 def summed_products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
@@ -195,5 +230,5 @@ def summed_products(const floating[:, :, :] a, bint trans_a, const floating[:, :
         for t in prange(shares, schedule="static", num_threads=<int>min(nt, shares)):
             for p in range(t * count // shares, (t + 1) * count // shares):
                 _gemm(trans_a, trans_b, m, n, k, &a[p, 0, 0], lda, &b[p, 0, 0], ldb,
-                      0 if p == t * count // shares else 1, &partials[t, 0, 0], ldc)
+                      0 if p == t * count // shares else 1, &partials[t, 0, 0], ldc, NULL)
         _set_threads(before)

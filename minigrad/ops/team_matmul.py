@@ -23,6 +23,13 @@ from ..threads import get_num_threads
 
 #: Run the products on the team where a BLAS was bound (tests switch it off to compare).
 USE_TEAM = True
+#: ... and the float32 ones by the team's own product (``minigrad/_kernels/gemm_tile.h``, with
+#: AVX-512) rather than BLAS: on the Winograd passes' small and skinny products it ran faster
+#: than OpenBLAS (docs/algorithms.md has the measurements). Tests switch it.
+OWN_GEMM = _kernels.OWN
+#: ... from this many multiply-adds per product: OpenBLAS's kernels for small products (no
+#: packing) beat it below (36 products of 64×32 by 32×64: 143 against 110 GFLOP/s).
+OWN_MIN_MACS = 1 << 18
 #: ``matmul_sum`` on the team: the shares its products are summed in (a fixed split, so that
 #: results do not depend on the thread count; enough shares to spread over the threads).
 SUM_SHARES = 16
@@ -202,16 +209,31 @@ def _check_stacks(name, a, b, out, unit=None):
 def _on_team(a, b, out, accumulate, unit, parts):
     """Run ``_kernels.products`` for these stacks in ``parts`` shares (whole products with
     ``unit`` 0, else column slabs of ``unit``s) where ``_bindable`` and both operands have
-    rows to hand to BLAS; whether it did."""
+    rows to hand to BLAS; whether it did. Float32 products of ``OWN_MIN_MACS`` or more go to
+    the own product (``OWN_GEMM``) whatever the thread count, so that their results do not
+    depend on it: with fewer shares than threads on as many threads as shares (a stack split
+    in slabs goes back to its caller, to be split by products), on one thread where the team
+    would not pay."""
     threads = get_num_threads()
-    if parts < threads or not _bindable(a, b, out, out.size * a.shape[-1], threads):
+    own = (OWN_GEMM and out.dtype == np.float32
+           and out.shape[-2] * out.shape[-1] * a.shape[-1] >= OWN_MIN_MACS)
+    if own:
+        if not _bindable(a, b, out, TEAM_MIN_MACS, 1, min_threads=1):
+            return False
+        if parts < threads:
+            if unit and a.shape[0] >= threads:
+                return False
+            threads = max(1, parts)
+        if out.size * a.shape[-1] < TEAM_MIN_MACS:
+            threads = 1
+    elif parts < threads or not _bindable(a, b, out, out.size * a.shape[-1], threads):
         return False
     left, right = _operand(a), _operand(b)
     if left is None or right is None:
         return False
     with _TEAM:
         _kernels.products(left[1], left[0], right[1], right[0], out, accumulate, unit,
-                          threads)
+                          threads, own)
     return True
 
 
