@@ -27,9 +27,11 @@ USE_TEAM = True
 #: AVX-512) rather than BLAS: on the Winograd passes' small and skinny products it ran faster
 #: than OpenBLAS (docs/algorithms.md has the measurements). Tests switch it.
 OWN_GEMM = _kernels.OWN
-#: ... from this many multiply-adds per product: OpenBLAS's kernels for small products (no
-#: packing) beat it below (36 products of 64×32 by 32×64: 143 against 110 GFLOP/s).
-OWN_MIN_MACS = 1 << 18
+#: ... from this many multiply-adds per product (or per unit of columns, for products split
+#: in slabs): below, OpenBLAS's kernels for small products (no packing) were faster (36
+#: products of 64×64 by 64×128 on two threads: 136 µs against 153; of 64×32 by 32×512: 452
+#: against 386 for the own product).
+OWN_MIN_MACS = 1 << 20
 #: ``matmul_sum`` on the team: the shares its products are summed in (a fixed split, so that
 #: results do not depend on the thread count; enough shares to spread over the threads).
 SUM_SHARES = 16
@@ -209,14 +211,14 @@ def _check_stacks(name, a, b, out, unit=None):
 def _on_team(a, b, out, accumulate, unit, parts):
     """Run ``_kernels.products`` for these stacks in ``parts`` shares (whole products with
     ``unit`` 0, else column slabs of ``unit``s) where ``_bindable`` and both operands have
-    rows to hand to BLAS; whether it did. Float32 products of ``OWN_MIN_MACS`` or more go to
-    the own product (``OWN_GEMM``) whatever the thread count, so that their results do not
-    depend on it: with fewer shares than threads on as many threads as shares (a stack split
-    in slabs goes back to its caller, to be split by products), on one thread where the team
-    would not pay."""
+    rows to hand to BLAS; whether it did. Float32 products of ``OWN_MIN_MACS`` or more (per
+    unit) go to the own product (``OWN_GEMM``) whatever the thread count, so that their
+    results do not depend on it: with fewer shares than threads on as many threads as shares
+    (a stack split in slabs goes back to its caller, to be split by products), on one thread
+    where the team would not pay."""
     threads = get_num_threads()
     own = (OWN_GEMM and out.dtype == np.float32
-           and out.shape[-2] * out.shape[-1] * a.shape[-1] >= OWN_MIN_MACS)
+           and out.shape[-2] * (unit or out.shape[-1]) * a.shape[-1] >= OWN_MIN_MACS)
     if own:
         if not _bindable(a, b, out, TEAM_MIN_MACS, 1, min_threads=1):
             return False
