@@ -15,6 +15,7 @@
 #define MINIGRAD_GEMM_TILE_H
 
 #include <stddef.h>
+#include "transpose16.h"
 #include "vectors.h"
 
 #if defined(__AVX512F__)
@@ -45,13 +46,27 @@ static inline void minigrad_gemm_pack_b(const float *b, ptrdiff_t sb_l, ptrdiff_
         }
         return;
     }
-    /* B transposed (or a last, narrow panel): column by column, each a contiguous run */
-    for (ptrdiff_t l = 0; l < k; l++)
+    ptrdiff_t l0 = 0;
+    if (sb_l == 1 && cols == MINIGRAD_GEMM_NR) {
+        /* B transposed: its columns are rows in memory, turned by 16×16 transposes */
+        for (; l0 + 16 <= k; l0 += 16)
+            for (int h = 0; h < 2; h++) {
+                const float *src[16];
+                float *out[16];
+                for (int i = 0; i < 16; i++) {
+                    src[i] = b + (j0 + 16 * h + i) * sb_j + l0;
+                    out[i] = dst + (l0 + i) * MINIGRAD_GEMM_NR + 16 * h;
+                }
+                minigrad_transpose16(src, out);
+            }
+    }
+    /* the rest (or a last, narrow panel): column by column, each a contiguous run */
+    for (ptrdiff_t l = l0; l < k; l++)
         for (ptrdiff_t j = cols; j < MINIGRAD_GEMM_NR; j++)
             dst[l * MINIGRAD_GEMM_NR + j] = 0;
     for (ptrdiff_t j = 0; j < cols; j++) {
         const float *src = b + (j0 + j) * sb_j;
-        for (ptrdiff_t l = 0; l < k; l++)
+        for (ptrdiff_t l = l0; l < k; l++)
             dst[l * MINIGRAD_GEMM_NR + j] = src[l * sb_l];
     }
 }

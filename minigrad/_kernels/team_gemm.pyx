@@ -201,13 +201,15 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
 
 
 def summed_products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
-                    bint trans_b, floating[:, :, :] partials, int num_threads):
+                    bint trans_b, floating[:, :, :] partials, int num_threads,
+                    bint own=False):
     """partials[s] = Σ_{p in share s} op(a[p]) · op(b[p]) for the S = partials.shape[0]
     shares of P products split evenly and in order (share s: products [s·P div S, (s + 1)·P
     div S)): a (P, M, K) or, transposed, (P, K, M); b (P, K, N) or (P, N, K); partials (S,
     M, N) with 1 ≤ S ≤ max(P, 1), overlapping neither input (the wrapper checks that). Each
-    share is summed whole on one thread, product by product by BLAS, so the partials do not
-    depend on ``num_threads``; OpenBLAS runs on one thread meanwhile."""
+    share is summed whole on one thread, product by product by BLAS (or with ``own``, as
+    ``products``, by gemm_tile.h), so the partials do not depend on ``num_threads``;
+    OpenBLAS runs on one thread meanwhile."""
     cdef Py_ssize_t count = a.shape[0], shares = partials.shape[0]
     cdef Py_ssize_t m = partials.shape[1], n = partials.shape[2]
     cdef Py_ssize_t k = a.shape[1] if trans_a else a.shape[2]
@@ -216,6 +218,11 @@ def summed_products(const floating[:, :, :] a, bint trans_a, const floating[:, :
     cdef Py_ssize_t ldc = partials.strides[1] // sizeof(floating)
     cdef Py_ssize_t p, t
     cdef int nt = check_threads(num_threads), before
+    cdef float* work = NULL
+    cdef float* mine
+    if own and not (floating is float and OWN_BUILT):
+        raise ValueError("team_gemm.summed_products: the own product is float32 with AVX-512 "
+                         "only")
     _check_bound("summed_products")
     _check_operands("summed_products", a, trans_a, b, trans_b, partials, "partials", count,
                     1 <= shares <= max(count, 1), "shares not between 1 and the products")
@@ -224,11 +231,20 @@ def summed_products(const floating[:, :, :] a, bint trans_a, const floating[:, :
     if count == 0 or k == 0:
         partials[...] = 0
         return
+    nt = <int>min(nt, shares)
+    if own:
+        work = <float*>malloc(nt * OWN_WORK * sizeof(float))
+        if work == NULL:
+            raise MemoryError()
     with nogil:
         before = _get_threads()
         _set_threads(1)
-        for t in prange(shares, schedule="static", num_threads=<int>min(nt, shares)):
-            for p in range(t * count // shares, (t + 1) * count // shares):
-                _gemm(trans_a, trans_b, m, n, k, &a[p, 0, 0], lda, &b[p, 0, 0], ldb,
-                      0 if p == t * count // shares else 1, &partials[t, 0, 0], ldc, NULL)
+        with parallel(num_threads=nt):
+            mine = work + threadid() * OWN_WORK if own else NULL
+            for t in prange(shares, schedule="static"):
+                for p in range(t * count // shares, (t + 1) * count // shares):
+                    _gemm(trans_a, trans_b, m, n, k, &a[p, 0, 0], lda, &b[p, 0, 0], ldb,
+                          0 if p == t * count // shares else 1, &partials[t, 0, 0], ldc,
+                          mine)
         _set_threads(before)
+    free(work)

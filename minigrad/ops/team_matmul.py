@@ -23,9 +23,10 @@ from ..threads import get_num_threads
 
 #: Run the products on the team where a BLAS was bound (tests switch it off to compare).
 USE_TEAM = True
-#: ... and the float32 ones by the team's own product (``minigrad/_kernels/gemm_tile.h``, with
-#: AVX-512) rather than BLAS: on the Winograd passes' small and skinny products it ran faster
-#: than OpenBLAS (docs/algorithms.md has the measurements). Tests switch it.
+#: ... and the float32 ones (``matmul_sum``'s too) by the team's own product
+#: (``minigrad/_kernels/gemm_tile.h``, with AVX-512) rather than BLAS: on the small and
+#: skinny products of the Winograd passes and of 1×1 convolutions it ran faster than
+#: OpenBLAS (docs/algorithms.md has the measurements). Tests switch it.
 OWN_GEMM = _kernels.OWN
 #: ... from this many multiply-adds per product (or per unit of columns, for products split
 #: in slabs): below, OpenBLAS's kernels for small products (no packing) were faster (36
@@ -150,7 +151,8 @@ def matmul_sum(a, b, out):
     run it (as ``matmul``), the P products are cut into ``SUM_SHARES`` (or P) even, ordered
     shares, each summed whole on one thread into a partial of its own (BLAS accumulating
     product by product; with M < N each product as (b[p]ᵀ @ a[p]ᵀ)ᵀ, more rows than columns,
-    which BLAS ran faster: 64 × 256 sums of 64-deep products 0.81 ms against 0.97), and the
+    which BLAS ran faster: 64 × 256 sums of 64-deep products 0.81 ms against 0.97; float32
+    products of ``OWN_MIN_MACS`` or more by the own product, as they are), and the
     partials are added in order: at most ``SUM_SHARES``·M·N values extra, and results that
     do not depend on the thread count. Otherwise numpy's ``matmul`` by chunks of products
     whose partials are summed (at most ``SUM_CHUNK_BYTES`` of them at a time).
@@ -170,8 +172,10 @@ def matmul_sum(a, b, out):
     # not one product, which numpy's BLAS splits over its threads
     if a.shape[0] > 1 and _bindable(a, b, out[None], a.shape[0] * out.size * a.shape[2],
                                     threads, 1):
-        # the products with more rows than columns: as (b[p]ᵀ @ a[p]ᵀ)ᵀ where M < N
-        swap = out.shape[0] < out.shape[1]
+        own = (OWN_GEMM and out.dtype == np.float32
+               and out.size * a.shape[2] >= OWN_MIN_MACS)
+        # BLAS: the products with more rows than columns, as (b[p]ᵀ @ a[p]ᵀ)ᵀ where M < N
+        swap = not own and out.shape[0] < out.shape[1]
         first, second = (b.transpose(0, 2, 1), a.transpose(0, 2, 1)) if swap else (a, b)
         left, right = _operand(first), _operand(second)
         if left is not None and right is not None:
@@ -179,7 +183,7 @@ def matmul_sum(a, b, out):
                                  second.shape[2]), out.dtype)
             with _TEAM:
                 _kernels.summed_products(left[1], left[0], right[1], right[0], partials,
-                                         threads)
+                                         threads, own)
             if swap:     # (numpy's sum into a transposed out walks it element by element)
                 np.copyto(out, partials.sum(axis=0).T)
             else:
