@@ -17,6 +17,8 @@ from helpers import reference as R
 from helpers.conv import forced_winograd
 
 RNG = np.random.default_rng(7)
+needs_by_image = pytest.mark.skipif(not kernels.BY_IMAGE,
+                                    reason="the image-by-image forward needs AVX-512")
 
 # (x shape, out channels, padding): outputs that fill the last tile row and column and ones
 # that leave 1 to 3 of them out, outputs of one cell, padding 0 to 2, tiles that read only
@@ -76,6 +78,88 @@ def test_matches_reference_float64(x_shape, out_channels, padding, tile):
     np.testing.assert_allclose(gx, ex, rtol=0, atol=1e-12)
     np.testing.assert_allclose(gw, ew, rtol=0, atol=1e-12)
     np.testing.assert_allclose(gb, eb, rtol=0, atol=1e-12)
+
+
+# float32 forwards by rows (rows of 8+ tiles, undilated) that run image by image: both tile
+# sizes, a 5×5 kernel's four blocks, outputs that leave part of the last tiles out, no padding,
+# one image and more images than threads
+BY_IMAGE = [
+    ((3, 3, 5, 34), 4, 3, 1, True),
+    ((1, 2, 9, 33), 3, 3, 0, False),
+    ((2, 5, 12, 40), 6, 5, 2, True),
+    ((5, 2, 7, 35), 3, 3, 1, True),
+]
+
+
+@needs_by_image
+@pytest.mark.parametrize("x_shape, out_channels, size, padding, bias", BY_IMAGE)
+def test_forward_by_image_matches_reference(monkeypatch, x_shape, out_channels, size, padding,
+                                            bias, tile):
+    """The image-by-image forward against the float64 reference (float32 tolerance) and the
+    chunked forward it replaces, bitwise the same for any thread count."""
+    calls = []
+    by_image = kernels.forward_by_image
+    monkeypatch.setattr(kernels, "forward_by_image",
+                        lambda *args: calls.append(args) or by_image(*args))
+    x = RNG.standard_normal(x_shape).astype(np.float32)
+    w = RNG.standard_normal((out_channels, x_shape[1], size, size)).astype(np.float32)
+    b = RNG.standard_normal(out_channels).astype(np.float32) if bias else None
+
+    def forward(threads, by_rows_of_images=True):
+        monkeypatch.setattr(conv_winograd, "BY_IMAGE", by_rows_of_images)
+        before = minigrad.get_num_threads()
+        minigrad.set_num_threads(threads)
+        try:
+            with minigrad.no_grad():
+                return F.conv2d(minigrad.tensor(x), minigrad.tensor(w),
+                                None if b is None else minigrad.tensor(b), padding=padding).data
+        finally:
+            minigrad.set_num_threads(before)
+
+    y = forward(2)
+    assert calls, "the image-by-image forward did not run"
+    exact = R.conv2d(x.astype(np.float64), w.astype(np.float64),
+                     None if b is None else b.astype(np.float64), padding=padding)
+    assert np.abs(y - exact).max() <= 2e-6 * np.abs(exact).max() * np.sqrt(w[0].size)
+    np.testing.assert_allclose(y, forward(2, False), rtol=1e-5, atol=1e-5)
+    for threads in (1, 3):
+        np.testing.assert_array_equal(forward(threads), y)
+
+
+@needs_by_image
+def test_forward_by_image_checks_its_arguments(tile):
+    x = np.zeros((2, 3, 4, 34), np.float32)
+    t_h, t_w = -(-4 // tile), -(-34 // tile)
+    u = np.zeros(((tile + 2) ** 2, 5, 3), np.float32)
+    y = np.zeros((2, 5, 4, 34), np.float32)
+    blocks = np.zeros((1, 2), np.intp)
+    scratch = np.zeros((2, kernels.scratch_length(tile, t_h, t_w)), np.float32)
+    work = np.zeros((2, kernels.by_image_length(tile, 3, 5, t_h, t_w, 16)), np.float32)
+    bias = np.empty(0, np.float32)
+    kernels.forward_by_image(tile, x, u, y, bias, blocks, 1, 1, t_h, t_w, 16, scratch, work, 2)
+    with pytest.raises(ValueError, match="work must be at least"):
+        kernels.forward_by_image(tile, x, u, y, bias, blocks, 1, 1, t_h, t_w, 16, scratch,
+                                 np.zeros((2, work.shape[1] - 1), np.float32), 2)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.forward_by_image(tile, x, u[:, :4], y, bias, blocks, 1, 1, t_h, t_w, 16,
+                                 scratch, work, 2)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.forward_by_image(tile, x, u, y, np.ones(4, np.float32), blocks, 1, 1, t_h, t_w,
+                                 16, scratch, work, 2)
+    with pytest.raises(ValueError, match="beyond the padding"):
+        kernels.forward_by_image(tile, x, u, y, bias, np.array([[2, 0]], np.intp), 1, 1, t_h,
+                                 t_w, 16, scratch, work, 2)
+    with pytest.raises(ValueError, match="run in lanes"):
+        kernels.forward_by_image(tile, np.zeros((2, 3, 4, 8), np.float32), u,
+                                 np.zeros((2, 5, 4, 8), np.float32), bias, blocks, 1, 1, t_h,
+                                 -(-8 // tile), 16, scratch, work, 2)
+    with pytest.raises(ValueError, match="scratch must be at least"):
+        kernels.forward_by_image(tile, x, u, y, bias, blocks, 1, 1, t_h, t_w, 16,
+                                 np.zeros((2, scratch.shape[1] - 1), np.float32), work, 2)
+    with pytest.raises(ValueError, match="tile grid, got"):
+        kernels.forward_by_image(tile, x, u, y, bias, blocks, 1, 1, t_h + 1, t_w, 16,
+                                 np.zeros((2, kernels.scratch_length(tile, t_h + 1, t_w)),
+                                          np.float32), work, 2)
 
 
 def test_shapes_take_both_paths(tile):

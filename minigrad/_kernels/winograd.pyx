@@ -898,6 +898,104 @@ def output_grad(Py_ssize_t m, const floating[:, :, :, ::1] gy, floating[:, :, :]
                      nt)
 
 
+# -- the forward image by image ---------------------------------------------------------------------
+
+cdef extern from "gemm_tile.h" nogil:
+    enum: GEMM_TILE "MINIGRAD_GEMM_TILE"
+    enum: GEMM_WORK "MINIGRAD_GEMM_WORK"
+    void _gemm "minigrad_gemm" (const float* a, Py_ssize_t sa_i, Py_ssize_t sa_l,
+                                const float* b, Py_ssize_t sb_l, Py_ssize_t sb_j, float* c,
+                                Py_ssize_t ldc, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                int accumulate, float* work)
+
+#: Whether ``forward_by_image`` is built (its products need gemm_tile.h: AVX-512).
+BY_IMAGE = bool(GEMM_TILE)
+
+
+def by_image_length(Py_ssize_t m, Py_ssize_t rows, Py_ssize_t out_channels,
+                    Py_ssize_t tiles_h, Py_ssize_t tiles_w, Py_ssize_t gap):
+    """Entries of ``work`` each thread of ``forward_by_image`` needs: one image's V and M,
+    their ξ planes ``gap`` entries apart, and the products' panel."""
+    cdef Py_ssize_t tiles = tiles_h * tiles_w
+    return (m + 2) ** 2 * ((rows + out_channels) * tiles + 2 * gap) + GEMM_WORK
+
+
+def forward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :, :] u,
+                     float[:, :, :, ::1] y, const float[::1] bias,
+                     const Py_ssize_t[:, ::1] blocks, Py_ssize_t top, Py_ssize_t left,
+                     Py_ssize_t tiles_h, Py_ssize_t tiles_w, Py_ssize_t gap,
+                     float[:, ::1] scratch, float[:, ::1] work, int num_threads):
+    """y[b, o] = bias[o] + Aᵀ (Σ_r U[·, o, r] ⊙ V[·, r, t]) A for every tile t of image b: the
+    whole forward pass (``input_tiles``, the α² products, ``output_tiles``) one image at a
+    time, each image on one thread, its V and M in that thread's row of ``work``
+    (``by_image_length``, ξ planes ``gap`` entries apart), so that they stay in its core's
+    cache and the threads never wait for each other. Undilated, by rows only (not
+    ``in_lanes``), float32. Rows r = i·C + c of V are channel c of x padded by (top −
+    blocks[i, 0], left − blocks[i, 1]) (a larger kernel's 3×3 blocks); u (α², O, B·C) with
+    unit steps along its rows. Bitwise the same for any thread count."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], out_channels = y.shape[1]
+    cdef Py_ssize_t n_blocks = blocks.shape[0], rows = n_blocks * channels
+    cdef Py_ssize_t points = (m + 2) ** 2, tiles = tiles_h * tiles_w
+    cdef Py_ssize_t v_xi = rows * tiles + gap, m_xi = out_channels * tiles + gap
+    cdef Py_ssize_t lda = u.strides[1] // sizeof(float), xi_u = u.strides[0] // sizeof(float)
+    cdef Py_ssize_t n, i, c, o, p, t
+    cdef float* v
+    cdef float* mm
+    cdef float* buf
+    if not GEMM_TILE:
+        raise RuntimeError("winograd.forward_by_image: built with AVX-512 only")
+    if _in_lanes(tiles_w, 1, 1) or blocks.shape[1] != 2 or n_blocks == 0 or gap < 0:
+        raise ValueError(f"winograd.forward_by_image: rows of {tiles_w} tiles run in lanes, or "
+                         f"blocks ({blocks.shape[0]}, {blocks.shape[1]}) are not (B ≥ 1, 2) "
+                         f"offsets, or a negative gap {gap}")
+    if ((u.shape[0], u.shape[1], u.shape[2]) != (points, out_channels, rows)
+            or y.shape[0] != n_images
+            or (rows > 1 and u.strides[2] != sizeof(float)) or lda < rows
+            or u.strides[0] % sizeof(float) or xi_u < 0
+            or bias.shape[0] not in (0, out_channels)):
+        raise ValueError(f"winograd.forward_by_image: u ({u.shape[0]}, {u.shape[1]}, "
+                         f"{u.shape[2]}) (steps ({u.strides[0]}, {u.strides[1]}, "
+                         f"{u.strides[2]}) bytes), bias ({bias.shape[0]},) and out "
+                         f"({y.shape[0]}, {y.shape[1]}, {y.shape[2]}, {y.shape[3]}) do not "
+                         f"match ({points}, {out_channels}, {rows}) filters for {n_blocks} "
+                         f"blocks of {channels} channels")
+    cdef int nt = _checked_team("forward_by_image", m, y.shape, (points, out_channels,
+                                n_images * tiles), (4 * m_xi, 4 * tiles, 4), 4,
+                                scratch.shape, tiles_h, tiles_w, True, num_threads)
+    for i in range(n_blocks):
+        if top < blocks[i, 0] or left < blocks[i, 1]:
+            raise ValueError(f"winograd.forward_by_image: block offset ({blocks[i, 0]}, "
+                             f"{blocks[i, 1]}) beyond the padding ({top}, {left})")
+        _checked_team("forward_by_image", m, x.shape, (points, channels, n_images * tiles),
+                      (4 * v_xi, 4 * tiles, 4), 4, scratch.shape, tiles_h, tiles_w, False,
+                      num_threads, top - blocks[i, 0], left - blocks[i, 1])
+    nt = <int>min(nt, max(n_images, 1))
+    if (work.shape[0] < nt or work.shape[1] < by_image_length(m, rows, out_channels, tiles_h,
+                                                              tiles_w, gap)):
+        raise ValueError(f"winograd.forward_by_image: work must be at least ({nt}, "
+                         f"{by_image_length(m, rows, out_channels, tiles_h, tiles_w, gap)}), "
+                         f"got ({work.shape[0]}, {work.shape[1]})")
+    if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] == 0:
+        return
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=nt):
+        t = threadid()
+        v = &work[t, 0]
+        mm = v + points * v_xi
+        buf = &scratch[t, 0]
+        for i in range(n_blocks):
+            for c in range(channels):
+                _plane_pass(INPUT_TILES, m, <float*>&x[n, c, 0, 0], x.shape[2], x.shape[3],
+                            v + (i * channels + c) * tiles, v_xi, 0, top - blocks[i, 0],
+                            left - blocks[i, 1], tiles_h, tiles_w, False, buf)
+        for p in range(points):
+            _gemm(&u[0, 0, 0] + p * xi_u, lda, 1, v + p * v_xi, tiles, 1, mm + p * m_xi,
+                  tiles, out_channels, tiles, rows, 0, mm + points * m_xi)
+        for o in range(out_channels):
+            _plane_pass(OUTPUT_TILES, m, &y[n, o, 0, 0], y.shape[2], y.shape[3],
+                        mm + o * tiles, m_xi, bias[o] if bias.shape[0] > 0 else 0, 0, 0,
+                        tiles_h, tiles_w, False, buf)
+
+
 # -- the filters: U = G g Gᵀ and its adjoint -------------------------------------------------------
 
 cdef enum:

@@ -53,6 +53,11 @@ CHUNK_BYTES = chunk_budget()
 #: Entries between the end of one ξ plane of the tile matrices and the start of the next: with
 #: planes a power of two apart, the α² entries of a tile would fall on the same cache sets.
 PLANE_GAP = 16
+#: Run a float32 forward by rows image by image, each image's transforms and products on one
+#: thread (``_kernels.forward_by_image``), rather than in chunks whose three steps each split
+#: over the threads: no waiting between the steps, no Python between the chunks (tests switch
+#: it; docs/algorithms.md has the measurements).
+BY_IMAGE = _kernels.BY_IMAGE
 #: True: use Winograd where the rules below expect it to be faster; a tile size (2 or 4):
 #: that one wherever Winograd can compute the convolution (tests); False: never.
 USE_WINOGRAD = True
@@ -237,6 +242,22 @@ class WinogradPlan(WinogradPasses):
     @property
     def dilation(self):
         return self.dh, self.dw
+
+    def forward(self, x, u, bias):
+        """``WinogradPasses.forward``, or image by image (``BY_IMAGE``) where it applies."""
+        if not (BY_IMAGE and x.dtype == np.float32 and self.dilation == (1, 1)
+                and not _kernels.in_lanes(self.tiles_w)):
+            return super().forward(x, u, bias)
+        y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+        threads = get_num_threads()
+        work = workspace.get("winograd_by_image", (threads, _kernels.by_image_length(
+            self.tile, self.rows, self.out_channels, self.tiles_h, self.tiles_w, PLANE_GAP)),
+            x.dtype)
+        _kernels.forward_by_image(self.tile, x, u, y, absent(x.dtype) if bias is None else bias,
+                                  np.array(self.blocks, np.intp).reshape(-1, 2), self.top,
+                                  self.left, self.tiles_h, self.tiles_w, PLANE_GAP,
+                                  self._scratch(threads, x.dtype), work, threads)
+        return y
 
     def _tiles(self, images, dtype):
         """The chunk's tile matrices: V (α², B·C, T) and M (α², O, T), each ξ plane followed
