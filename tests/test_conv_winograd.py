@@ -93,37 +93,51 @@ BY_IMAGE = [
 
 @needs_by_image
 @pytest.mark.parametrize("x_shape, out_channels, size, padding, bias", BY_IMAGE)
-def test_forward_by_image_matches_reference(monkeypatch, x_shape, out_channels, size, padding,
-                                            bias, tile):
-    """The image-by-image forward against the float64 reference (float32 tolerance) and the
-    chunked forward it replaces, bitwise the same for any thread count."""
+@pytest.mark.parametrize("need_x", [True, False])
+def test_by_image_matches_reference(monkeypatch, x_shape, out_channels, size, padding, bias,
+                                    need_x, tile):
+    """The image-by-image passes against the float64 reference (float32 tolerance) and the
+    chunked passes they replace, bitwise the same for any thread count; without the input's
+    gradient (a first layer) too."""
     calls = []
-    by_image = kernels.forward_by_image
-    monkeypatch.setattr(kernels, "forward_by_image",
-                        lambda *args: calls.append(args) or by_image(*args))
+    for name in ("forward_by_image", "backward_by_image"):
+        monkeypatch.setattr(kernels, name, lambda *args, kernel=getattr(kernels, name):
+                            calls.append(kernel) or kernel(*args))
     x = RNG.standard_normal(x_shape).astype(np.float32)
     w = RNG.standard_normal((out_channels, x_shape[1], size, size)).astype(np.float32)
     b = RNG.standard_normal(out_channels).astype(np.float32) if bias else None
+    gy = RNG.standard_normal((x_shape[0], out_channels, x_shape[2] + 2 * padding - size + 1,
+                              x_shape[3] + 2 * padding - size + 1)).astype(np.float32)
 
-    def forward(threads, by_rows_of_images=True):
-        monkeypatch.setattr(conv_winograd, "BY_IMAGE", by_rows_of_images)
+    def passes(threads, by_image=True):
+        monkeypatch.setattr(conv_winograd, "BY_IMAGE", by_image)
         before = minigrad.get_num_threads()
         minigrad.set_num_threads(threads)
         try:
-            with minigrad.no_grad():
-                return F.conv2d(minigrad.tensor(x), minigrad.tensor(w),
-                                None if b is None else minigrad.tensor(b), padding=padding).data
+            xt, wt = minigrad.tensor(x, requires_grad=need_x), minigrad.tensor(w, requires_grad=True)
+            y = F.conv2d(xt, wt, None if b is None else minigrad.tensor(b), padding=padding)
+            y.backward(gy)
+            return y.data, (xt.grad if need_x else None), wt.grad
         finally:
             minigrad.set_num_threads(before)
 
-    y = forward(2)
-    assert calls, "the image-by-image forward did not run"
-    exact = R.conv2d(x.astype(np.float64), w.astype(np.float64),
-                     None if b is None else b.astype(np.float64), padding=padding)
-    assert np.abs(y - exact).max() <= 2e-6 * np.abs(exact).max() * np.sqrt(w[0].size)
-    np.testing.assert_allclose(y, forward(2, False), rtol=1e-5, atol=1e-5)
+    results = passes(2)
+    assert len(calls) == 2, "the image-by-image passes did not run"
+    wide = [a.astype(np.float64) for a in (x, w, gy)]
+    exact = (R.conv2d(wide[0], wide[1], None if b is None else b.astype(np.float64),
+                      padding=padding),) + tuple(R.conv2d_vjp(*wide, padding=padding)[:2])
+    chunked = passes(2, False)
+    for actual, expected, other in zip(results, exact, chunked):
+        if actual is None:
+            continue
+        # float32's unit roundoff times the magnitude of the sums, against either
+        bound = 2e-6 * np.abs(expected).max() * np.sqrt(w[0].size * x_shape[0])
+        assert np.abs(actual - expected).max() <= bound
+        assert np.abs(actual - other).max() <= 2 * bound
     for threads in (1, 3):
-        np.testing.assert_array_equal(forward(threads), y)
+        for actual, expected in zip(passes(threads), results):
+            if actual is not None:
+                np.testing.assert_array_equal(actual, expected)
 
 
 @needs_by_image
@@ -515,6 +529,34 @@ def test_kernels_reject_a_strided_last_axis_and_a_bad_bias(tile):
         kernels.output_tiles(tile, v, x, np.ones(2, np.float32), t, t, scratch, 2)
     with pytest.raises(ValueError, match="num_threads"):
         kernels.output_tiles(tile, v, x, np.ones(3, np.float32), t, t, scratch, 0)
+
+
+@needs_by_image
+def test_backward_by_image_checks_its_arguments(tile):
+    x = np.zeros((2, 3, 4, 34), np.float32)
+    t_h, t_w = -(-4 // tile), -(-34 // tile)
+    u = np.zeros(((tile + 2) ** 2, 5, 3), np.float32)
+    gy = np.zeros((2, 5, 4, 34), np.float32)
+    gx = np.zeros_like(x)
+    shares = np.zeros((2, (tile + 2) ** 2, 5, 3), np.float32)
+    blocks = np.zeros((1, 2), np.intp)
+    scratch = np.zeros((2, kernels.scratch_length(tile, t_h, t_w)), np.float32)
+    work = np.zeros((2, kernels.by_image_length(tile, 3, 5, t_h, t_w, 16)), np.float32)
+    args = (blocks, 1, 1, t_h, t_w, 16, scratch, work, 2)
+    kernels.backward_by_image(tile, x, u, gy, gx, shares, *args)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.backward_by_image(tile, x, u, gy, gx, np.zeros((3,) + shares.shape[1:],
+                                                               np.float32), *args)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.backward_by_image(tile, x, u[:, :4], gy, gx, shares, *args)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.backward_by_image(tile, x, u, gy, gx[:, :2], shares, *args)
+    with pytest.raises(ValueError, match="work must be at least"):
+        kernels.backward_by_image(tile, x, u, gy, gx, shares, blocks, 1, 1, t_h, t_w, 16,
+                                  scratch, np.zeros((2, work.shape[1] - 1), np.float32), 2)
+    with pytest.raises(ValueError, match="beyond the padding"):
+        kernels.backward_by_image(tile, x, u, gy, gx, shares, np.array([[0, 2]], np.intp),
+                                  *args[1:])
 
 
 @pytest.mark.parametrize("shape", [(3, 5), (17, 33), (1, 1)])

@@ -996,6 +996,110 @@ def forward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
                         tiles_h, tiles_w, False, buf)
 
 
+def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :, :] u,
+                      const float[:, :, :, ::1] gy, float[:, :, :, :] gx,
+                      float[:, :, :, ::1] grad_u, const Py_ssize_t[:, ::1] blocks,
+                      Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                      Py_ssize_t gap, float[:, ::1] scratch, float[:, ::1] work,
+                      int num_threads):
+    """The backward of ``forward_by_image``, image by image, each image on one thread: dM =
+    A gy Aᵀ per tile (``output_grad``); with grad_u (S, α², O, B·C) non-empty, V again and
+    grad_u[s] = Σ dM · Vᵀ over the images of share s (image n in share n·S div N: the shares
+    are fixed by N, so the sums do not depend on the thread count); with gx non-empty
+    (C-contiguous, x's shape), ∂L/∂V = Uᵀ · dM taken back into gx (``input_grad``, the
+    blocks' added). ``work`` and ``scratch`` as ``forward_by_image`` (dM in M's place)."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], out_channels = gy.shape[1]
+    cdef Py_ssize_t n_blocks = blocks.shape[0], rows = n_blocks * channels
+    cdef Py_ssize_t points = (m + 2) ** 2, tiles = tiles_h * tiles_w
+    cdef Py_ssize_t v_xi = rows * tiles + gap, m_xi = out_channels * tiles + gap
+    cdef bint need_x = gx.shape[0] > 0, need_w = grad_u.shape[0] > 0
+    cdef Py_ssize_t shares = grad_u.shape[0] if need_w else max(n_images, 1)
+    cdef Py_ssize_t lda = u.strides[1] // sizeof(float) if need_x else 0
+    cdef Py_ssize_t xi_u = u.strides[0] // sizeof(float) if need_x else 0
+    cdef Py_ssize_t share, n, i, c, o, p, t
+    cdef float* v
+    cdef float* dm
+    cdef float* buf
+    if not GEMM_TILE:
+        raise RuntimeError("winograd.backward_by_image: built with AVX-512 only")
+    if _in_lanes(tiles_w, 1, 1) or blocks.shape[1] != 2 or n_blocks == 0 or gap < 0:
+        raise ValueError(f"winograd.backward_by_image: rows of {tiles_w} tiles run in lanes, "
+                         f"or blocks ({blocks.shape[0]}, {blocks.shape[1]}) are not (B ≥ 1, "
+                         f"2) offsets, or a negative gap {gap}")
+    if (gy.shape[0] != n_images
+            or (need_x and ((gx.shape[0], gx.shape[1], gx.shape[2], gx.shape[3])
+                            != (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+                            or not gx.is_c_contig()
+                            or (u.shape[0], u.shape[1], u.shape[2])
+                            != (points, out_channels, rows)
+                            or (rows > 1 and u.strides[2] != sizeof(float)) or lda < rows
+                            or u.strides[0] % sizeof(float) or xi_u < 0))
+            or (need_w and ((grad_u.shape[1], grad_u.shape[2], grad_u.shape[3])
+                            != (points, out_channels, rows) or shares > max(n_images, 1)))):
+        raise ValueError(f"winograd.backward_by_image: x ({x.shape[0]}, {x.shape[1]}, "
+                         f"{x.shape[2]}, {x.shape[3]}), out gradient ({gy.shape[0]}, "
+                         f"{gy.shape[1]}, {gy.shape[2]}, {gy.shape[3]}), u ({u.shape[0]}, "
+                         f"{u.shape[1]}, {u.shape[2]}), gx ({gx.shape[0]}, {gx.shape[1]}, "
+                         f"{gx.shape[2]}, {gx.shape[3]}) and grad_u ({grad_u.shape[0]}, "
+                         f"{grad_u.shape[1]}, {grad_u.shape[2]}, {grad_u.shape[3]}) do not "
+                         f"match ({points}, {out_channels}, {rows}) filters for {n_blocks} "
+                         f"blocks of {channels} channels")
+    cdef Py_ssize_t all_tiles = n_images * tiles
+    cdef int nt = _checked_team("backward_by_image", m, gy.shape, (points, out_channels,
+                                all_tiles), (4 * all_tiles, 4 * all_tiles, 4), 4,
+                                scratch.shape, tiles_h, tiles_w, True, num_threads)
+    for i in range(n_blocks):
+        if top < blocks[i, 0] or left < blocks[i, 1]:
+            raise ValueError(f"winograd.backward_by_image: block offset ({blocks[i, 0]}, "
+                             f"{blocks[i, 1]}) beyond the padding ({top}, {left})")
+        _checked_team("backward_by_image", m, x.shape, (points, channels, all_tiles),
+                      (4 * all_tiles, 4 * all_tiles, 4), 4, scratch.shape, tiles_h, tiles_w,
+                      False, num_threads, top - blocks[i, 0], left - blocks[i, 1])
+    nt = <int>min(nt, shares)
+    if work.shape[0] < nt or work.shape[1] < by_image_length(m, rows, out_channels, tiles_h,
+                                                             tiles_w, gap):
+        raise ValueError(f"winograd.backward_by_image: work must be at least ({nt}, "
+                         f"{by_image_length(m, rows, out_channels, tiles_h, tiles_w, gap)}), "
+                         f"got ({work.shape[0]}, {work.shape[1]})")
+    if need_w and n_images == 0:
+        grad_u[...] = 0
+    if n_images == 0 or not (need_x or need_w):
+        return
+    for share in prange(shares, nogil=True, schedule="static", num_threads=nt):
+        t = threadid()
+        dm = &work[t, 0]
+        v = dm + points * m_xi
+        buf = &scratch[t, 0]
+        for n in range(-(-share * n_images // shares), -(-(share + 1) * n_images // shares)):
+            for o in range(out_channels):
+                _plane_pass(OUTPUT_GRAD, m, <float*>&gy[n, o, 0, 0], gy.shape[2], gy.shape[3],
+                            dm + o * tiles, m_xi, 0, 0, 0, tiles_h, tiles_w, False, buf)
+            if need_w:
+                for i in range(n_blocks):
+                    for c in range(channels):
+                        _plane_pass(INPUT_TILES, m, <float*>&x[n, c, 0, 0], x.shape[2],
+                                    x.shape[3], v + (i * channels + c) * tiles, v_xi, 0,
+                                    top - blocks[i, 0], left - blocks[i, 1], tiles_h, tiles_w,
+                                    False, buf)
+                for p in range(points):
+                    # dM (O × T) · Vᵀ (T × B·C), added to the share's sum after its first image
+                    _gemm(dm + p * m_xi, tiles, 1, v + p * v_xi, 1, tiles,
+                          &grad_u[share, p, 0, 0], rows, out_channels, rows, tiles,
+                          n > -(-share * n_images // shares), v + points * v_xi)
+            if need_x:
+                for p in range(points):
+                    # Uᵀ (B·C × O) · dM (O × T), into V's buffer
+                    _gemm(&u[0, 0, 0] + p * xi_u, 1, lda, dm + p * m_xi, tiles, 1,
+                          v + p * v_xi, tiles, rows, tiles, out_channels, 0,
+                          v + points * v_xi)
+                for i in range(n_blocks):
+                    for c in range(channels):
+                        _plane_pass(INPUT_GRAD, m, &gx[n, c, 0, 0], gx.shape[2], gx.shape[3],
+                                    v + (i * channels + c) * tiles, v_xi, 0,
+                                    top - blocks[i, 0], left - blocks[i, 1], tiles_h, tiles_w,
+                                    i > 0, buf)
+
+
 # -- the filters: U = G g Gᵀ and its adjoint -------------------------------------------------------
 
 cdef enum:

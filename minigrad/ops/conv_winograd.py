@@ -53,6 +53,9 @@ CHUNK_BYTES = chunk_budget()
 #: Entries between the end of one ξ plane of the tile matrices and the start of the next: with
 #: planes a power of two apart, the α² entries of a tile would fall on the same cache sets.
 PLANE_GAP = 16
+#: The image-by-image backward sums ∂L/∂U in this many partials (fewer for a smaller batch),
+#: each over a fixed share of the images: enough to spread over the threads.
+SUM_SHARES = 16
 #: Run a float32 forward by rows image by image, each image's transforms and products on one
 #: thread (``_kernels.forward_by_image``), rather than in chunks whose three steps each split
 #: over the threads: no waiting between the steps, no Python between the chunks (tests switch
@@ -243,21 +246,47 @@ class WinogradPlan(WinogradPasses):
     def dilation(self):
         return self.dh, self.dw
 
+    def _by_image(self, dtype):
+        """Whether the passes run image by image (``BY_IMAGE``): float32, by rows."""
+        return (BY_IMAGE and dtype == np.float32 and self.dilation == (1, 1)
+                and not _kernels.in_lanes(self.tiles_w))
+
+    def _image_work(self, threads, dtype):
+        return workspace.get("winograd_by_image", (threads, _kernels.by_image_length(
+            self.tile, self.rows, self.out_channels, self.tiles_h, self.tiles_w, PLANE_GAP)),
+            dtype)
+
     def forward(self, x, u, bias):
         """``WinogradPasses.forward``, or image by image (``BY_IMAGE``) where it applies."""
-        if not (BY_IMAGE and x.dtype == np.float32 and self.dilation == (1, 1)
-                and not _kernels.in_lanes(self.tiles_w)):
+        if not self._by_image(x.dtype):
             return super().forward(x, u, bias)
         y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
         threads = get_num_threads()
-        work = workspace.get("winograd_by_image", (threads, _kernels.by_image_length(
-            self.tile, self.rows, self.out_channels, self.tiles_h, self.tiles_w, PLANE_GAP)),
-            x.dtype)
         _kernels.forward_by_image(self.tile, x, u, y, absent(x.dtype) if bias is None else bias,
                                   np.array(self.blocks, np.intp).reshape(-1, 2), self.top,
                                   self.left, self.tiles_h, self.tiles_w, PLANE_GAP,
-                                  self._scratch(threads, x.dtype), work, threads)
+                                  self._scratch(threads, x.dtype),
+                                  self._image_work(threads, x.dtype), threads)
         return y
+
+    def backward(self, x, u, gy, need_x, need_weight):
+        """``WinogradPasses.backward``, or image by image (``BY_IMAGE``) where it applies:
+        ∂L/∂U summed in ``SUM_SHARES`` partials (fixed by the batch size), then added in
+        order; at most ``SUM_SHARES`` times U's size extra."""
+        if not self._by_image(x.dtype):
+            return super().backward(x, u, gy, need_x, need_weight)
+        threads = get_num_threads()
+        gx = np.empty_like(x) if need_x else np.empty((0, 1, 1, 1), x.dtype)
+        shares = (workspace.get("winograd_grad_u_shares", (min(SUM_SHARES, max(self.n, 1)),
+                                self.points, self.out_channels, self.rows), x.dtype)
+                  if need_weight else np.empty((0, 1, 1, 1), x.dtype))
+        _kernels.backward_by_image(self.tile, x, u if need_x else np.empty((1, 1, 1), x.dtype),
+                                   gy, gx, shares, np.array(self.blocks, np.intp).reshape(-1, 2),
+                                   self.top, self.left, self.tiles_h, self.tiles_w, PLANE_GAP,
+                                   self._scratch(threads, x.dtype),
+                                   self._image_work(threads, x.dtype), threads)
+        gw = self._filter_grad(shares.sum(axis=0), threads) if need_weight else None
+        return (gx if need_x else None), gw
 
     def _tiles(self, images, dtype):
         """The chunk's tile matrices: V (α², B·C, T) and M (α², O, T), each ξ plane followed
