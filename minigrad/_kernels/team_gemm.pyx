@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """A batch of matrix products on minigrad's own threads, each product (or a slab of its
-columns) whole on one thread, by numpy's BLAS called single-threaded.
+columns) whole on one thread, by numpy's BLAS called single-threaded or, in float32 with
+AVX-512, by the register tile of ``gemm_tile.h`` (``own``).
 
 Why: numpy's OpenBLAS runs a large product on threads of its own, which on a machine with as
 many cores as minigrad's threads take turns on the cores with minigrad's OpenMP team (one

@@ -14,7 +14,10 @@ Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A: α² products per tile and ch
 9·m². Summed over channels, each of the α² points ξ is one matrix product,
 M[ξ] (O, T) = U[ξ] (O, C) · V[ξ] (C, T), over the T tiles of a batch. This module moves data
 between NCHW planes and those ξ-major matrices, and transforms the filters (U = G g Gᵀ, and
-its adjoint for the weight gradient); the products are BLAS's (``minigrad/ops/conv_winograd.py``).
+its adjoint for the weight gradient); the products are ``team_matmul``'s
+(``minigrad/ops/conv_winograd.py``), except in ``forward_by_image`` and ``backward_by_image``,
+which take each image through its transforms and the products of ``gemm_tile.h`` on one
+thread.
 
 Dilation (dh, dw), with dh and dw dividing the planes' sides and the padding: output
 (p + dh·r, q + dw·j) reads only input rows ≡ p (mod dh) and columns ≡ q (mod dw), so the

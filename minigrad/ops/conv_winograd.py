@@ -4,9 +4,16 @@ or 2 (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks").
 Each m×m block of outputs comes from an α×α patch of the input, α = m + 2: with the transforms
 of ``minigrad/_kernels/winograd.pyx``, V = Bᵀ d B (per patch and input channel), U = G g Gᵀ
 (per filter), the block is Aᵀ (Σ_c U ⊙ V) A. Summed over channels, each of the α² points ξ is
-one matrix product over the batch's tiles, M[ξ] = U[ξ] · V[ξ], done by BLAS on minigrad's
-threads (``team_matmul``): 36 multiplies per 16 outputs and channel pair with m = 4 (4× fewer
-than the direct sum's 144), 16 per 4 with m = 2 (2.25× fewer).
+one matrix product over the batch's tiles, M[ξ] = U[ξ] · V[ξ], on minigrad's threads
+(``team_matmul``: BLAS, or the float32 product of ``minigrad/_kernels/gemm_tile.h``): 36
+multiplies per 16 outputs and channel pair with m = 4 (4× fewer than the direct sum's 144),
+16 per 4 with m = 2 (2.25× fewer).
+
+Where a plane's rows hold at least 8 tiles (undilated, float32, AVX-512), both passes run
+image by image (``BY_IMAGE``, ``_kernels.forward_by_image``, ``backward_by_image``): one
+thread takes an image through its transforms and its α² products, so that its V and M stay
+in that core's cache and no thread waits for another between the steps. Elsewhere the batch
+goes in chunks, each step of a chunk split over the threads.
 
 A dilated 3×3 convolution (dilation (dh, dw) dividing the input's sides and the padding) is
 dh·dw stride-1 ones, on the interleaved sub-grids of its input and output: each sub-grid gets
@@ -33,7 +40,9 @@ matrices of one chunk of images, V (α², B·C, T) and M (α², O, T) for T tile
 ``CHUNK_BYTES`` together, or U's size where U is larger (at least one image; on small maps at
 least one group of 16 lane planes, ``minigrad/_kernels/winograd.pyx``); the transformed
 filters U (α², O, B·C), made again by the backward pass rather than kept from the forward; in
-backward one more (α², O, B·C) for ∂L/∂U.
+backward one more (α², O, B·C) for ∂L/∂U. Image by image: per thread one image's V and M and
+a 512 KiB panel for the products instead of the chunk's; in backward ``SUM_SHARES`` partial
+sums of ∂L/∂U, each U's size.
 """
 
 import math
@@ -54,8 +63,9 @@ CHUNK_BYTES = chunk_budget()
 #: planes a power of two apart, the α² entries of a tile would fall on the same cache sets.
 PLANE_GAP = 16
 #: The image-by-image backward sums ∂L/∂U in this many partials (fewer for a smaller batch),
-#: each over a fixed share of the images: enough to spread over the threads.
-SUM_SHARES = 16
+#: each over a fixed share of the images: work for up to as many threads, for as many times
+#: U's memory (2, 4, 8 or 16 ran alike on two threads).
+SUM_SHARES = 8
 #: Run a float32 forward by rows image by image, each image's transforms and products on one
 #: thread (``_kernels.forward_by_image``), rather than in chunks whose three steps each split
 #: over the threads: no waiting between the steps, no Python between the chunks (tests switch

@@ -1,6 +1,7 @@
 """Stacks of matrix products for the convolution's hot paths, run by minigrad's own threads
 (``minigrad/_kernels/team_gemm.pyx``: each product, or a slab of its columns, whole on one
-thread, numpy's OpenBLAS called single-threaded) instead of by OpenBLAS's threads.
+thread, numpy's OpenBLAS called single-threaded or, ``OWN_GEMM``, minigrad's own float32
+product) instead of by OpenBLAS's threads.
 
 On a machine with as many cores as threads, OpenBLAS's threads and minigrad's OpenMP team
 take turns on the cores: every switch between a BLAS product and a kernel hands a core from
