@@ -16,19 +16,12 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t, intptr_t
 from libc.stdlib cimport free, malloc
 
+from ._gemm_tile cimport GEMM_TILE as OWN_BUILT, GEMM_WORK as OWN_WORK, gemm as _own_gemm
 from ._parallel cimport check_threads
 
 ctypedef fused floating:
     float
     double
-
-cdef extern from "gemm_tile.h" nogil:
-    enum: OWN_BUILT "MINIGRAD_GEMM_TILE"
-    enum: OWN_WORK "MINIGRAD_GEMM_WORK"
-    void _own_gemm "minigrad_gemm" (const float* a, Py_ssize_t sa_i, Py_ssize_t sa_l,
-                                    const float* b, Py_ssize_t sb_l, Py_ssize_t sb_j, float* c,
-                                    Py_ssize_t ldc, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                                    int accumulate, float* work)
 
 #: Whether this build has the float32 product of gemm_tile.h (AVX-512): ``products(own=True)``
 OWN = bool(OWN_BUILT)

@@ -53,6 +53,7 @@ from cython.parallel cimport prange, threadid
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
+from ._gemm_tile cimport GEMM_TILE, GEMM_WORK, gemm as _gemm
 from ._parallel cimport team_size
 
 # Tile entries below which a loop runs on one thread (see im2col.pyx).
@@ -903,14 +904,6 @@ def output_grad(Py_ssize_t m, const floating[:, :, :, ::1] gy, floating[:, :, :]
 
 # -- the forward image by image ---------------------------------------------------------------------
 
-cdef extern from "gemm_tile.h" nogil:
-    enum: GEMM_TILE "MINIGRAD_GEMM_TILE"
-    enum: GEMM_WORK "MINIGRAD_GEMM_WORK"
-    void _gemm "minigrad_gemm" (const float* a, Py_ssize_t sa_i, Py_ssize_t sa_l,
-                                const float* b, Py_ssize_t sb_l, Py_ssize_t sb_j, float* c,
-                                Py_ssize_t ldc, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                                int accumulate, float* work)
-
 #: Whether ``forward_by_image`` is built (its products need gemm_tile.h: AVX-512).
 BY_IMAGE = bool(GEMM_TILE)
 
@@ -921,6 +914,38 @@ def by_image_length(Py_ssize_t m, Py_ssize_t rows, Py_ssize_t out_channels,
     their ξ planes ``gap`` entries apart, and the products' panel."""
     cdef Py_ssize_t tiles = tiles_h * tiles_w
     return (m + 2) ** 2 * ((rows + out_channels) * tiles + 2 * gap) + GEMM_WORK
+
+
+def _by_image_team(str op, Py_ssize_t m, x_shape, y_shape, const Py_ssize_t[:, ::1] blocks,
+                   Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                   Py_ssize_t gap, scratch_shape, work_shape, Py_ssize_t units,
+                   int num_threads):
+    """The team of ``forward_by_image`` or ``backward_by_image`` over ``units`` work items,
+    after the checks both need: rows not in lanes, (B ≥ 1, 2) block offsets within the
+    padding, each block's input grid and the output grid as ``_checked_team`` has them, and
+    ``work`` (``by_image_length``) for every thread."""
+    cdef Py_ssize_t n_blocks = blocks.shape[0], i
+    cdef Py_ssize_t points = (m + 2) ** 2, tiles = x_shape[0] * tiles_h * tiles_w
+    if _in_lanes(tiles_w, 1, 1) or blocks.shape[1] != 2 or n_blocks == 0 or gap < 0:
+        raise ValueError(f"winograd.{op}: rows of {tiles_w} tiles run in lanes, or blocks "
+                         f"({blocks.shape[0]}, {blocks.shape[1]}) are not (B ≥ 1, 2) offsets, "
+                         f"or a negative gap {gap}")
+    cdef int nt = _checked_team(op, m, y_shape, (points, y_shape[1], tiles),
+                                (4 * tiles, 4 * tiles, 4), 4, scratch_shape, tiles_h, tiles_w,
+                                True, num_threads)
+    for i in range(n_blocks):
+        if top < blocks[i, 0] or left < blocks[i, 1]:
+            raise ValueError(f"winograd.{op}: block offset ({blocks[i, 0]}, {blocks[i, 1]}) "
+                             f"beyond the padding ({top}, {left})")
+        _checked_team(op, m, x_shape, (points, x_shape[1], tiles), (4 * tiles, 4 * tiles, 4),
+                      4, scratch_shape, tiles_h, tiles_w, False, num_threads,
+                      top - blocks[i, 0], left - blocks[i, 1])
+    nt = <int>min(nt, max(units, 1))
+    length = by_image_length(m, n_blocks * x_shape[1], y_shape[1], tiles_h, tiles_w, gap)
+    if work_shape[0] < nt or work_shape[1] < length:
+        raise ValueError(f"winograd.{op}: work must be at least ({nt}, {length}), got "
+                         f"({work_shape[0]}, {work_shape[1]})")
+    return nt
 
 
 def forward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :, :] u,
@@ -947,10 +972,6 @@ def forward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
     cdef float* buf
     if not GEMM_TILE:
         raise RuntimeError("winograd.forward_by_image: built with AVX-512 only")
-    if _in_lanes(tiles_w, 1, 1) or blocks.shape[1] != 2 or n_blocks == 0 or gap < 0:
-        raise ValueError(f"winograd.forward_by_image: rows of {tiles_w} tiles run in lanes, or "
-                         f"blocks ({blocks.shape[0]}, {blocks.shape[1]}) are not (B ≥ 1, 2) "
-                         f"offsets, or a negative gap {gap}")
     if ((u.shape[0], u.shape[1], u.shape[2]) != (points, out_channels, rows)
             or y.shape[0] != n_images
             or (rows > 1 and u.strides[2] != sizeof(float)) or lda < rows
@@ -962,22 +983,9 @@ def forward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
                          f"({y.shape[0]}, {y.shape[1]}, {y.shape[2]}, {y.shape[3]}) do not "
                          f"match ({points}, {out_channels}, {rows}) filters for {n_blocks} "
                          f"blocks of {channels} channels")
-    cdef int nt = _checked_team("forward_by_image", m, y.shape, (points, out_channels,
-                                n_images * tiles), (4 * m_xi, 4 * tiles, 4), 4,
-                                scratch.shape, tiles_h, tiles_w, True, num_threads)
-    for i in range(n_blocks):
-        if top < blocks[i, 0] or left < blocks[i, 1]:
-            raise ValueError(f"winograd.forward_by_image: block offset ({blocks[i, 0]}, "
-                             f"{blocks[i, 1]}) beyond the padding ({top}, {left})")
-        _checked_team("forward_by_image", m, x.shape, (points, channels, n_images * tiles),
-                      (4 * v_xi, 4 * tiles, 4), 4, scratch.shape, tiles_h, tiles_w, False,
-                      num_threads, top - blocks[i, 0], left - blocks[i, 1])
-    nt = <int>min(nt, max(n_images, 1))
-    if (work.shape[0] < nt or work.shape[1] < by_image_length(m, rows, out_channels, tiles_h,
-                                                              tiles_w, gap)):
-        raise ValueError(f"winograd.forward_by_image: work must be at least ({nt}, "
-                         f"{by_image_length(m, rows, out_channels, tiles_h, tiles_w, gap)}), "
-                         f"got ({work.shape[0]}, {work.shape[1]})")
+    cdef int nt = _by_image_team("forward_by_image", m, x.shape, y.shape, blocks, top, left,
+                                 tiles_h, tiles_w, gap, scratch.shape, work.shape, n_images,
+                                 num_threads)
     if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] == 0:
         return
     for n in prange(n_images, nogil=True, schedule="static", num_threads=nt):
@@ -1025,10 +1033,6 @@ def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
     cdef float* buf
     if not GEMM_TILE:
         raise RuntimeError("winograd.backward_by_image: built with AVX-512 only")
-    if _in_lanes(tiles_w, 1, 1) or blocks.shape[1] != 2 or n_blocks == 0 or gap < 0:
-        raise ValueError(f"winograd.backward_by_image: rows of {tiles_w} tiles run in lanes, "
-                         f"or blocks ({blocks.shape[0]}, {blocks.shape[1]}) are not (B ≥ 1, "
-                         f"2) offsets, or a negative gap {gap}")
     if (gy.shape[0] != n_images
             or (need_x and ((gx.shape[0], gx.shape[1], gx.shape[2], gx.shape[3])
                             != (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
@@ -1047,23 +1051,9 @@ def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
                          f"{grad_u.shape[1]}, {grad_u.shape[2]}, {grad_u.shape[3]}) do not "
                          f"match ({points}, {out_channels}, {rows}) filters for {n_blocks} "
                          f"blocks of {channels} channels")
-    cdef Py_ssize_t all_tiles = n_images * tiles
-    cdef int nt = _checked_team("backward_by_image", m, gy.shape, (points, out_channels,
-                                all_tiles), (4 * all_tiles, 4 * all_tiles, 4), 4,
-                                scratch.shape, tiles_h, tiles_w, True, num_threads)
-    for i in range(n_blocks):
-        if top < blocks[i, 0] or left < blocks[i, 1]:
-            raise ValueError(f"winograd.backward_by_image: block offset ({blocks[i, 0]}, "
-                             f"{blocks[i, 1]}) beyond the padding ({top}, {left})")
-        _checked_team("backward_by_image", m, x.shape, (points, channels, all_tiles),
-                      (4 * all_tiles, 4 * all_tiles, 4), 4, scratch.shape, tiles_h, tiles_w,
-                      False, num_threads, top - blocks[i, 0], left - blocks[i, 1])
-    nt = <int>min(nt, shares)
-    if work.shape[0] < nt or work.shape[1] < by_image_length(m, rows, out_channels, tiles_h,
-                                                             tiles_w, gap):
-        raise ValueError(f"winograd.backward_by_image: work must be at least ({nt}, "
-                         f"{by_image_length(m, rows, out_channels, tiles_h, tiles_w, gap)}), "
-                         f"got ({work.shape[0]}, {work.shape[1]})")
+    cdef int nt = _by_image_team("backward_by_image", m, x.shape, gy.shape, blocks, top,
+                                 left, tiles_h, tiles_w, gap, scratch.shape, work.shape,
+                                 shares, num_threads)
     if need_w and n_images == 0:
         grad_u[...] = 0
     if n_images == 0 or not (need_x or need_w):
