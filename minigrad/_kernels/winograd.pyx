@@ -904,7 +904,8 @@ def output_grad(Py_ssize_t m, const floating[:, :, :, ::1] gy, floating[:, :, :]
 
 # -- the forward image by image ---------------------------------------------------------------------
 
-#: Whether ``forward_by_image`` is built (its products need gemm_tile.h: AVX-512).
+#: Whether ``forward_by_image`` and ``backward_by_image`` are built (their products need
+#: gemm_tile.h: AVX-512).
 BY_IMAGE = bool(GEMM_TILE)
 
 

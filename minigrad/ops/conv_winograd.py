@@ -66,10 +66,10 @@ PLANE_GAP = 16
 #: each over a fixed share of the images: work for up to as many threads, for as many times
 #: U's memory (2, 4, 8 or 16 ran alike on two threads).
 SUM_SHARES = 8
-#: Run a float32 forward by rows image by image, each image's transforms and products on one
-#: thread (``_kernels.forward_by_image``), rather than in chunks whose three steps each split
-#: over the threads: no waiting between the steps, no Python between the chunks (tests switch
-#: it; docs/algorithms.md has the measurements).
+#: Run both float32 passes by rows image by image, each image's transforms and products on one
+#: thread (``_kernels.forward_by_image``, ``backward_by_image``), rather than in chunks whose
+#: steps each split over the threads: no waiting between the steps, no Python between the
+#: chunks (tests switch it; docs/algorithms.md has the measurements).
 BY_IMAGE = _kernels.BY_IMAGE
 #: True: use Winograd where the rules below expect it to be faster; a tile size (2 or 4):
 #: that one wherever Winograd can compute the convolution (tests); False: never.
