@@ -144,9 +144,9 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
     ``unit`` ≥ 1 that divides N, thread t computes columns [unit·(t·U div T), unit·((t +
     1)·U div T)) of every product (U = N / unit, T threads): the columns of the same units
     (the images of a batch) that a kernel splitting them evenly gives that thread. Each
-    product is BLAS's, or with ``own`` (float32, where ``OWN``) gemm_tile.h's: either way
-    one thread sums each column in a fixed order, so results do not depend on the thread
-    count. OpenBLAS runs on one thread meanwhile and on its former count afterwards."""
+    product is BLAS's, or with ``own`` (float32, where ``OWN``) gemm_tile.h's, which sums
+    every value in the same order however the columns are split. OpenBLAS runs on one
+    thread meanwhile and on its former count afterwards."""
     cdef Py_ssize_t count = out.shape[0], m = out.shape[1], n = out.shape[2]
     cdef Py_ssize_t k = a.shape[1] if trans_a else a.shape[2]
     cdef Py_ssize_t lda = a.strides[1] // sizeof(floating)
