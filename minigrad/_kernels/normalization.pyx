@@ -94,14 +94,11 @@ def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int 
     for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
         s = 0
         for n in range(n_images):
-            # (runs of 4·LANES or more in lanes, which vectorise: as ``channel_sums``)
-            s = s + (_lane_sum(&x[n, c, 0], length) if length >= 4 * LANES
-                     else _sum(&x[n, c, 0], length))
+            s = s + _run_sum(&x[n, c, 0], length)
         m = s / count
         s = 0
         for n in range(n_images):
-            s = s + (_lane_dot(&x[n, c, 0], &x[n, c, 0], length, m, m)
-                     if length >= 4 * LANES else _dot(&x[n, c, 0], &x[n, c, 0], length, m, m))
+            s = s + _run_dot(&x[n, c, 0], &x[n, c, 0], length, m, m)
         mean[c] = m
         var[c] = s / count
 
@@ -152,9 +149,22 @@ cdef inline double _lane_dot(const floating* a, const floating* b, Py_ssize_t le
     return _fold(lanes)
 
 
+cdef inline double _run_sum(const floating* a, Py_ssize_t length) noexcept nogil:
+    """Σ a[i] for one run: ``_lane_sum`` from 4·LANES values, ``_sum`` below (on short runs
+    the lanes' final adds outweigh their sums)."""
+    return _lane_sum(a, length) if length >= 4 * LANES else _sum(a, length)
+
+
+cdef inline double _run_dot(const floating* a, const floating* b, Py_ssize_t length,
+                            double shift_a, double shift_b) noexcept nogil:
+    """``_dot`` for one run, in lanes from 4·LANES values as ``_run_sum``."""
+    return (_lane_dot(a, b, length, shift_a, shift_b) if length >= 4 * LANES
+            else _dot(a, b, length, shift_a, shift_b))
+
+
 def channel_sums(const floating[:, :, ::1] x, double[::1] out, int num_threads):
-    """out[c] = Σ x[:, c, :] (a bias's gradient), each run of L summed by ``_lane_sum`` (or,
-    under 4·LANES values, ``_sum``) and the runs added in order."""
+    """out[c] = Σ x[:, c, :] (a bias's gradient), each run of L summed by ``_run_sum`` and
+    the runs added in order."""
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
     cdef Py_ssize_t c, n
     cdef double s
@@ -164,9 +174,7 @@ def channel_sums(const floating[:, :, ::1] x, double[::1] out, int num_threads):
     for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
         s = 0
         for n in range(n_images):
-            # (on short runs the lanes' final adds outweigh their sums)
-            s = s + (_lane_sum(&x[n, c, 0], length) if length >= 4 * LANES
-                     else _sum(&x[n, c, 0], length))
+            s = s + _run_sum(&x[n, c, 0], length)
         out[c] = s
 
 

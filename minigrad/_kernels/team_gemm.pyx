@@ -94,6 +94,24 @@ cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, P
                                 <int>ldb, beta, c, <int>ldc)
 
 
+cdef int _check_own(str kernel, bint own, bint float32) except -1:
+    """ValueError if ``own`` is asked of a build or a dtype without the own product."""
+    if own and not (float32 and OWN_BUILT):
+        raise ValueError(f"team_gemm.{kernel}: the own product is float32 with AVX-512 only")
+    return 0
+
+
+cdef float* _own_work(bint own, int nt) except? NULL:
+    """With ``own``, a new buffer (free it) of a panel of B for each of ``nt`` threads, row
+    t·OWN_WORK for thread t; NULL without."""
+    if not own:
+        return NULL
+    cdef float* work = <float*>malloc(nt * OWN_WORK * sizeof(float))
+    if work == NULL:
+        raise MemoryError()
+    return work
+
+
 cdef int _check_bound(str kernel) except -1:
     if _sgemm == NULL:
         raise RuntimeError(f"team_gemm.{kernel}: no BLAS bound (team_gemm.bind)")
@@ -155,10 +173,9 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
     cdef floating beta = 1 if accumulate else 0
     cdef Py_ssize_t units = n // unit if unit > 0 else 0, p, t, first, last
     cdef int nt = check_threads(num_threads), before
-    cdef float* work = NULL
+    cdef float* work
     cdef float* mine
-    if own and not (floating is float and OWN_BUILT):
-        raise ValueError("team_gemm.products: the own product is float32 with AVX-512 only")
+    _check_own("products", own, floating is float)
     _check_bound("products")
     _check_operands("products", a, trans_a, b, trans_b, out, "out", count,
                     unit >= 0 and (unit == 0 or n % unit == 0),
@@ -167,11 +184,7 @@ def products(const floating[:, :, :] a, bint trans_a, const floating[:, :, :] b,
         return
     if unit > 0:
         nt = <int>min(nt, units)
-    if own:
-        # a panel of B per thread for the own product
-        work = <float*>malloc(nt * OWN_WORK * sizeof(float))
-        if work == NULL:
-            raise MemoryError()
+    work = _own_work(own, nt)
     with nogil:
         before = _get_threads()
         _set_threads(1)
@@ -212,11 +225,9 @@ def summed_products(const floating[:, :, :] a, bint trans_a, const floating[:, :
     cdef Py_ssize_t ldc = partials.strides[1] // sizeof(floating)
     cdef Py_ssize_t p, t
     cdef int nt = check_threads(num_threads), before
-    cdef float* work = NULL
+    cdef float* work
     cdef float* mine
-    if own and not (floating is float and OWN_BUILT):
-        raise ValueError("team_gemm.summed_products: the own product is float32 with AVX-512 "
-                         "only")
+    _check_own("summed_products", own, floating is float)
     _check_bound("summed_products")
     _check_operands("summed_products", a, trans_a, b, trans_b, partials, "partials", count,
                     1 <= shares <= max(count, 1), "shares not between 1 and the products")
@@ -226,10 +237,7 @@ def summed_products(const floating[:, :, :] a, bint trans_a, const floating[:, :
         partials[...] = 0
         return
     nt = <int>min(nt, shares)
-    if own:
-        work = <float*>malloc(nt * OWN_WORK * sizeof(float))
-        if work == NULL:
-            raise MemoryError()
+    work = _own_work(own, nt)
     with nogil:
         before = _get_threads()
         _set_threads(1)

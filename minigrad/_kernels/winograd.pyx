@@ -917,6 +917,17 @@ def by_image_length(Py_ssize_t m, Py_ssize_t rows, Py_ssize_t out_channels,
     return (m + 2) ** 2 * ((rows + out_channels) * tiles + 2 * gap) + GEMM_WORK
 
 
+cdef bint _filters_fit(const float[:, :, :] u, Py_ssize_t points, Py_ssize_t out_channels,
+                       Py_ssize_t rows):
+    """Whether u holds (α², O, B·C) transformed filters the by-image products can read: unit
+    steps along its rows, rows at least a row apart, ξ planes a whole number of floats apart
+    and not backwards."""
+    return ((u.shape[0], u.shape[1], u.shape[2]) == (points, out_channels, rows)
+            and (rows <= 1 or u.strides[2] == sizeof(float))
+            and u.strides[1] >= rows * sizeof(float)
+            and u.strides[0] % sizeof(float) == 0 and u.strides[0] >= 0)
+
+
 def _by_image_team(str op, Py_ssize_t m, x_shape, y_shape, const Py_ssize_t[:, ::1] blocks,
                    Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                    Py_ssize_t gap, scratch_shape, work_shape, Py_ssize_t units,
@@ -973,10 +984,7 @@ def forward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
     cdef float* buf
     if not GEMM_TILE:
         raise RuntimeError("winograd.forward_by_image: built with AVX-512 only")
-    if ((u.shape[0], u.shape[1], u.shape[2]) != (points, out_channels, rows)
-            or y.shape[0] != n_images
-            or (rows > 1 and u.strides[2] != sizeof(float)) or lda < rows
-            or u.strides[0] % sizeof(float) or xi_u < 0
+    if (not _filters_fit(u, points, out_channels, rows) or y.shape[0] != n_images
             or bias.shape[0] not in (0, out_channels)):
         raise ValueError(f"winograd.forward_by_image: u ({u.shape[0]}, {u.shape[1]}, "
                          f"{u.shape[2]}) (steps ({u.strides[0]}, {u.strides[1]}, "
@@ -1028,7 +1036,7 @@ def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
     cdef Py_ssize_t shares = grad_u.shape[0] if need_w else max(n_images, 1)
     cdef Py_ssize_t lda = u.strides[1] // sizeof(float) if need_x else 0
     cdef Py_ssize_t xi_u = u.strides[0] // sizeof(float) if need_x else 0
-    cdef Py_ssize_t share, n, i, c, o, p, t
+    cdef Py_ssize_t share, first, last, n, i, c, o, p, t
     cdef float* v
     cdef float* dm
     cdef float* buf
@@ -1038,10 +1046,7 @@ def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
             or (need_x and ((gx.shape[0], gx.shape[1], gx.shape[2], gx.shape[3])
                             != (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
                             or not gx.is_c_contig()
-                            or (u.shape[0], u.shape[1], u.shape[2])
-                            != (points, out_channels, rows)
-                            or (rows > 1 and u.strides[2] != sizeof(float)) or lda < rows
-                            or u.strides[0] % sizeof(float) or xi_u < 0))
+                            or not _filters_fit(u, points, out_channels, rows)))
             or (need_w and ((grad_u.shape[1], grad_u.shape[2], grad_u.shape[3])
                             != (points, out_channels, rows) or shares > max(n_images, 1)))):
         raise ValueError(f"winograd.backward_by_image: x ({x.shape[0]}, {x.shape[1]}, "
@@ -1064,7 +1069,9 @@ def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
         dm = &work[t, 0]
         v = dm + points * m_xi
         buf = &scratch[t, 0]
-        for n in range(-(-share * n_images // shares), -(-(share + 1) * n_images // shares)):
+        first = -(-share * n_images // shares)
+        last = -(-(share + 1) * n_images // shares)
+        for n in range(first, last):
             for o in range(out_channels):
                 _plane_pass(OUTPUT_GRAD, m, <float*>&gy[n, o, 0, 0], gy.shape[2], gy.shape[3],
                             dm + o * tiles, m_xi, 0, 0, 0, tiles_h, tiles_w, False, buf)
@@ -1079,7 +1086,7 @@ def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
                     # dM (O × T) · Vᵀ (T × B·C), added to the share's sum after its first image
                     _gemm(dm + p * m_xi, tiles, 1, v + p * v_xi, 1, tiles,
                           &grad_u[share, p, 0, 0], rows, out_channels, rows, tiles,
-                          n > -(-share * n_images // shares), v + points * v_xi)
+                          n > first, v + points * v_xi)
             if need_x:
                 for p in range(points):
                     # Uᵀ (B·C × O) · dM (O × T), into V's buffer

@@ -228,6 +228,8 @@ class WinogradPlan(WinogradPasses):
         self.out_w = self.width + self.left + right - self.dw * (self.kernel - 1)
         self.blocks = [(a, b) for a in block_offsets(self.kernel)
                        for b in block_offsets(self.kernel)]
+        # the same offsets as the image-by-image kernels take them
+        self.block_array = np.array(self.blocks, np.intp).reshape(-1, 2)
         self.rows = len(self.blocks) * self.channels      # of V, and the products' depth
         self.tile = m = tile
         self.points = (m + 2) ** 2
@@ -273,9 +275,8 @@ class WinogradPlan(WinogradPasses):
         y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
         threads = get_num_threads()
         _kernels.forward_by_image(self.tile, x, u, y, absent(x.dtype) if bias is None else bias,
-                                  np.array(self.blocks, np.intp).reshape(-1, 2), self.top,
-                                  self.left, self.tiles_h, self.tiles_w, PLANE_GAP,
-                                  self._scratch(threads, x.dtype),
+                                  self.block_array, self.top, self.left, self.tiles_h,
+                                  self.tiles_w, PLANE_GAP, self._scratch(threads, x.dtype),
                                   self._image_work(threads, x.dtype), threads)
         return y
 
@@ -291,8 +292,8 @@ class WinogradPlan(WinogradPasses):
                                 self.points, self.out_channels, self.rows), x.dtype)
                   if need_weight else np.empty((0, 1, 1, 1), x.dtype))
         _kernels.backward_by_image(self.tile, x, u if need_x else np.empty((1, 1, 1), x.dtype),
-                                   gy, gx, shares, np.array(self.blocks, np.intp).reshape(-1, 2),
-                                   self.top, self.left, self.tiles_h, self.tiles_w, PLANE_GAP,
+                                   gy, gx, shares, self.block_array, self.top, self.left,
+                                   self.tiles_h, self.tiles_w, PLANE_GAP,
                                    self._scratch(threads, x.dtype),
                                    self._image_work(threads, x.dtype), threads)
         gw = self._filter_grad(shares.sum(axis=0), threads) if need_weight else None

@@ -173,8 +173,7 @@ def matmul_sum(a, b, out):
     # not one product, which numpy's BLAS splits over its threads
     if a.shape[0] > 1 and _bindable(a, b, out[None], a.shape[0] * out.size * a.shape[2],
                                     threads, 1):
-        own = (OWN_GEMM and out.dtype == np.float32
-               and out.size * a.shape[2] >= OWN_MIN_MACS)
+        own = _own(out, out.size * a.shape[2])
         # BLAS: the products with more rows than columns, as (b[p]ᵀ @ a[p]ᵀ)ᵀ where M < N
         swap = not own and out.shape[0] < out.shape[1]
         first, second = (b.transpose(0, 2, 1), a.transpose(0, 2, 1)) if swap else (a, b)
@@ -213,6 +212,13 @@ def _check_stacks(name, a, b, out, unit=None):
                          f"units of {unit}: a {a.shape} @ b {b.shape} -> out {out.shape}")
 
 
+def _own(out, macs):
+    """Whether products into ``out`` of ``macs`` multiply-adds each (per product, or per unit
+    of a slab) go to the own product: ``OWN_GEMM``, float32, at least ``OWN_MIN_MACS``. A
+    choice by shape alone, so that the thread count never changes which code sums them."""
+    return OWN_GEMM and out.dtype == np.float32 and macs >= OWN_MIN_MACS
+
+
 def _on_team(a, b, out, accumulate, unit, parts):
     """Run ``_kernels.products`` for these stacks in ``parts`` shares (whole products with
     ``unit`` 0, else column slabs of ``unit``s) where ``_bindable`` and both operands have
@@ -222,8 +228,7 @@ def _on_team(a, b, out, accumulate, unit, parts):
     (a stack split in slabs goes back to its caller, to be split by products), on one thread
     where the team would not pay."""
     threads = get_num_threads()
-    own = (OWN_GEMM and out.dtype == np.float32
-           and out.shape[-2] * (unit or out.shape[-1]) * a.shape[-1] >= OWN_MIN_MACS)
+    own = _own(out, out.shape[-2] * (unit or out.shape[-1]) * a.shape[-1])
     if own:
         if not _bindable(a, b, out, TEAM_MIN_MACS, 1, min_threads=1):
             return False
