@@ -567,6 +567,35 @@ def test_weight_grad_skips_the_taps_its_masks_leave_out(by_rows):
     np.testing.assert_array_equal(np.delete(sums[0], 4, axis=1), np.delete(sums[1], 4, axis=1))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_grad_unmasked_takes_every_tap(dtype):
+    """With ``masked`` false the tile ignores the masks (the 5×5 and 7×7 layers' choice): masks
+    that keep no tap still give the whole gradient, while the masked tile then gives zeros
+    (with AVX-512; the AVX2 tiles are unmasked either way)."""
+    x = RNG.standard_normal((3, 4, 7, 9)).astype(dtype)
+    gy = RNG.standard_normal((3, 32, 7, 9)).astype(dtype)
+    w_shape = (32, 4, 5, 5)
+    plan = conv_direct.DirectPlan(x.shape, w_shape, ((2, 2), (2, 2)), (1, 1))
+    taps = -(-25 // TG) * TG
+    shifts = np.zeros(taps, np.intp)
+    shifts[:25] = plan.shifts
+    width = conv_direct.grad_tile_width(32)
+    no_taps = [np.zeros_like(m) for m in plan.grad_masks]
+    expected = R.conv2d_vjp(x.astype(np.float64), np.zeros(w_shape), gy.astype(np.float64),
+                            padding=2)[1]
+    for masked in (False, True):
+        partials = np.zeros((2, 4, taps, width), dtype)
+        scratch = np.zeros((2, plan.positions, width), dtype)
+        kernels.weight_grad(gy, plan._x_grid(x), shifts, *no_taps, plan.positions,
+                            plan.grid_width, partials, scratch, width, 2, masked)
+        got = partials.sum(axis=0)[:, :25].transpose(2, 0, 1).reshape(w_shape)
+        if masked and kernels.GRAD_OUT_BLOCK == 32:
+            assert not got.any()
+        else:
+            np.testing.assert_allclose(got, expected, rtol=1e-4,
+                                       atol=1e-4 * np.abs(expected).max())
+
+
 # -- the kernels refuse inconsistent buffers instead of reading past them -------------------------
 def _plan_buffers():
     x = np.ones((2, 3, 5, 5), np.float32)

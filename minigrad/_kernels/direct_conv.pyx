@@ -739,6 +739,16 @@ cdef extern from "grad_tiles.h" nogil:
         const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
         const int* row_masks, const int* col_masks, double* tile, Py_ssize_t tile_channel,
         Py_ssize_t tap_stride)
+    void _grad_tile_full_f "minigrad_grad_tile_full_f" (
+        const float* gy_t, Py_ssize_t gy_stride, const float* row, Py_ssize_t row_channel,
+        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
+        const int* row_masks, const int* col_masks, float* tile, Py_ssize_t tile_channel,
+        Py_ssize_t tap_stride)
+    void _grad_tile_full_d "minigrad_grad_tile_full_d" (
+        const double* gy_t, Py_ssize_t gy_stride, const double* row, Py_ssize_t row_channel,
+        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
+        const int* row_masks, const int* col_masks, double* tile, Py_ssize_t tile_channel,
+        Py_ssize_t tap_stride)
     void _grad_tile_narrow_f "minigrad_grad_tile_narrow_f" (
         Py_ssize_t width, const float* gy_t, Py_ssize_t gy_stride, const float* row,
         const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
@@ -758,14 +768,15 @@ cdef inline void _grad_image(const floating* gy_t, Py_ssize_t gy_stride, const f
                              const Py_ssize_t* shifts, Py_ssize_t groups, Py_ssize_t count,
                              Py_ssize_t cols, Py_ssize_t grid_width, const int* row_masks,
                              const int* col_masks, floating* out, Py_ssize_t out_channel,
-                             Py_ssize_t out_tap, Py_ssize_t width) noexcept nogil:
+                             Py_ssize_t out_tap, Py_ssize_t width, bint masked) noexcept nogil:
     """out[c·out_channel + t·out_tap + o] += Σ_p rows[c·row_channel + shifts[t] + p] ·
     gy_t[p·gy_stride + o] for ``channels`` input channels c, groups·TG taps t and ``width``
     output channels o (GO, or a narrower tile's G24 or G16), over the positions p < count in
     the output's columns (p mod grid_width < cols) and the taps the masks keep there
-    (``weight_grad``): one image's share. The tiles are C with GCC vector types
-    (``grad_tiles.h``): the main one (GO wide; with AVX2 two channels at a time), and a
-    narrower one for the narrower widths and, with AVX2, an odd last channel."""
+    (``weight_grad``; the main tile only where ``masked``): one image's share. The tiles are
+    C with GCC vector types (``grad_tiles.h``): the main one (GO wide; with AVX2 two channels
+    at a time), and a narrower one for the narrower widths and, with AVX2, an odd last
+    channel."""
     cdef Py_ssize_t n_rows = (count + grid_width - 1) // grid_width
     # the main tile takes two channels with AVX2 (PAIRS), one with AVX-512
     cdef Py_ssize_t c = 0, g, step = 2 if PAIRS else 1
@@ -779,7 +790,16 @@ cdef inline void _grad_image(const floating* gy_t, Py_ssize_t gy_stride, const f
         for g in range(groups):
             rm, cm = row_masks + g * n_rows, col_masks + g * cols
             row, tile = rows + c * row_channel, out + c * out_channel + g * TG * out_tap
-            if main:
+            if main and not masked:
+                if floating is float:
+                    _grad_tile_full_f(gy_t, gy_stride, row, row_channel, shifts + g * TG,
+                                      count, cols, grid_width, rm, cm, tile, out_channel,
+                                      out_tap)
+                else:
+                    _grad_tile_full_d(gy_t, gy_stride, row, row_channel, shifts + g * TG,
+                                      count, cols, grid_width, rm, cm, tile, out_channel,
+                                      out_tap)
+            elif main:
                 if floating is float:
                     _grad_tile_main_f(gy_t, gy_stride, row, row_channel, shifts + g * TG,
                                       count, cols, grid_width, rm, cm, tile, out_channel,
@@ -801,14 +821,15 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
                 const Py_ssize_t[::1] shifts, const int[:, ::1] row_masks,
                 const int[:, ::1] col_masks, Py_ssize_t count, Py_ssize_t grid_width,
                 floating[:, :, :, ::1] partials, floating[:, :, ::1] scratch, Py_ssize_t width,
-                int num_threads):
+                int num_threads, bint masked=True):
     """partials[k, c, t, o] = Σ_{n in chunk k} Σ_p grid[n, c, p + shifts[t]] ·
     gy[n, o, p div grid_width, p mod grid_width] over the positions p < count in the output's
     columns (p mod grid_width < Wo; the padding columns are skipped); 0 where o ≥ O.
     ``row_masks`` (T / TG, Ho) and ``col_masks`` (T / TG, Wo): bit b of [g, r] and of
     [g, col] set where tap g·TG + b at output row r, column col reads inside the input; the
     products of the other taps there are zeros (or belong to dropped padding taps), and the
-    AVX-512 tile skips them: the caller vouches for that.
+    AVX-512 tile skips them (unless ``masked`` is false: then it computes them all): the
+    caller vouches for that.
 
     ``gy`` (N, O, Ho, Wo), any strides, with Ho = ceil(count / grid_width); ``partials``
     (chunks, C, T, O'), O' = O rounded up to the tile ``width`` (one of ``GRAD_TILE_WIDTHS``);
@@ -884,7 +905,7 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
                             dst[i * width + o] = gy[n, b * width + o, r, col + i]
             _grad_image(local, width, &grid[n, 0, 0], grid_length, channels, &shifts[0],
                         groups, count, cols, grid_width, &row_masks[0, 0], &col_masks[0, 0],
-                        &partials[k, 0, 0, b * width], taps * padded, padded, width)
+                        &partials[k, 0, 0, b * width], taps * padded, padded, width, masked)
 
 
 def check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count, const Py_ssize_t[::1] shifts):

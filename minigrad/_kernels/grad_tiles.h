@@ -74,13 +74,20 @@ static inline void NAME(const T *gy_t, Py_ssize_t gy_stride, const T *row,      
                 *(V *)(tile + c * tile_channel + t * tap_stride + k * (LANES)) += sums[c][t][k]; \
 }
 
-/* the main tile: with AVX-512 one channel x GO (two 64-byte vectors), with AVX2 the pair tile */
+/* the main tile: with AVX-512 one channel x GO (two 64-byte vectors), with AVX2 the pair tile.
+ * With AVX-512 also unmasked (``full``) for the kernels of more than one tap group (5 x 5,
+ * 7 x 7): there the masked tile's loop, even at the positions that keep every tap, compiled
+ * to slower code (it reloads the shifts every step) than the masks saved. */
 #if defined(__AVX512F__)
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_f, float, minigrad_lf, 16, MINIGRAD_GO, 1, 1)
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_d, double, minigrad_ld, 8, MINIGRAD_GO, 1, 1)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_full_f, float, minigrad_lf, 16, MINIGRAD_GO, 1, 0)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_full_d, double, minigrad_ld, 8, MINIGRAD_GO, 1, 0)
 #else
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_f, float, minigrad_v8f, 8, MINIGRAD_GO_PAIR, 2, 0)
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_d, double, minigrad_v4d, 4, MINIGRAD_GO_PAIR, 2, 0)
+#define minigrad_grad_tile_full_f minigrad_grad_tile_main_f
+#define minigrad_grad_tile_full_d minigrad_grad_tile_main_d
 #endif
 /* one channel of 16 (with AVX2 the pair tile's width: an odd last channel) */
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_16_f, float, minigrad_v8f, 8, 16, 1, 0)

@@ -102,6 +102,10 @@ PARTIALS_BYTES = 4 << 20
 #: At most this many image chunks: partial sums are added in a fixed order, so the split
 #: depends only on the batch size and results do not depend on the thread count.
 MAX_CHUNKS = 16
+#: The weight-gradient tile skips the taps that read padding (its masks) on kernels of at most
+#: this many taps (one tap group: 3×3 with AVX-512); on larger kernels (5×5, 7×7) its unmasked
+#: twin was faster.
+MASKED_MAX_TAPS = _kernels.TAP_BLOCK
 #: A forward on outputs 4 or 7 wide or a whole number of 14 or 8 (``_kernels.lane_tile_width``),
 #: with a whole number of lane blocks of output channels (32, or 16 on rows of one tile:
 #: ``LANE_MIN_VECTORS``) and at least this many input channels, runs on the lane tile
@@ -667,7 +671,8 @@ class DirectPlan:
         threads = self.team()
         scratch = workspace.get("gy_scratch", (threads, self.positions, width), gy.dtype)
         _kernels.weight_grad(gy, grid, shifts, *self.grad_masks, self.positions,
-                             self.grid_width, partials, scratch, width, threads)
+                             self.grid_width, partials, scratch, width, threads,
+                             self.taps <= MASKED_MAX_TAPS)
         total = partials.sum(axis=0)[:, :self.taps, :self.out_channels]   # (C, T, O)
         return np.ascontiguousarray(total.transpose(2, 0, 1)).reshape(
             self.out_channels, self.channels, -1)
