@@ -2,109 +2,33 @@
 """Per-channel passes of batch normalisation over x viewed as (N, C, L), and the per-channel
 sums of a convolution's bias gradient.
 
-Each pass is parallel over the channels (``prange``): a channel's N runs of L values are read
-by one thread, so its sums are formed in a fixed order (the result does not depend on the
-thread count) and a channel's data stays in that core's cache between the two passes of a
-forward or a backward. Below ``PARALLEL_MIN`` values (a batch of one small image) one thread
-does it all: starting the team would cost more than the pass. Sums are accumulated in double,
-four at a time for instruction-level parallelism, or on runs of 4·LANES or more in LANES lanes
-that vectorise (the bias gradient and the moments; the backward's sums, which read two
-tensors, run at memory speed either way). The Python wrapper
-(``minigrad/ops/normalization.py``) checks the shapes.
+Each pass reads the batch in memory order, which the hardware prefetcher follows: a
+channel's values are N runs of L, which on small maps (L = 49 on 7×7) are a few cache lines
+each, a stride apart, and a pass over one channel at a time waited on every line. The
+element-wise passes split the N·C runs evenly over the threads. The sums split the batch
+into at most ``IMAGE_CHUNKS`` chunks of whole images, fixed by N alone: each chunk, on one
+thread, sums every channel's runs into ``LANES`` double lanes per channel (lane k takes the
+values at i ≡ k mod LANES of each run, so the adds vectorise), folds them, and the chunks'
+partial sums are added in order: the result does not depend on the thread count. Below
+``PARALLEL_MIN`` values (a batch of one small image) one thread does it all: starting the
+team would cost more than the pass. The Python wrapper (``minigrad/ops/normalization.py``)
+checks the shapes.
 """
 from cython.parallel cimport prange
 from cython cimport floating
 from libc.math cimport sqrt
+from libc.string cimport memset
+
+import numpy as np
 
 from ._parallel cimport team_size
 
 cdef Py_ssize_t PARALLEL_MIN = 1 << 15
 
 
-cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t length,
-                        double shift_a, double shift_b) noexcept nogil:
-    """Σ (a[i] − shift_a) · (b[i] − shift_b)."""
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    cdef Py_ssize_t i = 0
-    while i + 4 <= length:
-        s0 += (a[i] - shift_a) * (b[i] - shift_b)
-        s1 += (a[i + 1] - shift_a) * (b[i + 1] - shift_b)
-        s2 += (a[i + 2] - shift_a) * (b[i + 2] - shift_b)
-        s3 += (a[i + 3] - shift_a) * (b[i + 3] - shift_b)
-        i += 4
-    while i < length:
-        s0 += (a[i] - shift_a) * (b[i] - shift_b)
-        i += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-cdef inline double _sum(const floating* a, Py_ssize_t length) noexcept nogil:
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    cdef Py_ssize_t i = 0
-    while i + 4 <= length:
-        s0 += a[i]
-        s1 += a[i + 1]
-        s2 += a[i + 2]
-        s3 += a[i + 3]
-        i += 4
-    while i < length:
-        s0 += a[i]
-        i += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-cdef inline void _sum_and_dot(const floating* a, const floating* b, Py_ssize_t length,
-                              double shift_b, double* total, double* dot) noexcept nogil:
-    """total += Σ a[i] and dot += Σ a[i] · (b[i] − shift_b) in one pass over the row, each
-    summed in the same order as ``_sum`` and ``_dot`` (so the results are theirs, bitwise)."""
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0, t0 = 0, t1 = 0, t2 = 0, t3 = 0
-    cdef Py_ssize_t i = 0
-    while i + 4 <= length:
-        s0 += a[i]
-        s1 += a[i + 1]
-        s2 += a[i + 2]
-        s3 += a[i + 3]
-        t0 += a[i] * (b[i] - shift_b)
-        t1 += a[i + 1] * (b[i + 1] - shift_b)
-        t2 += a[i + 2] * (b[i + 2] - shift_b)
-        t3 += a[i + 3] * (b[i + 3] - shift_b)
-        i += 4
-    while i < length:
-        s0 += a[i]
-        t0 += a[i] * (b[i] - shift_b)
-        i += 1
-    total[0] = total[0] + ((s0 + s1) + (s2 + s3))
-    dot[0] = dot[0] + ((t0 + t1) + (t2 + t3))
-
-
-cdef bint _same(Py_ssize_t* a, Py_ssize_t* b):
-    return a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
-
-
-def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int num_threads):
-    """mean[c] = Σ x[:, c, :] / M and var[c] = Σ (x[:, c, :] − mean[c])² / M, M = N·L
-    (two passes: the second over centred values, so no cancellation)."""
-    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
-    cdef Py_ssize_t c, n
-    cdef double count = n_images * length, m, s
-    if mean.shape[0] != channels or var.shape[0] != channels or count == 0:
-        raise ValueError(f"moments: need {channels} channels and values, got mean "
-                         f"{mean.shape[0]}, var {var.shape[0]}, {count:.0f} values")
-    cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
-    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
-        s = 0
-        for n in range(n_images):
-            s = s + _run_sum(&x[n, c, 0], length)
-        m = s / count
-        s = 0
-        for n in range(n_images):
-            s = s + _run_dot(&x[n, c, 0], &x[n, c, 0], length, m, m)
-        mean[c] = m
-        var[c] = s / count
-
-
 cdef enum:
-    LANES = 16      # independent double sums of ``_lane_sum``, a vector's worth per add
+    LANES = 16          # double sums per channel (lane_sums.h): two 512-bit vectors' worth
+    IMAGE_CHUNKS = 8    # at most this many partial sums per channel
 
 
 cdef inline double _fold(double* lanes) noexcept nogil:
@@ -117,85 +41,147 @@ cdef inline double _fold(double* lanes) noexcept nogil:
     return lanes[0]
 
 
-cdef inline double _lane_sum(const floating* a, Py_ssize_t length) noexcept nogil:
-    """Σ a[i] in ``LANES`` double lanes (lane k: i ≡ k mod LANES, in order, the tail in lane
-    0), then ``_fold``: independent sums that vectorise, where ``_sum``'s four wait on each
-    other."""
-    cdef double lanes[LANES]
-    cdef Py_ssize_t i, k, block
-    for k in range(LANES):
-        lanes[k] = 0
-    for block in range(length // LANES):
-        for k in range(LANES):
-            lanes[k] = lanes[k] + a[block * LANES + k]
-    for i in range(length // LANES * LANES, length):
-        lanes[0] = lanes[0] + a[i]
-    return _fold(lanes)
+cdef extern from "lane_sums.h" nogil:
+    enum: LANE_SUMS "MINIGRAD_LANE_SUMS"
+    void _add_f "minigrad_lanes_add_f" (double* lanes, const float* a, Py_ssize_t length)
+    void _add_d "minigrad_lanes_add_d" (double* lanes, const double* a, Py_ssize_t length)
+    void _products_f "minigrad_lanes_products_f" (double* lanes, const float* a,
+                                                   const float* b, Py_ssize_t length,
+                                                   double shift_a, double shift_b)
+    void _products_d "minigrad_lanes_products_d" (double* lanes, const double* a,
+                                                   const double* b, Py_ssize_t length,
+                                                   double shift_a, double shift_b)
+    void _both_f "minigrad_lanes_both_f" (double* sums, double* dots, const float* a,
+                                           const float* b, Py_ssize_t length, double shift_b)
+    void _both_d "minigrad_lanes_both_d" (double* sums, double* dots, const double* a,
+                                           const double* b, Py_ssize_t length, double shift_b)
 
 
-cdef inline double _lane_dot(const floating* a, const floating* b, Py_ssize_t length,
-                             double shift_a, double shift_b) noexcept nogil:
-    """``_dot`` in ``LANES`` double lanes, as ``_lane_sum`` sums."""
-    cdef double lanes[LANES]
-    cdef Py_ssize_t i, k, block
-    for k in range(LANES):
-        lanes[k] = 0
-    for block in range(length // LANES):
-        for k in range(LANES):
-            lanes[k] = lanes[k] + ((a[block * LANES + k] - shift_a)
-                                   * (b[block * LANES + k] - shift_b))
-    for i in range(length // LANES * LANES, length):
-        lanes[0] = lanes[0] + (a[i] - shift_a) * (b[i] - shift_b)
-    return _fold(lanes)
+cdef inline void _add(double* lanes, const floating* a, Py_ssize_t length) noexcept nogil:
+    """lanes[i mod LANES] += a[i] for one run (its tail in the first lanes)."""
+    if floating is float:
+        _add_f(lanes, a, length)
+    else:
+        _add_d(lanes, a, length)
 
 
-cdef inline double _run_sum(const floating* a, Py_ssize_t length) noexcept nogil:
-    """Σ a[i] for one run: ``_lane_sum`` from 4·LANES values, ``_sum`` below (on short runs
-    the lanes' final adds outweigh their sums)."""
-    return _lane_sum(a, length) if length >= 4 * LANES else _sum(a, length)
+cdef inline void _add_products(double* lanes, const floating* a, const floating* b,
+                               Py_ssize_t length, double shift_a, double shift_b) noexcept nogil:
+    """lanes[i mod LANES] += (a[i] − shift_a) · (b[i] − shift_b), as ``_add``."""
+    if floating is float:
+        _products_f(lanes, a, b, length, shift_a, shift_b)
+    else:
+        _products_d(lanes, a, b, length, shift_a, shift_b)
 
 
-cdef inline double _run_dot(const floating* a, const floating* b, Py_ssize_t length,
-                            double shift_a, double shift_b) noexcept nogil:
-    """``_dot`` for one run, in lanes from 4·LANES values as ``_run_sum``."""
-    return (_lane_dot(a, b, length, shift_a, shift_b) if length >= 4 * LANES
-            else _dot(a, b, length, shift_a, shift_b))
+cdef inline void _add_both(double* sums, double* dots, const floating* a, const floating* b,
+                           Py_ssize_t length, double shift_b) noexcept nogil:
+    """``_add`` of a into ``sums`` and ``_add_products`` of a and b − shift_b into ``dots``,
+    in one pass over the run."""
+    if floating is float:
+        _both_f(sums, dots, a, b, length, shift_b)
+    else:
+        _both_d(sums, dots, a, b, length, shift_b)
+
+
+cdef inline void _chunk_sums(const floating[:, :, ::1] a, const floating[:, :, ::1] b,
+                             const double* shift, Py_ssize_t first, Py_ssize_t end,
+                             double* lanes, double* dot_lanes, double* sums,
+                             double* dots) noexcept nogil:
+    """One chunk's partial sums over images [first, end), per channel c: with ``dots`` NULL,
+    sums[c] = Σ a (``shift`` NULL) or Σ (a − shift[c])² (b is a); else sums[c] = Σ a and
+    dots[c] = Σ a · (b − shift[c]). ``lanes`` and ``dot_lanes``: C·LANES doubles each."""
+    cdef Py_ssize_t channels = a.shape[1], length = a.shape[2], n, c
+    memset(lanes, 0, channels * LANES * sizeof(double))
+    if dots != NULL:
+        memset(dot_lanes, 0, channels * LANES * sizeof(double))
+    for n in range(first, end):
+        for c in range(channels):
+            if dots != NULL:
+                _add_both(lanes + c * LANES, dot_lanes + c * LANES, &a[n, c, 0], &b[n, c, 0],
+                          length, shift[c])
+            elif shift != NULL:
+                _add_products(lanes + c * LANES, &a[n, c, 0], &a[n, c, 0], length, shift[c],
+                              shift[c])
+            else:
+                _add(lanes + c * LANES, &a[n, c, 0], length)
+    for c in range(channels):
+        sums[c] = _fold(lanes + c * LANES)
+        if dots != NULL:
+            dots[c] = _fold(dot_lanes + c * LANES)
+
+
+cdef bint _same(Py_ssize_t* a, Py_ssize_t* b):
+    return a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
+
+
+cdef Py_ssize_t _per_chunk(Py_ssize_t n_images):
+    """Images per chunk of the sums: the batch in at most ``IMAGE_CHUNKS`` even chunks."""
+    return max(1, (n_images + IMAGE_CHUNKS - 1) // IMAGE_CHUNKS)
+
+
+def _batch_sums(const floating[:, :, ::1] a, const floating[:, :, ::1] b, shift, double[::1] sums,
+                double[::1] dots, int num_threads):
+    """sums[c] (and dots[c]) over the whole batch for ``_chunk_sums``'s three kinds (``shift``
+    None or a (C,) float64 array; ``dots`` empty for none): the chunks' partial sums, added in
+    chunk order."""
+    cdef Py_ssize_t n_images = a.shape[0], channels = a.shape[1], length = a.shape[2]
+    cdef Py_ssize_t per = _per_chunk(n_images), chunks = (n_images + per - 1) // per, k, c
+    cdef bint two = dots.shape[0] > 0
+    cdef double[:, :, ::1] partial = np.zeros((2, chunks, channels))
+    cdef double[:, :, ::1] lanes = np.empty((2, chunks, max(1, channels) * LANES))
+    cdef const double[::1] shifts = shift if shift is not None else np.zeros(1)
+    cdef const double* at = &shifts[0] if shift is not None else NULL
+    cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
+    if channels > 0:
+        for k in prange(chunks, nogil=True, schedule="static", num_threads=nt):
+            _chunk_sums(a, b, at, k * per, min(n_images, (k + 1) * per), &lanes[0, k, 0],
+                        &lanes[1, k, 0], &partial[0, k, 0],
+                        &partial[1, k, 0] if two else NULL)
+    for c in range(channels):
+        sums[c] = 0
+        if two:
+            dots[c] = 0
+        for k in range(chunks):
+            sums[c] = sums[c] + partial[0, k, c]
+            if two:
+                dots[c] = dots[c] + partial[1, k, c]
+
+
+def moments(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int num_threads):
+    """mean[c] = Σ x[:, c, :] / M and var[c] = Σ (x[:, c, :] − mean[c])² / M, M = N·L
+    (two passes: the second over centred values, so no cancellation)."""
+    cdef Py_ssize_t channels = x.shape[1], c
+    cdef double count = x.shape[0] * x.shape[2]
+    if mean.shape[0] != channels or var.shape[0] != channels or count == 0:
+        raise ValueError(f"moments: need {channels} channels and values, got mean "
+                         f"{mean.shape[0]}, var {var.shape[0]}, {count:.0f} values")
+    _batch_sums(x, x, None, mean, np.empty(0), num_threads)
+    for c in range(channels):
+        mean[c] = mean[c] / count
+    _batch_sums(x, x, np.asarray(mean), var, np.empty(0), num_threads)
+    for c in range(channels):
+        var[c] = var[c] / count
 
 
 def channel_sums(const floating[:, :, ::1] x, double[::1] out, int num_threads):
-    """out[c] = Σ x[:, c, :] (a bias's gradient), each run of L summed by ``_run_sum`` and
-    the runs added in order."""
-    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
-    cdef Py_ssize_t c, n
-    cdef double s
-    if out.shape[0] != channels:
-        raise ValueError(f"channel_sums: need {channels} sums, got {out.shape[0]}")
-    cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
-    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
-        s = 0
-        for n in range(n_images):
-            s = s + _run_sum(&x[n, c, 0], length)
-        out[c] = s
+    """out[c] = Σ x[:, c, :] (a bias's gradient)."""
+    if out.shape[0] != x.shape[1]:
+        raise ValueError(f"channel_sums: need {x.shape[1]} sums, got {out.shape[0]}")
+    _batch_sums(x, x, None, out, np.empty(0), num_threads)
 
 
 def grad_sums(const floating[:, :, ::1] gy, const floating[:, :, ::1] x,
               const double[::1] mean, double[::1] sum_gy, double[::1] sum_gy_xc, int num_threads):
     """sum_gy[c] = Σ gy[:, c, :] and sum_gy_xc[c] = Σ gy[:, c, :] · (x[:, c, :] − mean[c])."""
-    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], length = x.shape[2]
-    cdef Py_ssize_t c, n
-    cdef double s, t
+    cdef Py_ssize_t channels = x.shape[1]
     if not _same(gy.shape, x.shape):
         raise ValueError("grad_sums: gy and x must have the same shape")
     if mean.shape[0] != channels or sum_gy.shape[0] != channels or sum_gy_xc.shape[0] != channels:
         raise ValueError(f"grad_sums: per-channel arrays must have {channels} entries")
-    cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
-    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
-        s = 0
-        t = 0
-        for n in range(n_images):
-            _sum_and_dot(&gy[n, c, 0], &x[n, c, 0], length, mean[c], &s, &t)
-        sum_gy[c] = s
-        sum_gy_xc[c] = t
+    if channels == 0:
+        return
+    _batch_sums(gy, x, np.asarray(mean), sum_gy, sum_gy_xc, num_threads)
 
 
 def affine(const floating[:, :, ::1] x, const floating[::1] scale, const floating[::1] center,
@@ -216,19 +202,20 @@ def affine(const floating[:, :, ::1] x, const floating[::1] scale, const floatin
             or (two and other_scale.shape[0] != channels)):
         raise ValueError(f"affine: per-channel arrays must have {channels} entries")
     cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
-    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
+    cdef Py_ssize_t row
+    for row in prange(n_images * channels, nogil=True, schedule="static", num_threads=nt):
+        n = row // channels
+        c = row % channels
         s = scale[c]
         m = center[c]
         t = shift[c]
         if two:
             so = other_scale[c]
-            for n in range(n_images):
-                for i in range(length):
-                    out[n, c, i] = s * (x[n, c, i] - m) + t + so * other[n, c, i]
+            for i in range(length):
+                out[n, c, i] = s * (x[n, c, i] - m) + t + so * other[n, c, i]
         else:
-            for n in range(n_images):
-                for i in range(length):
-                    out[n, c, i] = s * (x[n, c, i] - m) + t
+            for i in range(length):
+                out[n, c, i] = s * (x[n, c, i] - m) + t
 
 
 def normalize(const floating[:, :, ::1] x, const floating[::1] mean, const floating[::1] var,
@@ -245,23 +232,24 @@ def normalize(const floating[:, :, ::1] x, const floating[::1] mean, const float
             or bias.shape[0] != channels):
         raise ValueError(f"normalize: per-channel arrays must have {channels} entries")
     cdef int nt = team_size(n_images * channels * length, PARALLEL_MIN, num_threads)
+    cdef Py_ssize_t row
     # No parallel region on one thread: at batch 1 opening one costs a visible share of the pass.
     if nt == 1:
         with nogil:
-            for c in range(channels):
-                _normalize_channel(x, mean, var, weight, bias, eps, out, c)
+            for row in range(n_images * channels):
+                _normalize_row(x, mean, var, weight, bias, eps, out, row // channels,
+                               row % channels)
         return
-    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
-        _normalize_channel(x, mean, var, weight, bias, eps, out, c)
+    for row in prange(n_images * channels, nogil=True, schedule="static", num_threads=nt):
+        _normalize_row(x, mean, var, weight, bias, eps, out, row // channels, row % channels)
 
 
-cdef inline void _normalize_channel(
+cdef inline void _normalize_row(
         const floating[:, :, ::1] x, const floating[::1] mean, const floating[::1] var,
         const floating[::1] weight, const floating[::1] bias, double eps,
-        floating[:, :, ::1] out, Py_ssize_t c) noexcept nogil:
+        floating[:, :, ::1] out, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
     cdef floating s = <floating>(<double>weight[c] * (1.0 / sqrt(<double>var[c] + eps)))
     cdef floating m = mean[c], t = bias[c]
-    cdef Py_ssize_t n, i
-    for n in range(x.shape[0]):
-        for i in range(x.shape[2]):
-            out[n, c, i] = s * (x[n, c, i] - m) + t
+    cdef Py_ssize_t i
+    for i in range(x.shape[2]):
+        out[n, c, i] = s * (x[n, c, i] - m) + t

@@ -31,11 +31,11 @@ class BatchNorm(Function):
     means per channel; gγ = Σ gy · x̂ and gβ = Σ gy in both modes. With fixed (running)
     statistics x ↦ y is affine, so gx = gy · γ / √(σ² + eps).
 
-    The passes are the Cython kernels of ``minigrad/_kernels/normalization.pyx`` (parallel over
-    channels, sums in double): the forward reads x twice (moments) and writes y once; x̂ is
-    never stored — backward recomputes it from x, μ and 1/σ inside its two passes. Kernels
-    rather than numpy expressions because these fused passes read x fewer times and make no
-    temporaries (train suite: fcn_mnist_step)."""
+    The passes are the Cython kernels of ``minigrad/_kernels/normalization.pyx`` (the batch
+    read in memory order, sums in double): the forward reads x twice (moments) and writes y
+    once; x̂ is never stored — backward recomputes it from x, μ and 1/σ inside its two
+    passes. Kernels rather than numpy expressions because these fused passes read x fewer
+    times and make no temporaries (train suite: fcn_mnist_step)."""
 
     def __init__(self, use_batch_stats, eps, mean=None, var=None):
         self.use_batch_stats, self.eps = use_batch_stats, eps
