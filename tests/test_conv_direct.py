@@ -754,3 +754,28 @@ def test_a_convolution_and_the_embedding_of_its_grid_share_one_team(monkeypatch)
         kernels.embed(x, grid, small.grid_width, small.first_input, 0)
     with pytest.raises(ValueError, match="num_threads must be a positive int"):
         kernels.team(10, 0)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, groups", [
+    ((3, 16, 8, 8), (32, 16, 5, 5), 1),       # the lane tile
+    ((2, 64, 16, 16), (64, 16, 3, 3), 4),     # position tiles, one call per group
+])
+def test_forward_keeps_its_grid_for_the_weight_gradient(x_shape, w_shape, groups):
+    """Training a stride-1 direct convolution embeds x once: the forward's own grid is kept and
+    the weight gradient read from it is bitwise the one from a fresh embedding."""
+    x = minigrad.tensor(RNG.standard_normal(x_shape).astype(np.float32), requires_grad=True)
+    w = minigrad.tensor(RNG.standard_normal(w_shape).astype(np.float32), requires_grad=True)
+    pad = w_shape[2] // 2
+    y = minigrad.nn.functional.conv2d(x, w, padding=pad, groups=groups)
+    op = y._creator
+    plan = op.direct_backward
+    assert plan is op.direct and plan.shares_grid
+    kept = op.saved_tensors[2]
+    assert kept is not None
+    np.testing.assert_array_equal(kept, plan._x_grid(x.data))
+    gy = RNG.standard_normal(y.shape).astype(np.float32)
+    y.backward(minigrad.tensor(gy))
+    np.testing.assert_array_equal(w.grad, plan.grad_weight(x.data, gy).reshape(w_shape))
+    with minigrad.no_grad():
+        y = minigrad.nn.functional.conv2d(x, w, padding=pad, groups=groups)
+    assert y._creator is None

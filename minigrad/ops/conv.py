@@ -129,10 +129,12 @@ class Conv2d(Function):
         x = np.ascontiguousarray(x)
         self._setup(x, weight)
         n, out_channels = x.shape[0], weight.shape[0]
+        grid = None
         if self.winograd is not None:
             y = self.winograd.forward(x, self.winograd.transform_weight(weight), bias)
         elif self.direct is not None:
-            y = self.direct.forward(x, weight, bias)
+            grid = self._kept_grid(x)
+            y = self.direct.forward(x, weight, bias, grid)
         elif self.depthwise:
             y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             _depthwise.forward(x, weight.reshape(out_channels, -1),
@@ -161,11 +163,22 @@ class Conv2d(Function):
                 else:
                     np.add(products_nchw, group_bias, out=y_chunk)
         if any(self.needs_input_grad):
-            self.save_for_backward(x, weight)
+            self.save_for_backward(x, weight, grid)
         return y
 
+    def _kept_grid(self, x):
+        """x on the direct forward's grid, kept for the backward's weight gradient where that
+        reads the same grid (``DirectPlan.shares_grid``), else None: one embedding of x a
+        step instead of two."""
+        plan = self.direct_backward
+        if (len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
+                and plan is self.direct and plan.shares_grid
+                and not plan.grad_weight_by_gemm):
+            return plan.kept_grid(x)
+        return None
+
     def backward(self, gy):
-        x, weight = self.saved_tensors
+        x, weight, grid = self.saved_tensors
         need_x, need_weight = self.needs_input_grad[:2]
         need_bias = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         gy = np.ascontiguousarray(gy, dtype=x.dtype)
@@ -186,7 +199,7 @@ class Conv2d(Function):
             if need_x and not gemm_x:
                 gx = plan.grad_input(gy, weight)
             if need_weight and not gemm_w:
-                gw = plan.grad_weight(x, gy)
+                gw = plan.grad_weight(x, gy, grid)
         elif self.depthwise:
             gx, gw = self._backward_depthwise(x, weight, gy, need_x, need_weight)
         else:

@@ -525,10 +525,11 @@ class DirectPlan:
             self.stack_input_runs, self.grid_width), "gy_grid")
         return gy_grid, start
 
-    def _x_grid(self, x, forward=False):
+    def _x_grid(self, x, forward=False, keep=False):
         """x on its grid: the forward's (``forward``: with a stride, maybe interleaved) or
-        the weight gradient's."""
-        grid = workspace.get("grid", (self.n, x.shape[1], self.x_length), x.dtype)
+        the weight gradient's; in a new array with ``keep``, else in the workspace."""
+        shape = (self.n, x.shape[1], self.x_length)
+        grid = np.empty(shape, x.dtype) if keep else workspace.get("grid", shape, x.dtype)
         if self.stride == (1, 1):
             _kernels.embed(x, grid, self.grid_width, self.first_input, self.team())
             return grid
@@ -547,12 +548,26 @@ class DirectPlan:
         size = a.shape[axis] // self.groups
         return a[(slice(None),) * axis + (slice(g * size, (g + 1) * size),)]
 
-    def forward(self, x, weight, bias):
-        """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous."""
+    @property
+    def shares_grid(self):
+        """Whether the forward reads x on the weight gradient's grid (stride 1, not stacked),
+        so that a forward before a backward may keep it (``kept_grid``)."""
+        return self.stride == (1, 1) and (self.lanes or self.stack_runs is None)
+
+    def kept_grid(self, x):
+        """x on the forward's grid in an array of its own, which the backward's
+        ``grad_weight`` takes instead of embedding x again (``shares_grid`` only): about x's
+        memory more until then."""
+        return self._x_grid(x, forward=True, keep=True)
+
+    def forward(self, x, weight, bias, grid=None):
+        """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous, or already on its grid
+        (``grid``, from ``kept_grid``)."""
         if self.lanes:
             y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
             offsets, inside = self.lane_reads
-            _kernels.conv_lanes(self._x_grid(x, forward=True), _pack_lanes(weight, self.team()),
+            grid = self._x_grid(x, forward=True) if grid is None else grid
+            _kernels.conv_lanes(grid, _pack_lanes(weight, self.team()),
                                 self.forward_shifts, offsets, inside, y,
                                 absent(x.dtype) if bias is None else bias,
                                 self.forward_width, 0, self.team())
@@ -563,7 +578,7 @@ class DirectPlan:
                                            self.stack_period)
             chunk = channel_chunk(grid.shape[2])
         else:
-            grid, start = self._x_grid(x, forward=True), 0
+            grid, start = (self._x_grid(x, forward=True) if grid is None else grid), 0
             shifts, width, runs, period = self.forward_shifts, self.forward_width, self.runs, 0
             chunk = channel_chunk(self.positions)
         y = np.empty((self.n, self.out_channels * self.groups, self.out_h, self.out_w), x.dtype)
@@ -631,10 +646,11 @@ class DirectPlan:
                               position_runs(*target.shape[2:], self.grid_width),
                               channel_chunk(self.positions), self.team())
 
-    def grad_weight(self, x, gy):
+    def grad_weight(self, x, gy, grid=None):
         """∂L/∂weight (O, C/groups, kh, kw): Σ over images and positions of gy · shifted x,
-        summed over a fixed split of the batch into chunks."""
-        grid = self._x_grid(x)
+        summed over a fixed split of the batch into chunks; x on its grid already where the
+        forward kept it (``grid``)."""
+        grid = self._x_grid(x) if grid is None else grid
         return np.concatenate([self._grad_weight_group(self._group(g, grid), self._group(g, gy))
                                for g in range(self.groups)])
 
