@@ -90,8 +90,13 @@ MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_d, double, minigrad_v4d, 4, MINIGRAD_
 #define minigrad_grad_tile_full_d minigrad_grad_tile_main_d
 #endif
 /* one channel of 16 (with AVX2 the pair tile's width: an odd last channel) */
+#if defined(__AVX512F__)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_16_f, float, minigrad_lf, 16, 16, 1, 0)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_16_d, double, minigrad_ld, 8, 16, 1, 0)
+#else
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_16_f, float, minigrad_v8f, 8, 16, 1, 0)
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_16_d, double, minigrad_v4d, 4, 16, 1, 0)
+#endif
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_24_f, float, minigrad_v8f, 8, 24, 1, 0)
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_24_d, double, minigrad_v4d, 4, 24, 1, 0)
 
