@@ -32,7 +32,8 @@ the next. The kernel stores each output row straight into its image, and the inp
 runs on the same stacking.
 
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the input
-on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size); in backward the
+on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size; in training with
+stride 1, unstacked, a grid of its own kept until the backward: ``kept_grid``); in backward the
 output gradient on the phase grid (``N·O·(Hq·Wq + reach)``, Hq·Wq = Hp·Wp / (sh·sw)), per
 thread one image's block of it position-major (``Ho·Wq·width``, the weight-gradient tile's
 width) and weight-gradient partials of at most ``PARTIALS_BYTES``.
