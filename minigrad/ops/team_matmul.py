@@ -31,9 +31,9 @@ USE_TEAM = True
 OWN_GEMM = _kernels.OWN
 #: ... from this many multiply-adds per product (or per unit of columns, for products split
 #: in slabs): below, OpenBLAS's kernels for small products (no packing) were faster (36
-#: products of 64×64 by 64×128 on two threads: 136 µs against 153; of 64×32 by 32×512: 452
-#: against 386 for the own product).
-OWN_MIN_MACS = 1 << 20
+#: products of 64×64 by 64×128 on two threads: 136 µs against 153); from 2¹⁹ the
+#: convolutions' passes were faster with the own product (docs/algorithms.md).
+OWN_MIN_MACS = 1 << 19
 #: ``matmul_sum`` on the team: the shares its products are summed in (a fixed split, so that
 #: results do not depend on the thread count; enough shares to spread over the threads).
 SUM_SHARES = 16
