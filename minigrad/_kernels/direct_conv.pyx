@@ -730,25 +730,15 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
 
 cdef extern from "grad_tiles.h" nogil:
     void _grad_tile_main_f "minigrad_grad_tile_main_f" (
-        const float* gy_t, Py_ssize_t gy_stride, const float* row, Py_ssize_t row_channel,
-        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
-        const int* row_masks, const int* col_masks, float* tile, Py_ssize_t tile_channel,
-        Py_ssize_t tap_stride)
+        int masked, const float* gy_t, Py_ssize_t gy_stride, const float* row,
+        Py_ssize_t row_channel, const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols,
+        Py_ssize_t grid_width, const int* row_masks, const int* col_masks, float* tile,
+        Py_ssize_t tile_channel, Py_ssize_t tap_stride)
     void _grad_tile_main_d "minigrad_grad_tile_main_d" (
-        const double* gy_t, Py_ssize_t gy_stride, const double* row, Py_ssize_t row_channel,
-        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
-        const int* row_masks, const int* col_masks, double* tile, Py_ssize_t tile_channel,
-        Py_ssize_t tap_stride)
-    void _grad_tile_full_f "minigrad_grad_tile_full_f" (
-        const float* gy_t, Py_ssize_t gy_stride, const float* row, Py_ssize_t row_channel,
-        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
-        const int* row_masks, const int* col_masks, float* tile, Py_ssize_t tile_channel,
-        Py_ssize_t tap_stride)
-    void _grad_tile_full_d "minigrad_grad_tile_full_d" (
-        const double* gy_t, Py_ssize_t gy_stride, const double* row, Py_ssize_t row_channel,
-        const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
-        const int* row_masks, const int* col_masks, double* tile, Py_ssize_t tile_channel,
-        Py_ssize_t tap_stride)
+        int masked, const double* gy_t, Py_ssize_t gy_stride, const double* row,
+        Py_ssize_t row_channel, const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols,
+        Py_ssize_t grid_width, const int* row_masks, const int* col_masks, double* tile,
+        Py_ssize_t tile_channel, Py_ssize_t tap_stride)
     void _grad_tile_narrow_f "minigrad_grad_tile_narrow_f" (
         Py_ssize_t width, const float* gy_t, Py_ssize_t gy_stride, const float* row,
         const Py_ssize_t* shifts, Py_ssize_t count, Py_ssize_t cols, Py_ssize_t grid_width,
@@ -790,24 +780,15 @@ cdef inline void _grad_image(const floating* gy_t, Py_ssize_t gy_stride, const f
         for g in range(groups):
             rm, cm = row_masks + g * n_rows, col_masks + g * cols
             row, tile = rows + c * row_channel, out + c * out_channel + g * TG * out_tap
-            if main and not masked:
+            if main:
                 if floating is float:
-                    _grad_tile_full_f(gy_t, gy_stride, row, row_channel, shifts + g * TG,
-                                      count, cols, grid_width, rm, cm, tile, out_channel,
-                                      out_tap)
+                    _grad_tile_main_f(masked, gy_t, gy_stride, row, row_channel,
+                                      shifts + g * TG, count, cols, grid_width, rm, cm, tile,
+                                      out_channel, out_tap)
                 else:
-                    _grad_tile_full_d(gy_t, gy_stride, row, row_channel, shifts + g * TG,
-                                      count, cols, grid_width, rm, cm, tile, out_channel,
-                                      out_tap)
-            elif main:
-                if floating is float:
-                    _grad_tile_main_f(gy_t, gy_stride, row, row_channel, shifts + g * TG,
-                                      count, cols, grid_width, rm, cm, tile, out_channel,
-                                      out_tap)
-                else:
-                    _grad_tile_main_d(gy_t, gy_stride, row, row_channel, shifts + g * TG,
-                                      count, cols, grid_width, rm, cm, tile, out_channel,
-                                      out_tap)
+                    _grad_tile_main_d(masked, gy_t, gy_stride, row, row_channel,
+                                      shifts + g * TG, count, cols, grid_width, rm, cm, tile,
+                                      out_channel, out_tap)
             elif floating is float:
                 _grad_tile_narrow_f(width, gy_t, gy_stride, row, shifts + g * TG, count, cols,
                                     grid_width, rm, cm, tile, out_tap)

@@ -79,16 +79,37 @@ static inline void NAME(const T *gy_t, Py_ssize_t gy_stride, const T *row,      
  * 7 x 7): there the masked tile's loop, even at the positions that keep every tap, compiled
  * to slower code (it reloads the shifts every step) than the masks saved. */
 #if defined(__AVX512F__)
-MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_f, float, minigrad_lf, 16, MINIGRAD_GO, 1, 1)
-MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_d, double, minigrad_ld, 8, MINIGRAD_GO, 1, 1)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_masked_f, float, minigrad_lf, 16, MINIGRAD_GO, 1, 1)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_masked_d, double, minigrad_ld, 8, MINIGRAD_GO, 1, 1)
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_full_f, float, minigrad_lf, 16, MINIGRAD_GO, 1, 0)
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_full_d, double, minigrad_ld, 8, MINIGRAD_GO, 1, 0)
 #else
-MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_f, float, minigrad_v8f, 8, MINIGRAD_GO_PAIR, 2, 0)
-MINIGRAD_GRAD_TILE(minigrad_grad_tile_main_d, double, minigrad_v4d, 4, MINIGRAD_GO_PAIR, 2, 0)
-#define minigrad_grad_tile_full_f minigrad_grad_tile_main_f
-#define minigrad_grad_tile_full_d minigrad_grad_tile_main_d
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_full_f, float, minigrad_v8f, 8, MINIGRAD_GO_PAIR, 2, 0)
+MINIGRAD_GRAD_TILE(minigrad_grad_tile_full_d, double, minigrad_v4d, 4, MINIGRAD_GO_PAIR, 2, 0)
+#define minigrad_grad_tile_masked_f minigrad_grad_tile_full_f
+#define minigrad_grad_tile_masked_d minigrad_grad_tile_full_d
 #endif
+
+/* the main tile, masked (``masked``) or not */
+#define MINIGRAD_GRAD_TILE_MAIN(NAME, T, MASKED_TILE, FULL_TILE)                             \
+static inline void NAME(int masked, const T *gy_t, Py_ssize_t gy_stride, const T *row,       \
+                        Py_ssize_t row_channel, const Py_ssize_t *shifts, Py_ssize_t count,  \
+                        Py_ssize_t cols, Py_ssize_t grid_width, const int *row_masks,        \
+                        const int *col_masks, T *tile, Py_ssize_t tile_channel,              \
+                        Py_ssize_t tap_stride)                                               \
+{                                                                                            \
+    if (masked)                                                                              \
+        MASKED_TILE(gy_t, gy_stride, row, row_channel, shifts, count, cols, grid_width,      \
+                    row_masks, col_masks, tile, tile_channel, tap_stride);                   \
+    else                                                                                     \
+        FULL_TILE(gy_t, gy_stride, row, row_channel, shifts, count, cols, grid_width,        \
+                  row_masks, col_masks, tile, tile_channel, tap_stride);                     \
+}
+
+MINIGRAD_GRAD_TILE_MAIN(minigrad_grad_tile_main_f, float, minigrad_grad_tile_masked_f,
+                        minigrad_grad_tile_full_f)
+MINIGRAD_GRAD_TILE_MAIN(minigrad_grad_tile_main_d, double, minigrad_grad_tile_masked_d,
+                        minigrad_grad_tile_full_d)
 /* one channel of 16 (with AVX2 the pair tile's width: an odd last channel) */
 #if defined(__AVX512F__)
 MINIGRAD_GRAD_TILE(minigrad_grad_tile_16_f, float, minigrad_lf, 16, 16, 1, 0)
