@@ -26,23 +26,8 @@ from ._parallel cimport team_size
 cdef Py_ssize_t PARALLEL_MIN = 1 << 15
 
 
-cdef enum:
-    LANES = 16          # double sums per channel (lane_sums.h): two 512-bit vectors' worth
-    IMAGE_CHUNKS = 8    # at most this many partial sums per channel
-
-
-cdef inline double _fold(double* lanes) noexcept nogil:
-    """The ``LANES`` lanes' total, pairwise: halves added until one is left."""
-    cdef Py_ssize_t k, half = LANES // 2
-    while half > 0:
-        for k in range(half):
-            lanes[k] = lanes[k] + lanes[k + half]
-        half = half // 2
-    return lanes[0]
-
-
 cdef extern from "lane_sums.h" nogil:
-    enum: LANE_SUMS "MINIGRAD_LANE_SUMS"
+    enum: LANES "MINIGRAD_LANE_SUMS"    # double sums per channel: two 512-bit vectors' worth
     void _add_f "minigrad_lanes_add_f" (double* lanes, const float* a, Py_ssize_t length)
     void _add_d "minigrad_lanes_add_d" (double* lanes, const double* a, Py_ssize_t length)
     void _products_f "minigrad_lanes_products_f" (double* lanes, const float* a,
@@ -55,6 +40,19 @@ cdef extern from "lane_sums.h" nogil:
                                            const float* b, Py_ssize_t length, double shift_b)
     void _both_d "minigrad_lanes_both_d" (double* sums, double* dots, const double* a,
                                            const double* b, Py_ssize_t length, double shift_b)
+
+cdef enum:
+    IMAGE_CHUNKS = 8    # at most this many partial sums per channel
+
+
+cdef inline double _fold(double* lanes) noexcept nogil:
+    """The ``LANES`` lanes' total, pairwise: halves added until one is left."""
+    cdef Py_ssize_t k, half = LANES // 2
+    while half > 0:
+        for k in range(half):
+            lanes[k] = lanes[k] + lanes[k + half]
+        half = half // 2
+    return lanes[0]
 
 
 cdef inline void _add(double* lanes, const floating* a, Py_ssize_t length) noexcept nogil:
@@ -120,14 +118,18 @@ cdef Py_ssize_t _per_chunk(Py_ssize_t n_images):
     return max(1, (n_images + IMAGE_CHUNKS - 1) // IMAGE_CHUNKS)
 
 
-def _batch_sums(const floating[:, :, ::1] a, const floating[:, :, ::1] b, shift, double[::1] sums,
-                double[::1] dots, int num_threads):
+def _batch_sums(const floating[:, :, ::1] a, const floating[:, :, ::1] b, shift,
+                double[::1] sums, double[::1] dots, int num_threads):
     """sums[c] (and dots[c]) over the whole batch for ``_chunk_sums``'s three kinds (``shift``
     None or a (C,) float64 array; ``dots`` empty for none): the chunks' partial sums, added in
     chunk order."""
     cdef Py_ssize_t n_images = a.shape[0], channels = a.shape[1], length = a.shape[2]
     cdef Py_ssize_t per = _per_chunk(n_images), chunks = (n_images + per - 1) // per, k, c
     cdef bint two = dots.shape[0] > 0
+    if (not _same(a.shape, b.shape) or sums.shape[0] != channels
+            or (two and dots.shape[0] != channels)
+            or (shift is not None and len(shift) != channels)):
+        raise ValueError(f"_batch_sums: inconsistent shapes for {channels} channels")
     cdef double[:, :, ::1] partial = np.zeros((2, chunks, channels))
     cdef double[:, :, ::1] lanes = np.empty((2, chunks, max(1, channels) * LANES))
     cdef const double[::1] shifts = shift if shift is not None else np.zeros(1)
