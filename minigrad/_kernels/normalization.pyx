@@ -181,8 +181,6 @@ def grad_sums(const floating[:, :, ::1] gy, const floating[:, :, ::1] x,
         raise ValueError("grad_sums: gy and x must have the same shape")
     if mean.shape[0] != channels or sum_gy.shape[0] != channels or sum_gy_xc.shape[0] != channels:
         raise ValueError(f"grad_sums: per-channel arrays must have {channels} entries")
-    if channels == 0:
-        return
     _batch_sums(gy, x, np.asarray(mean), sum_gy, sum_gy_xc, num_threads)
 
 

@@ -960,6 +960,20 @@ def _by_image_team(str op, Py_ssize_t m, x_shape, y_shape, const Py_ssize_t[:, :
     return nt
 
 
+cdef inline void _image_tiles(Py_ssize_t m, const float[:, :, :, ::1] x, Py_ssize_t n,
+                              const Py_ssize_t[:, ::1] blocks, Py_ssize_t top, Py_ssize_t left,
+                              Py_ssize_t tiles_h, Py_ssize_t tiles_w, float* v, Py_ssize_t v_xi,
+                              float* buf) noexcept nogil:
+    """V of image n, both passes': row i·C + c holds the tiles of channel c of x padded by
+    (top − blocks[i, 0], left − blocks[i, 1]), its ξ planes ``v_xi`` entries apart."""
+    cdef Py_ssize_t channels = x.shape[1], tiles = tiles_h * tiles_w, i, c
+    for i in range(blocks.shape[0]):
+        for c in range(channels):
+            _plane_pass(INPUT_TILES, m, <float*>&x[n, c, 0, 0], x.shape[2], x.shape[3],
+                        v + (i * channels + c) * tiles, v_xi, 0, top - blocks[i, 0],
+                        left - blocks[i, 1], tiles_h, tiles_w, False, buf)
+
+
 def forward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :, :] u,
                      float[:, :, :, ::1] y, const float[::1] bias,
                      const Py_ssize_t[:, ::1] blocks, Py_ssize_t top, Py_ssize_t left,
@@ -978,7 +992,7 @@ def forward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
     cdef Py_ssize_t points = (m + 2) ** 2, tiles = tiles_h * tiles_w
     cdef Py_ssize_t v_xi = rows * tiles + gap, m_xi = out_channels * tiles + gap
     cdef Py_ssize_t lda = u.strides[1] // sizeof(float), xi_u = u.strides[0] // sizeof(float)
-    cdef Py_ssize_t n, i, c, o, p, t
+    cdef Py_ssize_t n, o, p, t
     cdef float* v
     cdef float* mm
     cdef float* buf
@@ -1002,11 +1016,7 @@ def forward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
         v = &work[t, 0]
         mm = v + points * v_xi
         buf = &scratch[t, 0]
-        for i in range(n_blocks):
-            for c in range(channels):
-                _plane_pass(INPUT_TILES, m, <float*>&x[n, c, 0, 0], x.shape[2], x.shape[3],
-                            v + (i * channels + c) * tiles, v_xi, 0, top - blocks[i, 0],
-                            left - blocks[i, 1], tiles_h, tiles_w, False, buf)
+        _image_tiles(m, x, n, blocks, top, left, tiles_h, tiles_w, v, v_xi, buf)
         for p in range(points):
             _gemm(&u[0, 0, 0] + p * xi_u, lda, 1, v + p * v_xi, tiles, 1, mm + p * m_xi,
                   tiles, out_channels, tiles, rows, 0, mm + points * m_xi)
@@ -1076,12 +1086,7 @@ def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
                 _plane_pass(OUTPUT_GRAD, m, <float*>&gy[n, o, 0, 0], gy.shape[2], gy.shape[3],
                             dm + o * tiles, m_xi, 0, 0, 0, tiles_h, tiles_w, False, buf)
             if need_w:
-                for i in range(n_blocks):
-                    for c in range(channels):
-                        _plane_pass(INPUT_TILES, m, <float*>&x[n, c, 0, 0], x.shape[2],
-                                    x.shape[3], v + (i * channels + c) * tiles, v_xi, 0,
-                                    top - blocks[i, 0], left - blocks[i, 1], tiles_h, tiles_w,
-                                    False, buf)
+                _image_tiles(m, x, n, blocks, top, left, tiles_h, tiles_w, v, v_xi, buf)
                 for p in range(points):
                     # dM (O × T) · Vᵀ (T × B·C), added to the share's sum after its first image
                     _gemm(dm + p * m_xi, tiles, 1, v + p * v_xi, 1, tiles,

@@ -168,12 +168,11 @@ class Conv2d(Function):
 
     def _kept_grid(self, x):
         """x on the direct forward's grid, kept for the backward's weight gradient where that
-        reads the same grid (``DirectPlan.shares_grid``), else None: one embedding of x a
-        step instead of two."""
+        reads the same grid (``DirectPlan.shares_grid``: stride 1, so never im2col's weight
+        gradient), else None: one embedding of x a step instead of two."""
         plan = self.direct_backward
         if (len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
-                and plan is self.direct and plan.shares_grid
-                and not plan.grad_weight_by_gemm):
+                and plan is self.direct and plan.shares_grid):
             return plan.kept_grid(x)
         return None
 
