@@ -140,6 +140,119 @@ def test_by_image_matches_reference(monkeypatch, x_shape, out_channels, size, pa
                 np.testing.assert_array_equal(actual, expected)
 
 
+
+# float32 forwards in lanes that run lane group by lane group: small maps (rows of 2 to 7
+# tiles), a dilation, a 5×5 kernel's blocks, a last group of fewer than 16 lanes, output
+# channels in more than one block, one group and more groups than threads
+BY_GROUP = [
+    ((20, 3, 9, 9), 5, 3, 1, 1, True),
+    ((3, 2, 12, 8), 70, 3, 2, 2, False),
+    ((17, 4, 10, 10), 6, 5, 2, 1, True),
+    ((40, 2, 6, 7), 3, 3, 1, 1, False),
+]
+
+
+@needs_by_image
+@pytest.mark.parametrize("x_shape, out_channels, size, padding, dilation, bias", BY_GROUP)
+def test_by_group_matches_reference(monkeypatch, x_shape, out_channels, size, padding,
+                                    dilation, bias, tile):
+    """The group-by-group forward against the float64 reference (float32 tolerance) and the
+    chunked forward it replaces, bitwise the same for any thread count."""
+    calls = []
+    monkeypatch.setattr(kernels, "forward_by_group",
+                        lambda *args, kernel=kernels.forward_by_group:
+                        calls.append(kernel) or kernel(*args))
+    monkeypatch.setattr(conv_winograd, "GROUP_MIN_USE", 0)
+    monkeypatch.setattr(conv_winograd, "GROUP_MIN_COLUMNS", 0)
+    monkeypatch.setattr(conv_winograd, "GROUP_OUT_BLOCK", 32)
+    conv_module._layout.cache_clear()
+    x = RNG.standard_normal(x_shape).astype(np.float32)
+    w = RNG.standard_normal((out_channels, x_shape[1], size, size)).astype(np.float32)
+    b = RNG.standard_normal(out_channels).astype(np.float32) if bias else None
+
+    def forward(threads, by_group=True):
+        monkeypatch.setattr(conv_winograd, "BY_GROUP", by_group)
+        before = minigrad.get_num_threads()
+        minigrad.set_num_threads(threads)
+        try:
+            return F.conv2d(minigrad.tensor(x), minigrad.tensor(w),
+                            None if b is None else minigrad.tensor(b), padding=padding,
+                            dilation=dilation).data
+        finally:
+            minigrad.set_num_threads(before)
+
+    try:
+        y = forward(2)
+        assert calls, "the group-by-group forward did not run"
+        exact = R.conv2d(x.astype(np.float64), w.astype(np.float64),
+                         None if b is None else b.astype(np.float64), padding=padding,
+                         dilation=dilation)
+        bound = 2e-6 * np.abs(exact).max() * np.sqrt(w[0].size)
+        assert np.abs(y - exact).max() <= bound
+        assert np.abs(y - forward(2, False)).max() <= 2 * bound
+        for threads in (1, 3):
+            np.testing.assert_array_equal(forward(threads), y)
+    finally:
+        conv_module._layout.cache_clear()
+
+
+def test_by_group_rule():
+    """Group by group only with products of at least GROUP_MIN_COLUMNS columns and lanes for
+    at least GROUP_MIN_USE of the threads: a batch of one group stays chunked on two
+    threads, and planes of one tile do too."""
+    def plan(n, size):
+        return conv_winograd.WinogradPlan((n, 32, size, size), (32, 32, 3, 3), ((1, 1), (1, 1)),
+                                          4, 4)
+    expected = kernels.BY_IMAGE and conv_winograd.BY_GROUP
+    assert plan(64, 8)._by_group(np.float32, 2) == expected
+    assert not plan(64, 8)._by_group(np.float64, 2)
+    assert not plan(16, 8)._by_group(np.float32, 2)
+    assert plan(16, 8)._by_group(np.float32, 1) == expected
+    assert not plan(64, 4)._by_group(np.float32, 2)
+    assert not plan(64, 32)._by_group(np.float32, 2)      # by rows: image by image
+
+
+@needs_by_image
+def test_forward_by_group_checks_its_arguments(tile):
+    x = np.zeros((16, 3, 8, 8), np.float32)
+    t_h = t_w = -(-8 // tile)
+    u = np.zeros(((tile + 2) ** 2, 5, 3), np.float32)
+    y = np.zeros((16, 5, 8, 8), np.float32)
+    blocks = np.zeros((1, 2), np.intp)
+    scratch = np.zeros((2, kernels.scratch_length(tile, t_h, t_w)), np.float32)
+    work = np.zeros((2, kernels.by_group_length(tile, 3, 4, t_h, t_w, 16)), np.float32)
+    bias = np.empty(0, np.float32)
+    args = (blocks, 1, 1, t_h, t_w, 1, 1, 4, 16)
+    kernels.forward_by_group(tile, x, u, y, bias, *args, scratch, work, 2)
+    with pytest.raises(ValueError, match="work must be at least"):
+        kernels.forward_by_group(tile, x, u, y, bias, *args, scratch,
+                                 np.zeros((2, work.shape[1] - 1), np.float32), 2)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.forward_by_group(tile, x, u[:, :4], y, bias, *args, scratch, work, 2)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.forward_by_group(tile, x, u, y, np.ones(4, np.float32), *args, scratch, work, 2)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.forward_by_group(tile, x, u, y, bias, blocks, 1, 1, t_h, t_w, 1, 1, 0, 16,
+                                 scratch, work, 2)
+    with pytest.raises(ValueError, match="beyond the padding"):
+        kernels.forward_by_group(tile, x, u, y, bias, np.array([[2, 0]], np.intp),
+                                 *args[1:], scratch, work, 2)
+    wide = 8 * tile
+    with pytest.raises(ValueError, match="do not run in lanes"):
+        kernels.forward_by_group(tile, np.zeros((16, 3, 8, wide), np.float32), u,
+                                 np.zeros((16, 5, 8, wide), np.float32), bias, blocks, 1, 1,
+                                 t_h, 8, 1, 1, 4, 16, scratch, work, 2)
+    with pytest.raises(ValueError, match="scratch must be at least"):
+        kernels.forward_by_group(tile, x, u, y, bias, *args,
+                                 np.zeros((2, scratch.shape[1] - 1), np.float32), work, 2)
+    with pytest.raises(ValueError, match="tile grid, got"):
+        kernels.forward_by_group(tile, x, u, y, bias, blocks, 1, 1, t_h + 1, t_w, 1, 1, 4, 16,
+                                 np.zeros((2, kernels.scratch_length(tile, t_h + 1, t_w)),
+                                          np.float32), work, 2)
+    with pytest.raises(ValueError, match="dilation must be positive and divide"):
+        kernels.forward_by_group(tile, x, u, y, bias, blocks, 1, 1, t_h, t_w, 3, 3, 4, 16,
+                                 scratch, work, 2)
+
 @needs_by_image
 def test_forward_by_image_checks_its_arguments(tile):
     x = np.zeros((2, 3, 4, 34), np.float32)

@@ -1106,6 +1106,99 @@ def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
                                     i > 0, buf)
 
 
+
+# -- the forward group by group (in lanes) -------------------------------------------------------
+
+def by_group_length(Py_ssize_t m, Py_ssize_t rows, Py_ssize_t out_block, Py_ssize_t tiles_h,
+                    Py_ssize_t tiles_w, Py_ssize_t gap):
+    """Entries of ``work`` each thread of ``forward_by_group`` needs: one lane group's V, its
+    products for ``out_block`` output channels, their ξ planes ``gap`` entries apart, and the
+    products' panel."""
+    cdef Py_ssize_t columns = GROUP * tiles_h * tiles_w
+    return (m + 2) ** 2 * ((rows + out_block) * columns + 2 * gap) + GEMM_WORK
+
+
+def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :, :] u,
+                     float[:, :, :, ::1] y, const float[::1] bias,
+                     const Py_ssize_t[:, ::1] blocks, Py_ssize_t top, Py_ssize_t left,
+                     Py_ssize_t tiles_h, Py_ssize_t tiles_w, Py_ssize_t dh, Py_ssize_t dw,
+                     Py_ssize_t out_block, Py_ssize_t gap, float[:, ::1] scratch,
+                     float[:, ::1] work, int num_threads):
+    """``forward_by_image`` for the passes in lanes: the whole forward one lane group
+    (``_lane_group``: GROUP planes, images or sub-grids of the dilation) at a time, each group
+    on one thread, its V and then its products for ``out_block`` output channels at a time in
+    that thread's row of ``work`` (``by_group_length``), so that they stay in its core's cache
+    and no thread reads what another wrote. Float32; bitwise the same for any thread
+    count."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], out_channels = y.shape[1]
+    cdef Py_ssize_t n_blocks = blocks.shape[0], rows = n_blocks * channels
+    cdef Py_ssize_t points = (m + 2) ** 2, per_grid = tiles_h * tiles_w
+    cdef Py_ssize_t lanes = n_images * dh * dw, groups = (lanes + GROUP - 1) // GROUP
+    cdef Py_ssize_t wide = GROUP * per_grid
+    cdef Py_ssize_t v_xi = rows * wide + gap, m_xi = out_block * wide + gap
+    cdef Py_ssize_t lda = u.strides[1] // sizeof(float), xi_u = u.strides[0] // sizeof(float)
+    cdef Py_ssize_t g, count, columns, i, c, o, o0, block, p, t
+    cdef float* v
+    cdef float* mm
+    cdef float* buf
+    if not GEMM_TILE:
+        raise RuntimeError("winograd.forward_by_group: built with AVX-512 only")
+    if not _in_lanes(tiles_w, dh, dw) or blocks.shape[1] != 2 or n_blocks == 0 or gap < 0:
+        raise ValueError(f"winograd.forward_by_group: rows of {tiles_w} tiles with dilation "
+                         f"({dh}, {dw}) do not run in lanes, or blocks ({blocks.shape[0]}, "
+                         f"{blocks.shape[1]}) are not (B ≥ 1, 2) offsets, or a negative gap "
+                         f"{gap}")
+    if (not _filters_fit(u, points, out_channels, rows) or y.shape[0] != n_images
+            or bias.shape[0] not in (0, out_channels) or out_block < 1):
+        raise ValueError(f"winograd.forward_by_group: u ({u.shape[0]}, {u.shape[1]}, "
+                         f"{u.shape[2]}), bias ({bias.shape[0]},), out ({y.shape[0]}, "
+                         f"{y.shape[1]}, {y.shape[2]}, {y.shape[3]}) and out_block {out_block} "
+                         f"do not match ({points}, {out_channels}, {rows}) filters for "
+                         f"{n_blocks} blocks of {channels} channels")
+    cdef Py_ssize_t all_tiles = lanes * per_grid
+    cdef int nt = _checked_team("forward_by_group", m, y.shape, (points, out_channels, all_tiles),
+                                (4 * all_tiles, 4 * all_tiles, 4), 4, scratch.shape, tiles_h,
+                                tiles_w, True, num_threads, 0, 0, dh, dw)
+    for i in range(n_blocks):
+        if top < blocks[i, 0] or left < blocks[i, 1]:
+            raise ValueError(f"winograd.forward_by_group: block offset ({blocks[i, 0]}, "
+                             f"{blocks[i, 1]}) beyond the padding ({top}, {left})")
+        _checked_team("forward_by_group", m, x.shape, (points, channels, all_tiles),
+                      (4 * all_tiles, 4 * all_tiles, 4), 4, scratch.shape, tiles_h, tiles_w,
+                      False, num_threads, top - blocks[i, 0], left - blocks[i, 1], dh, dw)
+    nt = <int>min(nt, max(groups, 1))
+    length = by_group_length(m, rows, out_block, tiles_h, tiles_w, gap)
+    if work.shape[0] < nt or work.shape[1] < length:
+        raise ValueError(f"winograd.forward_by_group: work must be at least ({nt}, {length}), "
+                         f"got ({work.shape[0]}, {work.shape[1]})")
+    if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] == 0:
+        return
+    for g in prange(groups, nogil=True, schedule="static", num_threads=nt):
+        t = threadid()
+        v = &work[t, 0]
+        mm = v + points * v_xi
+        buf = &scratch[t, 0]
+        count = min(GROUP, lanes - g * GROUP)
+        columns = count * per_grid
+        for i in range(n_blocks):
+            for c in range(channels):
+                _lane_group(INPUT_TILES, m, <float*>&x[0, 0, 0, 0], g * GROUP, count, c,
+                            channels, x.shape[2], x.shape[3], dh, dw, top - blocks[i, 0],
+                            left - blocks[i, 1], tiles_h, tiles_w,
+                            v + (i * channels + c) * columns, v_xi, 0, False, buf)
+        o0 = 0
+        while o0 < out_channels:
+            block = min(out_block, out_channels - o0)
+            for p in range(points):
+                _gemm(&u[0, 0, 0] + p * xi_u + o0 * lda, lda, 1, v + p * v_xi, columns, 1,
+                      mm + p * m_xi, columns, block, columns, rows, 0, mm + points * m_xi)
+            for o in range(block):
+                _lane_group(OUTPUT_TILES, m, &y[0, 0, 0, 0], g * GROUP, count, o0 + o,
+                            out_channels, y.shape[2], y.shape[3], dh, dw, 0, 0, tiles_h,
+                            tiles_w, mm + o * columns, m_xi,
+                            bias[o0 + o] if bias.shape[0] > 0 else 0, False, buf)
+            o0 = o0 + block
+
 # -- the filters: U = G g Gᵀ and its adjoint -------------------------------------------------------
 
 cdef enum:

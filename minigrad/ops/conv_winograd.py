@@ -12,8 +12,12 @@ multiplies per 16 outputs and channel pair with m = 4 (4× fewer than the direct
 Where a plane's rows hold at least 8 tiles (undilated, float32, AVX-512), both passes run
 image by image (``BY_IMAGE``, ``_kernels.forward_by_image``, ``backward_by_image``): one
 thread takes an image through its transforms and its α² products, so that its V and M stay
-in that core's cache and no thread waits for another between the steps. Elsewhere the batch
-goes in chunks, each step of a chunk split over the threads.
+in that core's cache and no thread waits for another between the steps. Where rows hold
+fewer tiles, and with a dilation, the transforms run in lanes (16 planes at once, one per
+vector lane); there the float32 forward takes a lane group at a time the same way
+(``BY_GROUP``, ``_kernels.forward_by_group``), where the groups' products are wide enough and
+the batch has enough groups. Elsewhere the batch goes in chunks, each step of a chunk split
+over the threads.
 
 A dilated 3×3 convolution (dilation (dh, dw) dividing the input's sides and the padding) is
 dh·dw stride-1 ones, on the interleaved sub-grids of its input and output: each sub-grid gets
@@ -42,7 +46,8 @@ least one group of 16 lane planes, ``minigrad/_kernels/winograd.pyx``); the tran
 filters U (α², O, B·C), made again by the backward pass rather than kept from the forward; in
 backward one more (α², O, B·C) for ∂L/∂U. Image by image: per thread one image's V and M and
 a 512 KiB panel for the products instead of the chunk's; in backward ``SUM_SHARES`` partial
-sums of ∂L/∂U, each U's size.
+sums of ∂L/∂U, each U's size. Group by group (forward): per thread one lane group's V and its
+products for ``GROUP_OUT_BLOCK`` output channels, and the panel.
 """
 
 import math
@@ -71,6 +76,17 @@ SUM_SHARES = 8
 #: steps each split over the threads: no waiting between the steps, no Python between the
 #: chunks (tests switch it; docs/algorithms.md has the measurements).
 BY_IMAGE = _kernels.BY_IMAGE
+#: In lanes (rows of few tiles, dilated convolutions), run the float32 forward lane group by
+#: lane group (``_kernels.forward_by_group``): each group's transforms and products on one
+#: thread, in its core's cache, its products ``GROUP_OUT_BLOCK`` output channels at a time.
+#: Only where a group's products have at least ``GROUP_MIN_COLUMNS`` columns (each group
+#: reads all of U: on planes of one tile, 16 columns, the chunked products split by points
+#: were faster) and the groups keep at least ``GROUP_MIN_USE`` of the threads' lanes busy (a
+#: batch of one group leaves the other threads idle). docs/algorithms.md has the measurements.
+BY_GROUP = True
+GROUP_OUT_BLOCK = 64
+GROUP_MIN_COLUMNS = 64
+GROUP_MIN_USE = 0.8
 #: True: use Winograd where the rules below expect it to be faster; a tile size (2 or 4):
 #: that one wherever Winograd can compute the convolution (tests); False: never.
 USE_WINOGRAD = True
@@ -268,12 +284,37 @@ class WinogradPlan(WinogradPasses):
             self.tile, self.rows, self.out_channels, self.tiles_h, self.tiles_w, PLANE_GAP)),
             dtype)
 
+    def _by_group(self, dtype, threads):
+        """Whether the forward runs lane group by lane group on ``threads`` threads
+        (``BY_GROUP``): float32, in lanes, by the rules there."""
+        group = _kernels.LANE_GROUP
+        lanes = self.n * self.dh * self.dw
+        busy = -(-lanes // (group * threads)) * group * threads
+        return (BY_GROUP and _kernels.BY_IMAGE and dtype == np.float32
+                and _kernels.in_lanes(self.tiles_w, self.dh, self.dw)
+                and group * self.tiles_h * self.tiles_w >= GROUP_MIN_COLUMNS
+                and lanes >= GROUP_MIN_USE * busy)
+
+    def _forward_by_group(self, x, u, bias, threads):
+        y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+        block = min(self.out_channels, GROUP_OUT_BLOCK)
+        work = workspace.get("winograd_by_group", (threads, _kernels.by_group_length(
+            self.tile, self.rows, block, self.tiles_h, self.tiles_w, PLANE_GAP)), x.dtype)
+        _kernels.forward_by_group(self.tile, x, u, y, absent(x.dtype) if bias is None else bias,
+                                  self.block_array, self.top, self.left, self.tiles_h,
+                                  self.tiles_w, self.dh, self.dw, block, PLANE_GAP,
+                                  self._scratch(threads, x.dtype), work, threads)
+        return y
+
     def forward(self, x, u, bias):
-        """``WinogradPasses.forward``, or image by image (``BY_IMAGE``) where it applies."""
+        """``WinogradPasses.forward``, or image by image (``BY_IMAGE``) or lane group by lane
+        group (``BY_GROUP``) where they apply."""
+        threads = get_num_threads()
+        if self._by_group(x.dtype, threads):
+            return self._forward_by_group(x, u, bias, threads)
         if not self._by_image(x.dtype):
             return super().forward(x, u, bias)
         y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
-        threads = get_num_threads()
         _kernels.forward_by_image(self.tile, x, u, y, absent(x.dtype) if bias is None else bias,
                                   self.block_array, self.top, self.left, self.tiles_h,
                                   self.tiles_w, PLANE_GAP, self._scratch(threads, x.dtype),
