@@ -154,44 +154,59 @@ BY_GROUP = [
 
 @needs_by_image
 @pytest.mark.parametrize("x_shape, out_channels, size, padding, dilation, bias", BY_GROUP)
+@pytest.mark.parametrize("need_x", [True, False])
 def test_by_group_matches_reference(monkeypatch, x_shape, out_channels, size, padding,
-                                    dilation, bias, tile):
-    """The group-by-group forward against the float64 reference (float32 tolerance) and the
-    chunked forward it replaces, bitwise the same for any thread count."""
+                                    dilation, bias, need_x, tile):
+    """The group-by-group passes against the float64 reference (float32 tolerance) and the
+    chunked passes they replace, bitwise the same for any thread count; without the input's
+    gradient (a first layer) too."""
     calls = []
-    monkeypatch.setattr(kernels, "forward_by_group",
-                        lambda *args, kernel=kernels.forward_by_group:
-                        calls.append(kernel) or kernel(*args))
+    for name in ("forward_by_group", "backward_by_group"):
+        monkeypatch.setattr(kernels, name, lambda *args, kernel=getattr(kernels, name):
+                            calls.append(kernel) or kernel(*args))
     monkeypatch.setattr(conv_winograd, "GROUP_MIN_USE", 0)
     monkeypatch.setattr(conv_winograd, "GROUP_MIN_COLUMNS", 0)
     monkeypatch.setattr(conv_winograd, "GROUP_OUT_BLOCK", 32)
-    conv_module._layout.cache_clear()
+    monkeypatch.setattr(conv_winograd, "GROUP_BACKWARD_MAX_FILTERS", np.inf)
     x = RNG.standard_normal(x_shape).astype(np.float32)
     w = RNG.standard_normal((out_channels, x_shape[1], size, size)).astype(np.float32)
     b = RNG.standard_normal(out_channels).astype(np.float32) if bias else None
+    reach = dilation * (size - 1)
+    gy = RNG.standard_normal((x_shape[0], out_channels, x_shape[2] + 2 * padding - reach,
+                              x_shape[3] + 2 * padding - reach)).astype(np.float32)
 
-    def forward(threads, by_group=True):
+    def passes(threads, by_group=True):
         monkeypatch.setattr(conv_winograd, "BY_GROUP", by_group)
         before = minigrad.get_num_threads()
         minigrad.set_num_threads(threads)
         try:
-            return F.conv2d(minigrad.tensor(x), minigrad.tensor(w),
-                            None if b is None else minigrad.tensor(b), padding=padding,
-                            dilation=dilation).data
+            xt, wt = minigrad.tensor(x, requires_grad=need_x), minigrad.tensor(w, requires_grad=True)
+            y = F.conv2d(xt, wt, None if b is None else minigrad.tensor(b), padding=padding,
+                         dilation=dilation)
+            y.backward(gy)
+            return y.data, (xt.grad if need_x else None), wt.grad
         finally:
             minigrad.set_num_threads(before)
 
+    conv_module._layout.cache_clear()
     try:
-        y = forward(2)
-        assert calls, "the group-by-group forward did not run"
-        exact = R.conv2d(x.astype(np.float64), w.astype(np.float64),
-                         None if b is None else b.astype(np.float64), padding=padding,
-                         dilation=dilation)
-        bound = 2e-6 * np.abs(exact).max() * np.sqrt(w[0].size)
-        assert np.abs(y - exact).max() <= bound
-        assert np.abs(y - forward(2, False)).max() <= 2 * bound
+        results = passes(2)
+        assert len(calls) == 2, "the group-by-group passes did not run"
+        wide = [a.astype(np.float64) for a in (x, w, gy)]
+        exact = ((R.conv2d(wide[0], wide[1], None if b is None else b.astype(np.float64),
+                           padding=padding, dilation=dilation),)
+                 + tuple(R.conv2d_vjp(*wide, padding=padding, dilation=dilation)[:2]))
+        chunked = passes(2, False)
+        for actual, expected, other in zip(results, exact, chunked):
+            if actual is None:
+                continue
+            bound = 2e-6 * np.abs(expected).max() * np.sqrt(w[0].size * x_shape[0])
+            assert np.abs(actual - expected).max() <= bound
+            assert np.abs(actual - other).max() <= 2 * bound
         for threads in (1, 3):
-            np.testing.assert_array_equal(forward(threads), y)
+            for actual, expected in zip(passes(threads), results):
+                if actual is not None:
+                    np.testing.assert_array_equal(actual, expected)
     finally:
         conv_module._layout.cache_clear()
 
@@ -369,7 +384,8 @@ def test_larger_kernels_match_reference_float64(x_shape, out_channels, size, pad
     y.backward(gy)
     for actual, expected in zip((t.grad for t in tensors),
                                 R.conv2d_vjp(x, w, gy, padding=padding)):
-        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-12)
+        # the gradients sum up to hundreds of products into values of up to a few hundred
+        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_larger_kernel_gradcheck():
@@ -671,6 +687,40 @@ def test_backward_by_image_checks_its_arguments(tile):
         kernels.backward_by_image(tile, x, u, gy, gx, shares, np.array([[0, 2]], np.intp),
                                   *args[1:])
 
+
+
+@needs_by_image
+def test_backward_by_group_checks_its_arguments(tile):
+    x = np.zeros((20, 3, 8, 8), np.float32)
+    t_h = t_w = -(-8 // tile)
+    u = np.zeros(((tile + 2) ** 2, 5, 3), np.float32)
+    gy = np.zeros((20, 5, 8, 8), np.float32)
+    gx = np.zeros_like(x)
+    shares = np.zeros((2, (tile + 2) ** 2, 5, 3), np.float32)
+    blocks = np.zeros((1, 2), np.intp)
+    scratch = np.zeros((2, kernels.scratch_length(tile, t_h, t_w)), np.float32)
+    work = np.zeros((2, kernels.by_group_length(tile, 3, 5, t_h, t_w, 16)), np.float32)
+    args = (blocks, 1, 1, t_h, t_w, 1, 1, 16, scratch, work, 2)
+    kernels.backward_by_group(tile, x, u, gy, gx, shares, *args)
+    with pytest.raises(ValueError, match="do not match"):      # more shares than groups
+        kernels.backward_by_group(tile, x, u, gy, gx, np.zeros((3,) + shares.shape[1:],
+                                                               np.float32), *args)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.backward_by_group(tile, x, u[:, :4], gy, gx, shares, *args)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.backward_by_group(tile, x, u, gy, gx[:, :2], shares, *args)
+    with pytest.raises(ValueError, match="work must be at least"):
+        kernels.backward_by_group(tile, x, u, gy, gx, shares, *args[:-2],
+                                  np.zeros((2, work.shape[1] - 1), np.float32), 2)
+    with pytest.raises(ValueError, match="beyond the padding"):
+        kernels.backward_by_group(tile, x, u, gy, gx, shares, np.array([[0, 2]], np.intp),
+                                  *args[1:])
+    with pytest.raises(ValueError, match="do not run in lanes"):
+        wide = 8 * tile
+        kernels.backward_by_group(tile, np.zeros((20, 3, 8, wide), np.float32), u,
+                                  np.zeros((20, 5, 8, wide), np.float32),
+                                  np.zeros((20, 3, 8, wide), np.float32), shares, blocks, 1,
+                                  1, t_h, 8, 1, 1, 16, scratch, work, 2)
 
 @pytest.mark.parametrize("shape", [(3, 5), (17, 33), (1, 1)])
 def test_filter_kernels_match_the_transform_and_its_adjoint(tile, shape):

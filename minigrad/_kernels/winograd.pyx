@@ -1199,6 +1199,116 @@ def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
                             bias[o0 + o] if bias.shape[0] > 0 else 0, False, buf)
             o0 = o0 + block
 
+
+def backward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :, :] u,
+                      const float[:, :, :, ::1] gy, float[:, :, :, :] gx,
+                      float[:, :, :, ::1] grad_u, const Py_ssize_t[:, ::1] blocks,
+                      Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                      Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t gap, float[:, ::1] scratch,
+                      float[:, ::1] work, int num_threads):
+    """The backward of ``forward_by_group``, as ``backward_by_image`` with lane groups for
+    images: per group dM = A gy Aᵀ for every output channel; with grad_u (S, α², O, B·C)
+    non-empty, V again and grad_u[s] = Σ dM · Vᵀ over the groups of share s (group g in share
+    g·S div groups: fixed by N, so the sums do not depend on the thread count); with gx
+    non-empty (C-contiguous, x's shape), ∂L/∂V = Uᵀ · dM taken back into gx. ``work``
+    (``by_group_length`` with all O output channels) and ``scratch`` per thread."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], out_channels = gy.shape[1]
+    cdef Py_ssize_t n_blocks = blocks.shape[0], rows = n_blocks * channels
+    cdef Py_ssize_t points = (m + 2) ** 2, per_grid = tiles_h * tiles_w
+    cdef Py_ssize_t lanes = n_images * dh * dw, groups = (lanes + GROUP - 1) // GROUP
+    cdef Py_ssize_t wide = GROUP * per_grid
+    cdef Py_ssize_t v_xi = rows * wide + gap, m_xi = out_channels * wide + gap
+    cdef bint need_x = gx.shape[0] > 0, need_w = grad_u.shape[0] > 0
+    cdef Py_ssize_t shares = grad_u.shape[0] if need_w else max(groups, 1)
+    cdef Py_ssize_t lda = u.strides[1] // sizeof(float) if need_x else 0
+    cdef Py_ssize_t xi_u = u.strides[0] // sizeof(float) if need_x else 0
+    cdef Py_ssize_t share, first, last, g, count, columns, i, c, o, p, t
+    cdef float* v
+    cdef float* dm
+    cdef float* buf
+    if not GEMM_TILE:
+        raise RuntimeError("winograd.backward_by_group: built with AVX-512 only")
+    if not _in_lanes(tiles_w, dh, dw) or blocks.shape[1] != 2 or n_blocks == 0 or gap < 0:
+        raise ValueError(f"winograd.backward_by_group: rows of {tiles_w} tiles with dilation "
+                         f"({dh}, {dw}) do not run in lanes, or blocks ({blocks.shape[0]}, "
+                         f"{blocks.shape[1]}) are not (B ≥ 1, 2) offsets, or a negative gap "
+                         f"{gap}")
+    if (gy.shape[0] != n_images
+            or (need_x and ((gx.shape[0], gx.shape[1], gx.shape[2], gx.shape[3])
+                            != (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+                            or not gx.is_c_contig()
+                            or not _filters_fit(u, points, out_channels, rows)))
+            or (need_w and ((grad_u.shape[1], grad_u.shape[2], grad_u.shape[3])
+                            != (points, out_channels, rows) or shares > max(groups, 1)))):
+        raise ValueError(f"winograd.backward_by_group: x ({x.shape[0]}, {x.shape[1]}, "
+                         f"{x.shape[2]}, {x.shape[3]}), out gradient ({gy.shape[0]}, "
+                         f"{gy.shape[1]}, {gy.shape[2]}, {gy.shape[3]}), u ({u.shape[0]}, "
+                         f"{u.shape[1]}, {u.shape[2]}), gx ({gx.shape[0]}, {gx.shape[1]}, "
+                         f"{gx.shape[2]}, {gx.shape[3]}) and grad_u ({grad_u.shape[0]}, "
+                         f"{grad_u.shape[1]}, {grad_u.shape[2]}, {grad_u.shape[3]}) do not "
+                         f"match ({points}, {out_channels}, {rows}) filters for {n_blocks} "
+                         f"blocks of {channels} channels and {groups} lane groups")
+    cdef Py_ssize_t all_tiles = lanes * per_grid
+    cdef int nt = _checked_team("backward_by_group", m, gy.shape,
+                                (points, out_channels, all_tiles),
+                                (4 * all_tiles, 4 * all_tiles, 4), 4, scratch.shape, tiles_h,
+                                tiles_w, True, num_threads, 0, 0, dh, dw)
+    for i in range(n_blocks):
+        if top < blocks[i, 0] or left < blocks[i, 1]:
+            raise ValueError(f"winograd.backward_by_group: block offset ({blocks[i, 0]}, "
+                             f"{blocks[i, 1]}) beyond the padding ({top}, {left})")
+        _checked_team("backward_by_group", m, x.shape, (points, channels, all_tiles),
+                      (4 * all_tiles, 4 * all_tiles, 4), 4, scratch.shape, tiles_h, tiles_w,
+                      False, num_threads, top - blocks[i, 0], left - blocks[i, 1], dh, dw)
+    nt = <int>min(nt, max(shares, 1))
+    length = by_group_length(m, rows, out_channels, tiles_h, tiles_w, gap)
+    if work.shape[0] < nt or work.shape[1] < length:
+        raise ValueError(f"winograd.backward_by_group: work must be at least ({nt}, "
+                         f"{length}), got ({work.shape[0]}, {work.shape[1]})")
+    if need_w and n_images == 0:
+        grad_u[...] = 0
+    if n_images == 0 or not (need_x or need_w):
+        return
+    for share in prange(shares, nogil=True, schedule="static", num_threads=nt):
+        t = threadid()
+        dm = &work[t, 0]
+        v = dm + points * m_xi
+        buf = &scratch[t, 0]
+        first = -(-share * groups // shares)
+        last = -(-(share + 1) * groups // shares)
+        for g in range(first, last):
+            count = min(GROUP, lanes - g * GROUP)
+            columns = count * per_grid
+            for o in range(out_channels):
+                _lane_group(OUTPUT_GRAD, m, <float*>&gy[0, 0, 0, 0], g * GROUP, count, o,
+                            out_channels, gy.shape[2], gy.shape[3], dh, dw, 0, 0, tiles_h,
+                            tiles_w, dm + o * columns, m_xi, 0, False, buf)
+            if need_w:
+                for i in range(n_blocks):
+                    for c in range(channels):
+                        _lane_group(INPUT_TILES, m, <float*>&x[0, 0, 0, 0], g * GROUP, count,
+                                    c, channels, x.shape[2], x.shape[3], dh, dw,
+                                    top - blocks[i, 0], left - blocks[i, 1], tiles_h, tiles_w,
+                                    v + (i * channels + c) * columns, v_xi, 0, False, buf)
+                for p in range(points):
+                    # dM (O × T) · Vᵀ (T × B·C), added to the share's sum after its first group
+                    _gemm(dm + p * m_xi, columns, 1, v + p * v_xi, 1, columns,
+                          &grad_u[share, p, 0, 0], rows, out_channels, rows, columns,
+                          g > first, v + points * v_xi)
+            if need_x:
+                for p in range(points):
+                    # Uᵀ (B·C × O) · dM (O × T), into V's buffer
+                    _gemm(&u[0, 0, 0] + p * xi_u, 1, lda, dm + p * m_xi, columns, 1,
+                          v + p * v_xi, columns, rows, columns, out_channels, 0,
+                          v + points * v_xi)
+                for i in range(n_blocks):
+                    for c in range(channels):
+                        _lane_group(INPUT_GRAD, m, &gx[0, 0, 0, 0], g * GROUP, count, c,
+                                    channels, gx.shape[2], gx.shape[3], dh, dw,
+                                    top - blocks[i, 0], left - blocks[i, 1], tiles_h, tiles_w,
+                                    v + (i * channels + c) * columns, v_xi, 0, i > 0,
+                                    buf)
+
 # -- the filters: U = G g Gᵀ and its adjoint -------------------------------------------------------
 
 cdef enum:

@@ -82,11 +82,15 @@ BY_IMAGE = _kernels.BY_IMAGE
 #: Only where a group's products have at least ``GROUP_MIN_COLUMNS`` columns (each group
 #: reads all of U: on planes of one tile, 16 columns, the chunked products split by points
 #: were faster) and the groups keep at least ``GROUP_MIN_USE`` of the threads' lanes busy (a
-#: batch of one group leaves the other threads idle). docs/algorithms.md has the measurements.
+#: batch of one group leaves the other threads idle). The backward too, where the
+#: transformed filters U take at most ``GROUP_BACKWARD_MAX_FILTERS`` of the memory of a
+#: group's V and dM: each group reads U and adds into a U-sized partial sum, which for larger
+#: U left the core's cache. docs/algorithms.md has the measurements.
 BY_GROUP = True
 GROUP_OUT_BLOCK = 64
 GROUP_MIN_COLUMNS = 64
 GROUP_MIN_USE = 0.8
+GROUP_BACKWARD_MAX_FILTERS = 0.5
 #: True: use Winograd where the rules below expect it to be faster; a tile size (2 or 4):
 #: that one wherever Winograd can compute the convolution (tests); False: never.
 USE_WINOGRAD = True
@@ -324,19 +328,34 @@ class WinogradPlan(WinogradPasses):
     def backward(self, x, u, gy, need_x, need_weight):
         """``WinogradPasses.backward``, or image by image (``BY_IMAGE``) where it applies:
         ∂L/∂U summed in ``SUM_SHARES`` partials (fixed by the batch size), then added in
-        order; at most ``SUM_SHARES`` times U's size extra."""
-        if not self._by_image(x.dtype):
-            return super().backward(x, u, gy, need_x, need_weight)
+        order; at most ``SUM_SHARES`` times U's size extra. Likewise lane group by lane
+        group (``BY_GROUP``), the partials over shares of the groups."""
         threads = get_num_threads()
+        columns = _kernels.LANE_GROUP * self.tiles_h * self.tiles_w
+        by_group = (self._by_group(x.dtype, threads)
+                    and self.out_channels * self.rows
+                    <= GROUP_BACKWARD_MAX_FILTERS * (self.out_channels + self.rows) * columns)
+        if not (by_group or self._by_image(x.dtype)):
+            return super().backward(x, u, gy, need_x, need_weight)
         gx = np.empty_like(x) if need_x else np.empty((0, 1, 1, 1), x.dtype)
-        shares = (workspace.get("winograd_grad_u_shares", (min(SUM_SHARES, max(self.n, 1)),
+        units = -(-self.n * self.dh * self.dw // _kernels.LANE_GROUP) if by_group else self.n
+        shares = (workspace.get("winograd_grad_u_shares", (min(SUM_SHARES, max(units, 1)),
                                 self.points, self.out_channels, self.rows), x.dtype)
                   if need_weight else np.empty((0, 1, 1, 1), x.dtype))
-        _kernels.backward_by_image(self.tile, x, u if need_x else np.empty((1, 1, 1), x.dtype),
-                                   gy, gx, shares, self.block_array, self.top, self.left,
-                                   self.tiles_h, self.tiles_w, PLANE_GAP,
-                                   self._scratch(threads, x.dtype),
-                                   self._image_work(threads, x.dtype), threads)
+        u = u if need_x else np.empty((1, 1, 1), x.dtype)
+        if by_group:
+            work = workspace.get("winograd_by_group", (threads, _kernels.by_group_length(
+                self.tile, self.rows, self.out_channels, self.tiles_h, self.tiles_w,
+                PLANE_GAP)), x.dtype)
+            _kernels.backward_by_group(self.tile, x, u, gy, gx, shares, self.block_array,
+                                       self.top, self.left, self.tiles_h, self.tiles_w,
+                                       self.dh, self.dw, PLANE_GAP,
+                                       self._scratch(threads, x.dtype), work, threads)
+        else:
+            _kernels.backward_by_image(self.tile, x, u, gy, gx, shares, self.block_array,
+                                       self.top, self.left, self.tiles_h, self.tiles_w,
+                                       PLANE_GAP, self._scratch(threads, x.dtype),
+                                       self._image_work(threads, x.dtype), threads)
         gw = self._filter_grad(shares.sum(axis=0), threads) if need_weight else None
         return (gx if need_x else None), gw
 
