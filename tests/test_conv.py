@@ -358,3 +358,31 @@ def test_depthwise_gradcheck(geometry):
         rng.standard_normal((channels, 1, kh, kw)), rng.standard_normal(channels))]
     assert minigrad.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation,
                                                       groups=channels), inputs)
+
+
+@pytest.mark.parametrize("shape, dtype", [((64, 8, 32, 32), np.float32),
+                                          ((3, 5, 40, 41), np.float64), ((2, 3), np.float32)])
+def test_aligned_empty_starts_large_arrays_on_a_cache_line(shape, dtype):
+    from minigrad.ops import workspace as workspace_module
+    for _ in range(4):          # the heap's offsets differ from one allocation to the next
+        a = workspace_module.aligned_empty(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+        if a.nbytes >= workspace_module.ALIGNED_MIN_BYTES:
+            assert a.ctypes.data % workspace_module.CACHE_LINE == 0
+        a[...] = 1          # writeable, and all of it inside its buffer
+        np.testing.assert_array_equal(workspace_module.aligned_empty_like(a).shape, shape)
+
+
+@pytest.mark.parametrize("stride, dilation", [(1, 1), (2, 1), (1, 2)])
+def test_large_outputs_and_input_gradients_start_on_a_cache_line(stride, dilation):
+    """The kernels store whole vectors into them (workspace.aligned_empty)."""
+    from minigrad.ops import workspace as workspace_module
+    x = minigrad.tensor(RNG.standard_normal((16, 16, 32, 32)).astype(np.float32),
+                        requires_grad=True)
+    w = minigrad.tensor(RNG.standard_normal((32, 16, 3, 3)).astype(np.float32),
+                        requires_grad=True)
+    for _ in range(3):
+        y = F.conv2d(x, w, stride=stride, padding=dilation, dilation=dilation)
+        gx = y._creator.backward(np.ones(y.shape, np.float32))[0]
+        for array in (y.data, gx):
+            assert array.ctypes.data % workspace_module.CACHE_LINE == 0

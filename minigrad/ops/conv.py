@@ -32,7 +32,8 @@ from ..function import Function
 from ..tensor import as_tensor
 from ..threads import get_num_threads
 from . import conv_direct, conv_strided_winograd, conv_winograd
-from .workspace import absent, release_workspace, workspace as _workspace  # noqa: F401 (re-export)
+from .workspace import absent, aligned_empty, aligned_empty_like
+from .workspace import release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
 from .team_matmul import matmul, matmul_columns, matmul_sum, numpy_matmul
 from .shape import batch_of_one
@@ -136,21 +137,21 @@ class Conv2d(Function):
             grid = self._kept_grid(x)
             y = self.direct.forward(x, weight, bias, grid)
         elif self.depthwise:
-            y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
+            y = aligned_empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             _depthwise.forward(x, weight.reshape(out_channels, -1),
                                absent(x.dtype) if bias is None else bias, y,
                                *self.window_args, get_num_threads())
         elif self.pointwise_row is not None:
             y = conv_direct.pointwise(x, weight, bias, self.pointwise_row)
         elif self.pointwise:
-            y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
+            y = aligned_empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             _per_image_matmul(self.weight_matrices, self._grouped(x, x.shape[1]),
                               self._grouped(y, out_channels))
             if bias is not None:
                 _kernels.add_channel_bias(y.reshape(n, out_channels, self.plane), bias,
                                           get_num_threads())
         else:
-            y = np.empty((n, out_channels, self.out_h, self.out_w), x.dtype)
+            y = aligned_empty((n, out_channels, self.out_h, self.out_w), x.dtype)
             group_bias = None if bias is None else bias.reshape(self.groups, -1, 1)
             for start, stop in self._chunks(n):
                 cols, cols_g = self._columns(stop - start, x.dtype)
@@ -213,7 +214,7 @@ class Conv2d(Function):
         filters = weight.reshape(weight.shape[0], -1)
         gx = gw = None
         if need_x:
-            gx = np.empty_like(x)
+            gx = aligned_empty_like(x)
             _depthwise.grad_input(gy, filters, gx, *self.window_args, get_num_threads())
         if need_weight:
             gw = np.empty_like(filters)
@@ -225,7 +226,7 @@ class Conv2d(Function):
         n, out_channels = gy.shape[:2]
         # (the lane tile's 1×1 input gradient comes as a new array)
         lane_x = need_x and self.pointwise_input_row is not None
-        gx = np.empty_like(x) if need_x and not lane_x else None
+        gx = aligned_empty_like(x) if need_x and not lane_x else None
         gw = np.zeros(self.weight_matrices.shape, x.dtype) if need_weight else None
         weight_t = self.weight_matrices.transpose(0, 2, 1)
         if self.pointwise:

@@ -45,7 +45,7 @@ import numpy as np
 
 from .._kernels import direct_conv as _kernels
 from ..threads import get_num_threads
-from .workspace import absent, workspace
+from .workspace import absent, aligned_empty, workspace
 
 #: Kernels with fewer taps go to im2col: the weight-gradient kernel works on groups of
 #: ``TAP_BLOCK`` taps (9 with AVX-512), so a 1×2 kernel would waste most of its work.
@@ -295,7 +295,7 @@ def pointwise(x, weight, bias, row):
     (O,) or None. No copy of x: a plane is its own grid."""
     n, channels, height, width = x.shape
     rows = height * width // row
-    y = np.empty((n, weight.shape[0], height, width), x.dtype)
+    y = aligned_empty((n, weight.shape[0], height, width), x.dtype)
     threads = get_num_threads()
     _kernels.conv_lanes(x.reshape(n, channels, -1), _pack_lanes(weight, threads), _NO_SHIFT,
                         _NO_OFFSET, (0, rows, 0, row), y.reshape(n, -1, rows, row),
@@ -530,7 +530,7 @@ class DirectPlan:
         """x on its grid: the forward's (``forward``: with a stride, maybe interleaved) or
         the weight gradient's; in a new array with ``keep``, else in the workspace."""
         shape = (self.n, x.shape[1], self.x_length)
-        grid = np.empty(shape, x.dtype) if keep else workspace.get("grid", shape, x.dtype)
+        grid = aligned_empty(shape, x.dtype) if keep else workspace.get("grid", shape, x.dtype)
         if self.stride == (1, 1):
             _kernels.embed(x, grid, self.grid_width, self.first_input, self.team())
             return grid
@@ -565,7 +565,7 @@ class DirectPlan:
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous, or already on its grid
         (``grid``, from ``kept_grid``)."""
         if self.lanes:
-            y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+            y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
             offsets, inside = self.lane_reads
             grid = self._x_grid(x, forward=True) if grid is None else grid
             _kernels.conv_lanes(grid, _pack_lanes(weight, self.team()),
@@ -582,7 +582,8 @@ class DirectPlan:
             grid, start = (self._x_grid(x, forward=True) if grid is None else grid), 0
             shifts, width, runs, period = self.forward_shifts, self.forward_width, self.runs, 0
             chunk = channel_chunk(self.positions)
-        y = np.empty((self.n, self.out_channels * self.groups, self.out_h, self.out_w), x.dtype)
+        y = aligned_empty((self.n, self.out_channels * self.groups, self.out_h, self.out_w),
+                          x.dtype)
         for g in range(self.groups):
             _kernels.conv(self._group(g, grid),
                           _pack(self._group(g, weight, axis=0), self.team()), shifts,
@@ -605,7 +606,8 @@ class DirectPlan:
             _kernels.embed(gy, gy_grid, self.grid_width, self.front, self.team())
             layout = ((self.front + self.first_input, self.input_runs,
                        channel_chunk(self.positions), 0) if self.stride == (1, 1) else None)
-        gx = np.empty((self.n, self.channels * self.groups, self.height, self.width), gy.dtype)
+        gx = aligned_empty((self.n, self.channels * self.groups, self.height, self.width),
+                           gy.dtype)
         for g in range(self.groups):
             self._grad_input_group(self._group(g, gy_grid), self._group(g, weight, axis=0),
                                    self._group(g, gx), layout)

@@ -57,7 +57,7 @@ import numpy as np
 from .._kernels import winograd as _kernels
 from ..threads import get_num_threads
 from .team_matmul import matmul, matmul_slabs
-from .workspace import absent, chunk_budget, workspace
+from .workspace import absent, aligned_empty, aligned_empty_like, chunk_budget, workspace
 
 #: Bound on one chunk's tile matrices V and M: small enough that the transforms' output is
 #: still in cache when the products read it (the machine's ``chunk_budget``), unless the
@@ -195,7 +195,7 @@ class WinogradPasses:
 
     def forward(self, x, u, bias):
         """y (N, O, Ho, Wo) = conv(x, g) + bias, for U = ``transform_weight(g)``."""
-        y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+        y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
         bias = absent(x.dtype) if bias is None else bias
         threads = get_num_threads()
         scratch = self._scratch(threads, x.dtype)
@@ -211,7 +211,7 @@ class WinogradPasses:
         (``transform_weight``) is read only for ∂L/∂x (None without ``need_x``)."""
         threads = get_num_threads()
         scratch = self._scratch(threads, x.dtype)
-        gx = np.empty_like(x) if need_x else None
+        gx = aligned_empty_like(x) if need_x else None
         # the first chunk overwrites it; only an empty batch (no chunk) leaves it zero
         grad_u = self._grad_u_buffer(x.dtype) if need_weight else None
         if need_weight and not self.n:
@@ -300,7 +300,7 @@ class WinogradPlan(WinogradPasses):
                 and lanes >= GROUP_MIN_USE * busy)
 
     def _forward_by_group(self, x, u, bias, threads):
-        y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+        y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
         block = min(self.out_channels, GROUP_OUT_BLOCK)
         work = workspace.get("winograd_by_group", (threads, _kernels.by_group_length(
             self.tile, self.rows, block, self.tiles_h, self.tiles_w, PLANE_GAP)), x.dtype)
@@ -318,7 +318,7 @@ class WinogradPlan(WinogradPasses):
             return self._forward_by_group(x, u, bias, threads)
         if not self._by_image(x.dtype):
             return super().forward(x, u, bias)
-        y = np.empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+        y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
         _kernels.forward_by_image(self.tile, x, u, y, absent(x.dtype) if bias is None else bias,
                                   self.block_array, self.top, self.left, self.tiles_h,
                                   self.tiles_w, PLANE_GAP, self._scratch(threads, x.dtype),
@@ -337,7 +337,7 @@ class WinogradPlan(WinogradPasses):
                     <= GROUP_BACKWARD_MAX_FILTERS * (self.out_channels + self.rows) * columns)
         if not (by_group or self._by_image(x.dtype)):
             return super().backward(x, u, gy, need_x, need_weight)
-        gx = np.empty_like(x) if need_x else np.empty((0, 1, 1, 1), x.dtype)
+        gx = aligned_empty_like(x) if need_x else np.empty((0, 1, 1, 1), x.dtype)
         units = -(-self.n * self.dh * self.dw // _kernels.LANE_GROUP) if by_group else self.n
         shares = (workspace.get("winograd_grad_u_shares", (min(SUM_SHARES, max(units, 1)),
                                 self.points, self.out_channels, self.rows), x.dtype)
