@@ -370,12 +370,12 @@ def test_aligned_empty_starts_large_arrays_on_a_cache_line(shape, dtype):
         if a.nbytes >= workspace_module.ALIGNED_MIN_BYTES:
             assert a.ctypes.data % workspace_module.CACHE_LINE == 0
         a[...] = 1          # writeable, and all of it inside its buffer
-        np.testing.assert_array_equal(workspace_module.aligned_empty_like(a).shape, shape)
 
 
 @pytest.mark.parametrize("stride, dilation", [(1, 1), (2, 1), (1, 2)])
-def test_large_outputs_and_input_gradients_start_on_a_cache_line(stride, dilation):
-    """The kernels store whole vectors into them (workspace.aligned_empty)."""
+def test_large_outputs_start_on_a_cache_line(stride, dilation):
+    """The kernels store whole vectors into them (workspace.aligned_empty); the input
+    gradient owns its memory, so the engine keeps it without a copy."""
     from minigrad.ops import workspace as workspace_module
     x = minigrad.tensor(RNG.standard_normal((16, 16, 32, 32)).astype(np.float32),
                         requires_grad=True)
@@ -383,6 +383,5 @@ def test_large_outputs_and_input_gradients_start_on_a_cache_line(stride, dilatio
                         requires_grad=True)
     for _ in range(3):
         y = F.conv2d(x, w, stride=stride, padding=dilation, dilation=dilation)
-        gx = y._creator.backward(np.ones(y.shape, np.float32))[0]
-        for array in (y.data, gx):
-            assert array.ctypes.data % workspace_module.CACHE_LINE == 0
+        assert y.data.ctypes.data % workspace_module.CACHE_LINE == 0
+        assert y._creator.backward(np.ones(y.shape, np.float32))[0].base is None

@@ -32,7 +32,7 @@ from ..function import Function
 from ..tensor import as_tensor
 from ..threads import get_num_threads
 from . import conv_direct, conv_strided_winograd, conv_winograd
-from .workspace import absent, aligned_empty, aligned_empty_like
+from .workspace import absent, aligned_empty
 from .workspace import release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
 from .team_matmul import matmul, matmul_columns, matmul_sum, numpy_matmul
@@ -214,7 +214,7 @@ class Conv2d(Function):
         filters = weight.reshape(weight.shape[0], -1)
         gx = gw = None
         if need_x:
-            gx = aligned_empty_like(x)
+            gx = np.empty_like(x)
             _depthwise.grad_input(gy, filters, gx, *self.window_args, get_num_threads())
         if need_weight:
             gw = np.empty_like(filters)
@@ -226,7 +226,7 @@ class Conv2d(Function):
         n, out_channels = gy.shape[:2]
         # (the lane tile's 1×1 input gradient comes as a new array)
         lane_x = need_x and self.pointwise_input_row is not None
-        gx = aligned_empty_like(x) if need_x and not lane_x else None
+        gx = np.empty_like(x) if need_x and not lane_x else None
         gw = np.zeros(self.weight_matrices.shape, x.dtype) if need_weight else None
         weight_t = self.weight_matrices.transpose(0, 2, 1)
         if self.pointwise:

@@ -295,7 +295,7 @@ def pointwise(x, weight, bias, row):
     (O,) or None. No copy of x: a plane is its own grid."""
     n, channels, height, width = x.shape
     rows = height * width // row
-    y = aligned_empty((n, weight.shape[0], height, width), x.dtype)
+    y = np.empty((n, weight.shape[0], height, width), x.dtype)
     threads = get_num_threads()
     _kernels.conv_lanes(x.reshape(n, channels, -1), _pack_lanes(weight, threads), _NO_SHIFT,
                         _NO_OFFSET, (0, rows, 0, row), y.reshape(n, -1, rows, row),
@@ -606,8 +606,7 @@ class DirectPlan:
             _kernels.embed(gy, gy_grid, self.grid_width, self.front, self.team())
             layout = ((self.front + self.first_input, self.input_runs,
                        channel_chunk(self.positions), 0) if self.stride == (1, 1) else None)
-        gx = aligned_empty((self.n, self.channels * self.groups, self.height, self.width),
-                           gy.dtype)
+        gx = np.empty((self.n, self.channels * self.groups, self.height, self.width), gy.dtype)
         for g in range(self.groups):
             self._grad_input_group(self._group(g, gy_grid), self._group(g, weight, axis=0),
                                    self._group(g, gx), layout)

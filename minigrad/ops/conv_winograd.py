@@ -57,7 +57,7 @@ import numpy as np
 from .._kernels import winograd as _kernels
 from ..threads import get_num_threads
 from .team_matmul import matmul, matmul_slabs
-from .workspace import absent, aligned_empty, aligned_empty_like, chunk_budget, workspace
+from .workspace import absent, aligned_empty, chunk_budget, workspace
 
 #: Bound on one chunk's tile matrices V and M: small enough that the transforms' output is
 #: still in cache when the products read it (the machine's ``chunk_budget``), unless the
@@ -211,7 +211,7 @@ class WinogradPasses:
         (``transform_weight``) is read only for ∂L/∂x (None without ``need_x``)."""
         threads = get_num_threads()
         scratch = self._scratch(threads, x.dtype)
-        gx = aligned_empty_like(x) if need_x else None
+        gx = np.empty_like(x) if need_x else None
         # the first chunk overwrites it; only an empty batch (no chunk) leaves it zero
         grad_u = self._grad_u_buffer(x.dtype) if need_weight else None
         if need_weight and not self.n:
@@ -337,7 +337,7 @@ class WinogradPlan(WinogradPasses):
                     <= GROUP_BACKWARD_MAX_FILTERS * (self.out_channels + self.rows) * columns)
         if not (by_group or self._by_image(x.dtype)):
             return super().backward(x, u, gy, need_x, need_weight)
-        gx = aligned_empty_like(x) if need_x else np.empty((0, 1, 1, 1), x.dtype)
+        gx = np.empty_like(x) if need_x else np.empty((0, 1, 1, 1), x.dtype)
         units = -(-self.n * self.dh * self.dw // _kernels.LANE_GROUP) if by_group else self.n
         shares = (workspace.get("winograd_grad_u_shares", (min(SUM_SHARES, max(units, 1)),
                                 self.points, self.out_channels, self.rows), x.dtype)

@@ -120,11 +120,13 @@ def _aligned_bytes(nbytes, alignment=ALIGNMENT):
 
 
 def aligned_empty(shape, dtype):
-    """``np.empty(shape, dtype)`` starting on a cache line from ``ALIGNED_MIN_BYTES`` up: the
-    kernels store whole vectors into their outputs, and numpy's 16-byte alignment left every
-    one of those stores straddling two lines (a forward's kernel 20–25 % slower, by where the
-    heap happened to put its output). Smaller arrays keep ``np.empty``: aligning costs about
-    2 µs, a visible share of a small layer at batch 1."""
+    """``np.empty(shape, dtype)`` starting on a cache line from ``ALIGNED_MIN_BYTES`` up, for
+    a forward's output: the kernels store whole vectors into it, and numpy's 16-byte
+    alignment left every one of those stores straddling two lines (a forward's kernel 20–25 %
+    slower, by where the heap happened to put its output). Smaller arrays keep ``np.empty``:
+    aligning costs about 2 µs, a visible share of a small layer at batch 1. The array is a
+    view of a larger buffer, so gradients stay ``np.empty``: the autograd engine keeps a first
+    gradient without copying it only when the array owns its memory."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < ALIGNED_MIN_BYTES:
@@ -132,11 +134,6 @@ def aligned_empty(shape, dtype):
     raw = np.empty(nbytes + CACHE_LINE, np.uint8)
     start = -raw.ctypes.data % CACHE_LINE
     return raw[start:start + nbytes].view(dtype).reshape(shape)
-
-
-def aligned_empty_like(a):
-    """``aligned_empty`` with the shape and dtype of ``a``."""
-    return aligned_empty(a.shape, a.dtype)
 
 
 workspace = _Workspace()
