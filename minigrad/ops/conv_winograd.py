@@ -284,7 +284,7 @@ class WinogradPlan(WinogradPasses):
                 and not _kernels.in_lanes(self.tiles_w))
 
     def _image_work(self, threads, dtype):
-        return workspace.get("winograd_by_image", (threads, _kernels.by_image_length(
+        return workspace.get("winograd_work", (threads, _kernels.by_image_length(
             self.tile, self.rows, self.out_channels, self.tiles_h, self.tiles_w, PLANE_GAP)),
             dtype)
 
@@ -302,7 +302,7 @@ class WinogradPlan(WinogradPasses):
     def _forward_by_group(self, x, u, bias, threads):
         y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
         block = min(self.out_channels, GROUP_OUT_BLOCK)
-        work = workspace.get("winograd_by_group", (threads, _kernels.by_group_length(
+        work = workspace.get("winograd_work", (threads, _kernels.by_group_length(
             self.tile, self.rows, block, self.tiles_h, self.tiles_w, PLANE_GAP)), x.dtype)
         _kernels.forward_by_group(self.tile, x, u, y, absent(x.dtype) if bias is None else bias,
                                   self.block_array, self.top, self.left, self.tiles_h,
@@ -344,7 +344,7 @@ class WinogradPlan(WinogradPasses):
                   if need_weight else np.empty((0, 1, 1, 1), x.dtype))
         u = u if need_x else np.empty((1, 1, 1), x.dtype)
         if by_group:
-            work = workspace.get("winograd_by_group", (threads, _kernels.by_group_length(
+            work = workspace.get("winograd_work", (threads, _kernels.by_group_length(
                 self.tile, self.rows, self.out_channels, self.tiles_h, self.tiles_w,
                 PLANE_GAP)), x.dtype)
             _kernels.backward_by_group(self.tile, x, u, gy, gx, shares, self.block_array,
