@@ -1026,6 +1026,62 @@ def forward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
                         tiles_h, tiles_w, False, buf)
 
 
+cdef inline void _grad_u_products(const float* dm, Py_ssize_t m_xi, float* v,
+                                  Py_ssize_t v_xi, float* grad_u, Py_ssize_t points,
+                                  Py_ssize_t out_channels, Py_ssize_t rows, Py_ssize_t columns,
+                                  bint accumulate) noexcept nogil:
+    """grad_u[p] (+)= dM[p] (O × T) · V[p]ᵀ (T × B·C) for the α² points p of one image or lane
+    group of T ``columns``; grad_u's points O·B·C apart, the products' panel after V's last
+    point."""
+    cdef Py_ssize_t p
+    for p in range(points):
+        _gemm(dm + p * m_xi, columns, 1, v + p * v_xi, 1, columns,
+              grad_u + p * out_channels * rows, rows, out_channels, rows, columns, accumulate,
+              v + points * v_xi)
+
+
+cdef inline void _grad_v_products(const float* u, Py_ssize_t xi_u, Py_ssize_t lda,
+                                  const float* dm, Py_ssize_t m_xi, float* v, Py_ssize_t v_xi,
+                                  Py_ssize_t points, Py_ssize_t out_channels, Py_ssize_t rows,
+                                  Py_ssize_t columns) noexcept nogil:
+    """∂L/∂V[p] = U[p]ᵀ (B·C × O) · dM[p] (O × T) into V's buffer, for the α² points p of one
+    image or lane group of T ``columns``."""
+    cdef Py_ssize_t p
+    for p in range(points):
+        _gemm(u + p * xi_u, 1, lda, dm + p * m_xi, columns, 1, v + p * v_xi, columns, rows,
+              columns, out_channels, 0, v + points * v_xi)
+
+
+cdef int _check_backward(str op, const float[:, :, :, ::1] x, const float[:, :, :] u,
+                         const float[:, :, :, ::1] gy, float[:, :, :, :] gx,
+                         float[:, :, :, ::1] grad_u, Py_ssize_t points, Py_ssize_t n_blocks,
+                         Py_ssize_t units) except -1:
+    """ValueError unless the arrays of ``backward_by_image`` or ``backward_by_group`` fit:
+    gy for x's images; gx, when not empty, C-contiguous in x's shape, with filters u the
+    products can read; grad_u, when not empty, (S, α², O, B·C) with S at most the ``units``
+    (images or lane groups) there are to share."""
+    cdef Py_ssize_t channels = x.shape[1], out_channels = gy.shape[1]
+    cdef Py_ssize_t rows = n_blocks * channels
+    cdef bint need_x = gx.shape[0] > 0, need_w = grad_u.shape[0] > 0
+    if (gy.shape[0] != x.shape[0]
+            or (need_x and ((gx.shape[0], gx.shape[1], gx.shape[2], gx.shape[3])
+                            != (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+                            or not gx.is_c_contig()
+                            or not _filters_fit(u, points, out_channels, rows)))
+            or (need_w and ((grad_u.shape[1], grad_u.shape[2], grad_u.shape[3])
+                            != (points, out_channels, rows)
+                            or grad_u.shape[0] > max(units, 1)))):
+        raise ValueError(f"winograd.{op}: x ({x.shape[0]}, {x.shape[1]}, {x.shape[2]}, "
+                         f"{x.shape[3]}), out gradient ({gy.shape[0]}, {gy.shape[1]}, "
+                         f"{gy.shape[2]}, {gy.shape[3]}), u ({u.shape[0]}, {u.shape[1]}, "
+                         f"{u.shape[2]}), gx ({gx.shape[0]}, {gx.shape[1]}, {gx.shape[2]}, "
+                         f"{gx.shape[3]}) and grad_u ({grad_u.shape[0]}, {grad_u.shape[1]}, "
+                         f"{grad_u.shape[2]}, {grad_u.shape[3]}) do not match ({points}, "
+                         f"{out_channels}, {rows}) filters for {n_blocks} blocks of {channels} "
+                         f"channels and {units} images or lane groups to share")
+    return 0
+
+
 def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :, :] u,
                       const float[:, :, :, ::1] gy, float[:, :, :, :] gx,
                       float[:, :, :, ::1] grad_u, const Py_ssize_t[:, ::1] blocks,
@@ -1052,21 +1108,7 @@ def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
     cdef float* buf
     if not GEMM_TILE:
         raise RuntimeError("winograd.backward_by_image: built with AVX-512 only")
-    if (gy.shape[0] != n_images
-            or (need_x and ((gx.shape[0], gx.shape[1], gx.shape[2], gx.shape[3])
-                            != (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-                            or not gx.is_c_contig()
-                            or not _filters_fit(u, points, out_channels, rows)))
-            or (need_w and ((grad_u.shape[1], grad_u.shape[2], grad_u.shape[3])
-                            != (points, out_channels, rows) or shares > max(n_images, 1)))):
-        raise ValueError(f"winograd.backward_by_image: x ({x.shape[0]}, {x.shape[1]}, "
-                         f"{x.shape[2]}, {x.shape[3]}), out gradient ({gy.shape[0]}, "
-                         f"{gy.shape[1]}, {gy.shape[2]}, {gy.shape[3]}), u ({u.shape[0]}, "
-                         f"{u.shape[1]}, {u.shape[2]}), gx ({gx.shape[0]}, {gx.shape[1]}, "
-                         f"{gx.shape[2]}, {gx.shape[3]}) and grad_u ({grad_u.shape[0]}, "
-                         f"{grad_u.shape[1]}, {grad_u.shape[2]}, {grad_u.shape[3]}) do not "
-                         f"match ({points}, {out_channels}, {rows}) filters for {n_blocks} "
-                         f"blocks of {channels} channels")
+    _check_backward("backward_by_image", x, u, gy, gx, grad_u, points, n_blocks, n_images)
     cdef int nt = _by_image_team("backward_by_image", m, x.shape, gy.shape, blocks, top,
                                  left, tiles_h, tiles_w, gap, scratch.shape, work.shape,
                                  shares, num_threads)
@@ -1087,17 +1129,12 @@ def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
                             dm + o * tiles, m_xi, 0, 0, 0, tiles_h, tiles_w, False, buf)
             if need_w:
                 _image_tiles(m, x, n, blocks, top, left, tiles_h, tiles_w, v, v_xi, buf)
-                for p in range(points):
-                    # dM (O × T) · Vᵀ (T × B·C), added to the share's sum after its first image
-                    _gemm(dm + p * m_xi, tiles, 1, v + p * v_xi, 1, tiles,
-                          &grad_u[share, p, 0, 0], rows, out_channels, rows, tiles,
-                          n > first, v + points * v_xi)
+                # added to the share's sum after its first image
+                _grad_u_products(dm, m_xi, v, v_xi, &grad_u[share, 0, 0, 0], points,
+                                 out_channels, rows, tiles, n > first)
             if need_x:
-                for p in range(points):
-                    # Uᵀ (B·C × O) · dM (O × T), into V's buffer
-                    _gemm(&u[0, 0, 0] + p * xi_u, 1, lda, dm + p * m_xi, tiles, 1,
-                          v + p * v_xi, tiles, rows, tiles, out_channels, 0,
-                          v + points * v_xi)
+                _grad_v_products(&u[0, 0, 0], xi_u, lda, dm, m_xi, v, v_xi, points,
+                                 out_channels, rows, tiles)
                 for i in range(n_blocks):
                     for c in range(channels):
                         _plane_pass(INPUT_GRAD, m, &gx[n, c, 0, 0], gx.shape[2], gx.shape[3],
@@ -1116,6 +1153,40 @@ def by_group_length(Py_ssize_t m, Py_ssize_t rows, Py_ssize_t out_block, Py_ssiz
     products' panel."""
     cdef Py_ssize_t columns = GROUP * tiles_h * tiles_w
     return (m + 2) ** 2 * ((rows + out_block) * columns + 2 * gap) + GEMM_WORK
+
+
+def _by_group_team(str op, Py_ssize_t m, x_shape, y_shape, const Py_ssize_t[:, ::1] blocks,
+                   Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                   Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t gap, Py_ssize_t out_block,
+                   scratch_shape, work_shape, Py_ssize_t units, int num_threads):
+    """The team of ``forward_by_group`` or ``backward_by_group`` over ``units`` work items,
+    after the checks both need: in lanes, (B ≥ 1, 2) block offsets within the padding, each
+    block's input grid and the output grid as ``_checked_team`` has them (a tile grid per
+    sub-grid of the dilation), and ``work`` (``by_group_length`` for ``out_block`` output
+    channels) for every thread."""
+    cdef Py_ssize_t n_blocks = blocks.shape[0], i
+    cdef Py_ssize_t points = (m + 2) ** 2, tiles = x_shape[0] * dh * dw * tiles_h * tiles_w
+    if not _in_lanes(tiles_w, dh, dw) or blocks.shape[1] != 2 or n_blocks == 0 or gap < 0:
+        raise ValueError(f"winograd.{op}: rows of {tiles_w} tiles with dilation ({dh}, {dw}) "
+                         f"do not run in lanes, or blocks ({blocks.shape[0]}, "
+                         f"{blocks.shape[1]}) are not (B ≥ 1, 2) offsets, or a negative gap "
+                         f"{gap}")
+    cdef int nt = _checked_team(op, m, y_shape, (points, y_shape[1], tiles),
+                                (4 * tiles, 4 * tiles, 4), 4, scratch_shape, tiles_h, tiles_w,
+                                True, num_threads, 0, 0, dh, dw)
+    for i in range(n_blocks):
+        if top < blocks[i, 0] or left < blocks[i, 1]:
+            raise ValueError(f"winograd.{op}: block offset ({blocks[i, 0]}, {blocks[i, 1]}) "
+                             f"beyond the padding ({top}, {left})")
+        _checked_team(op, m, x_shape, (points, x_shape[1], tiles), (4 * tiles, 4 * tiles, 4),
+                      4, scratch_shape, tiles_h, tiles_w, False, num_threads,
+                      top - blocks[i, 0], left - blocks[i, 1], dh, dw)
+    nt = <int>min(nt, max(units, 1))
+    length = by_group_length(m, n_blocks * x_shape[1], out_block, tiles_h, tiles_w, gap)
+    if work_shape[0] < nt or work_shape[1] < length:
+        raise ValueError(f"winograd.{op}: work must be at least ({nt}, {length}), got "
+                         f"({work_shape[0]}, {work_shape[1]})")
+    return nt
 
 
 def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :, :] u,
@@ -1143,11 +1214,6 @@ def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
     cdef float* buf
     if not GEMM_TILE:
         raise RuntimeError("winograd.forward_by_group: built with AVX-512 only")
-    if not _in_lanes(tiles_w, dh, dw) or blocks.shape[1] != 2 or n_blocks == 0 or gap < 0:
-        raise ValueError(f"winograd.forward_by_group: rows of {tiles_w} tiles with dilation "
-                         f"({dh}, {dw}) do not run in lanes, or blocks ({blocks.shape[0]}, "
-                         f"{blocks.shape[1]}) are not (B ≥ 1, 2) offsets, or a negative gap "
-                         f"{gap}")
     if (not _filters_fit(u, points, out_channels, rows) or y.shape[0] != n_images
             or bias.shape[0] not in (0, out_channels) or out_block < 1):
         raise ValueError(f"winograd.forward_by_group: u ({u.shape[0]}, {u.shape[1]}, "
@@ -1155,22 +1221,9 @@ def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
                          f"{y.shape[1]}, {y.shape[2]}, {y.shape[3]}) and out_block {out_block} "
                          f"do not match ({points}, {out_channels}, {rows}) filters for "
                          f"{n_blocks} blocks of {channels} channels")
-    cdef Py_ssize_t all_tiles = lanes * per_grid
-    cdef int nt = _checked_team("forward_by_group", m, y.shape, (points, out_channels, all_tiles),
-                                (4 * all_tiles, 4 * all_tiles, 4), 4, scratch.shape, tiles_h,
-                                tiles_w, True, num_threads, 0, 0, dh, dw)
-    for i in range(n_blocks):
-        if top < blocks[i, 0] or left < blocks[i, 1]:
-            raise ValueError(f"winograd.forward_by_group: block offset ({blocks[i, 0]}, "
-                             f"{blocks[i, 1]}) beyond the padding ({top}, {left})")
-        _checked_team("forward_by_group", m, x.shape, (points, channels, all_tiles),
-                      (4 * all_tiles, 4 * all_tiles, 4), 4, scratch.shape, tiles_h, tiles_w,
-                      False, num_threads, top - blocks[i, 0], left - blocks[i, 1], dh, dw)
-    nt = <int>min(nt, max(groups, 1))
-    length = by_group_length(m, rows, out_block, tiles_h, tiles_w, gap)
-    if work.shape[0] < nt or work.shape[1] < length:
-        raise ValueError(f"winograd.forward_by_group: work must be at least ({nt}, {length}), "
-                         f"got ({work.shape[0]}, {work.shape[1]})")
+    cdef int nt = _by_group_team("forward_by_group", m, x.shape, y.shape, blocks, top, left,
+                                 tiles_h, tiles_w, dh, dw, gap, out_block, scratch.shape,
+                                 work.shape, groups, num_threads)
     if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] == 0:
         return
     for g in prange(groups, nogil=True, schedule="static", num_threads=nt):
@@ -1228,43 +1281,10 @@ def backward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
     cdef float* buf
     if not GEMM_TILE:
         raise RuntimeError("winograd.backward_by_group: built with AVX-512 only")
-    if not _in_lanes(tiles_w, dh, dw) or blocks.shape[1] != 2 or n_blocks == 0 or gap < 0:
-        raise ValueError(f"winograd.backward_by_group: rows of {tiles_w} tiles with dilation "
-                         f"({dh}, {dw}) do not run in lanes, or blocks ({blocks.shape[0]}, "
-                         f"{blocks.shape[1]}) are not (B ≥ 1, 2) offsets, or a negative gap "
-                         f"{gap}")
-    if (gy.shape[0] != n_images
-            or (need_x and ((gx.shape[0], gx.shape[1], gx.shape[2], gx.shape[3])
-                            != (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-                            or not gx.is_c_contig()
-                            or not _filters_fit(u, points, out_channels, rows)))
-            or (need_w and ((grad_u.shape[1], grad_u.shape[2], grad_u.shape[3])
-                            != (points, out_channels, rows) or shares > max(groups, 1)))):
-        raise ValueError(f"winograd.backward_by_group: x ({x.shape[0]}, {x.shape[1]}, "
-                         f"{x.shape[2]}, {x.shape[3]}), out gradient ({gy.shape[0]}, "
-                         f"{gy.shape[1]}, {gy.shape[2]}, {gy.shape[3]}), u ({u.shape[0]}, "
-                         f"{u.shape[1]}, {u.shape[2]}), gx ({gx.shape[0]}, {gx.shape[1]}, "
-                         f"{gx.shape[2]}, {gx.shape[3]}) and grad_u ({grad_u.shape[0]}, "
-                         f"{grad_u.shape[1]}, {grad_u.shape[2]}, {grad_u.shape[3]}) do not "
-                         f"match ({points}, {out_channels}, {rows}) filters for {n_blocks} "
-                         f"blocks of {channels} channels and {groups} lane groups")
-    cdef Py_ssize_t all_tiles = lanes * per_grid
-    cdef int nt = _checked_team("backward_by_group", m, gy.shape,
-                                (points, out_channels, all_tiles),
-                                (4 * all_tiles, 4 * all_tiles, 4), 4, scratch.shape, tiles_h,
-                                tiles_w, True, num_threads, 0, 0, dh, dw)
-    for i in range(n_blocks):
-        if top < blocks[i, 0] or left < blocks[i, 1]:
-            raise ValueError(f"winograd.backward_by_group: block offset ({blocks[i, 0]}, "
-                             f"{blocks[i, 1]}) beyond the padding ({top}, {left})")
-        _checked_team("backward_by_group", m, x.shape, (points, channels, all_tiles),
-                      (4 * all_tiles, 4 * all_tiles, 4), 4, scratch.shape, tiles_h, tiles_w,
-                      False, num_threads, top - blocks[i, 0], left - blocks[i, 1], dh, dw)
-    nt = <int>min(nt, max(shares, 1))
-    length = by_group_length(m, rows, out_channels, tiles_h, tiles_w, gap)
-    if work.shape[0] < nt or work.shape[1] < length:
-        raise ValueError(f"winograd.backward_by_group: work must be at least ({nt}, "
-                         f"{length}), got ({work.shape[0]}, {work.shape[1]})")
+    _check_backward("backward_by_group", x, u, gy, gx, grad_u, points, n_blocks, groups)
+    cdef int nt = _by_group_team("backward_by_group", m, x.shape, gy.shape, blocks, top, left,
+                                 tiles_h, tiles_w, dh, dw, gap, out_channels, scratch.shape,
+                                 work.shape, shares, num_threads)
     if need_w and n_images == 0:
         grad_u[...] = 0
     if n_images == 0 or not (need_x or need_w):
@@ -1290,17 +1310,12 @@ def backward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
                                     c, channels, x.shape[2], x.shape[3], dh, dw,
                                     top - blocks[i, 0], left - blocks[i, 1], tiles_h, tiles_w,
                                     v + (i * channels + c) * columns, v_xi, 0, False, buf)
-                for p in range(points):
-                    # dM (O × T) · Vᵀ (T × B·C), added to the share's sum after its first group
-                    _gemm(dm + p * m_xi, columns, 1, v + p * v_xi, 1, columns,
-                          &grad_u[share, p, 0, 0], rows, out_channels, rows, columns,
-                          g > first, v + points * v_xi)
+                # added to the share's sum after its first group
+                _grad_u_products(dm, m_xi, v, v_xi, &grad_u[share, 0, 0, 0], points,
+                                 out_channels, rows, columns, g > first)
             if need_x:
-                for p in range(points):
-                    # Uᵀ (B·C × O) · dM (O × T), into V's buffer
-                    _gemm(&u[0, 0, 0] + p * xi_u, 1, lda, dm + p * m_xi, columns, 1,
-                          v + p * v_xi, columns, rows, columns, out_channels, 0,
-                          v + points * v_xi)
+                _grad_v_products(&u[0, 0, 0], xi_u, lda, dm, m_xi, v, v_xi, points,
+                                 out_channels, rows, columns)
                 for i in range(n_blocks):
                     for c in range(channels):
                         _lane_group(INPUT_GRAD, m, &gx[0, 0, 0, 0], g * GROUP, count, c,
