@@ -258,6 +258,11 @@ class WinogradPlan(WinogradPasses):
         self.tiles_h = -(-self.out_h // (self.dh * m))
         self.tiles_w = -(-self.out_w // (self.dw * m))
         self.per_image = grids * self.tiles_h * self.tiles_w
+        # group by group: the batch's lane planes (an image's sub-grids each), their groups,
+        # and the columns of one group's products
+        self.lane_planes = self.n * grids
+        self.lane_groups = -(-self.lane_planes // _kernels.LANE_GROUP)
+        self.group_columns = _kernels.LANE_GROUP * self.tiles_h * self.tiles_w
         self.scratch_length = _kernels.scratch_length(m, self.tiles_h, self.tiles_w,
                                                       self.dh, self.dw)
         per_image_bytes = (self.points * (self.rows + self.out_channels) * self.per_image
@@ -291,19 +296,29 @@ class WinogradPlan(WinogradPasses):
     def _by_group(self, dtype, threads):
         """Whether the forward runs lane group by lane group on ``threads`` threads
         (``BY_GROUP``): float32, in lanes, by the rules there."""
-        group = _kernels.LANE_GROUP
-        lanes = self.n * self.dh * self.dw
-        busy = -(-lanes // (group * threads)) * group * threads
+        busy = -(-self.lane_groups // threads) * threads * _kernels.LANE_GROUP
         return (BY_GROUP and _kernels.BY_IMAGE and dtype == np.float32
                 and _kernels.in_lanes(self.tiles_w, self.dh, self.dw)
-                and group * self.tiles_h * self.tiles_w >= GROUP_MIN_COLUMNS
-                and lanes >= GROUP_MIN_USE * busy)
+                and self.group_columns >= GROUP_MIN_COLUMNS
+                and self.lane_planes >= GROUP_MIN_USE * busy)
+
+    def _backward_by_group(self, dtype, threads):
+        """Whether the backward runs lane group by lane group: as the forward, where U takes
+        at most ``GROUP_BACKWARD_MAX_FILTERS`` of a group's V and dM."""
+        return (self._by_group(dtype, threads)
+                and self.out_channels * self.rows <= GROUP_BACKWARD_MAX_FILTERS
+                * (self.out_channels + self.rows) * self.group_columns)
+
+    def _group_work(self, threads, dtype, out_block):
+        """Each thread's share of ``winograd_work`` group by group, with products for
+        ``out_block`` output channels."""
+        return workspace.get("winograd_work", (threads, _kernels.by_group_length(
+            self.tile, self.rows, out_block, self.tiles_h, self.tiles_w, PLANE_GAP)), dtype)
 
     def _forward_by_group(self, x, u, bias, threads):
         y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
         block = min(self.out_channels, GROUP_OUT_BLOCK)
-        work = workspace.get("winograd_work", (threads, _kernels.by_group_length(
-            self.tile, self.rows, block, self.tiles_h, self.tiles_w, PLANE_GAP)), x.dtype)
+        work = self._group_work(threads, x.dtype, block)
         _kernels.forward_by_group(self.tile, x, u, y, absent(x.dtype) if bias is None else bias,
                                   self.block_array, self.top, self.left, self.tiles_h,
                                   self.tiles_w, self.dh, self.dw, block, PLANE_GAP,
@@ -331,26 +346,22 @@ class WinogradPlan(WinogradPasses):
         order; at most ``SUM_SHARES`` times U's size extra. Likewise lane group by lane
         group (``BY_GROUP``), the partials over shares of the groups."""
         threads = get_num_threads()
-        columns = _kernels.LANE_GROUP * self.tiles_h * self.tiles_w
-        by_group = (self._by_group(x.dtype, threads)
-                    and self.out_channels * self.rows
-                    <= GROUP_BACKWARD_MAX_FILTERS * (self.out_channels + self.rows) * columns)
+        by_group = self._backward_by_group(x.dtype, threads)
         if not (by_group or self._by_image(x.dtype)):
             return super().backward(x, u, gy, need_x, need_weight)
         gx = np.empty_like(x) if need_x else np.empty((0, 1, 1, 1), x.dtype)
-        units = -(-self.n * self.dh * self.dw // _kernels.LANE_GROUP) if by_group else self.n
+        units = self.lane_groups if by_group else self.n
         shares = (workspace.get("winograd_grad_u_shares", (min(SUM_SHARES, max(units, 1)),
                                 self.points, self.out_channels, self.rows), x.dtype)
                   if need_weight else np.empty((0, 1, 1, 1), x.dtype))
         u = u if need_x else np.empty((1, 1, 1), x.dtype)
         if by_group:
-            work = workspace.get("winograd_work", (threads, _kernels.by_group_length(
-                self.tile, self.rows, self.out_channels, self.tiles_h, self.tiles_w,
-                PLANE_GAP)), x.dtype)
             _kernels.backward_by_group(self.tile, x, u, gy, gx, shares, self.block_array,
                                        self.top, self.left, self.tiles_h, self.tiles_w,
                                        self.dh, self.dw, PLANE_GAP,
-                                       self._scratch(threads, x.dtype), work, threads)
+                                       self._scratch(threads, x.dtype),
+                                       self._group_work(threads, x.dtype, self.out_channels),
+                                       threads)
         else:
             _kernels.backward_by_image(self.tile, x, u, gy, gx, shares, self.block_array,
                                        self.top, self.left, self.tiles_h, self.tiles_w,

@@ -114,6 +114,12 @@ def _aligned_bytes(nbytes, alignment=ALIGNMENT):
         except OSError:
             pass
         return np.frombuffer(mapping, np.uint8)[:nbytes]
+    return _heap_bytes(nbytes, alignment)
+
+
+def _heap_bytes(nbytes, alignment):
+    """An uninitialised uint8 array of ``nbytes`` from the heap, starting on an ``alignment``
+    boundary: a slice of a slightly larger array."""
     raw = np.empty(nbytes + alignment, np.uint8)
     start = -raw.ctypes.data % alignment
     return raw[start:start + nbytes]
@@ -131,9 +137,7 @@ def aligned_empty(shape, dtype):
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < ALIGNED_MIN_BYTES:
         return np.empty(shape, dtype)
-    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
-    start = -raw.ctypes.data % CACHE_LINE
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
+    return _heap_bytes(nbytes, CACHE_LINE).view(dtype).reshape(shape)
 
 
 workspace = _Workspace()
