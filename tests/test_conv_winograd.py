@@ -99,33 +99,45 @@ def test_by_image_matches_reference(monkeypatch, x_shape, out_channels, size, pa
     """The image-by-image passes against the float64 reference (float32 tolerance) and the
     chunked passes they replace, bitwise the same for any thread count; without the input's
     gradient (a first layer) too."""
+    _check_against_chunked(monkeypatch, "BY_IMAGE", ("forward_by_image", "backward_by_image"),
+                           x_shape, out_channels, size, padding, 1, bias, need_x)
+
+
+def _check_against_chunked(monkeypatch, switch, names, x_shape, out_channels, size, padding,
+                           dilation, bias, need_x):
+    """The passes ``conv_winograd.<switch>`` turns on (both kernels ``names`` run) against
+    the float64 reference within float32's tolerance and against the chunked passes, bitwise
+    the same on 1, 2 and 3 threads."""
     calls = []
-    for name in ("forward_by_image", "backward_by_image"):
+    for name in names:
         monkeypatch.setattr(kernels, name, lambda *args, kernel=getattr(kernels, name):
                             calls.append(kernel) or kernel(*args))
     x = RNG.standard_normal(x_shape).astype(np.float32)
     w = RNG.standard_normal((out_channels, x_shape[1], size, size)).astype(np.float32)
     b = RNG.standard_normal(out_channels).astype(np.float32) if bias else None
-    gy = RNG.standard_normal((x_shape[0], out_channels, x_shape[2] + 2 * padding - size + 1,
-                              x_shape[3] + 2 * padding - size + 1)).astype(np.float32)
+    reach = dilation * (size - 1)
+    gy = RNG.standard_normal((x_shape[0], out_channels, x_shape[2] + 2 * padding - reach,
+                              x_shape[3] + 2 * padding - reach)).astype(np.float32)
 
-    def passes(threads, by_image=True):
-        monkeypatch.setattr(conv_winograd, "BY_IMAGE", by_image)
+    def passes(threads, on=True):
+        monkeypatch.setattr(conv_winograd, switch, on)
         before = minigrad.get_num_threads()
         minigrad.set_num_threads(threads)
         try:
             xt, wt = minigrad.tensor(x, requires_grad=need_x), minigrad.tensor(w, requires_grad=True)
-            y = F.conv2d(xt, wt, None if b is None else minigrad.tensor(b), padding=padding)
+            y = F.conv2d(xt, wt, None if b is None else minigrad.tensor(b), padding=padding,
+                         dilation=dilation)
             y.backward(gy)
             return y.data, (xt.grad if need_x else None), wt.grad
         finally:
             minigrad.set_num_threads(before)
 
     results = passes(2)
-    assert len(calls) == 2, "the image-by-image passes did not run"
+    assert len(calls) == 2, f"the passes of {switch} did not run"
     wide = [a.astype(np.float64) for a in (x, w, gy)]
-    exact = (R.conv2d(wide[0], wide[1], None if b is None else b.astype(np.float64),
-                      padding=padding),) + tuple(R.conv2d_vjp(*wide, padding=padding)[:2])
+    exact = ((R.conv2d(wide[0], wide[1], None if b is None else b.astype(np.float64),
+                       padding=padding, dilation=dilation),)
+             + tuple(R.conv2d_vjp(*wide, padding=padding, dilation=dilation)[:2]))
     chunked = passes(2, False)
     for actual, expected, other in zip(results, exact, chunked):
         if actual is None:
@@ -138,7 +150,6 @@ def test_by_image_matches_reference(monkeypatch, x_shape, out_channels, size, pa
         for actual, expected in zip(passes(threads), results):
             if actual is not None:
                 np.testing.assert_array_equal(actual, expected)
-
 
 
 # float32 forwards in lanes that run lane group by lane group: small maps (rows of 2 to 7
@@ -160,53 +171,14 @@ def test_by_group_matches_reference(monkeypatch, x_shape, out_channels, size, pa
     """The group-by-group passes against the float64 reference (float32 tolerance) and the
     chunked passes they replace, bitwise the same for any thread count; without the input's
     gradient (a first layer) too."""
-    calls = []
-    for name in ("forward_by_group", "backward_by_group"):
-        monkeypatch.setattr(kernels, name, lambda *args, kernel=getattr(kernels, name):
-                            calls.append(kernel) or kernel(*args))
     monkeypatch.setattr(conv_winograd, "GROUP_MIN_USE", 0)
     monkeypatch.setattr(conv_winograd, "GROUP_MIN_COLUMNS", 0)
     monkeypatch.setattr(conv_winograd, "GROUP_OUT_BLOCK", 32)
     monkeypatch.setattr(conv_winograd, "GROUP_BACKWARD_MAX_FILTERS", np.inf)
-    x = RNG.standard_normal(x_shape).astype(np.float32)
-    w = RNG.standard_normal((out_channels, x_shape[1], size, size)).astype(np.float32)
-    b = RNG.standard_normal(out_channels).astype(np.float32) if bias else None
-    reach = dilation * (size - 1)
-    gy = RNG.standard_normal((x_shape[0], out_channels, x_shape[2] + 2 * padding - reach,
-                              x_shape[3] + 2 * padding - reach)).astype(np.float32)
-
-    def passes(threads, by_group=True):
-        monkeypatch.setattr(conv_winograd, "BY_GROUP", by_group)
-        before = minigrad.get_num_threads()
-        minigrad.set_num_threads(threads)
-        try:
-            xt, wt = minigrad.tensor(x, requires_grad=need_x), minigrad.tensor(w, requires_grad=True)
-            y = F.conv2d(xt, wt, None if b is None else minigrad.tensor(b), padding=padding,
-                         dilation=dilation)
-            y.backward(gy)
-            return y.data, (xt.grad if need_x else None), wt.grad
-        finally:
-            minigrad.set_num_threads(before)
-
     conv_module._layout.cache_clear()
     try:
-        results = passes(2)
-        assert len(calls) == 2, "the group-by-group passes did not run"
-        wide = [a.astype(np.float64) for a in (x, w, gy)]
-        exact = ((R.conv2d(wide[0], wide[1], None if b is None else b.astype(np.float64),
-                           padding=padding, dilation=dilation),)
-                 + tuple(R.conv2d_vjp(*wide, padding=padding, dilation=dilation)[:2]))
-        chunked = passes(2, False)
-        for actual, expected, other in zip(results, exact, chunked):
-            if actual is None:
-                continue
-            bound = 2e-6 * np.abs(expected).max() * np.sqrt(w[0].size * x_shape[0])
-            assert np.abs(actual - expected).max() <= bound
-            assert np.abs(actual - other).max() <= 2 * bound
-        for threads in (1, 3):
-            for actual, expected in zip(passes(threads), results):
-                if actual is not None:
-                    np.testing.assert_array_equal(actual, expected)
+        _check_against_chunked(monkeypatch, "BY_GROUP", ("forward_by_group", "backward_by_group"),
+                               x_shape, out_channels, size, padding, dilation, bias, need_x)
     finally:
         conv_module._layout.cache_clear()
 
