@@ -20,10 +20,13 @@ pytestmark = pytest.mark.skipif(not kernels.LANE_TILE,
 
 @pytest.fixture(autouse=True)
 def no_winograd(monkeypatch):
-    """Winograd would take some of these 3×3 shapes; the lane tile is what is tested (on rows
-    a whole number of 16 wide too, which it takes where the compiler tunes for Zen)."""
+    """Winograd would take some of these 3×3 shapes, the channel-blocked tile some strided
+    ones; the lane tile is what is tested (on rows a whole number of 16 wide too, which it
+    takes where the compiler tunes for Zen)."""
     forced_winograd(monkeypatch, None)
     monkeypatch.setattr(conv_direct, "LANE_WIDE_ROWS", True)
+    # the channel-blocked tile would take the strided float32 forwards
+    monkeypatch.setattr(conv_direct, "BLOCKED", None)
     conv_module._layout.cache_clear()
     yield
     conv_module._layout.cache_clear()

@@ -43,6 +43,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
+from .._kernels import block_conv as _blocks
 from .._kernels import direct_conv as _kernels
 from ..threads import get_num_threads
 from .workspace import absent, aligned_empty, workspace
@@ -132,6 +133,13 @@ POINTWISE_MAX_IMAGES = 1
 #: (``DirectPlan.stack_period``) when that takes at most this share of the tiles of one plane
 #: at a time. None: never (tests compare both).
 STACK_MAX_TILE_SHARE = 0.9
+#: The forward of an ungrouped, strided float32 convolution runs on the channel-blocked grid
+#: (``_blocks.conv``, AVX-512 only) where its channels fill the tile's blocks (a multiple of
+#: ``_blocks.BLOCK_CHANNELS`` input and ``BLOCK_OUT`` output channels) on outputs at least
+#: ``BLOCK_POSITIONS`` wide. With stride 1 the position tiles were as fast (they read their
+#: rows again from L1 tile after tile; docs/algorithms.md has the measurements): True takes
+#: strided ones only, "always" stride 1 too (tests), None: never.
+BLOCKED = True
 #: Input channels the forward kernel sums per pass over a band of tiles, on planes of at least
 #: a band (``channel_chunk``).
 CHANNEL_CHUNK = 32
@@ -228,9 +236,19 @@ def plan(x_shape, weight_shape, padding, dilation, stride, groups):
                     and direct.out_channels <= FORWARD_MAX_OUT)
     one_tile = (direct.tiles == 1
                 and direct.n >= FORWARD_ONE_TILE_MIN_BATCH)
-    forward = backward or direct.lanes or (direct.tile_use >= FORWARD_MIN_TILE_USE
+    forward = backward or direct.lanes or direct.blocked or (direct.tile_use >= FORWARD_MIN_TILE_USE
                                            and (few_channels or one_tile))
     return direct if forward else None, direct if backward else None
+
+
+def _pack_blocks(weight):
+    """(O, C, kh, kw) → the channel-blocked tile's packed weight (``_blocks.pack``)."""
+    out_channels, channels = weight.shape[:2]
+    weight = np.ascontiguousarray(weight).reshape(out_channels, channels, -1)
+    packed = np.empty((out_channels // _blocks.BLOCK_OUT,
+                       channels * weight.shape[2] * _blocks.BLOCK_OUT), weight.dtype)
+    _blocks.pack(weight, packed)
+    return packed
 
 
 def _pack(weight, threads, block=None):
@@ -422,6 +440,15 @@ class DirectPlan:
         return _kernels.team(self.macs, get_num_threads())
 
     @property
+    def blocked(self):
+        """Whether a float32 forward runs on the channel-blocked grid (``BLOCKED``)."""
+        return (BLOCKED is not None and _blocks.TILE and self.groups == 1
+                and (self.stride != (1, 1) or BLOCKED == "always")
+                and self.channels % _blocks.BLOCK_CHANNELS == 0
+                and self.out_channels % _blocks.BLOCK_OUT == 0
+                and self.out_w >= _blocks.BLOCK_POSITIONS and self.taps <= 64)
+
+    @property
     def lanes(self):
         """Whether the forward runs on the lane tile (``LANE_MIN_CHANNELS``)."""
         return (self.groups == 1
@@ -564,6 +591,8 @@ class DirectPlan:
     def forward(self, x, weight, bias, grid=None):
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous, or already on its grid
         (``grid``, from ``kept_grid``)."""
+        if self.blocked and x.dtype == np.float32:
+            return self._forward_blocked(x, weight, bias)
         if self.lanes:
             y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
             offsets, inside = self.lane_reads
@@ -590,6 +619,22 @@ class DirectPlan:
                           self._group(g, y),
                           absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
                           width, start, runs, chunk, self.team(), period)
+        return y
+
+    def _forward_blocked(self, x, weight, bias):
+        """``forward`` on the channel-blocked grid (``_blocks``): the planar grid's cells and
+        shifts, 16 channels to a cell."""
+        sh, sw = self.stride
+        cells = max(sh * sw * self.phase_length,
+                    (self.out_h - 1) * self.grid_width + self.out_w + int(self.shifts.max()))
+        block = _blocks.BLOCK_CHANNELS
+        grid = workspace.get("block_grid", (self.n, self.channels // block, cells * block),
+                             x.dtype)
+        _blocks.embed(np.ascontiguousarray(x), grid, self.top, self.left, sh, sw,
+                      self.phase_length, self.grid_width, self.team())
+        y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+        _blocks.conv(grid, _pack_blocks(weight), self.shifts, y,
+                     absent(x.dtype) if bias is None else bias, self.grid_width, self.team())
         return y
 
     def grad_input(self, gy, weight):

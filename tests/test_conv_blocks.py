@@ -1,0 +1,179 @@
+"""The direct convolution's channel-blocked forward (``_blocks.conv`` via
+``conv_direct.DirectPlan.blocked``): the shapes that take it against the plain-loop reference,
+the rule that picks it, its thread independence and the kernels' own guards."""
+import numpy as np
+import pytest
+
+import minigrad
+from minigrad._kernels import block_conv as kernels
+from minigrad.ops import conv as conv_module
+from minigrad.ops import conv_direct
+
+from helpers import reference as R
+from helpers.conv import forced_winograd
+
+RNG = np.random.default_rng(11)
+
+pytestmark = pytest.mark.skipif(not kernels.TILE,
+                                reason="the channel-blocked tile is built with AVX-512 only")
+
+
+@pytest.fixture(autouse=True)
+def blocked_only(monkeypatch):
+    """Winograd (stride 1) and the strided Winograd forward would take some of these shapes;
+    "always" lets the tile take stride-1 ones too."""
+    forced_winograd(monkeypatch, None)
+    monkeypatch.setattr(conv_module.conv_strided_winograd, "USE", False)
+    monkeypatch.setattr(conv_direct, "BLOCKED", "always")
+    conv_module._layout.cache_clear()
+    yield
+    conv_module._layout.cache_clear()
+
+
+# (x shape, weight shape, stride, padding, dilation): rows of 16 (two tiles), of 8 (one), of
+# 9, 13 and 20 (a last tile overlapping the one before it), an odd number of tiles per image
+# (a unit of one tile), several blocks of input and output channels, uneven padding, 5×5 and
+# dilated kernels, strides of 2, 3 and (2, 1), stride 1.
+CASES = [
+    ((2, 32, 32, 32), (64, 32, 3, 3), 2, 1, 1),
+    ((3, 16, 16, 16), (32, 16, 3, 3), 2, 1, 1),
+    ((2, 16, 18, 18), (32, 16, 3, 3), 2, 1, 1),          # rows of 9
+    ((1, 48, 25, 26), (96, 48, 3, 3), 2, 1, 1),          # 13 × 13
+    ((2, 16, 15, 40), (32, 16, 3, 3), 2, (0, 1), 1),     # 7 rows of 20, unpadded rows
+    ((2, 16, 19, 19), (32, 16, 5, 5), 2, 2, 1),
+    ((2, 16, 20, 20), (32, 16, 3, 3), 2, 2, 2),          # dilated and strided
+    ((1, 32, 26, 26), (32, 32, 3, 3), 3, 1, 1),          # stride 3: 9 phases
+    ((2, 16, 9, 17), (32, 16, 3, 3), (2, 1), 1, 1),      # rows of 17, stride (2, 1)
+    ((2, 16, 8, 8), (32, 16, 5, 5), 1, 2, 1),            # stride 1: rows of 8
+    ((2, 32, 10, 12), (64, 32, 3, 3), 1, 2, 2),          # stride 1, dilated, wide padding
+    ((1, 16, 16, 16), (32, 16, 3, 3), 2, 0, 1),          # no padding: 7 × 7 is under 8 wide
+]
+
+
+def _conv(case, bias):
+    x_shape, w_shape, stride, padding, dilation = case
+    hyper = dict(stride=stride, padding=padding, dilation=dilation)
+    x = minigrad.tensor(RNG.standard_normal(x_shape).astype(np.float32), requires_grad=True)
+    w = minigrad.tensor(RNG.standard_normal(w_shape).astype(np.float32), requires_grad=True)
+    b = minigrad.tensor(RNG.standard_normal(w_shape[0]).astype(np.float32),
+                        requires_grad=True) if bias else None
+    return x, w, b, minigrad.nn.functional.conv2d(x, w, b, **hyper), hyper
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_blocked_forward_matches_reference(case, bias):
+    x, w, b, y, hyper = _conv(case, bias)
+    op = y._creator
+    assert op.direct is not None
+    assert op.direct.blocked is (y.shape[3] >= kernels.BLOCK_POSITIONS)
+    expected = R.conv2d(x.data.astype(np.float64), w.data.astype(np.float64),
+                        None if b is None else b.data.astype(np.float64), **hyper)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.data, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    # the backward runs its own kernels, from the forward's saved inputs
+    gy = RNG.standard_normal(y.shape).astype(np.float32)
+    y.backward(gy)
+    grads = R.conv2d_vjp(x.data.astype(np.float64), w.data.astype(np.float64),
+                         gy.astype(np.float64), **hyper)
+    for got, want in zip((x.grad, w.grad), grads):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_float64_keeps_the_planar_kernels():
+    x = minigrad.tensor(RNG.standard_normal((2, 16, 16, 16)), requires_grad=True)
+    w = minigrad.tensor(RNG.standard_normal((32, 16, 3, 3)))
+    y = minigrad.nn.functional.conv2d(x, w, stride=2, padding=1)
+    assert y._creator.direct.blocked
+    expected = R.conv2d(x.data, w.data, stride=2, padding=1)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_blocked_results_do_not_depend_on_the_thread_count():
+    x = minigrad.tensor(RNG.standard_normal((3, 32, 18, 22)).astype(np.float32),
+                        requires_grad=True)
+    w = minigrad.tensor(RNG.standard_normal((64, 32, 3, 3)).astype(np.float32))
+    b = minigrad.tensor(RNG.standard_normal(64).astype(np.float32))
+    before = minigrad.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            minigrad.set_num_threads(threads)
+            y = minigrad.nn.functional.conv2d(x, w, b, stride=2, padding=1)
+            assert y._creator.direct.blocked
+            results.append(y.data)
+    finally:
+        minigrad.set_num_threads(before)
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, groups, mode, blocked", [
+    ((2, 32, 32, 32), (64, 32, 3, 3), 2, 1, True, True),
+    ((2, 32, 32, 32), (64, 32, 3, 3), 1, 1, True, False),       # stride 1: position tiles
+    ((2, 32, 32, 32), (64, 32, 3, 3), 1, 1, "always", True),
+    ((2, 32, 32, 32), (64, 32, 3, 3), 2, 1, None, False),
+    ((2, 24, 32, 32), (64, 24, 3, 3), 2, 1, True, False),       # channels: not whole blocks
+    ((2, 32, 32, 32), (48, 32, 3, 3), 2, 1, True, False),       # outputs: not whole tiles
+    ((2, 32, 14, 14), (64, 32, 3, 3), 2, 1, True, False),       # 7 wide: under a tile
+    ((2, 64, 32, 32), (64, 32, 3, 3), 2, 2, True, False),       # grouped
+    ((2, 16, 40, 40), (32, 16, 9, 9), 2, 1, True, False),       # more than 64 taps
+])
+def test_blocked_rule(monkeypatch, x_shape, w_shape, stride, groups, mode, blocked):
+    monkeypatch.setattr(conv_direct, "BLOCKED", mode)
+    padding = ((w_shape[2] // 2,) * 2, (w_shape[3] // 2,) * 2)
+    plan = conv_direct.DirectPlan(x_shape, w_shape, padding, (1, 1), (stride, stride), groups)
+    assert plan.blocked is blocked
+
+
+def _kernel_inputs():
+    x = RNG.standard_normal((2, 16, 16, 16)).astype(np.float32)
+    w = RNG.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    plan = conv_direct.DirectPlan(x.shape, w.shape, ((1, 1), (1, 1)), (1, 1), (2, 2))
+    cells = 4 * plan.phase_length
+    grid = np.empty((2, 1, cells * 16), np.float32)
+    kernels.embed(x, grid, 1, 1, 2, 2, plan.phase_length, plan.grid_width, 1)
+    return x, w, plan, grid, conv_direct._pack_blocks(w)
+
+
+def test_embed_and_pack_check_their_arguments():
+    x, w, plan, grid, packed = _kernel_inputs()
+    with pytest.raises(ValueError, match="cannot hold input"):
+        kernels.embed(x, np.empty((2, 1, 3 * plan.phase_length * 16), np.float32), 1, 1, 2,
+                      2, plan.phase_length, plan.grid_width, 1)
+    with pytest.raises(ValueError, match="cannot hold input"):
+        kernels.embed(x[:, :8].copy(), grid, 1, 1, 2, 2, plan.phase_length, plan.grid_width,
+                      1)
+    with pytest.raises(ValueError, match="cannot hold input"):
+        kernels.embed(x, grid, 1, 1, 2, 2, plan.phase_length, 5, 1)
+    with pytest.raises(ValueError, match="num_threads"):
+        kernels.embed(x, grid, 1, 1, 2, 2, plan.phase_length, plan.grid_width, 0)
+    with pytest.raises(ValueError, match="does not pack"):
+        kernels.pack(w.reshape(32, 16, 9), np.empty((1, 16 * 9 * 16), np.float32))
+    with pytest.raises(ValueError, match="does not pack"):
+        kernels.pack(w[:16].reshape(16, 16, 9), np.empty((1, 16 * 9 * 32), np.float32))
+
+
+def test_conv_kernel_checks_its_arguments():
+    x, w, plan, grid, packed = _kernel_inputs()
+    bias = np.empty(0, np.float32)
+    shifts = plan.shifts
+    with pytest.raises(ValueError, match="inconsistent shapes"):   # 6 wide: under a tile
+        kernels.conv(grid, packed, shifts, np.empty((2, 32, 8, 6), np.float32), bias,
+                     plan.grid_width, 1)
+    y = np.empty((2, 32, 8, 8), np.float32)
+    kernels.conv(grid, packed, shifts, y, bias, plan.grid_width, 1)
+    np.testing.assert_allclose(y, R.conv2d(x, w, stride=2, padding=1), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="inconsistent shapes"):   # wider than the rows
+        kernels.conv(grid, packed, shifts, y, bias, 7, 1)
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        kernels.conv(grid, packed[:, :-1], shifts, y, bias, plan.grid_width, 1)
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        kernels.conv(grid, packed, shifts, y, np.zeros(16, np.float32), plan.grid_width, 1)
+    with pytest.raises(ValueError, match="read outside"):
+        kernels.conv(grid, packed, shifts + 4 * plan.phase_length, y, bias, plan.grid_width,
+                     1)
+    with pytest.raises(ValueError, match="read outside"):
+        kernels.conv(grid, packed, shifts - shifts.max() - 1, y, bias, plan.grid_width, 1)
+    with pytest.raises(ValueError, match="num_threads"):
+        kernels.conv(grid, packed, shifts, y, bias, plan.grid_width, 0)
