@@ -182,6 +182,12 @@ def test_rules(monkeypatch):
     monkeypatch.setattr(strided, "ONE_TILE_FORWARD", True)
     assert strided.passes(**{**base, "channels": 32, "out_channels": 64}) == (False, True)
     assert strided.passes(**{**base, "channels": 16, "out_channels": 32}) == (False, False)
+    # a higher forward bar where the direct forward would run on the channel-blocked grid:
+    # 64 → 128 is 43 deep, 128 → 128 64
+    deeper = {**base, "channels": 64, "out_channels": 128, "out_h": 16, "out_w": 16}
+    assert strided.passes(**deeper) == (True, True)
+    assert strided.passes(blocked=True, **deeper) == (False, True)
+    assert strided.passes(blocked=True, **{**deeper, "channels": 128}) == (True, True)
     for change in ({"n": 8}, {"out_h": 3, "out_w": 3}, {"out_h": 7, "out_w": 7},
                    {"out_h": 2, "out_w": 2}):
         assert strided.passes(**{**base, **change}) == (False, False)

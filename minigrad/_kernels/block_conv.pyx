@@ -38,12 +38,18 @@ cdef extern from "block_tile.h" nogil:
 cdef extern from "transpose16.h" nogil:
     void _transpose16 "minigrad_transpose16" (const float** src, float** dst)
 
+cdef enum:
+    # the taps whose shifts ``conv`` keeps in a local array
+    TAPS_HELD = 64
+
 #: Whether this build has the tile (AVX-512); without it ``conv`` raises.
 TILE = bool(BUILT)
 #: Input channels per block (cell), output channels per tile, outputs per tile.
 BLOCK_CHANNELS = CHANNELS
 BLOCK_OUT = OUT
 BLOCK_POSITIONS = POSITIONS
+#: The most taps ``conv`` takes.
+MAX_TAPS = TAPS_HELD
 
 
 def embed(const float[:, :, :, ::1] src, float[:, :, ::1] grid, Py_ssize_t top,
@@ -192,9 +198,9 @@ def conv(const float[:, :, ::1] grid, const float[:, ::1] packed,
     cdef Py_ssize_t halves = out_h * halves_per_row, units = (halves + 1) // 2
     cdef Py_ssize_t item, n, ob, unit
     cdef Py_ssize_t block_length = grid.shape[2]
-    cdef Py_ssize_t cell_shifts[64]
-    if taps > 64:
-        raise ValueError(f"block_conv.conv: at most 64 taps, got {taps}")
+    cdef Py_ssize_t cell_shifts[TAPS_HELD]
+    if taps > TAPS_HELD:
+        raise ValueError(f"block_conv.conv: at most {TAPS_HELD} taps, got {taps}")
     for t in range(taps):
         cell_shifts[t] = shifts[t] * CHANNELS
     for item in prange(n_images * out_blocks * units, nogil=True, schedule="static",

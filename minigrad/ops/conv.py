@@ -307,8 +307,11 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
                 else conv_winograd.WinogradPlan(x_shape, weight_shape, padding, itemsize, tile,
                                                 dilation))
     winograd_backward = winograd
+    blocked = use_direct and conv_direct.takes_blocks(channels, out_channels, out_w, kh * kw,
+                                                      stride, groups, itemsize)
     strided = conv_strided_winograd.passes((kh, kw), stride, dilation, groups, channels,
-                                           out_channels, n, out_h, out_w, use_strided_winograd)
+                                           out_channels, n, out_h, out_w, use_strided_winograd,
+                                           blocked)
     if any(strided):
         plan = conv_strided_winograd.StridedWinogradPlan(x_shape, weight_shape, padding,
                                                          itemsize)

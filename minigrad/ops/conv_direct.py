@@ -277,6 +277,15 @@ def _takes_lanes(summed, produced, width, taps):
             and (LANE_WIDE_ROWS or width % WIDE_ROW != 0))
 
 
+def takes_blocks(channels, out_channels, out_w, taps, stride, groups, itemsize=4):
+    """The channel-blocked forward's rule (``BLOCKED``) for elements of ``itemsize`` bytes."""
+    return (BLOCKED is not None and _blocks.TILE and itemsize == 4 and groups == 1
+            and (tuple(stride) != (1, 1) or BLOCKED == "always")
+            and channels % _blocks.BLOCK_CHANNELS == 0
+            and out_channels % _blocks.BLOCK_OUT == 0
+            and out_w >= _blocks.BLOCK_POSITIONS and taps <= _blocks.MAX_TAPS)
+
+
 def lane_vectors(produced):
     """The vectors of output channels per lane tile for ``produced`` of them: two (32 float32
     channels) where they are a whole number of such blocks, else one."""
@@ -442,11 +451,8 @@ class DirectPlan:
     @property
     def blocked(self):
         """Whether a float32 forward runs on the channel-blocked grid (``BLOCKED``)."""
-        return (BLOCKED is not None and _blocks.TILE and self.groups == 1
-                and (self.stride != (1, 1) or BLOCKED == "always")
-                and self.channels % _blocks.BLOCK_CHANNELS == 0
-                and self.out_channels % _blocks.BLOCK_OUT == 0
-                and self.out_w >= _blocks.BLOCK_POSITIONS and self.taps <= 64)
+        return takes_blocks(self.channels, self.out_channels, self.out_w, self.taps,
+                            self.stride, self.groups)
 
     @property
     def lanes(self):

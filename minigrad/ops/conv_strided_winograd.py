@@ -47,13 +47,16 @@ CHUNK_BYTES = 8 << 20
 #: can compute the convolution (tests); False: never.
 USE = True
 #: Where it is faster than the direct kernels (measured rules, docs/algorithms.md): the
-#: products at least ``FORWARD_MIN_DEPTH`` deep, C·O / (C + O), for the forward pass and
+#: products at least ``FORWARD_MIN_DEPTH`` deep, C·O / (C + O), for the forward pass
+#: (``BLOCKED_FORWARD_MIN_DEPTH`` where the direct forward would run on the channel-blocked
+#: grid, which was faster below and even at depths 51 to 60) and
 #: ``BACKWARD_MIN_DEPTH`` for the backward pass (its direct kernels are slower: the backward
 #: gains from shallower products on); 4×4 tiles covering the output with at most a
 #: ``1 − MIN_TILE_USE`` share of dropped outputs (7×7 outputs, 0.77 used, were even; 6×6,
 #: 0.56, lost by half); and at least a lane group of images (``MIN_IMAGES``): the kernels
 #: transform 16 images at a time, and the filters' transform is spread over the batch.
 FORWARD_MIN_DEPTH = 40
+BLOCKED_FORWARD_MIN_DEPTH = 60
 BACKWARD_MIN_DEPTH = 16
 MIN_TILE_USE = 0.8
 MIN_IMAGES = 16
@@ -112,10 +115,11 @@ _WIDE = EE_SLICES + 2 * (TILE + 1)
 
 
 def passes(kernel, stride, dilation, groups, channels, out_channels, n, out_h, out_w,
-           mode=True):
+           mode=True, blocked=False):
     """(forward, backward): whether each pass of a convolution runs on this path. Only 3×3,
-    stride 2, undilated, ungrouped; with ``mode`` True, by the rules above; "always":
-    both, wherever it can; False: neither."""
+    stride 2, undilated, ungrouped; with ``mode`` True, by the rules above (``blocked``:
+    whether the direct forward would run on the channel-blocked grid); "always": both,
+    wherever it can; False: neither."""
     if (mode is False or tuple(kernel) != (3, 3) or tuple(stride) != (2, 2)
             or tuple(dilation) != (1, 1) or groups != 1):
         return False, False
@@ -125,7 +129,8 @@ def passes(kernel, stride, dilation, groups, channels, out_channels, n, out_h, o
     if n < MIN_IMAGES or out_h * out_w < MIN_TILE_USE * TILE * TILE * tiles:
         return False, False
     depth = channels * out_channels / (channels + out_channels)
-    return (depth >= FORWARD_MIN_DEPTH and (tiles > 1 or ONE_TILE_FORWARD),
+    forward_depth = BLOCKED_FORWARD_MIN_DEPTH if blocked else FORWARD_MIN_DEPTH
+    return (depth >= forward_depth and (tiles > 1 or ONE_TILE_FORWARD),
             depth >= BACKWARD_MIN_DEPTH)
 
 
