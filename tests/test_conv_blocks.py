@@ -62,7 +62,13 @@ def _conv(case, bias):
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("bias", [True, False])
-def test_blocked_forward_matches_reference(case, bias):
+@pytest.mark.parametrize("by_image", [0, None])
+def test_blocked_forward_matches_reference(monkeypatch, case, bias, by_image):
+    """Image by image (``conv_by_image``) or on a grid of the batch."""
+    if by_image is None:
+        monkeypatch.setattr(conv_direct, "BLOCKED_BY_IMAGE", 1 << 30)
+    else:
+        monkeypatch.setattr(conv_direct, "BLOCKED_BY_IMAGE", by_image)
     x, w, b, y, hyper = _conv(case, bias)
     op = y._creator
     assert op.direct is not None
@@ -89,19 +95,22 @@ def test_float64_keeps_the_planar_kernels():
     np.testing.assert_allclose(y.data, expected, rtol=1e-10, atol=1e-10)
 
 
-def test_blocked_results_do_not_depend_on_the_thread_count():
-    x = minigrad.tensor(RNG.standard_normal((3, 32, 18, 22)).astype(np.float32),
+def test_blocked_results_do_not_depend_on_the_thread_count_or_the_grid(monkeypatch):
+    """The same sums in the same order on 1, 2 and 3 threads, image by image or not."""
+    x = minigrad.tensor(RNG.standard_normal((5, 32, 18, 22)).astype(np.float32),
                         requires_grad=True)
     w = minigrad.tensor(RNG.standard_normal((64, 32, 3, 3)).astype(np.float32))
     b = minigrad.tensor(RNG.standard_normal(64).astype(np.float32))
     before = minigrad.get_num_threads()
     results = []
     try:
-        for threads in (1, 2, 3):
-            minigrad.set_num_threads(threads)
-            y = minigrad.nn.functional.conv2d(x, w, b, stride=2, padding=1)
-            assert y._creator.direct.blocked
-            results.append(y.data)
+        for by_image in (0, 1 << 30):
+            monkeypatch.setattr(conv_direct, "BLOCKED_BY_IMAGE", by_image)
+            for threads in (1, 2, 3):
+                minigrad.set_num_threads(threads)
+                y = minigrad.nn.functional.conv2d(x, w, b, stride=2, padding=1)
+                assert y._creator.direct.blocked
+                results.append(y.data)
     finally:
         minigrad.set_num_threads(before)
     for other in results[1:]:
@@ -161,6 +170,9 @@ def test_conv_kernel_checks_its_arguments():
     with pytest.raises(ValueError, match="inconsistent shapes"):   # 6 wide: under a tile
         kernels.conv(grid, packed, shifts, np.empty((2, 32, 8, 6), np.float32), bias,
                      plan.grid_width, 1)
+    with pytest.raises(ValueError, match="images for"):
+        kernels.conv(grid[:1], packed, shifts, np.empty((2, 32, 8, 8), np.float32), bias,
+                     plan.grid_width, 1)
     y = np.empty((2, 32, 8, 8), np.float32)
     kernels.conv(grid, packed, shifts, y, bias, plan.grid_width, 1)
     np.testing.assert_allclose(y, R.conv2d(x, w, stride=2, padding=1), rtol=1e-4, atol=1e-3)
@@ -177,3 +189,24 @@ def test_conv_kernel_checks_its_arguments():
         kernels.conv(grid, packed, shifts - shifts.max() - 1, y, bias, plan.grid_width, 1)
     with pytest.raises(ValueError, match="num_threads"):
         kernels.conv(grid, packed, shifts, y, bias, plan.grid_width, 0)
+
+
+def test_conv_by_image_checks_its_arguments():
+    x, w, plan, grid, packed = _kernel_inputs()
+    y = np.empty((2, 32, 8, 8), np.float32)
+    bias = np.empty(0, np.float32)
+    geometry = (1, 1, 2, 2, plan.phase_length, plan.grid_width)
+    scratch = np.empty((2,) + grid.shape[1:], np.float32)
+    kernels.conv_by_image(x, scratch, packed, plan.shifts, y, bias, *geometry, 2)
+    np.testing.assert_allclose(y, R.conv2d(x, w, stride=2, padding=1), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="cannot hold input"):    # a grid per thread
+        kernels.conv_by_image(x, scratch, packed, plan.shifts, y, bias, *geometry, 3)
+    with pytest.raises(ValueError, match="images for"):
+        kernels.conv_by_image(x[:1], scratch, packed, plan.shifts, y, bias, *geometry, 2)
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        kernels.conv_by_image(x, scratch, packed[:, :-1], plan.shifts, y, bias, *geometry, 2)
+    with pytest.raises(ValueError, match="read outside"):
+        kernels.conv_by_image(x, scratch, packed, plan.shifts + 4 * plan.phase_length, y,
+                              bias, *geometry, 2)
+    with pytest.raises(ValueError, match="num_threads"):
+        kernels.conv_by_image(x, scratch, packed, plan.shifts, y, bias, *geometry, 0)

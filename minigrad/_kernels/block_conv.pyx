@@ -20,7 +20,7 @@ Two tiles make a unit of 16 outputs: their 16 × 32 sums are transposed in regis
 (``transpose16.h``) and stored as rows of the output planes. Each unit belongs to one thread,
 which computes all its sums, so the results do not depend on the thread count.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
 from ._parallel cimport check_threads
@@ -52,6 +52,25 @@ BLOCK_POSITIONS = POSITIONS
 MAX_TAPS = TAPS_HELD
 
 
+cdef int _check_embed(str name, Py_ssize_t* src, Py_ssize_t* grid, Py_ssize_t grids,
+                      Py_ssize_t top, Py_ssize_t left, Py_ssize_t sh, Py_ssize_t sw,
+                      Py_ssize_t phase_length, Py_ssize_t grid_width) except -1:
+    """ValueError unless ``grids`` grids of shape ``grid`` (images or threads, C / 16, L·16)
+    hold planes of shape ``src`` (N, C, H, W) in ``embed``'s layout."""
+    cdef Py_ssize_t rows = src[2], width = src[3], cells = grid[2] // CHANNELS
+    if (src[1] % CHANNELS or grid[0] != grids or grid[1] != src[1] // CHANNELS
+            or grid[2] % CHANNELS or sh < 1 or sw < 1 or top < 0 or left < 0
+            or grid_width < 1 or phase_length < 0
+            or (rows and width and (sh * sw - 1) * phase_length
+                + ((rows - 1 + top) // sh) * grid_width + (width - 1 + left) // sw >= cells)
+            or (width and (width - 1 + left) // sw >= grid_width)):
+        raise ValueError(f"{name}: grid ({grid[0]}, {grid[1]}, {grid[2]}) ({sh}×{sw} phases "
+                         f"{phase_length} cells apart, rows {grid_width} wide, padding {top}, "
+                         f"{left}) cannot hold input ({src[0]}, {src[1]}, {rows}, {width}) in "
+                         f"blocks of {CHANNELS}")
+    return 0
+
+
 def embed(const float[:, :, :, ::1] src, float[:, :, ::1] grid, Py_ssize_t top,
           Py_ssize_t left, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t phase_length,
           Py_ssize_t grid_width, int num_threads):
@@ -60,25 +79,15 @@ def embed(const float[:, :, :, ::1] src, float[:, :, ::1] grid, Py_ssize_t top,
     q = p·phase_length + (R div sh)·grid_width + C' div sw, whose 16 floats are the block's
     channels. Every other value is 0. (With stride 1 the rows may share their padding gap:
     grid_width ≥ W + left.) 16 columns at a time by a register transpose."""
-    cdef Py_ssize_t n_images = src.shape[0], channels = src.shape[1]
-    cdef Py_ssize_t rows = src.shape[2], width = src.shape[3]
-    cdef Py_ssize_t blocks = channels // CHANNELS, cells = grid.shape[2] // CHANNELS
+    cdef Py_ssize_t n_images = src.shape[0], blocks = src.shape[1] // CHANNELS
     cdef Py_ssize_t item, n, b
-    if (channels % CHANNELS or grid.shape[0] != n_images or grid.shape[1] != blocks
-            or grid.shape[2] % CHANNELS or sh < 1 or sw < 1 or top < 0 or left < 0
-            or grid_width < 1 or phase_length < 0
-            or (rows and width and (sh * sw - 1) * phase_length
-                + ((rows - 1 + top) // sh) * grid_width + (width - 1 + left) // sw >= cells)
-            or (width and (width - 1 + left) // sw >= grid_width)):
-        raise ValueError(f"block_conv.embed: grid ({grid.shape[0]}, {grid.shape[1]}, "
-                         f"{grid.shape[2]}) ({sh}×{sw} phases {phase_length} cells apart, "
-                         f"rows {grid_width} wide, padding {top}, {left}) cannot hold input "
-                         f"({n_images}, {channels}, {rows}, {width}) in blocks of {CHANNELS}")
+    _check_embed("block_conv.embed", src.shape, grid.shape, n_images, top, left, sh, sw,
+                 phase_length, grid_width)
     cdef int nt = check_threads(num_threads)
     for item in prange(n_images * blocks, nogil=True, schedule="static", num_threads=nt):
         n = item // blocks
         b = item % blocks
-        _embed_block(&src[n, b * CHANNELS, 0, 0], rows, width, &grid[n, b, 0],
+        _embed_block(&src[n, b * CHANNELS, 0, 0], src.shape[2], src.shape[3], &grid[n, b, 0],
                      grid.shape[2], top, left, sh, sw, phase_length, grid_width)
 
 
@@ -125,30 +134,43 @@ def pack(const float[:, :, ::1] weight, float[:, ::1] packed):
                            + (c % CHANNELS) * OUT + o % OUT] = weight[o, c, t]
 
 
+cdef struct Tiling:
+    # ``per_row`` tiles side by side cover an output row (the last ending at its last
+    # output), ``tiles`` the plane, in ``units`` pairs
+    Py_ssize_t per_row, tiles, units, out_h, out_w, grid_width
+
+
+cdef Tiling _tiling(Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t grid_width) noexcept:
+    cdef Tiling tiling
+    tiling.per_row = (out_w + POSITIONS - 1) // POSITIONS
+    tiling.tiles = out_h * tiling.per_row
+    tiling.units = (tiling.tiles + 1) // 2
+    tiling.out_h, tiling.out_w, tiling.grid_width = out_h, out_w, grid_width
+    return tiling
+
+
 cdef void _unit(const float* grid, Py_ssize_t block_length, Py_ssize_t blocks,
-               const float* packed, const Py_ssize_t* cell_shifts, Py_ssize_t taps,
-               Py_ssize_t unit, Py_ssize_t halves, Py_ssize_t halves_per_row,
-               Py_ssize_t grid_width, float* out, Py_ssize_t out_w, Py_ssize_t plane_stride,
-               const float* bias) noexcept nogil:
+                const float* packed, const Py_ssize_t* cell_shifts, Py_ssize_t taps,
+                Tiling* tiling, Py_ssize_t unit, float* out,
+                const float* bias) noexcept nogil:
     """Unit ``unit`` of one image and block of 32 output channels: tiles 2·unit and
-    2·unit + 1 (the last tile again if there is none), row by row (a row's last tile ends at
-    its last output), their sums transposed and stored as rows of the 32 planes at ``out``
-    (plus ``bias`` unless NULL)."""
+    2·unit + 1 (the last tile again if there is none), their sums transposed and stored into
+    the 32 output planes at ``out`` (plus ``bias`` unless NULL)."""
     cdef float sums[2 * POSITIONS * OUT]
     cdef float rows_of[OUT * 2 * POSITIONS]
     cdef const float* srcs[16]
     cdef float* dsts[16]
     cdef Py_ssize_t row[2]
     cdef Py_ssize_t col[2]
-    cdef Py_ssize_t k, p, o, half
+    cdef Py_ssize_t k, p, o, tile, plane = tiling.out_h * tiling.out_w
     cdef float* dst
     cdef float offset
     for k in range(2):
-        half = min(2 * unit + k, halves - 1)
-        row[k] = half // halves_per_row
-        col[k] = min((half % halves_per_row) * POSITIONS, out_w - POSITIONS)
-        _block_sums(grid + (row[k] * grid_width + col[k]) * CHANNELS, block_length, packed,
-                    cell_shifts, blocks, taps, &sums[k * POSITIONS * OUT])
+        tile = min(2 * unit + k, tiling.tiles - 1)
+        row[k] = tile // tiling.per_row
+        col[k] = min(tile % tiling.per_row * POSITIONS, tiling.out_w - POSITIONS)
+        _block_sums(grid + (row[k] * tiling.grid_width + col[k]) * CHANNELS, block_length,
+                    packed, cell_shifts, blocks, taps, &sums[k * POSITIONS * OUT])
     # sums[p][o] (16 positions) → rows_of[o][p], 16 output channels at a time
     for k in range(2):
         for p in range(16):
@@ -157,8 +179,8 @@ cdef void _unit(const float* grid, Py_ssize_t block_length, Py_ssize_t blocks,
         _transpose16(srcs, dsts)
     for o in range(OUT):
         offset = bias[o] if bias != NULL else 0
-        for k in range(2 if 2 * unit + 1 < halves else 1):
-            dst = out + o * plane_stride + row[k] * out_w + col[k]
+        for k in range(2 if 2 * unit + 1 < tiling.tiles else 1):
+            dst = out + o * plane + row[k] * tiling.out_w + col[k]
             for p in range(POSITIONS):
                 dst[p] = rows_of[o * 2 * POSITIONS + k * POSITIONS + p] + offset
 
@@ -170,44 +192,91 @@ def conv(const float[:, :, ::1] grid, const float[:, ::1] packed,
     r·grid_width + col + shifts[t]) for the grid of ``embed`` (N, C / 16, L·16) and W packed
     by ``pack``. ``bias`` may be empty. Outputs at least 8 wide (``BLOCK_POSITIONS``) and at
     most ``grid_width``."""
-    cdef Py_ssize_t n_images = out.shape[0], out_channels = out.shape[1]
-    cdef Py_ssize_t out_h = out.shape[2], out_w = out.shape[3], taps = shifts.shape[0]
-    cdef Py_ssize_t blocks = grid.shape[1], cells = grid.shape[2] // CHANNELS
-    cdef Py_ssize_t out_blocks = out_channels // OUT, t, low = 0, high = 0
+    cdef Py_ssize_t n_images = out.shape[0], out_blocks = out.shape[1] // OUT
+    cdef Py_ssize_t cell_shifts[TAPS_HELD]
+    if grid.shape[0] != n_images:
+        raise ValueError(f"block_conv.conv: a grid of {grid.shape[0]} images for "
+                         f"{n_images} outputs")
+    _check_conv("block_conv.conv", grid.shape, packed.shape, shifts, out.shape, bias.shape[0],
+                grid_width, cell_shifts)
+    cdef int nt = check_threads(num_threads)
+    cdef Tiling tiling = _tiling(out.shape[2], out.shape[3], grid_width)
+    cdef Py_ssize_t item, n, ob, unit
     cdef bint has_bias = bias.shape[0] > 0
+    for item in prange(n_images * out_blocks * tiling.units, nogil=True, schedule="static",
+                       num_threads=nt):
+        n = item // (out_blocks * tiling.units)
+        ob = (item // tiling.units) % out_blocks
+        unit = item % tiling.units
+        _unit(&grid[n, 0, 0], grid.shape[2], grid.shape[1], &packed[ob, 0], cell_shifts,
+              shifts.shape[0], &tiling, unit, &out[n, ob * OUT, 0, 0],
+              &bias[ob * OUT] if has_bias else NULL)
+
+
+def conv_by_image(const float[:, :, :, ::1] src, float[:, :, ::1] scratch,
+                  const float[:, ::1] packed, const Py_ssize_t[::1] shifts,
+                  float[:, :, :, ::1] out, const float[::1] bias, Py_ssize_t top,
+                  Py_ssize_t left, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t phase_length,
+                  Py_ssize_t grid_width, int num_threads):
+    """``embed`` and ``conv`` image by image: each thread embeds an image of ``src`` onto its
+    own grid of ``scratch`` (``num_threads``, C / 16, L·16) and computes that image's
+    outputs while the grid is still in its core's cache."""
+    cdef Py_ssize_t n_images = out.shape[0], out_blocks = out.shape[1] // OUT
+    cdef Py_ssize_t blocks = scratch.shape[1], length = scratch.shape[2]
+    cdef Py_ssize_t cell_shifts[TAPS_HELD]
+    cdef int nt = check_threads(num_threads)
+    if src.shape[0] != n_images:
+        raise ValueError(f"block_conv.conv_by_image: {src.shape[0]} images for {n_images} "
+                         f"outputs")
+    _check_embed("block_conv.conv_by_image", src.shape, scratch.shape, nt, top, left, sh, sw,
+                 phase_length, grid_width)
+    _check_conv("block_conv.conv_by_image", scratch.shape, packed.shape, shifts, out.shape,
+                bias.shape[0], grid_width, cell_shifts)
+    cdef Tiling tiling = _tiling(out.shape[2], out.shape[3], grid_width)
+    cdef Py_ssize_t n, ob, unit, b
+    cdef float* grid
+    cdef bint has_bias = bias.shape[0] > 0
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=nt):
+        grid = &scratch[threadid(), 0, 0]
+        for b in range(blocks):
+            _embed_block(&src[n, b * CHANNELS, 0, 0], src.shape[2], src.shape[3],
+                         grid + b * length, length, top, left, sh, sw, phase_length,
+                         grid_width)
+        for ob in range(out_blocks):
+            for unit in range(tiling.units):
+                _unit(grid, length, blocks, &packed[ob, 0], cell_shifts, shifts.shape[0],
+                      &tiling, unit, &out[n, ob * OUT, 0, 0],
+                      &bias[ob * OUT] if has_bias else NULL)
+
+
+cdef int _check_conv(str name, Py_ssize_t* grid, Py_ssize_t* packed,
+                     const Py_ssize_t[::1] shifts, Py_ssize_t* out, Py_ssize_t bias,
+                     Py_ssize_t grid_width, Py_ssize_t* cell_shifts) except -1:
+    """ValueError unless grids of shape ``grid`` (any count, C / 16, L·16), a weight packed as
+    ``packed``, ``shifts`` and ``bias`` values (0: none) make outputs of shape ``out``; then
+    ``cell_shifts`` (TAPS_HELD) holds the shifts in floats."""
+    cdef Py_ssize_t out_channels = out[1], out_h = out[2], out_w = out[3]
+    cdef Py_ssize_t blocks = grid[1], cells = grid[2] // CHANNELS, taps = shifts.shape[0]
+    cdef Py_ssize_t t, low = 0, high = 0
     if not BUILT:
-        raise RuntimeError("block_conv.conv: this build has no AVX-512 tile")
-    if (out_channels % OUT or grid.shape[0] != n_images or grid.shape[2] % CHANNELS
-            or taps == 0 or packed.shape[0] != out_blocks
-            or packed.shape[1] != blocks * taps * CHANNELS * OUT
-            or (has_bias and bias.shape[0] != out_channels)
+        raise RuntimeError(f"{name}: this build has no AVX-512 tile")
+    if (out_channels % OUT or grid[2] % CHANNELS or taps == 0
+            or packed[0] != out_channels // OUT or packed[1] != blocks * taps * CHANNELS * OUT
+            or (bias and bias != out_channels)
             or out_w < POSITIONS or out_w > grid_width or out_h < 1):
-        raise ValueError(f"block_conv.conv: inconsistent shapes grid ({grid.shape[0]}, "
-                         f"{blocks}, {grid.shape[2]}), packed ({packed.shape[0]}, "
-                         f"{packed.shape[1]}), {taps} shifts, out ({n_images}, {out_channels}, "
-                         f"{out_h}, {out_w}), bias ({bias.shape[0]},), rows {grid_width} wide")
+        raise ValueError(f"{name}: inconsistent shapes grid ({grid[0]}, {blocks}, {grid[2]}), "
+                         f"packed ({packed[0]}, {packed[1]}), {taps} shifts, out ({out[0]}, "
+                         f"{out_channels}, {out_h}, {out_w}), bias ({bias},), rows "
+                         f"{grid_width} wide")
+    if taps > TAPS_HELD:
+        raise ValueError(f"{name}: at most {TAPS_HELD} taps, got {taps}")
     for t in range(taps):
         low = min(low, shifts[t])
         high = max(high, shifts[t])
     if low < 0 or (out_h - 1) * grid_width + out_w - 1 + high >= cells:
-        raise ValueError(f"block_conv.conv: shifts from {low} to {high} read outside the "
-                         f"grid's {cells} cells for a {out_h}×{out_w} output on rows "
-                         f"{grid_width} wide")
-    cdef int nt = check_threads(num_threads)
-    cdef Py_ssize_t halves_per_row = (out_w + POSITIONS - 1) // POSITIONS
-    cdef Py_ssize_t halves = out_h * halves_per_row, units = (halves + 1) // 2
-    cdef Py_ssize_t item, n, ob, unit
-    cdef Py_ssize_t block_length = grid.shape[2]
-    cdef Py_ssize_t cell_shifts[TAPS_HELD]
-    if taps > TAPS_HELD:
-        raise ValueError(f"block_conv.conv: at most {TAPS_HELD} taps, got {taps}")
+        raise ValueError(f"{name}: shifts from {low} to {high} read outside the grid's "
+                         f"{cells} cells for a {out_h}×{out_w} output on rows {grid_width} "
+                         f"wide")
     for t in range(taps):
         cell_shifts[t] = shifts[t] * CHANNELS
-    for item in prange(n_images * out_blocks * units, nogil=True, schedule="static",
-                       num_threads=nt):
-        n = item // (out_blocks * units)
-        ob = (item // units) % out_blocks
-        unit = item % units
-        _unit(&grid[n, 0, 0], block_length, blocks, &packed[ob, 0], cell_shifts, taps, unit,
-              halves, halves_per_row, grid_width, &out[n, ob * OUT, 0, 0], out_w,
-              out_h * out_w, &bias[ob * OUT] if has_bias else NULL)
+    return 0

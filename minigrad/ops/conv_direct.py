@@ -140,6 +140,9 @@ STACK_MAX_TILE_SHARE = 0.9
 #: rows again from L1 tile after tile; docs/algorithms.md has the measurements): True takes
 #: strided ones only, "always" stride 1 too (tests), None: never.
 BLOCKED = True
+#: ... image by image (``_blocks.conv_by_image``: each thread's grid stays in its cache) from
+#: this many images per thread; with fewer, a grid of the batch shares them out evenly.
+BLOCKED_BY_IMAGE = 8
 #: Input channels the forward kernel sums per pass over a band of tiles, on planes of at least
 #: a band (``channel_chunk``).
 CHANNEL_CHUNK = 32
@@ -634,13 +637,21 @@ class DirectPlan:
         cells = max(sh * sw * self.phase_length,
                     (self.out_h - 1) * self.grid_width + self.out_w + int(self.shifts.max()))
         block = _blocks.BLOCK_CHANNELS
+        threads, x = self.team(), np.ascontiguousarray(x)
+        y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+        bias = absent(x.dtype) if bias is None else bias
+        geometry = (self.top, self.left, sh, sw, self.phase_length, self.grid_width)
+        if self.n >= BLOCKED_BY_IMAGE * threads:
+            scratch = workspace.get("block_grid", (threads, self.channels // block,
+                                                   cells * block), x.dtype)
+            _blocks.conv_by_image(x, scratch, _pack_blocks(weight), self.shifts, y, bias,
+                                  *geometry, threads)
+            return y
         grid = workspace.get("block_grid", (self.n, self.channels // block, cells * block),
                              x.dtype)
-        _blocks.embed(np.ascontiguousarray(x), grid, self.top, self.left, sh, sw,
-                      self.phase_length, self.grid_width, self.team())
-        y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
-        _blocks.conv(grid, _pack_blocks(weight), self.shifts, y,
-                     absent(x.dtype) if bias is None else bias, self.grid_width, self.team())
+        _blocks.embed(x, grid, *geometry, threads)
+        _blocks.conv(grid, _pack_blocks(weight), self.shifts, y, bias, self.grid_width,
+                     threads)
         return y
 
     def grad_input(self, gy, weight):
