@@ -11,7 +11,8 @@ Six algorithms, chosen by the shapes:
   phases (``conv_strided_winograd.py``, ``minigrad/_kernels/winograd_strided.pyx``);
 - other kernels of 3+ taps (strided, and grouped with 8+ channels per group too): direct
   convolution on flat padded planes (``conv_direct.py``, kernels in
-  ``minigrad/_kernels/direct_conv.pyx``);
+  ``minigrad/_kernels/direct_conv.pyx``; a strided float32 forward on a channel-blocked grid,
+  ``minigrad/_kernels/block_conv.pyx``);
 - depthwise (groups = in channels = out channels, any stride, padding and dilation): a
   per-plane stencil, ``minigrad/_kernels/depthwise.pyx``, one padded plane per thread;
 - the 1×1, stride-1, unpadded case: a plain matrix product;

@@ -23,6 +23,12 @@ small planes (input gradient) or with many channels (weight gradient) a strided
 convolution's backward is im2col's product instead (``DirectPlan.grad_input_by_gemm``,
 ``grad_weight_by_gemm``: ``Conv2d.backward`` asks).
 
+With AVX-512 the forward of a strided float32 convolution whose channels fill its blocks runs
+on a channel-blocked grid instead (``DirectPlan.blocked``, ``BLOCKED``; kernels in
+``minigrad/_kernels/block_conv.pyx``): the same cells and shifts, 16 input channels side by
+side in each cell, so that a tile of 8 outputs × 32 output channels reads each tap's inputs in
+whole cache lines.
+
 On a small map each plane ends in a partly used tile (an 8×8 output fills two thirds of its
 tiles' positions with AVX-512, a 7×7 half), so where it saves tiles (``STACK_MAX_TILE_SHARE``)
 a stride-1 convolution stacks the batch's planes of each channel into one tall plane,
@@ -33,10 +39,12 @@ runs on the same stacking.
 
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the input
 on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size; in training with
-stride 1, unstacked, a grid of its own kept until the backward: ``kept_grid``); in backward the
-output gradient on the phase grid (``N·O·(Hq·Wq + reach)``, Hq·Wq = Hp·Wp / (sh·sw)), per
-thread one image's block of it position-major (``Ho·Wq·width``, the weight-gradient tile's
-width) and weight-gradient partials of at most ``PARTIALS_BYTES``.
+stride 1, unstacked, a grid of its own kept until the backward: ``kept_grid``; on the
+channel-blocked grid one image's per thread, or the batch's below ``BLOCKED_BY_IMAGE`` images
+per thread); in backward the output gradient on the phase grid (``N·O·(Hq·Wq + reach)``,
+Hq·Wq = Hp·Wp / (sh·sw)), per thread one image's block of it position-major (``Ho·Wq·width``,
+the weight-gradient tile's width) and weight-gradient partials of at most
+``PARTIALS_BYTES``.
 """
 
 from functools import cached_property, lru_cache
