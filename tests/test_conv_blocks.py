@@ -10,7 +10,7 @@ from minigrad.ops import conv as conv_module
 from minigrad.ops import conv_direct
 
 from helpers import reference as R
-from helpers.conv import forced_winograd
+from helpers.conv import forced_winograd, on_threads
 
 RNG = np.random.default_rng(11)
 
@@ -101,18 +101,16 @@ def test_blocked_results_do_not_depend_on_the_thread_count_or_the_grid(monkeypat
                         requires_grad=True)
     w = minigrad.tensor(RNG.standard_normal((64, 32, 3, 3)).astype(np.float32))
     b = minigrad.tensor(RNG.standard_normal(64).astype(np.float32))
-    before = minigrad.get_num_threads()
+
+    def forward():
+        y = minigrad.nn.functional.conv2d(x, w, b, stride=2, padding=1)
+        assert y._creator.direct.blocked
+        return y.data
+
     results = []
-    try:
-        for by_image in (0, 1 << 30):
-            monkeypatch.setattr(conv_direct, "BLOCKED_BY_IMAGE", by_image)
-            for threads in (1, 2, 3):
-                minigrad.set_num_threads(threads)
-                y = minigrad.nn.functional.conv2d(x, w, b, stride=2, padding=1)
-                assert y._creator.direct.blocked
-                results.append(y.data)
-    finally:
-        minigrad.set_num_threads(before)
+    for by_image in (0, 1 << 30):
+        monkeypatch.setattr(conv_direct, "BLOCKED_BY_IMAGE", by_image)
+        results += on_threads(forward)
     for other in results[1:]:
         np.testing.assert_array_equal(results[0], other)
 

@@ -10,7 +10,7 @@ from minigrad.ops import conv as conv_module
 from minigrad.ops import conv_direct
 
 from helpers import reference as R
-from helpers.conv import forced_winograd
+from helpers.conv import forced_winograd, on_threads
 
 RNG = np.random.default_rng(7)
 
@@ -204,16 +204,13 @@ def test_lane_tile_results_do_not_depend_on_the_thread_count():
     x = minigrad.tensor(RNG.standard_normal((5, 16, 7, 7)).astype(np.float32),
                         requires_grad=True)
     w = minigrad.tensor(RNG.standard_normal((64, 16, 3, 3)).astype(np.float32))
-    before = minigrad.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2, 3):
-            minigrad.set_num_threads(threads)
-            y = minigrad.nn.functional.conv2d(x, w, padding=1)
-            assert y._creator.direct.lanes
-            results.append(y.data)
-    finally:
-        minigrad.set_num_threads(before)
+
+    def forward():
+        y = minigrad.nn.functional.conv2d(x, w, padding=1)
+        assert y._creator.direct.lanes
+        return y.data
+
+    results = on_threads(forward)
     for other in results[1:]:
         np.testing.assert_array_equal(results[0], other)
 

@@ -1,4 +1,5 @@
-"""Switching convolution algorithms in tests."""
+"""Switching convolution algorithms and thread counts in tests."""
+import minigrad
 from minigrad.ops import conv_strided_winograd, conv_winograd
 
 
@@ -10,3 +11,16 @@ def forced_winograd(monkeypatch, tile=2):
     are part of the key of the cached layouts, so no test sees another's choice.)"""
     monkeypatch.setattr(conv_winograd, "USE_WINOGRAD", False if tile is None else tile)
     monkeypatch.setattr(conv_strided_winograd, "USE", False if tile is None else "always")
+
+
+def on_threads(fn, threads=(1, 2, 3)):
+    """[fn() on each of ``threads`` threads], the process's thread count restored after."""
+    before = minigrad.get_num_threads()
+    results = []
+    try:
+        for count in threads:
+            minigrad.set_num_threads(count)
+            results.append(fn())
+    finally:
+        minigrad.set_num_threads(before)
+    return results
