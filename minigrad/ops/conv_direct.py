@@ -459,9 +459,10 @@ class DirectPlan:
         (``_kernels.team``: one below ``PARALLEL_MIN_MACS`` multiply-adds)."""
         return _kernels.team(self.macs, get_num_threads())
 
-    @property
+    @cached_property
     def blocked(self):
-        """Whether a float32 forward runs on the channel-blocked grid (``BLOCKED``)."""
+        """Whether a float32 forward runs on the channel-blocked grid (``BLOCKED``, read when
+        the plan is made)."""
         return takes_blocks(self.channels, self.out_channels, self.out_w, self.taps,
                             self.stride, self.groups)
 
