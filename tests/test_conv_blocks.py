@@ -143,7 +143,7 @@ def _kernel_inputs():
     return x, w, plan, grid, conv_direct._pack_blocks(w)
 
 
-def test_embed_and_pack_check_their_arguments():
+def test_embed_checks_its_arguments_and_the_weight_packs_by_blocks():
     x, w, plan, grid, packed = _kernel_inputs()
     with pytest.raises(ValueError, match="cannot hold input"):
         kernels.embed(x, np.empty((2, 1, 3 * plan.phase_length * 16), np.float32), 1, 1, 2,
@@ -155,10 +155,10 @@ def test_embed_and_pack_check_their_arguments():
         kernels.embed(x, grid, 1, 1, 2, 2, plan.phase_length, 5, 1)
     with pytest.raises(ValueError, match="num_threads"):
         kernels.embed(x, grid, 1, 1, 2, 2, plan.phase_length, plan.grid_width, 0)
-    with pytest.raises(ValueError, match="does not pack"):
-        kernels.pack(w.reshape(32, 16, 9), np.empty((1, 16 * 9 * 16), np.float32))
-    with pytest.raises(ValueError, match="does not pack"):
-        kernels.pack(w[:16].reshape(16, 16, 9), np.empty((1, 16 * 9 * 32), np.float32))
+    # the packed weight: block of 32 outputs, block of 16 inputs, tap, input, output
+    packed = conv_direct._pack_blocks(w)
+    assert packed.shape == (1, 16 * 9 * 32)
+    assert packed[0, (0 * 9 + 4) * 512 + 3 * 32 + 5] == w[5, 3, 1, 1]
 
 
 def test_conv_kernel_checks_its_arguments():

@@ -116,24 +116,6 @@ cdef void _embed_block(const float* src, Py_ssize_t rows, Py_ssize_t width, floa
                 block[q * CHANNELS + i] = src[i * plane + r * width + j]
 
 
-def pack(const float[:, :, ::1] weight, float[:, ::1] packed):
-    """weight (O, C, T), O a multiple of 32 and C of 16, as packed (O / 32, C·T·32):
-    packed[o // 32, ((c // 16)·T + t)·512 + (c % 16)·32 + o % 32] = weight[o, c, t], the
-    order in which the tile reads it."""
-    cdef Py_ssize_t out_channels = weight.shape[0], channels = weight.shape[1]
-    cdef Py_ssize_t taps = weight.shape[2], o, c, t
-    if (out_channels % OUT or channels % CHANNELS or packed.shape[0] != out_channels // OUT
-            or packed.shape[1] != channels * taps * OUT):
-        raise ValueError(f"block_conv.pack: weight ({out_channels}, {channels}, {taps}) does "
-                         f"not pack into ({packed.shape[0]}, {packed.shape[1]})")
-    with nogil:
-        for o in range(out_channels):
-            for c in range(channels):
-                for t in range(taps):
-                    packed[o // OUT, ((c // CHANNELS) * taps + t) * CHANNELS * OUT
-                           + (c % CHANNELS) * OUT + o % OUT] = weight[o, c, t]
-
-
 cdef struct Tiling:
     # ``per_row`` tiles side by side cover an output row (the last ending at its last
     # output), ``tiles`` the plane, in ``units`` pairs
@@ -190,7 +172,8 @@ def conv(const float[:, :, ::1] grid, const float[:, ::1] packed,
          Py_ssize_t grid_width, int num_threads):
     """out[n, o, r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · (channel c at grid position
     r·grid_width + col + shifts[t]) for the grid of ``embed`` (N, C / 16, L·16) and W packed
-    by ``pack``. ``bias`` may be empty. Outputs at least 8 wide (``BLOCK_POSITIONS``) and at
+    as (O / 32, C·T·32): packed[o // 32, ((c // 16)·T + t)·512 + (c % 16)·32 + o % 32] =
+    W[o, c, t], the order in which the tile reads it (``conv_direct._pack_blocks``). ``bias`` may be empty. Outputs at least 8 wide (``BLOCK_POSITIONS``) and at
     most ``grid_width``."""
     cdef Py_ssize_t n_images = out.shape[0], out_blocks = out.shape[1] // OUT
     cdef Py_ssize_t cell_shifts[TAPS_HELD]

@@ -253,13 +253,14 @@ def plan(x_shape, weight_shape, padding, dilation, stride, groups):
 
 
 def _pack_blocks(weight):
-    """(O, C, kh, kw) → the channel-blocked tile's packed weight (``_blocks.pack``)."""
+    """(O, C, kh, kw) → the channel-blocked tile's packed weight (``_blocks.conv``),
+    (O / 32, C·T·32): for each block of 32 output channels, block of 16 input channels and
+    tap, the 16 × 32 weights the tile reads one input channel (a row of 32) at a time."""
     out_channels, channels = weight.shape[:2]
-    weight = np.ascontiguousarray(weight).reshape(out_channels, channels, -1)
-    packed = np.empty((out_channels // _blocks.BLOCK_OUT,
-                       channels * weight.shape[2] * _blocks.BLOCK_OUT), weight.dtype)
-    _blocks.pack(weight, packed)
-    return packed
+    out, block = _blocks.BLOCK_OUT, _blocks.BLOCK_CHANNELS
+    blocks = weight.reshape(out_channels // out, out, channels // block, block, -1)
+    return np.ascontiguousarray(blocks.transpose(0, 2, 4, 3, 1)).reshape(
+        out_channels // out, -1)
 
 
 def _pack(weight, threads, block=None):
