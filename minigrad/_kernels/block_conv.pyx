@@ -173,8 +173,8 @@ def conv(const float[:, :, ::1] grid, const float[:, ::1] packed,
     """out[n, o, r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · (channel c at grid position
     r·grid_width + col + shifts[t]) for the grid of ``embed`` (N, C / 16, L·16) and W packed
     as (O / 32, C·T·32): packed[o // 32, ((c // 16)·T + t)·512 + (c % 16)·32 + o % 32] =
-    W[o, c, t], the order in which the tile reads it (``conv_direct._pack_blocks``). ``bias`` may be empty. Outputs at least 8 wide (``BLOCK_POSITIONS``) and at
-    most ``grid_width``."""
+    W[o, c, t], the order in which the tile reads it (``conv_direct._pack_blocks``). ``bias``
+    may be empty. Outputs at least 8 wide (``BLOCK_POSITIONS``) and at most ``grid_width``."""
     cdef Py_ssize_t n_images = out.shape[0], out_blocks = out.shape[1] // OUT
     cdef Py_ssize_t cell_shifts[TAPS_HELD]
     if grid.shape[0] != n_images:
