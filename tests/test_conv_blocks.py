@@ -180,10 +180,10 @@ def test_conv_kernel_checks_its_arguments():
         kernels.conv(grid, packed[:, :-1], shifts, y, bias, plan.grid_width, 1)
     with pytest.raises(ValueError, match="inconsistent shapes"):
         kernels.conv(grid, packed, shifts, y, np.zeros(16, np.float32), plan.grid_width, 1)
-    with pytest.raises(ValueError, match="read outside"):
+    with pytest.raises(ValueError, match="fall outside a grid plane"):
         kernels.conv(grid, packed, shifts + 4 * plan.phase_length, y, bias, plan.grid_width,
                      1)
-    with pytest.raises(ValueError, match="read outside"):
+    with pytest.raises(ValueError, match="fall outside a grid plane"):
         kernels.conv(grid, packed, shifts - shifts.max() - 1, y, bias, plan.grid_width, 1)
     with pytest.raises(ValueError, match="num_threads"):
         kernels.conv(grid, packed, shifts, y, bias, plan.grid_width, 0)
@@ -203,7 +203,7 @@ def test_conv_by_image_checks_its_arguments():
         kernels.conv_by_image(x[:1], scratch, packed, plan.shifts, y, bias, *geometry, 2)
     with pytest.raises(ValueError, match="inconsistent shapes"):
         kernels.conv_by_image(x, scratch, packed[:, :-1], plan.shifts, y, bias, *geometry, 2)
-    with pytest.raises(ValueError, match="read outside"):
+    with pytest.raises(ValueError, match="fall outside a grid plane"):
         kernels.conv_by_image(x, scratch, packed, plan.shifts + 4 * plan.phase_length, y,
                               bias, *geometry, 2)
     with pytest.raises(ValueError, match="num_threads"):

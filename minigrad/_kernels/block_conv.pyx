@@ -24,6 +24,7 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
 from ._parallel cimport check_threads
+from .direct_conv import check_reads
 
 cdef extern from "block_tile.h" nogil:
     enum:
@@ -240,7 +241,7 @@ cdef int _check_conv(str name, Py_ssize_t* grid, Py_ssize_t* packed,
     ``cell_shifts`` (TAPS_HELD) holds the shifts in floats."""
     cdef Py_ssize_t out_channels = out[1], out_h = out[2], out_w = out[3]
     cdef Py_ssize_t blocks = grid[1], cells = grid[2] // CHANNELS, taps = shifts.shape[0]
-    cdef Py_ssize_t t, low = 0, high = 0
+    cdef Py_ssize_t t
     if not BUILT:
         raise RuntimeError(f"{name}: this build has no AVX-512 tile")
     if (out_channels % OUT or grid[2] % CHANNELS or taps == 0
@@ -253,13 +254,8 @@ cdef int _check_conv(str name, Py_ssize_t* grid, Py_ssize_t* packed,
                          f"{grid_width} wide")
     if taps > TAPS_HELD:
         raise ValueError(f"{name}: at most {TAPS_HELD} taps, got {taps}")
-    for t in range(taps):
-        low = min(low, shifts[t])
-        high = max(high, shifts[t])
-    if low < 0 or (out_h - 1) * grid_width + out_w - 1 + high >= cells:
-        raise ValueError(f"{name}: shifts from {low} to {high} read outside the grid's "
-                         f"{cells} cells for a {out_h}×{out_w} output on rows {grid_width} "
-                         f"wide")
+    # the output's positions, each shifted by every tap, within the grid's cells
+    check_reads(cells, 0, (out_h - 1) * grid_width + out_w, shifts)
     for t in range(taps):
         cell_shifts[t] = shifts[t] * CHANNELS
     return 0

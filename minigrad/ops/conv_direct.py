@@ -247,8 +247,8 @@ def plan(x_shape, weight_shape, padding, dilation, stride, groups):
                     and direct.out_channels <= FORWARD_MAX_OUT)
     one_tile = (direct.tiles == 1
                 and direct.n >= FORWARD_ONE_TILE_MIN_BATCH)
-    forward = backward or direct.lanes or direct.blocked or (direct.tile_use >= FORWARD_MIN_TILE_USE
-                                           and (few_channels or one_tile))
+    forward = (backward or direct.lanes or direct.blocked
+               or (direct.tile_use >= FORWARD_MIN_TILE_USE and (few_channels or one_tile)))
     return direct if forward else None, direct if backward else None
 
 
