@@ -9,8 +9,9 @@ TIMEOUT=16``             kernel needs; 2^16 cycles bridges back-to-     yourself
                          back GEMMs
 OpenMP worker spin       libgomp's workers spin ~300,000 rounds after   MINIGRAD_OMP_SPIN=0, or
 ``OMP_WAIT_POLICY=       a loop (stealing BLAS's cores); sleeping at    set either variable
-ACTIVE``,                once costs a futex wake-up per op; 3,000       yourself
-``GOMP_SPINCOUNT=3000``  rounds bridge the Python between two ops
+ACTIVE``,                once costs a futex wake-up per op; 30,000      yourself
+``GOMP_SPINCOUNT=        rounds bridge the Python between two ops and
+30000``                  most gaps of an autograd step
 Heap reuse (glibc        every op returns fresh arrays; glibc would     MINIGRAD_MALLOC_TUNING=0
 ``mallopt``)             ``mmap`` large ones and re-fault their pages
                          each step; serve every buffer from the heap
@@ -33,7 +34,7 @@ import os
 import sys
 
 BLAS_SETTINGS = {"OPENBLAS_THREAD_TIMEOUT": "16"}
-OMP_SETTINGS = {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "3000"}
+OMP_SETTINGS = {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "30000"}
 #: glibc: up to this much free memory at the heap's top is kept instead of returned to the OS.
 TRIM_BYTES = 1 << 30
 _M_TRIM_THRESHOLD = -1

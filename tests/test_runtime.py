@@ -43,7 +43,7 @@ def _probe(**env_changes):
 def test_import_applies_every_setting_and_leaks_none_into_the_environment():
     result = _probe()
     assert result["applied"] == {"OPENBLAS_THREAD_TIMEOUT": "16", "OMP_WAIT_POLICY": "ACTIVE",
-                                 "GOMP_SPINCOUNT": "3000"}
+                                 "GOMP_SPINCOUNT": "30000"}
     assert result["environ"] == {name: None for name in VARIABLES}
     assert result["child"] == {name: None for name in VARIABLES}
 
@@ -91,7 +91,7 @@ def _libgomp_report(**env_changes):
 
 def test_libgomp_reads_the_spin_settings_when_the_kernels_load():
     report = _libgomp_report()
-    assert "OMP_WAIT_POLICY = 'ACTIVE'" in report and "GOMP_SPINCOUNT = '3000'" in report
+    assert "OMP_WAIT_POLICY = 'ACTIVE'" in report and "GOMP_SPINCOUNT = '30000'" in report
     opted_out = _libgomp_report(MINIGRAD_OMP_SPIN="0")
-    assert "GOMP_SPINCOUNT = '3000'" not in opted_out and "OMP_WAIT_POLICY = 'ACTIVE'" not in (
+    assert "GOMP_SPINCOUNT = '30000'" not in opted_out and "OMP_WAIT_POLICY = 'ACTIVE'" not in (
         opted_out)
