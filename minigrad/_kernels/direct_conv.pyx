@@ -889,6 +889,27 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
                         &partials[k, 0, 0, b * width], taps * padded, padded, width, masked)
 
 
+def sum_partials(floating[:, :, :, ::1] partials, floating[:, :, ::1] out, int num_threads):
+    """out[o, c, t] = Σ_k partials[k, c, t, o] for out (O, C, T) and ``weight_grad``'s
+    partials (chunks, C, T', O'), T' ≥ T, O' ≥ O: the chunks' sums totalled in chunk order
+    (each by one thread, so the total does not depend on the thread count) and laid out as the
+    weight. The total is formed in partials[0], which it overwrites."""
+    cdef Py_ssize_t chunks = partials.shape[0], channels = out.shape[1], taps = out.shape[2]
+    cdef Py_ssize_t outs = out.shape[0], padded = partials.shape[3], c, t, k, o
+    if (chunks < 1 or partials.shape[1] != channels or partials.shape[2] < taps
+            or padded < outs):
+        raise ValueError(f"sum_partials: inconsistent shapes partials "
+                         f"{_dims(partials.shape, 4)}, out {_dims(out.shape, 3)}")
+    cdef int nt = team_size(chunks * channels * taps * padded, PACK_PARALLEL_MIN, num_threads)
+    for c in prange(channels, nogil=True, schedule="static", num_threads=nt):
+        for t in range(taps):
+            for k in range(1, chunks):
+                for o in range(outs):
+                    partials[0, c, t, o] = partials[0, c, t, o] + partials[k, c, t, o]
+            for o in range(outs):
+                out[o, c, t] = partials[0, c, t, o]
+
+
 def check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count, const Py_ssize_t[::1] shifts):
     """Raise unless every read start + p + shift (0 <= p < count) lies in [0, length)."""
     cdef Py_ssize_t t, low = 0, high = 0

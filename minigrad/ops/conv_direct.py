@@ -725,6 +725,8 @@ class DirectPlan:
         summed over a fixed split of the batch into chunks; x on its grid already where the
         forward kept it (``grid``)."""
         grid = self._x_grid(x) if grid is None else grid
+        if self.groups == 1:
+            return self._grad_weight_group(grid, gy)
         return np.concatenate([self._grad_weight_group(self._group(g, grid), self._group(g, gy))
                                for g in range(self.groups)])
 
@@ -763,6 +765,6 @@ class DirectPlan:
         _kernels.weight_grad(gy, grid, shifts, *self.grad_masks, self.positions,
                              self.grid_width, partials, scratch, width, threads,
                              self.taps <= MASKED_MAX_TAPS)
-        total = partials.sum(axis=0)[:, :self.taps, :self.out_channels]   # (C, T, O)
-        return np.ascontiguousarray(total.transpose(2, 0, 1)).reshape(
-            self.out_channels, self.channels, -1)
+        total = np.empty((self.out_channels, self.channels, self.taps), gy.dtype)
+        _kernels.sum_partials(partials, total, threads)
+        return total
