@@ -707,6 +707,34 @@ def test_embed_and_weight_grad_reject_inconsistent_buffers():
         weight_grad(row_masks=row_masks[:, :-1].copy())     # a mask row short
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 3, 9, 8), (16, 5, 16, 32), (7, 40, 27, 96)])
+def test_sum_partials_totals_the_chunks_in_order_as_the_weight(dtype, shape):
+    """out[o, c, t] = Σ_k partials[k, c, t, o] over the unpadded taps and channels, added in
+    chunk order whatever the thread count."""
+    chunks, channels, taps, padded = shape
+    partials = RNG.standard_normal(shape).astype(dtype)
+    outs, used_taps = padded - 3, taps - 2
+    total = partials[0].copy()
+    for k in range(1, chunks):
+        total += partials[k]
+    expected = total[:, :used_taps, :outs].transpose(2, 0, 1)
+    for threads in (1, 2, 3):
+        out = np.full((outs, channels, used_taps), np.nan, dtype)
+        kernels.sum_partials(partials.copy(), out, threads)
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_sum_partials_rejects_inconsistent_shapes():
+    partials = np.zeros((4, 3, 9, 16), np.float32)
+    kernels.sum_partials(partials, np.empty((16, 3, 9), np.float32), 1)   # consistent
+    for out_shape in ((17, 3, 9), (16, 2, 9), (16, 3, 10)):
+        with pytest.raises(ValueError, match="sum_partials: inconsistent shapes"):
+            kernels.sum_partials(partials, np.empty(out_shape, np.float32), 1)
+    with pytest.raises(ValueError, match="sum_partials: inconsistent shapes"):
+        kernels.sum_partials(partials[:0], np.empty((16, 3, 9), np.float32), 1)
+
+
 @pytest.mark.parametrize("rows", [1, OB, OB + 3])
 def test_pack_weight_blocks_rows_and_takes_any_strides(rows):
     w = RNG.standard_normal((5, rows, 3, 2))
