@@ -735,6 +735,22 @@ def test_sum_partials_rejects_inconsistent_shapes():
         kernels.sum_partials(partials[:0], np.empty((16, 3, 9), np.float32), 1)
 
 
+@pytest.mark.parametrize("shape", [(32, 16, 3, 3), (64, 32, 5, 5), (16, 1, 3, 3)])
+def test_vector_blocks_of_packed_weights_start_on_a_cache_line(shape):
+    """The lane tile's and the channel-blocked tile's packed weights, which they load as
+    whole vectors, start on a cache line wherever the heap is: misaligned, every load
+    straddles two lines."""
+    for _ in range(8):    # allocations land at different heap offsets
+        w = RNG.standard_normal(shape).astype(np.float32)
+        for block in (16, 32):
+            packed = conv_direct._pack(w, 1, block)
+            assert packed.ctypes.data % 64 == 0 and packed.flags.c_contiguous
+        if shape[0] % 32 == 0 and shape[1] % 16 == 0:
+            packed = conv_direct._pack_blocks(w)
+            assert packed.ctypes.data % 64 == 0 and packed.flags.c_contiguous
+        np.empty(RNG.integers(1, 40), np.float32)   # move the heap along
+
+
 @pytest.mark.parametrize("rows", [1, OB, OB + 3])
 def test_pack_weight_blocks_rows_and_takes_any_strides(rows):
     w = RNG.standard_normal((5, rows, 3, 2))

@@ -54,7 +54,7 @@ import numpy as np
 from .._kernels import block_conv as _blocks
 from .._kernels import direct_conv as _kernels
 from ..threads import get_num_threads
-from .workspace import absent, aligned_empty, workspace
+from .workspace import CACHE_LINE as _CACHE_LINE, absent, aligned_empty, workspace
 
 #: Kernels with fewer taps go to im2col: the weight-gradient kernel works on groups of
 #: ``TAP_BLOCK`` taps (9 with AVX-512), so a 1×2 kernel would waste most of its work.
@@ -259,8 +259,11 @@ def _pack_blocks(weight):
     out_channels, channels = weight.shape[:2]
     out, block = _blocks.BLOCK_OUT, _blocks.BLOCK_CHANNELS
     blocks = weight.reshape(out_channels // out, out, channels // block, block, -1)
-    return np.ascontiguousarray(blocks.transpose(0, 2, 4, 3, 1)).reshape(
-        out_channels // out, -1)
+    packed = blocks.transpose(0, 2, 4, 3, 1)
+    # on a cache line: the tile loads its weights as whole vectors
+    aligned = aligned_empty(packed.shape, weight.dtype, min_bytes=0)
+    np.copyto(aligned, packed)
+    return aligned.reshape(out_channels // out, -1)
 
 
 def _pack(weight, threads, block=None):
@@ -271,7 +274,11 @@ def _pack(weight, threads, block=None):
     block = block or _kernels.OUT_BLOCK
     rows, channels = weight.shape[:2]
     weight = weight.reshape(rows, channels, -1)
-    packed = np.empty((-(-rows // block), channels * weight.shape[2], block), weight.dtype)
+    shape = (-(-rows // block), channels * weight.shape[2], block)
+    # the lane tile loads a block's rows as whole vectors: on a cache line, or every load
+    # straddles two (the position tile broadcasts single weights)
+    packed = (aligned_empty(shape, weight.dtype, min_bytes=0)
+              if block * weight.itemsize >= _CACHE_LINE else np.empty(shape, weight.dtype))
     _kernels.pack_weight(weight, packed, threads)
     return packed
 

@@ -125,17 +125,18 @@ def _heap_bytes(nbytes, alignment):
     return raw[start:start + nbytes]
 
 
-def aligned_empty(shape, dtype):
-    """``np.empty(shape, dtype)`` starting on a cache line from ``ALIGNED_MIN_BYTES`` up, for
-    a forward's output: the kernels store whole vectors into it, and numpy's 16-byte
+def aligned_empty(shape, dtype, min_bytes=ALIGNED_MIN_BYTES):
+    """``np.empty(shape, dtype)`` starting on a cache line from ``min_bytes`` up: for a
+    forward's output, which the kernels store whole vectors into, where numpy's 16-byte
     alignment left every one of those stores straddling two lines (a forward's kernel 20–25 %
-    slower, by where the heap happened to put its output). Smaller arrays keep ``np.empty``:
-    aligning costs about 2 µs, a visible share of a small layer at batch 1. The array is a
-    view of a larger buffer, so gradients stay ``np.empty``: the autograd engine keeps a first
-    gradient without copying it only when the array owns its memory."""
+    slower, by where the heap happened to put its output); with ``min_bytes`` 0, for packed
+    weights that a kernel loads whole vectors of at every tile. Smaller arrays keep
+    ``np.empty``: aligning costs about 2 µs, a visible share of a small layer at batch 1. The
+    array is a view of a larger buffer, so gradients stay ``np.empty``: the autograd engine
+    keeps a first gradient without copying it only when the array owns its memory."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < ALIGNED_MIN_BYTES:
+    if nbytes < min_bytes:
         return np.empty(shape, dtype)
     return _heap_bytes(nbytes, CACHE_LINE).view(dtype).reshape(shape)
 
