@@ -25,7 +25,6 @@ def no_winograd(monkeypatch):
     takes where the compiler tunes for Zen)."""
     forced_winograd(monkeypatch, None)
     monkeypatch.setattr(conv_direct, "LANE_WIDE_ROWS", True)
-    # the channel-blocked tile would take the strided float32 forwards
     monkeypatch.setattr(conv_direct, "BLOCKED", None)
     conv_module._layout.cache_clear()
     yield

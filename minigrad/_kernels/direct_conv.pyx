@@ -342,7 +342,8 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                 r = r + 1
 
 
-# weights of fewer elements are packed on one thread
+# weights of fewer elements are packed (and weight-gradient partials of fewer totalled) on
+# one thread: a pass over memory this small does not pay for the team
 cdef Py_ssize_t PACK_PARALLEL_MIN = 1 << 16
 
 
