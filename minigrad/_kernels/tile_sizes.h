@@ -14,8 +14,6 @@
 #define MINIGRAD_TG 9
 /* one input channel per weight-gradient tile */
 #define MINIGRAD_GRAD_PAIRS 0
-/* below this many multiply-adds a convolution runs on one thread (batch-1 latency) */
-#define MINIGRAD_PARALLEL_MIN_MACS (1 << 22)
 #else
 /* forward: 4 x 24 floats = 12 accumulators; weight gradient: 2 channels x 3 taps x 16 = 12,
  * the pair tile of grad_tiles.h */
@@ -24,9 +22,13 @@
 #define MINIGRAD_GO 16
 #define MINIGRAD_TG 3
 #define MINIGRAD_GRAD_PAIRS 1
-/* a thread does half the work per cycle: a second one pays from less work */
-#define MINIGRAD_PARALLEL_MIN_MACS (1 << 19)
 #endif
+
+/* below this many multiply-adds a convolution runs on one thread (batch-1 latency). Low,
+ * because a batch-1 network must run most of its layers on two threads or none: the workers
+ * spin only between loops close together, and one lone two-thread layer a pass pays for
+ * waking a sleeping worker every time (docs/runtime.md) */
+#define MINIGRAD_PARALLEL_MIN_MACS (1 << 19)
 
 /* a forward tile's positions come in three runs of XB / 3, one vector wide with AVX-512 and
  * AVX2 for float32 */
