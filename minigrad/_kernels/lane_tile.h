@@ -8,7 +8,8 @@
  * result[p][j] = sum_c sum_t weight[(c * taps + t) * LB + j]
  *                * grid[c * grid_length + shifts[t] + (p / Q) * grid_width + p % Q]
  * for the R·Q positions p and the LB = one or two vectors of output channels j, over the
- * products that read inside the plane. With AVX-512 only: its 32 registers hold the 28
+ * products that read inside the plane: a two-row tile sums them tap by tap (each over every
+ * channel), a one-row tile channel by channel. With AVX-512 only: its 32 registers hold the 28
  * accumulators of Q = 14 (or R = 2, Q = 7; 16 of Q = 8) and the two weights, or with one
  * vector the 28 of two rows of 14 and the weight. */
 #ifndef MINIGRAD_LANE_TILE_H
@@ -70,6 +71,23 @@
         MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, (COLUMNS) == 1, (COLUMNS) == 2)       \
     }
 
+/* MINIGRAD_LANE_STEP for tap t of every channel in turn (the taps' loop outside the
+ * channels'): one tap's steps differ only by a channel's strides, so the inner loop has no
+ * branch but its own, where the channels' loop outside runs every list's short loop of taps
+ * once per channel. */
+#define MINIGRAD_LANE_TAP(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST)                \
+    for (c = 0; c < channels; c++) {                                                         \
+        const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;                  \
+        MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST)                \
+    }
+
+/* The taps of list ROWS * 3 + COLUMNS, each for every channel (MINIGRAD_LANE_TAP). */
+#define MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, ROWS, COLUMNS, FIRST, LAST)                    \
+    for (k = 0; k < counts[(ROWS) * 3 + (COLUMNS)]; k++) {                                   \
+        t = taps_of[((ROWS) * 3 + (COLUMNS)) * MINIGRAD_LANE_MAX_TAPS + k];                  \
+        MINIGRAD_LANE_TAP(T, V, Q, VECS, FIRST, LAST, (COLUMNS) == 1, (COLUMNS) == 2)        \
+    }
+
 /* The taps come in nine lists of ``counts[l]`` taps each, MINIGRAD_LANE_MAX_TAPS apart in
  * ``taps_of``: list l = rows · 3 + columns holds the taps that read inside the plane from
  * every row of the tile (rows 0), only from its first row (1) or only from its second (2),
@@ -89,20 +107,26 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
     for (p = 0; p < P; p++)                                                                  \
         for (v = 0; v < (VECS); v++)                                                         \
             sums[p][v] = (V){0};                                                             \
-    for (c = 0; c < channels; c++) {                                                         \
-        const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;                  \
-        MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 0, 0, P)                                        \
-        MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 1, 0, P)                                        \
-        MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 2, 0, P)                                        \
-        if ((R) == 2) {                                                                      \
-            MINIGRAD_LANE_LIST(T, V, Q, VECS, 1, 0, 0, Q)                                    \
-            MINIGRAD_LANE_LIST(T, V, Q, VECS, 1, 1, 0, Q)                                    \
-            MINIGRAD_LANE_LIST(T, V, Q, VECS, 1, 2, 0, Q)                                    \
-            MINIGRAD_LANE_LIST(T, V, Q, VECS, 2, 0, Q, P)                                    \
-            MINIGRAD_LANE_LIST(T, V, Q, VECS, 2, 1, Q, P)                                    \
-            MINIGRAD_LANE_LIST(T, V, Q, VECS, 2, 2, Q, P)                                    \
+    if ((R) == 2) {                                                                          \
+        /* two rows: the taps outside the channels (MINIGRAD_LANE_TAP) */                    \
+        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 0, 0, 0, P)                                    \
+        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 0, 1, 0, P)                                    \
+        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 0, 2, 0, P)                                    \
+        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 1, 0, 0, Q)                                    \
+        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 1, 1, 0, Q)                                    \
+        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 1, 2, 0, Q)                                    \
+        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 2, 0, Q, P)                                    \
+        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 2, 1, Q, P)                                    \
+        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 2, 2, Q, P)                                    \
+    } else                                                                                   \
+        /* one row (14 or 8 wide, two vectors): the channels outside, whose taps read       \
+         * neighbouring cells (taking the taps outside measured slower there) */            \
+        for (c = 0; c < channels; c++) {                                                     \
+            const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;              \
+            MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 0, 0, P)                                    \
+            MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 1, 0, P)                                    \
+            MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 2, 0, P)                                    \
         }                                                                                    \
-    }                                                                                        \
     for (p = 0; p < P; p++)                                                                  \
         for (v = 0; v < (VECS); v++)                                                         \
             *(V *)(result + p * LB + v * LANES) = sums[p][v];                                \
