@@ -27,7 +27,7 @@
 /* below this many multiply-adds a convolution runs on one thread (batch-1 latency). Low,
  * because a batch-1 network must run most of its layers on two threads or none: the workers
  * spin only between loops close together, and one lone two-thread layer a pass pays for
- * waking a sleeping worker every time (docs/runtime.md) */
+ * waking a sleeping worker every time (docs/algorithms.md) */
 #define MINIGRAD_PARALLEL_MIN_MACS (1 << 19)
 
 /* a forward tile's positions come in three runs of XB / 3, one vector wide with AVX-512 and
