@@ -120,7 +120,7 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
         MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 2, 2, Q, P)                                    \
     } else                                                                                   \
         /* one row (14 or 8 wide, two vectors): the channels outside, whose taps read       \
-         * neighbouring cells (taking the taps outside measured slower there) */            \
+         * neighbouring cells (the taps outside measured even there, docs/algorithms.md) */ \
         for (c = 0; c < channels; c++) {                                                     \
             const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;              \
             MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 0, 0, P)                                    \
