@@ -64,11 +64,12 @@
         }                                                                                    \
     }
 
-/* The steps of list ROWS * 3 + COLUMNS (see below) over the positions [FIRST, LAST). */
-#define MINIGRAD_LANE_LIST(T, V, Q, VECS, ROWS, COLUMNS, FIRST, LAST)                        \
+/* STEP (MINIGRAD_LANE_STEP, or MINIGRAD_LANE_TAP below) for each tap of list ROWS * 3 +
+ * COLUMNS (see below) over the positions [FIRST, LAST). */
+#define MINIGRAD_LANE_LIST(STEP, T, V, Q, VECS, ROWS, COLUMNS, FIRST, LAST)                  \
     for (k = 0; k < counts[(ROWS) * 3 + (COLUMNS)]; k++) {                                   \
         t = taps_of[((ROWS) * 3 + (COLUMNS)) * MINIGRAD_LANE_MAX_TAPS + k];                  \
-        MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, (COLUMNS) == 1, (COLUMNS) == 2)       \
+        STEP(T, V, Q, VECS, FIRST, LAST, (COLUMNS) == 1, (COLUMNS) == 2)                     \
     }
 
 /* MINIGRAD_LANE_STEP for tap t of every channel in turn (the taps' loop outside the
@@ -79,13 +80,6 @@
     for (c = 0; c < channels; c++) {                                                         \
         const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;                  \
         MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST)                \
-    }
-
-/* The taps of list ROWS * 3 + COLUMNS, each for every channel (MINIGRAD_LANE_TAP). */
-#define MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, ROWS, COLUMNS, FIRST, LAST)                    \
-    for (k = 0; k < counts[(ROWS) * 3 + (COLUMNS)]; k++) {                                   \
-        t = taps_of[((ROWS) * 3 + (COLUMNS)) * MINIGRAD_LANE_MAX_TAPS + k];                  \
-        MINIGRAD_LANE_TAP(T, V, Q, VECS, FIRST, LAST, (COLUMNS) == 1, (COLUMNS) == 2)        \
     }
 
 /* The taps come in nine lists of ``counts[l]`` taps each, MINIGRAD_LANE_MAX_TAPS apart in
@@ -109,23 +103,23 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
             sums[p][v] = (V){0};                                                             \
     if ((R) == 2) {                                                                          \
         /* two rows: the taps outside the channels (MINIGRAD_LANE_TAP) */                    \
-        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 0, 0, 0, P)                                    \
-        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 0, 1, 0, P)                                    \
-        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 0, 2, 0, P)                                    \
-        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 1, 0, 0, Q)                                    \
-        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 1, 1, 0, Q)                                    \
-        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 1, 2, 0, Q)                                    \
-        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 2, 0, Q, P)                                    \
-        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 2, 1, Q, P)                                    \
-        MINIGRAD_LANE_TAP_LIST(T, V, Q, VECS, 2, 2, Q, P)                                    \
+        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 0, 0, 0, P)                     \
+        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 0, 1, 0, P)                     \
+        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 0, 2, 0, P)                     \
+        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 1, 0, 0, Q)                     \
+        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 1, 1, 0, Q)                     \
+        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 1, 2, 0, Q)                     \
+        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 2, 0, Q, P)                     \
+        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 2, 1, Q, P)                     \
+        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 2, 2, Q, P)                     \
     } else                                                                                   \
         /* one row (14 or 8 wide, two vectors): the channels outside, whose taps read       \
          * neighbouring cells (the taps outside measured even there, docs/algorithms.md) */ \
         for (c = 0; c < channels; c++) {                                                     \
             const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;              \
-            MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 0, 0, P)                                    \
-            MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 1, 0, P)                                    \
-            MINIGRAD_LANE_LIST(T, V, Q, VECS, 0, 2, 0, P)                                    \
+            MINIGRAD_LANE_LIST(MINIGRAD_LANE_STEP, T, V, Q, VECS, 0, 0, 0, P)                \
+            MINIGRAD_LANE_LIST(MINIGRAD_LANE_STEP, T, V, Q, VECS, 0, 1, 0, P)                \
+            MINIGRAD_LANE_LIST(MINIGRAD_LANE_STEP, T, V, Q, VECS, 0, 2, 0, P)                \
         }                                                                                    \
     for (p = 0; p < P; p++)                                                                  \
         for (v = 0; v < (VECS); v++)                                                         \
