@@ -420,6 +420,8 @@ def test_switching_the_direct_path_off_gives_the_same_result(monkeypatch):
 @pytest.mark.parametrize("shape, grid_width, start, length", [
     ((2, 3, 5, 5), 7, 8, 60),            # gaps between rows, front and tail
     ((1, 2, 4, 6), 6, 0, 24),            # rows exactly as wide as the grid, no slack
+    ((1, 2, 3, 37), 57, 5, 180),         # rows of whole vectors and a rest, gaps of 20
+    ((1, 1, 3, 16), 16, 0, 48),          # rows of exactly one float32 vector, no gaps
 ])
 def test_embed_overwrites_every_cell_of_a_reused_buffer(dtype, shape, grid_width, start, length):
     """The workspace hands ``embed`` buffers that hold an earlier call's values: every cell
@@ -431,6 +433,12 @@ def test_embed_overwrites_every_cell_of_a_reused_buffer(dtype, shape, grid_width
     expected = np.zeros_like(grid)
     for r in range(rows):
         expected[:, :c, start + r * grid_width:start + r * grid_width + width] = x[:, :, r]
+    np.testing.assert_array_equal(grid, expected)
+    # rows apart in the source (a view): the same grid
+    wide = np.zeros((n, c, rows, width + 5), dtype)
+    wide[..., :width] = x
+    grid[...] = np.nan
+    kernels.embed(wide[..., :width], grid, grid_width, start, 2)
     np.testing.assert_array_equal(grid, expected)
 
 

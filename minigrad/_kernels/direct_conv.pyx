@@ -71,6 +71,14 @@ from libc.string cimport memcpy, memset
 
 from ._parallel cimport check_threads, team_size
 
+cdef extern from "embed_rows.h" nogil:
+    void _embed_rows_f "minigrad_embed_rows_f" (float* dst, const float* src, Py_ssize_t rows,
+                                                Py_ssize_t width, Py_ssize_t src_row,
+                                                Py_ssize_t gap)
+    void _embed_rows_d "minigrad_embed_rows_d" (double* dst, const double* src,
+                                                Py_ssize_t rows, Py_ssize_t width,
+                                                Py_ssize_t src_row, Py_ssize_t gap)
+
 # The tile sizes: compile-time constants (they size the register tiles' C arrays) that depend on
 # the target's vector registers (tile_sizes.h), exported to Python below under their long names.
 cdef extern from "tile_sizes.h":
@@ -132,7 +140,7 @@ def embed(const floating[:, :, :, :] src, floating[:, :, :] grid, Py_ssize_t gri
     (a thread reading what another core wrote waits for it line by line)."""
     cdef Py_ssize_t channels = src.shape[1]
     cdef Py_ssize_t rows = src.shape[2], width = src.shape[3], length = grid.shape[2]
-    cdef Py_ssize_t plane, n, c, r, end
+    cdef Py_ssize_t plane, n, c, end
     if ((width > 1 and src.strides[3] != sizeof(floating))
             or (length > 1 and grid.strides[2] != sizeof(floating))):
         raise ValueError(f"embed: the rows of src (strides {_dims(src.strides, 4)}) and the "
@@ -151,12 +159,12 @@ def embed(const floating[:, :, :, :] src, floating[:, :, :] grid, Py_ssize_t gri
             continue
         # each cell written once: the rows, and zeros only around them
         memset(&grid[n, c, 0], 0, start * sizeof(floating))
-        for r in range(rows):
-            memcpy(&grid[n, c, start + r * grid_width], &src[n, c, r, 0],
-                   width * sizeof(floating))
-            if r < rows - 1:
-                memset(&grid[n, c, start + r * grid_width + width], 0,
-                       (grid_width - width) * sizeof(floating))
+        if floating is float:
+            _embed_rows_f(&grid[n, c, start], &src[n, c, 0, 0], rows, width,
+                          src.strides[2] // sizeof(floating), grid_width - width)
+        else:
+            _embed_rows_d(&grid[n, c, start], &src[n, c, 0, 0], rows, width,
+                          src.strides[2] // sizeof(floating), grid_width - width)
         end = start + (rows - 1) * grid_width + width
         memset(&grid[n, c, end], 0, (length - end) * sizeof(floating))
 
