@@ -180,6 +180,68 @@ def test_pointwise_on_the_lane_tile_matches_reference(case, dtype):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
+def _plan(case):
+    x_shape, w_shape, padding, dilation = case[:4]
+    pads = np.broadcast_to(padding, 2)
+    return conv_direct.DirectPlan(x_shape, w_shape, tuple((int(p), int(p)) for p in pads),
+                                  tuple(int(d) for d in np.broadcast_to(dilation, 2)),
+                                  tuple(int(s) for s in np.broadcast_to(
+                                      case[4] if len(case) > 4 else 1, 2)))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES + STRIDED if _uses_lanes(c)[0]])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lane_tile_reads_x_in_place_as_it_reads_the_grid(case, dtype):
+    """A forward with no grid kept for the weight gradient reads x itself where the tile
+    skips every product of padding (``DirectPlan.in_place``): the same sums in the same order
+    as on the grid, so the same bits."""
+    plan = _plan(case)
+    assert plan.lanes
+    x = RNG.standard_normal(case[0]).astype(dtype)
+    w = RNG.standard_normal(case[1]).astype(dtype)
+    b = RNG.standard_normal(case[1][0]).astype(dtype)
+    in_place = plan.forward(x, w, b)
+    np.testing.assert_array_equal(in_place, plan.forward(x, w, b, plan._x_grid(x, True)))
+    hyper = dict(padding=case[2], dilation=case[3], stride=case[4] if len(case) > 4 else 1)
+    expected = R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                        **hyper)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(in_place, expected, rtol=tol, atol=tol * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("case, in_place", [
+    (((2, 16, 14, 14), (32, 16, 3, 3), 1, 1), True),
+    (((2, 32, 4, 4), (32, 32, 3, 3), 1, 1), True),
+    (((1, 16, 14, 14), (32, 16, 3, 3), 2, 2), False),    # dilated: two padding columns a side
+    (((2, 16, 14, 14), (32, 16, 5, 5), 2, 1), False),    # two padding columns a side
+    (((2, 16, 6, 7), (32, 16, 3, 3), (0, 1), 1), True),
+    (((2, 16, 32, 32), (32, 16, 3, 3), 1, 1, 2), True),  # cells two apart
+    (((2, 32, 8, 8), (64, 32, 3, 3), 1, 1, 2), True),
+    (((2, 16, 15, 15), (64, 16, 3, 3), 1, 1, 2), False),  # taps with a row fewer inside
+    (((1, 16, 23, 21), (32, 16, 3, 3), (0, 2), 1, 3), False),  # cells three apart
+])
+def test_in_place_rule(case, in_place):
+    assert (_plan(case).in_place is not None) is in_place
+
+
+def test_conv_lanes_in_place_checks_the_cells_it_reads():
+    """In place, reads past a plane's ends are errors: a 5×5 'same' kernel's second padding
+    column is not skipped, so its first tap would read before the first plane."""
+    x = RNG.standard_normal((2, 16, 14, 14)).astype(np.float32)
+    plan = _plan(((2, 16, 14, 14), (32, 16, 5, 5), 2, 1))
+    offsets, inside = plan.lane_reads
+    shifts = (plan.tap_offsets[:, 0] - 2) * 14 + plan.tap_offsets[:, 1] - 2
+    y = np.empty((2, 32, 14, 14), np.float32)
+    with pytest.raises(ValueError, match="outside a grid plane"):
+        kernels.conv_lanes(x.reshape(2, 16, -1), conv_direct._pack_lanes(
+            np.ones((32, 16, 5, 5), np.float32), 1), np.ascontiguousarray(shifts), offsets,
+            inside, y, np.empty(0, np.float32), 14, 0, 1)
+    with pytest.raises(ValueError, match="step must be 1 or 2"):
+        kernels.conv_lanes(x.reshape(2, 16, -1), conv_direct._pack_lanes(
+            np.ones((32, 16, 5, 5), np.float32), 1), np.ascontiguousarray(shifts), offsets,
+            inside, y, np.empty(0, np.float32), 14, 0, 1, 3)
+
+
 def test_lane_tile_gives_the_position_tiles_results(monkeypatch):
     """The same sums as the position tiles (one chunk of channels), in the same order: with a
     3×1 kernel no tap is moved to a list that skips a column, and the skipped rows' products
@@ -262,8 +324,12 @@ def test_conv_lanes_kernel_checks_its_arguments():
 
     conv()
     np.testing.assert_allclose(y, R.conv2d(x, w, None, padding=1), rtol=1e-4, atol=1e-3)
-    # the last read: the last output's farthest tap
-    reads = (plan.out_h - 1) * plan.forward_width + plan.out_w + int(plan.forward_shifts.max())
+    # the last read: the farthest cell of x a tap reads (the tile skips those of padding)
+    starts, ends = plan.tap_inside
+    reads = 1 + max(r * plan.forward_width + col + plan.forward_shifts[t]
+                    for t in range(plan.taps)
+                    for r in range(max(starts[t, 0], 0), min(ends[t, 0], plan.out_h))
+                    for col in range(max(starts[t, 1], 0), min(ends[t, 1], plan.out_w)))
     conv(grid=grid[:, :, :reads].copy())
     with pytest.raises(ValueError, match="outside"):
         conv(grid=grid[:, :, :reads - 1].copy())

@@ -549,12 +549,12 @@ cdef extern from "lane_tile.h" nogil:
         LANE_MAX_TAPS "MINIGRAD_LANE_MAX_TAPS"
         ZEN_TUNED "MINIGRAD_ZEN"
     void _lanes_f "minigrad_lanes_f" (
-        int width, int vectors, const float* grid, Py_ssize_t grid_length,
+        int width, int vectors, int step, const float* grid, Py_ssize_t grid_length,
         Py_ssize_t grid_width, const float* weight, const Py_ssize_t* shifts,
         Py_ssize_t channels, Py_ssize_t taps, const int* taps_of, const int* counts,
         float* result)
     void _lanes_d "minigrad_lanes_d" (
-        int width, int vectors, const double* grid, Py_ssize_t grid_length,
+        int width, int vectors, int step, const double* grid, Py_ssize_t grid_length,
         Py_ssize_t grid_width, const double* weight, const Py_ssize_t* shifts,
         Py_ssize_t channels, Py_ssize_t taps, const int* taps_of, const int* counts,
         double* result)
@@ -610,13 +610,13 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
                             const Py_ssize_t* shifts, const Py_ssize_t* offsets,
                             Py_ssize_t first_row, Py_ssize_t last_row, Py_ssize_t first_col,
                             Py_ssize_t last_col, Py_ssize_t channels, Py_ssize_t taps,
-                            int width, int vectors, Py_ssize_t tile_rows, Py_ssize_t rows,
-                            floating* out, Py_ssize_t out_rows, Py_ssize_t plane_stride,
+                            int width, int vectors, int step, Py_ssize_t tile_rows,
+                            Py_ssize_t rows, floating* out, Py_ssize_t out_rows, Py_ssize_t plane_stride,
                             Py_ssize_t row_stride, const floating* bias) noexcept nogil:
     """One lane tile whose first output sits at grid position 0 and at out[0]: ``width``
     outputs (14, 8, 7 or 4) of ``rows`` rows (at most ``tile_rows``, 1 or 2), of ``out_rows``
     (at most the block of ``vectors`` vectors) output planes, plus bias[j] unless ``bias``
-    is NULL. Tap t, at (row, column) offset (offsets[2t], offsets[2t + 1]), reads the plane
+    is NULL; its cells ``step`` (1 or 2) apart along a row of the grid. Tap t, at (row, column) offset (offsets[2t], offsets[2t + 1]), reads the plane
     from the tile's row i and column col where first_row <= i + offsets[2t] < last_row and
     first_col <= col + offsets[2t + 1] < last_col; the products it would take from padding
     rows, and from a row's first or last column, are skipped."""
@@ -649,10 +649,10 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
         taps_of[list_ * LANE_MAX_TAPS + counts[list_]] = <int>t
         counts[list_] += 1
     if floating is float:
-        _lanes_f(width, vectors, grid, grid_length, grid_width, weight, shifts, channels,
+        _lanes_f(width, vectors, step, grid, grid_length, grid_width, weight, shifts, channels,
                  taps, taps_of, counts, result)
     else:
-        _lanes_d(width, vectors, grid, grid_length, grid_width, weight, shifts, channels,
+        _lanes_d(width, vectors, step, grid, grid_length, grid_width, weight, shifts, channels,
                  taps, taps_of, counts, result)
     for j in range(out_rows):
         offset = bias[j] if bias != NULL else 0
@@ -667,16 +667,20 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
 def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
                const Py_ssize_t[::1] shifts, const Py_ssize_t[:, ::1] offsets, tuple inside,
                floating[:, :, :, ::1] out, const floating[::1] bias, Py_ssize_t grid_width,
-               Py_ssize_t start, int num_threads):
+               Py_ssize_t start, int num_threads, int step=1):
     """``conv`` with the lane tile, for outputs 4 or 7 wide or a whole number of 14 or 8
     (``lane_tile_width``): out[n, o, r, col] = bias[o] +
-    Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col + shifts[t]], W packed as
+    Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col·step + shifts[t]], W packed as
     (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
     channel, B = ``lane_block(itemsize, vectors)`` (two vectors, or one). With ``inside`` =
     (first_row, last_row, first_col, last_col) and tap t's (row, column) offsets (T, 2), the
     grid holds zeros wherever tap t at output (r, col) reads outside first_row ≤ r +
     offsets[t, 0] < last_row, first_col ≤ col + offsets[t, 1] < last_col (its padding), so
     those products are skipped: those of whole rows, and of a row's first or last column.
+    Where those are all the products outside, ``grid`` may be the input itself, its planes
+    flat (``conv_direct.DirectPlan.in_place``): cells ``step`` apart (1 or 2: a stride of
+    2), rows ``grid_width`` apart, negative shifts. Only the cells the tiles read must lie
+    in the planes (``check_lane_reads``).
 
     A tile is 14 or 8 outputs of one row or, on 7- or 4-wide outputs or with one vector of
     output channels, two rows (on an odd number of rows the last tile has one), times one
@@ -701,6 +705,8 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                          f"wide, got {out_w}")
     if taps > LANE_MAX_TAPS:
         raise ValueError(f"conv_lanes: at most {LANE_MAX_TAPS} taps, got {taps}")
+    if step not in (1, 2):
+        raise ValueError(f"conv_lanes: step must be 1 or 2, got {step}")
     if len(inside) != 4:
         raise ValueError(f"conv_lanes: inside must be (first_row, last_row, first_col, "
                          f"last_col), got {inside!r}")
@@ -715,7 +721,8 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                          f"{taps} shifts, offsets {_dims(offsets.shape, 2)}, out "
                          f"{_dims(out.shape, 4)}, bias {_dims(bias.shape, 1)}")
     _check_planes("conv_lanes: grid", grid.shape, grid.strides, 3, sizeof(floating))
-    check_reads(grid_length, start, (out_h - 1) * grid_width + out_w, shifts)
+    check_lane_reads(grid_length, start, grid_width, step, out_h, out_w, tile_width, shifts,
+                     offsets, inside)
     cdef Py_ssize_t plane_stride = out.strides[1] // sizeof(floating)
     cdef Py_ssize_t row_stride = out.strides[2] // sizeof(floating)
     cdef Py_ssize_t row_tiles = (out_h + tile_rows - 1) // tile_rows
@@ -729,10 +736,10 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
         b = (item // tiles) % blocks
         r = (item % tiles) // col_tiles * tile_rows
         col = (item % col_tiles) * tile_width
-        _lane_tile(&grid[n, 0, start + r * grid_width + col], grid_length, grid_width,
-                   &packed_weight[b, 0, 0], &shifts[0], &offsets[0, 0], first_row - r,
-                   last_row - r, first_col - col, last_col - col, channels, taps, tile_width,
-                   vectors, tile_rows, min(tile_rows, out_h - r),
+        _lane_tile(&grid[n, 0, start + r * grid_width + col * step], grid_length,
+                   grid_width, &packed_weight[b, 0, 0], &shifts[0], &offsets[0, 0],
+                   first_row - r, last_row - r, first_col - col, last_col - col, channels,
+                   taps, tile_width, vectors, step, tile_rows, min(tile_rows, out_h - r),
                    &out[n, b * block, r, col], min(block, out_channels - b * block),
                    plane_stride, row_stride, &bias[b * block] if has_bias else NULL)
 
@@ -917,6 +924,41 @@ def sum_partials(floating[:, :, :, ::1] partials, floating[:, :, ::1] out, int n
                     partials[0, c, t, o] = partials[0, c, t, o] + partials[k, c, t, o]
             for o in range(outs):
                 out[o, c, t] = partials[0, c, t, o]
+
+
+def check_lane_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
+                     Py_ssize_t step, Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t tile_width,
+                     const Py_ssize_t[::1] shifts, const Py_ssize_t[:, ::1] offsets,
+                     tuple inside):
+    """Raise unless every cell ``conv_lanes`` reads lies in [0, length): tap t's, at
+    start + shifts[t] + r·grid_width + col·step, for the rows r < out_h inside (first_row ≤
+    r + offsets[t, 0] < last_row) and, in each tile of ``tile_width`` columns, its columns
+    but the first or the last that ``_lane_tile`` skips (and none of a tile it skips)."""
+    cdef Py_ssize_t first_row, last_row, first_col, last_col
+    first_row, last_row, first_col, last_col = inside
+    cdef Py_ssize_t t, dr, dc, col, low_row, high_row, low_col, high_col, a, b, low, high
+    if shifts.shape[0] == 0 or out_h <= 0 or out_w <= 0 or tile_width <= 0:
+        raise ValueError("conv: no taps or no positions to compute")
+    for t in range(shifts.shape[0]):
+        dr, dc = offsets[t, 0], offsets[t, 1]
+        low_row, high_row = max(0, first_row - dr), min(out_h, last_row - dr) - 1
+        low_col, high_col = out_w, -1
+        for col in range(0, out_w, tile_width):
+            if last_col - dc - col <= 0 or first_col - dc - col >= tile_width:
+                continue
+            a, b = col, col + tile_width - 1
+            if not first_col <= col + dc < last_col:
+                a += 1
+            elif not first_col <= col + tile_width - 1 + dc < last_col:
+                b -= 1
+            low_col, high_col = min(low_col, a), max(high_col, b)
+        if low_row > high_row or low_col > high_col:
+            continue
+        low = start + shifts[t] + low_row * grid_width + low_col * step
+        high = start + shifts[t] + high_row * grid_width + high_col * step
+        if low < 0 or high >= length:
+            raise ValueError(f"conv_lanes: tap {t} reads [{low}, {high}] outside a grid plane "
+                             f"of length {length}")
 
 
 def check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count, const Py_ssize_t[::1] shifts):

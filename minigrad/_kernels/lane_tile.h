@@ -57,7 +57,7 @@
             if (((SKIP_FIRST) && p % (Q) == 0) || ((SKIP_LAST) && p % (Q) == (Q) - 1))       \
                 continue;                                                                    \
             for (v = 0; v < (VECS); v++) {                                                   \
-                const T *at = g + (p / (Q)) * grid_width + p % (Q);                          \
+                const T *at = g + (p / (Q)) * grid_width + p % (Q) * STEP;                   \
                 MINIGRAD_LANE_OWN_LOADS(at);                                                 \
                 sums[p][v] += (*at - (V){0}) * w[v];                                         \
             }                                                                                \
@@ -89,12 +89,12 @@
  * The taps a row would read from padding rows only are left out, and so are, per list, the
  * first or last columns' products: they are zeros. A tile is R rows of Q positions times
  * VECS vectors of output channels. */
-#define MINIGRAD_LANE_SUMS(NAME, T, V, R, Q, VECS)                                           \
+#define MINIGRAD_LANE_SUMS(NAME, T, V, R, Q, VECS, S)                                        \
 static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_width,        \
                         const T *weight, const Py_ssize_t *shifts, Py_ssize_t channels,      \
                         Py_ssize_t taps, const int *taps_of, const int *counts, T *result)   \
 {                                                                                            \
-    enum { LANES = 64 / sizeof(T), LB = (VECS) * LANES, P = (R) * (Q) };                     \
+    enum { LANES = 64 / sizeof(T), LB = (VECS) * LANES, P = (R) * (Q), STEP = (S) };         \
     V sums[P][VECS];                                                                         \
     Py_ssize_t c, t;                                                                         \
     int p, k, v;                                                                             \
@@ -127,54 +127,61 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
 }
 
 /* the sums in float32 (NAME_f) and float64 (NAME_d) */
-#define MINIGRAD_LANE_SUMS_BOTH(NAME, R, Q, VECS)                                            \
-    MINIGRAD_LANE_SUMS(NAME##_f, float, minigrad_lf, R, Q, VECS)                             \
-    MINIGRAD_LANE_SUMS(NAME##_d, double, minigrad_ld, R, Q, VECS)
+#define MINIGRAD_LANE_SUMS_BOTH(NAME, R, Q, VECS, S)                                         \
+    MINIGRAD_LANE_SUMS(NAME##_f, float, minigrad_lf, R, Q, VECS, S)                          \
+    MINIGRAD_LANE_SUMS(NAME##_d, double, minigrad_ld, R, Q, VECS, S)
 
 /* Two vectors of output channels: a row of 14 outputs; two rows of 7; a row of 8; two rows
- * of 4 */
-MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_14, 1, 14, 2)
-MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_7, 2, 7, 2)
-MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_8, 1, 8, 2)
-MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_4, 2, 4, 2)
-/* One vector (16 float32 output channels): two rows of 14, of 7, of 8 or of 4 */
-MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_14, 2, 14, 1)
-MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_7, 2, 7, 1)
-MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_8, 2, 8, 1)
-MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_4, 2, 4, 1)
+ * of 4. One vector (16 float32 output channels): two rows of 14, of 7, of 8 or of 4. Each
+ * reading its row's cells one apart (a grid) or two (the input itself, stride 2: _s2). */
+#define MINIGRAD_LANE_KINDS(SUFFIX, S)                                                       \
+    MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_14##SUFFIX, 1, 14, 2, S)                          \
+    MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_7##SUFFIX, 2, 7, 2, S)                            \
+    MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_8##SUFFIX, 1, 8, 2, S)                            \
+    MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes_4##SUFFIX, 2, 4, 2, S)                            \
+    MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_14##SUFFIX, 2, 14, 1, S)                         \
+    MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_7##SUFFIX, 2, 7, 1, S)                           \
+    MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_8##SUFFIX, 2, 8, 1, S)                           \
+    MINIGRAD_LANE_SUMS_BOTH(minigrad_lanes1_4##SUFFIX, 2, 4, 1, S)
+MINIGRAD_LANE_KINDS(, 1)
+MINIGRAD_LANE_KINDS(_s2, 2)
 
-/* the tile for outputs ``width`` wide (4, 7, 8 or 14) and ``vectors`` vectors of channels */
+/* one kind of tile, with its cells ``step`` (1 or 2) apart */
+#define MINIGRAD_LANE_CALL(KIND, SUFFIX)                                                     \
+    {                                                                                        \
+        if (step == 2)                                                                       \
+            KIND##_s2_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels, taps, \
+                               taps_of, counts, result);                                     \
+        else                                                                                 \
+            KIND##_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels, taps,   \
+                            taps_of, counts, result);                                        \
+    }
+
+/* the tile for outputs ``width`` wide (4, 7, 8 or 14), ``vectors`` vectors of channels and
+ * cells ``step`` apart along a row */
 #define MINIGRAD_LANE_TILE(NAME, T, SUFFIX)                                                  \
-static inline void NAME(int width, int vectors, const T *grid, Py_ssize_t grid_length,       \
-                        Py_ssize_t grid_width, const T *weight, const Py_ssize_t *shifts,     \
-                        Py_ssize_t channels, Py_ssize_t taps, const int *taps_of,            \
-                        const int *counts, T *result)                                        \
+static inline void NAME(int width, int vectors, int step, const T *grid,                     \
+                        Py_ssize_t grid_length, Py_ssize_t grid_width, const T *weight,      \
+                        const Py_ssize_t *shifts, Py_ssize_t channels, Py_ssize_t taps,      \
+                        const int *taps_of, const int *counts, T *result)                    \
 {                                                                                            \
     if (vectors == 1) {                                                                      \
         if (width == 7)                                                                      \
-            minigrad_lanes1_7_##SUFFIX(grid, grid_length, grid_width, weight, shifts,        \
-                                       channels, taps, taps_of, counts, result);             \
+            MINIGRAD_LANE_CALL(minigrad_lanes1_7, SUFFIX)                                    \
         else if (width == 8)                                                                 \
-            minigrad_lanes1_8_##SUFFIX(grid, grid_length, grid_width, weight, shifts,        \
-                                       channels, taps, taps_of, counts, result);             \
+            MINIGRAD_LANE_CALL(minigrad_lanes1_8, SUFFIX)                                    \
         else if (width == 4)                                                                 \
-            minigrad_lanes1_4_##SUFFIX(grid, grid_length, grid_width, weight, shifts,        \
-                                       channels, taps, taps_of, counts, result);             \
+            MINIGRAD_LANE_CALL(minigrad_lanes1_4, SUFFIX)                                    \
         else                                                                                 \
-            minigrad_lanes1_14_##SUFFIX(grid, grid_length, grid_width, weight, shifts,       \
-                                        channels, taps, taps_of, counts, result);            \
+            MINIGRAD_LANE_CALL(minigrad_lanes1_14, SUFFIX)                                   \
     } else if (width == 7)                                                                   \
-        minigrad_lanes_7_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,   \
-                                  taps, taps_of, counts, result);                            \
+        MINIGRAD_LANE_CALL(minigrad_lanes_7, SUFFIX)                                         \
     else if (width == 8)                                                                     \
-        minigrad_lanes_8_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,   \
-                                  taps, taps_of, counts, result);                            \
+        MINIGRAD_LANE_CALL(minigrad_lanes_8, SUFFIX)                                         \
     else if (width == 4)                                                                     \
-        minigrad_lanes_4_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,   \
-                                  taps, taps_of, counts, result);                            \
+        MINIGRAD_LANE_CALL(minigrad_lanes_4, SUFFIX)                                         \
     else                                                                                     \
-        minigrad_lanes_14_##SUFFIX(grid, grid_length, grid_width, weight, shifts, channels,  \
-                                   taps, taps_of, counts, result);                           \
+        MINIGRAD_LANE_CALL(minigrad_lanes_14, SUFFIX)                                        \
 }
 
 MINIGRAD_LANE_TILE(minigrad_lanes_f, float, f)

@@ -501,6 +501,32 @@ class DirectPlan:
         rows, cols = (ends - starts).max(axis=0)
         return np.ascontiguousarray(-starts), (0, int(rows), 0, int(cols))
 
+    @cached_property
+    def in_place(self):
+        """The forward lane tile reading x itself, its planes flat, instead of a grid:
+        (shifts, row width, step) with x's cell (r·sh + i·dh − top, col·sw + j·dw − left) for
+        tap (i, j) at output (r, col), or None. It must skip every product of padding, and it
+        does where each tap reads as many rows and columns of x as every other (so that
+        ``lane_reads`` bounds each tap exactly) and the padding a tap reads in a tile is at
+        most its first or its last column; the tile's cells are 1 or 2 apart (``sw``)."""
+        sh, sw = self.stride
+        if not self.lanes or sw not in (1, 2):
+            return None
+        starts, ends = self.tap_inside
+        lengths = ends - starts
+        if (lengths != lengths[0]).any():
+            return None
+        width = _kernels.lane_tile_width(self.out_w)
+        for col in range(0, self.out_w, width):
+            before = np.clip(starts[:, 1] - col, 0, width)
+            after = np.clip(col + width - ends[:, 1], 0, width)
+            skipped = before + after
+            if ((skipped > 1) & (skipped < width)).any():
+                return None
+        shifts = ((self.tap_offsets[:, 0] - self.top) * self.width
+                  + self.tap_offsets[:, 1] - self.left)
+        return np.ascontiguousarray(shifts, np.intp), sh * self.width, sw
+
     @property
     def input_lanes(self):
         """Whether the input gradient (stride 1: a correlation of the output gradient with the
@@ -622,11 +648,15 @@ class DirectPlan:
         if self.lanes:
             y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
             offsets, inside = self.lane_reads
-            grid = self._x_grid(x, forward=True) if grid is None else grid
-            _kernels.conv_lanes(grid, _pack_lanes(weight, self.team()),
-                                self.forward_shifts, offsets, inside, y,
-                                absent(x.dtype) if bias is None else bias,
-                                self.forward_width, 0, self.team())
+            if grid is None and self.in_place is not None:
+                shifts, width, step = self.in_place
+                grid = x.reshape(self.n, x.shape[1], -1)
+            else:
+                grid = self._x_grid(x, forward=True) if grid is None else grid
+                shifts, width, step = self.forward_shifts, self.forward_width, 1
+            _kernels.conv_lanes(grid, _pack_lanes(weight, self.team()), shifts, offsets,
+                                inside, y, absent(x.dtype) if bias is None else bias, width,
+                                0, self.team(), step)
             return y
         if self.stack_runs is not None:
             grid, start = self._stacked_x(x)
