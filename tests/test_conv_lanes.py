@@ -212,8 +212,11 @@ def test_lane_tile_reads_x_in_place_as_it_reads_the_grid(case, dtype):
 @pytest.mark.parametrize("case, in_place", [
     (((2, 16, 14, 14), (32, 16, 3, 3), 1, 1), True),
     (((2, 32, 4, 4), (32, 32, 3, 3), 1, 1), True),
-    (((1, 16, 14, 14), (32, 16, 3, 3), 2, 2), False),    # dilated: two padding columns a side
-    (((2, 16, 14, 14), (32, 16, 5, 5), 2, 1), False),    # two padding columns a side
+    (((1, 16, 14, 14), (32, 16, 3, 3), 2, 2), True),     # dilated: two padding columns a side
+    (((2, 16, 14, 14), (32, 16, 5, 5), 2, 1), True),
+    (((2, 16, 14, 14), (32, 16, 7, 7), 3, 1), False),    # three padding columns a side
+    (((2, 16, 4, 4), (32, 16, 5, 5), 2, 1), True),       # two rows of 4
+    (((2, 16, 4, 2), (32, 16, 3, 1), 1, 1), False),      # padding on both sides of a tile
     (((2, 16, 6, 7), (32, 16, 3, 3), (0, 1), 1), True),
     (((2, 16, 32, 32), (32, 16, 3, 3), 1, 1, 2), True),  # cells two apart
     (((2, 32, 8, 8), (64, 32, 3, 3), 1, 1, 2), True),
@@ -221,25 +224,25 @@ def test_lane_tile_reads_x_in_place_as_it_reads_the_grid(case, dtype):
     (((1, 16, 23, 21), (32, 16, 3, 3), (0, 2), 1, 3), False),  # cells three apart
 ])
 def test_in_place_rule(case, in_place):
-    assert (_plan(case).in_place is not None) is in_place
+    plan = _plan(case)
+    assert plan.lanes and (plan.in_place is not None) is in_place
 
 
 def test_conv_lanes_in_place_checks_the_cells_it_reads():
-    """In place, reads past a plane's ends are errors: a 5×5 'same' kernel's second padding
+    """In place, reads past a plane's ends are errors: a 7×7 'same' kernel's third padding
     column is not skipped, so its first tap would read before the first plane."""
     x = RNG.standard_normal((2, 16, 14, 14)).astype(np.float32)
-    plan = _plan(((2, 16, 14, 14), (32, 16, 5, 5), 2, 1))
+    plan = _plan(((2, 16, 14, 14), (32, 16, 7, 7), 3, 1))
     offsets, inside = plan.lane_reads
-    shifts = (plan.tap_offsets[:, 0] - 2) * 14 + plan.tap_offsets[:, 1] - 2
+    shifts = np.ascontiguousarray((plan.tap_offsets[:, 0] - 3) * 14 + plan.tap_offsets[:, 1] - 3)
+    packed = conv_direct._pack_lanes(np.ones((32, 16, 7, 7), np.float32), 1)
     y = np.empty((2, 32, 14, 14), np.float32)
     with pytest.raises(ValueError, match="outside a grid plane"):
-        kernels.conv_lanes(x.reshape(2, 16, -1), conv_direct._pack_lanes(
-            np.ones((32, 16, 5, 5), np.float32), 1), np.ascontiguousarray(shifts), offsets,
-            inside, y, np.empty(0, np.float32), 14, 0, 1)
+        kernels.conv_lanes(x.reshape(2, 16, -1), packed, shifts, offsets, inside, y,
+                           np.empty(0, np.float32), 14, 0, 1)
     with pytest.raises(ValueError, match="step must be 1 or 2"):
-        kernels.conv_lanes(x.reshape(2, 16, -1), conv_direct._pack_lanes(
-            np.ones((32, 16, 5, 5), np.float32), 1), np.ascontiguousarray(shifts), offsets,
-            inside, y, np.empty(0, np.float32), 14, 0, 1, 3)
+        kernels.conv_lanes(x.reshape(2, 16, -1), packed, shifts, offsets, inside, y,
+                           np.empty(0, np.float32), 14, 0, 1, 3)
 
 
 def test_lane_tile_gives_the_position_tiles_results(monkeypatch):

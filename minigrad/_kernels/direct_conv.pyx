@@ -39,10 +39,12 @@ layers of 16 on rows of one tile), positions in registers, 14 or 8 outputs of a 
 rows of 7 or of 4 per tile (two rows of any with one vector), so every lane is an output.
 Each step loads the weight vectors and broadcasts the tile's grid values; the tile's sums
 are transposed into the output planes as they are stored. A tile skips the taps its rows
-would read from padding rows, and each row's first or last column where a tap reads the
-padding columns (on 7×7 with 3×3, together a sixth of the products). A strided forward runs
-on it over its interleaved phase rows, and the input gradient of a stride-1 convolution on
-inputs of such widths too (``conv_lanes`` with a ``start``, as ``conv``).
+would read from padding rows, and each row's first or last one or two columns where a tap
+reads the padding columns (on 7×7 with 3×3, together a sixth of the products). Where that is
+all the padding a forward reads, it reads x itself (cells one or two apart: stride 1 or 2)
+instead of a grid; else a strided forward runs on its interleaved phase rows. The input
+gradient of a stride-1 convolution on inputs of such widths runs on it too (``conv_lanes``
+with a ``start``, as ``conv``).
 
 The weight gradient, ``grad_w[o, c, t] = Σ_n Σ_p gy[n, o, p] · grid[n, c, p + shift[t]]``, is
 a sum over positions per (o, c, t). It runs on a position-major copy of the output gradient
@@ -547,6 +549,8 @@ cdef extern from "lane_tile.h" nogil:
     enum:
         LANES_BUILT "MINIGRAD_LANES"
         LANE_MAX_TAPS "MINIGRAD_LANE_MAX_TAPS"
+        LANE_LISTS "MINIGRAD_LANE_LISTS"
+        LANE_COLUMN_KINDS "MINIGRAD_LANE_COLUMN_KINDS"
         ZEN_TUNED "MINIGRAD_ZEN"
     void _lanes_f "minigrad_lanes_f" (
         int width, int vectors, int step, const float* grid, Py_ssize_t grid_length,
@@ -605,6 +609,20 @@ def lane_block(itemsize, vectors=2):
     return LANE_BYTES // 2 * vectors // itemsize
 
 
+cdef inline int _lane_columns(Py_ssize_t before, Py_ssize_t after) noexcept nogil:
+    """The kind of columns a tap reads in a lane tile with ``before`` of its first columns and
+    ``after`` of its last outside the plane (lane_tile.h's lists): every one (0), all but the
+    first (1) or the last (2), all but the first two (3) or the last two (4). Columns past
+    those it skips read padding zeros of a grid."""
+    if before >= 2:
+        return 3
+    if before == 1:
+        return 1
+    if after >= 2:
+        return 4
+    return 2 if after == 1 else 0
+
+
 cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
                             Py_ssize_t grid_width, const floating* weight,
                             const Py_ssize_t* shifts, const Py_ssize_t* offsets,
@@ -619,16 +637,16 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
     is NULL; its cells ``step`` (1 or 2) apart along a row of the grid. Tap t, at (row, column) offset (offsets[2t], offsets[2t + 1]), reads the plane
     from the tile's row i and column col where first_row <= i + offsets[2t] < last_row and
     first_col <= col + offsets[2t + 1] < last_col; the products it would take from padding
-    rows, and from a row's first or last column, are skipped."""
+    rows, and from a row's first or last one or two columns, are skipped."""
     cdef floating result[LANE_RESULT]
-    cdef int taps_of[9 * LANE_MAX_TAPS]
-    cdef int counts[9]
+    cdef int taps_of[LANE_LISTS * LANE_MAX_TAPS]
+    cdef int counts[LANE_LISTS]
     cdef Py_ssize_t block = LANE_BYTES // 2 * vectors // sizeof(floating), j, p, t, list_
-    cdef Py_ssize_t dr, dc
+    cdef Py_ssize_t dr, dc, before, after
     cdef bint two_rows = tile_rows == 2, reads_first, reads_second
     cdef floating offset
     cdef floating* dst
-    for j in range(9):
+    for j in range(LANE_LISTS):
         counts[j] = 0
     for t in range(taps):
         dr, dc = offsets[2 * t], offsets[2 * t + 1]
@@ -639,13 +657,8 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
             continue
         # every row, the first only, the second only
         list_ = 0 if reads_first == reads_second or not two_rows else (1 if reads_first else 2)
-        # every column, all but the first, all but the last
-        if not first_col <= dc < last_col:
-            list_ = list_ * 3 + 1
-        elif not first_col <= width - 1 + dc < last_col:
-            list_ = list_ * 3 + 2
-        else:
-            list_ = list_ * 3
+        # every column, all but the first or the last one or two (``_lane_columns``)
+        list_ = list_ * LANE_COLUMN_KINDS + _lane_columns(first_col - dc, dc + width - last_col)
         taps_of[list_ * LANE_MAX_TAPS + counts[list_]] = <int>t
         counts[list_] += 1
     if floating is float:
@@ -676,7 +689,8 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     (first_row, last_row, first_col, last_col) and tap t's (row, column) offsets (T, 2), the
     grid holds zeros wherever tap t at output (r, col) reads outside first_row ≤ r +
     offsets[t, 0] < last_row, first_col ≤ col + offsets[t, 1] < last_col (its padding), so
-    those products are skipped: those of whole rows, and of a row's first or last column.
+    those products are skipped: those of whole rows, and of a row's first or last one or two
+    columns.
     Where those are all the products outside, ``grid`` may be the input itself, its planes
     flat (``conv_direct.DirectPlan.in_place``): cells ``step`` apart (1 or 2: a stride of
     2), rows ``grid_width`` apart, negative shifts. Only the cells the tiles read must lie
@@ -933,10 +947,11 @@ def check_lane_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
     """Raise unless every cell ``conv_lanes`` reads lies in [0, length): tap t's, at
     start + shifts[t] + r·grid_width + col·step, for the rows r < out_h inside (first_row ≤
     r + offsets[t, 0] < last_row) and, in each tile of ``tile_width`` columns, its columns
-    but the first or the last that ``_lane_tile`` skips (and none of a tile it skips)."""
+    but the first or last ones that ``_lane_tile`` skips (and none of a tile it skips)."""
     cdef Py_ssize_t first_row, last_row, first_col, last_col
     first_row, last_row, first_col, last_col = inside
     cdef Py_ssize_t t, dr, dc, col, low_row, high_row, low_col, high_col, a, b, low, high
+    cdef int kind
     if shifts.shape[0] == 0 or out_h <= 0 or out_w <= 0 or tile_width <= 0:
         raise ValueError("conv: no taps or no positions to compute")
     for t in range(shifts.shape[0]):
@@ -946,11 +961,9 @@ def check_lane_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
         for col in range(0, out_w, tile_width):
             if last_col - dc - col <= 0 or first_col - dc - col >= tile_width:
                 continue
-            a, b = col, col + tile_width - 1
-            if not first_col <= col + dc < last_col:
-                a += 1
-            elif not first_col <= col + tile_width - 1 + dc < last_col:
-                b -= 1
+            kind = _lane_columns(first_col - dc - col, col + dc + tile_width - last_col)
+            a = col + (2 if kind == 3 else kind == 1)
+            b = col + tile_width - 1 - (2 if kind == 4 else kind == 2)
             low_col, high_col = min(low_col, a), max(high_col, b)
         if low_row > high_row or low_col > high_col:
             continue

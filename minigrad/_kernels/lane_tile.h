@@ -43,7 +43,7 @@
 #endif
 
 /* One step of the sums: tap t of channel c for the positions [FIRST, LAST), without each
- * row's first (SKIP_FIRST) or last (SKIP_LAST) column. The bounds are constants: the loop
+ * row's first SKIP_FIRST or last SKIP_LAST columns (0, 1 or 2). The bounds are constants: the loop
  * unrolls (told to: GCC peels at most 16 iterations by itself, and the 28 of two rows of 14
  * left in a loop would keep the sums in memory) and the skipped positions vanish. */
 #define MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST)               \
@@ -54,7 +54,7 @@
             w[v] = *(const V *)(wc + t * LB + v * LANES);                                    \
         _Pragma("GCC unroll 32")                                                             \
         for (p = (FIRST); p < (LAST); p++) {                                                 \
-            if (((SKIP_FIRST) && p % (Q) == 0) || ((SKIP_LAST) && p % (Q) == (Q) - 1))       \
+            if (p % (Q) < (SKIP_FIRST) || p % (Q) >= (Q) - (SKIP_LAST))                     \
                 continue;                                                                    \
             for (v = 0; v < (VECS); v++) {                                                   \
                 const T *at = g + (p / (Q)) * grid_width + p % (Q) * STEP;                   \
@@ -64,12 +64,34 @@
         }                                                                                    \
     }
 
-/* STEP (MINIGRAD_LANE_STEP, or MINIGRAD_LANE_TAP below) for each tap of list ROWS * 3 +
+/* the kinds of columns a list's taps read (see below): every one, all but the first, all
+ * but the last, all but the first two, all but the last two */
+#define MINIGRAD_LANE_COLUMN_KINDS 5
+#define MINIGRAD_LANE_LISTS (3 * MINIGRAD_LANE_COLUMN_KINDS)
+#define MINIGRAD_LANE_SKIP_FIRST(COLUMNS) ((COLUMNS) == 1 ? 1 : (COLUMNS) == 3 ? 2 : 0)
+#define MINIGRAD_LANE_SKIP_LAST(COLUMNS) ((COLUMNS) == 2 ? 1 : (COLUMNS) == 4 ? 2 : 0)
+
+/* STEP (MINIGRAD_LANE_STEP, or MINIGRAD_LANE_TAP below) for each tap of list ROWS · 5 +
  * COLUMNS (see below) over the positions [FIRST, LAST). */
 #define MINIGRAD_LANE_LIST(STEP, T, V, Q, VECS, ROWS, COLUMNS, FIRST, LAST)                  \
-    for (k = 0; k < counts[(ROWS) * 3 + (COLUMNS)]; k++) {                                   \
-        t = taps_of[((ROWS) * 3 + (COLUMNS)) * MINIGRAD_LANE_MAX_TAPS + k];                  \
-        STEP(T, V, Q, VECS, FIRST, LAST, (COLUMNS) == 1, (COLUMNS) == 2)                     \
+    for (k = 0; k < counts[(ROWS) * MINIGRAD_LANE_COLUMN_KINDS + (COLUMNS)]; k++) {          \
+        t = taps_of[((ROWS) * MINIGRAD_LANE_COLUMN_KINDS + (COLUMNS)) * MINIGRAD_LANE_MAX_TAPS \
+                    + k];                                                                    \
+        STEP(T, V, Q, VECS, FIRST, LAST, MINIGRAD_LANE_SKIP_FIRST(COLUMNS),                  \
+             MINIGRAD_LANE_SKIP_LAST(COLUMNS))                                               \
+    }
+
+/* the lists of the tile's rows ROWS (0, 1 or 2, below) over the positions [FIRST, LAST),
+ * their columns' kinds from 0 to KINDS − 1 */
+#define MINIGRAD_LANE_ROW_LISTS(STEP, T, V, Q, VECS, ROWS, KINDS, FIRST, LAST)               \
+    {                                                                                        \
+        MINIGRAD_LANE_LIST(STEP, T, V, Q, VECS, ROWS, 0, FIRST, LAST)                        \
+        MINIGRAD_LANE_LIST(STEP, T, V, Q, VECS, ROWS, 1, FIRST, LAST)                        \
+        MINIGRAD_LANE_LIST(STEP, T, V, Q, VECS, ROWS, 2, FIRST, LAST)                        \
+        if ((KINDS) > 3) {                                                                   \
+            MINIGRAD_LANE_LIST(STEP, T, V, Q, VECS, ROWS, 3, FIRST, LAST)                    \
+            MINIGRAD_LANE_LIST(STEP, T, V, Q, VECS, ROWS, 4, FIRST, LAST)                    \
+        }                                                                                    \
     }
 
 /* MINIGRAD_LANE_STEP for tap t of every channel in turn (the taps' loop outside the
@@ -82,13 +104,13 @@
         MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST)                \
     }
 
-/* The taps come in nine lists of ``counts[l]`` taps each, MINIGRAD_LANE_MAX_TAPS apart in
- * ``taps_of``: list l = rows · 3 + columns holds the taps that read inside the plane from
- * every row of the tile (rows 0), only from its first row (1) or only from its second (2),
- * and from every column (columns 0), all but each row's first (1) or all but its last (2).
- * The taps a row would read from padding rows only are left out, and so are, per list, the
- * first or last columns' products: they are zeros. A tile is R rows of Q positions times
- * VECS vectors of output channels. */
+/* The taps come in fifteen lists of ``counts[l]`` taps each, MINIGRAD_LANE_MAX_TAPS apart
+ * in ``taps_of``: list l = rows · 5 + columns holds the taps that read inside the plane
+ * from every row of the tile (rows 0), only from its first row (1) or only from its second
+ * (2), and from every column (columns 0), all but each row's first (1) or last (2), all but
+ * its first two (3) or last two (4). The taps a row would read from padding rows only are
+ * left out, and so are, per list, the first or last columns' products: they are zeros. A
+ * tile is R rows of Q positions times VECS vectors of output channels. */
 #define MINIGRAD_LANE_SUMS(NAME, T, V, R, Q, VECS, S)                                        \
 static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_width,        \
                         const T *weight, const Py_ssize_t *shifts, Py_ssize_t channels,      \
@@ -103,23 +125,22 @@ static inline void NAME(const T *grid, Py_ssize_t grid_length, Py_ssize_t grid_w
             sums[p][v] = (V){0};                                                             \
     if ((R) == 2) {                                                                          \
         /* two rows: the taps outside the channels (MINIGRAD_LANE_TAP) */                    \
-        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 0, 0, 0, P)                     \
-        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 0, 1, 0, P)                     \
-        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 0, 2, 0, P)                     \
-        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 1, 0, 0, Q)                     \
-        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 1, 1, 0, Q)                     \
-        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 1, 2, 0, Q)                     \
-        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 2, 0, Q, P)                     \
-        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 2, 1, Q, P)                     \
-        MINIGRAD_LANE_LIST(MINIGRAD_LANE_TAP, T, V, Q, VECS, 2, 2, Q, P)                     \
-    } else                                                                                   \
+        MINIGRAD_LANE_ROW_LISTS(MINIGRAD_LANE_TAP, T, V, Q, VECS, 0, 5, 0, P)                \
+        MINIGRAD_LANE_ROW_LISTS(MINIGRAD_LANE_TAP, T, V, Q, VECS, 1, 5, 0, Q)                \
+        MINIGRAD_LANE_ROW_LISTS(MINIGRAD_LANE_TAP, T, V, Q, VECS, 2, 5, Q, P)                \
+    } else if (counts[3] + counts[4] == 0)                                                   \
         /* one row (14 or 8 wide, two vectors): the channels outside, whose taps read       \
-         * neighbouring cells (the taps outside measured even there, docs/algorithms.md) */ \
+         * neighbouring cells (the taps outside measured even there, docs/algorithms.md);   \
+         * the lists that skip two columns only where a kernel has taps for them (each list  \
+         * costs a test per channel) */                                                      \
         for (c = 0; c < channels; c++) {                                                     \
             const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;              \
-            MINIGRAD_LANE_LIST(MINIGRAD_LANE_STEP, T, V, Q, VECS, 0, 0, 0, P)                \
-            MINIGRAD_LANE_LIST(MINIGRAD_LANE_STEP, T, V, Q, VECS, 0, 1, 0, P)                \
-            MINIGRAD_LANE_LIST(MINIGRAD_LANE_STEP, T, V, Q, VECS, 0, 2, 0, P)                \
+            MINIGRAD_LANE_ROW_LISTS(MINIGRAD_LANE_STEP, T, V, Q, VECS, 0, 3, 0, P)           \
+        }                                                                                    \
+    else                                                                                     \
+        for (c = 0; c < channels; c++) {                                                     \
+            const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;              \
+            MINIGRAD_LANE_ROW_LISTS(MINIGRAD_LANE_STEP, T, V, Q, VECS, 0, 5, 0, P)           \
         }                                                                                    \
     for (p = 0; p < P; p++)                                                                  \
         for (v = 0; v < (VECS); v++)                                                         \

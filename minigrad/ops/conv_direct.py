@@ -508,7 +508,7 @@ class DirectPlan:
         tap (i, j) at output (r, col), or None. It must skip every product of padding, and it
         does where each tap reads as many rows and columns of x as every other (so that
         ``lane_reads`` bounds each tap exactly) and the padding a tap reads in a tile is at
-        most its first or its last column; the tile's cells are 1 or 2 apart (``sw``)."""
+        most its first or its last two columns; the tile's cells are 1 or 2 apart (``sw``)."""
         sh, sw = self.stride
         if not self.lanes or sw not in (1, 2):
             return None
@@ -520,8 +520,9 @@ class DirectPlan:
         for col in range(0, self.out_w, width):
             before = np.clip(starts[:, 1] - col, 0, width)
             after = np.clip(col + width - ends[:, 1], 0, width)
-            skipped = before + after
-            if ((skipped > 1) & (skipped < width)).any():
+            reads = before + after < width
+            if (reads & (np.minimum(before, after) > 0)).any() or (reads & (before > 2)).any() \
+                    or (reads & (after > 2)).any():
                 return None
         shifts = ((self.tap_offsets[:, 0] - self.top) * self.width
                   + self.tap_offsets[:, 1] - self.left)
