@@ -1,5 +1,6 @@
 """Per-thread scratch buffers that the convolution kernels reuse from call to call, and the
 empty arrays that stand for the kernels' absent optional arguments."""
+import ctypes
 import math
 import mmap
 import os
@@ -117,11 +118,17 @@ def _aligned_bytes(nbytes, alignment=ALIGNMENT):
     return _heap_bytes(nbytes, alignment)
 
 
+def _address(array):
+    """The address of a writeable array's first element (``array.ctypes.data`` builds an
+    object that costs three times as long: a visible share of a small layer at batch 1)."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(array))
+
+
 def _heap_bytes(nbytes, alignment):
     """An uninitialised uint8 array of ``nbytes`` from the heap, starting on an ``alignment``
     boundary: a slice of a slightly larger array."""
     raw = np.empty(nbytes + alignment, np.uint8)
-    start = -raw.ctypes.data % alignment
+    start = -_address(raw) % alignment
     return raw[start:start + nbytes]
 
 
@@ -131,14 +138,17 @@ def aligned_empty(shape, dtype, min_bytes=ALIGNED_MIN_BYTES):
     alignment left every one of those stores straddling two lines (a forward's kernel 20–25 %
     slower, by where the heap happened to put its output); with ``min_bytes`` 0, for packed
     weights that a kernel loads whole vectors of at every tile. Smaller arrays keep
-    ``np.empty``: aligning costs about 2 µs, a visible share of a small layer at batch 1. The
+    ``np.empty``: at batch 1 the network ran slower with its small outputs aligned. The
     array is a view of a larger buffer, so gradients stay ``np.empty``: the autograd engine
     keeps a first gradient without copying it only when the array owns its memory."""
     dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < min_bytes:
+    count = math.prod(shape)
+    if count * dtype.itemsize < min_bytes:
         return np.empty(shape, dtype)
-    return _heap_bytes(nbytes, CACHE_LINE).view(dtype).reshape(shape)
+    # numpy's heap arrays start on 16 bytes: the start is a whole number of elements away
+    raw = np.empty(count + CACHE_LINE // dtype.itemsize, dtype)
+    start = -_address(raw) % CACHE_LINE // dtype.itemsize
+    return raw[start:start + count].reshape(shape)
 
 
 workspace = _Workspace()
