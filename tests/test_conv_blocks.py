@@ -125,6 +125,8 @@ def test_blocked_results_do_not_depend_on_the_thread_count_or_the_grid(monkeypat
     ((2, 32, 14, 14), (64, 32, 3, 3), 2, 1, True, False),       # 7 wide: under a tile
     ((2, 64, 32, 32), (64, 32, 3, 3), 2, 2, True, False),       # grouped
     ((2, 16, 40, 40), (32, 16, 9, 9), 2, 1, True, False),       # more than 64 taps
+    ((2, 32, 28, 28), (64, 32, 3, 3), 2, 1, True, False),       # 14 wide: the lane tile in place
+    ((2, 32, 27, 27), (64, 32, 3, 3), 2, 1, True, True),        # 14 wide, not in place
 ])
 def test_blocked_rule(monkeypatch, x_shape, w_shape, stride, groups, mode, blocked):
     monkeypatch.setattr(conv_direct, "BLOCKED", mode)

@@ -135,6 +135,10 @@ LANE_WIDE_ROWS = _kernels.ZEN
 WIDE_ROW = 16
 #: The row widths of a lane tile: 14 or 8 outputs of one row, or two rows of 7 or of 4.
 LANE_WIDTHS = _kernels.LANE_WIDTHS
+#: A forward that the lane tile reads x in place for, on rows of tiles this wide, runs there
+#: rather than on the channel-blocked grid (``DirectPlan.blocked``): faster on every such
+#: strided layer measured; with tiles of 8 the blocked grid was as fast or faster.
+LANE_ROW_OVER_BLOCKS = 14
 #: The largest batch whose 1×1 convolutions run on the lane tile (``pointwise_row``).
 POINTWISE_MAX_IMAGES = 1
 #: A stride-1 forward (and its input gradient) stacks the batch's planes
@@ -470,9 +474,12 @@ class DirectPlan:
     @cached_property
     def blocked(self):
         """Whether a float32 forward runs on the channel-blocked grid (``BLOCKED``, read when
-        the plan is made)."""
-        return takes_blocks(self.channels, self.out_channels, self.out_w, self.taps,
-                            self.stride, self.groups)
+        the plan is made): not on outputs a whole number of 14 wide that the lane tile reads
+        in place, where it was faster (docs/algorithms.md)."""
+        return (takes_blocks(self.channels, self.out_channels, self.out_w, self.taps,
+                             self.stride, self.groups)
+                and not (self.in_place is not None
+                         and _kernels.lane_tile_width(self.out_w) == LANE_ROW_OVER_BLOCKS))
 
     @property
     def lanes(self):
