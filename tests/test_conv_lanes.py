@@ -228,6 +228,30 @@ def test_in_place_rule(case, in_place):
     assert plan.lanes and (plan.in_place is not None) is in_place
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if _uses_lanes(c)[1]])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_input_gradient_reads_gy_in_place_as_it_reads_its_grid(case, dtype):
+    """The lane tile's input gradient reads the output gradient itself where it skips every
+    product outside it (``DirectPlan.input_in_place``): the same bits as from gy's grid."""
+    plan = _plan(case)
+    w = RNG.standard_normal(case[1]).astype(dtype)
+    gy = RNG.standard_normal((plan.n, plan.out_channels, plan.out_h, plan.out_w)).astype(dtype)
+    assert plan.input_in_place is not None
+    in_place = plan.grad_input(gy, w)
+    plan.__dict__["input_in_place"] = None           # the grid
+    np.testing.assert_array_equal(in_place, plan.grad_input(gy, w))
+
+
+@pytest.mark.parametrize("case, in_place", [
+    (((2, 32, 14, 14), (16, 32, 3, 3), 1, 1), True),
+    (((2, 32, 8, 8), (64, 32, 5, 5), 2, 1), True),
+    (((2, 32, 14, 14), (16, 32, 7, 7), 3, 1), False),    # three columns of gy's padding
+])
+def test_input_in_place_rule(case, in_place):
+    plan = _plan(case)
+    assert plan.input_lanes and (plan.input_in_place is not None) is in_place
+
+
 def test_conv_lanes_in_place_checks_the_cells_it_reads():
     """In place, reads past a plane's ends are errors: a 7×7 'same' kernel's third padding
     column is not skipped, so its first tap would read before the first plane."""

@@ -309,6 +309,20 @@ def takes_blocks(channels, out_channels, out_w, taps, stride, groups, itemsize=4
             and out_w >= _blocks.BLOCK_POSITIONS and taps <= _blocks.MAX_TAPS)
 
 
+def _skips_padding(first, last, width):
+    """Whether the lane tile, on rows ``width`` wide, skips every product of tap t outside the
+    columns [first[t], last[t]): in each of its tiles such columns are at most the first two
+    or the last two (``_lane_columns`` in direct_conv.pyx), or all of them."""
+    tile = _kernels.lane_tile_width(width)
+    for col in range(0, width, tile):
+        before = np.clip(first - col, 0, tile)
+        after = np.clip(col + tile - last, 0, tile)
+        reads = before + after < tile
+        if (reads & ((np.minimum(before, after) > 0) | (np.maximum(before, after) > 2))).any():
+            return False
+    return True
+
+
 def lane_vectors(produced):
     """The vectors of output channels per lane tile for ``produced`` of them: two (32 float32
     channels) where they are a whole number of such blocks, else one."""
@@ -523,17 +537,27 @@ class DirectPlan:
         lengths = ends - starts
         if (lengths != lengths[0]).any():
             return None
-        width = _kernels.lane_tile_width(self.out_w)
-        for col in range(0, self.out_w, width):
-            before = np.clip(starts[:, 1] - col, 0, width)
-            after = np.clip(col + width - ends[:, 1], 0, width)
-            reads = before + after < width
-            if (reads & (np.minimum(before, after) > 0)).any() or (reads & (before > 2)).any() \
-                    or (reads & (after > 2)).any():
-                return None
+        if not _skips_padding(starts[:, 1], ends[:, 1], self.out_w):
+            return None
         shifts = ((self.tap_offsets[:, 0] - self.top) * self.width
                   + self.tap_offsets[:, 1] - self.left)
         return np.ascontiguousarray(shifts, np.intp), sh * self.width, sw
+
+    @cached_property
+    def input_in_place(self):
+        """The input gradient's lane tile reading the output gradient itself (its planes
+        flat, rows ``out_w`` apart) instead of its grid: the shifts, with gy's cell (r − i·dh
+        + top, col − j·dw + left) for tap (i, j) at input (r, col), or None. Each tap reads the
+        rows and columns of gy exactly where its offsets and ``inside`` say; the tile must skip
+        all the others (``_skips_padding``)."""
+        if not self.input_lanes:
+            return None
+        first = self.tap_offsets[:, 1] - self.left
+        if not _skips_padding(first, first + self.out_w, self.width):
+            return None
+        shifts = ((self.top - self.tap_offsets[:, 0]) * self.out_w
+                  + self.left - self.tap_offsets[:, 1])
+        return np.ascontiguousarray(shifts, np.intp)
 
     @property
     def input_lanes(self):
@@ -713,6 +737,12 @@ class DirectPlan:
         """∂L/∂x: the output gradient on the input's grid, correlated with the transposed
         weight at the negated shifts; only the positions inside the padding are stored. With
         a stride, one such correlation per phase plane, over that phase's taps."""
+        if self.input_in_place is not None:
+            # the lane tile reads gy itself: no grid
+            gx = np.empty((self.n, self.channels, self.height, self.width), gy.dtype)
+            self._grad_input_lanes(gy.reshape(self.n, gy.shape[1], -1), weight, gx,
+                                   self.input_in_place, self.out_w, 0)
+            return gx
         if self.stack_input_runs is not None and not self.input_lanes:
             gy_grid, start = self._stacked_gy(gy)
             # stride 1: where the correlation starts, its runs, channel chunk and period
@@ -733,11 +763,8 @@ class DirectPlan:
         weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
         no_bias = absent(gy_grid.dtype)
         if self.input_lanes:
-            # tap t at input (r, col) reads gy at (r, col) − tap_offsets[t] + (top, left)
-            inside = (-self.top, self.out_h - self.top, -self.left, self.out_w - self.left)
-            _kernels.conv_lanes(gy_grid, _pack_lanes(weight_t, self.team()), -self.shifts,
-                                -self.tap_offsets, inside, gx, no_bias, self.grid_width,
-                                self.front + self.first_input, self.team())
+            self._grad_input_lanes(gy_grid, weight, gx, -self.shifts, self.grid_width,
+                                   self.front + self.first_input)
             return
         if self.stride == (1, 1):
             start, runs, chunk, period = layout
@@ -764,6 +791,14 @@ class DirectPlan:
                               self.front + first_row * self.grid_width + first_col,
                               position_runs(*target.shape[2:], self.grid_width),
                               channel_chunk(self.positions), self.team())
+
+    def _grad_input_lanes(self, gy_grid, weight, gx, shifts, width, start):
+        """The input gradient on the lane tile, from gy on its grid or in place: tap t at
+        input (r, col) reads gy at (r, col) − tap_offsets[t] + (top, left)."""
+        inside = (-self.top, self.out_h - self.top, -self.left, self.out_w - self.left)
+        _kernels.conv_lanes(gy_grid, _pack_lanes(weight.transpose(1, 0, 2, 3), self.team()),
+                            shifts, -self.tap_offsets, inside, gx, absent(gy_grid.dtype),
+                            width, start, self.team())
 
     def grad_weight(self, x, gy, grid=None):
         """∂L/∂weight (O, C/groups, kh, kw): Σ over images and positions of gy · shifted x,
