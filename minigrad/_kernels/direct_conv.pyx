@@ -629,15 +629,17 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
                             Py_ssize_t first_row, Py_ssize_t last_row, Py_ssize_t first_col,
                             Py_ssize_t last_col, Py_ssize_t channels, Py_ssize_t taps,
                             int width, int vectors, int step, Py_ssize_t tile_rows,
-                            Py_ssize_t rows, floating* out, Py_ssize_t out_rows, Py_ssize_t plane_stride,
-                            Py_ssize_t row_stride, const floating* bias) noexcept nogil:
+                            Py_ssize_t rows, floating* out, Py_ssize_t out_rows,
+                            Py_ssize_t plane_stride, Py_ssize_t row_stride,
+                            const floating* bias) noexcept nogil:
     """One lane tile whose first output sits at grid position 0 and at out[0]: ``width``
     outputs (14, 8, 7 or 4) of ``rows`` rows (at most ``tile_rows``, 1 or 2), of ``out_rows``
     (at most the block of ``vectors`` vectors) output planes, plus bias[j] unless ``bias``
-    is NULL; its cells ``step`` (1 or 2) apart along a row of the grid. Tap t, at (row, column) offset (offsets[2t], offsets[2t + 1]), reads the plane
-    from the tile's row i and column col where first_row <= i + offsets[2t] < last_row and
-    first_col <= col + offsets[2t + 1] < last_col; the products it would take from padding
-    rows, and from a row's first or last one or two columns, are skipped."""
+    is NULL; its cells ``step`` (1 or 2) apart along a row of the grid. Tap t, at (row,
+    column) offset (offsets[2t], offsets[2t + 1]), reads the plane from the tile's row i and
+    column col where first_row <= i + offsets[2t] < last_row and first_col <= col +
+    offsets[2t + 1] < last_col; the products it would take from padding rows, and from a
+    row's first or last one or two columns, are skipped."""
     cdef floating result[LANE_RESULT]
     cdef int taps_of[LANE_LISTS * LANE_MAX_TAPS]
     cdef int counts[LANE_LISTS]

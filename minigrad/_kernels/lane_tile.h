@@ -6,8 +6,9 @@
  * vectors and broadcasts the tile's R·Q input values.
  *
  * result[p][j] = sum_c sum_t weight[(c * taps + t) * LB + j]
- *                * grid[c * grid_length + shifts[t] + (p / Q) * grid_width + p % Q]
- * for the R·Q positions p and the LB = one or two vectors of output channels j, over the
+ *                * grid[c * grid_length + shifts[t] + (p / Q) * grid_width + (p % Q) * S]
+ * for the R·Q positions p and the LB = one or two vectors of output channels j, with cells S
+ * = 1 or 2 apart along a row (a grid, or the input itself with a stride of 2), over the
  * products that read inside the plane: a two-row tile sums them tap by tap (each over every
  * channel), a one-row tile channel by channel. With AVX-512 only: its 32 registers hold the 28
  * accumulators of Q = 14 (or R = 2, Q = 7; 16 of Q = 8) and the two weights, or with one
@@ -43,8 +44,8 @@
 #endif
 
 /* One step of the sums: tap t of channel c for the positions [FIRST, LAST), without each
- * row's first SKIP_FIRST or last SKIP_LAST columns (0, 1 or 2). The bounds are constants: the loop
- * unrolls (told to: GCC peels at most 16 iterations by itself, and the 28 of two rows of 14
+ * row's first SKIP_FIRST or last SKIP_LAST columns (0, 1 or 2). The bounds are constants: the
+ * loop unrolls (told to: GCC peels at most 16 iterations by itself, and the 28 of two rows of 14
  * left in a loop would keep the sums in memory) and the skipped positions vanish. */
 #define MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST)               \
     {                                                                                        \

@@ -29,6 +29,12 @@ on a channel-blocked grid instead (``DirectPlan.blocked``, ``BLOCKED``; kernels 
 side in each cell, so that a tile of 8 outputs × 32 output channels reads each tap's inputs in
 whole cache lines.
 
+The lane tile (``_takes_lanes``) broadcasts single cells and skips the products of padding
+rows and of a tile's first or last one or two columns. Where that is all the padding a pass
+reads, it reads x itself (the forward, stride 1 or 2: ``DirectPlan.in_place``) or the output
+gradient (the input gradient: ``input_in_place``), their planes flat, with no grid; a
+strided forward on rows of 14 then leaves the channel-blocked grid (``LANE_ROW_OVER_BLOCKS``).
+
 On a small map each plane ends in a partly used tile (an 8×8 output fills two thirds of its
 tiles' positions with AVX-512, a 7×7 half), so where it saves tiles (``STACK_MAX_TILE_SHARE``)
 a stride-1 convolution stacks the batch's planes of each channel into one tall plane,
@@ -38,13 +44,13 @@ the next. The kernel stores each output row straight into its image, and the inp
 runs on the same stacking.
 
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the input
-on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size; in training with
-stride 1, unstacked, a grid of its own kept until the backward: ``kept_grid``; on the
-channel-blocked grid one image's per thread, or the batch's below ``BLOCKED_BY_IMAGE`` images
-per thread); in backward the output gradient on the phase grid (``N·O·(Hq·Wq + reach)``,
-Hq·Wq = Hp·Wp / (sh·sw)), per thread one image's block of it position-major (``Ho·Wq·width``,
-the weight-gradient tile's width) and weight-gradient partials of at most
-``PARTIALS_BYTES``.
+on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size; none where the lane
+tile reads x in place; in training with stride 1, unstacked, a grid of its own kept until the
+backward: ``kept_grid``; on the channel-blocked grid one image's per thread, or the batch's
+below ``BLOCKED_BY_IMAGE`` images per thread); in backward the output gradient on the phase
+grid (``N·O·(Hq·Wq + reach)``, Hq·Wq = Hp·Wp / (sh·sw); none where the lane tile reads it in
+place), per thread one image's block of it position-major (``Ho·Wq·width``, the
+weight-gradient tile's width) and weight-gradient partials of at most ``PARTIALS_BYTES``.
 """
 
 from functools import cached_property, lru_cache
