@@ -644,7 +644,7 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
     cdef int taps_of[LANE_LISTS * LANE_MAX_TAPS]
     cdef int counts[LANE_LISTS]
     cdef Py_ssize_t block = LANE_BYTES // 2 * vectors // sizeof(floating), j, p, t, list_
-    cdef Py_ssize_t dr, dc, before, after
+    cdef Py_ssize_t dr, dc
     cdef bint two_rows = tile_rows == 2, reads_first, reads_second
     cdef floating offset
     cdef floating* dst
