@@ -740,9 +740,10 @@ class DirectPlan:
         return y
 
     def grad_input(self, gy, weight):
-        """∂L/∂x: the output gradient on the input's grid, correlated with the transposed
-        weight at the negated shifts; only the positions inside the padding are stored. With
-        a stride, one such correlation per phase plane, over that phase's taps."""
+        """∂L/∂x: the output gradient on the input's grid (or itself, where the lane tile
+        reads it in place: ``input_in_place``), correlated with the transposed weight at the
+        negated shifts; only the positions inside the padding are stored. With a stride, one
+        such correlation per phase plane, over that phase's taps."""
         if self.input_in_place is not None:
             # the lane tile reads gy itself: no grid
             gx = np.empty((self.n, self.channels, self.height, self.width), gy.dtype)
