@@ -259,7 +259,8 @@ def test_conv_lanes_in_place_checks_the_cells_it_reads():
     plan = _plan(((2, 16, 14, 14), (32, 16, 7, 7), 3, 1))
     offsets, inside = plan.lane_reads
     shifts = np.ascontiguousarray((plan.tap_offsets[:, 0] - 3) * 14 + plan.tap_offsets[:, 1] - 3)
-    packed = conv_direct._pack_lanes(np.ones((32, 16, 7, 7), np.float32), 1)
+    packed, tap_major = conv_direct._pack_lanes(np.ones((32, 16, 7, 7), np.float32), 1, 14)
+    assert not tap_major                                  # rows of 14: one-row tiles
     y = np.empty((2, 32, 14, 14), np.float32)
     with pytest.raises(ValueError, match="outside a grid plane"):
         kernels.conv_lanes(x.reshape(2, 16, -1), packed, shifts, offsets, inside, y,
@@ -267,6 +268,26 @@ def test_conv_lanes_in_place_checks_the_cells_it_reads():
     with pytest.raises(ValueError, match="step must be 1 or 2"):
         kernels.conv_lanes(x.reshape(2, 16, -1), packed, shifts, offsets, inside, y,
                            np.empty(0, np.float32), 14, 0, 1, 3)
+    # one-row tiles read weights packed channel by channel, two-row tiles tap by tap
+    with pytest.raises(ValueError, match="packed channel by channel"):
+        kernels.conv_lanes(x.reshape(2, 16, -1), packed, shifts, offsets, inside, y,
+                           np.empty(0, np.float32), 14, 0, 1, 1, True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, block", [(32, 32), (16, 16), (20, 32), (32, 16)])
+def test_pack_weight_tap_by_tap(dtype, rows, block):
+    """packed[b, t·C + c, j] = weight[b·B + j, c, t] (zeros past the last row), by the
+    register transposes (float32, contiguous) and by the plain loop (float64, a view)."""
+    weight = RNG.standard_normal((rows, 5, 9)).astype(dtype)
+    packed = np.full((-(-rows // block), 45, block), np.nan, dtype)
+    kernels.pack_weight(weight, packed, 2, True)
+    padded = np.zeros((packed.shape[0] * block, 5, 9), dtype)
+    padded[:rows] = weight
+    expected = padded.reshape(-1, block, 5, 9).transpose(0, 3, 2, 1).reshape(packed.shape)
+    np.testing.assert_array_equal(packed, expected)
+    kernels.pack_weight(weight.transpose(0, 2, 1).copy().transpose(0, 2, 1), packed, 1, True)
+    np.testing.assert_array_equal(packed, expected)
 
 
 def test_lane_tile_gives_the_position_tiles_results(monkeypatch):
@@ -341,7 +362,7 @@ def test_conv_lanes_kernel_checks_its_arguments():
     w = RNG.standard_normal((32, 16, 3, 3)).astype(np.float32)
     plan = conv_direct.DirectPlan(x.shape, w.shape, ((1, 1), (1, 1)), (1, 1))
     grid = plan._x_grid(x, forward=True).copy()
-    packed = conv_direct._pack_lanes(w, 1)
+    packed, _ = conv_direct._pack_lanes(w, 1, 14)
     y = np.empty((2, 32, 14, 14), np.float32)
 
     def conv(grid=grid, packed=packed, shifts=plan.forward_shifts, offsets=plan.tap_offsets,

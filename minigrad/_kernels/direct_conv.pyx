@@ -361,12 +361,19 @@ cdef extern from "transpose16.h" nogil:
     void _transpose16 "minigrad_transpose16" (const float** src, float** dst)
 
 
+cdef inline Py_ssize_t _packed_row(Py_ssize_t column, Py_ssize_t taps, Py_ssize_t channels,
+                                   bint tap_major) noexcept nogil:
+    """The row of a packed block that weight column c·T + t goes to: itself, or t·C + c."""
+    return (column % taps) * channels + column // taps if tap_major else column
+
+
 cdef void _pack_group16(const float* weight, Py_ssize_t rows, Py_ssize_t columns,
-                        Py_ssize_t group, float* packed, Py_ssize_t block) noexcept nogil:
+                        Py_ssize_t group, float* packed, Py_ssize_t block, Py_ssize_t taps,
+                        bint tap_major) noexcept nogil:
     """``pack_weight`` for rows 16·group … 16·group + 15 of a C-contiguous float32 weight
-    (R, columns) into blocks of 16 or 32 rows: 16 columns at a time by a register transpose,
-    each of whose rows (one column's 16 weights) is 16 consecutive entries of a block; the
-    rest of the columns one by one."""
+    (R, columns = C·T) into blocks of 16 or 32 rows: 16 columns at a time by a register
+    transpose, each of whose rows (one column's 16 weights) is 16 consecutive entries of a
+    block; the rest of the columns one by one."""
     cdef float zeros[16]
     cdef const float* src[16]
     cdef float* dst[16]
@@ -378,22 +385,24 @@ cdef void _pack_group16(const float* weight, Py_ssize_t rows, Py_ssize_t columns
         for i in range(16):
             row = group * 16 + i
             src[i] = weight + row * columns + c0 if row < rows else zeros
-            dst[i] = packed + (b * columns + c0 + i) * block + lane
+            dst[i] = packed + (b * columns + _packed_row(c0 + i, taps, columns // taps,
+                                                         tap_major)) * block + lane
         _transpose16(src, dst)
     for i in range(16):
         row = group * 16 + i
         for j in range(full, columns):
-            packed[(b * columns + j) * block + lane + i] = (weight[row * columns + j]
-                                                            if row < rows else 0)
+            packed[(b * columns + _packed_row(j, taps, columns // taps, tap_major)) * block
+                   + lane + i] = weight[row * columns + j] if row < rows else 0
 
 
 def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed,
-                int num_threads=1):
-    """packed[b, c·T + t, o] = weight[b·B + o, c, t], zero for rows b·B + o past the last:
-    the (R, C, T) weight (any strides) as (ceil(R/B), C·T, B) blocks of B = packed.shape[2]
-    rows: OB for ``conv``, ``lane_block`` for ``conv_lanes``. A block per work item, its
-    channels a few at a time so that the rows they fill stay in cache while each weight row
-    is read along."""
+                int num_threads=1, bint tap_major=False):
+    """packed[b, c·T + t, o] = weight[b·B + o, c, t] (with ``tap_major``, packed[b, t·C + c,
+    o]: the two-row lane tiles read a tap's weights channel after channel), zero for rows
+    b·B + o past the last: the (R, C, T) weight (any strides) as (ceil(R/B), C·T, B) blocks
+    of B = packed.shape[2] rows: OB for ``conv``, ``lane_block`` for ``conv_lanes``. A block
+    per work item, its channels a few at a time so that the rows they fill stay in cache
+    while each weight row is read along."""
     cdef Py_ssize_t rows = weight.shape[0], channels = weight.shape[1], taps = weight.shape[2]
     cdef Py_ssize_t block = packed.shape[2], b, c, c0, k, t, o, row
     if (block < 1 or packed.shape[0] != (rows + block - 1) // block
@@ -412,7 +421,7 @@ def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed,
         # transposes
         for g in prange(groups, nogil=True, schedule="static", num_threads=nt):
             _pack_group16(<const float*>&weight[0, 0, 0], rows, channels * taps, g,
-                          <float*>&packed[0, 0, 0], block)
+                          <float*>&packed[0, 0, 0], block, taps, tap_major)
         return
     for b in prange(packed.shape[0], nogil=True, schedule="static", num_threads=nt):
         for k in range((channels + per_pass - 1) // per_pass):
@@ -421,7 +430,8 @@ def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed,
                 row = b * block + o
                 for c in range(c0, min(channels, c0 + per_pass)):
                     for t in range(taps):
-                        packed[b, c * taps + t, o] = weight[row, c, t] if row < rows else 0
+                        packed[b, _packed_row(c * taps + t, taps, channels, tap_major), o] = \
+                            weight[row, c, t] if row < rows else 0
 
 
 def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
@@ -600,6 +610,13 @@ def lane_tile_width(out_width):
     return 0
 
 
+def lane_tile_rows(out_width, vectors):
+    """The rows of a lane tile on outputs ``out_width`` wide with ``vectors`` vectors of
+    output channels: two (on rows 7 or 4 wide, or with one vector), else one. A two-row tile
+    reads its weights packed tap by tap (``pack_weight``'s ``tap_major``)."""
+    return 2 if vectors == 1 or lane_tile_width(out_width) in (4, 7) else 1
+
+
 def lane_block(itemsize, vectors=2):
     """Output channels per lane tile (and per block of its packed weight) for elements of
     ``itemsize`` bytes, with ``vectors`` (1 or 2) vectors of them: 32 float32 or 16 float64
@@ -682,12 +699,14 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
 def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
                const Py_ssize_t[::1] shifts, const Py_ssize_t[:, ::1] offsets, tuple inside,
                floating[:, :, :, ::1] out, const floating[::1] bias, Py_ssize_t grid_width,
-               Py_ssize_t start, int num_threads, int step=1):
+               Py_ssize_t start, int num_threads, int step=1, bint tap_major=False):
     """``conv`` with the lane tile, for outputs 4 or 7 wide or a whole number of 14 or 8
     (``lane_tile_width``): out[n, o, r, col] = bias[o] +
     Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col·step + shifts[t]], W packed as
     (blocks, C·T, B): packed[b, c·T + t, j] = W[b·B + j, c, t], zero past the last output
-    channel, B = ``lane_block(itemsize, vectors)`` (two vectors, or one). With ``inside`` =
+    channel, B = ``lane_block(itemsize, vectors)`` (two vectors, or one); for two-row tiles
+    (``lane_tile_rows``) packed tap by tap instead, packed[b, t·C + c, j] (``tap_major``,
+    which the caller states). With ``inside`` =
     (first_row, last_row, first_col, last_col) and tap t's (row, column) offsets (T, 2), the
     grid holds zeros wherever tap t at output (r, col) reads outside first_row ≤ r +
     offsets[t, 0] < last_row, first_col ≤ col + offsets[t, 1] < last_col (its padding), so
@@ -712,7 +731,7 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     # one vector of output channels: two rows of any width; two vectors: two rows of 7 or 4
     cdef int vectors = 1 if block * sizeof(floating) * 2 == LANE_BYTES else 2
     cdef int tile_width = lane_tile_width(out_w)
-    cdef Py_ssize_t tile_rows = 2 if vectors == 1 or tile_width in (4, 7) else 1
+    cdef Py_ssize_t tile_rows = lane_tile_rows(out_w, vectors)
     cdef Py_ssize_t first_row, last_row, first_col, last_col
     if not LANES_BUILT:
         raise RuntimeError("conv_lanes: the lane tile is built with AVX-512 only")
@@ -736,6 +755,10 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                          f"{grid_width} wide), packed weight {_dims(packed_weight.shape, 3)}, "
                          f"{taps} shifts, offsets {_dims(offsets.shape, 2)}, out "
                          f"{_dims(out.shape, 4)}, bias {_dims(bias.shape, 1)}")
+    if taps > 1 and tap_major != (tile_rows == 2):
+        raise ValueError(f"conv_lanes: tiles of {tile_rows} row(s) read weights packed "
+                         f"{'tap' if tile_rows == 2 else 'channel'} by "
+                         f"{'tap' if tile_rows == 2 else 'channel'}, got tap_major={tap_major}")
     _check_planes("conv_lanes: grid", grid.shape, grid.strides, 3, sizeof(floating))
     check_lane_reads(grid_length, start, grid_width, step, out_h, out_w, tile_width, shifts,
                      offsets, inside)

@@ -5,12 +5,13 @@
  * times two vectors of output channels (or one, for layers of 16); each step loads the weight
  * vectors and broadcasts the tile's R·Q input values.
  *
- * result[p][j] = sum_c sum_t weight[(c * taps + t) * LB + j]
+ * result[p][j] = sum_c sum_t weight[k(c, t) * LB + j]
  *                * grid[c * grid_length + shifts[t] + (p / Q) * grid_width + (p % Q) * S]
  * for the R·Q positions p and the LB = one or two vectors of output channels j, with cells S
  * = 1 or 2 apart along a row (a grid, or the input itself with a stride of 2), over the
  * products that read inside the plane: a two-row tile sums them tap by tap (each over every
- * channel), a one-row tile channel by channel. With AVX-512 only: its 32 registers hold the 28
+ * channel), its weights packed tap by tap (k = t * channels + c), a one-row tile channel by
+ * channel (k = c * taps + t). With AVX-512 only: its 32 registers hold the 28
  * accumulators of Q = 14 (or R = 2, Q = 7; 16 of Q = 8) and the two weights, or with one
  * vector the 28 of two rows of 14 and the weight. */
 #ifndef MINIGRAD_LANE_TILE_H
@@ -47,12 +48,12 @@
  * row's first SKIP_FIRST or last SKIP_LAST columns (0, 1 or 2). The bounds are constants: the
  * loop unrolls (told to: GCC peels at most 16 iterations by itself, and the 28 of two rows of 14
  * left in a loop would keep the sums in memory) and the skipped positions vanish. */
-#define MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST)               \
+#define MINIGRAD_LANE_STEP_AT(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST, WT)        \
     {                                                                                        \
         const T *g = gc + shifts[t];                                                         \
         V w[VECS];                                                                           \
         for (v = 0; v < (VECS); v++)                                                         \
-            w[v] = *(const V *)(wc + t * LB + v * LANES);                                    \
+            w[v] = *(const V *)((WT) + v * LANES);                                           \
         _Pragma("GCC unroll 32")                                                             \
         for (p = (FIRST); p < (LAST); p++) {                                                 \
             if (p % (Q) < (SKIP_FIRST) || p % (Q) >= (Q) - (SKIP_LAST))                     \
@@ -64,6 +65,11 @@
             }                                                                                \
         }                                                                                    \
     }
+
+/* MINIGRAD_LANE_STEP_AT with channel c's weights packed channel by channel (wc: its taps'
+ * blocks in a row), as the one-row tiles read them */
+#define MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST)               \
+    MINIGRAD_LANE_STEP_AT(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST, wc + t * LB)
 
 /* the kinds of columns a list's taps read (see below): every one, all but the first, all
  * but the last, all but the first two, all but the last two */
@@ -95,14 +101,16 @@
         }                                                                                    \
     }
 
-/* MINIGRAD_LANE_STEP for tap t of every channel in turn (the taps' loop outside the
+/* MINIGRAD_LANE_STEP_AT for tap t of every channel in turn (the taps' loop outside the
  * channels'): one tap's steps differ only by a channel's strides, so the inner loop has no
  * branch but its own, where the channels' loop outside runs every list's short loop of taps
- * once per channel. */
+ * once per channel. Its weights are packed tap by tap (t·C + c), so that they stream in
+ * order from the L2 (pack_weight's tap_major). */
 #define MINIGRAD_LANE_TAP(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST)                \
     for (c = 0; c < channels; c++) {                                                         \
-        const T *gc = grid + c * grid_length, *wc = weight + c * taps * LB;                  \
-        MINIGRAD_LANE_STEP(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST)                \
+        const T *gc = grid + c * grid_length;                                                \
+        MINIGRAD_LANE_STEP_AT(T, V, Q, VECS, FIRST, LAST, SKIP_FIRST, SKIP_LAST,             \
+                              weight + (t * channels + c) * LB)                              \
     }
 
 /* The taps come in fifteen lists of ``counts[l]`` taps each, MINIGRAD_LANE_MAX_TAPS apart

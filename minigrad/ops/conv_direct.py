@@ -276,11 +276,11 @@ def _pack_blocks(weight):
     return aligned.reshape(out_channels // out, -1)
 
 
-def _pack(weight, threads, block=None):
+def _pack(weight, threads, block=None, tap_major=False):
     """(R, C, kh, kw) or (R, C, taps), any strides → (R'/B, C·taps, B), B = ``block`` (by
     default OUT_BLOCK, a position tile's), R' = R rounded up to B with zero rows: one register
-    tile's weights for one (channel, tap) step are contiguous. On the convolution's team
-    (``threads``)."""
+    tile's weights for one (channel, tap) step are contiguous, (channel, tap) pairs channel by
+    channel or, with ``tap_major``, tap by tap. On the convolution's team (``threads``)."""
     block = block or _kernels.OUT_BLOCK
     rows, channels = weight.shape[:2]
     weight = weight.reshape(rows, channels, -1)
@@ -289,7 +289,7 @@ def _pack(weight, threads, block=None):
     # straddles two (the position tile broadcasts single weights)
     packed = (aligned_empty(shape, weight.dtype, min_bytes=0)
               if block * weight.itemsize >= _CACHE_LINE else np.empty(shape, weight.dtype))
-    _kernels.pack_weight(weight, packed, threads)
+    _kernels.pack_weight(weight, packed, threads, tap_major)
     return packed
 
 
@@ -367,16 +367,22 @@ def pointwise(x, weight, bias, row):
     rows = height * width // row
     y = np.empty((n, weight.shape[0], height, width), x.dtype)
     threads = get_num_threads()
-    _kernels.conv_lanes(x.reshape(n, channels, -1), _pack_lanes(weight, threads), _NO_SHIFT,
-                        _NO_OFFSET, (0, rows, 0, row), y.reshape(n, -1, rows, row),
-                        absent(x.dtype) if bias is None else bias, row, 0, threads)
+    packed, tap_major = _pack_lanes(weight, threads, row)
+    _kernels.conv_lanes(x.reshape(n, channels, -1), packed, _NO_SHIFT, _NO_OFFSET,
+                        (0, rows, 0, row), y.reshape(n, -1, rows, row),
+                        absent(x.dtype) if bias is None else bias, row, 0, threads, 1,
+                        tap_major)
     return y
 
 
-def _pack_lanes(weight, threads):
-    """``_pack`` for the lane tile: blocks of ``lane_block`` of ``lane_vectors(R)`` rows."""
-    return _pack(weight, threads,
-                 _kernels.lane_block(weight.itemsize, lane_vectors(weight.shape[0])))
+def _pack_lanes(weight, threads, width):
+    """``_pack`` for the lane tile on outputs ``width`` wide: blocks of ``lane_block`` of
+    ``lane_vectors(R)`` rows, tap by tap for two-row tiles (``lane_tile_rows``). Returns the
+    packed weight and whether it is tap by tap (``conv_lanes``'s ``tap_major``)."""
+    vectors = lane_vectors(weight.shape[0])
+    tap_major = _kernels.lane_tile_rows(width, vectors) == 2
+    return (_pack(weight, threads, _kernels.lane_block(weight.itemsize, vectors), tap_major),
+            tap_major)
 
 
 class DirectPlan:
@@ -692,9 +698,10 @@ class DirectPlan:
             else:
                 grid = self._x_grid(x, forward=True) if grid is None else grid
                 shifts, width, step = self.forward_shifts, self.forward_width, 1
-            _kernels.conv_lanes(grid, _pack_lanes(weight, self.team()), shifts, offsets,
-                                inside, y, absent(x.dtype) if bias is None else bias, width,
-                                0, self.team(), step)
+            packed, tap_major = _pack_lanes(weight, self.team(), self.out_w)
+            _kernels.conv_lanes(grid, packed, shifts, offsets, inside, y,
+                                absent(x.dtype) if bias is None else bias, width, 0,
+                                self.team(), step, tap_major)
             return y
         if self.stack_runs is not None:
             grid, start = self._stacked_x(x)
@@ -803,9 +810,9 @@ class DirectPlan:
         """The input gradient on the lane tile, from gy on its grid or in place: tap t at
         input (r, col) reads gy at (r, col) − tap_offsets[t] + (top, left)."""
         inside = (-self.top, self.out_h - self.top, -self.left, self.out_w - self.left)
-        _kernels.conv_lanes(gy_grid, _pack_lanes(weight.transpose(1, 0, 2, 3), self.team()),
-                            shifts, -self.tap_offsets, inside, gx, absent(gy_grid.dtype),
-                            width, start, self.team())
+        packed, tap_major = _pack_lanes(weight.transpose(1, 0, 2, 3), self.team(), self.width)
+        _kernels.conv_lanes(gy_grid, packed, shifts, -self.tap_offsets, inside, gx,
+                            absent(gy_grid.dtype), width, start, self.team(), 1, tap_major)
 
     def grad_weight(self, x, gy, grid=None):
         """∂L/∂weight (O, C/groups, kh, kw): Σ over images and positions of gy · shifted x,
