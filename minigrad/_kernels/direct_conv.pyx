@@ -626,11 +626,15 @@ def lane_block(itemsize, vectors=2):
     return LANE_BYTES // 2 * vectors // itemsize
 
 
-cdef inline int _lane_columns(Py_ssize_t before, Py_ssize_t after) noexcept nogil:
-    """The kind of columns a tap reads in a lane tile with ``before`` of its first columns and
-    ``after`` of its last outside the plane (lane_tile.h's lists): every one (0), all but the
-    first (1) or the last (2), all but the first two (3) or the last two (4). Columns past
-    those it skips read padding zeros of a grid."""
+cdef inline int _lane_columns(Py_ssize_t before, Py_ssize_t after,
+                              Py_ssize_t width) noexcept nogil:
+    """The kind of columns a tap reads in a lane tile ``width`` wide with ``before`` of its
+    first columns and ``after`` of its last outside the plane (lane_tile.h's lists): none
+    (−1, the tap is skipped), every one (0), all but the first (1) or the last (2), all but
+    the first two (3) or the last two (4). Columns past those it skips read padding zeros of
+    a grid."""
+    if before >= width or after >= width:
+        return -1
     if before >= 2:
         return 3
     if before == 1:
@@ -662,6 +666,7 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
     cdef int counts[LANE_LISTS]
     cdef Py_ssize_t block = LANE_BYTES // 2 * vectors // sizeof(floating), j, p, t, list_
     cdef Py_ssize_t dr, dc
+    cdef int columns
     cdef bint two_rows = tile_rows == 2, reads_first, reads_second
     cdef floating offset
     cdef floating* dst
@@ -671,13 +676,13 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
         dr, dc = offsets[2 * t], offsets[2 * t + 1]
         reads_first = first_row <= dr < last_row
         reads_second = two_rows and rows == 2 and first_row <= dr + 1 < last_row
-        # no column inside: [first_col - dc, last_col - dc) misses [0, width)
-        if not (reads_first or reads_second) or last_col - dc <= 0 or first_col - dc >= width:
+        # which columns of [first_col - dc, last_col - dc) inside [0, width) it reads
+        columns = _lane_columns(first_col - dc, dc + width - last_col, width)
+        if not (reads_first or reads_second) or columns < 0:
             continue
         # every row, the first only, the second only
         list_ = 0 if reads_first == reads_second or not two_rows else (1 if reads_first else 2)
-        # every column, all but the first or the last one or two (``_lane_columns``)
-        list_ = list_ * LANE_COLUMN_KINDS + _lane_columns(first_col - dc, dc + width - last_col)
+        list_ = list_ * LANE_COLUMN_KINDS + columns
         taps_of[list_ * LANE_MAX_TAPS + counts[list_]] = <int>t
         counts[list_] += 1
     if floating is float:
@@ -984,9 +989,10 @@ def check_lane_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
         low_row, high_row = max(0, first_row - dr), min(out_h, last_row - dr) - 1
         low_col, high_col = out_w, -1
         for col in range(0, out_w, tile_width):
-            if last_col - dc - col <= 0 or first_col - dc - col >= tile_width:
+            kind = _lane_columns(first_col - dc - col, col + dc + tile_width - last_col,
+                                 tile_width)
+            if kind < 0:
                 continue
-            kind = _lane_columns(first_col - dc - col, col + dc + tile_width - last_col)
             a = col + (2 if kind == 3 else kind == 1)
             b = col + tile_width - 1 - (2 if kind == 4 else kind == 2)
             low_col, high_col = min(low_col, a), max(high_col, b)

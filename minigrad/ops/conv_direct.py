@@ -774,12 +774,12 @@ class DirectPlan:
         return gx
 
     def _grad_input_group(self, gy_grid, weight, gx, layout):
-        weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
-        no_bias = absent(gy_grid.dtype)
         if self.input_lanes:
             self._grad_input_lanes(gy_grid, weight, gx, -self.shifts, self.grid_width,
                                    self.front + self.first_input)
             return
+        weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
+        no_bias = absent(gy_grid.dtype)
         if self.stride == (1, 1):
             start, runs, chunk, period = layout
             _kernels.conv(gy_grid, _pack(weight_t, self.team()), -self.shifts, gx, no_bias,
