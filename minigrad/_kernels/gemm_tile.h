@@ -15,6 +15,7 @@
 #define MINIGRAD_GEMM_TILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "transpose16.h"
 #include "vectors.h"
 
@@ -29,8 +30,9 @@
 #define MINIGRAD_GEMM_KC 256
 #define MINIGRAD_GEMM_NC 512
 
-/* floats of the ``work`` buffer minigrad_gemm takes: a packed block of B */
-#define MINIGRAD_GEMM_WORK (MINIGRAD_GEMM_NC * MINIGRAD_GEMM_KC)
+/* floats of the ``work`` buffer minigrad_gemm takes: a packed block of B, and room to start
+ * it on a cache line */
+#define MINIGRAD_GEMM_WORK (MINIGRAD_GEMM_NC * MINIGRAD_GEMM_KC + 16)
 
 /* columns [j0, j0 + NR) of B, row by row, into dst (NR·k values; zero columns past n) */
 static inline void minigrad_gemm_pack_b(const float *b, ptrdiff_t sb_l, ptrdiff_t sb_j,
@@ -153,6 +155,8 @@ static inline void minigrad_gemm(const float *a, ptrdiff_t sa_i, ptrdiff_t sa_l,
                                  ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                  int accumulate, float *work)
 {
+    /* the tile loads the panels as whole vectors: off a cache line, every load is split */
+    work = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
     if (k == 0 && !accumulate)      /* an empty sum: zeros */
         for (ptrdiff_t i = 0; i < m; i++)
             for (ptrdiff_t j = 0; j < n; j++)
