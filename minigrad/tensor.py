@@ -226,11 +226,12 @@ class Tensor:
 
     def _accumulate(self, gx, owned=False):
         """Add gx to ``.grad``. A first gradient is kept as it is only when ``owned`` (no one
-        else references it, and it is no view); otherwise it is copied, since ops may hand the
-        same array to several inputs (Add) or pass the caller's gradient through."""
+        else references it, and it is no view, or all of an array no one else references:
+        ``_whole_view``); otherwise it is copied, since ops may hand the same array to
+        several inputs (Add) or pass the caller's gradient through."""
         if not self.requires_grad:
             return
-        owned = owned and gx.base is None and gx.dtype == self.dtype
+        owned = owned and gx.dtype == self.dtype and (gx.base is None or _whole_view(gx))
         gx = gx.astype(self.dtype, copy=False)
         if self.grad is None:
             self.grad = gx if owned else np.array(gx, copy=True)
@@ -337,6 +338,27 @@ def _unshared_refs():
         gx = np.asarray(gx)
         count = sys.getrefcount(gx)
         return count
+
+
+def _whole_view(a):
+    """Whether ``a`` is all of an array that nothing else references (a reshaped new array,
+    such as a convolution's weight gradient), which a leaf may keep like the array itself."""
+    base = a.base
+    return (type(base) is np.ndarray and base.base is None and base.nbytes == a.nbytes
+            and a.flags.c_contiguous and base.flags.c_contiguous
+            and sys.getrefcount(base) <= _VIEW_REFS)
+
+
+def _view_refs():
+    """sys.getrefcount in ``_whole_view`` of the base of a view that alone references it."""
+    base = np.empty(2)
+    view = base.reshape(1, 2)
+    del base
+    base = view.base
+    return sys.getrefcount(base)
+
+
+_VIEW_REFS = _view_refs()
 
 
 #: A leaf may keep a first gradient with no more references than this (PyTorch's AccumulateGrad

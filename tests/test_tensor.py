@@ -361,3 +361,50 @@ def test_a_fresh_unshared_gradient_is_kept_without_a_copy(monkeypatch):
     x.grad = None
     mg.nn.functional.global_avg_pool2d(x).sum().backward()
     assert id(x.grad) == ids[0]            # only an id was recorded: the array itself is kept
+
+
+def test_a_whole_view_of_an_unshared_array_is_kept_and_of_a_shared_one_copied(monkeypatch):
+    from minigrad.ops import pooling
+    backward = pooling.GlobalAvgPool2d.backward
+    ids, held = [], []
+
+    def reshaped(self, gy):
+        # all of a new array, handed on as a view of another shape
+        gx = backward(self, gy)
+        view = np.array(gx).reshape(gx.shape[0], -1).reshape(gx.shape)
+        ids.append(id(view))
+        return view
+
+    def reshaped_and_held(self, gy):
+        gx = np.array(backward(self, gy))
+        held.append(gx)                    # the array itself is referenced: copied
+        return gx.reshape(gx.shape[0], -1).reshape(gx.shape)
+
+    x = mg.tensor(np.ones((2, 3, 4, 4)), requires_grad=True)
+    monkeypatch.setattr(pooling.GlobalAvgPool2d, "backward", reshaped)
+    mg.nn.functional.global_avg_pool2d(x).sum().backward()
+    assert id(x.grad) == ids[0]
+    monkeypatch.setattr(pooling.GlobalAvgPool2d, "backward", reshaped_and_held)
+    x.grad = None
+    mg.nn.functional.global_avg_pool2d(x).sum().backward()
+    assert not np.shares_memory(x.grad, held[0])
+    np.testing.assert_array_equal(x.grad, held[0])
+
+
+def test_a_convolutions_weight_gradient_is_kept_without_a_copy(monkeypatch):
+    from minigrad.ops import conv
+    backward = conv.Conv2d.backward
+    ids = []
+
+    def recording(self, gy):
+        grads = backward(self, gy)
+        ids.append(id(grads[1]))
+        return grads
+
+    monkeypatch.setattr(conv.Conv2d, "backward", recording)
+    rng = np.random.default_rng(0)
+    x = mg.tensor(rng.standard_normal((2, 4, 8, 8), dtype=np.float32), requires_grad=True)
+    for shape in [(8, 4, 3, 3), (8, 4, 1, 1), (8, 4, 5, 5)]:
+        w = mg.nn.Parameter(rng.standard_normal(shape, dtype=np.float32))
+        mg.nn.functional.conv2d(x, w, padding=shape[-1] // 2).sum().backward()
+        assert id(w.grad) == ids[-1]
