@@ -114,6 +114,54 @@ def test_stacked_planes_give_the_separate_planes_results_bit_for_bit(
     np.testing.assert_array_equal(plans[True].grad_input(gy, w), plans[False].grad_input(gy, w))
 
 
+@pytest.mark.parametrize("x_shape, w_shape, padding, dilation, stack", [
+    ((7, 8, 16, 16), (16, 8, 5, 5), 2, 1, True),     # stacked, interleaved, one image left
+    ((6, 3, 8, 8), (9, 3, 5, 5), 2, 1, True),        # runs cross rows, interleaved
+    ((8, 3, 4, 4), (9, 3, 3, 3), 1, 1, True),        # runs cross images: in order
+    ((2, 3, 12, 20), (9, 3, 3, 3), 1, 1, False),     # runs cross rows
+    ((2, 2, 10, 9), (5, 2, 3, 3), (3, 1), (2, 1), False),   # dilated, uneven padding
+    ((3, 2, 5, 6), (4, 2, 3, 3), 3, 1, True),        # output taller than x
+    ((4, 2, 9, 16), (5, 2, 7, 3), (3, 1), 1, True),  # a row with no tap inside
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_skipped_padding_rows_give_the_same_bits(monkeypatch, x_shape, w_shape, padding,
+                                                  dilation, stack, dtype):
+    """The position tiles skip the taps that read only padding rows (``row_taps``), in
+    stacked tiles of one row of several images (``interleave``): products by zero left
+    out, so the same bits as every tap."""
+    _stacking(monkeypatch, stack)
+    x, w, b, _ = _tensors((x_shape, w_shape, padding, dilation), dtype)
+    pads = tuple((p, p) for p in np.broadcast_to(padding, 2))
+    plan = conv_direct.DirectPlan(x.shape, w.shape, pads, tuple(np.broadcast_to(dilation, 2)))
+    assert plan.row_taps is not None
+    y = plan.forward(x, w, b)
+    gy = RNG.standard_normal(y.shape).astype(dtype)
+    gx = plan.grad_input(gy, w)
+    plan.row_taps = plan.input_row_taps = None
+    plan.interleave = plan.input_interleave = False
+    np.testing.assert_array_equal(y, plan.forward(x, w, b))
+    np.testing.assert_array_equal(gx, plan.grad_input(gy, w))
+    conv_module._layout.cache_clear()
+
+
+def test_padding_rows_skipped_by_the_rules():
+    # 5×5 'same' on 16×16: rows 0 and 15 skip two kernel rows, 1 and 14 one
+    plan = conv_direct.DirectPlan((64, 8, 16, 16), (16, 8, 5, 5), ((2, 2), (2, 2)), (1, 1))
+    np.testing.assert_array_equal(plan.row_taps[[0, 1, 2, 14, 15]],
+                                  [[10, 25], [5, 25], [0, 25], [0, 20], [0, 15]])
+    # the input gradient's input row r reads output rows r + 2 − i
+    np.testing.assert_array_equal(plan.input_row_taps, plan.row_taps[::-1])
+    assert plan.stack_runs is not None and plan.interleave and plan.input_interleave
+    # runs that cross into the next image cannot take one run of several
+    tiny = conv_direct.DirectPlan((8, 4, 4, 4), (8, 4, 3, 3), ((1, 1), (1, 1)), (1, 1))
+    assert tiny.stack_runs is not None and not tiny.interleave
+    # no padding rows, nothing to skip; strided, not this kernel
+    assert conv_direct.DirectPlan((2, 3, 8, 8), (4, 3, 3, 3), ((0, 0), (1, 1)),
+                                  (1, 1)).row_taps is None
+    assert conv_direct.DirectPlan((2, 3, 8, 8), (4, 3, 3, 3), ((1, 1), (1, 1)), (1, 1),
+                                  (2, 2)).row_taps is None
+
+
 def test_planes_are_stacked_where_that_saves_tiles():
     # 8×8 'same' 5×5 (rows 10 wide): runs go on into the next image; 32×32 3×3 fills its
     # tiles one image at a time
@@ -672,6 +720,25 @@ def test_conv_kernel_checks_stacked_planes():
     with pytest.raises(ValueError, match="contiguous"):
         kernels.embed(x.transpose(0, 1, 3, 2), tall.reshape(3, 1, -1)[:2], plan.grid_width,
                       0, 2)
+
+
+def test_conv_kernel_checks_row_taps_and_interleave():
+    x, w, plan, grid = _plan_buffers()
+    y = np.empty((2, 4, plan.out_h, plan.out_w), np.float32)
+
+    def conv(row_taps=None, interleave=False):
+        kernels.conv(grid, conv_direct._pack(w, 1), plan.shifts, y, np.empty(0, np.float32),
+                     plan.grid_width, 0, plan.runs, 32, 2, 0, row_taps, interleave)
+
+    conv(np.array([[0, 9]] * plan.out_h, np.intp))
+    with pytest.raises(ValueError, match="row_taps must be"):
+        conv(np.array([[0, 9]] * (plan.out_h - 1), np.intp))
+    with pytest.raises(ValueError, match="no range of 9 taps"):
+        conv(np.array([[0, 10]] * plan.out_h, np.intp))
+    with pytest.raises(ValueError, match="no range of 9 taps"):
+        conv(np.array([[5, 4]] * plan.out_h, np.intp))
+    with pytest.raises(ValueError, match="interleave needs stacked"):
+        conv(interleave=True)
 
 
 @pytest.mark.parametrize("out_channels", [1, 10, 16, 20, 33, 40, 64, 96, 160])

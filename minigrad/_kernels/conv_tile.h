@@ -4,7 +4,8 @@
  *
  * result[o * XB + s * RUN + x] = sum_c sum_t weight[(c * taps + t) * OB + o]
  *                                 * run_s[c * grid_length + shifts[t] + x]
- * for OB output channels o and the RUNS runs s (run_0, run_1, run_2) of RUN positions x. */
+ * for OB output channels o and the RUNS runs s (run_0, run_1, run_2) of RUN positions x,
+ * over the taps first_tap <= t < last_tap of the taps (the others read only padding). */
 #ifndef MINIGRAD_CONV_TILE_H
 #define MINIGRAD_CONV_TILE_H
 
@@ -25,7 +26,8 @@ typedef double minigrad_vd __attribute__((vector_size(MINIGRAD_VECTOR_BYTES), al
 #define MINIGRAD_CONV_SUMS(NAME, T, V)                                                       \
 static inline void NAME(const T *run_0, const T *run_1, const T *run_2,                      \
                         Py_ssize_t grid_length, const T *weight, const Py_ssize_t *shifts,   \
-                        Py_ssize_t channels, Py_ssize_t taps, T *result)                     \
+                        Py_ssize_t channels, Py_ssize_t taps, Py_ssize_t first_tap,          \
+                        Py_ssize_t last_tap, T *result)                                      \
 {                                                                                            \
     enum { LANES = MINIGRAD_VECTOR_BYTES / sizeof(T), K = MINIGRAD_RUN / LANES };            \
     V sums[MINIGRAD_OB][MINIGRAD_RUNS][K];                                                   \
@@ -37,7 +39,7 @@ static inline void NAME(const T *run_0, const T *run_1, const T *run_2,         
             for (k = 0; k < K; k++)                                                          \
                 sums[o][s][k] = (V){0};                                                      \
     for (c = 0; c < channels; c++)                                                           \
-        for (t = 0; t < taps; t++) {                                                         \
+        for (t = first_tap; t < last_tap; t++) {                                             \
             Py_ssize_t at = c * grid_length + shifts[t];                                     \
             const T *w = weight + (c * taps + t) * MINIGRAD_OB;                              \
             V x[MINIGRAD_RUNS][K];                                                           \

@@ -69,6 +69,7 @@ validates shapes; ``check_reads`` guards the unchecked reads here.
 """
 from cython.parallel cimport prange, threadid
 from cython cimport floating
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._parallel cimport check_threads, team_size
@@ -235,11 +236,11 @@ cdef extern from "conv_tile.h" nogil:
     void _conv_sums_f "minigrad_conv_sums_f" (
         const float* run_0, const float* run_1, const float* run_2, Py_ssize_t grid_length,
         const float* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
-        float* result)
+        Py_ssize_t first_tap, Py_ssize_t last_tap, float* result)
     void _conv_sums_d "minigrad_conv_sums_d" (
         const double* run_0, const double* run_1, const double* run_2, Py_ssize_t grid_length,
         const double* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
-        double* result)
+        Py_ssize_t first_tap, Py_ssize_t last_tap, double* result)
     void _segment_f "minigrad_segment_f" (float* dst, const float* src, Py_ssize_t n,
                                           float offset)
     void _segment_d "minigrad_segment_d" (double* dst, const double* src, Py_ssize_t n,
@@ -270,14 +271,19 @@ cdef inline Py_ssize_t _row_offset(Py_ssize_t r, Py_ssize_t out_h, Py_ssize_t pe
 cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                             const floating* weight, const Py_ssize_t* shifts,
                             Py_ssize_t channels, Py_ssize_t taps, floating* out,
-                            Py_ssize_t out_rows, const floating* bias, const Py_ssize_t* runs,
-                            Py_ssize_t n_runs, Py_ssize_t grid_width, Py_ssize_t out_h,
+                            Py_ssize_t out_rows, const floating* bias, const Py_ssize_t* spread,
+                            Py_ssize_t run_step, Py_ssize_t n_runs, Py_ssize_t grid_width,
+                            Py_ssize_t out_h,
                             Py_ssize_t out_w, Py_ssize_t plane_stride, Py_ssize_t row_stride,
                             Py_ssize_t col_stride, bint accumulate, Py_ssize_t period,
-                            Py_ssize_t images, Py_ssize_t image_stride) noexcept nogil:
+                            Py_ssize_t images, Py_ssize_t image_stride,
+                            const Py_ssize_t* spans) noexcept nogil:
     """One tile: ``n_runs`` (1 to RUNS) runs of RUN positions, run s starting at row
-    runs[2s], column runs[2s + 1], that is at position a_s = runs[2s]·grid_width + runs[2s + 1],
-    of ``out_rows`` (<= OB) output planes.
+    runs[2s], column runs[2s + 1] (runs = the pairs of ``spread`` ``run_step`` pairs apart),
+    that is at position a_s = runs[2s]·grid_width + runs[2s + 1],
+    of ``out_rows`` (<= OB) output planes. With ``spans``, only the taps of the union of the
+    runs' rows' spans are summed: row r's taps spans[2r] <= t < spans[2r + 1] (an empty span
+    where the row stores nothing).
 
     tile[o][s·RUN + x] = Σ_c Σ_t weight[(c·taps + t)·OB + o] · grid[c·grid_length + shifts[t]
     + a_s + x], then position p = r·grid_width + col goes to out[o·plane_stride +
@@ -290,15 +296,32 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
     cdef Py_ssize_t at[RUNS]
     cdef floating* dst
     cdef floating offset
+    cdef Py_ssize_t first_tap = 0, last_tap = taps
+    cdef Py_ssize_t runs[2 * RUNS]
+    for s in range(n_runs):
+        runs[2 * s] = spread[2 * s * run_step]
+        runs[2 * s + 1] = spread[2 * s * run_step + 1]
     for s in range(RUNS):
         pair = 2 * min(s, n_runs - 1)
         at[s] = runs[pair] * grid_width + runs[pair + 1]
+    if spans != NULL:
+        # the union of the spans of the rows the runs cross
+        first_tap, last_tap = taps, 0
+        for s in range(n_runs):
+            # x: where row r starts among the run's positions
+            r, x = runs[2 * s], -runs[2 * s + 1]
+            while x < RUN:
+                first_tap = min(first_tap, spans[2 * r])
+                last_tap = max(last_tap, spans[2 * r + 1])
+                x, r = x + grid_width, r + 1
+        if first_tap > last_tap:
+            first_tap = last_tap
     if floating is float:
         _conv_sums_f(grid + at[0], grid + at[1], grid + at[2], grid_length, weight, shifts,
-                     channels, taps, result)
+                     channels, taps, first_tap, last_tap, result)
     else:
         _conv_sums_d(grid + at[0], grid + at[1], grid + at[2], grid_length, weight, shifts,
-                     channels, taps, result)
+                     channels, taps, first_tap, last_tap, result)
     # store each run row segment by row segment: positions [x, x + step) lie on one grid row
     for s in range(n_runs):
         r = runs[2 * s]
@@ -437,7 +460,8 @@ def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed,
 def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
          const Py_ssize_t[::1] shifts, floating[:, :, :, :] out, const floating[::1] bias,
          Py_ssize_t grid_width, Py_ssize_t start, const Py_ssize_t[:, ::1] runs,
-         Py_ssize_t channel_chunk, int num_threads, Py_ssize_t period=0):
+         Py_ssize_t channel_chunk, int num_threads, Py_ssize_t period=0,
+         const Py_ssize_t[:, ::1] row_taps=None, bint interleave=False):
     """out[n, o, r, col] = bias[o] + Σ_c Σ_t W[o, c, t] · grid[n, c, start + r·grid_width + col
     + shifts[t]] for r < Ho, col < Wo, with W packed as (blocks, C·T, OB) (``conv_direct._pack``).
 
@@ -455,6 +479,14 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     (``conv_direct.position_runs``), and ``check_reads`` must hold for the grid's length up
     to the end of the last run.
 
+    ``row_taps`` (Ho, 2), if given, limits output row r's sums to taps row_taps[r, 0] <= t <
+    row_taps[r, 1] (in the image's rows, with ``period``): the caller's promise that the
+    others read only zeros there (whole padding rows). A tile sums the union of its rows'
+    ranges. With ``interleave`` (``period`` > 0, the runs a whole number R per image), the
+    tiles take the runs of RUNS images at a time, run i of each (the same row, when each
+    run is a row, so that the union skips as much as each), and those of the last images
+    that do not fill a group in order.
+
     The channels are summed ``channel_chunk`` at a time over a band of BAND tiles, each chunk
     added to the band's output: the rows a tile reads for all its channels (and their
     weights) must stay in L1 for the next tile, which reads them again one tile further on.
@@ -468,7 +500,7 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     cdef Py_ssize_t n_runs = runs.shape[0], i
     cdef Py_ssize_t tiles = (n_runs + RUNS - 1) // RUNS
     cdef bint has_bias = bias.shape[0] > 0
-    cdef Py_ssize_t item, n, b, tile
+    cdef Py_ssize_t item, n, b, tile, run_step
     if period < 0 or (period and period < out_h):
         raise ValueError(f"conv: planes of {out_h} rows cannot be stacked {period} rows apart")
     if (grid.shape[0] != grid_images or taps == 0 or packed_weight.shape[1] != channels * taps
@@ -522,6 +554,29 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
     check_reads(grid_length, start, last + RUN, shifts)
     if channel_chunk < 1:
         raise ValueError(f"conv: channel_chunk must be positive, got {channel_chunk}")
+    cdef Py_ssize_t* spans = NULL
+    cdef Py_ssize_t span_rows, k
+    if row_taps is not None:
+        if row_taps.shape[0] != out_h or row_taps.shape[1] != 2:
+            raise ValueError(f"conv: row_taps must be ({out_h}, 2), got "
+                             f"{_dims(row_taps.shape, 2)}")
+        for i in range(out_h):
+            if not 0 <= row_taps[i, 0] <= row_taps[i, 1] <= taps:
+                raise ValueError(f"conv: row_taps[{i}] = ({row_taps[i, 0]}, "
+                                 f"{row_taps[i, 1]}) is no range of {taps} taps")
+
+    # interleaved: `groups` tiles of RUNS images, R runs each, then the rest's runs in order
+    cdef Py_ssize_t per_image = 0, groups = 0, rest = 0
+    if interleave:
+        if period == 0 or n_runs % n_images:
+            raise ValueError(f"conv: interleave needs stacked images (period > 0) and a "
+                             f"whole number of runs per image, got period {period} and "
+                             f"{n_runs} runs for {n_images} images")
+        per_image = n_runs // n_images
+        groups = n_images // RUNS
+        rest = groups * RUNS * per_image
+        tiles = groups * per_image + (n_runs - rest + RUNS - 1) // RUNS
+    cdef Py_ssize_t count
     cdef int nt = team_size(grid_images * blocks * tiles * XB * OB * channels * taps,
                             PARALLEL_MIN_MACS, num_threads)
     cdef Py_ssize_t bands = (tiles + BAND - 1) // BAND, band_tiles = BAND, band, c0
@@ -532,6 +587,21 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
         bands = (bands + nt - 1) // nt * nt
         band_tiles = (tiles + bands - 1) // bands
         bands = (tiles + band_tiles - 1) // band_tiles
+    if row_taps is not None:
+        # each row the runs cross (the last run, furthest, ends in the last): its image
+        # row's span where it stores outputs, else an empty one
+        span_rows = (last + RUN - 1) // grid_width + 1
+        spans = <Py_ssize_t*>malloc(2 * span_rows * sizeof(Py_ssize_t))
+        if spans == NULL:
+            raise MemoryError()
+        for r in range(span_rows):
+            spans[2 * r], spans[2 * r + 1] = taps, 0
+        for n in range(n_images if period else 1):
+            for k in range(out_h):
+                r = n * period + k
+                if r < span_rows:
+                    spans[2 * r] = row_taps[k, 0]
+                    spans[2 * r + 1] = row_taps[k, 1]
     for item in prange(grid_images * blocks * bands, nogil=True, schedule="static",
                        num_threads=nt):
         n = item // (blocks * bands)
@@ -544,15 +614,23 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
         c0 = 0
         while c0 < channels:
             for tile in range(band * band_tiles, min(tiles, (band + 1) * band_tiles)):
+                if tile < groups * per_image:
+                    # run (tile mod R) of images RUNS·g to RUNS·g + RUNS − 1: R runs apart
+                    i = (tile // per_image) * RUNS * per_image + tile % per_image
+                    count, run_step = RUNS, per_image
+                else:
+                    i = rest + (tile - groups * per_image) * RUNS
+                    count, run_step = min(RUNS, n_runs - i), 1
                 _conv_tile(&grid[n, c0, start], grid_length,
                            &packed_weight[b, c0 * taps, 0], &shifts[0],
                            min(channel_chunk, channels - c0), taps, &out[n, b * OB, 0, 0],
                            min(OB, out_channels - b * OB),
                            &bias[b * OB] if has_bias and c0 == 0 else NULL,
-                           &runs[tile * RUNS, 0], min(RUNS, n_runs - tile * RUNS), grid_width,
-                           out_h, out_w, plane_stride, row_stride, col_stride, c0 > 0,
-                           period, n_images, image_stride)
+                           &runs[i, 0], run_step, count, grid_width, out_h, out_w, plane_stride,
+                           row_stride, col_stride, c0 > 0, period, n_images, image_stride,
+                           spans)
             c0 = c0 + channel_chunk
+    free(spans)
 
 
 cdef extern from "lane_tile.h" nogil:

@@ -222,6 +222,31 @@ def position_runs(rows, cols, grid_width, planes=1, period=None):
     return runs
 
 
+def _row_taps(rows, kh, kw, inside):
+    """For a correlation's ``rows`` rows of runs: row r's taps (kernel rows i, taps i·kw to
+    i·kw + kw − 1) from the first to the last i with ``inside(r, i)`` (the kernel row reads
+    a row of data, not a whole row of padding), (rows, 2) [first, end), read-only; None where
+    every row takes every tap."""
+    spans = []
+    for r in range(rows):
+        kept = [i for i in range(kh) if inside(r, i)]
+        spans.append((kept[0] * kw, (kept[-1] + 1) * kw) if kept else (0, 0))
+    if all(span == (0, kh * kw) for span in spans):
+        return None
+    spans = np.array(spans, np.intp).reshape(-1, 2)
+    spans.flags.writeable = False
+    return spans
+
+
+def _interleaves(runs, planes, period):
+    """Whether the stacked ``runs`` of ``planes`` planes ``period`` rows apart fall a whole
+    number per plane, each inside its own plane: the kernel's tiles may then take the same
+    run of several planes (``_kernels.conv``'s ``interleave``)."""
+    per_plane, rest = divmod(len(runs), planes)
+    return rest == 0 and bool(np.all(runs[:, 0] // period
+                                     == np.arange(len(runs)) // per_plane))
+
+
 def _fewer_tiles(stacked, runs, planes):
     """Whether the ``stacked`` runs of ``planes`` planes take at most
     ``STACK_MAX_TILE_SHARE`` of the tiles of ``runs`` once per plane."""
@@ -492,6 +517,22 @@ class DirectPlan:
             if self.out_h - self.top <= height and _fewer_tiles(runs, self.input_runs, self.n):
                 self.stack_period, self.stack_input_runs = period, runs
 
+        # Stride 1, the position tiles: each row's taps that do not read whole padding rows
+        # (the forward's output rows, the input gradient's input rows), and whether stacked
+        # tiles take one row of RUNS images each (``_kernels.conv``'s ``interleave``)
+        self.row_taps = self.input_row_taps = None
+        if self.stride == (1, 1):
+            self.row_taps = _row_taps(self.out_h, kh, kw,
+                                      lambda r, i: 0 <= r + i * dh - self.top < height)
+            self.input_row_taps = _row_taps(height, kh, kw,
+                                            lambda r, i: 0 <= r + self.top - i * dh < self.out_h)
+        self.interleave = (self.row_taps is not None and self.stack_runs is not None
+                           and _interleaves(self.stack_runs, self.n, self.stack_period))
+        self.input_interleave = (self.input_row_taps is not None
+                                 and self.stack_input_runs is not None
+                                 and _interleaves(self.stack_input_runs, self.n,
+                                                  self.stack_period))
+
     def team(self):
         """The threads this convolution's kernels run on, and so the embeddings of their grids
         (``_kernels.team``: one below ``PARALLEL_MIN_MACS`` multiply-adds)."""
@@ -719,7 +760,8 @@ class DirectPlan:
                           _pack(self._group(g, weight, axis=0), self.team()), shifts,
                           self._group(g, y),
                           absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
-                          width, start, runs, chunk, self.team(), period)
+                          width, start, runs, chunk, self.team(), period, self.row_taps,
+                          self.interleave and period > 0)
         return y
 
     def _forward_blocked(self, x, weight, bias):
@@ -761,12 +803,13 @@ class DirectPlan:
             gy_grid, start = self._stacked_gy(gy)
             # stride 1: where the correlation starts, its runs, channel chunk and period
             layout = (start, self.stack_input_runs, channel_chunk(gy_grid.shape[2]),
-                      self.stack_period)
+                      self.stack_period, self.input_interleave)
         else:
             gy_grid = workspace.get("gy_grid", (self.n, gy.shape[1], self.gy_length), gy.dtype)
             _kernels.embed(gy, gy_grid, self.grid_width, self.front, self.team())
             layout = ((self.front + self.first_input, self.input_runs,
-                       channel_chunk(self.positions), 0) if self.stride == (1, 1) else None)
+                       channel_chunk(self.positions), 0, False)
+                      if self.stride == (1, 1) else None)
         gx = np.empty((self.n, self.channels * self.groups, self.height, self.width), gy.dtype)
         for g in range(self.groups):
             self._grad_input_group(self._group(g, gy_grid), self._group(g, weight, axis=0),
@@ -781,9 +824,10 @@ class DirectPlan:
         weight_t = weight.transpose(1, 0, 2, 3)                       # (C, O, kh, kw)
         no_bias = absent(gy_grid.dtype)
         if self.stride == (1, 1):
-            start, runs, chunk, period = layout
+            start, runs, chunk, period, interleave = layout
             _kernels.conv(gy_grid, _pack(weight_t, self.team()), -self.shifts, gx, no_bias,
-                          self.grid_width, start, runs, chunk, self.team(), period)
+                          self.grid_width, start, runs, chunk, self.team(), period,
+                          self.input_row_taps, interleave)
             return
         sh, sw = self.stride
         weight_t = weight_t.reshape(self.channels, self.out_channels, self.taps)
