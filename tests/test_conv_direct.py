@@ -470,6 +470,8 @@ def test_switching_the_direct_path_off_gives_the_same_result(monkeypatch):
     ((1, 2, 4, 6), 6, 0, 24),            # rows exactly as wide as the grid, no slack
     ((1, 2, 3, 37), 57, 5, 180),         # rows of whole vectors and a rest, gaps of 20
     ((1, 1, 3, 16), 16, 0, 48),          # rows of exactly one float32 vector, no gaps
+    ((2, 2, 4, 16), 18, 38, 120),        # whole vectors, gaps of 2: a vector of zeros each
+    ((1, 2, 3, 32), 48, 0, 130),         # ... gaps of a whole float32 vector
 ])
 def test_embed_overwrites_every_cell_of_a_reused_buffer(dtype, shape, grid_width, start, length):
     """The workspace hands ``embed`` buffers that hold an earlier call's values: every cell
