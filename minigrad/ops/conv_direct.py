@@ -43,6 +43,12 @@ padding of one and the top padding of the next, and a tile's runs go on from one
 the next. The kernel stores each output row straight into its image, and the input gradient
 runs on the same stacking.
 
+A vector of positions cannot skip a padding column, but a tile can skip a kernel row that
+reads only padding rows for every output row it stores (stride 1: ``DirectPlan.row_taps``,
+``input_row_taps``). Consecutive rows of one image share few such skips, so stacked planes
+whose runs fall a whole number per image take tiles of the same run of three images
+(``interleave``), whose rows skip the same taps.
+
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the input
 on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size; none where the lane
 tile reads x in place; in training with stride 1, unstacked, a grid of its own kept until the
