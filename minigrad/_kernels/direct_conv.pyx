@@ -273,17 +273,16 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                             Py_ssize_t channels, Py_ssize_t taps, floating* out,
                             Py_ssize_t out_rows, const floating* bias, const Py_ssize_t* spread,
                             Py_ssize_t run_step, Py_ssize_t n_runs, Py_ssize_t grid_width,
-                            Py_ssize_t out_h,
-                            Py_ssize_t out_w, Py_ssize_t plane_stride, Py_ssize_t row_stride,
-                            Py_ssize_t col_stride, bint accumulate, Py_ssize_t period,
-                            Py_ssize_t images, Py_ssize_t image_stride,
+                            Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t plane_stride,
+                            Py_ssize_t row_stride, Py_ssize_t col_stride, bint accumulate,
+                            Py_ssize_t period, Py_ssize_t images, Py_ssize_t image_stride,
                             const Py_ssize_t* spans) noexcept nogil:
     """One tile: ``n_runs`` (1 to RUNS) runs of RUN positions, run s starting at row
     runs[2s], column runs[2s + 1] (runs = the pairs of ``spread`` ``run_step`` pairs apart),
-    that is at position a_s = runs[2s]·grid_width + runs[2s + 1],
-    of ``out_rows`` (<= OB) output planes. With ``spans``, only the taps of the union of the
-    runs' rows' spans are summed: row r's taps spans[2r] <= t < spans[2r + 1] (an empty span
-    where the row stores nothing).
+    that is at position a_s = runs[2s]·grid_width + runs[2s + 1], of ``out_rows`` (<= OB)
+    output planes. With ``spans``, only the taps of the union of the runs' rows' spans are
+    summed: row r's taps spans[2r] <= t < spans[2r + 1] (an empty span where the row stores
+    nothing).
 
     tile[o][s·RUN + x] = Σ_c Σ_t weight[(c·taps + t)·OB + o] · grid[c·grid_length + shifts[t]
     + a_s + x], then position p = r·grid_width + col goes to out[o·plane_stride +
@@ -564,7 +563,6 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
             if not 0 <= row_taps[i, 0] <= row_taps[i, 1] <= taps:
                 raise ValueError(f"conv: row_taps[{i}] = ({row_taps[i, 0]}, "
                                  f"{row_taps[i, 1]}) is no range of {taps} taps")
-
     # interleaved: `groups` tiles of RUNS images, R runs each, then the rest's runs in order
     cdef Py_ssize_t per_image = 0, groups = 0, rest = 0
     if interleave:
