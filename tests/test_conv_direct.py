@@ -144,22 +144,31 @@ def test_skipped_padding_rows_give_the_same_bits(monkeypatch, x_shape, w_shape, 
     conv_module._layout.cache_clear()
 
 
-def test_padding_rows_skipped_by_the_rules():
+def test_padding_rows_skipped_by_the_rules(monkeypatch):
     # 5×5 'same' on 16×16: rows 0 and 15 skip two kernel rows, 1 and 14 one
+    _stacking(monkeypatch, True)
     plan = conv_direct.DirectPlan((64, 8, 16, 16), (16, 8, 5, 5), ((2, 2), (2, 2)), (1, 1))
     np.testing.assert_array_equal(plan.row_taps[[0, 1, 2, 14, 15]],
                                   [[10, 25], [5, 25], [0, 25], [0, 20], [0, 15]])
     # the input gradient's input row r reads output rows r + 2 − i
     np.testing.assert_array_equal(plan.input_row_taps, plan.row_taps[::-1])
+    # rows of 16 hold whole runs of either width: each image's runs are its own
     assert plan.stack_runs is not None and plan.interleave and plan.input_interleave
-    # runs that cross into the next image cannot take one run of several
-    tiny = conv_direct.DirectPlan((8, 4, 4, 4), (8, 4, 3, 3), ((1, 1), (1, 1)), (1, 1))
-    assert tiny.stack_runs is not None and not tiny.interleave
     # no padding rows, nothing to skip; strided, not this kernel
     assert conv_direct.DirectPlan((2, 3, 8, 8), (4, 3, 3, 3), ((0, 0), (1, 1)),
                                   (1, 1)).row_taps is None
     assert conv_direct.DirectPlan((2, 3, 8, 8), (4, 3, 3, 3), ((1, 1), (1, 1)), (1, 1),
                                   (2, 2)).row_taps is None
+    conv_module._layout.cache_clear()
+
+
+def test_interleaving_needs_each_planes_runs_in_its_own_rows():
+    # planes 3 rows apart: two runs each, in their own rows
+    assert conv_direct._interleaves(np.array([[0, 0], [1, 0], [3, 0], [4, 0]]), 2, 3)
+    # a plane's second run starts in the next plane's rows
+    assert not conv_direct._interleaves(np.array([[0, 0], [3, 0], [4, 0], [5, 0]]), 2, 3)
+    # not a whole number per plane
+    assert not conv_direct._interleaves(np.array([[0, 0], [1, 0], [3, 0]]), 2, 3)
 
 
 def test_planes_are_stacked_where_that_saves_tiles():
