@@ -767,7 +767,7 @@ class DirectPlan:
                           self._group(g, y),
                           absent(x.dtype) if bias is None else self._group(g, bias, axis=0),
                           width, start, runs, chunk, self.team(), period, self.row_taps,
-                          self.interleave and period > 0)
+                          self.interleave)
         return y
 
     def _forward_blocked(self, x, weight, bias):

@@ -115,7 +115,7 @@ def _aligned_bytes(nbytes, alignment=ALIGNMENT):
         except OSError:
             pass
         return np.frombuffer(mapping, np.uint8)[:nbytes]
-    return _heap_bytes(nbytes, alignment)
+    return _heap_array(nbytes, np.dtype(np.uint8), alignment)
 
 
 def _address(array):
@@ -124,12 +124,13 @@ def _address(array):
     return ctypes.addressof(ctypes.c_char.from_buffer(array))
 
 
-def _heap_bytes(nbytes, alignment):
-    """An uninitialised uint8 array of ``nbytes`` from the heap, starting on an ``alignment``
-    boundary: a slice of a slightly larger array."""
-    raw = np.empty(nbytes + alignment, np.uint8)
-    start = -_address(raw) % alignment
-    return raw[start:start + nbytes]
+def _heap_array(count, dtype, alignment):
+    """An uninitialised 1-D array of ``count`` elements of ``dtype`` from the heap, starting
+    on an ``alignment`` boundary: a slice of a slightly larger array (numpy's heap arrays start
+    on 16 bytes, so the boundary is a whole number of elements away)."""
+    raw = np.empty(count + alignment // dtype.itemsize, dtype)
+    start = -_address(raw) % alignment // dtype.itemsize
+    return raw[start:start + count]
 
 
 def aligned_empty(shape, dtype, min_bytes=ALIGNED_MIN_BYTES):
@@ -139,16 +140,14 @@ def aligned_empty(shape, dtype, min_bytes=ALIGNED_MIN_BYTES):
     slower, by where the heap happened to put its output); with ``min_bytes`` 0, for packed
     weights that a kernel loads whole vectors of at every tile. Smaller arrays keep
     ``np.empty``: at batch 1 the network ran slower with its small outputs aligned. The
-    array is a view of a larger buffer, so gradients stay ``np.empty``: the autograd engine
-    keeps a first gradient without copying it only when the array owns its memory."""
+    array is a view of part of a larger buffer, so gradients stay ``np.empty``: the autograd
+    engine keeps a first gradient without copying it only when the array owns its memory or
+    is all of an unshared one."""
     dtype = np.dtype(dtype)
     count = math.prod(shape)
     if count * dtype.itemsize < min_bytes:
         return np.empty(shape, dtype)
-    # numpy's heap arrays start on 16 bytes: the start is a whole number of elements away
-    raw = np.empty(count + CACHE_LINE // dtype.itemsize, dtype)
-    start = -_address(raw) % CACHE_LINE // dtype.itemsize
-    return raw[start:start + count].reshape(shape)
+    return _heap_array(count, dtype, CACHE_LINE).reshape(shape)
 
 
 workspace = _Workspace()
