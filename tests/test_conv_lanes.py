@@ -105,6 +105,41 @@ def _uses_lanes(case):
             rule(out_channels, channels, width) and stride.max() == 1)
 
 
+def _widths(case):
+    """The case's input and output widths."""
+    (_, _, _, width), (_, _, _, kw), padding, dilation = case[0], case[1], case[2], case[3]
+    stride = np.broadcast_to(case[4] if len(case) > 4 else 1, 2)
+    pads, dilation = np.broadcast_to(padding, 2), np.broadcast_to(dilation, 2)
+    return width, (width + 2 * pads[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+
+
+def test_rows_of_8_take_one_vector_from_enough_images():
+    images = conv_direct.LANE_ONE_VECTOR_MIN_IMAGES
+    assert conv_direct.lane_vectors(64, 8, images) == 1
+    assert conv_direct.lane_vectors(64, 8, images - 1) == 2
+    assert conv_direct.lane_vectors(64, 14, images) == 2
+    assert conv_direct.lane_vectors(64, 16, images) == 2     # tiles of 8, rows of 16
+    weight = np.zeros((64, 32, 3, 3), np.float32)
+    packed, tap_major = conv_direct._pack_lanes(weight, 1, 8, images)
+    assert tap_major and packed.shape[2] == kernels.lane_block(4, 1)
+    plan = conv_direct.DirectPlan((images, 32, 8, 8), weight.shape, ((1, 1), (1, 1)), (1, 1))
+    assert plan.lanes and plan.input_lanes
+    x = RNG.standard_normal((images, 32, 8, 8)).astype(np.float32)
+    weight = RNG.standard_normal(weight.shape).astype(np.float32)
+    expected = R.conv2d(x.astype(np.float64), weight.astype(np.float64), None, padding=1)
+    np.testing.assert_allclose(plan.forward(x, weight, None), expected, rtol=1e-4,
+                               atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("case", [c for c in CASES + STRIDED if 8 in _widths(c)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_vector_on_rows_of_8_matches_reference(case, dtype, monkeypatch):
+    """Every case with rows of 8 again, each batch taking one vector per tile there."""
+    monkeypatch.setattr(conv_direct, "LANE_ONE_VECTOR_MIN_IMAGES", 1)
+    conv_module._layout.cache_clear()
+    test_lane_tile_matches_reference(case, dtype, True)
+
+
 def test_wide_rows_go_to_the_position_tiles_unless_the_lane_tile_wins(monkeypatch):
     """Rows a whole number of 16 wide take the position tiles where LANE_WIDE_ROWS is off."""
     monkeypatch.setattr(conv_direct, "LANE_WIDE_ROWS", False)

@@ -140,6 +140,11 @@ LANE_MIN_CHANNELS = 16
 #: output channels take it on outputs 4, 7, 8 or 14 wide with one vector per tile (two rows of
 #: positions), 2 keeps them off.
 LANE_MIN_VECTORS = 1
+#: From this many images on, a forward on outputs 8 wide takes one vector of output channels
+#: per lane tile (two rows of 8, summed tap by tap) also where they would fill two (one row
+#: of 8): faster on batches of 16 and more (docs/algorithms.md), slower on one image. The
+#: input gradient keeps two. None: never.
+LANE_ONE_VECTOR_MIN_IMAGES = 16
 #: Whether rows a whole number of ``WIDE_ROW`` outputs wide take the lane tile: the position
 #: tiles' runs of 16 fill such rows, and they were faster there on Intel (two FMAs a cycle;
 #: docs/algorithms.md), the lane tile on Zen (``_kernels.ZEN``, by the compiler's tuning).
@@ -324,11 +329,11 @@ def _pack(weight, threads, block=None, tap_major=False):
     return packed
 
 
-def _takes_lanes(summed, produced, width, taps):
+def _takes_lanes(summed, produced, width, taps, images=1):
     """The lane tile's rule (``LANE_MIN_CHANNELS``, ``LANE_WIDE_ROWS``) for a correlation of
     ``taps`` taps that sums ``summed`` channels into ``produced`` ones on maps ``width``
-    wide."""
-    tile, vectors = _kernels.lane_tile_width(width), lane_vectors(produced)
+    wide, in a batch of ``images``."""
+    tile, vectors = _kernels.lane_tile_width(width), lane_vectors(produced, width, images)
     # with one vector only rows of one tile: on wider rows the position tiles were as fast
     return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None
             and summed >= LANE_MIN_CHANNELS and vectors >= LANE_MIN_VECTORS
@@ -360,9 +365,14 @@ def _skips_padding(first, last, width):
     return True
 
 
-def lane_vectors(produced):
-    """The vectors of output channels per lane tile for ``produced`` of them: two (32 float32
-    channels) where they are a whole number of such blocks, else one."""
+def lane_vectors(produced, width=None, images=1):
+    """The vectors of output channels per lane tile for ``produced`` of them on outputs
+    ``width`` wide, in a batch of ``images``: two (32 float32 channels) where they are a whole
+    number of such blocks, else one; one also on outputs 8 wide from
+    ``LANE_ONE_VECTOR_MIN_IMAGES`` images on."""
+    if (width == 8 and LANE_ONE_VECTOR_MIN_IMAGES is not None
+            and images >= LANE_ONE_VECTOR_MIN_IMAGES):
+        return 1
     return 2 if produced % _kernels.lane_block(4, 2) == 0 else 1
 
 
@@ -406,11 +416,12 @@ def pointwise(x, weight, bias, row):
     return y
 
 
-def _pack_lanes(weight, threads, width):
-    """``_pack`` for the lane tile on outputs ``width`` wide: blocks of ``lane_block`` of
-    ``lane_vectors(R)`` rows, tap by tap for two-row tiles (``lane_tile_rows``). Returns the
-    packed weight and whether it is tap by tap (``conv_lanes``'s ``tap_major``)."""
-    vectors = lane_vectors(weight.shape[0])
+def _pack_lanes(weight, threads, width, images=1):
+    """``_pack`` for the lane tile on outputs ``width`` wide in a batch of ``images``: blocks
+    of ``lane_block`` of ``lane_vectors(R, width, images)`` rows, tap by tap for two-row tiles
+    (``lane_tile_rows``). Returns the packed weight and whether it is tap by tap
+    (``conv_lanes``'s ``tap_major``)."""
+    vectors = lane_vectors(weight.shape[0], width, images)
     tap_major = _kernels.lane_tile_rows(width, vectors) == 2
     return (_pack(weight, threads, _kernels.lane_block(weight.itemsize, vectors), tap_major),
             tap_major)
@@ -558,7 +569,8 @@ class DirectPlan:
     def lanes(self):
         """Whether the forward runs on the lane tile (``LANE_MIN_CHANNELS``)."""
         return (self.groups == 1
-                and _takes_lanes(self.channels, self.out_channels, self.out_w, self.taps))
+                and _takes_lanes(self.channels, self.out_channels, self.out_w, self.taps,
+                                 self.n))
 
     @cached_property
     def tap_inside(self):
@@ -745,7 +757,7 @@ class DirectPlan:
             else:
                 grid = self._x_grid(x, forward=True) if grid is None else grid
                 shifts, width, step = self.forward_shifts, self.forward_width, 1
-            packed, tap_major = _pack_lanes(weight, self.team(), self.out_w)
+            packed, tap_major = _pack_lanes(weight, self.team(), self.out_w, self.n)
             _kernels.conv_lanes(grid, packed, shifts, offsets, inside, y,
                                 absent(x.dtype) if bias is None else bias, width, 0,
                                 self.team(), step, tap_major)
