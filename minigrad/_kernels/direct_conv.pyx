@@ -550,7 +550,7 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
         raise ValueError(f"conv: the runs cover {covered} of the "
                          f"{n_images if period else 1}×{out_h}×{out_w} outputs")
     # the runs increase: the last one reads furthest
-    check_reads(grid_length, start, last + RUN, shifts)
+    _check_reads(grid_length, start, last + RUN, &shifts[0] if taps else NULL, taps)
     if channel_chunk < 1:
         raise ValueError(f"conv: channel_chunk must be positive, got {channel_chunk}")
     cdef Py_ssize_t* spans = NULL
@@ -841,8 +841,10 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                          f"{'tap' if tile_rows == 2 else 'channel'} by "
                          f"{'tap' if tile_rows == 2 else 'channel'}, got tap_major={tap_major}")
     _check_planes("conv_lanes: grid", grid.shape, grid.strides, 3, sizeof(floating))
-    check_lane_reads(grid_length, start, grid_width, step, out_h, out_w, tile_width, shifts,
-                     offsets, inside)
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError("conv: no taps or no positions to compute")
+    _raise_lane_read(grid_length, start, grid_width, step, out_h, out_w, tile_width, &shifts[0],
+                     taps, &offsets[0, 0], first_row, last_row, first_col, last_col)
     cdef Py_ssize_t plane_stride = out.strides[1] // sizeof(floating)
     cdef Py_ssize_t row_stride = out.strides[2] // sizeof(floating)
     cdef Py_ssize_t row_tiles = (out_h + tile_rows - 1) // tile_rows
@@ -982,7 +984,7 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
                          f"{taps} shifts, masks {_dims(row_masks.shape, 2)} and "
                          f"{_dims(col_masks.shape, 2)}, partials {_dims(partials.shape, 4)}, "
                          f"scratch {_dims(scratch.shape, 3)} for {nt} threads")
-    check_reads(grid_length, 0, count, shifts)
+    _check_reads(grid_length, 0, count, &shifts[0] if taps else NULL, taps)
     _check_planes("weight_grad: grid", grid.shape, grid.strides, 3, sizeof(floating))
     per_chunk = (n_images + chunks - 1) // chunks
     blocks = padded // width
@@ -1046,6 +1048,41 @@ def sum_partials(floating[:, :, :, ::1] partials, floating[:, :, ::1] out, int n
                 out[o, c, t] = partials[0, c, t, o]
 
 
+cdef Py_ssize_t _lane_read_outside(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
+                                   Py_ssize_t step, Py_ssize_t out_h, Py_ssize_t out_w,
+                                   Py_ssize_t tile_width, const Py_ssize_t* shifts,
+                                   Py_ssize_t taps, const Py_ssize_t* offsets,
+                                   Py_ssize_t first_row, Py_ssize_t last_row,
+                                   Py_ssize_t first_col, Py_ssize_t last_col,
+                                   Py_ssize_t* reads) noexcept nogil:
+    """``check_lane_reads`` in C (a Python call of its own cost as much as a small layer's
+    tiles at batch 1): the first tap t that reads outside [0, length), its first and last cell
+    in reads[0], reads[1]; or −1."""
+    cdef Py_ssize_t t, dr, dc, col, low_row, high_row, low_col, high_col, a, b, low, high
+    cdef int kind
+    for t in range(taps):
+        dr, dc = offsets[2 * t], offsets[2 * t + 1]
+        low_row, high_row = max(0, first_row - dr), min(out_h, last_row - dr) - 1
+        low_col, high_col = out_w, -1
+        col = 0
+        while col < out_w:
+            kind = _lane_columns(first_col - dc - col, col + dc + tile_width - last_col,
+                                 tile_width)
+            if kind >= 0:
+                a = col + (2 if kind == 3 else (1 if kind == 1 else 0))
+                b = col + tile_width - 1 - (2 if kind == 4 else (1 if kind == 2 else 0))
+                low_col, high_col = min(low_col, a), max(high_col, b)
+            col = col + tile_width
+        if low_row > high_row or low_col > high_col:
+            continue
+        low = start + shifts[t] + low_row * grid_width + low_col * step
+        high = start + shifts[t] + high_row * grid_width + high_col * step
+        if low < 0 or high >= length:
+            reads[0], reads[1] = low, high
+            return t
+    return -1
+
+
 def check_lane_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
                      Py_ssize_t step, Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t tile_width,
                      const Py_ssize_t[::1] shifts, const Py_ssize_t[:, ::1] offsets,
@@ -1056,40 +1093,50 @@ def check_lane_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
     but the first or last ones that ``_lane_tile`` skips (and none of a tile it skips)."""
     cdef Py_ssize_t first_row, last_row, first_col, last_col
     first_row, last_row, first_col, last_col = inside
-    cdef Py_ssize_t t, dr, dc, col, low_row, high_row, low_col, high_col, a, b, low, high
-    cdef int kind
     if shifts.shape[0] == 0 or out_h <= 0 or out_w <= 0 or tile_width <= 0:
         raise ValueError("conv: no taps or no positions to compute")
-    for t in range(shifts.shape[0]):
-        dr, dc = offsets[t, 0], offsets[t, 1]
-        low_row, high_row = max(0, first_row - dr), min(out_h, last_row - dr) - 1
-        low_col, high_col = out_w, -1
-        for col in range(0, out_w, tile_width):
-            kind = _lane_columns(first_col - dc - col, col + dc + tile_width - last_col,
-                                 tile_width)
-            if kind < 0:
-                continue
-            a = col + (2 if kind == 3 else kind == 1)
-            b = col + tile_width - 1 - (2 if kind == 4 else kind == 2)
-            low_col, high_col = min(low_col, a), max(high_col, b)
-        if low_row > high_row or low_col > high_col:
-            continue
-        low = start + shifts[t] + low_row * grid_width + low_col * step
-        high = start + shifts[t] + high_row * grid_width + high_col * step
-        if low < 0 or high >= length:
-            raise ValueError(f"conv_lanes: tap {t} reads [{low}, {high}] outside a grid plane "
-                             f"of length {length}")
+    if offsets.shape[0] != shifts.shape[0] or offsets.shape[1] != 2:
+        raise ValueError(f"check_lane_reads: offsets must be ({shifts.shape[0]}, 2), got "
+                         f"{_dims(offsets.shape, 2)}")
+    _raise_lane_read(length, start, grid_width, step, out_h, out_w, tile_width, &shifts[0],
+                     shifts.shape[0], &offsets[0, 0], first_row, last_row, first_col, last_col)
+
+
+cdef int _raise_lane_read(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
+                          Py_ssize_t step, Py_ssize_t out_h, Py_ssize_t out_w,
+                          Py_ssize_t tile_width, const Py_ssize_t* shifts, Py_ssize_t taps,
+                          const Py_ssize_t* offsets, Py_ssize_t first_row, Py_ssize_t last_row,
+                          Py_ssize_t first_col, Py_ssize_t last_col) except -1:
+    """Raise ValueError naming the first tap that ``_lane_read_outside`` finds."""
+    cdef Py_ssize_t reads[2]
+    cdef Py_ssize_t t = _lane_read_outside(length, start, grid_width, step, out_h, out_w,
+                                           tile_width, shifts, taps, offsets, first_row,
+                                           last_row, first_col, last_col, reads)
+    if t >= 0:
+        raise ValueError(f"conv_lanes: tap {t} reads [{reads[0]}, {reads[1]}] outside a grid "
+                         f"plane of length {length}")
+    return 0
 
 
 def check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count, const Py_ssize_t[::1] shifts):
     """Raise unless every read start + p + shift (0 <= p < count) lies in [0, length)."""
-    cdef Py_ssize_t t, low = 0, high = 0
-    if shifts.shape[0] == 0 or count <= 0:
+    if shifts.shape[0] == 0:
+        raise ValueError("conv: no taps or no positions to compute")
+    _check_reads(length, start, count, &shifts[0], shifts.shape[0])
+
+
+cdef int _check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count,
+                      const Py_ssize_t* shifts, Py_ssize_t taps) except -1:
+    """``check_reads`` on a C array of ``taps`` shifts (the kernels' own check: a Python
+    call costs a visible share of a small layer at batch 1)."""
+    cdef Py_ssize_t t, low, high
+    if taps == 0 or count <= 0:
         raise ValueError("conv: no taps or no positions to compute")
     low = high = shifts[0]
-    for t in range(shifts.shape[0]):
+    for t in range(taps):
         low = min(low, shifts[t])
         high = max(high, shifts[t])
     if start + low < 0 or start + count + high > length:
         raise ValueError(f"conv: reads [{start + low}, {start + count + high}) fall outside "
                          f"a grid plane of length {length}")
+    return 0

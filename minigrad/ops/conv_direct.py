@@ -56,7 +56,8 @@ backward: ``kept_grid``; on the channel-blocked grid one image's per thread, or 
 below ``BLOCKED_BY_IMAGE`` images per thread); in backward the output gradient on the phase
 grid (``N·O·(Hq·Wq + reach)``, Hq·Wq = Hp·Wp / (sh·sw); none where the lane tile reads it in
 place), per thread one image's block of it position-major (``Ho·Wq·width``, the
-weight-gradient tile's width) and weight-gradient partials of at most ``PARTIALS_BYTES``.
+weight-gradient tile's width) and weight-gradient partials of at most ``PARTIALS_BYTES``; and
+the lane tile's packed weight (the weight's size, its output channels rounded up to 32).
 """
 
 from functools import cached_property, lru_cache
@@ -316,14 +317,16 @@ def _pack(weight, threads, block=None, tap_major=False):
     """(R, C, kh, kw) or (R, C, taps), any strides → (R'/B, C·taps, B), B = ``block`` (by
     default OUT_BLOCK, a position tile's), R' = R rounded up to B with zero rows: one register
     tile's weights for one (channel, tap) step are contiguous, (channel, tap) pairs channel by
-    channel or, with ``tap_major``, tap by tap. On the convolution's team (``threads``)."""
+    channel or, with ``tap_major``, tap by tap. On the convolution's team (``threads``). The
+    lane tile's blocks go to this thread's workspace, valid until the next such pack."""
     block = block or _kernels.OUT_BLOCK
     rows, channels = weight.shape[:2]
     weight = weight.reshape(rows, channels, -1)
     shape = (-(-rows // block), channels * weight.shape[2], block)
     # the lane tile loads a block's rows as whole vectors: on a cache line, or every load
-    # straddles two (the position tile broadcasts single weights)
-    packed = (aligned_empty(shape, weight.dtype, min_bytes=0)
+    # straddles two (the position tile broadcasts single weights); from the workspace, as an
+    # aligned array of its own costs a visible share of a small layer at batch 1
+    packed = (workspace.get("packed", shape, weight.dtype)
               if block * weight.itemsize >= _CACHE_LINE else np.empty(shape, weight.dtype))
     _kernels.pack_weight(weight, packed, threads, tap_major)
     return packed
@@ -565,7 +568,7 @@ class DirectPlan:
                 and not (self.in_place is not None
                          and _kernels.lane_tile_width(self.out_w) == LANE_ROW_OVER_BLOCKS))
 
-    @property
+    @cached_property
     def lanes(self):
         """Whether the forward runs on the lane tile (``LANE_MIN_CHANNELS``)."""
         return (self.groups == 1
