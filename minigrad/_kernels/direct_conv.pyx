@@ -426,7 +426,7 @@ def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed,
     per work item, its channels a few at a time so that the rows they fill stay in cache
     while each weight row is read along."""
     cdef Py_ssize_t rows = weight.shape[0], channels = weight.shape[1], taps = weight.shape[2]
-    cdef Py_ssize_t block = packed.shape[2], b, c, c0, k, t, o, row
+    cdef Py_ssize_t block = packed.shape[2], b
     if (block < 1 or packed.shape[0] != (rows + block - 1) // block
             or packed.shape[1] != channels * taps):
         raise ValueError(f"pack_weight: inconsistent shapes weight {_dims(weight.shape, 3)}, "
@@ -440,20 +440,40 @@ def pack_weight(const floating[:, :, :] weight, floating[:, :, ::1] packed,
             and weight.strides[1] == taps * sizeof(float)
             and weight.strides[0] == channels * taps * sizeof(float)):
         # C-contiguous float32 rows into blocks a whole number of 16 rows: by 16×16 register
-        # transposes
+        # transposes (on one thread without a parallel region, which costs as much as a small
+        # layer's packing)
+        if nt == 1:
+            with nogil:
+                for g in range(groups):
+                    _pack_group16(<const float*>&weight[0, 0, 0], rows, channels * taps, g,
+                                  <float*>&packed[0, 0, 0], block, taps, tap_major)
+            return
         for g in prange(groups, nogil=True, schedule="static", num_threads=nt):
             _pack_group16(<const float*>&weight[0, 0, 0], rows, channels * taps, g,
                           <float*>&packed[0, 0, 0], block, taps, tap_major)
         return
+    if nt == 1:
+        with nogil:
+            for b in range(packed.shape[0]):
+                _pack_block(weight, packed, b, per_pass, tap_major)
+        return
     for b in prange(packed.shape[0], nogil=True, schedule="static", num_threads=nt):
-        for k in range((channels + per_pass - 1) // per_pass):
-            c0 = k * per_pass
-            for o in range(block):
-                row = b * block + o
-                for c in range(c0, min(channels, c0 + per_pass)):
-                    for t in range(taps):
-                        packed[b, _packed_row(c * taps + t, taps, channels, tap_major), o] = \
-                            weight[row, c, t] if row < rows else 0
+        _pack_block(weight, packed, b, per_pass, tap_major)
+
+
+cdef inline void _pack_block(const floating[:, :, :] weight, floating[:, :, ::1] packed,
+                             Py_ssize_t b, Py_ssize_t per_pass, bint tap_major) noexcept nogil:
+    """``pack_weight``'s block b, ``per_pass`` channels at a time."""
+    cdef Py_ssize_t rows = weight.shape[0], channels = weight.shape[1], taps = weight.shape[2]
+    cdef Py_ssize_t block = packed.shape[2], c, c0, k, t, o, row
+    for k in range((channels + per_pass - 1) // per_pass):
+        c0 = k * per_pass
+        for o in range(block):
+            row = b * block + o
+            for c in range(c0, min(channels, c0 + per_pass)):
+                for t in range(taps):
+                    packed[b, _packed_row(c * taps + t, taps, channels, tap_major), o] = \
+                        weight[row, c, t] if row < rows else 0
 
 
 def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
