@@ -57,9 +57,10 @@ below ``BLOCKED_BY_IMAGE`` images per thread); in backward the output gradient o
 grid (``N·O·(Hq·Wq + reach)``, Hq·Wq = Hp·Wp / (sh·sw); none where the lane tile reads it in
 place), per thread one image's block of it position-major (``Ho·Wq·width``, the
 weight-gradient tile's width) and weight-gradient partials of at most ``PARTIALS_BYTES``; and
-the lane tile's packed weight (the weight's size, its output channels rounded up to 32).
+up to ``PACK_WORKSPACE_MAX_BYTES`` of the lane tile's packed weights.
 """
 
+import math
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -146,6 +147,11 @@ LANE_MIN_VECTORS = 1
 #: of 8): faster on batches of 16 and more (docs/algorithms.md), slower on one image. The
 #: input gradient keeps two. None: never.
 LANE_ONE_VECTOR_MIN_IMAGES = 16
+#: The lane tile's packed weights of at most this many bytes go to the thread's workspace: an
+#: aligned array of their own cost a batch-1 layer a visible share of its time, while larger
+#: ones kept there took memory the step's next arrays would have reused (the 128→256
+#: stride-2 step 5 % slower with its 1.2 MB there).
+PACK_WORKSPACE_MAX_BYTES = 1 << 17
 #: Whether rows a whole number of ``WIDE_ROW`` outputs wide take the lane tile: the position
 #: tiles' runs of 16 fill such rows, and they were faster there on Intel (two FMAs a cycle;
 #: docs/algorithms.md), the lane tile on Zen (``_kernels.ZEN``, by the compiler's tuning).
@@ -318,16 +324,21 @@ def _pack(weight, threads, block=None, tap_major=False):
     default OUT_BLOCK, a position tile's), R' = R rounded up to B with zero rows: one register
     tile's weights for one (channel, tap) step are contiguous, (channel, tap) pairs channel by
     channel or, with ``tap_major``, tap by tap. On the convolution's team (``threads``). The
-    lane tile's blocks go to this thread's workspace, valid until the next such pack."""
+    lane tile's small blocks go to this thread's workspace, valid until the next such
+    pack."""
     block = block or _kernels.OUT_BLOCK
     rows, channels = weight.shape[:2]
     weight = weight.reshape(rows, channels, -1)
     shape = (-(-rows // block), channels * weight.shape[2], block)
     # the lane tile loads a block's rows as whole vectors: on a cache line, or every load
-    # straddles two (the position tile broadcasts single weights); from the workspace, as an
-    # aligned array of its own costs a visible share of a small layer at batch 1
-    packed = (workspace.get("packed", shape, weight.dtype)
-              if block * weight.itemsize >= _CACHE_LINE else np.empty(shape, weight.dtype))
+    # straddles two (the position tile broadcasts single weights); small ones from the
+    # workspace (``PACK_WORKSPACE_MAX_BYTES``)
+    if block * weight.itemsize < _CACHE_LINE:
+        packed = np.empty(shape, weight.dtype)
+    elif math.prod(shape) * weight.itemsize <= PACK_WORKSPACE_MAX_BYTES:
+        packed = workspace.get("packed", shape, weight.dtype)
+    else:
+        packed = aligned_empty(shape, weight.dtype, min_bytes=0)
     _kernels.pack_weight(weight, packed, threads, tap_major)
     return packed
 
