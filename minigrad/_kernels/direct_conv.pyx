@@ -570,7 +570,7 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
         raise ValueError(f"conv: the runs cover {covered} of the "
                          f"{n_images if period else 1}×{out_h}×{out_w} outputs")
     # the runs increase: the last one reads furthest
-    _check_reads(grid_length, start, last + RUN, &shifts[0] if taps else NULL, taps)
+    _check_reads(grid_length, start, last + RUN, &shifts[0], taps)
     if channel_chunk < 1:
         raise ValueError(f"conv: channel_chunk must be positive, got {channel_chunk}")
     cdef Py_ssize_t* spans = NULL
@@ -861,10 +861,9 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
                          f"{'tap' if tile_rows == 2 else 'channel'} by "
                          f"{'tap' if tile_rows == 2 else 'channel'}, got tap_major={tap_major}")
     _check_planes("conv_lanes: grid", grid.shape, grid.strides, 3, sizeof(floating))
-    if out_h <= 0 or out_w <= 0:
-        raise ValueError("conv: no taps or no positions to compute")
-    _raise_lane_read(grid_length, start, grid_width, step, out_h, out_w, tile_width, &shifts[0],
-                     taps, &offsets[0, 0], first_row, last_row, first_col, last_col)
+    _check_lane_reads(grid_length, start, grid_width, step, out_h, out_w, tile_width,
+                      &shifts[0], taps, &offsets[0, 0], first_row, last_row, first_col,
+                      last_col)
     cdef Py_ssize_t plane_stride = out.strides[1] // sizeof(floating)
     cdef Py_ssize_t row_stride = out.strides[2] // sizeof(floating)
     cdef Py_ssize_t row_tiles = (out_h + tile_rows - 1) // tile_rows
@@ -1004,7 +1003,7 @@ def weight_grad(const floating[:, :, :, :] gy, const floating[:, :, :] grid,
                          f"{taps} shifts, masks {_dims(row_masks.shape, 2)} and "
                          f"{_dims(col_masks.shape, 2)}, partials {_dims(partials.shape, 4)}, "
                          f"scratch {_dims(scratch.shape, 3)} for {nt} threads")
-    _check_reads(grid_length, 0, count, &shifts[0] if taps else NULL, taps)
+    _check_reads(grid_length, 0, count, &shifts[0], taps)
     _check_planes("weight_grad: grid", grid.shape, grid.strides, 3, sizeof(floating))
     per_chunk = (n_images + chunks - 1) // chunks
     blocks = padded // width
@@ -1068,18 +1067,34 @@ def sum_partials(floating[:, :, :, ::1] partials, floating[:, :, ::1] out, int n
                 out[o, c, t] = partials[0, c, t, o]
 
 
-cdef Py_ssize_t _lane_read_outside(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
-                                   Py_ssize_t step, Py_ssize_t out_h, Py_ssize_t out_w,
-                                   Py_ssize_t tile_width, const Py_ssize_t* shifts,
-                                   Py_ssize_t taps, const Py_ssize_t* offsets,
-                                   Py_ssize_t first_row, Py_ssize_t last_row,
-                                   Py_ssize_t first_col, Py_ssize_t last_col,
-                                   Py_ssize_t* reads) noexcept nogil:
-    """``check_lane_reads`` in C (a Python call of its own cost as much as a small layer's
-    tiles at batch 1): the first tap t that reads outside [0, length), its first and last cell
-    in reads[0], reads[1]; or −1."""
+def check_lane_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
+                     Py_ssize_t step, Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t tile_width,
+                     const Py_ssize_t[::1] shifts, const Py_ssize_t[:, ::1] offsets,
+                     tuple inside):
+    """Raise unless every cell ``conv_lanes`` reads lies in [0, length): tap t's, at
+    start + shifts[t] + r·grid_width + col·step, for the rows r < out_h inside (first_row ≤
+    r + offsets[t, 0] < last_row) and, in each tile of ``tile_width`` columns, its columns
+    but the first or last ones that ``_lane_tile`` skips (and none of a tile it skips)."""
+    cdef Py_ssize_t first_row, last_row, first_col, last_col
+    first_row, last_row, first_col, last_col = inside
+    if offsets.shape[0] != shifts.shape[0] or offsets.shape[1] != 2:
+        raise ValueError(f"check_lane_reads: offsets must be ({shifts.shape[0]}, 2), got "
+                         f"{_dims(offsets.shape, 2)}")
+    _check_lane_reads(length, start, grid_width, step, out_h, out_w, tile_width, &shifts[0],
+                      shifts.shape[0], &offsets[0, 0], first_row, last_row, first_col, last_col)
+
+
+cdef int _check_lane_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
+                           Py_ssize_t step, Py_ssize_t out_h, Py_ssize_t out_w,
+                           Py_ssize_t tile_width, const Py_ssize_t* shifts, Py_ssize_t taps,
+                           const Py_ssize_t* offsets, Py_ssize_t first_row, Py_ssize_t last_row,
+                           Py_ssize_t first_col, Py_ssize_t last_col) except -1:
+    """``check_lane_reads`` on C arrays of ``taps`` shifts and (row, column) offsets: the
+    kernels' own check (a Python call costs as much as a small layer's tiles at batch 1)."""
     cdef Py_ssize_t t, dr, dc, col, low_row, high_row, low_col, high_col, a, b, low, high
     cdef int kind
+    if taps == 0 or out_h <= 0 or out_w <= 0 or tile_width <= 0:
+        raise ValueError("conv: no taps or no positions to compute")
     for t in range(taps):
         dr, dc = offsets[2 * t], offsets[2 * t + 1]
         low_row, high_row = max(0, first_row - dr), min(out_h, last_row - dr) - 1
@@ -1098,50 +1113,13 @@ cdef Py_ssize_t _lane_read_outside(Py_ssize_t length, Py_ssize_t start, Py_ssize
         low = start + shifts[t] + low_row * grid_width + low_col * step
         high = start + shifts[t] + high_row * grid_width + high_col * step
         if low < 0 or high >= length:
-            reads[0], reads[1] = low, high
-            return t
-    return -1
-
-
-def check_lane_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
-                     Py_ssize_t step, Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t tile_width,
-                     const Py_ssize_t[::1] shifts, const Py_ssize_t[:, ::1] offsets,
-                     tuple inside):
-    """Raise unless every cell ``conv_lanes`` reads lies in [0, length): tap t's, at
-    start + shifts[t] + r·grid_width + col·step, for the rows r < out_h inside (first_row ≤
-    r + offsets[t, 0] < last_row) and, in each tile of ``tile_width`` columns, its columns
-    but the first or last ones that ``_lane_tile`` skips (and none of a tile it skips)."""
-    cdef Py_ssize_t first_row, last_row, first_col, last_col
-    first_row, last_row, first_col, last_col = inside
-    if shifts.shape[0] == 0 or out_h <= 0 or out_w <= 0 or tile_width <= 0:
-        raise ValueError("conv: no taps or no positions to compute")
-    if offsets.shape[0] != shifts.shape[0] or offsets.shape[1] != 2:
-        raise ValueError(f"check_lane_reads: offsets must be ({shifts.shape[0]}, 2), got "
-                         f"{_dims(offsets.shape, 2)}")
-    _raise_lane_read(length, start, grid_width, step, out_h, out_w, tile_width, &shifts[0],
-                     shifts.shape[0], &offsets[0, 0], first_row, last_row, first_col, last_col)
-
-
-cdef int _raise_lane_read(Py_ssize_t length, Py_ssize_t start, Py_ssize_t grid_width,
-                          Py_ssize_t step, Py_ssize_t out_h, Py_ssize_t out_w,
-                          Py_ssize_t tile_width, const Py_ssize_t* shifts, Py_ssize_t taps,
-                          const Py_ssize_t* offsets, Py_ssize_t first_row, Py_ssize_t last_row,
-                          Py_ssize_t first_col, Py_ssize_t last_col) except -1:
-    """Raise ValueError naming the first tap that ``_lane_read_outside`` finds."""
-    cdef Py_ssize_t reads[2]
-    cdef Py_ssize_t t = _lane_read_outside(length, start, grid_width, step, out_h, out_w,
-                                           tile_width, shifts, taps, offsets, first_row,
-                                           last_row, first_col, last_col, reads)
-    if t >= 0:
-        raise ValueError(f"conv_lanes: tap {t} reads [{reads[0]}, {reads[1]}] outside a grid "
-                         f"plane of length {length}")
+            raise ValueError(f"conv_lanes: tap {t} reads [{low}, {high}] outside a grid plane "
+                             f"of length {length}")
     return 0
 
 
 def check_reads(Py_ssize_t length, Py_ssize_t start, Py_ssize_t count, const Py_ssize_t[::1] shifts):
     """Raise unless every read start + p + shift (0 <= p < count) lies in [0, length)."""
-    if shifts.shape[0] == 0:
-        raise ValueError("conv: no taps or no positions to compute")
     _check_reads(length, start, count, &shifts[0], shifts.shape[0])
 
 
