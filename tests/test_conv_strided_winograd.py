@@ -101,8 +101,9 @@ def test_float32_rounding_stays_within_the_conv_tolerances():
 
 
 def test_float32_matches_torch_where_the_rule_chooses_it(monkeypatch):
-    """A layer the rule gives to this path (128 → 256 channels on 8×8, the benchmark's
-    conv3x3_s2_128to256), in float32 against PyTorch's own convolution."""
+    """A layer whose backward the rule gives to this path (128 → 256 channels on 8×8, the
+    benchmark's conv3x3_s2_128to256), its forward here too by ``ONE_TILE_FORWARD``, in
+    float32 against PyTorch's own convolution."""
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(strided, "USE", True)
     monkeypatch.setattr(strided, "ONE_TILE_FORWARD", True)
@@ -174,7 +175,7 @@ def test_rules(monkeypatch):
     base = dict(kernel=(3, 3), stride=(2, 2), dilation=(1, 1), groups=1, channels=128,
                 out_channels=256, n=64, out_h=4, out_w=4)
     assert strided.passes(**base) == (True, True)
-    # a forward of one tile per image only where ONE_TILE_FORWARD (on Zen)
+    # a forward of one tile per image only with ONE_TILE_FORWARD (off by default)
     monkeypatch.setattr(strided, "ONE_TILE_FORWARD", False)
     assert strided.passes(**base) == (False, True)
     assert strided.passes(**{**base, "out_h": 8, "out_w": 8}) == (True, True)

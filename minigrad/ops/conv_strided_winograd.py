@@ -34,7 +34,6 @@ backward one more such set for ∂L/∂U.
 """
 import numpy as np
 
-from .._kernels import direct_conv as _direct
 from .._kernels import winograd_strided as _kernels
 from ..threads import get_num_threads
 from .conv_winograd import WinogradPasses
@@ -60,9 +59,10 @@ BLOCKED_FORWARD_MIN_DEPTH = 60
 BACKWARD_MIN_DEPTH = 16
 MIN_TILE_USE = 0.8
 MIN_IMAGES = 16
-#: Whether a forward whose output is one tile per image (4×4) runs here: on Zen 4 it did; on
-#: an Intel Xeon the direct kernel's lane tile was faster there (``_direct.ZEN``).
-ONE_TILE_FORWARD = _direct.ZEN
+#: Whether a forward whose output is one tile per image (4×4) runs here. Not since the direct
+#: kernel's lane tile reads x in place: it was as fast or faster on Zen 4 and on an Intel Xeon,
+#: and it kept its speed where other work on the host slowed these products' memory.
+ONE_TILE_FORWARD = False
 #: Outputs per tile along an axis (F(4, 2)).
 TILE = 4
 #: EE has TILE² columns per output tile, EO and OE TILE: cut in TILE slices, EE's product
