@@ -740,32 +740,23 @@ cdef inline int _lane_columns(Py_ssize_t before, Py_ssize_t after,
     return 2 if after == 1 else 0
 
 
-cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
-                            Py_ssize_t grid_width, const floating* weight,
-                            const Py_ssize_t* shifts, const Py_ssize_t* offsets,
-                            Py_ssize_t first_row, Py_ssize_t last_row, Py_ssize_t first_col,
-                            Py_ssize_t last_col, Py_ssize_t channels, Py_ssize_t taps,
-                            int width, int vectors, int step, Py_ssize_t tile_rows,
-                            Py_ssize_t rows, floating* out, Py_ssize_t out_rows,
-                            Py_ssize_t plane_stride, Py_ssize_t row_stride,
-                            const floating* bias) noexcept nogil:
-    """One lane tile whose first output sits at grid position 0 and at out[0]: ``width``
-    outputs (14, 8, 7 or 4) of ``rows`` rows (at most ``tile_rows``, 1 or 2), of ``out_rows``
-    (at most the block of ``vectors`` vectors) output planes, plus bias[j] unless ``bias``
-    is NULL; its cells ``step`` (1 or 2) apart along a row of the grid. Tap t, at (row,
-    column) offset (offsets[2t], offsets[2t + 1]), reads the plane from the tile's row i and
-    column col where first_row <= i + offsets[2t] < last_row and first_col <= col +
-    offsets[2t + 1] < last_col; the products it would take from padding rows, and from a
-    row's first or last one or two columns, are skipped."""
-    cdef floating result[LANE_RESULT]
-    cdef int taps_of[LANE_LISTS * LANE_MAX_TAPS]
-    cdef int counts[LANE_LISTS]
-    cdef Py_ssize_t block = LANE_BYTES // 2 * vectors // sizeof(floating), j, p, t, list_
-    cdef Py_ssize_t dr, dc
+cdef enum:
+    # one tile's tap lists (lane_tile.h): LANE_LISTS lists of up to LANE_MAX_TAPS taps, then
+    # their LANE_LISTS counts
+    LANE_LISTS_SIZE = LANE_LISTS * LANE_MAX_TAPS + LANE_LISTS
+
+
+cdef void _lane_lists(const Py_ssize_t* offsets, Py_ssize_t taps, Py_ssize_t first_row,
+                      Py_ssize_t last_row, Py_ssize_t first_col, Py_ssize_t last_col,
+                      int width, bint two_rows, Py_ssize_t rows, int* lists) noexcept nogil:
+    """A lane tile's tap lists (``lane_tile.h``; ``LANE_LISTS_SIZE`` ints): the tile, its
+    bounds relative to its first output as ``_lane_tile`` takes them, is ``width`` wide with
+    ``rows`` rows (of two with ``two_rows``); tap t goes in the list of the rows and columns
+    it reads inside the plane, or in none. Each list holds its taps in order."""
+    cdef int* counts = lists + LANE_LISTS * LANE_MAX_TAPS
+    cdef Py_ssize_t j, t, list_, dr, dc
     cdef int columns
-    cdef bint two_rows = tile_rows == 2, reads_first, reads_second
-    cdef floating offset
-    cdef floating* dst
+    cdef bint reads_first, reads_second
     for j in range(LANE_LISTS):
         counts[j] = 0
     for t in range(taps):
@@ -779,8 +770,101 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
         # every row, the first only, the second only
         list_ = 0 if reads_first == reads_second or not two_rows else (1 if reads_first else 2)
         list_ = list_ * LANE_COLUMN_KINDS + columns
-        taps_of[list_ * LANE_MAX_TAPS + counts[list_]] = <int>t
+        lists[list_ * LANE_MAX_TAPS + counts[list_]] = <int>t
         counts[list_] += 1
+
+
+cdef inline Py_ssize_t _lane_class(Py_ssize_t index, Py_ssize_t low,
+                                   Py_ssize_t high) noexcept nogil:
+    """The class of tile row (or column) ``index`` where those from ``low`` to ``high`` (none
+    if high < low) share one; every other has its own."""
+    if high < low or index <= low:
+        return index
+    return low if index <= high else index - (high - low)
+
+
+cdef inline Py_ssize_t _lane_member(Py_ssize_t klass, Py_ssize_t low,
+                                    Py_ssize_t high) noexcept nogil:
+    """A tile row (or column) of class ``klass`` (``_lane_class``)."""
+    return klass if high < low or klass <= low else klass + (high - low)
+
+
+cdef void _lane_inner(const Py_ssize_t* offsets, Py_ssize_t taps, Py_ssize_t first,
+                      Py_ssize_t last, Py_ssize_t extent, Py_ssize_t count, Py_ssize_t size,
+                      Py_ssize_t outputs, bint rows, Py_ssize_t* low,
+                      Py_ssize_t* high) noexcept nogil:
+    """[low, high]: the tile rows (``rows``; else columns) of ``size`` outputs, of ``count``
+    in all over ``outputs`` outputs, where every tap reads inside [first, last) from each of
+    the tile's ``extent`` rows (or columns): no padding in reach. They are contiguous."""
+    cdef Py_ssize_t i, t, at, d
+    cdef bint inner
+    low[0], high[0] = 0, -1
+    for i in range(count):
+        at = i * size
+        inner = at + size <= outputs
+        for t in range(taps):
+            d = offsets[2 * t] if rows else offsets[2 * t + 1]
+            if not (first <= at + d and at + d + extent <= last):
+                inner = False
+                break
+        if inner:
+            if high[0] < low[0]:
+                low[0] = i
+            high[0] = i
+
+
+cdef int* _lane_class_lists(const Py_ssize_t* offsets, Py_ssize_t taps, Py_ssize_t first_row,
+                            Py_ssize_t last_row, Py_ssize_t first_col, Py_ssize_t last_col,
+                            Py_ssize_t out_h, Py_ssize_t out_w, int width,
+                            Py_ssize_t tile_rows, Py_ssize_t* bounds) except NULL:
+    """The tap lists of every class of lane tiles, in a new array (free it): row class ·
+    column classes + column class, ``LANE_LISTS_SIZE`` ints each; ``bounds`` gets the tile
+    rows and the tile columns that read no padding (low row, high row, low column, high
+    column), each range one class (``_lane_class``). A tile's lists depend only on where its
+    rows and its columns lie against the padding, so those of one such tile serve all."""
+    cdef Py_ssize_t row_tiles = (out_h + tile_rows - 1) // tile_rows, col_tiles = out_w // width
+    cdef Py_ssize_t row_classes, col_classes, i, j, r, col
+    # a row tile inside reads both rows of every tap's window: its lists are those of a row
+    # tile of tile_rows rows whose taps read from all of them
+    _lane_inner(offsets, taps, first_row, last_row, tile_rows, row_tiles, tile_rows, out_h,
+                True, &bounds[0], &bounds[1])
+    _lane_inner(offsets, taps, first_col, last_col, width, col_tiles, width, out_w, False,
+                &bounds[2], &bounds[3])
+    row_classes = row_tiles - max(0, bounds[1] - bounds[0])
+    col_classes = col_tiles - max(0, bounds[3] - bounds[2])
+    cdef int* lists = <int*>malloc(row_classes * col_classes * LANE_LISTS_SIZE * sizeof(int))
+    if lists == NULL:
+        raise MemoryError()
+    for i in range(row_classes):
+        r = _lane_member(i, bounds[0], bounds[1]) * tile_rows
+        for j in range(col_classes):
+            col = _lane_member(j, bounds[2], bounds[3]) * width
+            _lane_lists(offsets, taps, first_row - r, last_row - r, first_col - col,
+                        last_col - col, width, tile_rows == 2, min(tile_rows, out_h - r),
+                        lists + (i * col_classes + j) * LANE_LISTS_SIZE)
+    return lists
+
+
+cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
+                            Py_ssize_t grid_width, const floating* weight,
+                            const Py_ssize_t* shifts, const int* lists, Py_ssize_t channels,
+                            Py_ssize_t taps, int width, int vectors, int step,
+                            Py_ssize_t tile_rows, Py_ssize_t rows, floating* out,
+                            Py_ssize_t out_rows, Py_ssize_t plane_stride,
+                            Py_ssize_t row_stride, const floating* bias) noexcept nogil:
+    """One lane tile whose first output sits at grid position 0 and at out[0]: ``width``
+    outputs (14, 8, 7 or 4) of ``rows`` rows (at most ``tile_rows``, 1 or 2), of ``out_rows``
+    (at most the block of ``vectors`` vectors) output planes, plus bias[j] unless ``bias``
+    is NULL; its cells ``step`` (1 or 2) apart along a row of the grid. It sums the taps of
+    its ``lists`` (``_lane_lists``), skipping the products they would take from padding
+    rows and from a row's first or last one or two columns."""
+    cdef floating result[LANE_RESULT]
+    cdef const int* taps_of = lists
+    cdef const int* counts = lists + LANE_LISTS * LANE_MAX_TAPS
+    cdef Py_ssize_t block = LANE_BYTES // 2 * vectors // sizeof(floating), j, p
+    cdef bint two_rows = tile_rows == 2
+    cdef floating offset
+    cdef floating* dst
     if floating is float:
         _lanes_f(width, vectors, step, grid, grid_length, grid_width, weight, shifts, channels,
                  taps, taps_of, counts, result)
@@ -868,21 +952,31 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     cdef Py_ssize_t row_stride = out.strides[2] // sizeof(floating)
     cdef Py_ssize_t row_tiles = (out_h + tile_rows - 1) // tile_rows
     cdef Py_ssize_t col_tiles = out_w // tile_width, tiles = row_tiles * col_tiles
-    cdef Py_ssize_t item, n, b, r, col
+    cdef Py_ssize_t item, n, b, r, col, klass
     cdef int nt = team_size(n_images * blocks * tiles * LANE_POSITIONS * block * channels
                             * taps, PARALLEL_MIN_MACS, num_threads)
+    # the tiles' tap lists, worked out once per class of tiles rather than in every tile
+    cdef Py_ssize_t bounds[4]
+    cdef int* lists = _lane_class_lists(&offsets[0, 0], taps, first_row, last_row, first_col,
+                                        last_col, out_h, out_w, tile_width, tile_rows, bounds)
+    cdef Py_ssize_t col_classes = col_tiles - max(0, bounds[3] - bounds[2])
     for item in prange(n_images * blocks * tiles, nogil=True, schedule="static",
                        num_threads=nt):
         n = item // (blocks * tiles)
         b = (item // tiles) % blocks
-        r = (item % tiles) // col_tiles * tile_rows
-        col = (item % col_tiles) * tile_width
+        r = (item % tiles) // col_tiles
+        col = item % col_tiles
+        klass = (_lane_class(r, bounds[0], bounds[1]) * col_classes
+                 + _lane_class(col, bounds[2], bounds[3]))
+        r = r * tile_rows
+        col = col * tile_width
         _lane_tile(&grid[n, 0, start + r * grid_width + col * step], grid_length,
-                   grid_width, &packed_weight[b, 0, 0], &shifts[0], &offsets[0, 0],
-                   first_row - r, last_row - r, first_col - col, last_col - col, channels,
-                   taps, tile_width, vectors, step, tile_rows, min(tile_rows, out_h - r),
-                   &out[n, b * block, r, col], min(block, out_channels - b * block),
-                   plane_stride, row_stride, &bias[b * block] if has_bias else NULL)
+                   grid_width, &packed_weight[b, 0, 0], &shifts[0],
+                   lists + klass * LANE_LISTS_SIZE, channels, taps, tile_width, vectors, step,
+                   tile_rows, min(tile_rows, out_h - r), &out[n, b * block, r, col],
+                   min(block, out_channels - b * block), plane_stride, row_stride,
+                   &bias[b * block] if has_bias else NULL)
+    free(lists)
 
 
 cdef extern from "grad_tiles.h" nogil:
