@@ -25,6 +25,7 @@ def no_winograd(monkeypatch):
     takes where the compiler tunes for Zen)."""
     forced_winograd(monkeypatch, None)
     monkeypatch.setattr(conv_direct, "LANE_WIDE_ROWS", True)
+    monkeypatch.setattr(conv_direct, "LANE_ONE_VECTOR_ROWS", False)
     monkeypatch.setattr(conv_direct, "BLOCKED", None)
     conv_module._layout.cache_clear()
     yield
@@ -88,8 +89,9 @@ STRIDED = [
 ]
 
 
-def _uses_lanes(case):
-    """(forward, input gradient) on the lane tile, by the rule."""
+def _uses_lanes(case, one_vector_rows=False):
+    """(forward, input gradient) on the lane tile, by the rule (with ``one_vector_rows``, that
+    of ``LANE_ONE_VECTOR_ROWS``)."""
     (_, channels, height, width), (out_channels, _, kh, kw), padding, dilation = case[:4]
     stride = np.broadcast_to(case[4] if len(case) > 4 else 1, 2)
     pads = np.broadcast_to(padding, 2)
@@ -98,9 +100,11 @@ def _uses_lanes(case):
 
     def rule(summed, produced, width):
         # two vectors of 32 output channels on any whole number of tiles, one of 16 on one
+        # (on several with LANE_ONE_VECTOR_ROWS)
         tile = kernels.lane_tile_width(width)
         return summed >= 16 and (tile > 0 if produced % 32 == 0 else
-                                 produced % 16 == 0 and tile == width)
+                                 produced % 16 == 0 and tile > 0
+                                 and (tile == width or one_vector_rows))
     return (rule(channels, out_channels, out_width),
             rule(out_channels, channels, width) and stride.max() == 1)
 
@@ -140,6 +144,40 @@ def test_one_vector_on_rows_of_8_matches_reference(case, dtype, monkeypatch):
     test_lane_tile_matches_reference(case, dtype, True)
 
 
+# One vector of output channels (16, 48) on rows of several tiles, two rows each (forward, or
+# the input gradient, which produces 16 channels): rows of 28 and 56 (tiles of 14), 16 and 32
+# (tiles of 8), a strided forward to 16 wide, 5×5 'same', the last tile one row.
+ONE_VECTOR_ROWS = [
+    ((2, 16, 4, 28), (16, 16, 3, 3), 1, 1),
+    ((2, 16, 5, 16), (16, 16, 5, 5), 2, 1),
+    ((2, 32, 3, 32), (48, 32, 3, 3), 1, 1),
+    ((2, 32, 6, 28), (16, 32, 3, 3), 1, 1),
+    ((1, 16, 3, 56), (16, 16, 3, 3), 1, 1),
+    ((2, 16, 32, 32), (16, 16, 3, 3), 1, 1, 2),
+]
+
+
+@pytest.mark.parametrize("case", ONE_VECTOR_ROWS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_vector_on_rows_of_several_tiles_matches_reference(case, dtype, monkeypatch):
+    monkeypatch.setattr(conv_direct, "LANE_ONE_VECTOR_ROWS", True)
+    conv_module._layout.cache_clear()
+    assert any(_uses_lanes(case, True))
+    test_lane_tile_matches_reference(case, dtype, True)
+
+
+def test_one_vector_rows_rule(monkeypatch):
+    """With one vector of output channels, rows of several tiles take the lane tile only with
+    LANE_ONE_VECTOR_ROWS (the forward; the input gradient by the same rule)."""
+    for setting in (False, True):
+        monkeypatch.setattr(conv_direct, "LANE_ONE_VECTOR_ROWS", setting)
+        for width, several in ((28, True), (16, True), (14, False), (8, False)):
+            plan = conv_direct.DirectPlan((2, 16, 6, width), (16, 16, 3, 3), ((1, 1), (1, 1)),
+                                          (1, 1))
+            assert plan.lanes is (setting or not several)
+            assert plan.input_lanes is (setting or not several)
+
+
 def test_wide_rows_go_to_the_position_tiles_unless_the_lane_tile_wins(monkeypatch):
     """Rows a whole number of 16 wide take the position tiles where LANE_WIDE_ROWS is off."""
     monkeypatch.setattr(conv_direct, "LANE_WIDE_ROWS", False)
@@ -168,7 +206,8 @@ def test_lane_tile_matches_reference(case, dtype, bias):
     op = y._creator
     assert op.direct is not None
     backward = op.direct_backward
-    assert (op.direct.lanes, backward is not None and backward.input_lanes) == _uses_lanes(case)
+    assert (op.direct.lanes, backward is not None and backward.input_lanes) == _uses_lanes(
+        case, conv_direct.LANE_ONE_VECTOR_ROWS)
     expected = R.conv2d(x.data.astype(np.float64), w.data.astype(np.float64),
                         None if b is None else b.data.astype(np.float64), **hyper)
     tol = 1e-10 if dtype == np.float64 else 1e-4

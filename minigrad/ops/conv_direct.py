@@ -142,6 +142,11 @@ LANE_MIN_CHANNELS = 16
 #: output channels take it on outputs 4, 7, 8 or 14 wide with one vector per tile (two rows of
 #: positions), 2 keeps them off.
 LANE_MIN_VECTORS = 1
+#: Whether one vector of output channels takes rows of several tiles too (two rows of 14 or
+#: 8): where GCC tunes for Zen (``_kernels.ZEN``), on which it beat the position tiles on
+#: every such layer measured since the tiles' tap lists are worked out once per class
+#: (docs/algorithms.md); elsewhere only rows of one tile, as measured before.
+LANE_ONE_VECTOR_ROWS = _kernels.ZEN
 #: From this many images on, a forward on outputs 8 wide takes one vector of output channels
 #: per lane tile (two rows of 8, summed tap by tap) also where they would fill two (one row
 #: of 8): faster on batches of 16 and more (docs/algorithms.md), slower on one image. The
@@ -348,11 +353,11 @@ def _takes_lanes(summed, produced, width, taps, images=1):
     ``taps`` taps that sums ``summed`` channels into ``produced`` ones on maps ``width``
     wide, in a batch of ``images``."""
     tile, vectors = _kernels.lane_tile_width(width), lane_vectors(produced, width, images)
-    # with one vector only rows of one tile: on wider rows the position tiles were as fast
     return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None
             and summed >= LANE_MIN_CHANNELS and vectors >= LANE_MIN_VECTORS
             and produced % _kernels.lane_block(4, vectors) == 0
-            and tile > 0 and (vectors == 2 or tile == width) and taps <= _kernels.LANE_TAPS
+            and tile > 0 and (vectors == 2 or tile == width or LANE_ONE_VECTOR_ROWS)
+            and taps <= _kernels.LANE_TAPS
             and (LANE_WIDE_ROWS or width % WIDE_ROW != 0))
 
 
