@@ -26,6 +26,7 @@ def no_winograd(monkeypatch):
     forced_winograd(monkeypatch, None)
     monkeypatch.setattr(conv_direct, "LANE_WIDE_ROWS", True)
     monkeypatch.setattr(conv_direct, "LANE_ONE_VECTOR_ROWS", False)
+    monkeypatch.setattr(conv_direct, "LANE_FEW_CHANNELS", None)
     monkeypatch.setattr(conv_direct, "BLOCKED", None)
     conv_module._layout.cache_clear()
     yield
@@ -89,9 +90,9 @@ STRIDED = [
 ]
 
 
-def _uses_lanes(case, one_vector_rows=False):
-    """(forward, input gradient) on the lane tile, by the rule (with ``one_vector_rows``, that
-    of ``LANE_ONE_VECTOR_ROWS``)."""
+def _uses_lanes(case, one_vector_rows=False, few_channels=None):
+    """(forward, input gradient) on the lane tile, by the rule (with ``one_vector_rows`` and
+    ``few_channels``, those of ``LANE_ONE_VECTOR_ROWS`` and ``LANE_FEW_CHANNELS``)."""
     (_, channels, height, width), (out_channels, _, kh, kw), padding, dilation = case[:4]
     stride = np.broadcast_to(case[4] if len(case) > 4 else 1, 2)
     pads = np.broadcast_to(padding, 2)
@@ -102,7 +103,9 @@ def _uses_lanes(case, one_vector_rows=False):
         # two vectors of 32 output channels on any whole number of tiles, one of 16 on one
         # (on several with LANE_ONE_VECTOR_ROWS)
         tile = kernels.lane_tile_width(width)
-        return summed >= 16 and (tile > 0 if produced % 32 == 0 else
+        enough = summed >= 16 or (few_channels is not None and summed >= few_channels
+                                  and summed * kh * kw >= conv_direct.LANE_MIN_SUMS)
+        return enough and (tile > 0 if produced % 32 == 0 else
                                  produced % 16 == 0 and tile > 0
                                  and (tile == width or one_vector_rows))
     return (rule(channels, out_channels, out_width),
@@ -166,6 +169,40 @@ def test_one_vector_on_rows_of_several_tiles_matches_reference(case, dtype, monk
     test_lane_tile_matches_reference(case, dtype, True)
 
 
+# Fewer than 16 channels summed, with enough taps for LANE_MIN_SUMS: the forward (8 → 16 5×5
+# on 16 wide, the inception branch's; 8 → 32 on 7 wide; 12 → 32 on 8 wide), the input
+# gradient (8 output channels summed into 32), a kernel of 7×3 taps.
+FEW_CHANNELS = [
+    ((2, 8, 16, 16), (16, 8, 5, 5), 2, 1),
+    ((2, 8, 7, 7), (32, 8, 5, 5), 2, 1),
+    ((2, 12, 8, 8), (32, 12, 5, 5), 2, 1),
+    ((2, 32, 14, 14), (8, 32, 5, 5), 2, 1),
+    ((2, 8, 5, 14), (16, 8, 7, 3), (3, 1), 1),
+]
+
+
+@pytest.mark.parametrize("case", FEW_CHANNELS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_few_channels_with_enough_taps_match_reference(case, dtype, monkeypatch):
+    monkeypatch.setattr(conv_direct, "LANE_ONE_VECTOR_ROWS", True)
+    monkeypatch.setattr(conv_direct, "LANE_FEW_CHANNELS", 8)
+    conv_module._layout.cache_clear()
+    assert any(_uses_lanes(case, True, 8))
+    test_lane_tile_matches_reference(case, dtype, True)
+
+
+def test_few_channels_rule(monkeypatch):
+    """Under LANE_MIN_CHANNELS, the lane tile only with LANE_FEW_CHANNELS and, per output, at
+    least LANE_MIN_SUMS products (channels × taps)."""
+    for few in (None, 8):
+        monkeypatch.setattr(conv_direct, "LANE_FEW_CHANNELS", few)
+        for channels, kernel, lanes in ((8, 5, True), (8, 3, False), (6, 5, False),
+                                        (12, 5, True), (16, 3, True)):
+            plan = conv_direct.DirectPlan((2, channels, 14, 14), (32, channels, kernel, kernel),
+                                          ((kernel // 2,) * 2,) * 2, (1, 1))
+            assert plan.lanes is (lanes and (few is not None or channels >= 16))
+
+
 def test_one_vector_rows_rule(monkeypatch):
     """With one vector of output channels, rows of several tiles take the lane tile only with
     LANE_ONE_VECTOR_ROWS (the forward; the input gradient by the same rule)."""
@@ -207,7 +244,7 @@ def test_lane_tile_matches_reference(case, dtype, bias):
     assert op.direct is not None
     backward = op.direct_backward
     assert (op.direct.lanes, backward is not None and backward.input_lanes) == _uses_lanes(
-        case, conv_direct.LANE_ONE_VECTOR_ROWS)
+        case, conv_direct.LANE_ONE_VECTOR_ROWS, conv_direct.LANE_FEW_CHANNELS)
     expected = R.conv2d(x.data.astype(np.float64), w.data.astype(np.float64),
                         None if b is None else b.data.astype(np.float64), **hyper)
     tol = 1e-10 if dtype == np.float64 else 1e-4

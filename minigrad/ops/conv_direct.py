@@ -138,6 +138,12 @@ MASKED_MAX_TAPS = _kernels.TAP_BLOCK
 #: fewer channels each tile's transposing store weighs more against its sums. None: never
 #: (tests compare both kernels).
 LANE_MIN_CHANNELS = 16
+#: ... or from this many where each output sums at least ``LANE_MIN_SUMS`` products (channels
+#: × taps: 8 channels of a 5×5 kernel, against the 16 of a 3×3 that LANE_MIN_CHANNELS admits):
+#: measured where GCC tunes for Zen (``_kernels.ZEN``), None elsewhere. With 8 channels of
+#: a 3×3 kernel the position tiles were faster on rows a whole number of 16 wide.
+LANE_FEW_CHANNELS = 8 if _kernels.ZEN else None
+LANE_MIN_SUMS = 144
 #: The fewest vectors of output channels a lane tile holds: 1 lets layers of 16 (or 48, …)
 #: output channels take it on outputs 4, 7, 8 or 14 wide with one vector per tile (two rows of
 #: positions), 2 keeps them off.
@@ -349,12 +355,15 @@ def _pack(weight, threads, block=None, tap_major=False):
 
 
 def _takes_lanes(summed, produced, width, taps, images=1):
-    """The lane tile's rule (``LANE_MIN_CHANNELS``, ``LANE_WIDE_ROWS``) for a correlation of
+    """The lane tile's rule (``LANE_MIN_CHANNELS``, ``LANE_FEW_CHANNELS``, ``LANE_WIDE_ROWS``) for a correlation of
     ``taps`` taps that sums ``summed`` channels into ``produced`` ones on maps ``width``
     wide, in a batch of ``images``."""
     tile, vectors = _kernels.lane_tile_width(width), lane_vectors(produced, width, images)
     return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None
-            and summed >= LANE_MIN_CHANNELS and vectors >= LANE_MIN_VECTORS
+            and (summed >= LANE_MIN_CHANNELS
+                 or (LANE_FEW_CHANNELS is not None and summed >= LANE_FEW_CHANNELS
+                     and summed * taps >= LANE_MIN_SUMS))
+            and vectors >= LANE_MIN_VECTORS
             and produced % _kernels.lane_block(4, vectors) == 0
             and tile > 0 and (vectors == 2 or tile == width or LANE_ONE_VECTOR_ROWS)
             and taps <= _kernels.LANE_TAPS
