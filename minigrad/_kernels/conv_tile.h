@@ -23,12 +23,8 @@ typedef float minigrad_vf __attribute__((vector_size(MINIGRAD_VECTOR_BYTES), ali
 typedef double minigrad_vd __attribute__((vector_size(MINIGRAD_VECTOR_BYTES), aligned(8),
                                           may_alias));
 
-#define MINIGRAD_CONV_SUMS(NAME, T, V)                                                       \
-static inline void NAME(const T *run_0, const T *run_1, const T *run_2,                      \
-                        Py_ssize_t grid_length, const T *weight, const Py_ssize_t *shifts,   \
-                        Py_ssize_t channels, Py_ssize_t taps, Py_ssize_t first_tap,          \
-                        Py_ssize_t last_tap, T *result)                                      \
-{                                                                                            \
+/* The sums of one tile into the registers ``sums`` (declared by the caller). */
+#define MINIGRAD_CONV_ACCUMULATE(T, V)                                                       \
     enum { LANES = MINIGRAD_VECTOR_BYTES / sizeof(T), K = MINIGRAD_RUN / LANES };            \
     V sums[MINIGRAD_OB][MINIGRAD_RUNS][K];                                                   \
     const T *runs[MINIGRAD_RUNS] = {run_0, run_1, run_2};                                    \
@@ -50,7 +46,15 @@ static inline void NAME(const T *run_0, const T *run_1, const T *run_2,         
                 for (s = 0; s < MINIGRAD_RUNS; s++)                                          \
                     for (k = 0; k < K; k++)                                                  \
                         sums[o][s][k] += w[o] * x[s][k];                                     \
-        }                                                                                    \
+        }
+
+#define MINIGRAD_CONV_SUMS(NAME, T, V)                                                       \
+static inline void NAME(const T *run_0, const T *run_1, const T *run_2,                      \
+                        Py_ssize_t grid_length, const T *weight, const Py_ssize_t *shifts,   \
+                        Py_ssize_t channels, Py_ssize_t taps, Py_ssize_t first_tap,          \
+                        Py_ssize_t last_tap, T *result)                                      \
+{                                                                                            \
+    MINIGRAD_CONV_ACCUMULATE(T, V)                                                           \
     for (o = 0; o < MINIGRAD_OB; o++)                                                        \
         for (s = 0; s < MINIGRAD_RUNS; s++)                                                  \
             for (k = 0; k < K; k++)                                                          \
@@ -92,6 +96,63 @@ static inline void NAME(T *dst, const T *src, Py_ssize_t n, T offset)           
 }
 MINIGRAD_SEGMENT(minigrad_segment_f, float)
 MINIGRAD_SEGMENT(minigrad_segment_d, double)
+#endif
+
+/* The sums of MINIGRAD_CONV_SUMS stored straight from the registers (AVX-512): run s's
+ * positions [first[j], first[j] + count[j]) for its segments j = 2s, 2s + 1 (count 0: none)
+ * go to out[o * plane_stride + dst[j] + i] for i < count[j], plus bias[o] (0 without), for
+ * the out_rows <= OB output planes o. Each segment is one masked store per vector, at dst[j]
+ * − first[j]: where a tile stored its sums in a buffer that each segment read back, a
+ * layer of few channels spent as long storing as summing. */
+#if defined(__AVX512F__)
+#define MINIGRAD_DIRECT_STORES 1
+#define MINIGRAD_CONV_SUMS_STORED(NAME, T, V, MASK, MASK_STORE, CAST)                       \
+static inline void NAME(const T *run_0, const T *run_1, const T *run_2,                      \
+                        Py_ssize_t grid_length, const T *weight, const Py_ssize_t *shifts,   \
+                        Py_ssize_t channels, Py_ssize_t taps, Py_ssize_t first_tap,          \
+                        Py_ssize_t last_tap, T *out, Py_ssize_t out_rows,                    \
+                        Py_ssize_t plane_stride, const T *bias, const Py_ssize_t *dst,       \
+                        const int *first, const int *count)                                  \
+{                                                                                            \
+    MINIGRAD_CONV_ACCUMULATE(T, V)                                                           \
+    int j;                                                                                   \
+    _Pragma("GCC unroll 8")                                                                  \
+    for (o = 0; o < MINIGRAD_OB; o++) {                                                      \
+        if (o >= out_rows)                                                                   \
+            break;                                                                           \
+        T add = bias != NULL ? bias[o] : (T)0;                                               \
+        T *plane = out + o * plane_stride;                                                   \
+        for (s = 0; s < MINIGRAD_RUNS; s++)                                                  \
+            for (j = 2 * s; j < 2 * s + 2; j++) {                                            \
+                if (count[j] == 0)                                                           \
+                    continue;                                                                \
+                T *base = plane + dst[j] - first[j];                                         \
+                unsigned int lanes = ((1u << count[j]) - 1u) << first[j];                    \
+                for (k = 0; k < K; k++) {                                                    \
+                    MASK m = (MASK)((lanes >> (k * LANES)) & ((1u << LANES) - 1u));          \
+                    if (m)                                                                   \
+                        MASK_STORE(base + k * LANES, m, CAST(sums[o][s][k] + add));          \
+                }                                                                            \
+            }                                                                                \
+    }                                                                                        \
+}
+MINIGRAD_CONV_SUMS_STORED(minigrad_conv_sums_stored_f, float, minigrad_vf, __mmask16,
+                          _mm512_mask_storeu_ps, (__m512))
+MINIGRAD_CONV_SUMS_STORED(minigrad_conv_sums_stored_d, double, minigrad_vd, __mmask8,
+                          _mm512_mask_storeu_pd, (__m512d))
+#else
+#define MINIGRAD_DIRECT_STORES 0
+#define MINIGRAD_CONV_SUMS_STORED(NAME, T)                                                   \
+static inline void NAME(const T *run_0, const T *run_1, const T *run_2,                      \
+                        Py_ssize_t grid_length, const T *weight, const Py_ssize_t *shifts,   \
+                        Py_ssize_t channels, Py_ssize_t taps, Py_ssize_t first_tap,          \
+                        Py_ssize_t last_tap, T *out, Py_ssize_t out_rows,                    \
+                        Py_ssize_t plane_stride, const T *bias, const Py_ssize_t *dst,       \
+                        const int *first, const int *count)                                  \
+{                                                                                            \
+}
+MINIGRAD_CONV_SUMS_STORED(minigrad_conv_sums_stored_f, float)
+MINIGRAD_CONV_SUMS_STORED(minigrad_conv_sums_stored_d, double)
 #endif
 
 #endif

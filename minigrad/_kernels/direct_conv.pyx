@@ -241,6 +241,20 @@ cdef extern from "conv_tile.h" nogil:
         const double* run_0, const double* run_1, const double* run_2, Py_ssize_t grid_length,
         const double* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
         Py_ssize_t first_tap, Py_ssize_t last_tap, double* result)
+    void _conv_sums_stored_f "minigrad_conv_sums_stored_f" (
+        const float* run_0, const float* run_1, const float* run_2, Py_ssize_t grid_length,
+        const float* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
+        Py_ssize_t first_tap, Py_ssize_t last_tap, float* out, Py_ssize_t out_rows,
+        Py_ssize_t plane_stride, const float* bias, const Py_ssize_t* dst, const int* first,
+        const int* count)
+    void _conv_sums_stored_d "minigrad_conv_sums_stored_d" (
+        const double* run_0, const double* run_1, const double* run_2, Py_ssize_t grid_length,
+        const double* weight, const Py_ssize_t* shifts, Py_ssize_t channels, Py_ssize_t taps,
+        Py_ssize_t first_tap, Py_ssize_t last_tap, double* out, Py_ssize_t out_rows,
+        Py_ssize_t plane_stride, const double* bias, const Py_ssize_t* dst, const int* first,
+        const int* count)
+    enum:
+        DIRECT_STORES "MINIGRAD_DIRECT_STORES"
     void _segment_f "minigrad_segment_f" (float* dst, const float* src, Py_ssize_t n,
                                           float offset)
     void _segment_d "minigrad_segment_d" (double* dst, const double* src, Py_ssize_t n,
@@ -315,6 +329,45 @@ cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                 x, r = x + grid_width, r + 1
         if first_tap > last_tap:
             first_tap = last_tap
+    # each run's segments (at most two) where a tile stores its sums straight from the
+    # registers: not accumulated, whole elements apart
+    cdef Py_ssize_t seg_dst[2 * RUNS]
+    cdef int seg_first[2 * RUNS]
+    cdef int seg_count[2 * RUNS]
+    cdef bint direct = DIRECT_STORES and not accumulate and col_stride == 1
+    cdef int j
+    if direct:
+        for j in range(2 * RUNS):
+            seg_count[j] = 0
+        for s in range(n_runs):
+            r, col, x, j = runs[2 * s], runs[2 * s + 1], 0, 2 * s
+            while x < RUN:
+                step = min(grid_width - col, RUN - x)
+                valid = min(out_w - col, step)
+                at_row = _row_offset(r, out_h, period, images, image_stride, row_stride)
+                if valid > 0 and at_row >= 0:
+                    if j == 2 * s + 2:
+                        direct = False      # a third row: rows narrower than a run
+                        break
+                    seg_dst[j], seg_first[j], seg_count[j] = at_row + col, <int>x, <int>valid
+                    j = j + 1
+                x = x + step
+                col = col + step
+                if col == grid_width:
+                    col = 0
+                    r = r + 1
+            if not direct:
+                break
+    if direct:
+        if floating is float:
+            _conv_sums_stored_f(grid + at[0], grid + at[1], grid + at[2], grid_length, weight,
+                                shifts, channels, taps, first_tap, last_tap, out, out_rows,
+                                plane_stride, bias, seg_dst, seg_first, seg_count)
+        else:
+            _conv_sums_stored_d(grid + at[0], grid + at[1], grid + at[2], grid_length, weight,
+                                shifts, channels, taps, first_tap, last_tap, out, out_rows,
+                                plane_stride, bias, seg_dst, seg_first, seg_count)
+        return
     if floating is float:
         _conv_sums_f(grid + at[0], grid + at[1], grid + at[2], grid_length, weight, shifts,
                      channels, taps, first_tap, last_tap, result)
