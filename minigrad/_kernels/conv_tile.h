@@ -115,7 +115,17 @@ static inline void NAME(const T *run_0, const T *run_1, const T *run_2,         
                         const int *first, const int *count)                                  \
 {                                                                                            \
     MINIGRAD_CONV_ACCUMULATE(T, V)                                                           \
+    /* every segment's masks and start, once: then the stores have no branch (a store     \
+     * whose mask is empty writes nothing) */                                              \
+    MASK masks[2 * MINIGRAD_RUNS][K];                                                        \
+    Py_ssize_t starts[2 * MINIGRAD_RUNS];                                                    \
     int j;                                                                                   \
+    for (j = 0; j < 2 * MINIGRAD_RUNS; j++) {                                                \
+        unsigned int lanes = count[j] ? ((1u << count[j]) - 1u) << first[j] : 0u;            \
+        starts[j] = count[j] ? dst[j] - first[j] : 0;                                        \
+        for (k = 0; k < K; k++)                                                              \
+            masks[j][k] = (MASK)((lanes >> (k * LANES)) & ((1u << LANES) - 1u));             \
+    }                                                                                        \
     _Pragma("GCC unroll 8")                                                                  \
     for (o = 0; o < MINIGRAD_OB; o++) {                                                      \
         if (o >= out_rows)                                                                   \
@@ -123,17 +133,10 @@ static inline void NAME(const T *run_0, const T *run_1, const T *run_2,         
         T add = bias != NULL ? bias[o] : (T)0;                                               \
         T *plane = out + o * plane_stride;                                                   \
         for (s = 0; s < MINIGRAD_RUNS; s++)                                                  \
-            for (j = 2 * s; j < 2 * s + 2; j++) {                                            \
-                if (count[j] == 0)                                                           \
-                    continue;                                                                \
-                T *base = plane + dst[j] - first[j];                                         \
-                unsigned int lanes = ((1u << count[j]) - 1u) << first[j];                    \
-                for (k = 0; k < K; k++) {                                                    \
-                    MASK m = (MASK)((lanes >> (k * LANES)) & ((1u << LANES) - 1u));          \
-                    if (m)                                                                   \
-                        MASK_STORE(base + k * LANES, m, CAST(sums[o][s][k] + add));          \
-                }                                                                            \
-            }                                                                                \
+            for (j = 2 * s; j < 2 * s + 2; j++)                                              \
+                for (k = 0; k < K; k++)                                                      \
+                    MASK_STORE(plane + starts[j] + k * LANES, masks[j][k],                   \
+                               CAST(sums[o][s][k] + add));                                   \
     }                                                                                        \
 }
 MINIGRAD_CONV_SUMS_STORED(minigrad_conv_sums_stored_f, float, minigrad_vf, __mmask16,
