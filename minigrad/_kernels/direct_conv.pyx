@@ -282,91 +282,110 @@ cdef inline Py_ssize_t _row_offset(Py_ssize_t r, Py_ssize_t out_h, Py_ssize_t pe
     return (r // period) * image_stride + (r % period) * row_stride
 
 
+cdef struct TilePlan:
+    # what a tile of ``conv`` does besides its sums, the same for every image and block
+    Py_ssize_t runs[2 * RUNS]       # each run's (row, column)
+    Py_ssize_t n_runs
+    Py_ssize_t at[RUNS]             # each run's first position (the last run again past n_runs)
+    Py_ssize_t first_tap, last_tap  # the taps it sums
+    bint direct                     # whether the segments below hold all its stores
+    Py_ssize_t seg_dst[2 * RUNS]    # run s's segments 2s, 2s + 1: where in out each starts,
+    int seg_first[2 * RUNS]         # its first position in the run
+    int seg_count[2 * RUNS]         # and its length (0: none)
+
+
+cdef void _tile_plan(TilePlan* plan, const Py_ssize_t* spread, Py_ssize_t run_step,
+                     Py_ssize_t n_runs, Py_ssize_t taps, Py_ssize_t grid_width,
+                     Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t row_stride,
+                     Py_ssize_t col_stride, Py_ssize_t period, Py_ssize_t images,
+                     Py_ssize_t image_stride, const Py_ssize_t* spans) noexcept nogil:
+    """``plan`` for a tile of ``n_runs`` (1 to RUNS) runs, run s starting at row spread[2s·
+    run_step], column spread[2s·run_step + 1]; ``conv``'s geometry (``_conv_tile``). With
+    ``spans``, it sums only the taps of the union of its rows' spans: row r's taps
+    spans[2r] <= t < spans[2r + 1] (an empty span where the row stores nothing). Its stores
+    go straight from the registers (``direct``) where each run crosses at most one row end
+    among the outputs and out's cells are one element apart."""
+    cdef Py_ssize_t s, r, col, x, step, valid, at_row, pair
+    cdef int j
+    plan.n_runs = n_runs
+    for s in range(n_runs):
+        plan.runs[2 * s] = spread[2 * s * run_step]
+        plan.runs[2 * s + 1] = spread[2 * s * run_step + 1]
+    for s in range(RUNS):
+        pair = 2 * min(s, n_runs - 1)
+        plan.at[s] = plan.runs[pair] * grid_width + plan.runs[pair + 1]
+    plan.first_tap, plan.last_tap = 0, taps
+    if spans != NULL:
+        # the union of the spans of the rows the runs cross
+        plan.first_tap, plan.last_tap = taps, 0
+        for s in range(n_runs):
+            # x: where row r starts among the run's positions
+            r, x = plan.runs[2 * s], -plan.runs[2 * s + 1]
+            while x < RUN:
+                plan.first_tap = min(plan.first_tap, spans[2 * r])
+                plan.last_tap = max(plan.last_tap, spans[2 * r + 1])
+                x, r = x + grid_width, r + 1
+        if plan.first_tap > plan.last_tap:
+            plan.first_tap = plan.last_tap
+    plan.direct = DIRECT_STORES and col_stride == 1
+    for j in range(2 * RUNS):
+        plan.seg_count[j] = 0
+    for s in range(n_runs if plan.direct else 0):
+        r, col, x, j = plan.runs[2 * s], plan.runs[2 * s + 1], 0, 2 * s
+        while x < RUN:
+            step = min(grid_width - col, RUN - x)
+            valid = min(out_w - col, step)
+            at_row = _row_offset(r, out_h, period, images, image_stride, row_stride)
+            if valid > 0 and at_row >= 0:
+                if j == 2 * s + 2:
+                    plan.direct = False     # a third row: rows narrower than a run
+                    return
+                plan.seg_dst[j] = at_row + col
+                plan.seg_first[j], plan.seg_count[j] = <int>x, <int>valid
+                j = j + 1
+            x = x + step
+            col = col + step
+            if col == grid_width:
+                col = 0
+                r = r + 1
+
+
 cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                             const floating* weight, const Py_ssize_t* shifts,
                             Py_ssize_t channels, Py_ssize_t taps, floating* out,
-                            Py_ssize_t out_rows, const floating* bias, const Py_ssize_t* spread,
-                            Py_ssize_t run_step, Py_ssize_t n_runs, Py_ssize_t grid_width,
-                            Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t plane_stride,
-                            Py_ssize_t row_stride, Py_ssize_t col_stride, bint accumulate,
-                            Py_ssize_t period, Py_ssize_t images, Py_ssize_t image_stride,
-                            const Py_ssize_t* spans) noexcept nogil:
-    """One tile: ``n_runs`` (1 to RUNS) runs of RUN positions, run s starting at row
-    runs[2s], column runs[2s + 1] (runs = the pairs of ``spread`` ``run_step`` pairs apart),
-    that is at position a_s = runs[2s]·grid_width + runs[2s + 1], of ``out_rows`` (<= OB)
-    output planes. With ``spans``, only the taps of the union of the runs' rows' spans are
-    summed: row r's taps spans[2r] <= t < spans[2r + 1] (an empty span where the row stores
-    nothing).
+                            Py_ssize_t out_rows, const floating* bias, const TilePlan* plan,
+                            Py_ssize_t grid_width, Py_ssize_t out_h, Py_ssize_t out_w,
+                            Py_ssize_t plane_stride, Py_ssize_t row_stride,
+                            Py_ssize_t col_stride, bint accumulate, Py_ssize_t period,
+                            Py_ssize_t images, Py_ssize_t image_stride) noexcept nogil:
+    """One tile (``plan``, ``_tile_plan``: its runs of RUN positions, run s at position a_s
+    = row·grid_width + column) of ``out_rows`` (<= OB) output planes:
 
     tile[o][s·RUN + x] = Σ_c Σ_t weight[(c·taps + t)·OB + o] · grid[c·grid_length + shifts[t]
-    + a_s + x], then position p = r·grid_width + col goes to out[o·plane_stride +
-    r·row_stride + col·col_stride] (plus bias[o] unless ``bias`` is NULL; added to what is
-    there if ``accumulate``) when r < out_h and col < out_w; with ``period`` > 0, row r is
-    row r mod period of image r div period (``_row_offset``). A tile of fewer runs computes
-    its last run again in the missing ones and does not store them."""
+    + a_s + x], over the plan's taps, then position p = r·grid_width + col goes to
+    out[o·plane_stride + r·row_stride + col·col_stride] (plus bias[o] unless ``bias`` is
+    NULL; added to what is there if ``accumulate``) when r < out_h and col < out_w; with
+    ``period`` > 0, row r is row r mod period of image r div period (``_row_offset``). A tile
+    of fewer runs computes its last run again in the missing ones and does not store them."""
     cdef floating result[OB * XB]
-    cdef Py_ssize_t t, o, x, s, r, col, step, valid, end, pair, at_row, next_row
-    cdef Py_ssize_t at[RUNS]
+    cdef Py_ssize_t t, o, x, s, r, col, step, valid, end, at_row, next_row
+    cdef const Py_ssize_t* at = plan.at
+    cdef const Py_ssize_t* runs = plan.runs
+    cdef Py_ssize_t n_runs = plan.n_runs, first_tap = plan.first_tap
+    cdef Py_ssize_t last_tap = plan.last_tap
     cdef floating* dst
     cdef floating offset
-    cdef Py_ssize_t first_tap = 0, last_tap = taps
-    cdef Py_ssize_t runs[2 * RUNS]
-    for s in range(n_runs):
-        runs[2 * s] = spread[2 * s * run_step]
-        runs[2 * s + 1] = spread[2 * s * run_step + 1]
-    for s in range(RUNS):
-        pair = 2 * min(s, n_runs - 1)
-        at[s] = runs[pair] * grid_width + runs[pair + 1]
-    if spans != NULL:
-        # the union of the spans of the rows the runs cross
-        first_tap, last_tap = taps, 0
-        for s in range(n_runs):
-            # x: where row r starts among the run's positions
-            r, x = runs[2 * s], -runs[2 * s + 1]
-            while x < RUN:
-                first_tap = min(first_tap, spans[2 * r])
-                last_tap = max(last_tap, spans[2 * r + 1])
-                x, r = x + grid_width, r + 1
-        if first_tap > last_tap:
-            first_tap = last_tap
-    # each run's segments (at most two) where a tile stores its sums straight from the
-    # registers: not accumulated, whole elements apart
-    cdef Py_ssize_t seg_dst[2 * RUNS]
-    cdef int seg_first[2 * RUNS]
-    cdef int seg_count[2 * RUNS]
-    cdef bint direct = DIRECT_STORES and not accumulate and col_stride == 1
-    cdef int j
-    if direct:
-        for j in range(2 * RUNS):
-            seg_count[j] = 0
-        for s in range(n_runs):
-            r, col, x, j = runs[2 * s], runs[2 * s + 1], 0, 2 * s
-            while x < RUN:
-                step = min(grid_width - col, RUN - x)
-                valid = min(out_w - col, step)
-                at_row = _row_offset(r, out_h, period, images, image_stride, row_stride)
-                if valid > 0 and at_row >= 0:
-                    if j == 2 * s + 2:
-                        direct = False      # a third row: rows narrower than a run
-                        break
-                    seg_dst[j], seg_first[j], seg_count[j] = at_row + col, <int>x, <int>valid
-                    j = j + 1
-                x = x + step
-                col = col + step
-                if col == grid_width:
-                    col = 0
-                    r = r + 1
-            if not direct:
-                break
-    if direct:
+    if plan.direct and not accumulate:
         if floating is float:
             _conv_sums_stored_f(grid + at[0], grid + at[1], grid + at[2], grid_length, weight,
                                 shifts, channels, taps, first_tap, last_tap, out, out_rows,
-                                plane_stride, bias, seg_dst, seg_first, seg_count)
+                                plane_stride, bias, plan.seg_dst, plan.seg_first,
+                                plan.seg_count)
         else:
             _conv_sums_stored_d(grid + at[0], grid + at[1], grid + at[2], grid_length, weight,
                                 shifts, channels, taps, first_tap, last_tap, out, out_rows,
-                                plane_stride, bias, seg_dst, seg_first, seg_count)
+                                plane_stride, bias, plan.seg_dst, plan.seg_first,
+                                plan.seg_count)
         return
     if floating is float:
         _conv_sums_f(grid + at[0], grid + at[1], grid + at[2], grid_length, weight, shifts,
@@ -673,6 +692,21 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
                 if r < span_rows:
                     spans[2 * r] = row_taps[k, 0]
                     spans[2 * r + 1] = row_taps[k, 1]
+    # each tile's runs, taps and stores, worked out once rather than for every image and block
+    cdef TilePlan* plans = <TilePlan*>malloc(tiles * sizeof(TilePlan))
+    if plans == NULL:
+        free(spans)
+        raise MemoryError()
+    for tile in range(tiles):
+        if tile < groups * per_image:
+            # run (tile mod R) of images RUNS·g to RUNS·g + RUNS − 1: R runs apart
+            i = (tile // per_image) * RUNS * per_image + tile % per_image
+            count, run_step = RUNS, per_image
+        else:
+            i = rest + (tile - groups * per_image) * RUNS
+            count, run_step = min(RUNS, n_runs - i), 1
+        _tile_plan(&plans[tile], &runs[i, 0], run_step, count, taps, grid_width, out_h, out_w,
+                   row_stride, col_stride, period, n_images, image_stride, spans)
     for item in prange(grid_images * blocks * bands, nogil=True, schedule="static",
                        num_threads=nt):
         n = item // (blocks * bands)
@@ -685,23 +719,16 @@ def conv(const floating[:, :, :] grid, const floating[:, :, ::1] packed_weight,
         c0 = 0
         while c0 < channels:
             for tile in range(band * band_tiles, min(tiles, (band + 1) * band_tiles)):
-                if tile < groups * per_image:
-                    # run (tile mod R) of images RUNS·g to RUNS·g + RUNS − 1: R runs apart
-                    i = (tile // per_image) * RUNS * per_image + tile % per_image
-                    count, run_step = RUNS, per_image
-                else:
-                    i = rest + (tile - groups * per_image) * RUNS
-                    count, run_step = min(RUNS, n_runs - i), 1
                 _conv_tile(&grid[n, c0, start], grid_length,
                            &packed_weight[b, c0 * taps, 0], &shifts[0],
                            min(channel_chunk, channels - c0), taps, &out[n, b * OB, 0, 0],
                            min(OB, out_channels - b * OB),
-                           &bias[b * OB] if has_bias and c0 == 0 else NULL,
-                           &runs[i, 0], run_step, count, grid_width, out_h, out_w, plane_stride,
-                           row_stride, col_stride, c0 > 0, period, n_images, image_stride,
-                           spans)
+                           &bias[b * OB] if has_bias and c0 == 0 else NULL, &plans[tile],
+                           grid_width, out_h, out_w, plane_stride, row_stride, col_stride,
+                           c0 > 0, period, n_images, image_stride)
             c0 = c0 + channel_chunk
     free(spans)
+    free(plans)
 
 
 cdef extern from "lane_tile.h" nogil:
