@@ -634,9 +634,28 @@ def test_weight_grad_skips_the_taps_its_masks_leave_out(by_rows):
     np.testing.assert_array_equal(np.delete(sums[0], 4, axis=1), np.delete(sums[1], 4, axis=1))
 
 
+@pytest.mark.parametrize("max_taps", [None, 9])
+@pytest.mark.parametrize("kernel", [5, 7])
+def test_weight_gradient_of_larger_kernels_masked_or_not(max_taps, kernel, monkeypatch):
+    """5×5 and 7×7 weight gradients with their masks (``MASKED_MAX_TAPS`` None, as where GCC
+    tunes for Zen) and without (one tap group), against the reference: a map smaller than the
+    kernel's reach, so that many taps read padding."""
+    monkeypatch.setattr(conv_direct, "MASKED_MAX_TAPS", max_taps)
+    x = RNG.standard_normal((3, 5, 6, 7)).astype(np.float32)
+    gy = RNG.standard_normal((3, 32, 6, 7)).astype(np.float32)
+    pad = kernel // 2
+    plan = conv_direct.DirectPlan(x.shape, (32, 5, kernel, kernel), ((pad, pad), (pad, pad)),
+                                  (1, 1))
+    got = plan.grad_weight(x, gy).reshape(32, 5, kernel, kernel)
+    expected = R.conv2d_vjp(x.astype(np.float64), np.zeros((32, 5, kernel, kernel)),
+                            gy.astype(np.float64), padding=pad)[1]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_weight_grad_unmasked_takes_every_tap(dtype):
-    """With ``masked`` false the tile ignores the masks (the 5×5 and 7×7 layers' choice): masks
+    """With ``masked`` false the tile ignores the masks (the 5×5 and 7×7 layers' choice off
+    Zen, ``MASKED_MAX_TAPS``): masks
     that keep no tap still give the whole gradient, while the masked tile then gives zeros
     (with AVX-512; the AVX2 tiles are unmasked either way)."""
     x = RNG.standard_normal((3, 4, 7, 9)).astype(dtype)

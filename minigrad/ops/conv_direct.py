@@ -127,9 +127,10 @@ PARTIALS_BYTES = 4 << 20
 #: depends only on the batch size and results do not depend on the thread count.
 MAX_CHUNKS = 16
 #: The weight-gradient tile skips the taps that read padding (its masks) on kernels of at most
-#: this many taps (one tap group: 3×3 with AVX-512); on larger kernels (5×5, 7×7) its unmasked
-#: twin was faster.
-MASKED_MAX_TAPS = _kernels.TAP_BLOCK
+#: this many taps (None: any): one tap group (3×3 with AVX-512), where larger kernels (5×5,
+#: 7×7) ran faster on its unmasked twin; any where GCC tunes for Zen (``_kernels.ZEN``),
+#: where the masks were as fast or faster on every kernel measured (docs/algorithms.md).
+MASKED_MAX_TAPS = None if _kernels.ZEN else _kernels.TAP_BLOCK
 #: A forward on outputs 4 or 7 wide or a whole number of 14 or 8 (``_kernels.lane_tile_width``),
 #: with a whole number of lane blocks of output channels (32, or 16 on rows of one tile:
 #: ``LANE_MIN_VECTORS``) and at least this many input channels, runs on the lane tile
@@ -948,7 +949,7 @@ class DirectPlan:
         scratch = workspace.get("gy_scratch", (threads, self.positions, width), gy.dtype)
         _kernels.weight_grad(gy, grid, shifts, *self.grad_masks, self.positions,
                              self.grid_width, partials, scratch, width, threads,
-                             self.taps <= MASKED_MAX_TAPS)
+                             MASKED_MAX_TAPS is None or self.taps <= MASKED_MAX_TAPS)
         total = np.empty((self.out_channels, self.channels, self.taps), gy.dtype)
         _kernels.sum_partials(partials, total, threads)
         return total
