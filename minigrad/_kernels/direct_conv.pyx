@@ -353,7 +353,7 @@ cdef void _tile_plan(TilePlan* plan, const Py_ssize_t* spread, Py_ssize_t run_st
 cdef inline void _conv_tile(const floating* grid, Py_ssize_t grid_length,
                             const floating* weight, const Py_ssize_t* shifts,
                             Py_ssize_t channels, Py_ssize_t taps, floating* out,
-                            Py_ssize_t out_rows, const floating* bias, const TilePlan* plan,
+                            Py_ssize_t out_rows, const floating* bias, TilePlan* plan,
                             Py_ssize_t grid_width, Py_ssize_t out_h, Py_ssize_t out_w,
                             Py_ssize_t plane_stride, Py_ssize_t row_stride,
                             Py_ssize_t col_stride, bint accumulate, Py_ssize_t period,
