@@ -147,6 +147,7 @@ def test_one_vector_on_rows_of_8_matches_reference(case, dtype, monkeypatch):
     test_lane_tile_matches_reference(case, dtype, True)
 
 
+# The Zen rules, each case with LANE_ONE_VECTOR_ROWS and LANE_FEW_CHANNELS on.
 # One vector of output channels (16, 48) on rows of several tiles, two rows each (forward, or
 # the input gradient, which produces 16 channels): rows of 28 and 56 (tiles of 14), 16 and 32
 # (tiles of 8), a strided forward to 16 wide, 5×5 'same', the last tile one row.
@@ -158,17 +159,6 @@ ONE_VECTOR_ROWS = [
     ((1, 16, 3, 56), (16, 16, 3, 3), 1, 1),
     ((2, 16, 32, 32), (16, 16, 3, 3), 1, 1, 2),
 ]
-
-
-@pytest.mark.parametrize("case", ONE_VECTOR_ROWS)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_one_vector_on_rows_of_several_tiles_matches_reference(case, dtype, monkeypatch):
-    monkeypatch.setattr(conv_direct, "LANE_ONE_VECTOR_ROWS", True)
-    conv_module._layout.cache_clear()
-    assert any(_uses_lanes(case, True))
-    test_lane_tile_matches_reference(case, dtype, True)
-
-
 # Fewer than 16 channels summed, with enough taps for LANE_MIN_SUMS: the forward (8 → 16 5×5
 # on 16 wide, the inception branch's; 8 → 32 on 7 wide; 12 → 32 on 8 wide), the input
 # gradient (8 output channels summed into 32), a kernel of 7×3 taps.
@@ -181,9 +171,9 @@ FEW_CHANNELS = [
 ]
 
 
-@pytest.mark.parametrize("case", FEW_CHANNELS)
+@pytest.mark.parametrize("case", ONE_VECTOR_ROWS + FEW_CHANNELS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_few_channels_with_enough_taps_match_reference(case, dtype, monkeypatch):
+def test_zen_rules_match_reference(case, dtype, monkeypatch):
     monkeypatch.setattr(conv_direct, "LANE_ONE_VECTOR_ROWS", True)
     monkeypatch.setattr(conv_direct, "LANE_FEW_CHANNELS", 8)
     conv_module._layout.cache_clear()

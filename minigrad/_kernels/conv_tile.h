@@ -104,19 +104,20 @@ MINIGRAD_SEGMENT(minigrad_segment_d, double)
  * the out_rows <= OB output planes o. Each segment is one masked store per vector, at dst[j]
  * − first[j]: where a tile stored its sums in a buffer that each segment read back, a
  * layer of few channels spent as long storing as summing. */
+#define MINIGRAD_STORED_PARAMS(T)                                                            \
+    const T *run_0, const T *run_1, const T *run_2, Py_ssize_t grid_length,                  \
+    const T *weight, const Py_ssize_t *shifts, Py_ssize_t channels, Py_ssize_t taps,         \
+    Py_ssize_t first_tap, Py_ssize_t last_tap, T *out, Py_ssize_t out_rows,                  \
+    Py_ssize_t plane_stride, const T *bias, const Py_ssize_t *dst, const int *first,         \
+    const int *count
 #if defined(__AVX512F__)
 #define MINIGRAD_DIRECT_STORES 1
-#define MINIGRAD_CONV_SUMS_STORED(NAME, T, V, MASK, MASK_STORE, CAST)                       \
-static inline void NAME(const T *run_0, const T *run_1, const T *run_2,                      \
-                        Py_ssize_t grid_length, const T *weight, const Py_ssize_t *shifts,   \
-                        Py_ssize_t channels, Py_ssize_t taps, Py_ssize_t first_tap,          \
-                        Py_ssize_t last_tap, T *out, Py_ssize_t out_rows,                    \
-                        Py_ssize_t plane_stride, const T *bias, const Py_ssize_t *dst,       \
-                        const int *first, const int *count)                                  \
+#define MINIGRAD_CONV_SUMS_STORED(NAME, T, V, MASK, MASK_STORE, CAST)                        \
+static inline void NAME(MINIGRAD_STORED_PARAMS(T))                                           \
 {                                                                                            \
     MINIGRAD_CONV_ACCUMULATE(T, V)                                                           \
-    /* every segment's masks and start, once: then the stores have no branch (a store     \
-     * whose mask is empty writes nothing) */                                              \
+    /* every segment's masks and start, once: then the stores have no branch (a store        \
+     * whose mask is empty writes nothing) */                                                \
     MASK masks[2 * MINIGRAD_RUNS][K];                                                        \
     Py_ssize_t starts[2 * MINIGRAD_RUNS];                                                    \
     int j;                                                                                   \
@@ -145,15 +146,9 @@ MINIGRAD_CONV_SUMS_STORED(minigrad_conv_sums_stored_d, double, minigrad_vd, __mm
                           _mm512_mask_storeu_pd, (__m512d))
 #else
 #define MINIGRAD_DIRECT_STORES 0
+/* never called without AVX-512 (direct_conv.pyx tests MINIGRAD_DIRECT_STORES) */
 #define MINIGRAD_CONV_SUMS_STORED(NAME, T)                                                   \
-static inline void NAME(const T *run_0, const T *run_1, const T *run_2,                      \
-                        Py_ssize_t grid_length, const T *weight, const Py_ssize_t *shifts,   \
-                        Py_ssize_t channels, Py_ssize_t taps, Py_ssize_t first_tap,          \
-                        Py_ssize_t last_tap, T *out, Py_ssize_t out_rows,                    \
-                        Py_ssize_t plane_stride, const T *bias, const Py_ssize_t *dst,       \
-                        const int *first, const int *count)                                  \
-{                                                                                            \
-}
+static inline void NAME(MINIGRAD_STORED_PARAMS(T)) {}
 MINIGRAD_CONV_SUMS_STORED(minigrad_conv_sums_stored_f, float)
 MINIGRAD_CONV_SUMS_STORED(minigrad_conv_sums_stored_d, double)
 #endif
