@@ -863,6 +863,12 @@ cdef inline Py_ssize_t _lane_class(Py_ssize_t index, Py_ssize_t low,
     return low if index <= high else index - (high - low)
 
 
+cdef inline Py_ssize_t _lane_classes(Py_ssize_t count, Py_ssize_t low,
+                                     Py_ssize_t high) noexcept nogil:
+    """How many classes ``count`` tile rows (or columns) fall in (``_lane_class``)."""
+    return _lane_class(count - 1, low, high) + 1
+
+
 cdef inline Py_ssize_t _lane_member(Py_ssize_t klass, Py_ssize_t low,
                                     Py_ssize_t high) noexcept nogil:
     """A tile row (or column) of class ``klass`` (``_lane_class``)."""
@@ -870,12 +876,11 @@ cdef inline Py_ssize_t _lane_member(Py_ssize_t klass, Py_ssize_t low,
 
 
 cdef void _lane_inner(const Py_ssize_t* offsets, Py_ssize_t taps, Py_ssize_t first,
-                      Py_ssize_t last, Py_ssize_t extent, Py_ssize_t count, Py_ssize_t size,
-                      Py_ssize_t outputs, bint rows, Py_ssize_t* low,
-                      Py_ssize_t* high) noexcept nogil:
+                      Py_ssize_t last, Py_ssize_t count, Py_ssize_t size, Py_ssize_t outputs,
+                      bint rows, Py_ssize_t* low, Py_ssize_t* high) noexcept nogil:
     """[low, high]: the tile rows (``rows``; else columns) of ``size`` outputs, of ``count``
     in all over ``outputs`` outputs, where every tap reads inside [first, last) from each of
-    the tile's ``extent`` rows (or columns): no padding in reach. They are contiguous."""
+    the tile's ``size`` rows (or columns): no padding in reach. They are contiguous."""
     cdef Py_ssize_t i, t, at, d
     cdef bint inner
     low[0], high[0] = 0, -1
@@ -884,7 +889,7 @@ cdef void _lane_inner(const Py_ssize_t* offsets, Py_ssize_t taps, Py_ssize_t fir
         inner = at + size <= outputs
         for t in range(taps):
             d = offsets[2 * t] if rows else offsets[2 * t + 1]
-            if not (first <= at + d and at + d + extent <= last):
+            if not (first <= at + d and at + d + size <= last):
                 inner = False
                 break
         if inner:
@@ -906,12 +911,12 @@ cdef int* _lane_class_lists(const Py_ssize_t* offsets, Py_ssize_t taps, Py_ssize
     cdef Py_ssize_t row_classes, col_classes, i, j, r, col
     # a row tile inside reads both rows of every tap's window: its lists are those of a row
     # tile of tile_rows rows whose taps read from all of them
-    _lane_inner(offsets, taps, first_row, last_row, tile_rows, row_tiles, tile_rows, out_h,
-                True, &bounds[0], &bounds[1])
-    _lane_inner(offsets, taps, first_col, last_col, width, col_tiles, width, out_w, False,
+    _lane_inner(offsets, taps, first_row, last_row, row_tiles, tile_rows, out_h, True,
+                &bounds[0], &bounds[1])
+    _lane_inner(offsets, taps, first_col, last_col, col_tiles, width, out_w, False,
                 &bounds[2], &bounds[3])
-    row_classes = row_tiles - max(0, bounds[1] - bounds[0])
-    col_classes = col_tiles - max(0, bounds[3] - bounds[2])
+    row_classes = _lane_classes(row_tiles, bounds[0], bounds[1])
+    col_classes = _lane_classes(col_tiles, bounds[2], bounds[3])
     cdef int* lists = <int*>malloc(row_classes * col_classes * LANE_LISTS_SIZE * sizeof(int))
     if lists == NULL:
         raise MemoryError()
@@ -1039,7 +1044,7 @@ def conv_lanes(const floating[:, :, :] grid, const floating[:, :, ::1] packed_we
     cdef Py_ssize_t bounds[4]
     cdef int* lists = _lane_class_lists(&offsets[0, 0], taps, first_row, last_row, first_col,
                                         last_col, out_h, out_w, tile_width, tile_rows, bounds)
-    cdef Py_ssize_t col_classes = col_tiles - max(0, bounds[3] - bounds[2])
+    cdef Py_ssize_t col_classes = _lane_classes(col_tiles, bounds[2], bounds[3])
     for item in prange(n_images * blocks * tiles, nogil=True, schedule="static",
                        num_threads=nt):
         n = item // (blocks * tiles)

@@ -356,9 +356,10 @@ def _pack(weight, threads, block=None, tap_major=False):
 
 
 def _takes_lanes(summed, produced, width, taps, images=1):
-    """The lane tile's rule (``LANE_MIN_CHANNELS``, ``LANE_FEW_CHANNELS``, ``LANE_WIDE_ROWS``) for a correlation of
-    ``taps`` taps that sums ``summed`` channels into ``produced`` ones on maps ``width``
-    wide, in a batch of ``images``."""
+    """The lane tile's rule (``LANE_MIN_CHANNELS``, ``LANE_FEW_CHANNELS``,
+    ``LANE_ONE_VECTOR_ROWS``, ``LANE_WIDE_ROWS``) for a correlation of ``taps`` taps that sums
+    ``summed`` channels into ``produced`` ones on maps ``width`` wide, in a batch of
+    ``images``."""
     tile, vectors = _kernels.lane_tile_width(width), lane_vectors(produced, width, images)
     return (_kernels.LANE_TILE and LANE_MIN_CHANNELS is not None
             and (summed >= LANE_MIN_CHANNELS
