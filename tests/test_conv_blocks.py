@@ -135,6 +135,38 @@ def test_blocked_rule(monkeypatch, x_shape, w_shape, stride, groups, mode, block
     assert plan.blocked is blocked
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_embed_writes_every_cell(case):
+    """Each input value lands in its cell and every other cell is zeroed, whatever the grid
+    held before (NaN here), image by image or for the batch."""
+    x_shape, w_shape, stride, padding, dilation = case
+    stride, dilation = conv_module.pair(stride, "s", "c"), conv_module.pair(dilation, "d", "c")
+    pads = conv_module.resolve_padding(padding, w_shape[2:], stride, dilation, "c")
+    plan = conv_direct.DirectPlan(x_shape, w_shape, pads, dilation, stride)
+    x = RNG.standard_normal(x_shape).astype(np.float32)
+    n, channels, rows, width = x_shape
+    (sh, sw), top, left = stride, plan.top, plan.left
+    cells = max(sh * sw * plan.phase_length,
+                (plan.out_h - 1) * plan.grid_width + plan.out_w + int(plan.shifts.max()))
+    expected = np.zeros((n, channels // 16, cells, 16), np.float32)
+    R, C = np.arange(rows)[:, None] + top, np.arange(width)[None, :] + left
+    q = ((R % sh) * sw + C % sw) * plan.phase_length + (R // sh) * plan.grid_width + C // sw
+    expected[:, :, q] = x.reshape(n, channels // 16, 16, rows, width).transpose(0, 1, 3, 4, 2)
+    geometry = (top, left, sh, sw, plan.phase_length, plan.grid_width)
+    grid = np.full((n, channels // 16, cells * 16), np.nan, np.float32)
+    kernels.embed(x, grid, *geometry, 2)
+    np.testing.assert_array_equal(grid, expected.reshape(grid.shape))
+    if plan.out_w < kernels.BLOCK_POSITIONS:
+        return      # no tile fits: the forward takes other kernels
+    # one image's grid reused for the next: the padding is zeroed again each time
+    scratch = np.full((1, channels // 16, cells * 16), np.nan, np.float32)
+    w = RNG.standard_normal(w_shape).astype(np.float32)
+    y = np.empty((n, w_shape[0], plan.out_h, plan.out_w), np.float32)
+    kernels.conv_by_image(x, scratch, conv_direct._pack_blocks(w), plan.shifts, y,
+                          np.empty(0, np.float32), *geometry, 1)
+    np.testing.assert_array_equal(scratch[0], expected[-1].reshape(scratch.shape[1:]))
+
+
 def _kernel_inputs():
     x = RNG.standard_normal((2, 16, 16, 16)).astype(np.float32)
     w = RNG.standard_normal((32, 16, 3, 3)).astype(np.float32)

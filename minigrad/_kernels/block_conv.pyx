@@ -86,51 +86,59 @@ def embed(const float[:, :, :, ::1] src, float[:, :, ::1] grid, Py_ssize_t top,
     _check_embed("block_conv.embed", src.shape, grid.shape, n_images, top, left, sh, sw,
                  phase_length, grid_width)
     cdef int nt = check_threads(num_threads)
-    cdef Py_ssize_t* columns = _column_cells(src.shape[3], left, sw, phase_length)
+    cdef Embedding e = _embedding(src.shape[2], src.shape[3], top, left, sh, sw, phase_length,
+                                  grid_width)
     for item in prange(n_images * blocks, nogil=True, schedule="static", num_threads=nt):
         n = item // blocks
         b = item % blocks
-        _embed_block(&src[n, b * CHANNELS, 0, 0], src.shape[2], src.shape[3], &grid[n, b, 0],
-                     grid.shape[2], top, sh, sw * phase_length, grid_width, columns)
-    free(columns)
+        _embed_block(&src[n, b * CHANNELS, 0, 0], &grid[n, b, 0], grid.shape[2], &e)
+    free(e.columns)
 
 
-cdef Py_ssize_t* _column_cells(Py_ssize_t width, Py_ssize_t left, Py_ssize_t sw,
-                               Py_ssize_t phase_length) except NULL:
-    """The grid cell of each input column within its row (its phase's offset plus its place
-    in the phase's row), once per call: the embedding then divides by the stride per row only.
-    The caller frees it."""
-    cdef Py_ssize_t* columns = <Py_ssize_t*>malloc(max(width, 1) * sizeof(Py_ssize_t))
+cdef struct Embedding:
+    # the input planes' size, the padding rows before them, the stride, the cells from one
+    # phase to the next and from one of a phase's rows to the next, and each input column's
+    # cell within its grid row (its phase's offset plus its place in the phase's row), worked
+    # out once per call so that the embedding divides by the stride per row only
+    Py_ssize_t rows, width, top, sh, sw, phase_length, grid_width
+    Py_ssize_t* columns
+
+
+cdef Embedding _embedding(Py_ssize_t rows, Py_ssize_t width, Py_ssize_t top, Py_ssize_t left,
+                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t phase_length,
+                          Py_ssize_t grid_width) except *:
+    """The geometry of ``embed``; the caller frees its ``columns``."""
+    cdef Embedding e
     cdef Py_ssize_t j
-    if columns == NULL:
+    e.rows, e.width, e.top, e.sh, e.sw = rows, width, top, sh, sw
+    e.phase_length, e.grid_width = phase_length, grid_width
+    e.columns = <Py_ssize_t*>malloc(max(width, 1) * sizeof(Py_ssize_t))
+    if e.columns == NULL:
         raise MemoryError()
     for j in range(width):
-        columns[j] = ((j + left) % sw) * phase_length + (j + left) // sw
-    return columns
+        e.columns[j] = ((j + left) % sw) * phase_length + (j + left) // sw
+    return e
 
 
-cdef void _embed_block(const float* src, Py_ssize_t rows, Py_ssize_t width, float* block,
-                       Py_ssize_t length, Py_ssize_t top, Py_ssize_t sh,
-                       Py_ssize_t phase_row_length, Py_ssize_t grid_width,
-                       const Py_ssize_t* columns) noexcept nogil:
-    """``embed`` for one block: the 16 planes at ``src`` onto ``block`` (``length`` floats);
-    a row's phases lie ``phase_row_length`` cells apart (sw phases), its columns' cells are
-    ``columns`` (``_column_cells``)."""
+cdef void _embed_block(const float* src, float* block, Py_ssize_t length,
+                       const Embedding* e) noexcept nogil:
+    """``embed`` for one block: the 16 planes at ``src`` onto ``block`` (``length``
+    floats)."""
     cdef const float* srcs[16]
     cdef float* dsts[16]
-    cdef Py_ssize_t r, R, col0, i, j, row_cell, plane = rows * width
+    cdef Py_ssize_t r, R, col0, i, j, row_cell, width = e.width, plane = e.rows * e.width
     memset(block, 0, length * sizeof(float))
-    for r in range(rows):
-        R = r + top
-        row_cell = (R % sh) * phase_row_length + (R // sh) * grid_width
+    for r in range(e.rows):
+        R = r + e.top
+        row_cell = (R % e.sh) * e.sw * e.phase_length + (R // e.sh) * e.grid_width
         for col0 in range(0, width - width % 16, 16):
             for i in range(16):
                 srcs[i] = src + i * plane + r * width + col0
-                dsts[i] = block + (row_cell + columns[col0 + i]) * CHANNELS
+                dsts[i] = block + (row_cell + e.columns[col0 + i]) * CHANNELS
             _transpose16(srcs, dsts)
         for j in range(width - width % 16, width):
             for i in range(CHANNELS):
-                block[(row_cell + columns[j]) * CHANNELS + i] = src[i * plane + r * width + j]
+                block[(row_cell + e.columns[j]) * CHANNELS + i] = src[i * plane + r * width + j]
 
 
 cdef struct Tiling:
@@ -236,19 +244,18 @@ def conv_by_image(const float[:, :, :, ::1] src, float[:, :, ::1] scratch,
     cdef Py_ssize_t n, ob, unit, b
     cdef float* grid
     cdef bint has_bias = bias.shape[0] > 0
-    cdef Py_ssize_t* columns = _column_cells(src.shape[3], left, sw, phase_length)
+    cdef Embedding e = _embedding(src.shape[2], src.shape[3], top, left, sh, sw, phase_length,
+                                  grid_width)
     for n in prange(n_images, nogil=True, schedule="static", num_threads=nt):
         grid = &scratch[threadid(), 0, 0]
         for b in range(blocks):
-            _embed_block(&src[n, b * CHANNELS, 0, 0], src.shape[2], src.shape[3],
-                         grid + b * length, length, top, sh, sw * phase_length, grid_width,
-                         columns)
+            _embed_block(&src[n, b * CHANNELS, 0, 0], grid + b * length, length, &e)
         for ob in range(out_blocks):
             for unit in range(tiling.units):
                 _unit(grid, length, blocks, &packed[ob, 0], cell_shifts, shifts.shape[0],
                       &tiling, unit, &out[n, ob * OUT, 0, 0],
                       &bias[ob * OUT] if has_bias else NULL)
-    free(columns)
+    free(e.columns)
 
 
 cdef int _check_conv(str name, Py_ssize_t* grid, Py_ssize_t* packed,
