@@ -91,7 +91,8 @@ def embed(const float[:, :, :, ::1] src, float[:, :, ::1] grid, Py_ssize_t top,
     for item in prange(n_images * blocks, nogil=True, schedule="static", num_threads=nt):
         n = item // blocks
         b = item % blocks
-        _embed_block(&src[n, b * CHANNELS, 0, 0], &grid[n, b, 0], grid.shape[2], &e)
+        memset(&grid[n, b, 0], 0, grid.shape[2] * sizeof(float))
+        _embed_block(&src[n, b * CHANNELS, 0, 0], &grid[n, b, 0], &e)
     free(e.columns)
 
 
@@ -120,14 +121,12 @@ cdef Embedding _embedding(Py_ssize_t rows, Py_ssize_t width, Py_ssize_t top, Py_
     return e
 
 
-cdef void _embed_block(const float* src, float* block, Py_ssize_t length,
-                       const Embedding* e) noexcept nogil:
-    """``embed`` for one block: the 16 planes at ``src`` onto ``block`` (``length``
-    floats)."""
+cdef void _embed_block(const float* src, float* block, const Embedding* e) noexcept nogil:
+    """``embed`` for one block: the 16 planes at ``src`` onto ``block``, whose other cells
+    the caller zeroes."""
     cdef const float* srcs[16]
     cdef float* dsts[16]
     cdef Py_ssize_t r, R, col0, i, j, row_cell, width = e.width, plane = e.rows * e.width
-    memset(block, 0, length * sizeof(float))
     for r in range(e.rows):
         R = r + e.top
         row_cell = (R % e.sh) * e.sw * e.phase_length + (R // e.sh) * e.grid_width
@@ -246,10 +245,12 @@ def conv_by_image(const float[:, :, :, ::1] src, float[:, :, ::1] scratch,
     cdef bint has_bias = bias.shape[0] > 0
     cdef Embedding e = _embedding(src.shape[2], src.shape[3], top, left, sh, sw, phase_length,
                                   grid_width)
+    # every image puts its values in the same cells: the others stay zero from here
+    memset(&scratch[0, 0, 0], 0, scratch.shape[0] * blocks * length * sizeof(float))
     for n in prange(n_images, nogil=True, schedule="static", num_threads=nt):
         grid = &scratch[threadid(), 0, 0]
         for b in range(blocks):
-            _embed_block(&src[n, b * CHANNELS, 0, 0], grid + b * length, length, &e)
+            _embed_block(&src[n, b * CHANNELS, 0, 0], grid + b * length, &e)
         for ob in range(out_blocks):
             for unit in range(tiling.units):
                 _unit(grid, length, blocks, &packed[ob, 0], cell_shifts, shifts.shape[0],
