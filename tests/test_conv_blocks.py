@@ -60,19 +60,28 @@ def _conv(case, bias):
     return x, w, b, minigrad.nn.functional.conv2d(x, w, b, **hyper), hyper
 
 
+def _blocked_on(monkeypatch, layout):
+    """The blocked forward on a grid of the batch, image by image on cells, or image by image
+    on zero-padded planes wherever the stride along the rows is 2 (any channel count)."""
+    by_image, planar = {"batch": (1 << 30, None), "cells": (0, None),
+                        "planes": (0, 1 << 30)}[layout]
+    monkeypatch.setattr(conv_direct, "BLOCKED_BY_IMAGE", by_image)
+    monkeypatch.setattr(conv_direct, "BLOCKED_PLANAR_CHANNELS", planar)
+
+
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("by_image", [0, None])
-def test_blocked_forward_matches_reference(monkeypatch, case, bias, by_image):
-    """Image by image (``conv_by_image``) or on a grid of the batch."""
-    if by_image is None:
-        monkeypatch.setattr(conv_direct, "BLOCKED_BY_IMAGE", 1 << 30)
-    else:
-        monkeypatch.setattr(conv_direct, "BLOCKED_BY_IMAGE", by_image)
+@pytest.mark.parametrize("layout", ["batch", "cells", "planes"])
+def test_blocked_forward_matches_reference(monkeypatch, case, bias, layout):
+    """Image by image (``conv_by_image``, ``conv_planar_by_image``) or on a grid of the
+    batch."""
+    _blocked_on(monkeypatch, layout)
     x, w, b, y, hyper = _conv(case, bias)
     op = y._creator
     assert op.direct is not None
     assert op.direct.blocked is (y.shape[3] >= kernels.BLOCK_POSITIONS)
+    assert (op.direct.planar is not None) is (layout == "planes"
+                                              and op.direct.stride[1] == 2)
     expected = R.conv2d(x.data.astype(np.float64), w.data.astype(np.float64),
                         None if b is None else b.data.astype(np.float64), **hyper)
     assert y.dtype == np.float32
@@ -96,7 +105,8 @@ def test_float64_keeps_the_planar_kernels():
 
 
 def test_blocked_results_do_not_depend_on_the_thread_count_or_the_grid(monkeypatch):
-    """The same sums in the same order on 1, 2 and 3 threads, image by image or not."""
+    """The same sums in the same order on 1, 2 and 3 threads, image by image or not, on cells
+    or planes."""
     x = minigrad.tensor(RNG.standard_normal((5, 32, 18, 22)).astype(np.float32),
                         requires_grad=True)
     w = minigrad.tensor(RNG.standard_normal((64, 32, 3, 3)).astype(np.float32))
@@ -108,8 +118,9 @@ def test_blocked_results_do_not_depend_on_the_thread_count_or_the_grid(monkeypat
         return y.data
 
     results = []
-    for by_image in (0, 1 << 30):
-        monkeypatch.setattr(conv_direct, "BLOCKED_BY_IMAGE", by_image)
+    for layout in ("batch", "cells", "planes"):
+        _blocked_on(monkeypatch, layout)
+        conv_module._layout.cache_clear()
         results += on_threads(forward)
     for other in results[1:]:
         np.testing.assert_array_equal(results[0], other)
@@ -165,6 +176,20 @@ def test_embed_writes_every_cell(case):
     kernels.conv_by_image(x, scratch, conv_direct._pack_blocks(w), plan.shifts, y,
                           np.empty(0, np.float32), *geometry, 1)
     np.testing.assert_array_equal(scratch[0], expected[-1].reshape(scratch.shape[1:]))
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, planar", [
+    ((2, 16, 32, 32), (32, 16, 3, 3), 2, True),
+    ((2, 16, 32, 32), (32, 16, 5, 5), 2, True),
+    ((2, 16, 32, 32), (32, 16, 3, 3), (1, 2), True),
+    ((2, 32, 32, 32), (64, 32, 3, 3), 2, False),        # two blocks
+    ((2, 16, 32, 32), (32, 16, 3, 3), 3, False),        # stride 3 along the rows
+    ((2, 16, 32, 32), (32, 16, 3, 3), (2, 1), False),
+])
+def test_planar_rule(x_shape, w_shape, stride, planar):
+    stride = conv_module.pair(stride, "s", "c")
+    plan = conv_direct.DirectPlan(x_shape, w_shape, ((1, 1), (1, 1)), (1, 1), stride)
+    assert (plan.planar is not None) is planar
 
 
 def _kernel_inputs():
@@ -242,3 +267,39 @@ def test_conv_by_image_checks_its_arguments():
                               bias, *geometry, 2)
     with pytest.raises(ValueError, match="num_threads"):
         kernels.conv_by_image(x, scratch, packed, plan.shifts, y, bias, *geometry, 0)
+
+
+def test_conv_planar_by_image_checks_its_arguments():
+    """Its results against the reference on planes that held NaN before, and its guards."""
+    x, w, plan, grid, packed = _kernel_inputs()
+    y = np.empty((2, 32, 8, 8), np.float32)
+    bias = np.empty(0, np.float32)
+    shifts = plan.tap_offsets @ np.array([18, 1], np.intp)
+    planes = np.full((2, 16, 18 * 18), np.nan, np.float32)
+    kernels.conv_planar_by_image(x, planes, packed, shifts, y, bias, 1, 1, 2, 18, 2)
+    np.testing.assert_allclose(y, R.conv2d(x, w, stride=2, padding=1), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="cannot hold input"):    # planes per thread
+        kernels.conv_planar_by_image(x, planes, packed, shifts, y, bias, 1, 1, 2, 18, 3)
+    with pytest.raises(ValueError, match="cannot hold input"):    # rows too narrow
+        kernels.conv_planar_by_image(x, planes, packed, shifts, y, bias, 1, 3, 2, 18, 2)
+    with pytest.raises(ValueError, match="cannot hold input"):    # too few rows
+        kernels.conv_planar_by_image(x, planes[:, :, :17 * 18].copy(), packed, shifts, y,
+                                     bias, 2, 1, 2, 18, 2)
+    with pytest.raises(ValueError, match="cannot hold input"):
+        kernels.conv_planar_by_image(x[:, :8].copy(), planes[:, :8].copy(), packed, shifts, y,
+                                     bias, 1, 1, 2, 18, 2)
+    with pytest.raises(ValueError, match="images for"):
+        kernels.conv_planar_by_image(x[:1], planes, packed, shifts, y, bias, 1, 1, 2, 18, 2)
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        kernels.conv_planar_by_image(x, planes, packed[:, :-1], shifts, y, bias, 1, 1, 2, 18,
+                                     2)
+    with pytest.raises(ValueError, match="inconsistent shapes"):  # rows of 12 read 23 > 18
+        kernels.conv_planar_by_image(x, planes, packed, shifts,
+                                     np.empty((2, 32, 8, 12), np.float32), bias, 1, 1, 1, 18,
+                                     2)
+    with pytest.raises(ValueError, match="fall outside a grid plane"):
+        kernels.conv_planar_by_image(x, planes, packed, shifts + 36, y, bias, 1, 1, 2, 18, 2)
+    with pytest.raises(ValueError, match="fall outside a grid plane"):
+        kernels.conv_planar_by_image(x, planes, packed, shifts - 1, y, bias, 1, 1, 2, 18, 2)
+    with pytest.raises(ValueError, match="num_threads"):
+        kernels.conv_planar_by_image(x, planes, packed, shifts, y, bias, 1, 1, 2, 18, 0)

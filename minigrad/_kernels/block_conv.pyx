@@ -16,6 +16,12 @@ tiles read only a few rows of at a time, its loads waited on the cache (docs/alg
 has the measurements). Rows whose width is not a multiple of 8 end in a tile that overlaps
 the one before it (it computes some outputs twice, with the same sums).
 
+With one block of input channels and a stride of 2 along the rows, the same tile reads the
+input's planes instead, zero-padded and copied image by image (``conv_planar_by_image``): a
+tap's 8 broadcasts read every second value of a row, so the block's 16 channels read 16
+lines where cells take 8, but one block's lines stay in L1, and a row copy costs less than
+the transpose into cells.
+
 Two tiles make a unit of 16 outputs: their 16 × 32 sums are transposed in registers
 (``transpose16.h``) and stored as rows of the output planes. Each unit belongs to one thread,
 which computes all its sums, so the results do not depend on the thread count.
@@ -36,6 +42,11 @@ cdef extern from "block_tile.h" nogil:
     void _block_sums "minigrad_block_sums" (const float* x, Py_ssize_t block_length,
                                             const float* weight, const Py_ssize_t* shifts,
                                             Py_ssize_t blocks, Py_ssize_t taps, float* result)
+    void _planar_sums "minigrad_planar_sums" (const float* x, Py_ssize_t plane,
+                                              const float* weight, const Py_ssize_t* shifts,
+                                              Py_ssize_t blocks, Py_ssize_t taps,
+                                              float* result)
+    void _copy_row "minigrad_copy_row" (const float* src, float* dst, Py_ssize_t width)
 
 cdef extern from "transpose16.h" nogil:
     void _transpose16 "minigrad_transpose16" (const float** src, float** dst)
@@ -142,16 +153,20 @@ cdef void _embed_block(const float* src, float* block, const Embedding* e) noexc
 
 cdef struct Tiling:
     # ``per_row`` tiles side by side cover an output row (the last ending at its last
-    # output), ``tiles`` the plane, in ``units`` pairs
-    Py_ssize_t per_row, tiles, units, out_h, out_w, grid_width
+    # output), ``tiles`` the plane, in ``units`` pairs; output (r, col) reads from float
+    # r·row_step + col·col_step of the grid, on zero-padded planes (``planar``) or cells
+    Py_ssize_t per_row, tiles, units, out_h, out_w, row_step, col_step
+    bint planar
 
 
-cdef Tiling _tiling(Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t grid_width) noexcept:
+cdef Tiling _tiling(Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t row_step,
+                    Py_ssize_t col_step, bint planar) noexcept:
     cdef Tiling tiling
     tiling.per_row = (out_w + POSITIONS - 1) // POSITIONS
     tiling.tiles = out_h * tiling.per_row
     tiling.units = (tiling.tiles + 1) // 2
-    tiling.out_h, tiling.out_w, tiling.grid_width = out_h, out_w, grid_width
+    tiling.out_h, tiling.out_w = out_h, out_w
+    tiling.row_step, tiling.col_step, tiling.planar = row_step, col_step, planar
     return tiling
 
 
@@ -161,7 +176,8 @@ cdef void _unit(const float* grid, Py_ssize_t block_length, Py_ssize_t blocks,
                 const float* bias) noexcept nogil:
     """Unit ``unit`` of one image and block of 32 output channels: tiles 2·unit and
     2·unit + 1 (the last tile again if there is none), their sums transposed and stored into
-    the 32 output planes at ``out`` (plus ``bias`` unless NULL)."""
+    the 32 output planes at ``out`` (plus ``bias`` unless NULL). ``block_length``: floats
+    from one block of the grid to the next, or a padded plane's (``tiling.planar``)."""
     cdef float sums[2 * POSITIONS * OUT]
     cdef float rows_of[OUT * 2 * POSITIONS]
     cdef const float* srcs[16]
@@ -169,14 +185,20 @@ cdef void _unit(const float* grid, Py_ssize_t block_length, Py_ssize_t blocks,
     cdef Py_ssize_t row[2]
     cdef Py_ssize_t col[2]
     cdef Py_ssize_t k, p, o, tile, plane = tiling.out_h * tiling.out_w
+    cdef const float* origin
     cdef float* dst
     cdef float offset
     for k in range(2):
         tile = min(2 * unit + k, tiling.tiles - 1)
         row[k] = tile // tiling.per_row
         col[k] = min(tile % tiling.per_row * POSITIONS, tiling.out_w - POSITIONS)
-        _block_sums(grid + (row[k] * tiling.grid_width + col[k]) * CHANNELS, block_length,
-                    packed, cell_shifts, blocks, taps, &sums[k * POSITIONS * OUT])
+        origin = grid + row[k] * tiling.row_step + col[k] * tiling.col_step
+        if tiling.planar:
+            _planar_sums(origin, block_length, packed, cell_shifts, blocks, taps,
+                         &sums[k * POSITIONS * OUT])
+        else:
+            _block_sums(origin, block_length, packed, cell_shifts, blocks, taps,
+                        &sums[k * POSITIONS * OUT])
     # sums[p][o] (16 positions) → rows_of[o][p], 16 output channels at a time
     for k in range(2):
         for p in range(16):
@@ -204,10 +226,11 @@ def conv(const float[:, :, ::1] grid, const float[:, ::1] packed,
     if grid.shape[0] != n_images:
         raise ValueError(f"block_conv.conv: a grid of {grid.shape[0]} images for "
                          f"{n_images} outputs")
-    _check_conv("block_conv.conv", grid.shape, packed.shape, shifts, out.shape, bias.shape[0],
+    _check_grid("block_conv.conv", grid.shape, packed.shape, shifts, out.shape, bias.shape[0],
                 grid_width, cell_shifts)
     cdef int nt = check_threads(num_threads)
-    cdef Tiling tiling = _tiling(out.shape[2], out.shape[3], grid_width)
+    cdef Tiling tiling = _tiling(out.shape[2], out.shape[3], grid_width * CHANNELS, CHANNELS,
+                                 False)
     cdef Py_ssize_t item, n, ob, unit
     cdef bint has_bias = bias.shape[0] > 0
     for item in prange(n_images * out_blocks * tiling.units, nogil=True, schedule="static",
@@ -237,9 +260,10 @@ def conv_by_image(const float[:, :, :, ::1] src, float[:, :, ::1] scratch,
                          f"outputs")
     _check_embed("block_conv.conv_by_image", src.shape, scratch.shape, nt, top, left, sh, sw,
                  phase_length, grid_width)
-    _check_conv("block_conv.conv_by_image", scratch.shape, packed.shape, shifts, out.shape,
+    _check_grid("block_conv.conv_by_image", scratch.shape, packed.shape, shifts, out.shape,
                 bias.shape[0], grid_width, cell_shifts)
-    cdef Tiling tiling = _tiling(out.shape[2], out.shape[3], grid_width)
+    cdef Tiling tiling = _tiling(out.shape[2], out.shape[3], grid_width * CHANNELS, CHANNELS,
+                                 False)
     cdef Py_ssize_t n, ob, unit, b
     cdef float* grid
     cdef bint has_bias = bias.shape[0] > 0
@@ -259,29 +283,92 @@ def conv_by_image(const float[:, :, :, ::1] src, float[:, :, ::1] scratch,
     free(e.columns)
 
 
-cdef int _check_conv(str name, Py_ssize_t* grid, Py_ssize_t* packed,
+cdef int _check_grid(str name, Py_ssize_t* grid, Py_ssize_t* packed,
                      const Py_ssize_t[::1] shifts, Py_ssize_t* out, Py_ssize_t bias,
                      Py_ssize_t grid_width, Py_ssize_t* cell_shifts) except -1:
-    """ValueError unless grids of shape ``grid`` (any count, C / 16, L·16), a weight packed as
-    ``packed``, ``shifts`` and ``bias`` values (0: none) make outputs of shape ``out``; then
-    ``cell_shifts`` (TAPS_HELD) holds the shifts in floats."""
+    """``_check_conv`` for grids of shape ``grid`` (any count, C / 16, L·16), rows
+    ``grid_width`` cells apart."""
+    if grid[2] % CHANNELS:
+        raise ValueError(f"{name}: a grid of ({grid[0]}, {grid[1]}, {grid[2]}) floats is not "
+                         f"made of cells of {CHANNELS}")
+    return _check_conv(name, grid[1], grid[2] // CHANNELS, packed, shifts, out, bias,
+                       grid_width, out[3], CHANNELS, cell_shifts)
+
+
+cdef int _check_conv(str name, Py_ssize_t blocks, Py_ssize_t cells, Py_ssize_t* packed,
+                     const Py_ssize_t[::1] shifts, Py_ssize_t* out, Py_ssize_t bias,
+                     Py_ssize_t rows_apart, Py_ssize_t read_span, Py_ssize_t scale,
+                     Py_ssize_t* cell_shifts) except -1:
+    """ValueError unless ``blocks`` blocks of 16 input channels, a weight packed as
+    ``packed``, ``shifts`` and ``bias`` values (0: none) make outputs of shape ``out``, and
+    every tap of every output reads one of a block's ``cells`` cells: output rows lie
+    ``rows_apart`` cells apart and an output row's reads span ``read_span`` cells from its
+    first. Then ``cell_shifts`` (TAPS_HELD) holds the shifts in floats (``scale`` a cell)."""
     cdef Py_ssize_t out_channels = out[1], out_h = out[2], out_w = out[3]
-    cdef Py_ssize_t blocks = grid[1], cells = grid[2] // CHANNELS, taps = shifts.shape[0]
+    cdef Py_ssize_t taps = shifts.shape[0]
     cdef Py_ssize_t t
     if not BUILT:
         raise RuntimeError(f"{name}: this build has no AVX-512 tile")
-    if (out_channels % OUT or grid[2] % CHANNELS or taps == 0
+    if (out_channels % OUT or taps == 0
             or packed[0] != out_channels // OUT or packed[1] != blocks * taps * CHANNELS * OUT
             or (bias and bias != out_channels)
-            or out_w < POSITIONS or out_w > grid_width or out_h < 1):
-        raise ValueError(f"{name}: inconsistent shapes grid ({grid[0]}, {blocks}, {grid[2]}), "
+            or out_w < POSITIONS or read_span > rows_apart or out_h < 1):
+        raise ValueError(f"{name}: inconsistent shapes: {blocks} blocks of input channels, "
                          f"packed ({packed[0]}, {packed[1]}), {taps} shifts, out ({out[0]}, "
-                         f"{out_channels}, {out_h}, {out_w}), bias ({bias},), rows "
-                         f"{grid_width} wide")
+                         f"{out_channels}, {out_h}, {out_w}), bias ({bias},), output rows "
+                         f"reading {read_span} of the {rows_apart} cells between them")
     if taps > TAPS_HELD:
         raise ValueError(f"{name}: at most {TAPS_HELD} taps, got {taps}")
     # the output's positions, each shifted by every tap, within the grid's cells
-    check_reads(cells, 0, (out_h - 1) * grid_width + out_w, shifts)
+    check_reads(cells, 0, (out_h - 1) * rows_apart + read_span, shifts)
     for t in range(taps):
-        cell_shifts[t] = shifts[t] * CHANNELS
+        cell_shifts[t] = shifts[t] * scale
     return 0
+
+
+def conv_planar_by_image(const float[:, :, :, ::1] src, float[:, :, ::1] scratch,
+                         const float[:, ::1] packed, const Py_ssize_t[::1] shifts,
+                         float[:, :, :, ::1] out, const float[::1] bias, Py_ssize_t top,
+                         Py_ssize_t left, Py_ssize_t sh, Py_ssize_t padded_width,
+                         int num_threads):
+    """``conv_by_image`` for a stride of (sh, 2) on zero-padded planes: each thread copies an
+    image of ``src`` (N, C, H, W), C a multiple of 16, onto its planes of ``scratch``
+    (``num_threads``, C, Hp·Wp), rows ``padded_width`` (Wp) wide, ``top`` rows and ``left``
+    columns into each, and computes that image's outputs. out[n, o, r, col] = bias[o] +
+    Σ_c Σ_t W[o, c, t] · plane c at (r·sh·Wp + 2·col + shifts[t]); W packed as for ``conv``.
+    The planes' other values are zeroed once, as every image fills the same ones."""
+    cdef Py_ssize_t n_images = out.shape[0], out_blocks = out.shape[1] // OUT
+    cdef Py_ssize_t channels = src.shape[1], rows = src.shape[2], width = src.shape[3]
+    cdef Py_ssize_t plane = scratch.shape[2]
+    cdef Py_ssize_t cell_shifts[TAPS_HELD]
+    cdef int nt = check_threads(num_threads)
+    if src.shape[0] != n_images:
+        raise ValueError(f"block_conv.conv_planar_by_image: {src.shape[0]} images for "
+                         f"{n_images} outputs")
+    if (channels % CHANNELS or scratch.shape[0] != nt or scratch.shape[1] != channels
+            or sh < 1 or top < 0 or left < 0 or padded_width < 1
+            or left + width > padded_width or (top + rows) * padded_width > plane):
+        raise ValueError(f"block_conv.conv_planar_by_image: planes ({scratch.shape[0]}, "
+                         f"{scratch.shape[1]}, {plane}) with rows {padded_width} wide cannot "
+                         f"hold input ({src.shape[0]}, {channels}, {rows}, {width}) "
+                         f"{top} rows and {left} columns in, one image per thread of "
+                         f"{nt}, in blocks of {CHANNELS}")
+    _check_conv("block_conv.conv_planar_by_image", channels // CHANNELS, plane, packed.shape,
+                shifts, out.shape, bias.shape[0], sh * padded_width,
+                2 * (out.shape[3] - 1) + 1, 1, cell_shifts)
+    cdef Tiling tiling = _tiling(out.shape[2], out.shape[3], sh * padded_width, 2, True)
+    cdef Py_ssize_t n, ob, unit, c, r
+    cdef float* planes
+    cdef bint has_bias = bias.shape[0] > 0
+    memset(&scratch[0, 0, 0], 0, nt * channels * plane * sizeof(float))
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=nt):
+        planes = &scratch[threadid(), 0, 0]
+        for c in range(channels):
+            for r in range(rows):
+                _copy_row(&src[n, c, r, 0], planes + c * plane + (r + top) * padded_width + left,
+                          width)
+        for ob in range(out_blocks):
+            for unit in range(tiling.units):
+                _unit(planes, plane, channels // CHANNELS, &packed[ob, 0], cell_shifts,
+                      shifts.shape[0], &tiling, unit, &out[n, ob * OUT, 0, 0],
+                      &bias[ob * OUT] if has_bias else NULL)

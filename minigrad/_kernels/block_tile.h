@@ -8,7 +8,11 @@
  * result[p * 32 + j] = sum_b sum_t sum_i weight[((b * taps + t) * 16 + i) * 32 + j]
  *                      * x[b * block_length + shifts[t] + p * 16 + i]
  * for the 8 positions p and 32 output channels j. With AVX-512 only: 16 accumulators, two
- * weights and a broadcast. */
+ * weights and a broadcast.
+ *
+ * The same tile reads zero-padded planes too (minigrad_planar_sums), for a stride of 2 along
+ * the rows: x[b * 16 * plane + i * plane + shifts[t] + 2 * p]. A copy of the planes costs
+ * less than their transpose into cells, and with one block its lines stay in L1. */
 #ifndef MINIGRAD_BLOCK_TILE_H
 #define MINIGRAD_BLOCK_TILE_H
 
@@ -19,6 +23,7 @@
 #define MINIGRAD_BLOCK_TILE 1
 #else
 #define MINIGRAD_BLOCK_TILE 0
+
 #endif
 
 /* input channels per cell, outputs per tile, output channels per tile */
@@ -26,9 +31,13 @@
 #define MINIGRAD_BLOCK_POSITIONS 8
 #define MINIGRAD_BLOCK_OUT 32
 
-static inline void minigrad_block_sums(const float *x, ptrdiff_t block_length,
-                                       const float *weight, const ptrdiff_t *shifts,
-                                       ptrdiff_t blocks, ptrdiff_t taps, float *result)
+/* The tile on any layout: input channel i of block b at x + b * block_length + i * channel,
+ * position p a further p * position on. The two layouts below pass constants for the
+ * offsets the inner loop multiplies by, so that the compiler folds them into addresses. */
+static inline __attribute__((always_inline)) void
+minigrad_block_sums_on(const float *x, ptrdiff_t block_length, ptrdiff_t channel,
+                       ptrdiff_t position, const float *weight, const ptrdiff_t *shifts,
+                       ptrdiff_t blocks, ptrdiff_t taps, float *result)
 {
     minigrad_lf sums[MINIGRAD_BLOCK_POSITIONS][2];
     ptrdiff_t b, t;
@@ -44,9 +53,10 @@ static inline void minigrad_block_sums(const float *x, ptrdiff_t block_length,
             for (i = 0; i < MINIGRAD_BLOCK_CHANNELS; i++) {
                 minigrad_lf w0 = *(const minigrad_lf *)(w + i * MINIGRAD_BLOCK_OUT);
                 minigrad_lf w1 = *(const minigrad_lf *)(w + i * MINIGRAD_BLOCK_OUT + 16);
+                const float *gi = g + i * channel;
                 _Pragma("GCC unroll 8")
                 for (p = 0; p < MINIGRAD_BLOCK_POSITIONS; p++) {
-                    float v = g[p * MINIGRAD_BLOCK_CHANNELS + i];
+                    float v = gi[p * position];
                     sums[p][0] += v * w0;
                     sums[p][1] += v * w1;
                 }
@@ -56,6 +66,35 @@ static inline void minigrad_block_sums(const float *x, ptrdiff_t block_length,
         *(minigrad_lf *)(result + p * MINIGRAD_BLOCK_OUT) = sums[p][0];
         *(minigrad_lf *)(result + p * MINIGRAD_BLOCK_OUT + 16) = sums[p][1];
     }
+}
+
+/* The channel-blocked grid: a cell's 16 channels side by side, cells one after another. */
+static inline void minigrad_block_sums(const float *x, ptrdiff_t block_length,
+                                       const float *weight, const ptrdiff_t *shifts,
+                                       ptrdiff_t blocks, ptrdiff_t taps, float *result)
+{
+    minigrad_block_sums_on(x, block_length, 1, MINIGRAD_BLOCK_CHANNELS, weight, shifts,
+                           blocks, taps, result);
+}
+
+/* Zero-padded planes ``plane`` floats long, read at every second column (stride 2). */
+static inline void minigrad_planar_sums(const float *x, ptrdiff_t plane, const float *weight,
+                                        const ptrdiff_t *shifts, ptrdiff_t blocks,
+                                        ptrdiff_t taps, float *result)
+{
+    minigrad_block_sums_on(x, MINIGRAD_BLOCK_CHANNELS * plane, plane, 2, weight, shifts,
+                           blocks, taps, result);
+}
+
+/* Copy a row of ``width`` floats (one per image, row and channel: a call of memcpy's would
+ * cost more than the copy). */
+static inline void minigrad_copy_row(const float *src, float *dst, ptrdiff_t width)
+{
+    ptrdiff_t j = 0;
+    for (; j + 16 <= width; j += 16)
+        *(minigrad_lf *)(dst + j) = *(const minigrad_lf *)(src + j);
+    for (; j < width; j++)
+        dst[j] = src[j];
 }
 
 #endif

@@ -27,7 +27,8 @@ With AVX-512 the forward of a strided float32 convolution whose channels fill it
 on a channel-blocked grid instead (``DirectPlan.blocked``, ``BLOCKED``; kernels in
 ``minigrad/_kernels/block_conv.pyx``): the same cells and shifts, 16 input channels side by
 side in each cell, so that a tile of 8 outputs × 32 output channels reads each tap's inputs in
-whole cache lines.
+whole cache lines; with 16 input channels and a stride of 2 along the rows the same tile reads
+zero-padded planes instead (``DirectPlan.planar``, ``BLOCKED_PLANAR_CHANNELS``).
 
 The lane tile (``_takes_lanes``) broadcasts single cells and skips the products of padding
 rows and of a tile's first or last one or two columns. Where that is all the padding a pass
@@ -53,7 +54,8 @@ Extra memory (per thread, reused by later calls; ``release_workspace()`` frees i
 on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size; none where the lane
 tile reads x in place; in training with stride 1, unstacked, a grid of its own kept until the
 backward: ``kept_grid``; on the channel-blocked grid one image's per thread, or the batch's
-below ``BLOCKED_BY_IMAGE`` images per thread); in backward the output gradient on the phase
+below ``BLOCKED_BY_IMAGE`` images per thread, and on zero-padded planes one image's per
+thread); in backward the output gradient on the phase
 grid (``N·O·(Hq·Wq + reach)``, Hq·Wq = Hp·Wp / (sh·sw); none where the lane tile reads it in
 place), per thread one image's block of it position-major (``Ho·Wq·width``, the
 weight-gradient tile's width) and weight-gradient partials of at most ``PARTIALS_BYTES``; and
@@ -191,6 +193,12 @@ BLOCKED = True
 #: ... image by image (``_blocks.conv_by_image``: each thread's grid stays in its cache) from
 #: this many images per thread; with fewer, a grid of the batch shares them out evenly.
 BLOCKED_BY_IMAGE = 8
+#: ... and, image by image with a stride of 2 along the rows, from at most this many input
+#: channels on zero-padded planes rather than cells (``_blocks.conv_planar_by_image``): a copy
+#: of the planes costs less than their transpose into cells, and one block's lines stay in
+#: L1; with more channels the tile's reads of planes were slower (docs/algorithms.md). None:
+#: never.
+BLOCKED_PLANAR_CHANNELS = 16
 #: Input channels the forward kernel sums per pass over a band of tiles, on planes of at least
 #: a band (``channel_chunk``).
 CHANNEL_CHUNK = 32
@@ -481,7 +489,8 @@ class DirectPlan:
         dh, dw = dilation
         self.stride = sh, sw = tuple(stride)
         self.height, self.width = height, width
-        padded_height, padded_width = height + self.top + bottom, width + self.left + right
+        self.padded = padded_height, padded_width = (height + self.top + bottom,
+                                                     width + self.left + right)
         self.out_h = (padded_height - dh * (kh - 1) - 1) // sh + 1
         self.out_w = (padded_width - dw * (kw - 1) - 1) // sw + 1
         self.phase_h = -(-padded_height // sh)
@@ -594,6 +603,15 @@ class DirectPlan:
                              self.stride, self.groups)
                 and not (self.in_place is not None
                          and _kernels.lane_tile_width(self.out_w) == LANE_ROW_OVER_BLOCKS))
+
+    @cached_property
+    def planar(self):
+        """The taps' shifts on the zero-padded planes that a blocked forward reads image by
+        image (``BLOCKED_PLANAR_CHANNELS``), or None."""
+        if (BLOCKED_PLANAR_CHANNELS is None or self.channels > BLOCKED_PLANAR_CHANNELS
+                or self.stride[1] != 2):
+            return None
+        return self.tap_offsets @ np.array([self.padded[1], 1], np.intp)
 
     @cached_property
     def lanes(self):
@@ -814,7 +832,7 @@ class DirectPlan:
 
     def _forward_blocked(self, x, weight, bias):
         """``forward`` on the channel-blocked grid (``_blocks``): the planar grid's cells and
-        shifts, 16 channels to a cell."""
+        shifts, 16 channels to a cell; or the same tile on zero-padded planes (``planar``)."""
         sh, sw = self.stride
         cells = max(sh * sw * self.phase_length,
                     (self.out_h - 1) * self.grid_width + self.out_w + int(self.shifts.max()))
@@ -823,6 +841,12 @@ class DirectPlan:
         y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
         bias = absent(x.dtype) if bias is None else bias
         geometry = (self.top, self.left, sh, sw, self.phase_length, self.grid_width)
+        if self.n >= BLOCKED_BY_IMAGE * threads and self.planar is not None:
+            planes = workspace.get("block_grid", (threads, self.channels,
+                                                  math.prod(self.padded)), x.dtype)
+            _blocks.conv_planar_by_image(x, planes, _pack_blocks(weight), self.planar, y, bias,
+                                         self.top, self.left, sh, self.padded[1], threads)
+            return y
         if self.n >= BLOCKED_BY_IMAGE * threads:
             scratch = workspace.get("block_grid", (threads, self.channels // block,
                                                    cells * block), x.dtype)
