@@ -30,6 +30,12 @@ side in each cell, so that a tile of 8 outputs × 32 output channels reads each 
 whole cache lines; with 16 input channels and a stride of 2 along the rows the same tile reads
 zero-padded planes instead (``DirectPlan.planar``, ``BLOCKED_PLANAR_CHANNELS``).
 
+A stride-1 float32 forward whose outputs each sum at most 27 products (a first layer of one
+to three channels: ``DirectPlan.rows``, ``ROW_TILE_MAX_SUMS``; AVX-512 only) runs on the row
+tile (``minigrad/_kernels/row_conv.pyx``): 8 output channels × 32 outputs of a row (or two
+rows of at most 16), x read in place with its padding masked out of the loads, each output
+vector stored once.
+
 The lane tile (``_takes_lanes``) broadcasts single cells and skips the products of padding
 rows and of a tile's first or last one or two columns. Where that is all the padding a pass
 reads, it reads x itself (the forward, stride 1 or 2: ``DirectPlan.in_place``) or the output
@@ -68,6 +74,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from .._kernels import block_conv as _blocks
+from .._kernels import row_conv as _rows
 from .._kernels import direct_conv as _kernels
 from ..threads import get_num_threads
 from .workspace import CACHE_LINE as _CACHE_LINE, absent, aligned_empty, workspace
@@ -199,6 +206,12 @@ BLOCKED_BY_IMAGE = 8
 #: L1; with more channels the tile's reads of planes were slower (docs/algorithms.md). None:
 #: never.
 BLOCKED_PLANAR_CHANNELS = 16
+#: The stride-1 float32 forward whose outputs each sum at most this many products (channels ×
+#: taps: a first layer of one to three channels) runs on the row tile (``_rows.conv``,
+#: AVX-512 only), which reads x in place and stores each output vector once; the position
+#: tiles stored about two vectors per accumulator, as costly as 9 products (docs/algorithms.md).
+#: None: never.
+ROW_TILE_MAX_SUMS = 27
 #: Input channels the forward kernel sums per pass over a band of tiles, on planes of at least
 #: a band (``channel_chunk``).
 CHANNEL_CHUNK = 32
@@ -486,7 +499,8 @@ class DirectPlan:
         self.groups = groups
         self.channels, self.out_channels = channels // groups, out_channels // groups
         (self.top, bottom), (self.left, right) = padding
-        dh, dw = dilation
+        self.dilation = dh, dw = tuple(dilation)
+        self.kernel = kh, kw
         self.stride = sh, sw = tuple(stride)
         self.height, self.width = height, width
         self.padded = padded_height, padded_width = (height + self.top + bottom,
@@ -603,6 +617,15 @@ class DirectPlan:
                              self.stride, self.groups)
                 and not (self.in_place is not None
                          and _kernels.lane_tile_width(self.out_w) == LANE_ROW_OVER_BLOCKS))
+
+    @cached_property
+    def rows(self):
+        """Whether a float32 forward runs on the row tile (``ROW_TILE_MAX_SUMS``, read when
+        the plan is made)."""
+        return (ROW_TILE_MAX_SUMS is not None and _rows.TILE and self.stride == (1, 1)
+                and self.groups == 1 and self.channels * self.taps <= ROW_TILE_MAX_SUMS
+                and self.out_channels % _rows.ROW_OUT == 0
+                and self.kernel[1] <= _rows.ROW_MAX_KW)
 
     @cached_property
     def planar(self):
@@ -794,6 +817,11 @@ class DirectPlan:
     def forward(self, x, weight, bias, grid=None):
         """y = conv(x, weight) + bias, (N, O, Ho, Wo); x C-contiguous, or already on its grid
         (``grid``, from ``kept_grid``)."""
+        if self.rows and x.dtype == np.float32:
+            y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
+            _rows.conv(x, weight, absent(x.dtype) if bias is None else bias, y, self.top,
+                       self.left, *self.dilation, self.team())
+            return y
         if self.blocked and x.dtype == np.float32:
             return self._forward_blocked(x, weight, bias)
         if self.lanes:
