@@ -10,7 +10,7 @@ from minigrad.ops import conv as conv_module
 from minigrad.ops import conv_direct
 
 from helpers import reference as R
-from helpers.conv import forced_winograd, on_threads
+from helpers.conv import check_float32_conv, forced_winograd, on_threads
 
 RNG = np.random.default_rng(11)
 
@@ -82,17 +82,8 @@ def test_blocked_forward_matches_reference(monkeypatch, case, bias, layout):
     assert op.direct.blocked is (y.shape[3] >= kernels.BLOCK_POSITIONS)
     assert (op.direct.planar is not None) is (layout == "planes"
                                               and op.direct.stride[1] == 2)
-    expected = R.conv2d(x.data.astype(np.float64), w.data.astype(np.float64),
-                        None if b is None else b.data.astype(np.float64), **hyper)
-    assert y.dtype == np.float32
-    np.testing.assert_allclose(y.data, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     # the backward runs its own kernels, from the forward's saved inputs
-    gy = RNG.standard_normal(y.shape).astype(np.float32)
-    y.backward(gy)
-    grads = R.conv2d_vjp(x.data.astype(np.float64), w.data.astype(np.float64),
-                         gy.astype(np.float64), **hyper)
-    for got, want in zip((x.grad, w.grad), grads):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    check_float32_conv(x, w, b, y, RNG, **hyper)
 
 
 def test_float64_keeps_the_planar_kernels():

@@ -10,7 +10,7 @@ from minigrad.ops import conv as conv_module
 from minigrad.ops import conv_direct
 
 from helpers import reference as R
-from helpers.conv import forced_winograd, on_threads
+from helpers.conv import check_float32_conv, forced_winograd, on_threads
 
 RNG = np.random.default_rng(12)
 
@@ -55,17 +55,8 @@ def test_row_forward_matches_reference(case, bias):
                         requires_grad=True) if bias else None
     y = minigrad.nn.functional.conv2d(x, w, b, **hyper)
     assert y._creator.direct is not None and y._creator.direct.rows
-    expected = R.conv2d(x.data.astype(np.float64), w.data.astype(np.float64),
-                        None if b is None else b.data.astype(np.float64), **hyper)
-    assert y.dtype == np.float32
-    np.testing.assert_allclose(y.data, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
     # the backward's kernels read the grid the forward kept, as on the position tiles
-    gy = RNG.standard_normal(y.shape).astype(np.float32)
-    y.backward(gy)
-    grads = R.conv2d_vjp(x.data.astype(np.float64), w.data.astype(np.float64),
-                         gy.astype(np.float64), **hyper)
-    for got, want in zip((x.grad, w.grad), grads):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    check_float32_conv(x, w, b, y, RNG, **hyper)
 
 
 def test_row_results_do_not_depend_on_the_thread_count():

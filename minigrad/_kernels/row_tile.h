@@ -1,18 +1,18 @@
 /* The row tile of a stride-1 convolution whose outputs each sum few products (a network's
- * first layer: one to three input channels): 8 output channels × 32 outputs of one row (two
- * vectors of positions, 16 accumulators). Each tap loads the row's inputs once, as two
- * vectors, and each of the 8 channels broadcasts its weight into two FMAs; every product of
- * an output is summed in its register before its one store. The position tiles store
- * sums of runs that cross rows, about two stores per accumulator, which with 9 products an
- * output cost as much as the products.
+ * first layer: one to three input channels): 8 output channels × two vectors of 16 outputs
+ * (the two halves of 32 outputs of a row, or two rows of at most 16), 16 accumulators. Each
+ * tap loads its inputs once, a vector for each, and each of the 8 channels broadcasts its
+ * weight into two FMAs; every product of an output is summed in its register before its one
+ * store. The position tiles store sums of runs that cross rows, about two stores per
+ * accumulator, which with 9 products an output cost as much as the products.
  *
- * x is read in place: a tap's row outside the plane is skipped, and its columns outside the
- * row are masked out of the loads (a masked lane reads nothing).
+ * x is read in place: a tap's row outside the plane is read by no vector, and its columns
+ * outside the row are masked out of the loads (a masked lane reads nothing).
  *
  * out[o][r][col] = bias[o] + sum_c sum_i sum_j weight[o][c][i][j]
  *                  * x[c][r + i * dh - top][col + j * dw - left]
- * for the 8 output channels o and the outputs col0 <= col < min(col0 + 32, out_w); x's
- * cells outside the plane count as 0. With AVX-512 only. */
+ * for the 8 output channels o and the tile's outputs; x's cells outside the plane count as 0.
+ * With AVX-512 only. */
 #ifndef MINIGRAD_ROW_TILE_H
 #define MINIGRAD_ROW_TILE_H
 
@@ -25,11 +25,18 @@
 #define MINIGRAD_ROW_TILE 0
 #endif
 
-/* output channels and positions per tile; the widest kernel row it takes */
+/* output channels, outputs and a vector's lanes per tile; the widest kernel row it takes */
 #define MINIGRAD_ROW_OUT 8
 #define MINIGRAD_ROW_POSITIONS 32
 #define MINIGRAD_ROW_LANES 16
 #define MINIGRAD_ROW_MAX_KW 16
+
+/* the tile's parameters, for both builds */
+#define MINIGRAD_ROW_TILE_PARAMS                                                             \
+    const float *x, ptrdiff_t channels, ptrdiff_t height, ptrdiff_t width,                   \
+    const float *weight, ptrdiff_t filter, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh,         \
+    ptrdiff_t dw, ptrdiff_t top, ptrdiff_t left, const ptrdiff_t *rows, const ptrdiff_t *cols, \
+    ptrdiff_t out_h, ptrdiff_t out_w, const float *bias, float *out, ptrdiff_t out_plane
 
 #if MINIGRAD_ROW_TILE
 
@@ -48,12 +55,7 @@ static inline __mmask16 minigrad_row_lanes(ptrdiff_t lo, ptrdiff_t hi)
  * bias: 8 values or NULL. Vector k holds the 16 outputs from (rows[k], cols[k]) along the
  * row (those past out_w or out_h are neither summed nor stored): two halves of a row of 32,
  * or two rows of at most 16. */
-static inline void minigrad_row_tile(const float *x, ptrdiff_t channels, ptrdiff_t height,
-                                     ptrdiff_t width, const float *weight, ptrdiff_t filter,
-                                     ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
-                                     ptrdiff_t top, ptrdiff_t left, const ptrdiff_t *rows,
-                                     const ptrdiff_t *cols, ptrdiff_t out_h, ptrdiff_t out_w,
-                                     const float *bias, float *out, ptrdiff_t out_plane)
+static inline void minigrad_row_tile(MINIGRAD_ROW_TILE_PARAMS)
 {
     __m512 sums[MINIGRAD_ROW_OUT][2];
     __mmask16 masks[MINIGRAD_ROW_MAX_KW][2], stored[2];
@@ -107,12 +109,7 @@ static inline void minigrad_row_tile(const float *x, ptrdiff_t channels, ptrdiff
 
 #else
 
-static inline void minigrad_row_tile(const float *x, ptrdiff_t channels, ptrdiff_t height,
-                                     ptrdiff_t width, const float *weight, ptrdiff_t filter,
-                                     ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dh, ptrdiff_t dw,
-                                     ptrdiff_t top, ptrdiff_t left, const ptrdiff_t *rows,
-                                     const ptrdiff_t *cols, ptrdiff_t out_h, ptrdiff_t out_w,
-                                     const float *bias, float *out, ptrdiff_t out_plane)
+static inline void minigrad_row_tile(MINIGRAD_ROW_TILE_PARAMS)
 {
     /* never called: row_conv.conv raises without the tile */
     (void)x; (void)channels; (void)height; (void)width; (void)weight; (void)filter;

@@ -1,6 +1,11 @@
-"""Switching convolution algorithms and thread counts in tests."""
+"""Switching convolution algorithms and thread counts in tests, and checking a float32
+convolution against the reference."""
+import numpy as np
+
 import minigrad
 from minigrad.ops import conv_strided_winograd, conv_winograd
+
+from . import reference as R
 
 
 def forced_winograd(monkeypatch, tile=2):
@@ -24,3 +29,19 @@ def on_threads(fn, threads=(1, 2, 3)):
     finally:
         minigrad.set_num_threads(before)
     return results
+
+
+def check_float32_conv(x, w, b, y, rng, **hyper):
+    """y = conv2d(x, w, b, **hyper) (float32 tensors, x and w requiring gradients) against
+    the float64 reference, then the backward of a random output gradient against its
+    reference: each pass to 1e-4 of its largest value."""
+    expected = R.conv2d(x.data.astype(np.float64), w.data.astype(np.float64),
+                        None if b is None else b.data.astype(np.float64), **hyper)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.data, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(gy)
+    grads = R.conv2d_vjp(x.data.astype(np.float64), w.data.astype(np.float64),
+                         gy.astype(np.float64), **hyper)
+    for got, want in zip((x.grad, w.grad), grads):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
