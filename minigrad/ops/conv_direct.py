@@ -74,8 +74,8 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from .._kernels import block_conv as _blocks
-from .._kernels import row_conv as _rows
 from .._kernels import direct_conv as _kernels
+from .._kernels import row_conv as _rows
 from ..threads import get_num_threads
 from .workspace import CACHE_LINE as _CACHE_LINE, absent, aligned_empty, workspace
 
