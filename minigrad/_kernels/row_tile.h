@@ -4,7 +4,7 @@
  * tap loads its inputs once, a vector for each, and each of the 8 channels broadcasts its
  * weight into two FMAs; every product of an output is summed in its register before its one
  * store. The position tiles store sums of runs that cross rows, about two stores per
- * accumulator, which with 9 products an output cost as much as the products.
+ * accumulator, which with 9 products an output take more than half as long as the products.
  *
  * x is read in place: a tap's row outside the plane is read by no vector, and its columns
  * outside the row are masked out of the loads (a masked lane reads nothing).

@@ -209,8 +209,8 @@ BLOCKED_PLANAR_CHANNELS = 16
 #: The stride-1 float32 forward whose outputs each sum at most this many products (channels ×
 #: taps: a first layer of one to three channels) runs on the row tile (``_rows.conv``,
 #: AVX-512 only), which reads x in place and stores each output vector once; the position
-#: tiles stored about two vectors per accumulator, as costly as 9 products (docs/algorithms.md).
-#: None: never.
+#: tiles store about two vectors per accumulator, which with so few products is a large share
+#: of their time (docs/algorithms.md). None: never.
 ROW_TILE_MAX_SUMS = 27
 #: Input channels the forward kernel sums per pass over a band of tiles, on planes of at least
 #: a band (``channel_chunk``).
