@@ -46,7 +46,11 @@ cdef extern from "block_tile.h" nogil:
                                               const float* weight, const Py_ssize_t* shifts,
                                               Py_ssize_t blocks, Py_ssize_t taps,
                                               float* result)
-    void _copy_row "minigrad_copy_row" (const float* src, float* dst, Py_ssize_t width)
+
+cdef extern from "embed_rows.h" nogil:
+    void _embed_rows "minigrad_embed_rows_f" (float* dst, const float* src, Py_ssize_t rows,
+                                              Py_ssize_t width, Py_ssize_t src_row,
+                                              Py_ssize_t gap)
 
 cdef extern from "transpose16.h" nogil:
     void _transpose16 "minigrad_transpose16" (const float** src, float** dst)
@@ -357,16 +361,16 @@ def conv_planar_by_image(const float[:, :, :, ::1] src, float[:, :, ::1] scratch
                 shifts, out.shape, bias.shape[0], sh * padded_width,
                 2 * (out.shape[3] - 1) + 1, 1, cell_shifts)
     cdef Tiling tiling = _tiling(out.shape[2], out.shape[3], sh * padded_width, 2, True)
-    cdef Py_ssize_t n, ob, unit, c, r
+    cdef Py_ssize_t n, ob, unit, c
     cdef float* planes
     cdef bint has_bias = bias.shape[0] > 0
     memset(&scratch[0, 0, 0], 0, nt * channels * plane * sizeof(float))
     for n in prange(n_images, nogil=True, schedule="static", num_threads=nt):
         planes = &scratch[threadid(), 0, 0]
         for c in range(channels):
-            for r in range(rows):
-                _copy_row(&src[n, c, r, 0], planes + c * plane + (r + top) * padded_width + left,
-                          width)
+            # the rows, each followed by zeros up to the next one's first value
+            _embed_rows(planes + c * plane + top * padded_width + left, &src[n, c, 0, 0], rows,
+                        width, width, padded_width - width)
         for ob in range(out_blocks):
             for unit in range(tiling.units):
                 _unit(planes, plane, channels // CHANNELS, &packed[ob, 0], cell_shifts,

@@ -86,15 +86,4 @@ static inline void minigrad_planar_sums(const float *x, ptrdiff_t plane, const f
                            blocks, taps, result);
 }
 
-/* Copy a row of ``width`` floats (one per image, row and channel: a call of memcpy's would
- * cost more than the copy). */
-static inline void minigrad_copy_row(const float *src, float *dst, ptrdiff_t width)
-{
-    ptrdiff_t j = 0;
-    for (; j + 16 <= width; j += 16)
-        *(minigrad_lf *)(dst + j) = *(const minigrad_lf *)(src + j);
-    for (; j < width; j++)
-        dst[j] = src[j];
-}
-
 #endif
