@@ -862,20 +862,21 @@ class DirectPlan:
         """``forward`` on the channel-blocked grid (``_blocks``): the planar grid's cells and
         shifts, 16 channels to a cell; or the same tile on zero-padded planes (``planar``)."""
         sh, sw = self.stride
-        cells = max(sh * sw * self.phase_length,
-                    (self.out_h - 1) * self.grid_width + self.out_w + int(self.shifts.max()))
-        block = _blocks.BLOCK_CHANNELS
         threads, x = self.team(), np.ascontiguousarray(x)
         y = aligned_empty((self.n, self.out_channels, self.out_h, self.out_w), x.dtype)
         bias = absent(x.dtype) if bias is None else bias
-        geometry = (self.top, self.left, sh, sw, self.phase_length, self.grid_width)
-        if self.n >= BLOCKED_BY_IMAGE * threads and self.planar is not None:
+        by_image = self.n >= BLOCKED_BY_IMAGE * threads
+        if by_image and self.planar is not None:
             planes = workspace.get("block_grid", (threads, self.channels,
                                                   math.prod(self.padded)), x.dtype)
             _blocks.conv_planar_by_image(x, planes, _pack_blocks(weight), self.planar, y, bias,
                                          self.top, self.left, sh, self.padded[1], threads)
             return y
-        if self.n >= BLOCKED_BY_IMAGE * threads:
+        cells = max(sh * sw * self.phase_length,
+                    (self.out_h - 1) * self.grid_width + self.out_w + int(self.shifts.max()))
+        block = _blocks.BLOCK_CHANNELS
+        geometry = (self.top, self.left, sh, sw, self.phase_length, self.grid_width)
+        if by_image:
             scratch = workspace.get("block_grid", (threads, self.channels // block,
                                                    cells * block), x.dtype)
             _blocks.conv_by_image(x, scratch, _pack_blocks(weight), self.shifts, y, bias,
