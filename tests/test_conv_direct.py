@@ -655,9 +655,9 @@ def test_weight_gradient_of_larger_kernels_masked_or_not(max_taps, kernel, monke
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_weight_grad_unmasked_takes_every_tap(dtype):
     """With ``masked`` false the tile ignores the masks (the 5×5 and 7×7 layers' choice off
-    Zen, ``MASKED_MAX_TAPS``): masks
-    that keep no tap still give the whole gradient, while the masked tile then gives zeros
-    (with AVX-512; the AVX2 tiles are unmasked either way)."""
+    Zen, ``MASKED_MAX_TAPS``): masks that keep no tap still give the whole gradient, while
+    the masked tile then gives zeros (with AVX-512; the AVX2 tiles are unmasked either
+    way)."""
     x = RNG.standard_normal((3, 4, 7, 9)).astype(dtype)
     gy = RNG.standard_normal((3, 32, 7, 9)).astype(dtype)
     w_shape = (32, 4, 5, 5)

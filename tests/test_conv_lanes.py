@@ -106,8 +106,8 @@ def _uses_lanes(case, one_vector_rows=False, few_channels=None):
         enough = summed >= 16 or (few_channels is not None and summed >= few_channels
                                   and summed * kh * kw >= conv_direct.LANE_MIN_SUMS)
         return enough and (tile > 0 if produced % 32 == 0 else
-                                 produced % 16 == 0 and tile > 0
-                                 and (tile == width or one_vector_rows))
+                           produced % 16 == 0 and tile > 0
+                           and (tile == width or one_vector_rows))
     return (rule(channels, out_channels, out_width),
             rule(out_channels, channels, width) and stride.max() == 1)
 
