@@ -749,6 +749,11 @@ cdef extern from "lane_tile.h" nogil:
         Py_ssize_t channels, Py_ssize_t taps, const int* taps_of, const int* counts,
         double* result)
 
+cdef extern from "lane_store.h" nogil:
+    bint _lane_store_f "minigrad_lane_store_f" (
+        int width, int vectors, int rows, const float* result, float* out,
+        Py_ssize_t plane_stride, Py_ssize_t row_stride, const float* bias)
+
 cdef enum:
     LANE_POSITIONS = 14     # outputs per lane tile: one row of 14 (or 8), or two rows of 7
     LANE_BYTES = 128        # output channels per lane tile: two 64-byte vectors of them
@@ -953,6 +958,11 @@ cdef inline void _lane_tile(const floating* grid, Py_ssize_t grid_length,
     if floating is float:
         _lanes_f(width, vectors, step, grid, grid_length, grid_width, weight, shifts, channels,
                  taps, taps_of, counts, result)
+        # whole tiles of 16 vectors of sums: a vector at a time
+        if (out_rows == block and rows == tile_rows
+                and _lane_store_f(width, vectors, rows, result, out, plane_stride, row_stride,
+                                  bias)):
+            return
     else:
         _lanes_d(width, vectors, step, grid, grid_length, grid_width, weight, shifts, channels,
                  taps, taps_of, counts, result)

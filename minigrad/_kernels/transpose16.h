@@ -21,12 +21,9 @@ typedef int minigrad_li __attribute__((vector_size(64)));
         }                                                               \
     }
 
-/* Row c of dst (16 floats at dst[c]) = column c of the 16 rows at src[r]. */
-static inline void minigrad_transpose16(const float *const *src, float *const *dst)
+/* The 16 rows r[0..15] transposed in place: r[c] becomes column c. */
+static inline void minigrad_transpose16_rows(minigrad_lf r[16])
 {
-    minigrad_lf r[16];
-    for (int i = 0; i < 16; i++)
-        r[i] = *(const minigrad_lf *)src[i];
     MINIGRAD_T16_STAGE(1,
         ((minigrad_li){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}),
         ((minigrad_li){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}))
@@ -39,6 +36,15 @@ static inline void minigrad_transpose16(const float *const *src, float *const *d
     MINIGRAD_T16_STAGE(8,
         ((minigrad_li){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}),
         ((minigrad_li){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}))
+}
+
+/* Row c of dst (16 floats at dst[c]) = column c of the 16 rows at src[r]. */
+static inline void minigrad_transpose16(const float *const *src, float *const *dst)
+{
+    minigrad_lf r[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = *(const minigrad_lf *)src[i];
+    minigrad_transpose16_rows(r);
     for (int i = 0; i < 16; i++)
         *(minigrad_lf *)dst[i] = r[i];
 }
