@@ -54,6 +54,8 @@ cdef extern from "embed_rows.h" nogil:
 
 cdef extern from "transpose16.h" nogil:
     void _transpose16 "minigrad_transpose16" (const float** src, float** dst)
+    void _transpose16_cells "minigrad_transpose16_cells" (const float* src, Py_ssize_t stride,
+                                                          float* dst, const Py_ssize_t* cells)
 
 cdef enum:
     # the taps whose shifts ``conv`` keeps in a local array
@@ -139,17 +141,13 @@ cdef Embedding _embedding(Py_ssize_t rows, Py_ssize_t width, Py_ssize_t top, Py_
 cdef void _embed_block(const float* src, float* block, const Embedding* e) noexcept nogil:
     """``embed`` for one block: the 16 planes at ``src`` onto ``block``, whose other cells
     the caller zeroes."""
-    cdef const float* srcs[16]
-    cdef float* dsts[16]
     cdef Py_ssize_t r, R, col0, i, j, row_cell, width = e.width, plane = e.rows * e.width
     for r in range(e.rows):
         R = r + e.top
         row_cell = (R % e.sh) * e.sw * e.phase_length + (R // e.sh) * e.grid_width
         for col0 in range(0, width - width % 16, 16):
-            for i in range(16):
-                srcs[i] = src + i * plane + r * width + col0
-                dsts[i] = block + (row_cell + e.columns[col0 + i]) * CHANNELS
-            _transpose16(srcs, dsts)
+            _transpose16_cells(src + r * width + col0, plane, block + row_cell * CHANNELS,
+                               &e.columns[col0])
         for j in range(width - width % 16, width):
             for i in range(CHANNELS):
                 block[(row_cell + e.columns[j]) * CHANNELS + i] = src[i * plane + r * width + j]

@@ -49,5 +49,20 @@ static inline void minigrad_transpose16(const float *const *src, float *const *d
         *(minigrad_lf *)dst[i] = r[i];
 }
 
+/* The same for 16 rows ``stride`` floats apart from ``src``, row c of the result going to the
+ * 16 floats at dst + 16 * cells[c]: a block's channels into their cells (block_conv.pyx),
+ * with the addresses worked out as it goes rather than gathered into arrays of pointers,
+ * which GCC built in vector registers and took apart one pointer at a time. */
+static inline void minigrad_transpose16_cells(const float *src, ptrdiff_t stride, float *dst,
+                                              const ptrdiff_t *cells)
+{
+    minigrad_lf r[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = *(const minigrad_lf *)(src + i * stride);
+    minigrad_transpose16_rows(r);
+    for (int i = 0; i < 16; i++)
+        *(minigrad_lf *)(dst + 16 * cells[i]) = r[i];
+}
+
 #undef MINIGRAD_T16_STAGE
 #endif
