@@ -20,11 +20,12 @@ pytestmark = pytest.mark.skipif(not kernels.TILE,
 
 @pytest.fixture(autouse=True)
 def blocked_only(monkeypatch):
-    """Winograd (stride 1) and the strided Winograd forward would take some of these shapes;
-    "always" lets the tile take stride-1 ones too."""
+    """Winograd (stride 1), the strided Winograd forward and the lane tile in place would take
+    some of these shapes; "always" lets the tile take stride-1 ones too."""
     forced_winograd(monkeypatch, None)
     monkeypatch.setattr(conv_module.conv_strided_winograd, "USE", False)
     monkeypatch.setattr(conv_direct, "BLOCKED", "always")
+    monkeypatch.setattr(conv_direct, "LANE_OVER_BLOCKS_MAX_SPAN", 0)
     conv_module._layout.cache_clear()
     yield
     conv_module._layout.cache_clear()
@@ -135,6 +136,23 @@ def test_blocked_rule(monkeypatch, x_shape, w_shape, stride, groups, mode, block
     padding = ((w_shape[2] // 2,) * 2, (w_shape[3] // 2,) * 2)
     plan = conv_direct.DirectPlan(x_shape, w_shape, padding, (1, 1), (stride, stride), groups)
     assert plan.blocked is blocked
+
+
+@pytest.mark.parametrize("x_shape, w_shape, blocked", [
+    ((2, 32, 32, 32), (64, 32, 3, 3), False),       # rows of 16 × 32 channels: in place
+    ((2, 16, 32, 32), (32, 16, 3, 3), False),
+    ((2, 64, 16, 16), (128, 64, 3, 3), False),      # rows of 8 × 64 channels
+    ((2, 48, 32, 32), (96, 48, 3, 3), True),        # rows of 16 × 48 channels
+    ((2, 128, 16, 16), (256, 128, 3, 3), True),
+    ((2, 16, 64, 64), (32, 16, 3, 3), True),        # rows of 32
+    ((2, 32, 31, 31), (64, 32, 3, 3), True),        # odd: not in place
+])
+def test_lane_tile_in_place_takes_short_strided_rows(monkeypatch, x_shape, w_shape, blocked):
+    """``LANE_OVER_BLOCKS_MAX_SPAN``: output columns × input channels."""
+    monkeypatch.setattr(conv_direct, "LANE_OVER_BLOCKS_MAX_SPAN", 512)
+    plan = conv_direct.DirectPlan(x_shape, w_shape, ((1, 1), (1, 1)), (1, 1), (2, 2), 1)
+    assert plan.blocked is blocked
+    assert (plan.in_place is not None) is (x_shape[2] % 2 == 0)
 
 
 @pytest.mark.parametrize("case", CASES)

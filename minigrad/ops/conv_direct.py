@@ -40,7 +40,8 @@ The lane tile (``_takes_lanes``) broadcasts single cells and skips the products 
 rows and of a tile's first or last one or two columns. Where that is all the padding a pass
 reads, it reads x itself (the forward, stride 1 or 2: ``DirectPlan.in_place``) or the output
 gradient (the input gradient: ``input_in_place``), their planes flat, with no grid; a
-strided forward on rows of 14 then leaves the channel-blocked grid (``LANE_ROW_OVER_BLOCKS``).
+strided forward on rows of 14, or on short rows of few channels, then leaves the
+channel-blocked grid (``LANE_ROW_OVER_BLOCKS``, ``LANE_OVER_BLOCKS_MAX_SPAN``).
 
 On a small map each plane ends in a partly used tile (an 8×8 output fills two thirds of its
 tiles' positions with AVX-512, a 7×7 half), so where it saves tiles (``STACK_MAX_TILE_SHARE``)
@@ -182,8 +183,15 @@ WIDE_ROW = 16
 LANE_WIDTHS = _kernels.LANE_WIDTHS
 #: A forward that the lane tile reads x in place for, on rows of tiles this wide, runs there
 #: rather than on the channel-blocked grid (``DirectPlan.blocked``): faster on every such
-#: strided layer measured; with tiles of 8 the blocked grid was as fast or faster.
+#: strided layer measured.
 LANE_ROW_OVER_BLOCKS = 14
+#: ... and so does one on outputs at most ``LANE_OVER_BLOCKS_MAX_WIDTH`` wide whose output
+#: columns times input channels are at most ``LANE_OVER_BLOCKS_MAX_SPAN`` (rows of 8 up to 64
+#: channels, of 16 up to 32), where GCC tunes for Zen: since the lane tile stores its sums by
+#: a register transpose it was faster there, and the blocked grid faster with more channels
+#: or wider rows (docs/algorithms.md has the measurements).
+LANE_OVER_BLOCKS_MAX_WIDTH = 16
+LANE_OVER_BLOCKS_MAX_SPAN = 512 if _kernels.ZEN else 0
 #: The largest batch whose 1×1 convolutions run on the lane tile (``pointwise_row``).
 POINTWISE_MAX_IMAGES = 1
 #: A stride-1 forward (and its input gradient) stacks the batch's planes
@@ -611,12 +619,16 @@ class DirectPlan:
     @cached_property
     def blocked(self):
         """Whether a float32 forward runs on the channel-blocked grid (``BLOCKED``, read when
-        the plan is made): not on outputs a whole number of 14 wide that the lane tile reads
-        in place, where it was faster (docs/algorithms.md)."""
+        the plan is made): not where the lane tile reads x in place on outputs a whole number
+        of 14 wide (``LANE_ROW_OVER_BLOCKS``) or on short rows of few channels
+        (``LANE_OVER_BLOCKS_MAX_WIDTH``, ``LANE_OVER_BLOCKS_MAX_SPAN``), where it was faster
+        (docs/algorithms.md)."""
         return (takes_blocks(self.channels, self.out_channels, self.out_w, self.taps,
                              self.stride, self.groups)
                 and not (self.in_place is not None
-                         and _kernels.lane_tile_width(self.out_w) == LANE_ROW_OVER_BLOCKS))
+                         and (_kernels.lane_tile_width(self.out_w) == LANE_ROW_OVER_BLOCKS
+                              or (self.out_w <= LANE_OVER_BLOCKS_MAX_WIDTH and self.out_w
+                                  * self.channels <= LANE_OVER_BLOCKS_MAX_SPAN))))
 
     @cached_property
     def rows(self):
