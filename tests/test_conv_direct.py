@@ -154,11 +154,19 @@ def test_padding_rows_skipped_by_the_rules(monkeypatch):
     np.testing.assert_array_equal(plan.input_row_taps, plan.row_taps[::-1])
     # rows of 16 hold whole runs of either width: each image's runs are its own
     assert plan.stack_runs is not None and plan.interleave and plan.input_interleave
-    # no padding rows, nothing to skip; strided, not this kernel
+    # no padding rows, nothing to skip
     assert conv_direct.DirectPlan((2, 3, 8, 8), (4, 3, 3, 3), ((0, 0), (1, 1)),
                                   (1, 1)).row_taps is None
-    assert conv_direct.DirectPlan((2, 3, 8, 8), (4, 3, 3, 3), ((1, 1), (1, 1)), (1, 1),
-                                  (2, 2)).row_taps is None
+    # strided: output row r's kernel row i reads input row 2·r + i − 1; the input gradient
+    # of a stride keeps its own kernels
+    strided = conv_direct.DirectPlan((2, 3, 8, 8), (4, 3, 3, 3), ((1, 1), (1, 1)), (1, 1),
+                                     (2, 2))
+    np.testing.assert_array_equal(strided.row_taps, [[3, 9], [0, 9], [0, 9], [0, 9]])
+    assert strided.input_row_taps is None
+    stem = conv_direct.DirectPlan((2, 3, 64, 64), (64, 3, 7, 7), ((3, 3), (3, 3)), (1, 1),
+                                  (2, 2))
+    np.testing.assert_array_equal(stem.row_taps[[0, 1, 2, 30, 31]],
+                                  [[21, 49], [7, 49], [0, 49], [0, 49], [0, 35]])
     conv_module._layout.cache_clear()
 
 

@@ -52,8 +52,8 @@ the next. The kernel stores each output row straight into its image, and the inp
 runs on the same stacking.
 
 A vector of positions cannot skip a padding column, but a tile can skip a kernel row that
-reads only padding rows for every output row it stores (stride 1: ``DirectPlan.row_taps``,
-``input_row_taps``). Consecutive rows of one image share few such skips, so stacked planes
+reads only padding rows for every output row it stores (the forward at any stride:
+``DirectPlan.row_taps``; the stride-1 input gradient: ``input_row_taps``). Consecutive rows of one image share few such skips, so stacked planes
 whose runs fall a whole number per image take tiles of the same run of three images
 (``interleave``), whose rows skip the same taps.
 
@@ -595,13 +595,14 @@ class DirectPlan:
             if self.out_h - self.top <= height and _fewer_tiles(runs, self.input_runs, self.n):
                 self.stack_period, self.stack_input_runs = period, runs
 
-        # Stride 1, the position tiles: each row's taps that do not read whole padding rows
-        # (the forward's output rows, the input gradient's input rows), and whether stacked
-        # tiles take one row of RUNS images each (``_kernels.conv``'s ``interleave``)
-        self.row_taps = self.input_row_taps = None
+        # The position tiles: each row's taps that do not read whole padding rows (the
+        # forward's output rows at any stride, the stride-1 input gradient's input rows), and
+        # whether stacked tiles take one row of RUNS images each (``_kernels.conv``'s
+        # ``interleave``)
+        self.input_row_taps = None
+        self.row_taps = _row_taps(self.out_h, kh, kw,
+                                  lambda r, i: 0 <= r * sh + i * dh - self.top < height)
         if self.stride == (1, 1):
-            self.row_taps = _row_taps(self.out_h, kh, kw,
-                                      lambda r, i: 0 <= r + i * dh - self.top < height)
             self.input_row_taps = _row_taps(height, kh, kw,
                                             lambda r, i: 0 <= r + self.top - i * dh < self.out_h)
         self.interleave = (self.row_taps is not None and self.stack_runs is not None
