@@ -1,7 +1,8 @@
 /* A 16×16 float32 transpose in vector registers, for kernels that interleave 16 planes cell
- * by cell (winograd_strided.pyx): each of four stages swaps one bit of the row index with the
- * same bit of the column index, pairing rows r and r + d (d = 1, 2, 4, 8) in two-source
- * shuffles (one vpermt2ps each with AVX-512). */
+ * by cell (winograd_strided.pyx, block_conv.pyx) or store a tile's sums channel by channel
+ * (lane_store.h): each of four stages swaps one bit of the row index with the same bit of
+ * the column index, pairing rows r and r + d (d = 1, 2, 4, 8) in two-source shuffles (one
+ * vpermt2ps each with AVX-512). */
 #ifndef MINIGRAD_TRANSPOSE16_H
 #define MINIGRAD_TRANSPOSE16_H
 

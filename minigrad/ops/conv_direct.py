@@ -53,9 +53,10 @@ runs on the same stacking.
 
 A vector of positions cannot skip a padding column, but a tile can skip a kernel row that
 reads only padding rows for every output row it stores (the forward at any stride:
-``DirectPlan.row_taps``; the stride-1 input gradient: ``input_row_taps``). Consecutive rows of one image share few such skips, so stacked planes
-whose runs fall a whole number per image take tiles of the same run of three images
-(``interleave``), whose rows skip the same taps.
+``DirectPlan.row_taps``; the stride-1 input gradient: ``input_row_taps``). Consecutive rows
+of one image share few such skips, so stacked planes whose runs fall a whole number per
+image take tiles of the same run of three images (``interleave``), whose rows skip the same
+taps.
 
 Extra memory (per thread, reused by later calls; ``release_workspace()`` frees it): the input
 on its padded grid, about ``N·C·Hp·Wp`` values (about the input's size; none where the lane
