@@ -239,6 +239,21 @@ def test_forward_by_group_checks_its_arguments(tile):
     with pytest.raises(ValueError, match="dilation must be positive and divide"):
         kernels.forward_by_group(tile, x, u, y, bias, blocks, 1, 1, t_h, t_w, 3, 3, 4, 16,
                                  scratch, work, 2)
+    # a 5×5 kernel's four blocks share one span of cells two further along each axis
+    five = np.array([[0, 0], [0, 2], [2, 0], [2, 2]], np.intp)
+    u5 = np.zeros(((tile + 2) ** 2, 5, 12), np.float32)
+    y5 = np.zeros((16, 5, 8, 8), np.float32)
+    work5 = np.zeros((2, kernels.by_group_length(tile, 12, 4, t_h, t_w, 16)), np.float32)
+    wide5 = np.zeros((2, kernels.scratch_length(tile, t_h, t_w, reach=2)), np.float32)
+    kernels.forward_by_group(tile, x, u5, y5, bias, five, 2, 2, t_h, t_w, 1, 1, 4, 16, wide5,
+                             work5, 2)
+    with pytest.raises(ValueError, match="blocks reaching 2 cells"):
+        kernels.forward_by_group(tile, x, u5, y5, bias, five, 2, 2, t_h, t_w, 1, 1, 4, 16,
+                                 scratch, work5, 2)
+    with pytest.raises(ValueError, match="not in whole cells"):
+        kernels.forward_by_group(tile, x, u5, y5, bias, np.array([[0, 0], [0, 2], [2, 0],
+                                                                  [2, 1]], np.intp), 2, 2, t_h,
+                                 -(-4 // tile), 1, 2, 4, 16, wide5, work5, 2)
 
 @needs_by_image
 def test_forward_by_image_checks_its_arguments(tile):

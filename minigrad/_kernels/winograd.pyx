@@ -313,14 +313,15 @@ def in_lanes(Py_ssize_t tiles_w, Py_ssize_t dh=1, Py_ssize_t dw=1):
 
 
 def scratch_length(Py_ssize_t m, Py_ssize_t tiles_h, Py_ssize_t tiles_w, Py_ssize_t dh=1,
-                   Py_ssize_t dw=1):
+                   Py_ssize_t dw=1, Py_ssize_t reach=0):
     """Entries of scratch each thread needs for F(m×m, 3×3) on a tile grid of tiles_h ×
     tiles_w (per sub-grid of the dilation (dh, dw)): in lanes, a group's interleaved padded
-    cells and a partial transform; by rows, one padded plane split by column remainder mod m
-    and the partial transforms of a row of tiles."""
+    cells, ``reach`` more along each axis for the blocks of a larger kernel (its largest
+    block offset, in cells), and a partial transform; by rows, one padded plane split by
+    column remainder mod m and the partial transforms of a row of tiles."""
     cdef Py_ssize_t half = tiles_w + 1
     if _in_lanes(tiles_w, dh, dw):
-        return ((m * tiles_h + 2) * (m * tiles_w + 2) + (m + 2) ** 2) * GROUP
+        return ((m * tiles_h + 2 + reach) * (m * tiles_w + 2 + reach) + (m + 2) ** 2) * GROUP
     if m == 2:
         return 2 * (2 * tiles_h + 2) * half + 18 * half
     return 4 * (4 * tiles_h + 2) * half + 28 * half + 6 * tiles_w
@@ -690,42 +691,30 @@ cdef void _interleave(floating* planes, Py_ssize_t first, Py_ssize_t count,
                     row[q * dw] += cell[q * GROUP]
 
 
-cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t first,
-                      Py_ssize_t count, Py_ssize_t channel, Py_ssize_t channels,
-                      Py_ssize_t height, Py_ssize_t width, Py_ssize_t dh, Py_ssize_t dw,
-                      Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-                      floating* tiles, Py_ssize_t xi_stride, floating shift, bint add,
-                      floating* scratch) noexcept nogil:
-    """Any pass of tile size m for ``count`` ≤ GROUP lane planes of one channel, lanes
-    ``first`` … ``first + count − 1`` of the chunk: lane λ is sub-grid s = λ mod (dh·dw),
-    (s div dw, s mod dw), of image λ div (dh·dw) of ``planes`` (N, C, H, W), a plane of
-    (H / dh) × (W / dw) cells (the whole plane without dilation). The lanes' cells are
-    interleaved in scratch, a lane's cell after cell, so that every 1-D transform runs along
-    the lanes, a vector wide, however few tiles a row holds. ``tiles`` points at ξ = 0, tile 0,
-    lane 0 of the group: tile i of lane λ is entry i·count + λ − first.
+cdef void _lane_cells(floating* planes, Py_ssize_t first, Py_ssize_t count,
+                      Py_ssize_t channel, Py_ssize_t channels, Py_ssize_t height,
+                      Py_ssize_t width, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t row0,
+                      Py_ssize_t col0, Py_ssize_t span_h, Py_ssize_t span_w,
+                      floating* cells) noexcept nogil:
+    """``_lane_group``'s lane planes of one channel interleaved into ``cells``, a zeroed span
+    of span_h × span_w cells with the plane's (r, q) at (r + row0, q + col0)."""
+    memset(cells, 0, span_h * span_w * GROUP * sizeof(floating))
+    _interleave(planes, first, count, channel, channels, height, width, dh, dw,
+                cells + (row0 * span_w + col0) * GROUP, span_w * GROUP, 0, 0)
 
-    The interleaved cells span the tile grid's reach: (m·Th + 2) × (m·Tw + 2) padded input
-    cells, the plane's (r, q) at (r + top / dh, q + left / dw), or m·Th × m·Tw outputs; cells
-    off the plane are 0 (and dropped on the way back)."""
-    cdef Py_ssize_t alpha = m + 2
-    cdef bint outputs = kind == OUTPUT_TILES or kind == OUTPUT_GRAD
-    cdef Py_ssize_t span_h = m * tiles_h + (0 if outputs else 2)
-    cdef Py_ssize_t span_w = m * tiles_w + (0 if outputs else 2)
-    cdef Py_ssize_t row0 = 0 if outputs else top // dh, col0 = 0 if outputs else left // dw
-    cdef Py_ssize_t row_step = span_w * GROUP
-    cdef floating* cells = scratch
-    cdef floating* part = scratch + span_h * span_w * GROUP
+
+cdef void _lane_tiles(Pass kind, Py_ssize_t m, floating* cells, Py_ssize_t row_step,
+                      Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating* tiles,
+                      Py_ssize_t xi_stride, Py_ssize_t count, floating* part) noexcept nogil:
+    """The transforms of ``_lane_group`` between interleaved cells (tile (ty, tx)'s corner at
+    cells + (m·ty·row_step + m·tx·GROUP)) and ``tiles``; the input gradient is added into the
+    cells. ``part`` holds one tile's partial transform."""
+    cdef Py_ssize_t alpha = m + 2, ty, tx, k
     cdef floating* corner
     cdef floating* entry
-    cdef Py_ssize_t ty, tx, k
-    if kind != OUTPUT_TILES:
-        memset(cells, 0, span_h * span_w * GROUP * sizeof(floating))
-    if kind == INPUT_TILES or kind == OUTPUT_GRAD:
-        _interleave(planes, first, count, channel, channels, height, width, dh, dw,
-                    cells + (row0 * span_w + col0) * GROUP, row_step, 0, 0)
     for ty in range(tiles_h):
         for tx in range(tiles_w):
-            corner = cells + (m * ty * span_w + m * tx) * GROUP
+            corner = cells + m * ty * row_step + m * tx * GROUP
             entry = tiles + (ty * tiles_w + tx) * count
             if kind == INPUT_TILES:        # Bᵀ down each patch column, then along each row
                 for k in range(alpha):
@@ -753,9 +742,42 @@ cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t firs
                 for k in range(alpha):
                     _a(m, part + k * GROUP, alpha * GROUP, entry + k * xi_stride,
                        alpha * xi_stride, count)
+
+
+cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t first,
+                      Py_ssize_t count, Py_ssize_t channel, Py_ssize_t channels,
+                      Py_ssize_t height, Py_ssize_t width, Py_ssize_t dh, Py_ssize_t dw,
+                      Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                      floating* tiles, Py_ssize_t xi_stride, floating shift, bint add,
+                      floating* scratch) noexcept nogil:
+    """Any pass of tile size m for ``count`` ≤ GROUP lane planes of one channel, lanes
+    ``first`` … ``first + count − 1`` of the chunk: lane λ is sub-grid s = λ mod (dh·dw),
+    (s div dw, s mod dw), of image λ div (dh·dw) of ``planes`` (N, C, H, W), a plane of
+    (H / dh) × (W / dw) cells (the whole plane without dilation). The lanes' cells are
+    interleaved in scratch, a lane's cell after cell, so that every 1-D transform runs along
+    the lanes, a vector wide, however few tiles a row holds (``_lane_cells``, ``_lane_tiles``).
+    ``tiles`` points at ξ = 0, tile 0, lane 0 of the group: tile i of lane λ is entry
+    i·count + λ − first.
+
+    The interleaved cells span the tile grid's reach: (m·Th + 2) × (m·Tw + 2) padded input
+    cells, the plane's (r, q) at (r + top / dh, q + left / dw), or m·Th × m·Tw outputs; cells
+    off the plane are 0 (and dropped on the way back)."""
+    cdef bint outputs = kind == OUTPUT_TILES or kind == OUTPUT_GRAD
+    cdef Py_ssize_t span_h = m * tiles_h + (0 if outputs else 2)
+    cdef Py_ssize_t span_w = m * tiles_w + (0 if outputs else 2)
+    cdef Py_ssize_t row0 = 0 if outputs else top // dh, col0 = 0 if outputs else left // dw
+    cdef floating* cells = scratch
+    cdef floating* part = scratch + span_h * span_w * GROUP
+    if kind == INPUT_TILES or kind == OUTPUT_GRAD:
+        _lane_cells(planes, first, count, channel, channels, height, width, dh, dw, row0,
+                    col0, span_h, span_w, cells)
+    elif kind == INPUT_GRAD:
+        memset(cells, 0, span_h * span_w * GROUP * sizeof(floating))
+    _lane_tiles(kind, m, cells, span_w * GROUP, tiles_h, tiles_w, tiles, xi_stride, count,
+                part)
     if kind == INPUT_GRAD or kind == OUTPUT_TILES:
         _interleave(planes, first, count, channel, channels, height, width, dh, dw,
-                    cells + (row0 * span_w + col0) * GROUP, row_step, 1 + add, shift)
+                    cells + (row0 * span_w + col0) * GROUP, span_w * GROUP, 1 + add, shift)
 
 
 # -- the passes: validating wrappers over the planes ----------------------------------------------
@@ -1155,6 +1177,16 @@ def by_group_length(Py_ssize_t m, Py_ssize_t rows, Py_ssize_t out_block, Py_ssiz
     return (m + 2) ** 2 * ((rows + out_block) * columns + 2 * gap) + GEMM_WORK
 
 
+cdef Py_ssize_t _reach(const Py_ssize_t[:, ::1] blocks, Py_ssize_t dh,
+                       Py_ssize_t dw) noexcept nogil:
+    """The largest block offset along either axis, in cells of the dilation: how much further
+    than one 3×3 block's the interleaved cells of a lane group span."""
+    cdef Py_ssize_t reach = 0, i
+    for i in range(blocks.shape[0]):
+        reach = max(reach, blocks[i, 0] // dh, blocks[i, 1] // dw)
+    return reach
+
+
 def _by_group_team(str op, Py_ssize_t m, x_shape, y_shape, const Py_ssize_t[:, ::1] blocks,
                    Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                    Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t gap, Py_ssize_t out_block,
@@ -1175,18 +1207,61 @@ def _by_group_team(str op, Py_ssize_t m, x_shape, y_shape, const Py_ssize_t[:, :
                                 (4 * tiles, 4 * tiles, 4), 4, scratch_shape, tiles_h, tiles_w,
                                 True, num_threads, 0, 0, dh, dw)
     for i in range(n_blocks):
-        if top < blocks[i, 0] or left < blocks[i, 1]:
+        if (top < blocks[i, 0] or left < blocks[i, 1] or blocks[i, 0] < 0 or blocks[i, 1] < 0
+                or blocks[i, 0] % dh or blocks[i, 1] % dw):
             raise ValueError(f"winograd.{op}: block offset ({blocks[i, 0]}, {blocks[i, 1]}) "
-                             f"beyond the padding ({top}, {left})")
+                             f"negative, beyond the padding ({top}, {left}) or not in whole "
+                             f"cells of the dilation ({dh}, {dw})")
         _checked_team(op, m, x_shape, (points, x_shape[1], tiles), (4 * tiles, 4 * tiles, 4),
                       4, scratch_shape, tiles_h, tiles_w, False, num_threads,
                       top - blocks[i, 0], left - blocks[i, 1], dh, dw)
+    needed = scratch_length(m, tiles_h, tiles_w, dh, dw, _reach(blocks, dh, dw))
+    if scratch_shape[0] < nt or scratch_shape[1] < needed:
+        raise ValueError(f"winograd.{op}: scratch must be at least ({nt}, {needed}) for "
+                         f"blocks reaching {_reach(blocks, dh, dw)} cells, got "
+                         f"{tuple(scratch_shape[:2])}")
     nt = <int>min(nt, max(units, 1))
     length = by_group_length(m, n_blocks * x_shape[1], out_block, tiles_h, tiles_w, gap)
     if work_shape[0] < nt or work_shape[1] < length:
         raise ValueError(f"winograd.{op}: work must be at least ({nt}, {length}), got "
                          f"({work_shape[0]}, {work_shape[1]})")
     return nt
+
+
+cdef void _block_tiles(Py_ssize_t m, float* x, Py_ssize_t first, Py_ssize_t count,
+                       Py_ssize_t c, Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
+                       Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t top, Py_ssize_t left,
+                       const Py_ssize_t[:, ::1] blocks, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                       Py_ssize_t span_h, Py_ssize_t span_w, float* v, Py_ssize_t block_stride,
+                       Py_ssize_t v_xi, float* buf) noexcept nogil:
+    """V of channel c of a lane group for every block (block i's at v + i·block_stride): the
+    planes interleaved once over the span of the blocks' reach, each block's tiles
+    transformed from its offset in it."""
+    cdef Py_ssize_t i
+    _lane_cells(x, first, count, c, channels, height, width, dh, dw, top // dh, left // dw,
+                span_h, span_w, buf)
+    for i in range(blocks.shape[0]):
+        _lane_tiles(INPUT_TILES, m, buf + (blocks[i, 0] // dh * span_w + blocks[i, 1] // dw)
+                    * GROUP, span_w * GROUP, tiles_h, tiles_w, v + i * block_stride, v_xi,
+                    count, buf + span_h * span_w * GROUP)
+
+
+cdef void _block_grad(Py_ssize_t m, float* gx, Py_ssize_t first, Py_ssize_t count,
+                      Py_ssize_t c, Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
+                      Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t top, Py_ssize_t left,
+                      const Py_ssize_t[:, ::1] blocks, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                      Py_ssize_t span_h, Py_ssize_t span_w, const float* dv,
+                      Py_ssize_t block_stride, Py_ssize_t v_xi, float* buf) noexcept nogil:
+    """The adjoint of ``_block_tiles``: every block's ∂L/∂V of channel c summed into one span
+    of cells, then written into gx's planes once."""
+    cdef Py_ssize_t i
+    memset(buf, 0, span_h * span_w * GROUP * sizeof(float))
+    for i in range(blocks.shape[0]):
+        _lane_tiles(INPUT_GRAD, m, buf + (blocks[i, 0] // dh * span_w + blocks[i, 1] // dw)
+                    * GROUP, span_w * GROUP, tiles_h, tiles_w, <float*>dv + i * block_stride,
+                    v_xi, count, buf + span_h * span_w * GROUP)
+    _interleave(gx, first, count, c, channels, height, width, dh, dw,
+                buf + (top // dh * span_w + left // dw) * GROUP, span_w * GROUP, 1, 0)
 
 
 def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :, :] u,
@@ -1209,6 +1284,7 @@ def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
     cdef Py_ssize_t v_xi = rows * wide + gap, m_xi = out_block * wide + gap
     cdef Py_ssize_t lda = u.strides[1] // sizeof(float), xi_u = u.strides[0] // sizeof(float)
     cdef Py_ssize_t g, count, columns, i, c, o, o0, block, p, t
+    cdef Py_ssize_t span_h, span_w
     cdef float* v
     cdef float* mm
     cdef float* buf
@@ -1226,6 +1302,8 @@ def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
                                  work.shape, groups, num_threads)
     if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] == 0:
         return
+    span_h = m * tiles_h + 2 + _reach(blocks, dh, dw)
+    span_w = m * tiles_w + 2 + _reach(blocks, dh, dw)
     for g in prange(groups, nogil=True, schedule="static", num_threads=nt):
         t = threadid()
         v = &work[t, 0]
@@ -1233,12 +1311,10 @@ def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
         buf = &scratch[t, 0]
         count = min(GROUP, lanes - g * GROUP)
         columns = count * per_grid
-        for i in range(n_blocks):
-            for c in range(channels):
-                _lane_group(INPUT_TILES, m, <float*>&x[0, 0, 0, 0], g * GROUP, count, c,
-                            channels, x.shape[2], x.shape[3], dh, dw, top - blocks[i, 0],
-                            left - blocks[i, 1], tiles_h, tiles_w,
-                            v + (i * channels + c) * columns, v_xi, 0, False, buf)
+        for c in range(channels):
+            _block_tiles(m, <float*>&x[0, 0, 0, 0], g * GROUP, count, c, channels, x.shape[2],
+                         x.shape[3], dh, dw, top, left, blocks, tiles_h, tiles_w, span_h,
+                         span_w, v + c * columns, channels * columns, v_xi, buf)
         o0 = 0
         while o0 < out_channels:
             block = min(out_block, out_channels - o0)
@@ -1276,6 +1352,8 @@ def backward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
     cdef Py_ssize_t lda = u.strides[1] // sizeof(float) if need_x else 0
     cdef Py_ssize_t xi_u = u.strides[0] // sizeof(float) if need_x else 0
     cdef Py_ssize_t share, first, last, g, count, columns, i, c, o, p, t
+    cdef Py_ssize_t span_h = m * tiles_h + 2 + _reach(blocks, dh, dw)
+    cdef Py_ssize_t span_w = m * tiles_w + 2 + _reach(blocks, dh, dw)
     cdef float* v
     cdef float* dm
     cdef float* buf
@@ -1304,25 +1382,21 @@ def backward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
                             out_channels, gy.shape[2], gy.shape[3], dh, dw, 0, 0, tiles_h,
                             tiles_w, dm + o * columns, m_xi, 0, False, buf)
             if need_w:
-                for i in range(n_blocks):
-                    for c in range(channels):
-                        _lane_group(INPUT_TILES, m, <float*>&x[0, 0, 0, 0], g * GROUP, count,
-                                    c, channels, x.shape[2], x.shape[3], dh, dw,
-                                    top - blocks[i, 0], left - blocks[i, 1], tiles_h, tiles_w,
-                                    v + (i * channels + c) * columns, v_xi, 0, False, buf)
+                for c in range(channels):
+                    _block_tiles(m, <float*>&x[0, 0, 0, 0], g * GROUP, count, c, channels,
+                                 x.shape[2], x.shape[3], dh, dw, top, left, blocks, tiles_h,
+                                 tiles_w, span_h, span_w, v + c * columns, channels * columns,
+                                 v_xi, buf)
                 # added to the share's sum after its first group
                 _grad_u_products(dm, m_xi, v, v_xi, &grad_u[share, 0, 0, 0], points,
                                  out_channels, rows, columns, g > first)
             if need_x:
                 _grad_v_products(&u[0, 0, 0], xi_u, lda, dm, m_xi, v, v_xi, points,
                                  out_channels, rows, columns)
-                for i in range(n_blocks):
-                    for c in range(channels):
-                        _lane_group(INPUT_GRAD, m, &gx[0, 0, 0, 0], g * GROUP, count, c,
-                                    channels, gx.shape[2], gx.shape[3], dh, dw,
-                                    top - blocks[i, 0], left - blocks[i, 1], tiles_h, tiles_w,
-                                    v + (i * channels + c) * columns, v_xi, 0, i > 0,
-                                    buf)
+                for c in range(channels):
+                    _block_grad(m, &gx[0, 0, 0, 0], g * GROUP, count, c, channels, gx.shape[2],
+                                gx.shape[3], dh, dw, top, left, blocks, tiles_h, tiles_w,
+                                span_h, span_w, v + c * columns, channels * columns, v_xi, buf)
 
 # -- the filters: U = G g Gᵀ and its adjoint -------------------------------------------------------
 

@@ -263,8 +263,10 @@ class WinogradPlan(WinogradPasses):
         self.lane_planes = self.n * grids
         self.lane_groups = -(-self.lane_planes // _kernels.LANE_GROUP)
         self.group_columns = _kernels.LANE_GROUP * self.tiles_h * self.tiles_w
+        # in lanes, one span of cells serves every block (``_kernels.forward_by_group``)
+        reach = max(max(a // self.dh, b // self.dw) for a, b in self.blocks)
         self.scratch_length = _kernels.scratch_length(m, self.tiles_h, self.tiles_w,
-                                                      self.dh, self.dw)
+                                                      self.dh, self.dw, reach)
         per_image_bytes = (self.points * (self.rows + self.out_channels) * self.per_image
                            * itemsize)
         filter_bytes = self.points * self.out_channels * self.rows * itemsize
