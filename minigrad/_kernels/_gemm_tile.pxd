@@ -11,3 +11,9 @@ cdef extern from "gemm_tile.h" nogil:
                                const float* b, Py_ssize_t sb_l, Py_ssize_t sb_j, float* c,
                                Py_ssize_t ldc, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                int accumulate, float* work)
+    # B already in panels of GEMM_NR columns (gemm_tile.h): written so by the caller
+    enum: GEMM_NR "MINIGRAD_GEMM_NR"
+    void gemm_packed "minigrad_gemm_packed" (const float* a, Py_ssize_t sa_i, Py_ssize_t sa_l,
+                                             const float* b, float* c, Py_ssize_t ldc,
+                                             Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                             int accumulate)

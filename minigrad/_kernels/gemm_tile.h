@@ -145,11 +145,36 @@ static inline void NAME(const float *a, ptrdiff_t sa, ptrdiff_t step, const floa
 MINIGRAD_GEMM_TILE_ROWS(minigrad_gemm_tile_rows, 1)
 MINIGRAD_GEMM_TILE_ROWS(minigrad_gemm_tile_strided, step)
 
+/* C (+)= A · B over one block of kc values of l and nc columns of C, B's panels ``step``
+ * floats apart from ``panels``: each block of MR rows of A (in L1) passes over the panels,
+ * storing its rows of C from left to right. A is read in place: by rows (row-major A), or by
+ * columns of MR values (A transposed; a last, short block row by row). */
+static inline void minigrad_gemm_panels(const float *a, ptrdiff_t sa_i, ptrdiff_t sa_l,
+                                        const float *panels, ptrdiff_t step, float *c,
+                                        ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t nc, ptrdiff_t kc,
+                                        int add)
+{
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += MINIGRAD_GEMM_MR) {
+        ptrdiff_t rows = m - i0 < MINIGRAD_GEMM_MR ? m - i0 : MINIGRAD_GEMM_MR;
+        const float *at = a + i0 * sa_i;
+        for (ptrdiff_t j0 = 0; j0 < nc; j0 += MINIGRAD_GEMM_NR) {
+            ptrdiff_t cols = nc - j0 < MINIGRAD_GEMM_NR ? nc - j0 : MINIGRAD_GEMM_NR;
+            const float *panel = panels + j0 / MINIGRAD_GEMM_NR * step;
+            float *ct = c + i0 * ldc + j0;
+            if (sa_l == 1)
+                minigrad_gemm_tile_rows(at, sa_i, 1, panel, kc, ct, ldc, rows, cols, add);
+            else if (rows == MINIGRAD_GEMM_MR)
+                minigrad_gemm_tile_columns(at, sa_l, panel, kc, ct, ldc, rows, cols, add);
+            else
+                minigrad_gemm_tile_strided(at, sa_i, sa_l, panel, kc, ct, ldc, rows, cols,
+                                           add);
+        }
+    }
+}
+
 /* C (+)= A · B, as described above; ``work`` holds MINIGRAD_GEMM_WORK floats. The products
  * run over blocks of NC columns and KC values of l: B's block is packed (its panels in L2),
- * then each block of MR rows of A (in L1) passes over its panels, storing its rows of C from
- * left to right. A is read in place: by rows (row-major A), or by columns of MR values (A
- * transposed; a last, short block row by row). */
+ * then multiplied (minigrad_gemm_panels). */
 static inline void minigrad_gemm(const float *a, ptrdiff_t sa_i, ptrdiff_t sa_l,
                                  const float *b, ptrdiff_t sb_l, ptrdiff_t sb_j, float *c,
                                  ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
@@ -165,28 +190,34 @@ static inline void minigrad_gemm(const float *a, ptrdiff_t sa_i, ptrdiff_t sa_l,
         ptrdiff_t nc = n - jc < MINIGRAD_GEMM_NC ? n - jc : MINIGRAD_GEMM_NC;
         for (ptrdiff_t l0 = 0; l0 < k; l0 += MINIGRAD_GEMM_KC) {
             ptrdiff_t kc = k - l0 < MINIGRAD_GEMM_KC ? k - l0 : MINIGRAD_GEMM_KC;
-            int add = accumulate || l0 > 0;
             for (ptrdiff_t j0 = 0; j0 < nc; j0 += MINIGRAD_GEMM_NR)
                 minigrad_gemm_pack_b(b + l0 * sb_l, sb_l, sb_j, n, kc, jc + j0,
                                      work + j0 * kc);
-            for (ptrdiff_t i0 = 0; i0 < m; i0 += MINIGRAD_GEMM_MR) {
-                ptrdiff_t rows = m - i0 < MINIGRAD_GEMM_MR ? m - i0 : MINIGRAD_GEMM_MR;
-                const float *at = a + l0 * sa_l + i0 * sa_i;
-                for (ptrdiff_t j0 = 0; j0 < nc; j0 += MINIGRAD_GEMM_NR) {
-                    ptrdiff_t cols = nc - j0 < MINIGRAD_GEMM_NR ? nc - j0 : MINIGRAD_GEMM_NR;
-                    const float *panel = work + j0 * kc;
-                    float *ct = c + i0 * ldc + jc + j0;
-                    if (sa_l == 1)
-                        minigrad_gemm_tile_rows(at, sa_i, 1, panel, kc, ct, ldc, rows, cols,
-                                                add);
-                    else if (rows == MINIGRAD_GEMM_MR)
-                        minigrad_gemm_tile_columns(at, sa_l, panel, kc, ct, ldc, rows, cols,
-                                                   add);
-                    else
-                        minigrad_gemm_tile_strided(at, sa_i, sa_l, panel, kc, ct, ldc, rows,
-                                                   cols, add);
-                }
-            }
+            minigrad_gemm_panels(a + l0 * sa_l, sa_i, sa_l, work, MINIGRAD_GEMM_NR * kc,
+                                 c + jc, ldc, m, nc, kc, accumulate || l0 > 0);
+        }
+    }
+}
+
+/* C (+)= A · B with B already in panels (as minigrad_gemm packs them, but over all k):
+ * column j, row l of B at b[(j div NR)·NR·k + l·NR + j mod NR], every panel NR columns wide
+ * (columns past n are read, not stored). For a caller that can write B so, rather than have
+ * it copied. The sums run in the same order as minigrad_gemm's. */
+static inline void minigrad_gemm_packed(const float *a, ptrdiff_t sa_i, ptrdiff_t sa_l,
+                                        const float *b, float *c, ptrdiff_t ldc, ptrdiff_t m,
+                                        ptrdiff_t n, ptrdiff_t k, int accumulate)
+{
+    if (k == 0 && !accumulate)
+        for (ptrdiff_t i = 0; i < m; i++)
+            for (ptrdiff_t j = 0; j < n; j++)
+                c[i * ldc + j] = 0;
+    for (ptrdiff_t jc = 0; jc < n; jc += MINIGRAD_GEMM_NC) {
+        ptrdiff_t nc = n - jc < MINIGRAD_GEMM_NC ? n - jc : MINIGRAD_GEMM_NC;
+        for (ptrdiff_t l0 = 0; l0 < k; l0 += MINIGRAD_GEMM_KC) {
+            ptrdiff_t kc = k - l0 < MINIGRAD_GEMM_KC ? k - l0 : MINIGRAD_GEMM_KC;
+            minigrad_gemm_panels(a + l0 * sa_l, sa_i, sa_l, b + jc * k + l0 * MINIGRAD_GEMM_NR,
+                                 MINIGRAD_GEMM_NR * k, c + jc, ldc, m, nc, kc,
+                                 accumulate || l0 > 0);
         }
     }
 }

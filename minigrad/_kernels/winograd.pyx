@@ -53,7 +53,7 @@ from cython.parallel cimport prange, threadid
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from ._gemm_tile cimport GEMM_TILE, GEMM_WORK, gemm as _gemm
+from ._gemm_tile cimport GEMM_NR, GEMM_TILE, GEMM_WORK, gemm as _gemm, gemm_packed as _gemm_packed
 from ._parallel cimport team_size
 
 # Tile entries below which a loop runs on one thread (see im2col.pyx).
@@ -705,17 +705,21 @@ cdef void _lane_cells(floating* planes, Py_ssize_t first, Py_ssize_t count,
 
 cdef void _lane_tiles(Pass kind, Py_ssize_t m, floating* cells, Py_ssize_t row_step,
                       Py_ssize_t tiles_h, Py_ssize_t tiles_w, floating* tiles,
-                      Py_ssize_t xi_stride, Py_ssize_t count, floating* part) noexcept nogil:
+                      Py_ssize_t xi_stride, Py_ssize_t count, Py_ssize_t pair_step,
+                      Py_ssize_t half_step, floating* part) noexcept nogil:
     """The transforms of ``_lane_group`` between interleaved cells (tile (ty, tx)'s corner at
-    cells + (m·ty·row_step + m·tx·GROUP)) and ``tiles``; the input gradient is added into the
+    cells + (m·ty·row_step + m·tx·GROUP)) and ``tiles``, tile i's lanes at tiles + (i div
+    2)·pair_step + (i mod 2)·half_step (``count`` apart, 2·count and count; or as the
+    products' panels take them, ``forward_by_group``); the input gradient is added into the
     cells. ``part`` holds one tile's partial transform."""
-    cdef Py_ssize_t alpha = m + 2, ty, tx, k
+    cdef Py_ssize_t alpha = m + 2, ty, tx, k, i
     cdef floating* corner
     cdef floating* entry
     for ty in range(tiles_h):
         for tx in range(tiles_w):
             corner = cells + m * ty * row_step + m * tx * GROUP
-            entry = tiles + (ty * tiles_w + tx) * count
+            i = ty * tiles_w + tx
+            entry = tiles + (i >> 1) * pair_step + (i & 1) * half_step
             if kind == INPUT_TILES:        # Bᵀ down each patch column, then along each row
                 for k in range(alpha):
                     _bt(m, corner + k * GROUP, row_step, part + k * GROUP, alpha * GROUP,
@@ -749,7 +753,7 @@ cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t firs
                       Py_ssize_t height, Py_ssize_t width, Py_ssize_t dh, Py_ssize_t dw,
                       Py_ssize_t top, Py_ssize_t left, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                       floating* tiles, Py_ssize_t xi_stride, floating shift, bint add,
-                      floating* scratch) noexcept nogil:
+                      floating* scratch, Py_ssize_t tile_step=0) noexcept nogil:
     """Any pass of tile size m for ``count`` ≤ GROUP lane planes of one channel, lanes
     ``first`` … ``first + count − 1`` of the chunk: lane λ is sub-grid s = λ mod (dh·dw),
     (s div dw, s mod dw), of image λ div (dh·dw) of ``planes`` (N, C, H, W), a plane of
@@ -757,7 +761,7 @@ cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t firs
     interleaved in scratch, a lane's cell after cell, so that every 1-D transform runs along
     the lanes, a vector wide, however few tiles a row holds (``_lane_cells``, ``_lane_tiles``).
     ``tiles`` points at ξ = 0, tile 0, lane 0 of the group: tile i of lane λ is entry
-    i·count + λ − first.
+    i·step + λ − first, step ``tile_step`` or (0) ``count``.
 
     The interleaved cells span the tile grid's reach: (m·Th + 2) × (m·Tw + 2) padded input
     cells, the plane's (r, q) at (r + top / dh, q + left / dw), or m·Th × m·Tw outputs; cells
@@ -768,13 +772,14 @@ cdef void _lane_group(Pass kind, Py_ssize_t m, floating* planes, Py_ssize_t firs
     cdef Py_ssize_t row0 = 0 if outputs else top // dh, col0 = 0 if outputs else left // dw
     cdef floating* cells = scratch
     cdef floating* part = scratch + span_h * span_w * GROUP
+    cdef Py_ssize_t step = tile_step if tile_step > 0 else count
     if kind == INPUT_TILES or kind == OUTPUT_GRAD:
         _lane_cells(planes, first, count, channel, channels, height, width, dh, dw, row0,
                     col0, span_h, span_w, cells)
     elif kind == INPUT_GRAD:
         memset(cells, 0, span_h * span_w * GROUP * sizeof(floating))
     _lane_tiles(kind, m, cells, span_w * GROUP, tiles_h, tiles_w, tiles, xi_stride, count,
-                part)
+                2 * step, step, part)
     if kind == INPUT_GRAD or kind == OUTPUT_TILES:
         _interleave(planes, first, count, channel, channels, height, width, dh, dw,
                     cells + (row0 * span_w + col0) * GROUP, span_w * GROUP, 1 + add, shift)
@@ -1168,12 +1173,18 @@ def backward_by_image(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
 
 # -- the forward group by group (in lanes) -------------------------------------------------------
 
+cdef inline Py_ssize_t _panel_columns(Py_ssize_t per_grid) noexcept nogil:
+    """The columns of a lane group's products in ``forward_by_group``: GROUP a tile, whole
+    panels of the products' B (GEMM_NR columns), which V is written in."""
+    return (GROUP * per_grid + GEMM_NR - 1) // GEMM_NR * GEMM_NR
+
+
 def by_group_length(Py_ssize_t m, Py_ssize_t rows, Py_ssize_t out_block, Py_ssize_t tiles_h,
                     Py_ssize_t tiles_w, Py_ssize_t gap):
-    """Entries of ``work`` each thread of ``forward_by_group`` needs: one lane group's V, its
-    products for ``out_block`` output channels, their ξ planes ``gap`` entries apart, and the
-    products' panel."""
-    cdef Py_ssize_t columns = GROUP * tiles_h * tiles_w
+    """Entries of ``work`` each thread of ``forward_by_group`` needs: one lane group's V (in
+    the products' panels: ``_panel_columns``), its products for ``out_block`` output
+    channels, their ξ planes ``gap`` entries apart, and the products' panel."""
+    cdef Py_ssize_t columns = _panel_columns(tiles_h * tiles_w)
     return (m + 2) ** 2 * ((rows + out_block) * columns + 2 * gap) + GEMM_WORK
 
 
@@ -1233,17 +1244,18 @@ cdef void _block_tiles(Py_ssize_t m, float* x, Py_ssize_t first, Py_ssize_t coun
                        Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t top, Py_ssize_t left,
                        const Py_ssize_t[:, ::1] blocks, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
                        Py_ssize_t span_h, Py_ssize_t span_w, float* v, Py_ssize_t block_stride,
-                       Py_ssize_t v_xi, float* buf) noexcept nogil:
-    """V of channel c of a lane group for every block (block i's at v + i·block_stride): the
-    planes interleaved once over the span of the blocks' reach, each block's tiles
-    transformed from its offset in it."""
+                       Py_ssize_t v_xi, Py_ssize_t pair_step, Py_ssize_t half_step,
+                       float* buf) noexcept nogil:
+    """V of channel c of a lane group for every block (block i's at v + i·block_stride, its
+    tiles as ``_lane_tiles`` places them): the planes interleaved once over the span of the
+    blocks' reach, each block's tiles transformed from its offset in it."""
     cdef Py_ssize_t i
     _lane_cells(x, first, count, c, channels, height, width, dh, dw, top // dh, left // dw,
                 span_h, span_w, buf)
     for i in range(blocks.shape[0]):
         _lane_tiles(INPUT_TILES, m, buf + (blocks[i, 0] // dh * span_w + blocks[i, 1] // dw)
                     * GROUP, span_w * GROUP, tiles_h, tiles_w, v + i * block_stride, v_xi,
-                    count, buf + span_h * span_w * GROUP)
+                    count, pair_step, half_step, buf + span_h * span_w * GROUP)
 
 
 cdef void _block_grad(Py_ssize_t m, float* gx, Py_ssize_t first, Py_ssize_t count,
@@ -1259,7 +1271,7 @@ cdef void _block_grad(Py_ssize_t m, float* gx, Py_ssize_t first, Py_ssize_t coun
     for i in range(blocks.shape[0]):
         _lane_tiles(INPUT_GRAD, m, buf + (blocks[i, 0] // dh * span_w + blocks[i, 1] // dw)
                     * GROUP, span_w * GROUP, tiles_h, tiles_w, <float*>dv + i * block_stride,
-                    v_xi, count, buf + span_h * span_w * GROUP)
+                    v_xi, count, 2 * count, count, buf + span_h * span_w * GROUP)
     _interleave(gx, first, count, c, channels, height, width, dh, dw,
                 buf + (top // dh * span_w + left // dw) * GROUP, span_w * GROUP, 1, 0)
 
@@ -1280,10 +1292,10 @@ def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
     cdef Py_ssize_t n_blocks = blocks.shape[0], rows = n_blocks * channels
     cdef Py_ssize_t points = (m + 2) ** 2, per_grid = tiles_h * tiles_w
     cdef Py_ssize_t lanes = n_images * dh * dw, groups = (lanes + GROUP - 1) // GROUP
-    cdef Py_ssize_t wide = GROUP * per_grid
+    cdef Py_ssize_t wide = _panel_columns(per_grid)
     cdef Py_ssize_t v_xi = rows * wide + gap, m_xi = out_block * wide + gap
     cdef Py_ssize_t lda = u.strides[1] // sizeof(float), xi_u = u.strides[0] // sizeof(float)
-    cdef Py_ssize_t g, count, columns, i, c, o, o0, block, p, t
+    cdef Py_ssize_t g, count, i, c, o, o0, block, p, t
     cdef Py_ssize_t span_h, span_w
     cdef float* v
     cdef float* mm
@@ -1310,22 +1322,25 @@ def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
         mm = v + points * v_xi
         buf = &scratch[t, 0]
         count = min(GROUP, lanes - g * GROUP)
-        columns = count * per_grid
+        if count < GROUP:
+            # the products read every lane of a panel: none left from earlier work
+            memset(v, 0, points * v_xi * sizeof(float))
         for c in range(channels):
             _block_tiles(m, <float*>&x[0, 0, 0, 0], g * GROUP, count, c, channels, x.shape[2],
                          x.shape[3], dh, dw, top, left, blocks, tiles_h, tiles_w, span_h,
-                         span_w, v + c * columns, channels * columns, v_xi, buf)
+                         span_w, v + c * GEMM_NR, channels * GEMM_NR, v_xi, rows * GEMM_NR,
+                         GROUP, buf)
         o0 = 0
         while o0 < out_channels:
             block = min(out_block, out_channels - o0)
             for p in range(points):
-                _gemm(&u[0, 0, 0] + p * xi_u + o0 * lda, lda, 1, v + p * v_xi, columns, 1,
-                      mm + p * m_xi, columns, block, columns, rows, 0, mm + points * m_xi)
+                _gemm_packed(&u[0, 0, 0] + p * xi_u + o0 * lda, lda, 1, v + p * v_xi,
+                             mm + p * m_xi, wide, block, wide, rows, 0)
             for o in range(block):
                 _lane_group(OUTPUT_TILES, m, &y[0, 0, 0, 0], g * GROUP, count, o0 + o,
                             out_channels, y.shape[2], y.shape[3], dh, dw, 0, 0, tiles_h,
-                            tiles_w, mm + o * columns, m_xi,
-                            bias[o0 + o] if bias.shape[0] > 0 else 0, False, buf)
+                            tiles_w, mm + o * wide, m_xi,
+                            bias[o0 + o] if bias.shape[0] > 0 else 0, False, buf, GROUP)
             o0 = o0 + block
 
 
@@ -1386,7 +1401,7 @@ def backward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
                     _block_tiles(m, <float*>&x[0, 0, 0, 0], g * GROUP, count, c, channels,
                                  x.shape[2], x.shape[3], dh, dw, top, left, blocks, tiles_h,
                                  tiles_w, span_h, span_w, v + c * columns, channels * columns,
-                                 v_xi, buf)
+                                 v_xi, 2 * count, count, buf)
                 # added to the share's sum after its first group
                 _grad_u_products(dm, m_xi, v, v_xi, &grad_u[share, 0, 0, 0], points,
                                  out_channels, rows, columns, g > first)
