@@ -65,5 +65,68 @@ static inline void minigrad_transpose16_cells(const float *src, ptrdiff_t stride
         *(minigrad_lf *)(dst + 16 * cells[i]) = r[i];
 }
 
+/* Lane planes <-> interleaved cells (winograd.pyx's _interleave, planes one image apart): the
+ * ``count`` (<= 16) planes at plane + i * plane_step, rows × cols each, and the cells of a
+ * lane group, cell (r, q) the 16 floats at cells + r * row_step + 16 * q, lane i of each
+ * holding plane i's value (r, q). Each row goes over by 16 columns at a time in one
+ * transpose; the planes' loads and stores past ``cols`` are masked off, lanes past ``count``
+ * read as zeros (in) or are dropped (out), and only the cells of the plane's columns are
+ * written. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+static inline void minigrad_planes_to_cells(const float *plane, ptrdiff_t plane_step, int count,
+                                            ptrdiff_t rows, ptrdiff_t cols, float *cells,
+                                            ptrdiff_t row_step)
+{
+    minigrad_lf r[16];
+    for (ptrdiff_t y = 0; y < rows; y++)
+        for (ptrdiff_t q = 0; q < cols; q += 16) {
+            int w = cols - q < 16 ? (int)(cols - q) : 16;
+            __mmask16 mask = (__mmask16)((1u << w) - 1);
+            for (int i = 0; i < 16; i++)
+                r[i] = i < count ? (minigrad_lf)_mm512_maskz_loadu_ps(
+                                       mask, plane + i * plane_step + y * cols + q)
+                                 : (minigrad_lf){0};
+            minigrad_transpose16_rows(r);
+            for (int c = 0; c < w; c++)
+                *(minigrad_lf *)(cells + y * row_step + 16 * (q + c)) = r[c];
+        }
+}
+
+/* ... and back: plane value = cell + shift, or += cell with ``add`` */
+static inline void minigrad_cells_to_planes(const float *cells, ptrdiff_t row_step, float *plane,
+                                            ptrdiff_t plane_step, int count, ptrdiff_t rows,
+                                            ptrdiff_t cols, float shift, int add)
+{
+    minigrad_lf r[16];
+    for (ptrdiff_t y = 0; y < rows; y++)
+        for (ptrdiff_t q = 0; q < cols; q += 16) {
+            int w = cols - q < 16 ? (int)(cols - q) : 16;
+            __mmask16 mask = (__mmask16)((1u << w) - 1);
+            for (int c = 0; c < 16; c++)
+                r[c] = c < w ? *(const minigrad_lf *)(cells + y * row_step + 16 * (q + c))
+                             : (minigrad_lf){0};
+            minigrad_transpose16_rows(r);
+            for (int i = 0; i < count; i++) {
+                float *at = plane + i * plane_step + y * cols + q;
+                __m512 v = (__m512)r[i];
+                v = add ? _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, at))
+                        : _mm512_add_ps(v, _mm512_set1_ps(shift));
+                _mm512_mask_storeu_ps(at, mask, v);
+            }
+        }
+}
+#define MINIGRAD_TRANSPOSE_PLANES 1
+#else
+#define MINIGRAD_TRANSPOSE_PLANES 0
+static inline void minigrad_planes_to_cells(const float *plane, ptrdiff_t plane_step, int count,
+                                            ptrdiff_t rows, ptrdiff_t cols, float *cells,
+                                            ptrdiff_t row_step) {}
+static inline void minigrad_cells_to_planes(const float *cells, ptrdiff_t row_step, float *plane,
+                                            ptrdiff_t plane_step, int count, ptrdiff_t rows,
+                                            ptrdiff_t cols, float shift, int add) {}
+#endif
+
 #undef MINIGRAD_T16_STAGE
 #endif

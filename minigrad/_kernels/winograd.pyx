@@ -62,6 +62,17 @@ cdef Py_ssize_t PARALLEL_MIN = 1 << 15
 cdef enum:
     GROUP = 16      # lane planes transformed together (a float32 vector)
 
+cdef extern from "transpose16.h" nogil:
+    enum: TRANSPOSE_PLANES "MINIGRAD_TRANSPOSE_PLANES"
+    void planes_to_cells "minigrad_planes_to_cells" (const float* plane, Py_ssize_t plane_step,
+                                                     int count, Py_ssize_t rows,
+                                                     Py_ssize_t cols, float* cells,
+                                                     Py_ssize_t row_step)
+    void cells_to_planes "minigrad_cells_to_planes" (const float* cells, Py_ssize_t row_step,
+                                                     float* plane, Py_ssize_t plane_step,
+                                                     int count, Py_ssize_t rows,
+                                                     Py_ssize_t cols, float shift, int add)
+
 cdef extern from "winograd_1d.h" nogil:
     void w2_bt_f "minigrad_w2_bt_f" (const float*, Py_ssize_t, float*, Py_ssize_t, Py_ssize_t)
     void w2_bt_d "minigrad_w2_bt_d" (const double*, Py_ssize_t, double*, Py_ssize_t, Py_ssize_t)
@@ -640,6 +651,16 @@ cdef void _interleave(floating* planes, Py_ssize_t first, Py_ssize_t count,
     cdef floating* plane
     cdef floating* row
     cdef floating* cell
+    if floating is float:
+        if dh * dw == 1 and TRANSPOSE_PLANES:
+            # lane planes one image apart, 16 columns of a row at a time by register transposes
+            plane = planes + (first * channels + channel) * height * width
+            if way == 0:
+                planes_to_cells(plane, step, count, rows, cols, cells, row_step)
+            else:
+                cells_to_planes(cells, row_step, plane, step, count, rows, cols, shift,
+                                way == 2)
+            return
     if dh * dw == 1:
         # lane planes one image apart (the loops below without the sub-grid bookkeeping, and
         # branches hoisted out of the rows, which on planes of one 4×4 tile cost a fifth)
@@ -1412,6 +1433,155 @@ def backward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
                     _block_grad(m, &gx[0, 0, 0, 0], g * GROUP, count, c, channels, gx.shape[2],
                                 gx.shape[3], dh, dw, top, left, blocks, tiles_h, tiles_w,
                                 span_h, span_w, v + c * columns, channels * columns, v_xi, buf)
+
+# -- F(4×4, 5×5): a 5×5 kernel in one piece, the forward in lanes -------------------------------
+
+cdef extern from "winograd_1d.h" nogil:
+    void w45_bt "minigrad_w45_bt" (const float*, Py_ssize_t, float*, Py_ssize_t)
+    void w45_at "minigrad_w45_at" (const float*, Py_ssize_t, float*, Py_ssize_t)
+
+cdef enum:
+    ALPHA5 = 8      # points along an axis of F(4, 5): 4 outputs + 5 taps − 1
+
+#: Whether ``forward5_by_group`` is built (its products are the AVX-512 ones).
+FORWARD5 = bool(GEMM_TILE)
+
+
+def scratch5_length(Py_ssize_t tiles_h, Py_ssize_t tiles_w):
+    """Entries of scratch each thread of ``forward5_by_group`` needs on a tile grid of tiles_h
+    × tiles_w: a lane group's interleaved padded cells ((4·Th + 4) × (4·Tw + 4), which also
+    hold its outputs) and one tile's partial transform."""
+    return ((4 * tiles_h + 4) * (4 * tiles_w + 4) + ALPHA5 * ALPHA5) * GROUP
+
+
+def by_group5_length(Py_ssize_t channels, Py_ssize_t out_block, Py_ssize_t tiles_h,
+                     Py_ssize_t tiles_w, Py_ssize_t gap):
+    """Entries of ``work`` each thread of ``forward5_by_group`` needs: one lane group's V (64
+    points of C rows, in the products' panels) and its products for ``out_block`` output
+    channels, their points ``gap`` entries apart."""
+    cdef Py_ssize_t columns = _panel_columns(tiles_h * tiles_w)
+    return ALPHA5 * ALPHA5 * ((channels + out_block) * columns + 2 * gap)
+
+
+cdef void _input5(const float* cells, Py_ssize_t row_step, Py_ssize_t tiles_h,
+                  Py_ssize_t tiles_w, float* v, Py_ssize_t v_xi, Py_ssize_t pair_step,
+                  float* part) noexcept nogil:
+    """V = Bᵀ d B of every tile of one channel of a lane group, all 16 lanes: tile (ty, tx)'s
+    8×8 patch from cells + 4·ty·row_step + 4·tx·GROUP, point (a, b) at v + (8a + b)·v_xi,
+    tile i at (i div 2)·pair_step + (i mod 2)·GROUP (two tiles' lanes a panel)."""
+    cdef Py_ssize_t ty, tx, k, i
+    cdef const float* corner
+    cdef float* entry
+    for ty in range(tiles_h):
+        for tx in range(tiles_w):
+            corner = cells + 4 * ty * row_step + 4 * tx * GROUP
+            i = ty * tiles_w + tx
+            entry = v + (i >> 1) * pair_step + (i & 1) * GROUP
+            for k in range(ALPHA5):        # Bᵀ down each patch column, then along each row
+                w45_bt(corner + k * GROUP, row_step, part + k * GROUP, ALPHA5 * GROUP)
+            for k in range(ALPHA5):
+                w45_bt(part + ALPHA5 * k * GROUP, GROUP, entry + ALPHA5 * k * v_xi, v_xi)
+
+
+cdef void _output5(const float* mm, Py_ssize_t m_xi, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                   float* cells, Py_ssize_t row_step, float* part) noexcept nogil:
+    """Y = Aᵀ M A of every tile of one output channel of a lane group: tile i's points at mm +
+    i·GROUP + (8a + b)·m_xi, its 4×4 outputs to cells + 4·ty·row_step + 4·tx·GROUP."""
+    cdef Py_ssize_t ty, tx, k
+    cdef const float* entry
+    cdef float* corner
+    for ty in range(tiles_h):
+        for tx in range(tiles_w):
+            corner = cells + 4 * ty * row_step + 4 * tx * GROUP
+            entry = mm + (ty * tiles_w + tx) * GROUP
+            for k in range(ALPHA5):        # Aᵀ down each column of M, then along each row
+                w45_at(entry + k * m_xi, ALPHA5 * m_xi, part + k * GROUP, ALPHA5 * GROUP)
+            for k in range(4):
+                w45_at(part + ALPHA5 * k * GROUP, GROUP, corner + k * row_step, GROUP)
+
+
+def forward5_by_group(const float[:, :, :, ::1] x, const float[:, :, ::1] u,
+                      float[:, :, :, ::1] y, const float[::1] bias, Py_ssize_t top,
+                      Py_ssize_t left, Py_ssize_t out_block, Py_ssize_t gap,
+                      float[:, ::1] scratch, float[:, ::1] work, int num_threads):
+    """y = conv(x, g) + bias for a 5×5 kernel, stride 1, by Winograd F(4×4, 5×5): each 4×4
+    block of outputs from its 8×8 input patch, 64 multiplies per 16 outputs and channel pair
+    instead of 400. u (64, O, C) = G g Gᵀ (point 8a + b), x (N, C, H, W) padded by ``top`` and
+    ``left`` (and whatever the output's size leaves below and right), y (N, O, Ho, Wo). As
+    ``forward_by_group``: one lane group of 16 images at a time on each thread, its V in the
+    products' panels in that thread's row of ``work`` (``by_group5_length``), its products
+    for ``out_block`` output channels at a time, the interleaved cells in its row of
+    ``scratch`` (``scratch5_length``). Float32, AVX-512; bitwise the same for any thread
+    count."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1]
+    cdef Py_ssize_t height = x.shape[2], width = x.shape[3], out_channels = y.shape[1]
+    cdef Py_ssize_t out_h = y.shape[2], out_w = y.shape[3]
+    cdef Py_ssize_t tiles_h = (out_h + 3) // 4, tiles_w = (out_w + 3) // 4
+    cdef Py_ssize_t per_grid = tiles_h * tiles_w, wide = _panel_columns(per_grid)
+    cdef Py_ssize_t groups = (n_images + GROUP - 1) // GROUP, points = ALPHA5 * ALPHA5
+    cdef Py_ssize_t span_h = 4 * tiles_h + 4, span_w = 4 * tiles_w + 4
+    cdef Py_ssize_t v_xi = channels * wide + gap, m_xi = out_block * wide + gap
+    cdef Py_ssize_t lda = u.strides[1] // sizeof(float), xi_u = u.strides[0] // sizeof(float)
+    cdef Py_ssize_t g, count, c, o, o0, block, p, t
+    cdef float* v
+    cdef float* mm
+    cdef float* buf
+    if not GEMM_TILE:
+        raise RuntimeError("winograd.forward5_by_group: built with AVX-512 only")
+    if (y.shape[0] != n_images or not _filters_fit(u, points, out_channels, channels)
+            or bias.shape[0] not in (0, out_channels) or out_block < 1 or gap < 0):
+        raise ValueError(f"winograd.forward5_by_group: u ({u.shape[0]}, {u.shape[1]}, "
+                         f"{u.shape[2]}), bias ({bias.shape[0]},), out ({n_images} vs "
+                         f"{y.shape[0]} images), out_block {out_block} and gap {gap} do not "
+                         f"match ({points}, {out_channels}, {channels}) filters")
+    if min(top, left) < 0 or height + top > span_h or width + left > span_w:
+        raise ValueError(f"winograd.forward5_by_group: outputs of {out_h}×{out_w} reach "
+                         f"{span_h}×{span_w} padded cells, less than the input's {height}×"
+                         f"{width} with padding ({top}, {left}), or the padding is negative")
+    if y.shape[0] * out_channels == 0:
+        return
+    cdef int nt = <int>min(team_size(n_images * channels * per_grid * GROUP, PARALLEL_MIN,
+                                     num_threads), groups)
+    needed = (nt, scratch5_length(tiles_h, tiles_w))
+    if scratch.shape[0] < needed[0] or scratch.shape[1] < needed[1]:
+        raise ValueError(f"winograd.forward5_by_group: scratch must be at least {needed}, got "
+                         f"({scratch.shape[0]}, {scratch.shape[1]})")
+    needed = (nt, by_group5_length(channels, out_block, tiles_h, tiles_w, gap))
+    if work.shape[0] < needed[0] or work.shape[1] < needed[1]:
+        raise ValueError(f"winograd.forward5_by_group: work must be at least {needed}, got "
+                         f"({work.shape[0]}, {work.shape[1]})")
+    for g in prange(groups, nogil=True, schedule="static", num_threads=nt):
+        t = threadid()
+        v = &work[t, 0]
+        mm = v + points * v_xi
+        buf = &scratch[t, 0]
+        count = min(GROUP, n_images - g * GROUP)
+        if per_grid % 2:
+            # the last panel's second half holds no tile: zeros for the products to read
+            for p in range(points):
+                for c in range(channels):
+                    memset(v + p * v_xi + (per_grid // 2 * channels + c) * GEMM_NR + GROUP, 0,
+                           GROUP * sizeof(float))
+        # the transforms run on all 16 lanes: past ``count`` the cells are zeros, and so V
+        for c in range(channels):
+            _lane_cells(<float*>&x[0, 0, 0, 0], g * GROUP, count, c, channels, height, width,
+                        1, 1, top, left, span_h, span_w, buf)
+            _input5(buf, span_w * GROUP, tiles_h, tiles_w, v + c * GEMM_NR, v_xi,
+                    channels * GEMM_NR, buf + span_h * span_w * GROUP)
+        o0 = 0
+        while o0 < out_channels:
+            block = min(out_block, out_channels - o0)
+            for p in range(points):
+                _gemm_packed(&u[0, 0, 0] + p * xi_u + o0 * lda, lda, 1, v + p * v_xi,
+                             mm + p * m_xi, wide, block, per_grid * GROUP, channels, 0)
+            for o in range(block):
+                _output5(mm + o * wide, m_xi, tiles_h, tiles_w, buf, 4 * tiles_w * GROUP,
+                         buf + span_h * span_w * GROUP)
+                _interleave(&y[0, 0, 0, 0], g * GROUP, count, o0 + o, out_channels, out_h,
+                            out_w, 1, 1, buf, 4 * tiles_w * GROUP, 1,
+                            bias[o0 + o] if bias.shape[0] > 0 else 0)
+            o0 = o0 + block
+
 
 # -- the filters: U = G g Gᵀ and its adjoint -------------------------------------------------------
 

@@ -17,6 +17,7 @@
 #define MINIGRAD_WINOGRAD_1D_H
 
 #include <stddef.h>
+#include "vectors.h"
 
 #define MINIGRAD_W4_ROWS6(T) const T *restrict i0, const T *restrict i1, const T *restrict i2, \
     const T *restrict i3, const T *restrict i4, const T *restrict i5
@@ -186,6 +187,50 @@ static inline void minigrad_w2_a_##SUFFIX(const T *restrict i, ptrdiff_t is, T *
         o[2 * os + j] = y0 - y1;                                                               \
         o[3 * os + j] = -y1;                                                                   \
     }                                                                                          \
+}
+
+/* F(4, 5): the same eight points (0, +-1, +-2, +-1/2 and infinity; Bt is F(6, 3)'s), for a
+ * 5×5 kernel in one piece. Float32 only, on whole vectors of 16 lanes (a lane group of
+ * winograd.pyx's forward5_by_group), rows ``is`` and ``os`` floats apart:
+ *   Bt = [[1, 0, -21/4, 0, 21/4, 0, -1, 0], [0, 1, 1, -17/4, -17/4, 1, 1, 0],
+ *         [0, -1, 1, 17/4, -17/4, -1, 1, 0], [0, 1/2, 1/4, -5/2, -5/4, 2, 1, 0],
+ *         [0, -1/2, 1/4, 5/2, -5/4, -2, 1, 0], [0, 2, 4, -5/2, -5, 1/2, 1, 0],
+ *         [0, -2, 4, 5/2, -5, -1/2, 1, 0], [0, -1, 0, 21/4, 0, -21/4, 0, 1]]
+ *   At = [[1, 1, 1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1/2, -1/2, 0],
+ *         [0, 1, 1, 4, 4, 1/4, 1/4, 0], [0, 1, -1, 8, -8, 1/8, -1/8, 1]]
+ * (G, for the filters, is conv_winograd5.G.) */
+static inline void minigrad_w45_bt(const float *i, ptrdiff_t is, float *o, ptrdiff_t os)
+{
+    minigrad_lf d0 = *(const minigrad_lf *)i, d1 = *(const minigrad_lf *)(i + is);
+    minigrad_lf d2 = *(const minigrad_lf *)(i + 2 * is), d3 = *(const minigrad_lf *)(i + 3 * is);
+    minigrad_lf d4 = *(const minigrad_lf *)(i + 4 * is), d5 = *(const minigrad_lf *)(i + 5 * is);
+    minigrad_lf d6 = *(const minigrad_lf *)(i + 6 * is), d7 = *(const minigrad_lf *)(i + 7 * is);
+    /* the even and odd parts of each pair of rows for the points +-x */
+    minigrad_lf e1 = d2 + d6 - 4.25f * d4, o1 = d1 + d5 - 4.25f * d3;
+    minigrad_lf e2 = 0.25f * d2 - 1.25f * d4 + d6, o2 = 0.5f * d1 - 2.5f * d3 + 2.0f * d5;
+    minigrad_lf e3 = 4.0f * d2 - 5.0f * d4 + d6, o3 = 2.0f * d1 - 2.5f * d3 + 0.5f * d5;
+    *(minigrad_lf *)o = d0 - d6 + 5.25f * (d4 - d2);
+    *(minigrad_lf *)(o + os) = e1 + o1;
+    *(minigrad_lf *)(o + 2 * os) = e1 - o1;
+    *(minigrad_lf *)(o + 3 * os) = e2 + o2;
+    *(minigrad_lf *)(o + 4 * os) = e2 - o2;
+    *(minigrad_lf *)(o + 5 * os) = e3 + o3;
+    *(minigrad_lf *)(o + 6 * os) = e3 - o3;
+    *(minigrad_lf *)(o + 7 * os) = d7 - d1 + 5.25f * (d3 - d5);
+}
+
+static inline void minigrad_w45_at(const float *i, ptrdiff_t is, float *o, ptrdiff_t os)
+{
+    minigrad_lf m0 = *(const minigrad_lf *)i, m1 = *(const minigrad_lf *)(i + is);
+    minigrad_lf m2 = *(const minigrad_lf *)(i + 2 * is), m3 = *(const minigrad_lf *)(i + 3 * is);
+    minigrad_lf m4 = *(const minigrad_lf *)(i + 4 * is), m5 = *(const minigrad_lf *)(i + 5 * is);
+    minigrad_lf m6 = *(const minigrad_lf *)(i + 6 * is), m7 = *(const minigrad_lf *)(i + 7 * is);
+    minigrad_lf s1 = m1 + m2, d1 = m1 - m2, s2 = m3 + m4, d2 = m3 - m4, s3 = m5 + m6,
+                d3 = m5 - m6;
+    *(minigrad_lf *)o = m0 + s1 + s2 + s3;
+    *(minigrad_lf *)(o + os) = d1 + 2.0f * d2 + 0.5f * d3;
+    *(minigrad_lf *)(o + 2 * os) = s1 + 4.0f * s2 + 0.25f * s3;
+    *(minigrad_lf *)(o + 3 * os) = d1 + 8.0f * d2 + 0.125f * d3 + m7;
 }
 
 MINIGRAD_W4_FUNCTIONS(f, float)

@@ -32,7 +32,7 @@ from .._validate import Spec, check_input_4d, check_max, check_min, pair, plain
 from ..function import Function
 from ..tensor import as_tensor
 from ..threads import get_num_threads
-from . import conv_direct, conv_strided_winograd, conv_winograd
+from . import conv_direct, conv_strided_winograd, conv_winograd, conv_winograd5
 from .workspace import absent, aligned_empty
 from .workspace import release_workspace, workspace as _workspace  # noqa: F401 (re-export)
 from .geometry import C_INT_MAX, check_padded_plane, resolve_padding, window_output_size
@@ -318,6 +318,10 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
                                                          itemsize)
         winograd = plan if strided[0] else None
         winograd_backward = plan if strided[1] else None
+    if use_winograd is True and conv_winograd5.takes((kh, kw), stride, dilation, groups, channels,
+                                                     out_channels, n, out_h, out_w, itemsize):
+        # the forward only: the backward keeps the plan the rules above gave it
+        winograd = conv_winograd5.Winograd5Plan(x_shape, weight_shape, padding)
     direct, direct_backward = (conv_direct.plan(x_shape, weight_shape, padding, dilation,
                                                 stride, groups)
                                if use_direct and None in (winograd, winograd_backward)
