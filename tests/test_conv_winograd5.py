@@ -100,6 +100,28 @@ def test_forward_matches_reference(anywhere, x_shape, out_channels, padding, bia
 
 
 @needs_kernel
+@pytest.mark.parametrize("x_shape, out_channels, padding", SHAPES)
+def test_input_gradient_matches_reference(anywhere, x_shape, out_channels, padding):
+    """The input gradient as the forward of gy by the turned filters (``Conv2d.backward``),
+    padded by 4 − p, against the float64 reference; the weight gradient from the backward's
+    own plan beside it."""
+    x = RNG.standard_normal(x_shape).astype(np.float32)
+    w = RNG.standard_normal((out_channels, x_shape[1], 5, 5)).astype(np.float32)
+    b = RNG.standard_normal(out_channels).astype(np.float32)
+    assert isinstance(_layout(x, w, padding)["winograd5_grad_input"],
+                      conv_winograd5.Winograd5Plan)
+    tensors = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*tensors, padding=padding)
+    gy = RNG.standard_normal(y.shape).astype(np.float32)
+    y.backward(minigrad.tensor(gy))
+    exact = R.conv2d_vjp(x, w, gy.astype(np.float64), padding=padding)
+    for actual, expected, depth in zip((t.grad for t in tensors), exact,
+                                       (25 * out_channels, np.prod(gy.shape[2:]) * len(x), 1)):
+        assert actual.dtype == np.float32 and actual.shape == expected.shape
+        assert np.abs(actual - expected).max() <= 4e-6 * np.abs(expected).max() * np.sqrt(depth)
+
+
+@needs_kernel
 def test_output_blocks_and_thread_counts(anywhere, monkeypatch):
     """Output channels in several blocks (``OUT_BLOCK``) give the one-block result, and every
     thread count the same bits: each group is one thread's."""
@@ -130,6 +152,7 @@ def test_matches_torch_where_the_rules_choose_it():
     layout = _layout(x, w, (2, 2))
     assert isinstance(layout["winograd"], conv_winograd5.Winograd5Plan)
     assert not isinstance(layout["winograd_backward"], conv_winograd5.Winograd5Plan)
+    assert isinstance(layout["winograd5_grad_input"], conv_winograd5.Winograd5Plan)
     tensors = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b)]
     y = F.conv2d(*tensors, padding=2)
     gy = RNG.standard_normal(y.shape).astype(np.float32)
@@ -137,7 +160,7 @@ def test_matches_torch_where_the_rules_choose_it():
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     ty = torch.nn.functional.conv2d(tx, tw, tb, padding=2)
     ty.backward(torch.tensor(gy))
-    for mine, theirs in zip((y.data, *(t.grad.data for t in tensors)),
+    for mine, theirs in zip((y.data, *(t.grad for t in tensors)),
                             (ty.detach(), tx.grad, tw.grad, tb.grad)):
         theirs = theirs.numpy()
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-5 * np.abs(theirs).max())

@@ -183,7 +183,16 @@ class Conv2d(Function):
         need_x, need_weight = self.needs_input_grad[:2]
         need_bias = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         gy = np.ascontiguousarray(gy, dtype=x.dtype)
-        if self.winograd_backward is not None:
+        turned = self.winograd5_grad_input if need_x else None
+        if turned is not None:
+            # the input gradient of a stride-1 5×5 convolution is one itself: gy correlated
+            # with the filters turned by 180° and their channels swapped, padded by 4 − p
+            gx_turned = turned.forward(gy, turned.transform_weight(
+                np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))), None)
+            need_x = False
+        if not (need_x or need_weight):
+            gx = gw = None
+        elif self.winograd_backward is not None:
             # the filters transformed again rather than kept: (m + 2)²/9 times the weight's
             # memory per layer until backward, for a product far smaller than the pass's;
             # only the input gradient reads them
@@ -205,6 +214,8 @@ class Conv2d(Function):
             gx, gw = self._backward_depthwise(x, weight, gy, need_x, need_weight)
         else:
             gx, gw = self._backward_unrolled(x, gy, need_x, need_weight)
+        if turned is not None:
+            gx = gx_turned
         grads = (gx, None if gw is None else gw.reshape(weight.shape))
         if len(self.needs_input_grad) > 2:
             grads += (_bias_grad(gy) if need_bias else None,)
@@ -322,6 +333,14 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
                                                      out_channels, n, out_h, out_w, itemsize):
         # the forward only: the backward keeps the plan the rules above gave it
         winograd = conv_winograd5.Winograd5Plan(x_shape, weight_shape, padding)
+    # the input gradient as the forward of gy by the turned filters, padded by 4 − p
+    turned_padding = tuple((kh - 1 - low, kh - 1 - high) for low, high in padding)
+    winograd5_grad_input = (
+        conv_winograd5.Winograd5Plan((n, out_channels, out_h, out_w),
+                                     (channels, out_channels, kh, kw), turned_padding)
+        if use_winograd is True and min(min(side) for side in turned_padding) >= 0
+        and conv_winograd5.takes((kh, kw), stride, dilation, groups, out_channels, channels, n,
+                                 height, width, itemsize) else None)
     direct, direct_backward = (conv_direct.plan(x_shape, weight_shape, padding, dilation,
                                                 stride, groups)
                                if use_direct and None in (winograd, winograd_backward)
@@ -341,6 +360,8 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
         # the Winograd plans of the forward and of the backward pass (the stride-1 one serves
         # both), and the direct plans for a pass without one (None: another path)
         "winograd": winograd, "winograd_backward": winograd_backward,
+        # F(4×4, 5×5) for the input gradient of a 5×5 layer (None: the backward's own plan)
+        "winograd5_grad_input": winograd5_grad_input,
         "direct": direct, "direct_backward": direct_backward,
         "col_rows": col_rows,
         "chunk": max(1, min(n, chunk_bytes // max(per_image, 1))),
