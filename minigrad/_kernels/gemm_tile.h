@@ -172,16 +172,14 @@ static inline void minigrad_gemm_panels(const float *a, ptrdiff_t sa_i, ptrdiff_
     }
 }
 
-/* C (+)= A · B, as described above; ``work`` holds MINIGRAD_GEMM_WORK floats. The products
- * run over blocks of NC columns and KC values of l: B's block is packed (its panels in L2),
- * then multiplied (minigrad_gemm_panels). */
-static inline void minigrad_gemm(const float *a, ptrdiff_t sa_i, ptrdiff_t sa_l,
-                                 const float *b, ptrdiff_t sb_l, ptrdiff_t sb_j, float *c,
-                                 ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                                 int accumulate, float *work)
+/* C (+)= A · B over blocks of NC columns and KC values of l: B's block packed into ``work``
+ * (its panels in L2), or, with ``work`` NULL, read where B already lies in panels (as
+ * minigrad_gemm_packed describes), then multiplied (minigrad_gemm_panels). */
+static inline void minigrad_gemm_blocks(const float *a, ptrdiff_t sa_i, ptrdiff_t sa_l,
+                                        const float *b, ptrdiff_t sb_l, ptrdiff_t sb_j, float *c,
+                                        ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                        int accumulate, float *work)
 {
-    /* the tile loads the panels as whole vectors: off a cache line, every load is split */
-    work = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
     if (k == 0 && !accumulate)      /* an empty sum: zeros */
         for (ptrdiff_t i = 0; i < m; i++)
             for (ptrdiff_t j = 0; j < n; j++)
@@ -190,13 +188,30 @@ static inline void minigrad_gemm(const float *a, ptrdiff_t sa_i, ptrdiff_t sa_l,
         ptrdiff_t nc = n - jc < MINIGRAD_GEMM_NC ? n - jc : MINIGRAD_GEMM_NC;
         for (ptrdiff_t l0 = 0; l0 < k; l0 += MINIGRAD_GEMM_KC) {
             ptrdiff_t kc = k - l0 < MINIGRAD_GEMM_KC ? k - l0 : MINIGRAD_GEMM_KC;
-            for (ptrdiff_t j0 = 0; j0 < nc; j0 += MINIGRAD_GEMM_NR)
-                minigrad_gemm_pack_b(b + l0 * sb_l, sb_l, sb_j, n, kc, jc + j0,
-                                     work + j0 * kc);
-            minigrad_gemm_panels(a + l0 * sa_l, sa_i, sa_l, work, MINIGRAD_GEMM_NR * kc,
-                                 c + jc, ldc, m, nc, kc, accumulate || l0 > 0);
+            const float *panels = b + jc * k + l0 * MINIGRAD_GEMM_NR;
+            ptrdiff_t step = MINIGRAD_GEMM_NR * k;
+            if (work != NULL) {
+                for (ptrdiff_t j0 = 0; j0 < nc; j0 += MINIGRAD_GEMM_NR)
+                    minigrad_gemm_pack_b(b + l0 * sb_l, sb_l, sb_j, n, kc, jc + j0,
+                                         work + j0 * kc);
+                panels = work;
+                step = MINIGRAD_GEMM_NR * kc;
+            }
+            minigrad_gemm_panels(a + l0 * sa_l, sa_i, sa_l, panels, step, c + jc, ldc, m, nc,
+                                 kc, accumulate || l0 > 0);
         }
     }
+}
+
+/* C (+)= A · B, as described above; ``work`` holds MINIGRAD_GEMM_WORK floats. */
+static inline void minigrad_gemm(const float *a, ptrdiff_t sa_i, ptrdiff_t sa_l,
+                                 const float *b, ptrdiff_t sb_l, ptrdiff_t sb_j, float *c,
+                                 ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                 int accumulate, float *work)
+{
+    /* the tile loads the panels as whole vectors: off a cache line, every load is split */
+    work = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
+    minigrad_gemm_blocks(a, sa_i, sa_l, b, sb_l, sb_j, c, ldc, m, n, k, accumulate, work);
 }
 
 /* C (+)= A · B with B already in panels (as minigrad_gemm packs them, but over all k):
@@ -207,19 +222,7 @@ static inline void minigrad_gemm_packed(const float *a, ptrdiff_t sa_i, ptrdiff_
                                         const float *b, float *c, ptrdiff_t ldc, ptrdiff_t m,
                                         ptrdiff_t n, ptrdiff_t k, int accumulate)
 {
-    if (k == 0 && !accumulate)
-        for (ptrdiff_t i = 0; i < m; i++)
-            for (ptrdiff_t j = 0; j < n; j++)
-                c[i * ldc + j] = 0;
-    for (ptrdiff_t jc = 0; jc < n; jc += MINIGRAD_GEMM_NC) {
-        ptrdiff_t nc = n - jc < MINIGRAD_GEMM_NC ? n - jc : MINIGRAD_GEMM_NC;
-        for (ptrdiff_t l0 = 0; l0 < k; l0 += MINIGRAD_GEMM_KC) {
-            ptrdiff_t kc = k - l0 < MINIGRAD_GEMM_KC ? k - l0 : MINIGRAD_GEMM_KC;
-            minigrad_gemm_panels(a + l0 * sa_l, sa_i, sa_l, b + jc * k + l0 * MINIGRAD_GEMM_NR,
-                                 MINIGRAD_GEMM_NR * k, c + jc, ldc, m, nc, kc,
-                                 accumulate || l0 > 0);
-        }
-    }
+    minigrad_gemm_blocks(a, sa_i, sa_l, b, 0, 0, c, ldc, m, n, k, accumulate, NULL);
 }
 
 #endif
