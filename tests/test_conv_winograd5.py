@@ -45,7 +45,7 @@ def _layout(x, w, padding):
 def anywhere(monkeypatch):
     """The rule's bounds lifted, so that small shapes take F(4×4, 5×5)."""
     for name, value in (("MIN_IMAGES", 1), ("MIN_CHANNELS", 1), ("MIN_OUT_CHANNELS", 1),
-                        ("MIN_POSITIONS", 1), ("MIN_TILE_USE", 0)):
+                        ("MIN_POSITIONS", 1), ("MIN_TILE_USE", 0), ("GRAD_WEIGHT_MIN_DEPTH", 0)):
         monkeypatch.setattr(conv_winograd5, name, value)
     conv_module._layout.cache_clear()
     yield
@@ -101,15 +101,16 @@ def test_forward_matches_reference(anywhere, x_shape, out_channels, padding, bia
 
 @needs_kernel
 @pytest.mark.parametrize("x_shape, out_channels, padding", SHAPES)
-def test_input_gradient_matches_reference(anywhere, x_shape, out_channels, padding):
+def test_gradients_match_reference(anywhere, x_shape, out_channels, padding):
     """The input gradient as the forward of gy by the turned filters (``Conv2d.backward``),
-    padded by 4 − p, against the float64 reference; the weight gradient from the backward's
-    own plan beside it."""
+    padded by 4 − p, and the weight gradient Gᵀ [Σ (A dY Aᵀ) ⊙ V] G, against the float64
+    reference."""
     x = RNG.standard_normal(x_shape).astype(np.float32)
     w = RNG.standard_normal((out_channels, x_shape[1], 5, 5)).astype(np.float32)
     b = RNG.standard_normal(out_channels).astype(np.float32)
-    assert isinstance(_layout(x, w, padding)["winograd5_grad_input"],
-                      conv_winograd5.Winograd5Plan)
+    layout = _layout(x, w, padding)
+    assert isinstance(layout["winograd5_grad_input"], conv_winograd5.Winograd5Plan)
+    assert isinstance(layout["winograd5_grad_weight"], conv_winograd5.Winograd5Plan)
     tensors = [minigrad.tensor(a, requires_grad=True) for a in (x, w, b)]
     y = F.conv2d(*tensors, padding=padding)
     gy = RNG.standard_normal(y.shape).astype(np.float32)
@@ -124,18 +125,23 @@ def test_input_gradient_matches_reference(anywhere, x_shape, out_channels, paddi
 @needs_kernel
 def test_output_blocks_and_thread_counts(anywhere, monkeypatch):
     """Output channels in several blocks (``OUT_BLOCK``) give the one-block result, and every
-    thread count the same bits: each group is one thread's."""
+    thread count the same bits: each group is one thread's, and the weight gradient's shares
+    are fixed by the batch."""
     x = RNG.standard_normal((40, 6, 10, 10)).astype(np.float32)
     w = RNG.standard_normal((21, 6, 5, 5)).astype(np.float32)
     b = RNG.standard_normal(21).astype(np.float32)
+    plan = conv_winograd5.Winograd5Plan(x.shape, w.shape, ((2, 2), (2, 2)))
+    gy = RNG.standard_normal((40, 21, 10, 10)).astype(np.float32)
     before = minigrad.get_num_threads()
     try:
         minigrad.set_num_threads(1)
         single = _forward(x, w, b, 2)
+        single_gw = plan.grad_weight(x, gy)
         monkeypatch.setattr(conv_winograd5, "OUT_BLOCK", 8)
         for threads in (2, 3):
             minigrad.set_num_threads(threads)
             np.testing.assert_array_equal(_forward(x, w, b, 2), single)
+            np.testing.assert_array_equal(plan.grad_weight(x, gy), single_gw)
     finally:
         minigrad.set_num_threads(before)
 
@@ -166,6 +172,31 @@ def test_matches_torch_where_the_rules_choose_it():
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-5 * np.abs(theirs).max())
 
 
+@needs_kernel
+def test_all_passes_match_torch_where_the_rules_choose_them():
+    """32→64 on 16×16, batch 64: the forward and both gradients on F(4×4, 5×5) by the
+    default rules, in float32 against PyTorch (the weight gradient sums 16,384 products a
+    weight: its bound grows with that depth)."""
+    torch = pytest.importorskip("torch")
+    x = RNG.standard_normal((64, 32, 16, 16)).astype(np.float32)
+    w = (RNG.standard_normal((64, 32, 5, 5)) * 0.05).astype(np.float32)
+    conv_module._layout.cache_clear()
+    layout = _layout(x, w, (2, 2))
+    for key in ("winograd", "winograd5_grad_input", "winograd5_grad_weight"):
+        assert isinstance(layout[key], conv_winograd5.Winograd5Plan)
+    tensors = [minigrad.tensor(a, requires_grad=True) for a in (x, w)]
+    y = F.conv2d(*tensors, padding=2)
+    gy = RNG.standard_normal(y.shape).astype(np.float32)
+    y.backward(minigrad.tensor(gy))
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    ty = torch.nn.functional.conv2d(tx, tw, padding=2)
+    ty.backward(torch.tensor(gy))
+    for mine, theirs, depth in zip((y.data, *(t.grad for t in tensors)),
+                                   (ty.detach(), tx.grad, tw.grad), (800, 1600, 16384)):
+        theirs = theirs.numpy()
+        assert np.abs(mine - theirs).max() <= 4e-6 * np.abs(theirs).max() * np.sqrt(depth)
+
+
 def test_rule():
     """F(4×4, 5×5) for float32 5×5 stride-1 ungrouped layers within the measured bounds."""
     def takes(kernel=(5, 5), stride=(1, 1), dilation=(1, 1), groups=1, channels=8,
@@ -182,6 +213,8 @@ def test_rule():
     assert not takes(size=7)            # 49 outputs, four tiles
     assert not takes(size=10)           # nine tiles for 100 outputs
     assert takes(size=8) == takes(size=32) == kernels.FORWARD5
+    assert conv_winograd5.takes_grad_weight(16, 32) and conv_winograd5.takes_grad_weight(32, 64)
+    assert not conv_winograd5.takes_grad_weight(8, 16) and not conv_winograd5.takes_grad_weight(4, 16)
 
 
 def test_rule_off_for_forced_algorithms(monkeypatch):
@@ -229,3 +262,32 @@ def test_kernel_checks_its_arguments():
                                   np.zeros((2, work.shape[1] - 1), np.float32), 2)
     with pytest.raises(ValueError, match="num_threads"):
         kernels.forward5_by_group(x, u, y, bias, 2, 2, 4, 16, scratch, work, 0)
+
+
+@needs_kernel
+def test_weight_gradient_kernel_checks_its_arguments():
+    x = np.zeros((3, 2, 8, 8), np.float32)
+    gy = np.zeros((3, 4, 8, 8), np.float32)
+    grad_u = np.zeros((1, 64, 4, 2), np.float32)
+    scratch = np.zeros((2, kernels.scratch5_length(2, 2)), np.float32)
+    work = np.zeros((2, kernels.grad5_weight_length(2, 4, 2, 2, 16)), np.float32)
+    kernels.grad5_weight_by_group(x, gy, grad_u, 2, 2, 16, scratch, work, 2)
+    for bad in (np.zeros((1, 64, 3, 2), np.float32), np.zeros((1, 63, 4, 2), np.float32),
+                np.zeros((0, 64, 4, 2), np.float32)):
+        with pytest.raises(ValueError, match="do not match"):
+            kernels.grad5_weight_by_group(x, gy, bad, 2, 2, 16, scratch, work, 2)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.grad5_weight_by_group(x, gy[:2], grad_u, 2, 2, 16, scratch, work, 2)
+    with pytest.raises(ValueError, match="padding"):
+        kernels.grad5_weight_by_group(x, gy, grad_u, 2, -1, 16, scratch, work, 2)
+    with pytest.raises(ValueError, match="reach"):
+        kernels.grad5_weight_by_group(x, np.zeros((3, 4, 3, 3), np.float32), grad_u, 2, 2, 16,
+                                      scratch, work, 2)
+    with pytest.raises(ValueError, match="scratch must be at least"):
+        kernels.grad5_weight_by_group(x, gy, grad_u, 2, 2, 16,
+                                      np.zeros((1, scratch.shape[1] - 1), np.float32), work, 2)
+    with pytest.raises(ValueError, match="work must be at least"):
+        kernels.grad5_weight_by_group(x, gy, grad_u, 2, 2, 16, scratch,
+                                      np.zeros((1, work.shape[1] - 1), np.float32), 2)
+    with pytest.raises(ValueError, match="num_threads"):
+        kernels.grad5_weight_by_group(x, gy, grad_u, 2, 2, 16, scratch, work, 0)

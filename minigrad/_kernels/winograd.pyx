@@ -1439,6 +1439,7 @@ def backward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
 cdef extern from "winograd_1d.h" nogil:
     void w45_bt "minigrad_w45_bt" (const float*, Py_ssize_t, float*, Py_ssize_t)
     void w45_at "minigrad_w45_at" (const float*, Py_ssize_t, float*, Py_ssize_t)
+    void w45_a "minigrad_w45_a" (const float*, Py_ssize_t, float*, Py_ssize_t)
 
 cdef enum:
     ALPHA5 = 8      # points along an axis of F(4, 5): 4 outputs + 5 taps − 1
@@ -1581,6 +1582,107 @@ def forward5_by_group(const float[:, :, :, ::1] x, const float[:, :, ::1] u,
                             out_w, 1, 1, buf, 4 * tiles_w * GROUP, 1,
                             bias[o0 + o] if bias.shape[0] > 0 else 0)
             o0 = o0 + block
+
+
+cdef void _output_grad5(const float* cells, Py_ssize_t row_step, Py_ssize_t tiles_h,
+                        Py_ssize_t tiles_w, float* dm, Py_ssize_t m_xi,
+                        float* part) noexcept nogil:
+    """dM = A dY Aᵀ, the adjoint of ``_output5``, for every tile of one output channel's
+    gradient in a lane group's cells (tile (ty, tx)'s 4×4 block at cells + 4·ty·row_step +
+    4·tx·GROUP): point (a, b) of tile i at dm + i·GROUP + (8a + b)·m_xi."""
+    cdef Py_ssize_t ty, tx, k
+    cdef const float* corner
+    cdef float* entry
+    for ty in range(tiles_h):
+        for tx in range(tiles_w):
+            corner = cells + 4 * ty * row_step + 4 * tx * GROUP
+            entry = dm + (ty * tiles_w + tx) * GROUP
+            for k in range(4):             # A down each column of the block, then along rows
+                w45_a(corner + k * GROUP, row_step, part + k * GROUP, 4 * GROUP)
+            for k in range(ALPHA5):
+                w45_a(part + 4 * k * GROUP, GROUP, entry + ALPHA5 * k * m_xi, m_xi)
+
+
+def grad5_weight_length(Py_ssize_t channels, Py_ssize_t out_channels, Py_ssize_t tiles_h,
+                        Py_ssize_t tiles_w, Py_ssize_t gap):
+    """Entries of ``work`` each thread of ``grad5_weight_by_group`` needs: one lane group's V
+    and dM (64 points each, 16 lanes a tile, points ``gap`` entries apart) and the products'
+    panel."""
+    cdef Py_ssize_t columns = GROUP * tiles_h * tiles_w
+    return ALPHA5 * ALPHA5 * ((channels + out_channels) * columns + 2 * gap) + GEMM_WORK
+
+
+def grad5_weight_by_group(const float[:, :, :, ::1] x, const float[:, :, :, ::1] gy,
+                          float[:, :, :, ::1] grad_u, Py_ssize_t top, Py_ssize_t left,
+                          Py_ssize_t gap, float[:, ::1] scratch, float[:, ::1] work,
+                          int num_threads):
+    """The weight gradient of ``forward5_by_group`` before G's adjoint: grad_u[s] (64, O, C)
+    = Σ dM · Vᵀ over the lane groups of share s (group g in share g·S div groups, S =
+    grad_u's first axis: fixed by N, so the sums do not depend on the thread count), dM = A
+    dY Aᵀ of gy's tiles and V = Bᵀ d B of x's patches as the forward has them; ∂L/∂g = Gᵀ
+    (Σ_s grad_u[s]) G is the caller's. ``work`` (``grad5_weight_length``) and ``scratch``
+    (``scratch5_length``) per thread. Float32, AVX-512."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1]
+    cdef Py_ssize_t height = x.shape[2], width = x.shape[3], out_channels = gy.shape[1]
+    cdef Py_ssize_t out_h = gy.shape[2], out_w = gy.shape[3]
+    cdef Py_ssize_t tiles_h = (out_h + 3) // 4, tiles_w = (out_w + 3) // 4
+    cdef Py_ssize_t per_grid = tiles_h * tiles_w, wide = GROUP * per_grid
+    cdef Py_ssize_t groups = (n_images + GROUP - 1) // GROUP, points = ALPHA5 * ALPHA5
+    cdef Py_ssize_t span_h = 4 * tiles_h + 4, span_w = 4 * tiles_w + 4
+    cdef Py_ssize_t v_xi = channels * wide + gap, m_xi = out_channels * wide + gap
+    cdef Py_ssize_t shares = grad_u.shape[0], share, first, last, g, count, c, o, p, t
+    cdef float* v
+    cdef float* dm
+    cdef float* buf
+    if not GEMM_TILE:
+        raise RuntimeError("winograd.grad5_weight_by_group: built with AVX-512 only")
+    if (gy.shape[0] != n_images or shares < 1 or gap < 0
+            or grad_u.shape[1] != points or grad_u.shape[2] != out_channels
+            or grad_u.shape[3] != channels):
+        raise ValueError(f"winograd.grad5_weight_by_group: grad_u ({grad_u.shape[0]}, "
+                         f"{grad_u.shape[1]}, {grad_u.shape[2]}, {grad_u.shape[3]}), gy "
+                         f"({gy.shape[0]} images) and gap {gap} do not match (S ≥ 1, "
+                         f"{points}, {out_channels}, {channels}) for {n_images} images")
+    if min(top, left) < 0 or height + top > span_h or width + left > span_w:
+        raise ValueError(f"winograd.grad5_weight_by_group: outputs of {out_h}×{out_w} reach "
+                         f"{span_h}×{span_w} padded cells, less than the input's {height}×"
+                         f"{width} with padding ({top}, {left}), or the padding is negative")
+    cdef int nt = <int>min(team_size(n_images * channels * per_grid * GROUP, PARALLEL_MIN,
+                                     num_threads), shares)
+    needed = (nt, scratch5_length(tiles_h, tiles_w))
+    if scratch.shape[0] < needed[0] or scratch.shape[1] < needed[1]:
+        raise ValueError(f"winograd.grad5_weight_by_group: scratch must be at least {needed}, "
+                         f"got ({scratch.shape[0]}, {scratch.shape[1]})")
+    needed = (nt, grad5_weight_length(channels, out_channels, tiles_h, tiles_w, gap))
+    if work.shape[0] < needed[0] or work.shape[1] < needed[1]:
+        raise ValueError(f"winograd.grad5_weight_by_group: work must be at least {needed}, "
+                         f"got ({work.shape[0]}, {work.shape[1]})")
+    grad_u[...] = 0
+    if n_images * out_channels * channels == 0:
+        return
+    for share in prange(shares, nogil=True, schedule="static", num_threads=nt):
+        t = threadid()
+        v = &work[t, 0]
+        dm = v + points * v_xi
+        buf = &scratch[t, 0]
+        first = -(-share * groups // shares)
+        last = -(-(share + 1) * groups // shares)
+        for g in range(first, last):
+            count = min(GROUP, n_images - g * GROUP)
+            # all 16 lanes transformed: past ``count`` the cells are zeros, and so V and dM
+            for o in range(out_channels):
+                _lane_cells(<float*>&gy[0, 0, 0, 0], g * GROUP, count, o, out_channels, out_h,
+                            out_w, 1, 1, 0, 0, 4 * tiles_h, 4 * tiles_w, buf)
+                _output_grad5(buf, 4 * tiles_w * GROUP, tiles_h, tiles_w, dm + o * wide, m_xi,
+                              buf + span_h * span_w * GROUP)
+            for c in range(channels):
+                _lane_cells(<float*>&x[0, 0, 0, 0], g * GROUP, count, c, channels, height,
+                            width, 1, 1, top, left, span_h, span_w, buf)
+                _input5(buf, span_w * GROUP, tiles_h, tiles_w, v + c * wide, v_xi,
+                        2 * GROUP, buf + span_h * span_w * GROUP)
+            for p in range(points):
+                _gemm(dm + p * m_xi, wide, 1, v + p * v_xi, 1, wide, &grad_u[share, p, 0, 0],
+                      channels, out_channels, channels, wide, 1, dm + points * m_xi)
 
 
 # -- the filters: U = G g Gᵀ and its adjoint -------------------------------------------------------

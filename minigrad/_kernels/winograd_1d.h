@@ -233,6 +233,23 @@ static inline void minigrad_w45_at(const float *i, ptrdiff_t is, float *o, ptrdi
     *(minigrad_lf *)(o + 3 * os) = d1 + 8.0f * d2 + 0.125f * d3 + m7;
 }
 
+/* the adjoint of minigrad_w45_at: o = A i, 4 rows in, 8 out (the output gradient's points) */
+static inline void minigrad_w45_a(const float *i, ptrdiff_t is, float *o, ptrdiff_t os)
+{
+    minigrad_lf y0 = *(const minigrad_lf *)i, y1 = *(const minigrad_lf *)(i + is);
+    minigrad_lf y2 = *(const minigrad_lf *)(i + 2 * is), y3 = *(const minigrad_lf *)(i + 3 * is);
+    minigrad_lf e1 = y0 + y2, o1 = y1 + y3, e2 = y0 + 4.0f * y2, o2 = 2.0f * y1 + 8.0f * y3;
+    minigrad_lf e3 = y0 + 0.25f * y2, o3 = 0.5f * y1 + 0.125f * y3;
+    *(minigrad_lf *)o = y0;
+    *(minigrad_lf *)(o + os) = e1 + o1;
+    *(minigrad_lf *)(o + 2 * os) = e1 - o1;
+    *(minigrad_lf *)(o + 3 * os) = e2 + o2;
+    *(minigrad_lf *)(o + 4 * os) = e2 - o2;
+    *(minigrad_lf *)(o + 5 * os) = e3 + o3;
+    *(minigrad_lf *)(o + 6 * os) = e3 - o3;
+    *(minigrad_lf *)(o + 7 * os) = y3;
+}
+
 MINIGRAD_W4_FUNCTIONS(f, float)
 MINIGRAD_W4_FUNCTIONS(d, double)
 MINIGRAD_W_SPLIT_JOIN(f, float)

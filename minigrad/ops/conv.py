@@ -194,6 +194,10 @@ class Conv2d(Function):
             gx_turned = turned.forward(gy, turned.transform_weight(
                 np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))), None)
             need_x = False
+        grad_weight = self.winograd5_grad_weight if need_weight else None
+        if grad_weight is not None:
+            gw_five = grad_weight.grad_weight(x, gy)
+            need_weight = False
         if not (need_x or need_weight):
             gx = gw = None
         elif self.winograd_backward is not None:
@@ -220,6 +224,8 @@ class Conv2d(Function):
             gx, gw = self._backward_unrolled(x, gy, need_x, need_weight)
         if turned is not None:
             gx = gx_turned
+        if grad_weight is not None:
+            gw = gw_five
         grads = (gx, None if gw is None else gw.reshape(weight.shape))
         if len(self.needs_input_grad) > 2:
             grads += (_bias_grad(gy) if need_bias else None,)
@@ -333,9 +339,12 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
                                                          itemsize)
         winograd = plan if strided[0] else None
         winograd_backward = plan if strided[1] else None
-    if use_winograd is True and conv_winograd5.takes((kh, kw), stride, dilation, groups, channels,
-                                                     out_channels, n, out_h, out_w, itemsize):
-        # the forward only: the backward keeps the plan the rules above gave it
+    five = use_winograd is True and conv_winograd5.takes((kh, kw), stride, dilation, groups,
+                                                         channels, out_channels, n, out_h,
+                                                         out_w, itemsize)
+    if five:
+        # the forward, and the weight gradient by its own rule; the backward's plan above
+        # takes the rest
         winograd = conv_winograd5.Winograd5Plan(x_shape, weight_shape, padding)
     # the input gradient as the forward of gy by the turned filters, padded by 4 − p
     turned_padding = tuple((kh - 1 - low, kh - 1 - high) for low, high in padding)
@@ -364,8 +373,11 @@ def _layout(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, 
         # the Winograd plans of the forward and of the backward pass (the stride-1 one serves
         # both), and the direct plans for a pass without one (None: another path)
         "winograd": winograd, "winograd_backward": winograd_backward,
-        # F(4×4, 5×5) for the input gradient of a 5×5 layer (None: the backward's own plan)
+        # F(4×4, 5×5) for the input and the weight gradient of a 5×5 layer (None: the
+        # backward's own plan)
         "winograd5_grad_input": winograd5_grad_input,
+        "winograd5_grad_weight": (winograd if five and conv_winograd5.takes_grad_weight(
+            channels, out_channels) else None),
         "direct": direct, "direct_backward": direct_backward,
         "col_rows": col_rows,
         "chunk": max(1, min(n, chunk_bytes // max(per_image, 1))),

@@ -41,6 +41,8 @@ USE = True
 OUT_BLOCK = 64
 #: Entries between the products' points (as ``conv_winograd.PLANE_GAP``).
 PLANE_GAP = 16
+#: The weight gradient sums the tiles in this many partials (as ``conv_winograd.SUM_SHARES``).
+SUM_SHARES = 8
 #: The rule's bounds, measured against the other algorithms on two threads (docs/algorithms.md):
 #: a lane group holds 16 images and goes to one thread, so a batch of fewer than two groups
 #: leaves lanes or a thread idle; maps of fewer outputs than 8×8 (7×7: four tiles, a quarter
@@ -50,6 +52,9 @@ MIN_CHANNELS = 4
 MIN_OUT_CHANNELS = 8
 MIN_POSITIONS = 64
 MIN_TILE_USE = 0.75
+#: ... and the weight gradient's (``takes_grad_weight``): 8→16 and 4→16 were slower on it,
+#: 16→32 as fast on 32×32 and faster on smaller maps.
+GRAD_WEIGHT_MIN_DEPTH = 10
 
 
 def takes(kernel, stride, dilation, groups, channels, out_channels, n, out_h, out_w, itemsize):
@@ -62,6 +67,13 @@ def takes(kernel, stride, dilation, groups, channels, out_channels, n, out_h, ou
     tiles = -(-out_h // 4) * -(-out_w // 4)
     return (n >= MIN_IMAGES and channels >= MIN_CHANNELS and out_channels >= MIN_OUT_CHANNELS
             and out_h * out_w >= MIN_POSITIONS and out_h * out_w >= MIN_TILE_USE * 16 * tiles)
+
+
+def takes_grad_weight(channels, out_channels):
+    """Whether a layer that ``takes`` F(4×4, 5×5) computes its weight gradient by it too: where
+    its products are deep enough, C·O / (C + O) ≥ ``GRAD_WEIGHT_MIN_DEPTH``, since each tile's
+    C + O transforms feed C·O products per point."""
+    return channels * out_channels >= GRAD_WEIGHT_MIN_DEPTH * (channels + out_channels)
 
 
 class Winograd5Plan:
@@ -97,3 +109,26 @@ class Winograd5Plan:
         _kernels.forward5_by_group(x, u, y, absent(x.dtype) if bias is None else bias,
                                    self.top, self.left, block, PLANE_GAP, scratch, work, threads)
         return y
+
+    def grad_weight(self, x, gy):
+        """∂L/∂g (O, C, 5, 5) = Gᵀ [Σ (A dY Aᵀ) ⊙ (Bᵀ d B)] G over the batch's tiles, for the
+        forward's x and the output gradient gy; the tiles' sums in ``SUM_SHARES`` partials,
+        each a fixed share of the lane groups (``_kernels.grad5_weight_by_group``), added in
+        order."""
+        threads = get_num_threads()
+        groups = -(-self.n // _kernels.LANE_GROUP)
+        shares = workspace.get("winograd_grad_u", (max(1, min(SUM_SHARES, groups)), 64,
+                                                   self.out_channels, self.channels), x.dtype)
+        scratch = workspace.get("winograd_scratch", (threads, _kernels.scratch5_length(
+            self.tiles_h, self.tiles_w)), x.dtype)
+        work = workspace.get("winograd_work", (threads, _kernels.grad5_weight_length(
+            self.channels, self.out_channels, self.tiles_h, self.tiles_w, PLANE_GAP)), x.dtype)
+        _kernels.grad5_weight_by_group(x, gy, shares, self.top, self.left, PLANE_GAP, scratch,
+                                       work, threads)
+        grad_u = shares.sum(axis=0).reshape(8, 8, -1)                       # (a, b, (o, c))
+        g = G.astype(x.dtype)
+        # Gᵀ grad_u G: along a, then along b, as two products over all filters at once
+        rows = (g.T @ grad_u.reshape(8, -1)).reshape(5, 8, -1)              # (k, b, (o, c))
+        grad = (g.T @ rows.transpose(1, 0, 2).reshape(8, -1)).reshape(5, 5, -1)   # (l, k, oc)
+        return np.ascontiguousarray(grad.transpose(2, 1, 0)).reshape(
+            self.out_channels, self.channels, 5, 5)
