@@ -3,9 +3,9 @@
 Seven algorithms, chosen by the shapes:
 
 - 5×5, stride 1, ungrouped, float32 (AVX-512), from a batch of 32 (``conv_winograd5.takes``):
-  Winograd's F(4×4, 5×5) for the forward and, as the forward of gy by the turned filters,
-  the input gradient, in lanes of 16 images (``conv_winograd5.py``); the weight gradient by
-  the rules below;
+  Winograd's F(4×4, 5×5) for the forward, the input gradient (the forward of gy by the
+  turned filters) and, with deep enough products, the weight gradient, in lanes of 16
+  images (``conv_winograd5.py``); the other passes by the rules below;
 - 3×3, stride 1, ungrouped, with many channels (``conv_winograd.tile_size`` has the rules),
   also dilated where the dilation divides the input and the padding: Winograd's F(4×4, 3×3)
   or F(2×2, 3×3), one matrix product per transform point over the batch's tiles

@@ -11,12 +11,16 @@ with transforms of 64 points per patch instead of four of 36.
 Its points reach ±2 and ±½, and the sums rescale them by up to 8 and 21/4: float32's error is
 about one and a half times that of the four blocks (measured in the tests; within the float32
 tolerances of the convolution tests). The pass runs in lanes of 16 images
-(``minigrad/_kernels/winograd.pyx``: ``forward5_by_group``), float32 with AVX-512 only; the
-backward pass stays with the rules' other algorithms (``conv.Conv2d``).
+(``minigrad/_kernels/winograd.pyx``: ``forward5_by_group``), float32 with AVX-512 only. The
+input gradient is the forward of gy by the filters turned by 180° with their channels
+swapped (``conv.Conv2d.backward``); the weight gradient, Gᵀ [Σ (A dY Aᵀ) ⊙ V] G over the
+tiles, runs where the products are deep enough (``takes_grad_weight``,
+``grad5_weight_by_group``); otherwise those passes keep the rules' other algorithms.
 
 Extra memory (per thread, reused by later calls): one lane group's V (64 points × C × 16
 tiles' lanes) and its products for ``OUT_BLOCK`` output channels, the group's interleaved
-cells; and U (64 × O × C) while the pass runs.
+cells; and U (64 × O × C) while the pass runs. The weight gradient: a group's V and dM and a
+512 KiB panel per thread, and ``SUM_SHARES`` partial sums of 64 × O × C.
 """
 
 import numpy as np
