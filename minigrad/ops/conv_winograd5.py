@@ -1,4 +1,4 @@
-"""The forward pass of a 5×5 stride-1 convolution by Winograd F(4×4, 5×5).
+"""5×5 stride-1 convolutions by Winograd F(4×4, 5×5): the forward and both gradients.
 
 F(4, 5) computes 4 outputs of a 5-tap correlation from 8 inputs with 8 multiplies, at the
 points 0, ±1, ±2, ±½ and ∞ (F(6, 3)'s): y = Aᵀ [(G g) ⊙ (Bᵀ d)]. Nested in 2-D, each 4×4
