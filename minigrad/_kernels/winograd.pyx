@@ -1316,7 +1316,7 @@ def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
     cdef Py_ssize_t wide = _panel_columns(per_grid)
     cdef Py_ssize_t v_xi = rows * wide + gap, m_xi = out_block * wide + gap
     cdef Py_ssize_t lda = u.strides[1] // sizeof(float), xi_u = u.strides[0] // sizeof(float)
-    cdef Py_ssize_t g, count, i, c, o, o0, block, p, t
+    cdef Py_ssize_t g, count, c, o, o0, block, p, t
     cdef Py_ssize_t span_h, span_w
     cdef float* v
     cdef float* mm
@@ -1387,7 +1387,7 @@ def backward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
     cdef Py_ssize_t shares = grad_u.shape[0] if need_w else max(groups, 1)
     cdef Py_ssize_t lda = u.strides[1] // sizeof(float) if need_x else 0
     cdef Py_ssize_t xi_u = u.strides[0] // sizeof(float) if need_x else 0
-    cdef Py_ssize_t share, first, last, g, count, columns, i, c, o, p, t
+    cdef Py_ssize_t share, first, last, g, count, columns, c, o, t
     cdef Py_ssize_t span_h = m * tiles_h + 2 + _reach(blocks, dh, dw)
     cdef Py_ssize_t span_w = m * tiles_w + 2 + _reach(blocks, dh, dw)
     cdef float* v
