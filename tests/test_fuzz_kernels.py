@@ -22,6 +22,7 @@ import minigrad.nn.functional as F  # noqa: E402
 
 from helpers import reference as R  # noqa: E402
 from helpers.conv import forced_winograd  # noqa: E402
+from minigrad.ops import conv_winograd5  # noqa: E402
 
 LAYOUTS = ("contiguous", "transposed", "sliced", "tensor-data-view")
 TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -172,6 +173,42 @@ def test_winograd_conv2d_matches_reference(data, dtype):
     _check(x.grad, gx, dtype, "winograd grad x", scaled=True)
     _check(w.grad, gw, dtype, "winograd grad weight", scaled=True)
     _check(b.grad, gb, dtype, "winograd grad bias")
+
+
+@pytest.mark.skipif(not conv_winograd5.takes((5, 5), (1, 1), (1, 1), 1, 8, 16, 64, 16, 16, 4),
+                    reason="F(4×4, 5×5) runs on the AVX-512 products")
+@given(data=st.data())
+def test_winograd5_conv2d_matches_reference(data):
+    """5×5 stride 1 by F(4×4, 5×5), all three passes, whatever the shape (its bounds off):
+    padding 0–4 per axis, outputs that leave parts of the last tiles out, planes narrower and
+    wider than a 16-column transpose, batches below and above a lane group of 16 images."""
+    backward_threads = _forward_threads(data)
+    padding = (data.draw(st.integers(0, 4)), data.draw(st.integers(0, 4)))
+    height = data.draw(st.integers(max(1, 5 - 2 * padding[0]), 19))
+    width = data.draw(st.integers(max(1, 5 - 2 * padding[1]), 37))
+    channels, out_channels = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+    n = data.draw(st.sampled_from([1, 2, 15, 16, 17, 33]), label="batch")
+    x, xv = data.draw(arrays((n, channels, height, width), np.float32))
+    w, wv = data.draw(arrays((out_channels, channels, 5, 5), np.float32))
+    b, bv = data.draw(arrays((out_channels,), np.float32))
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("MIN_IMAGES", "MIN_CHANNELS", "MIN_OUT_CHANNELS", "MIN_POSITIONS",
+                     "MIN_TILE_USE", "GRAD_WEIGHT_MIN_DEPTH"):
+            patch.setattr(conv_winograd5, name, 0)
+        y = F.conv2d(x, w, b, padding=padding)
+        layer = y._creator
+        assert isinstance(layer.winograd, conv_winograd5.Winograd5Plan)
+        assert isinstance(layer.winograd5_grad_input, conv_winograd5.Winograd5Plan)
+        assert isinstance(layer.winograd5_grad_weight, conv_winograd5.Winograd5Plan)
+        expected = R.conv2d(xv, wv, bv, (1, 1), padding, (1, 1), 1)
+        _check(y.data, expected, np.float32, "winograd5 forward", scaled=True)
+        gy = _upstream(y.shape)
+        minigrad.set_num_threads(backward_threads)
+        y.backward(gy.astype(np.float32))
+    gx, gw, gb = R.conv2d_vjp(xv, wv, gy, (1, 1), padding, (1, 1), 1)
+    _check(x.grad, gx, np.float32, "winograd5 grad x", scaled=True)
+    _check(w.grad, gw, np.float32, "winograd5 grad weight", scaled=True)
+    _check(b.grad, gb, np.float32, "winograd5 grad bias")
 
 
 @given(data=st.data(), dtype=dtypes)
