@@ -1501,6 +1501,30 @@ cdef void _output5(const float* mm, Py_ssize_t m_xi, Py_ssize_t tiles_h, Py_ssiz
                 w45_at(part + ALPHA5 * k * GROUP, GROUP, corner + k * row_step, GROUP)
 
 
+cdef int _team5(str op, x_shape, Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t top,
+                Py_ssize_t left, Py_ssize_t units, Py_ssize_t work_length, scratch_shape,
+                work_shape, int num_threads) except -1:
+    """The team of ``forward5_by_group`` or ``grad5_weight_by_group`` over ``units`` work
+    items, after the checks both need: the input padded by (top, left) inside the reach of the
+    outputs' 4×4 tiles, and ``scratch`` (``scratch5_length``) and ``work`` (``work_length``)
+    for every thread."""
+    cdef Py_ssize_t tiles_h = (out_h + 3) // 4, tiles_w = (out_w + 3) // 4
+    cdef Py_ssize_t span_h = 4 * tiles_h + 4, span_w = 4 * tiles_w + 4
+    height, width = x_shape[2], x_shape[3]
+    if min(top, left) < 0 or height + top > span_h or width + left > span_w:
+        raise ValueError(f"winograd.{op}: outputs of {out_h}×{out_w} reach {span_h}×{span_w} "
+                         f"padded cells, less than the input's {height}×{width} with padding "
+                         f"({top}, {left}), or the padding is negative")
+    cdef int nt = <int>min(team_size(x_shape[0] * x_shape[1] * tiles_h * tiles_w * GROUP,
+                                     PARALLEL_MIN, num_threads), max(units, 1))
+    for name, shape, length in (("scratch", scratch_shape, scratch5_length(tiles_h, tiles_w)),
+                                ("work", work_shape, work_length)):
+        if shape[0] < nt or shape[1] < length:
+            raise ValueError(f"winograd.{op}: {name} must be at least ({nt}, {length}), got "
+                             f"({shape[0]}, {shape[1]})")
+    return nt
+
+
 def forward5_by_group(const float[:, :, :, ::1] x, const float[:, :, ::1] u,
                       float[:, :, :, ::1] y, const float[::1] bias, Py_ssize_t top,
                       Py_ssize_t left, Py_ssize_t out_block, Py_ssize_t gap,
@@ -1535,22 +1559,11 @@ def forward5_by_group(const float[:, :, :, ::1] x, const float[:, :, ::1] u,
                          f"{u.shape[2]}), bias ({bias.shape[0]},), out ({n_images} vs "
                          f"{y.shape[0]} images), out_block {out_block} and gap {gap} do not "
                          f"match ({points}, {out_channels}, {channels}) filters")
-    if min(top, left) < 0 or height + top > span_h or width + left > span_w:
-        raise ValueError(f"winograd.forward5_by_group: outputs of {out_h}×{out_w} reach "
-                         f"{span_h}×{span_w} padded cells, less than the input's {height}×"
-                         f"{width} with padding ({top}, {left}), or the padding is negative")
+    cdef int nt = _team5("forward5_by_group", x.shape, out_h, out_w, top, left, groups,
+                         by_group5_length(channels, out_block, tiles_h, tiles_w, gap),
+                         scratch.shape, work.shape, num_threads)
     if y.shape[0] * out_channels == 0:
         return
-    cdef int nt = <int>min(team_size(n_images * channels * per_grid * GROUP, PARALLEL_MIN,
-                                     num_threads), groups)
-    needed = (nt, scratch5_length(tiles_h, tiles_w))
-    if scratch.shape[0] < needed[0] or scratch.shape[1] < needed[1]:
-        raise ValueError(f"winograd.forward5_by_group: scratch must be at least {needed}, got "
-                         f"({scratch.shape[0]}, {scratch.shape[1]})")
-    needed = (nt, by_group5_length(channels, out_block, tiles_h, tiles_w, gap))
-    if work.shape[0] < needed[0] or work.shape[1] < needed[1]:
-        raise ValueError(f"winograd.forward5_by_group: work must be at least {needed}, got "
-                         f"({work.shape[0]}, {work.shape[1]})")
     for g in prange(groups, nogil=True, schedule="static", num_threads=nt):
         t = threadid()
         v = &work[t, 0]
@@ -1643,20 +1656,9 @@ def grad5_weight_by_group(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
                          f"{grad_u.shape[1]}, {grad_u.shape[2]}, {grad_u.shape[3]}), gy "
                          f"({gy.shape[0]} images) and gap {gap} do not match (S ≥ 1, "
                          f"{points}, {out_channels}, {channels}) for {n_images} images")
-    if min(top, left) < 0 or height + top > span_h or width + left > span_w:
-        raise ValueError(f"winograd.grad5_weight_by_group: outputs of {out_h}×{out_w} reach "
-                         f"{span_h}×{span_w} padded cells, less than the input's {height}×"
-                         f"{width} with padding ({top}, {left}), or the padding is negative")
-    cdef int nt = <int>min(team_size(n_images * channels * per_grid * GROUP, PARALLEL_MIN,
-                                     num_threads), shares)
-    needed = (nt, scratch5_length(tiles_h, tiles_w))
-    if scratch.shape[0] < needed[0] or scratch.shape[1] < needed[1]:
-        raise ValueError(f"winograd.grad5_weight_by_group: scratch must be at least {needed}, "
-                         f"got ({scratch.shape[0]}, {scratch.shape[1]})")
-    needed = (nt, grad5_weight_length(channels, out_channels, tiles_h, tiles_w, gap))
-    if work.shape[0] < needed[0] or work.shape[1] < needed[1]:
-        raise ValueError(f"winograd.grad5_weight_by_group: work must be at least {needed}, "
-                         f"got ({work.shape[0]}, {work.shape[1]})")
+    cdef int nt = _team5("grad5_weight_by_group", x.shape, out_h, out_w, top, left, shares,
+                         grad5_weight_length(channels, out_channels, tiles_h, tiles_w, gap),
+                         scratch.shape, work.shape, num_threads)
     grad_u[...] = 0
     if n_images * out_channels * channels == 0:
         return
