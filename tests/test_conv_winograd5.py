@@ -272,8 +272,9 @@ def test_weight_gradient_kernel_checks_its_arguments():
     scratch = np.zeros((2, kernels.scratch5_length(2, 2)), np.float32)
     work = np.zeros((2, kernels.grad5_weight_length(2, 4, 2, 2, 16)), np.float32)
     kernels.grad5_weight_by_group(x, gy, grad_u, 2, 2, 16, scratch, work, 2)
+    # shares: at least one, and no more than the batch's lane groups (one here)
     for bad in (np.zeros((1, 64, 3, 2), np.float32), np.zeros((1, 63, 4, 2), np.float32),
-                np.zeros((0, 64, 4, 2), np.float32)):
+                np.zeros((0, 64, 4, 2), np.float32), np.zeros((2, 64, 4, 2), np.float32)):
         with pytest.raises(ValueError, match="do not match"):
             kernels.grad5_weight_by_group(x, gy, bad, 2, 2, 16, scratch, work, 2)
     with pytest.raises(ValueError, match="do not match"):

@@ -1247,11 +1247,11 @@ def _by_group_team(str op, Py_ssize_t m, x_shape, y_shape, const Py_ssize_t[:, :
         _checked_team(op, m, x_shape, (points, x_shape[1], tiles), (4 * tiles, 4 * tiles, 4),
                       4, scratch_shape, tiles_h, tiles_w, False, num_threads,
                       top - blocks[i, 0], left - blocks[i, 1], dh, dw)
-    needed = scratch_length(m, tiles_h, tiles_w, dh, dw, _reach(blocks, dh, dw))
+    reach = _reach(blocks, dh, dw)
+    needed = scratch_length(m, tiles_h, tiles_w, dh, dw, reach)
     if scratch_shape[0] < nt or scratch_shape[1] < needed:
         raise ValueError(f"winograd.{op}: scratch must be at least ({nt}, {needed}) for "
-                         f"blocks reaching {_reach(blocks, dh, dw)} cells, got "
-                         f"{tuple(scratch_shape[:2])}")
+                         f"blocks reaching {reach} cells, got {tuple(scratch_shape[:2])}")
     nt = <int>min(nt, max(units, 1))
     length = by_group_length(m, n_blocks * x_shape[1], out_block, tiles_h, tiles_w, gap)
     if work_shape[0] < nt or work_shape[1] < length:
@@ -1317,7 +1317,7 @@ def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
     cdef Py_ssize_t v_xi = rows * wide + gap, m_xi = out_block * wide + gap
     cdef Py_ssize_t lda = u.strides[1] // sizeof(float), xi_u = u.strides[0] // sizeof(float)
     cdef Py_ssize_t g, count, c, o, o0, block, p, t
-    cdef Py_ssize_t span_h, span_w
+    cdef Py_ssize_t reach, span_h, span_w
     cdef float* v
     cdef float* mm
     cdef float* buf
@@ -1335,8 +1335,8 @@ def forward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, :
                                  work.shape, groups, num_threads)
     if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] == 0:
         return
-    span_h = m * tiles_h + 2 + _reach(blocks, dh, dw)
-    span_w = m * tiles_w + 2 + _reach(blocks, dh, dw)
+    reach = _reach(blocks, dh, dw)
+    span_h, span_w = m * tiles_h + 2 + reach, m * tiles_w + 2 + reach
     for g in prange(groups, nogil=True, schedule="static", num_threads=nt):
         t = threadid()
         v = &work[t, 0]
@@ -1388,8 +1388,8 @@ def backward_by_group(Py_ssize_t m, const float[:, :, :, ::1] x, const float[:, 
     cdef Py_ssize_t lda = u.strides[1] // sizeof(float) if need_x else 0
     cdef Py_ssize_t xi_u = u.strides[0] // sizeof(float) if need_x else 0
     cdef Py_ssize_t share, first, last, g, count, columns, c, o, t
-    cdef Py_ssize_t span_h = m * tiles_h + 2 + _reach(blocks, dh, dw)
-    cdef Py_ssize_t span_w = m * tiles_w + 2 + _reach(blocks, dh, dw)
+    cdef Py_ssize_t reach = _reach(blocks, dh, dw)
+    cdef Py_ssize_t span_h = m * tiles_h + 2 + reach, span_w = m * tiles_w + 2 + reach
     cdef float* v
     cdef float* dm
     cdef float* buf
@@ -1618,9 +1618,9 @@ cdef void _output_grad5(const float* cells, Py_ssize_t row_step, Py_ssize_t tile
 
 def grad5_weight_length(Py_ssize_t channels, Py_ssize_t out_channels, Py_ssize_t tiles_h,
                         Py_ssize_t tiles_w, Py_ssize_t gap):
-    """Entries of ``work`` each thread of ``grad5_weight_by_group`` needs: one lane group's V
-    and dM (64 points each, 16 lanes a tile, points ``gap`` entries apart) and the products'
-    panel."""
+    """Entries of ``work`` each thread of ``grad5_weight_by_group`` needs: one lane group's dM
+    and V (64 points each, 16 lanes a tile, points ``gap`` entries apart) and the products'
+    panel after them (``_grad_u_products``)."""
     cdef Py_ssize_t columns = GROUP * tiles_h * tiles_w
     return ALPHA5 * ALPHA5 * ((channels + out_channels) * columns + 2 * gap) + GEMM_WORK
 
@@ -1643,29 +1643,31 @@ def grad5_weight_by_group(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
     cdef Py_ssize_t groups = (n_images + GROUP - 1) // GROUP, points = ALPHA5 * ALPHA5
     cdef Py_ssize_t span_h = 4 * tiles_h + 4, span_w = 4 * tiles_w + 4
     cdef Py_ssize_t v_xi = channels * wide + gap, m_xi = out_channels * wide + gap
-    cdef Py_ssize_t shares = grad_u.shape[0], share, first, last, g, count, c, o, p, t
+    cdef Py_ssize_t shares = grad_u.shape[0], share, first, last, g, count, c, o, t
     cdef float* v
     cdef float* dm
     cdef float* buf
     if not GEMM_TILE:
         raise RuntimeError("winograd.grad5_weight_by_group: built with AVX-512 only")
-    if (gy.shape[0] != n_images or shares < 1 or gap < 0
+    if (gy.shape[0] != n_images or not 1 <= shares <= max(groups, 1) or gap < 0
             or grad_u.shape[1] != points or grad_u.shape[2] != out_channels
             or grad_u.shape[3] != channels):
         raise ValueError(f"winograd.grad5_weight_by_group: grad_u ({grad_u.shape[0]}, "
                          f"{grad_u.shape[1]}, {grad_u.shape[2]}, {grad_u.shape[3]}), gy "
-                         f"({gy.shape[0]} images) and gap {gap} do not match (S ≥ 1, "
-                         f"{points}, {out_channels}, {channels}) for {n_images} images")
+                         f"({gy.shape[0]} images) and gap {gap} do not match (1 ≤ S ≤ "
+                         f"{max(groups, 1)}, {points}, {out_channels}, {channels}) for "
+                         f"{n_images} images")
     cdef int nt = _team5("grad5_weight_by_group", x.shape, out_h, out_w, top, left, shares,
                          grad5_weight_length(channels, out_channels, tiles_h, tiles_w, gap),
                          scratch.shape, work.shape, num_threads)
-    grad_u[...] = 0
+    if n_images == 0:
+        grad_u[...] = 0
     if n_images * out_channels * channels == 0:
         return
     for share in prange(shares, nogil=True, schedule="static", num_threads=nt):
         t = threadid()
-        v = &work[t, 0]
-        dm = v + points * v_xi
+        dm = &work[t, 0]
+        v = dm + points * m_xi
         buf = &scratch[t, 0]
         first = -(-share * groups // shares)
         last = -(-(share + 1) * groups // shares)
@@ -1682,9 +1684,9 @@ def grad5_weight_by_group(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
                             width, 1, 1, top, left, span_h, span_w, buf)
                 _input5(buf, span_w * GROUP, tiles_h, tiles_w, v + c * wide, v_xi,
                         2 * GROUP, buf + span_h * span_w * GROUP)
-            for p in range(points):
-                _gemm(dm + p * m_xi, wide, 1, v + p * v_xi, 1, wide, &grad_u[share, p, 0, 0],
-                      channels, out_channels, channels, wide, 1, dm + points * m_xi)
+            # added to the share's sum after its first group
+            _grad_u_products(dm, m_xi, v, v_xi, &grad_u[share, 0, 0, 0], points, out_channels,
+                             channels, wide, g > first)
 
 
 # -- the filters: U = G g Gᵀ and its adjoint -------------------------------------------------------
